@@ -1,0 +1,109 @@
+"""The root command group, shared options, and the mapping of errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+from sqlalchemy.exc import OperationalError
+
+from tokenledger.errors import (
+    Conflict,
+    IntegrityViolation,
+    LedgerError,
+    NotFound,
+    PermissionDenied,
+    StorageError,
+    ValidationError,
+)
+from tokenledger.store import DEFAULT_DATABASE_URL, EventStore, open_event_store
+from tokenledger.store.engine import parse_database_url
+
+__all__ = ["EXIT_CODES", "CliContext", "cli", "main"]
+
+#: Exit codes, one per error category (2 is also click's own for usage errors).
+EXIT_CODES: dict[type[LedgerError], int] = {
+    ValidationError: 2,
+    NotFound: 3,
+    PermissionDenied: 4,
+    Conflict: 5,
+    IntegrityViolation: 6,
+    StorageError: 7,
+}
+
+
+def exit_code_for(error: LedgerError) -> int:
+    for cls in type(error).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return 1
+
+
+@dataclass
+class CliContext:
+    database_url: str
+    _store: EventStore | None = field(default=None, repr=False)
+
+    def store(self) -> EventStore:
+        if self._store is None:
+            self._store = open_event_store(self.database_url)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.engine.dispose()
+
+
+class LedgerGroup(click.Group):
+    """Turns every expected failure into one line on stderr and a category's exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LedgerError as error:
+            fail(str(error), exit_code_for(error))
+        except OperationalError as error:
+            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+            fail(f"database error: {reason}", EXIT_CODES[StorageError])
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(f"tokenledger: error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    "database_url",
+    envvar="TOKENLEDGER_DATABASE_URL",
+    default=DEFAULT_DATABASE_URL,
+    show_default=True,
+    help="Database URL (sqlite:///FILE, postgresql://...) or a SQLite file path.",
+)
+@click.version_option(package_name="tokenledger")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str) -> None:
+    """TokenLedger: an event-sourced ledger of accounts, permissions and tokens."""
+    parse_database_url(database_url)  # a malformed URL fails before any command runs
+    context = CliContext(database_url=database_url)
+    ctx.obj = context
+    ctx.call_on_close(context.close)
+
+
+def _register() -> None:
+    from tokenledger.cli import db, demo, log
+
+    cli.add_command(db.db)
+    cli.add_command(demo.demo)
+    cli.add_command(log.log)
+    cli.add_command(log.events_command)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="tokenledger")

@@ -1,0 +1,141 @@
+"""``tokenledger log`` and ``tokenledger events``: the raw log and its integrity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import msgspec
+
+from tokenledger.cli.app import EXIT_CODES, CliContext, fail
+from tokenledger.cli.output import echo_json, json_line
+from tokenledger.errors import CorruptEvent, IntegrityViolation, ValidationError
+from tokenledger.store import Head, RecordedEvent
+from tokenledger.store.chain import format_timestamp
+
+
+@click.group()
+def log() -> None:
+    """Inspect the event log and prove it has not been altered."""
+
+
+def _head_dict(head: Head) -> dict[str, object]:
+    return {
+        "position": head.position,
+        "hash": head.hash,
+        "recorded_at": format_timestamp(head.recorded_at) if head.recorded_at else None,
+    }
+
+
+def _load_head(path: Path) -> Head:
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=Head)
+    except OSError as exc:
+        raise ValidationError(f"cannot read the saved head {str(path)!r}: {exc.strerror}") from exc
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ValidationError(
+            f"{str(path)!r} is not a head saved by 'tokenledger log head --json': {exc}"
+        ) from exc
+
+
+@log.command("head")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print as JSON (save it for 'verify --head')."
+)
+@click.pass_obj
+def head_command(obj: CliContext, as_json: bool) -> None:
+    """The last event's position and hash."""
+    head = obj.store().head()
+    if as_json:
+        echo_json(_head_dict(head))
+    else:
+        click.echo(f"position {head.position}  hash {head.hash}")
+
+
+@log.command("verify")
+@click.option(
+    "--head",
+    "head_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A head saved earlier with 'log head --json': also detect truncation or rewriting.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def verify_command(obj: CliContext, head_file: Path | None, as_json: bool) -> None:
+    """Recompute the hash chain; exit non-zero naming the first bad position."""
+    expected = _load_head(head_file) if head_file else None
+    report = obj.store().verify_chain(expected_head=expected)
+    if as_json:
+        echo_json(
+            {
+                "ok": report.ok,
+                "events_checked": report.events_checked,
+                "head": _head_dict(report.head),
+                "first_bad_position": report.first_bad_position,
+                "problem": report.problem,
+            }
+        )
+    elif report.ok:
+        click.echo(
+            f"chain ok: {report.events_checked} events, head position {report.head.position} "
+            f"hash {report.head.hash}"
+        )
+    if not report.ok:
+        if not as_json:
+            fail(
+                f"chain broken at position {report.first_bad_position}: {report.problem}",
+                EXIT_CODES[IntegrityViolation],
+            )
+        raise SystemExit(EXIT_CODES[IntegrityViolation])
+
+
+def event_dict(record: RecordedEvent) -> dict[str, object]:
+    """A stored event as a JSON-ready dict; raises ``CorruptEvent`` for an undecodable payload."""
+    try:
+        data = msgspec.json.decode(record.data)
+    except msgspec.DecodeError as exc:
+        raise CorruptEvent(record.position, str(exc)) from exc
+    return {
+        "position": record.position,
+        "stream_id": record.stream_id,
+        "stream_version": record.stream_version,
+        "event_id": record.event_id,
+        "event_type": record.event_type,
+        "schema_version": record.schema_version,
+        "recorded_at": record.recorded_at,
+        "actor": record.actor,
+        "command_id": record.command_id,
+        "correlation_id": record.correlation_id,
+        "data": data,
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+    }
+
+
+@click.command("events")
+@click.option(
+    "--from",
+    "from_position",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="First position to print.",
+)
+@click.option("--stream", "stream_id", help="Only this stream's events, in stream order.")
+@click.option("--limit", type=click.IntRange(min=1), help="Print at most this many events.")
+@click.pass_obj
+def events_command(
+    obj: CliContext, from_position: int, stream_id: str | None, limit: int | None
+) -> None:
+    """Print the log as JSON lines, one event each, in log order."""
+    store = obj.store()
+    records: Iterator[RecordedEvent]
+    if stream_id is not None:
+        records = iter(r for r in store.read_stream(stream_id) if r.position >= from_position)
+    else:
+        records = store.read_all(from_position=from_position)
+    for count, record in enumerate(records, start=1):
+        click.echo(json_line(event_dict(record)).decode())
+        if limit is not None and count >= limit:
+            break

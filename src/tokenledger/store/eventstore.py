@@ -1,0 +1,368 @@
+"""The append-only event store.
+
+Guarantees (see ``docs/architecture.md``):
+
+* one global order: ``position`` is gap-free and strictly increasing in commit
+  order, because every writer holds the ledger's write lock from before it
+  reads the head until it commits;
+* each stream's versions are 1, 2, 3, ... and ``expected_version`` checks are
+  made under that lock;
+* every event extends the SHA-256 hash chain, and ``recorded_at`` never goes
+  backwards along the log, so "the state at time T" is a prefix of the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import uuid4
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from tokenledger.clock import Clock, SystemClock, ensure_utc
+from tokenledger.errors import ValidationError, WrongExpectedVersion
+from tokenledger.store.chain import canonical_envelope, chain_hash
+from tokenledger.store.engine import WRITE_OPTION
+from tokenledger.store.records import EMPTY_HEAD, Head, PendingEvent, RecordedEvent
+from tokenledger.store.schema import events
+
+__all__ = ["ChainReport", "EventStore", "WriteTransaction"]
+
+DEFAULT_BATCH_SIZE = 1000
+# Bound on the number of parameters in one "stream IN (...)" query.
+_STREAM_QUERY_CHUNK = 500
+
+_COLUMNS = (
+    events.c.position,
+    events.c.stream_id,
+    events.c.stream_version,
+    events.c.event_id,
+    events.c.event_type,
+    events.c.schema_version,
+    events.c.data,
+    events.c.recorded_at,
+    events.c.actor,
+    events.c.command_id,
+    events.c.correlation_id,
+    events.c.prev_hash,
+    events.c.hash,
+)
+
+
+def _to_record(row: Any) -> RecordedEvent:
+    # The selected columns are in the order of RecordedEvent's fields.
+    return RecordedEvent(*row)
+
+
+def read_head(connection: Connection) -> Head:
+    row = connection.execute(
+        sa.select(events.c.position, events.c.hash, events.c.recorded_at)
+        .order_by(events.c.position.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return EMPTY_HEAD
+    return Head(position=row[0], hash=row[1], recorded_at=row[2])
+
+
+def _acquire_write_lock(connection: Connection) -> None:
+    """Take the ledger's write lock for the rest of the transaction.
+
+    SQLite already holds it: the transaction began with BEGIN IMMEDIATE. On
+    PostgreSQL a transaction-level advisory lock, keyed by this ledger's
+    ``events`` table, serialises writers without blocking readers (unlike
+    ``LOCK TABLE``, it does not queue behind autovacuum either).
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(7236712, 'events'::regclass::oid::int4)"
+        )
+
+
+class WriteTransaction:
+    """One command's transaction: holds the write lock, appends, commits or rolls back together.
+
+    ``connection`` is exposed so that inline projections are written in the
+    same transaction as the events they fold.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        clock: Clock,
+        actor: str,
+        command_id: str,
+        correlation_id: str,
+    ) -> None:
+        self.connection = connection
+        self.actor = actor
+        self.command_id = command_id
+        self.correlation_id = correlation_id
+        self._head = read_head(connection)
+        now = ensure_utc(clock.now())
+        # Never earlier than the event before: time travel by timestamp then
+        # always selects a prefix of the log.
+        last = self._head.recorded_at
+        self.recorded_at = now if last is None or now >= last else last
+        self._stream_versions: dict[str, int] = {}
+
+    @property
+    def head(self) -> Head:
+        return self._head
+
+    def stream_versions(self, stream_ids: Iterable[str]) -> dict[str, int]:
+        """Current version of each stream (0 for a stream with no events)."""
+        wanted = [s for s in dict.fromkeys(stream_ids) if s not in self._stream_versions]
+        for start in range(0, len(wanted), _STREAM_QUERY_CHUNK):
+            chunk = wanted[start : start + _STREAM_QUERY_CHUNK]
+            found = dict(
+                self.connection.execute(
+                    sa.select(events.c.stream_id, sa.func.max(events.c.stream_version))
+                    .where(events.c.stream_id.in_(chunk))
+                    .group_by(events.c.stream_id)
+                ).all()
+            )
+            for stream_id in chunk:
+                self._stream_versions[stream_id] = found.get(stream_id, 0)
+        return {s: self._stream_versions[s] for s in stream_ids}
+
+    def append(
+        self,
+        pending: Sequence[PendingEvent],
+        *,
+        expected_versions: Mapping[str, int] | None = None,
+    ) -> list[RecordedEvent]:
+        """Give each event the next position and stream version, chain it and insert it."""
+        if not pending:
+            return []
+        versions = self.stream_versions([e.stream_id for e in pending])
+        for stream_id, expected in (expected_versions or {}).items():
+            actual = self.stream_versions([stream_id])[stream_id]
+            if actual != expected:
+                raise WrongExpectedVersion(stream_id, expected, actual)
+        position, prev_hash = self._head.position, self._head.hash
+        recorded: list[RecordedEvent] = []
+        for event in pending:
+            if not event.stream_id:
+                raise ValidationError("an event needs a stream id")
+            position += 1
+            version = versions[event.stream_id] + 1
+            versions[event.stream_id] = version
+            envelope = canonical_envelope(
+                position=position,
+                stream_id=event.stream_id,
+                stream_version=version,
+                event_id=event.event_id,
+                event_type=event.event_type,
+                schema_version=event.schema_version,
+                recorded_at=self.recorded_at,
+                actor=self.actor,
+                command_id=self.command_id,
+                correlation_id=self.correlation_id,
+                data=event.data,
+            )
+            hash_ = chain_hash(prev_hash, envelope)
+            recorded.append(
+                RecordedEvent(
+                    position=position,
+                    stream_id=event.stream_id,
+                    stream_version=version,
+                    event_id=event.event_id,
+                    event_type=event.event_type,
+                    schema_version=event.schema_version,
+                    data=event.data,
+                    recorded_at=self.recorded_at,
+                    actor=self.actor,
+                    command_id=self.command_id,
+                    correlation_id=self.correlation_id,
+                    prev_hash=prev_hash,
+                    hash=hash_,
+                )
+            )
+            prev_hash = hash_
+        self.connection.execute(events.insert(), [msgspec.structs.asdict(r) for r in recorded])
+        self._stream_versions.update(versions)
+        self._head = Head(position=position, hash=prev_hash, recorded_at=self.recorded_at)
+        return recorded
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """The outcome of checking the hash chain."""
+
+    ok: bool
+    events_checked: int
+    head: Head
+    first_bad_position: int | None = None
+    problem: str | None = None
+
+
+class EventStore:
+    """Append to and read from the ledger's log."""
+
+    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock: Clock = clock or SystemClock()
+
+    # -- writing -----------------------------------------------------------
+
+    @contextmanager
+    def transaction(
+        self,
+        *,
+        actor: str,
+        command_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Iterator[WriteTransaction]:
+        """A write transaction holding the ledger's lock; commits when the block ends cleanly."""
+        command_id = command_id or str(uuid4())
+        with (
+            self.engine.connect().execution_options(**{WRITE_OPTION: True}) as connection,
+            connection.begin(),
+        ):
+            _acquire_write_lock(connection)
+            yield WriteTransaction(
+                connection,
+                clock=self.clock,
+                actor=actor,
+                command_id=command_id,
+                correlation_id=correlation_id or command_id,
+            )
+
+    def append(
+        self,
+        pending: Sequence[PendingEvent],
+        *,
+        actor: str,
+        expected_versions: Mapping[str, int] | None = None,
+        command_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> list[RecordedEvent]:
+        """Append events in one transaction of their own."""
+        with self.transaction(
+            actor=actor, command_id=command_id, correlation_id=correlation_id
+        ) as tx:
+            return tx.append(pending, expected_versions=expected_versions)
+
+    # -- reading -----------------------------------------------------------
+
+    def head(self) -> Head:
+        with self.engine.connect() as connection:
+            return read_head(connection)
+
+    def read_stream(self, stream_id: str, *, from_version: int = 1) -> list[RecordedEvent]:
+        query = (
+            sa.select(*_COLUMNS)
+            .where(events.c.stream_id == stream_id, events.c.stream_version >= from_version)
+            .order_by(events.c.stream_version)
+        )
+        with self.engine.connect() as connection:
+            return [_to_record(row) for row in connection.execute(query)]
+
+    def read_all(
+        self,
+        *,
+        from_position: int = 1,
+        until_position: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> Iterator[RecordedEvent]:
+        """Events in log order, fetched in keyset pages so memory stays constant.
+
+        ``until_position`` is inclusive; ``since`` is inclusive and ``until``
+        exclusive, both compared with ``recorded_at``.
+        """
+        conditions = []
+        if until_position is not None:
+            conditions.append(events.c.position <= until_position)
+        if since is not None:
+            conditions.append(events.c.recorded_at >= ensure_utc(since))
+        if until is not None:
+            conditions.append(events.c.recorded_at < ensure_utc(until))
+        next_position = max(from_position, 1)
+        while True:
+            query = (
+                sa.select(*_COLUMNS)
+                .where(events.c.position >= next_position, *conditions)
+                .order_by(events.c.position)
+                .limit(batch_size)
+            )
+            with self.engine.connect() as connection:
+                page = [_to_record(row) for row in connection.execute(query)]
+            yield from page
+            if len(page) < batch_size:
+                return
+            next_position = page[-1].position + 1
+
+    # -- integrity ---------------------------------------------------------
+
+    def verify_chain(
+        self, *, expected_head: Head | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> ChainReport:
+        """Recompute the hash chain from the start and name the first position that breaks it.
+
+        With ``expected_head`` (a head exported earlier), also report a log that
+        no longer reaches that position or holds a different event there.
+        """
+        prev_hash = EMPTY_HEAD.hash
+        expected_position = 1
+        checked = 0
+        head = EMPTY_HEAD
+
+        def broken(position: int, problem: str) -> ChainReport:
+            return ChainReport(
+                ok=False,
+                events_checked=checked,
+                head=head,
+                first_bad_position=position,
+                problem=problem,
+            )
+
+        for record in self.read_all(batch_size=batch_size):
+            if record.position != expected_position:
+                return broken(expected_position, f"position {expected_position} is missing")
+            if record.prev_hash != prev_hash:
+                return broken(record.position, "prev_hash does not match the previous event")
+            envelope = canonical_envelope(
+                position=record.position,
+                stream_id=record.stream_id,
+                stream_version=record.stream_version,
+                event_id=record.event_id,
+                event_type=record.event_type,
+                schema_version=record.schema_version,
+                recorded_at=record.recorded_at,
+                actor=record.actor,
+                command_id=record.command_id,
+                correlation_id=record.correlation_id,
+                data=record.data,
+            )
+            if chain_hash(prev_hash, envelope) != record.hash:
+                return broken(record.position, "hash does not match the event's contents")
+            try:
+                msgspec.json.decode(record.data)
+            except msgspec.DecodeError as exc:
+                return broken(record.position, f"payload is not valid JSON ({exc})")
+            if (
+                expected_head is not None
+                and record.position == expected_head.position
+                and record.hash != expected_head.hash
+            ):
+                return broken(record.position, "differs from the saved head: history was rewritten")
+            prev_hash = record.hash
+            expected_position += 1
+            checked += 1
+            head = Head(position=record.position, hash=record.hash, recorded_at=record.recorded_at)
+        if expected_head is not None and head.position < expected_head.position:
+            return broken(
+                head.position + 1,
+                f"the log ends at position {head.position} but the saved head is at "
+                f"{expected_head.position}: the log was truncated",
+            )
+        return ChainReport(ok=True, events_checked=checked, head=head)

@@ -1,0 +1,60 @@
+"""The shapes events take on their way into and out of the store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import uuid4
+
+import msgspec
+
+__all__ = ["GENESIS_HASH", "Head", "PendingEvent", "RecordedEvent"]
+
+#: The ``prev_hash`` of the first event: 32 zero bytes, hex encoded.
+GENESIS_HASH = "0" * 64
+
+
+def _new_event_id() -> str:
+    return str(uuid4())
+
+
+class PendingEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event that a command decided on, not yet given a place in the log."""
+
+    stream_id: str
+    event_type: str
+    data: bytes
+    """The exact msgspec JSON encoding of the event's payload."""
+    schema_version: int = 1
+    event_id: str = msgspec.field(default_factory=_new_event_id)
+
+
+class RecordedEvent(msgspec.Struct, frozen=True):
+    """An event as stored: its payload plus the envelope the log gave it.
+
+    The fields are in the column order of the ``events`` table (a row builds one).
+    """
+
+    position: int
+    stream_id: str
+    stream_version: int
+    event_id: str
+    event_type: str
+    schema_version: int
+    data: bytes
+    recorded_at: datetime
+    actor: str
+    command_id: str
+    correlation_id: str
+    prev_hash: str
+    hash: str
+
+
+class Head(msgspec.Struct, frozen=True, kw_only=True):
+    """The last event of the log: enough to detect later truncation or rewriting."""
+
+    position: int
+    hash: str
+    recorded_at: datetime | None = None
+
+
+EMPTY_HEAD = Head(position=0, hash=GENESIS_HASH)
