@@ -140,13 +140,3 @@ def test_events_reports_a_corrupt_payload(ledger: EventStore, database_url: str)
     result = run(database_url, "events")
     assert_one_line_error(result, 6, "position 2", "corrupt payload")
     assert [json.loads(x)["position"] for x in result.stdout.splitlines()] == [1]
-
-
-def test_demo_prints_a_verified_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("TOKENLEDGER_DATABASE_URL", raising=False)
-    for _ in range(2):  # a second run starts afresh
-        result = CliRunner().invoke(cli, ["demo"])
-        assert result.exit_code == 0, result.output
-        assert "Hash chain verified: 3 events" in result.stdout
-    assert (tmp_path / "tokenledger-demo.db").is_file()

@@ -2,16 +2,46 @@
 
 Each event is a frozen msgspec Struct in one tagged union, so a single decoder
 reads the whole log. ``SCHEMA_VERSION`` is stored beside each event; older
-versions are upcast when read, never rewritten.
+versions are upcast when read, never rewritten. Events never hold a secret:
+a token appears only as its public id and the SHA-256 hash of its secret.
+
+Every event names the stream (aggregate) it belongs to: ``org:<name>``,
+``user:<email>``, ``resource:<path>``, ``role:<org>/<name>``,
+``sa:<service account id>``, ``token:<token id>``.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 import msgspec
 
-__all__ = ["Event", "EventUnion", "OrgCreated", "UserCreated", "event_types"]
+from tokenledger.domain.permissions import Grant
+
+__all__ = [
+    "Event",
+    "EventUnion",
+    "GrantRemoved",
+    "GrantSet",
+    "MemberAdded",
+    "MemberRemoved",
+    "MemberRoleChanged",
+    "OrgCreated",
+    "ResourceCreated",
+    "ResourceDeleted",
+    "RevocationReason",
+    "RoleCreated",
+    "ServiceAccountCreated",
+    "ServiceAccountDeleted",
+    "ServiceAccountPermissionLevelChanged",
+    "ServiceAccountPermissionMoved",
+    "TokenIssued",
+    "TokenRevoked",
+    "UserCreated",
+    "UserDisabled",
+    "event_types",
+]
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -22,6 +52,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     @property
     def stream_id(self) -> str:
         raise NotImplementedError
+
+
+# -- organizations and users --------------------------------------------------
 
 
 class OrgCreated(Event, frozen=True, kw_only=True, tag="OrgCreated"):
@@ -41,7 +74,214 @@ class UserCreated(Event, frozen=True, kw_only=True, tag="UserCreated"):
         return f"user:{self.email}"
 
 
-EventUnion = OrgCreated | UserCreated
+class UserDisabled(Event, frozen=True, kw_only=True, tag="UserDisabled"):
+    email: str
+    reason: str | None = None
+
+    @property
+    def stream_id(self) -> str:
+        return f"user:{self.email}"
+
+
+class MemberAdded(Event, frozen=True, kw_only=True, tag="MemberAdded"):
+    org: str
+    email: str
+    role: str
+
+    @property
+    def stream_id(self) -> str:
+        return f"org:{self.org}"
+
+
+class MemberRoleChanged(Event, frozen=True, kw_only=True, tag="MemberRoleChanged"):
+    org: str
+    email: str
+    role: str
+    previous_role: str
+
+    @property
+    def stream_id(self) -> str:
+        return f"org:{self.org}"
+
+
+class MemberRemoved(Event, frozen=True, kw_only=True, tag="MemberRemoved"):
+    org: str
+    email: str
+
+    @property
+    def stream_id(self) -> str:
+        return f"org:{self.org}"
+
+
+# -- resources, grants and roles ------------------------------------------------
+
+
+class ResourceCreated(Event, frozen=True, kw_only=True, tag="ResourceCreated"):
+    path: str
+    kind: str
+
+    @property
+    def stream_id(self) -> str:
+        return f"resource:{self.path}"
+
+
+class ResourceDeleted(Event, frozen=True, kw_only=True, tag="ResourceDeleted"):
+    """One per deleted node; a recursive delete records the deepest nodes first."""
+
+    path: str
+
+    @property
+    def stream_id(self) -> str:
+        return f"resource:{self.path}"
+
+
+class GrantSet(Event, frozen=True, kw_only=True, tag="GrantSet"):
+    """A user's direct permission on a resource was set (replacing any earlier level there)."""
+
+    principal: str
+    grant: Grant
+
+    @property
+    def stream_id(self) -> str:
+        return f"user:{self.principal}"
+
+
+class GrantRemoved(Event, frozen=True, kw_only=True, tag="GrantRemoved"):
+    """A user's direct permission on a resource was withdrawn (by request or by a cascade)."""
+
+    principal: str
+    resource: str
+    reason: str
+
+    @property
+    def stream_id(self) -> str:
+        return f"user:{self.principal}"
+
+
+class RoleCreated(Event, frozen=True, kw_only=True, tag="RoleCreated"):
+    org: str
+    role: str
+    grants: tuple[Grant, ...]
+
+    @property
+    def stream_id(self) -> str:
+        return f"role:{self.org}/{self.role}"
+
+
+# -- service accounts -----------------------------------------------------------------
+
+
+class ServiceAccountCreated(Event, frozen=True, kw_only=True, tag="ServiceAccountCreated"):
+    account_id: str
+    org: str
+    name: str
+    permission: Grant
+
+    @property
+    def stream_id(self) -> str:
+        return f"sa:{self.account_id}"
+
+
+class ServiceAccountPermissionMoved(
+    Event, frozen=True, kw_only=True, tag="ServiceAccountPermissionMoved"
+):
+    """The account's one permission now lies on another project; its tokens are revoked."""
+
+    account_id: str
+    previous: Grant
+    permission: Grant
+
+    @property
+    def stream_id(self) -> str:
+        return f"sa:{self.account_id}"
+
+
+class ServiceAccountPermissionLevelChanged(
+    Event, frozen=True, kw_only=True, tag="ServiceAccountPermissionLevelChanged"
+):
+    """Same project, another level: tokens stay, their effect follows the new level."""
+
+    account_id: str
+    previous: Grant
+    permission: Grant
+
+    @property
+    def stream_id(self) -> str:
+        return f"sa:{self.account_id}"
+
+
+class ServiceAccountDeleted(Event, frozen=True, kw_only=True, tag="ServiceAccountDeleted"):
+    account_id: str
+
+    @property
+    def stream_id(self) -> str:
+        return f"sa:{self.account_id}"
+
+
+# -- tokens --------------------------------------------------------------------
+
+
+class RevocationReason:
+    """Machine-readable reasons a token was revoked (the ``reason`` of ``TokenRevoked``)."""
+
+    REQUESTED = "requested"
+    SERVICE_ACCOUNT_MOVED = "service_account_moved"
+    SERVICE_ACCOUNT_DELETED = "service_account_deleted"
+    USER_DISABLED = "user_disabled"
+    MEMBER_REMOVED = "member_removed"
+    PARENT_REVOKED = "parent_revoked"
+    RESOURCE_DELETED = "resource_deleted"
+
+
+class TokenIssued(Event, frozen=True, kw_only=True, tag="TokenIssued"):
+    token_id: str
+    principal: str
+    kind: str
+    secret_hash: str
+    """SHA-256 of the secret, hex. The secret itself is never recorded."""
+    grants: tuple[Grant, ...]
+    name: str | None = None
+    issued_at: datetime
+    expires_at: datetime | None = None
+    parent_id: str | None = None
+
+    @property
+    def stream_id(self) -> str:
+        return f"token:{self.token_id}"
+
+
+class TokenRevoked(Event, frozen=True, kw_only=True, tag="TokenRevoked"):
+    token_id: str
+    principal: str
+    reason: str
+    """One of ``RevocationReason``."""
+    detail: str | None = None
+    """For people: the request's text, or what the cascade's root cause was."""
+
+    @property
+    def stream_id(self) -> str:
+        return f"token:{self.token_id}"
+
+
+EventUnion = (
+    OrgCreated
+    | UserCreated
+    | UserDisabled
+    | MemberAdded
+    | MemberRoleChanged
+    | MemberRemoved
+    | ResourceCreated
+    | ResourceDeleted
+    | GrantSet
+    | GrantRemoved
+    | RoleCreated
+    | ServiceAccountCreated
+    | ServiceAccountPermissionMoved
+    | ServiceAccountPermissionLevelChanged
+    | ServiceAccountDeleted
+    | TokenIssued
+    | TokenRevoked
+)
 
 
 def event_types() -> dict[str, type[Event]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 
 from tokenledger.domain.events import Event, EventUnion
@@ -10,7 +12,16 @@ from tokenledger.store.records import PendingEvent, RecordedEvent
 
 __all__ = ["decode_event", "to_pending"]
 
-_encoder = msgspec.json.Encoder()
+
+
+def _encode_other(value: object) -> object:
+    # datetime subclasses (a test clock's, for one) are not encoded natively.
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_encode_other)
 _decoder: msgspec.json.Decoder[EventUnion] = msgspec.json.Decoder(EventUnion)
 
 

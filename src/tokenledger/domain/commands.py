@@ -1,0 +1,248 @@
+"""Commands: what a caller asks the ledger to do, validated at the edge.
+
+Each command is a frozen pydantic model; building one checks every name,
+path, level and duration against the documented rules. ``build`` turns
+pydantic's report into a one-line ``ValidationError``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+import pydantic
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from tokenledger.clock import ensure_utc
+from tokenledger.domain.model import is_service_account_id
+from tokenledger.domain.names import (
+    check_email,
+    check_name,
+    check_path,
+    check_service_account_id,
+)
+from tokenledger.domain.permissions import Grant, Level
+from tokenledger.errors import ValidationError
+
+__all__ = [
+    "AddMember",
+    "Command",
+    "CreateOrg",
+    "CreateResource",
+    "CreateRole",
+    "CreateServiceAccount",
+    "CreateUser",
+    "DeleteResource",
+    "DeleteServiceAccount",
+    "DisableUser",
+    "IssueToken",
+    "RemoveMember",
+    "RevokeAllTokens",
+    "RevokeToken",
+    "SetGrant",
+    "SetServiceAccountPermission",
+    "build",
+    "parse_duration",
+]
+
+
+def _level(value: Any) -> Level:
+    if isinstance(value, Level):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a level is one of none, read, append, write, admin")
+    return Level.parse(value)
+
+
+def _principal(value: str) -> str:
+    if is_service_account_id(value):
+        return check_service_account_id(value)
+    return check_email(value)
+
+
+def _token_id(value: str) -> str:
+    if not re.fullmatch(r"tok_[0-9A-Za-z]{16}", value):
+        raise ValueError(f"invalid token id {value[:40]!r}: expected tok_ and 16 letters or digits")
+    return value
+
+
+def _free_text(limit: int) -> Any:
+    def check(value: str) -> str:
+        if len(value) > limit:
+            raise ValueError(f"text too long: at most {limit} characters")
+        if any(not ch.isprintable() for ch in value):
+            raise ValueError("text must be printable (no control characters)")
+        return value
+
+    return AfterValidator(check)
+
+
+OrgName = Annotated[str, AfterValidator(lambda v: check_name(v, "org name"))]
+RoleName = Annotated[str, AfterValidator(lambda v: check_name(v, "role name"))]
+KindName = Annotated[str, AfterValidator(lambda v: check_name(v, "resource kind"))]
+AccountName = Annotated[str, AfterValidator(lambda v: check_name(v, "service account name"))]
+ResourcePath = Annotated[str, AfterValidator(check_path)]
+Email = Annotated[str, AfterValidator(check_email)]
+PrincipalId = Annotated[str, AfterValidator(_principal)]
+AccountId = Annotated[str, AfterValidator(check_service_account_id)]
+TokenId = Annotated[str, AfterValidator(_token_id)]
+LevelValue = Annotated[Level, BeforeValidator(_level)]
+Reason = Annotated[str, _free_text(500)]
+DisplayName = Annotated[str, _free_text(200)]
+
+
+class GrantSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    resource: ResourcePath
+    level: LevelValue
+
+    def to_grant(self) -> Grant:
+        return Grant(self.resource, self.level.label)
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+class CreateOrg(Command):
+    org: OrgName
+
+
+class CreateUser(Command):
+    email: Email
+    name: DisplayName | None = None
+
+
+class DisableUser(Command):
+    email: Email
+    reason: Reason | None = None
+
+
+class AddMember(Command):
+    org: OrgName
+    email: Email
+    role: RoleName = "member"
+
+
+class RemoveMember(Command):
+    org: OrgName
+    email: Email
+
+
+class CreateResource(Command):
+    path: ResourcePath
+    kind: KindName | None = None
+
+
+class DeleteResource(Command):
+    path: ResourcePath
+    recursive: bool = False
+
+
+class SetGrant(Command):
+    principal: PrincipalId
+    resource: ResourcePath
+    level: LevelValue
+
+
+class CreateRole(Command):
+    org: OrgName
+    role: RoleName
+    grants: tuple[GrantSpec, ...] = Field(min_length=1, max_length=1000)
+
+
+class CreateServiceAccount(Command):
+    name: AccountName
+    org: OrgName
+    resource: ResourcePath
+    level: LevelValue
+
+
+class SetServiceAccountPermission(Command):
+    account_id: AccountId
+    resource: ResourcePath
+    level: LevelValue
+
+
+class DeleteServiceAccount(Command):
+    account_id: AccountId
+
+
+class IssueToken(Command):
+    """Issue a token; expiry: ``expires_in``, ``expires_at``, ``no_expiry`` or the default."""
+
+    principal: PrincipalId | None = None
+    grants: tuple[GrantSpec, ...] = Field(default=(), max_length=1000)
+    role: Annotated[str, _free_text(200)] | None = None
+    name: DisplayName | None = None
+    expires_in: timedelta | None = None
+    expires_at: datetime | None = None
+    no_expiry: bool = False
+    parent_id: TokenId | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _one_expiry(self) -> IssueToken:
+        chosen = [self.expires_in is not None, self.expires_at is not None, self.no_expiry]
+        if sum(chosen) > 1:
+            raise ValueError("give at most one of --expires-in, --expires-at and --no-expiry")
+        if self.expires_in is not None and self.expires_in <= timedelta(0):
+            raise ValueError("--expires-in must be a positive duration")
+        if self.principal is None and self.parent_id is None:
+            raise ValueError("name the token's principal (or a parent token)")
+        return self
+
+    @pydantic.field_validator("expires_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return ensure_utc(value) if value is not None else None
+
+
+class RevokeToken(Command):
+    token_id: TokenId
+    reason: Reason | None = None
+
+
+class RevokeAllTokens(Command):
+    principal: PrincipalId
+    reason: Reason | None = None
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def build(model: type[C], **fields: Any) -> C:
+    """Construct ``model``, turning any validation failure into a one-line ``ValidationError``."""
+    try:
+        return model(**fields)
+    except pydantic.ValidationError as exc:
+        raise ValidationError(describe(exc)) from None
+
+
+def describe(exc: pydantic.ValidationError) -> str:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    location = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "value_error" and (message.startswith("invalid") or not location):
+        return message
+    return f"{location}: {message}" if location else message
+
+
+_DURATION = re.compile(r"(\d{1,9})([smhdwy])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30d``, ``1h``, ``90m``, ``1y``, ``2w``, ``1d12h``: units s, m, h, d, w, y (365 days)."""
+    compact = text.strip().lower()
+    if not compact or _DURATION.sub("", compact):
+        raise ValidationError(
+            f"invalid duration {text[:40]!r}: use a number and a unit, e.g. 30d, 12h, 90m, 1y"
+        )
+    seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(compact))
+    if seconds <= 0:
+        raise ValidationError(f"invalid duration {text[:40]!r}: must be longer than zero")
+    if seconds > 100 * 365 * 86400:
+        raise ValidationError(f"invalid duration {text[:40]!r}: at most 100 years")
+    return timedelta(seconds=seconds)

@@ -1,0 +1,690 @@
+"""Decisions: ``decide(command, view, context) -> list[Event]``, pure functions.
+
+Each decision validates the command against the current state (read through
+a ``LedgerView``), checks the actor's authority, and returns the events that
+record what happened, cascades included: one ``TokenRevoked`` per token a
+change invalidates, appended in the same transaction as its cause. A rejected
+command raises a ``LedgerError`` and appends nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import singledispatch
+
+from tokenledger.domain import commands as c
+from tokenledger.domain.authority import (
+    actor_level,
+    forbid_service_accounts,
+    principal_grants,
+    require_level,
+    require_operator,
+)
+from tokenledger.domain.events import (
+    Event,
+    GrantRemoved,
+    GrantSet,
+    MemberAdded,
+    MemberRemoved,
+    MemberRoleChanged,
+    OrgCreated,
+    ResourceCreated,
+    ResourceDeleted,
+    RevocationReason,
+    RoleCreated,
+    ServiceAccountCreated,
+    ServiceAccountDeleted,
+    ServiceAccountPermissionLevelChanged,
+    ServiceAccountPermissionMoved,
+    TokenIssued,
+    TokenRevoked,
+    UserCreated,
+    UserDisabled,
+)
+from tokenledger.domain.model import (
+    PREDEFINED_ROLES,
+    Actor,
+    ActorKind,
+    LedgerView,
+    ServiceAccountView,
+    TokenView,
+    is_service_account_id,
+    service_account_id,
+)
+from tokenledger.domain.permissions import Grant, Level, is_within, level_at, org_of, parent_of
+from tokenledger.domain.secrets import TokenKind
+from tokenledger.errors import Conflict, NotFound, PermissionDenied, ValidationError
+
+__all__ = [
+    "DEFAULT_EXPIRY",
+    "Context",
+    "Mint",
+    "decide",
+]
+
+#: Default lifetimes by kind: a year for service accounts (Arraylake), 30 days
+#: for people, an hour for derived tokens (Element's short-lived tokens).
+DEFAULT_EXPIRY = {
+    TokenKind.SERVICE: timedelta(days=365),
+    TokenKind.PERSONAL: timedelta(days=30),
+    TokenKind.DERIVED: timedelta(hours=1),
+}
+
+_KIND_BY_DEPTH = {2: "project", 3: "collection", 4: "dataset", 5: "object"}
+
+#: Makes a new token's identity: (token id, SHA-256 of the secret). The secret
+#: itself stays with the caller, which shows it once.
+Mint = Callable[[TokenKind], tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    actor: Actor
+    now: datetime
+    mint: Mint | None = None
+
+
+@singledispatch
+def decide(command: c.Command, view: LedgerView, ctx: Context) -> list[Event]:
+    raise TypeError(f"no decision for {type(command).__name__}")
+
+
+# -- organizations and users ---------------------------------------------------
+
+
+@decide.register
+def _create_org(cmd: c.CreateOrg, view: LedgerView, ctx: Context) -> list[Event]:
+    require_operator(ctx.actor, "create organizations")
+    if view.org_exists(cmd.org):
+        raise Conflict(f"org {cmd.org} already exists")
+    return [OrgCreated(org=cmd.org)]
+
+
+@decide.register
+def _create_user(cmd: c.CreateUser, view: LedgerView, ctx: Context) -> list[Event]:
+    forbid_service_accounts(ctx.actor, "manage users")
+    if ctx.actor.kind is not ActorKind.OPERATOR and not _admin_of_some_org(view, ctx):
+        raise PermissionDenied(f"{ctx.actor.label} may not create users: it is no org's admin")
+    if view.user(cmd.email) is not None:
+        raise Conflict(f"user {cmd.email} already exists")
+    return [UserCreated(email=cmd.email, name=cmd.name)]
+
+
+def _admin_of_some_org(view: LedgerView, ctx: Context) -> bool:
+    return any(
+        actor_level(view, ctx.actor, org, ctx.now) >= Level.ADMIN
+        for org in view.memberships(ctx.actor.principal)
+    )
+
+
+@decide.register
+def _disable_user(cmd: c.DisableUser, view: LedgerView, ctx: Context) -> list[Event]:
+    require_operator(ctx.actor, "disable users")
+    user = view.user(cmd.email)
+    if user is None:
+        raise NotFound(f"no user {cmd.email}")
+    if user.disabled:
+        raise Conflict(f"user {cmd.email} is already disabled")
+    detail = f"user {cmd.email} disabled by {ctx.actor.label}"
+    return [
+        UserDisabled(email=cmd.email, reason=cmd.reason),
+        *_revoke(
+            view, _live(view.tokens_of(cmd.email), ctx), RevocationReason.USER_DISABLED, detail, ctx
+        ),
+    ]
+
+
+@decide.register
+def _add_member(cmd: c.AddMember, view: LedgerView, ctx: Context) -> list[Event]:
+    forbid_service_accounts(ctx.actor, "manage memberships")
+    _require_org(view, cmd.org)
+    _require_active_user(view, cmd.email)
+    if view.role(cmd.org, cmd.role) is None:
+        raise NotFound(f"no role {cmd.role} in org {cmd.org}")
+    require_level(view, ctx.actor, cmd.org, Level.ADMIN, ctx.now, f"manage members of {cmd.org}")
+    current = view.memberships(cmd.email).get(cmd.org)
+    if current == cmd.role:
+        raise Conflict(f"{cmd.email} is already a member of {cmd.org} with role {cmd.role}")
+    if current is not None:
+        return [
+            MemberRoleChanged(org=cmd.org, email=cmd.email, role=cmd.role, previous_role=current)
+        ]
+    return [MemberAdded(org=cmd.org, email=cmd.email, role=cmd.role)]
+
+
+@decide.register
+def _remove_member(cmd: c.RemoveMember, view: LedgerView, ctx: Context) -> list[Event]:
+    forbid_service_accounts(ctx.actor, "manage memberships")
+    _require_org(view, cmd.org)
+    require_level(view, ctx.actor, cmd.org, Level.ADMIN, ctx.now, f"manage members of {cmd.org}")
+    if cmd.org not in view.memberships(cmd.email):
+        raise NotFound(f"{cmd.email} is not a member of {cmd.org}")
+    reason = RevocationReason.MEMBER_REMOVED
+    detail = f"{cmd.email} removed from org {cmd.org} by {ctx.actor.label}"
+    grants_removed: list[Event] = [
+        GrantRemoved(principal=cmd.email, resource=g.resource, reason=reason)
+        for g in view.direct_grants(cmd.email)
+        if org_of(g.resource) == cmd.org
+    ]
+    in_org = [
+        t
+        for t in _live(view.tokens_of(cmd.email), ctx)
+        if any(org_of(g.resource) == cmd.org for g in t.grants)
+    ]
+    return [
+        MemberRemoved(org=cmd.org, email=cmd.email),
+        *grants_removed,
+        *_revoke(view, in_org, reason, detail, ctx),
+    ]
+
+
+# -- resources, grants and roles -------------------------------------------------
+
+
+@decide.register
+def _create_resource(cmd: c.CreateResource, view: LedgerView, ctx: Context) -> list[Event]:
+    parent = parent_of(cmd.path)
+    if parent is None:
+        raise ValidationError(f"{cmd.path} is an org: create it with 'orgs create'")
+    _require_org(view, org_of(cmd.path))
+    if view.resource(parent) is None:
+        raise NotFound(f"no resource {parent} to create {cmd.path} in")
+    if view.resource(cmd.path) is not None:
+        raise Conflict(f"resource {cmd.path} already exists")
+    require_level(view, ctx.actor, parent, Level.WRITE, ctx.now, f"create resources in {parent}")
+    kind = cmd.kind or _KIND_BY_DEPTH[cmd.path.count("/") + 1]
+    return [ResourceCreated(path=cmd.path, kind=kind)]
+
+
+@decide.register
+def _delete_resource(cmd: c.DeleteResource, view: LedgerView, ctx: Context) -> list[Event]:
+    if parent_of(cmd.path) is None:
+        raise ValidationError(f"{cmd.path} is an org: an org's root cannot be deleted")
+    if view.resource(cmd.path) is None:
+        raise NotFound(f"no resource {cmd.path}")
+    require_level(view, ctx.actor, cmd.path, Level.ADMIN, ctx.now, f"delete {cmd.path}")
+    below = view.resources_under(cmd.path)
+    if below and not cmd.recursive:
+        raise Conflict(
+            f"{cmd.path} has {len(below)} resource(s) below it: delete them first or use "
+            "--recursive"
+        )
+    holders = view.service_accounts_under(cmd.path)
+    if holders:
+        raise Conflict(
+            f"service account {holders[0].account_id} holds its permission on "
+            f"{holders[0].permission.resource}: move or delete it first"
+        )
+    reason = RevocationReason.RESOURCE_DELETED
+    detail = f"resource {cmd.path} deleted by {ctx.actor.label}"
+    deepest_first = sorted(below, key=lambda r: (-r.path.count("/"), r.path))
+    doomed = [
+        t
+        for t in _live(view.tokens_with_grant_under(cmd.path), ctx)
+        if all(is_within(g.resource, cmd.path) for g in t.grants)
+    ]
+    return [
+        *(ResourceDeleted(path=r.path) for r in deepest_first),
+        ResourceDeleted(path=cmd.path),
+        *(
+            GrantRemoved(principal=email, resource=g.resource, reason=reason)
+            for email, g in view.direct_grants_under(cmd.path)
+        ),
+        *_revoke(view, doomed, reason, detail, ctx),
+    ]
+
+
+@decide.register
+def _set_grant(cmd: c.SetGrant, view: LedgerView, ctx: Context) -> list[Event]:
+    forbid_service_accounts(ctx.actor, "grant permissions")
+    if is_service_account_id(cmd.principal):
+        raise ValidationError(
+            "a service account holds exactly one permission: use 'service-accounts set-permission'"
+        )
+    _require_active_user(view, cmd.principal)
+    if view.resource(cmd.resource) is None:
+        raise NotFound(f"no resource {cmd.resource}")
+    org = org_of(cmd.resource)
+    if org not in view.memberships(cmd.principal):
+        raise Conflict(f"{cmd.principal} is not a member of org {org}: add them first")
+    require_level(
+        view, ctx.actor, cmd.resource, Level.ADMIN, ctx.now, f"grant permissions on {cmd.resource}"
+    )
+    current = level_at(
+        [g for g in view.direct_grants(cmd.principal) if g.resource == cmd.resource],
+        cmd.resource,
+    )
+    if current == cmd.level:
+        raise Conflict(f"{cmd.principal} already has {cmd.level.label} directly on {cmd.resource}")
+    if cmd.level is Level.NONE:
+        return [GrantRemoved(principal=cmd.principal, resource=cmd.resource, reason="requested")]
+    return [GrantSet(principal=cmd.principal, grant=Grant(cmd.resource, cmd.level.label))]
+
+
+@decide.register
+def _create_role(cmd: c.CreateRole, view: LedgerView, ctx: Context) -> list[Event]:
+    forbid_service_accounts(ctx.actor, "manage roles")
+    _require_org(view, cmd.org)
+    require_level(view, ctx.actor, cmd.org, Level.ADMIN, ctx.now, f"manage roles of {cmd.org}")
+    if cmd.role in PREDEFINED_ROLES or view.role(cmd.org, cmd.role) is not None:
+        raise Conflict(f"role {cmd.role} already exists in org {cmd.org}")
+    grants = _normalise(g.to_grant() for g in cmd.grants)
+    for grant in grants:
+        if org_of(grant.resource) != cmd.org:
+            raise ValidationError(f"role grant {grant} lies outside org {cmd.org}")
+        _require_resource(view, grant.resource)
+    return [RoleCreated(org=cmd.org, role=cmd.role, grants=grants)]
+
+
+# -- service accounts -------------------------------------------------------------
+
+
+def _require_project(view: LedgerView, path: str, org: str) -> None:
+    if path.count("/") != 1:
+        raise ValidationError(
+            f"a service account's permission lies on a project (org/project), not {path}"
+        )
+    if org_of(path) != org:
+        raise ValidationError(f"{path} is not in org {org}")
+    _require_resource(view, path)
+
+
+@decide.register
+def _create_service_account(
+    cmd: c.CreateServiceAccount, view: LedgerView, ctx: Context
+) -> list[Event]:
+    forbid_service_accounts(ctx.actor, "manage service accounts")
+    _require_org(view, cmd.org)
+    _require_project(view, cmd.resource, cmd.org)
+    if cmd.level is Level.NONE:
+        raise ValidationError("a service account's permission needs a level above none")
+    require_level(
+        view,
+        ctx.actor,
+        cmd.resource,
+        Level.ADMIN,
+        ctx.now,
+        f"create service accounts on {cmd.resource}",
+    )
+    account_id = service_account_id(cmd.name, cmd.org)
+    if view.service_account(account_id) is not None:
+        raise Conflict(f"service account {account_id} already exists (or existed)")
+    return [
+        ServiceAccountCreated(
+            account_id=account_id,
+            org=cmd.org,
+            name=cmd.name,
+            permission=Grant(cmd.resource, cmd.level.label),
+        )
+    ]
+
+
+@decide.register
+def _set_service_account_permission(
+    cmd: c.SetServiceAccountPermission, view: LedgerView, ctx: Context
+) -> list[Event]:
+    forbid_service_accounts(ctx.actor, "manage service accounts")
+    account = _require_account(view, cmd.account_id)
+    _require_project(view, cmd.resource, account.org)
+    if cmd.level is Level.NONE:
+        raise ValidationError("a service account's permission needs a level above none")
+    previous = account.permission
+    for path in dict.fromkeys((previous.resource, cmd.resource)):
+        require_level(
+            view,
+            ctx.actor,
+            path,
+            Level.ADMIN,
+            ctx.now,
+            f"change the permission of {account.account_id}",
+        )
+    permission = Grant(cmd.resource, cmd.level.label)
+    if permission == previous:
+        raise Conflict(f"{account.account_id} already has {permission}")
+    if permission.resource == previous.resource:
+        return [
+            ServiceAccountPermissionLevelChanged(
+                account_id=account.account_id, previous=previous, permission=permission
+            )
+        ]
+    detail = (
+        f"service account {account.account_id} moved from {previous.resource} to "
+        f"{permission.resource} by {ctx.actor.label}"
+    )
+    return [
+        ServiceAccountPermissionMoved(
+            account_id=account.account_id, previous=previous, permission=permission
+        ),
+        *_revoke(
+            view,
+            _live(view.tokens_of(account.account_id), ctx),
+            RevocationReason.SERVICE_ACCOUNT_MOVED,
+            detail,
+            ctx,
+        ),
+    ]
+
+
+@decide.register
+def _delete_service_account(
+    cmd: c.DeleteServiceAccount, view: LedgerView, ctx: Context
+) -> list[Event]:
+    forbid_service_accounts(ctx.actor, "manage service accounts")
+    account = _require_account(view, cmd.account_id)
+    require_level(
+        view,
+        ctx.actor,
+        account.permission.resource,
+        Level.ADMIN,
+        ctx.now,
+        f"delete {account.account_id}",
+    )
+    detail = f"service account {account.account_id} deleted by {ctx.actor.label}"
+    return [
+        ServiceAccountDeleted(account_id=account.account_id),
+        *_revoke(
+            view,
+            _live(view.tokens_of(account.account_id), ctx),
+            RevocationReason.SERVICE_ACCOUNT_DELETED,
+            detail,
+            ctx,
+        ),
+    ]
+
+
+# -- tokens ------------------------------------------------------------------------
+
+
+@decide.register
+def _issue_token(cmd: c.IssueToken, view: LedgerView, ctx: Context) -> list[Event]:
+    if ctx.mint is None:
+        raise TypeError("issuing a token needs a mint")
+    parent = _require_live_parent(view, cmd.parent_id, ctx) if cmd.parent_id else None
+    principal = cmd.principal or (parent.principal if parent else "")
+    if parent is not None and principal != parent.principal:
+        raise ValidationError(
+            f"a derived token belongs to its parent's principal ({parent.principal})"
+        )
+    account = _require_active_principal(view, principal)
+    grants = _requested_grants(cmd, view, principal, account, parent)
+    for grant in grants:
+        _require_resource(view, grant.resource)
+        if account is not None and not is_within(grant.resource, account.permission.resource):
+            raise ValidationError(
+                f"grant {grant} lies outside {principal}'s project {account.permission.resource}"
+            )
+    _check_within(grants, principal_grants(view, principal), f"{principal}'s permission")
+    if parent is not None:
+        _check_within(grants, parent.grants, f"its parent token {parent.token_id}")
+    _authorise_issue(view, ctx, principal, account, grants)
+    kind = (
+        TokenKind.DERIVED
+        if parent is not None
+        else TokenKind.SERVICE
+        if account is not None
+        else TokenKind.PERSONAL
+    )
+    expires_at = _expiry(cmd, kind, grants, parent, ctx.now)
+    token_id, secret_hash = ctx.mint(kind)
+    return [
+        TokenIssued(
+            token_id=token_id,
+            principal=principal,
+            kind=kind.value,
+            secret_hash=secret_hash,
+            grants=grants,
+            name=cmd.name,
+            issued_at=ctx.now,
+            expires_at=expires_at,
+            parent_id=parent.token_id if parent else None,
+        )
+    ]
+
+
+def _require_live_parent(view: LedgerView, token_id: str, ctx: Context) -> TokenView:
+    parent = view.token(token_id)
+    if parent is None:
+        raise NotFound(f"no token {token_id}")
+    if parent.revoked:
+        raise Conflict(f"parent token {token_id} is revoked")
+    if parent.expired(ctx.now):
+        raise Conflict(f"parent token {token_id} has expired")
+    return parent
+
+
+def _requested_grants(
+    cmd: c.IssueToken,
+    view: LedgerView,
+    principal: str,
+    account: ServiceAccountView | None,
+    parent: TokenView | None,
+) -> tuple[Grant, ...]:
+    grants = [g.to_grant() for g in cmd.grants]
+    if cmd.role is not None:
+        grants.extend(_role_grants(view, cmd.role, principal, account))
+    if not grants:
+        if parent is not None:
+            return parent.grants
+        if account is not None:
+            return (account.permission,)
+        raise ValidationError(
+            "a token needs grants: give --resource/--level pairs, --role or a config file"
+        )
+    if any(g.rank is Level.NONE for g in grants):
+        raise ValidationError("a token grant needs a level above none")
+    return _normalise(grants)
+
+
+def _role_grants(
+    view: LedgerView, role: str, principal: str, account: ServiceAccountView | None
+) -> tuple[Grant, ...]:
+    org, sep, name = role.rpartition(":")
+    if not sep:
+        if account is not None:
+            org = account.org
+        else:
+            orgs = sorted(view.memberships(principal))
+            if len(orgs) != 1:
+                raise ValidationError(
+                    f"{principal} belongs to {len(orgs)} orgs: name the role as ORG:ROLE"
+                )
+            org = orgs[0]
+    grants = view.role(org, name)
+    if grants is None:
+        raise NotFound(f"no role {name} in org {org}")
+    if not grants:
+        raise ValidationError(f"role {name} of org {org} grants nothing")
+    return grants
+
+
+def _check_within(grants: Iterable[Grant], limit: Sequence[Grant], what: str) -> None:
+    for grant in grants:
+        allowed = level_at(limit, grant.resource)
+        if allowed < grant.rank:
+            raise PermissionDenied(
+                f"grant {grant} exceeds {what} ({allowed.label} on {grant.resource})"
+            )
+
+
+def _authorise_issue(
+    view: LedgerView,
+    ctx: Context,
+    principal: str,
+    account: ServiceAccountView | None,
+    grants: Sequence[Grant],
+) -> None:
+    actor = ctx.actor
+    if actor.kind is ActorKind.OPERATOR:
+        return
+    if actor.principal != principal:
+        if account is None:
+            raise PermissionDenied(f"{actor.label} may not issue tokens for {principal}")
+        require_level(
+            view,
+            actor,
+            account.permission.resource,
+            Level.ADMIN,
+            ctx.now,
+            f"issue tokens for {principal}",
+        )
+    for grant in grants:
+        if actor_level(view, actor, grant.resource, ctx.now) < grant.rank:
+            raise PermissionDenied(
+                f"{actor.label} may not issue a token with {grant}: it exceeds the acting token"
+            )
+
+
+def _expiry(
+    cmd: c.IssueToken,
+    kind: TokenKind,
+    grants: Sequence[Grant],
+    parent: TokenView | None,
+    now: datetime,
+) -> datetime | None:
+    if cmd.no_expiry:
+        if parent is not None:
+            raise ValidationError("a derived token always expires")
+        if any(g.rank is Level.ADMIN for g in grants):
+            raise ValidationError(
+                "a token with an admin grant must expire: long-lived admin tokens are refused"
+            )
+        return None
+    if cmd.expires_at is not None:
+        if cmd.expires_at <= now:
+            raise ValidationError("the expiry lies in the past")
+        expires_at = cmd.expires_at
+    else:
+        expires_at = now + (cmd.expires_in or DEFAULT_EXPIRY[kind])
+    if parent is not None and parent.expires_at is not None and expires_at > parent.expires_at:
+        if cmd.expires_at is not None or cmd.expires_in is not None:
+            raise ValidationError("a derived token cannot outlive its parent")
+        expires_at = parent.expires_at
+    return expires_at
+
+
+@decide.register
+def _revoke_token(cmd: c.RevokeToken, view: LedgerView, ctx: Context) -> list[Event]:
+    token = view.token(cmd.token_id)
+    if token is None:
+        raise NotFound(f"no token {cmd.token_id}")
+    _authorise_token_management(view, ctx, token.principal)
+    if token.revoked:
+        raise Conflict(f"token {cmd.token_id} is already revoked")
+    return _revoke(view, [token], RevocationReason.REQUESTED, cmd.reason, ctx)
+
+
+@decide.register
+def _revoke_all(cmd: c.RevokeAllTokens, view: LedgerView, ctx: Context) -> list[Event]:
+    if is_service_account_id(cmd.principal):
+        _require_account(view, cmd.principal)
+    elif view.user(cmd.principal) is None:
+        raise NotFound(f"no user {cmd.principal}")
+    _authorise_token_management(view, ctx, cmd.principal)
+    live = _live(view.tokens_of(cmd.principal), ctx)
+    return _revoke(view, live, RevocationReason.REQUESTED, cmd.reason, ctx)
+
+
+def _authorise_token_management(view: LedgerView, ctx: Context, principal: str) -> None:
+    """The principal itself, an operator, or an admin of a service account's project."""
+    actor = ctx.actor
+    if actor.kind is ActorKind.OPERATOR or actor.principal == principal:
+        return
+    account = view.service_account(principal) if is_service_account_id(principal) else None
+    if account is None:
+        raise PermissionDenied(f"{actor.label} may not manage the tokens of {principal}")
+    require_level(
+        view,
+        actor,
+        account.permission.resource,
+        Level.ADMIN,
+        ctx.now,
+        f"manage the tokens of {principal}",
+    )
+
+
+# -- shared pieces -------------------------------------------------------------------
+
+
+def _revoke(
+    view: LedgerView,
+    roots: Sequence[TokenView],
+    reason: str,
+    detail: str | None,
+    ctx: Context,
+) -> list[Event]:
+    """Revoke ``roots`` for ``reason``, then every live token derived from them, recursively."""
+    events: list[Event] = []
+    seen = {t.token_id for t in roots}
+    for token in roots:
+        events.append(
+            TokenRevoked(
+                token_id=token.token_id, principal=token.principal, reason=reason, detail=detail
+            )
+        )
+    frontier = list(roots)
+    while frontier:
+        parent = frontier.pop()
+        for child in view.child_tokens(parent.token_id):
+            if child.token_id in seen or not child.live(ctx.now):
+                continue
+            seen.add(child.token_id)
+            events.append(
+                TokenRevoked(
+                    token_id=child.token_id,
+                    principal=child.principal,
+                    reason=RevocationReason.PARENT_REVOKED,
+                    detail=f"parent token {parent.token_id} revoked",
+                )
+            )
+            frontier.append(child)
+    return events
+
+
+def _live(tokens: Iterable[TokenView], ctx: Context) -> list[TokenView]:
+    return sorted((t for t in tokens if t.live(ctx.now)), key=lambda t: t.token_id)
+
+
+def _normalise(grants: Iterable[Grant]) -> tuple[Grant, ...]:
+    """One grant per resource (the highest level asked for), in a stable order."""
+    best: dict[str, Grant] = {}
+    for grant in grants:
+        if grant.resource not in best or grant.rank > best[grant.resource].rank:
+            best[grant.resource] = grant
+    return tuple(sorted(best.values()))
+
+
+def _require_org(view: LedgerView, org: str) -> None:
+    if not view.org_exists(org):
+        raise NotFound(f"no org {org}")
+
+
+def _require_resource(view: LedgerView, path: str) -> None:
+    if view.resource(path) is None:
+        raise NotFound(f"no resource {path}")
+
+
+def _require_active_user(view: LedgerView, email: str) -> None:
+    user = view.user(email)
+    if user is None:
+        raise NotFound(f"no user {email}")
+    if user.disabled:
+        raise Conflict(f"user {email} is disabled")
+
+
+def _require_account(view: LedgerView, account_id: str) -> ServiceAccountView:
+    account = view.service_account(account_id)
+    if account is None:
+        raise NotFound(f"no service account {account_id}")
+    if account.deleted:
+        raise Conflict(f"service account {account_id} is deleted")
+    return account
+
+
+def _require_active_principal(view: LedgerView, principal: str) -> ServiceAccountView | None:
+    """Check the principal exists and is active; return its service account, if it is one."""
+    if is_service_account_id(principal):
+        return _require_account(view, principal)
+    _require_active_user(view, principal)
+    return None

@@ -1,0 +1,179 @@
+"""What decisions read: the current state of the ledger, behind one read-only protocol.
+
+``LedgerView`` is implemented twice: by ``domain.state.LedgerState`` (an
+in-memory fold of events, for pure given/when/then tests) and by the SQL
+projections (``projections.view.SqlLedgerView``) that the ledger service reads
+inside a command's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+import msgspec
+
+from tokenledger.domain.permissions import Grant
+
+__all__ = [
+    "PREDEFINED_ROLES",
+    "SERVICE_ACCOUNT_DOMAIN",
+    "Actor",
+    "ActorKind",
+    "LedgerView",
+    "ResourceView",
+    "ServiceAccountView",
+    "TokenView",
+    "UserView",
+    "is_service_account_id",
+    "predefined_role_grants",
+    "service_account_id",
+]
+
+#: Service accounts are named ``<name>@<org>.service.tokenledger`` (not a mail domain).
+SERVICE_ACCOUNT_DOMAIN = "service.tokenledger"
+
+#: Roles every org has. ``member`` grants nothing by itself.
+PREDEFINED_ROLES = ("admin", "auditor", "member")
+
+
+def service_account_id(name: str, org: str) -> str:
+    return f"{name}@{org}.{SERVICE_ACCOUNT_DOMAIN}"
+
+
+def is_service_account_id(principal: str) -> bool:
+    return principal.endswith("." + SERVICE_ACCOUNT_DOMAIN)
+
+
+def predefined_role_grants(org: str, role: str) -> tuple[Grant, ...] | None:
+    if role == "admin":
+        return (Grant(org, "admin"),)
+    if role == "auditor":
+        return (Grant(org, "read"),)
+    if role == "member":
+        return ()
+    return None
+
+
+class UserView(msgspec.Struct, frozen=True, kw_only=True):
+    email: str
+    name: str | None
+    disabled: bool
+    created_at: datetime
+
+
+class ResourceView(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    kind: str
+    created_at: datetime
+
+
+class ServiceAccountView(msgspec.Struct, frozen=True, kw_only=True):
+    account_id: str
+    org: str
+    name: str
+    permission: Grant
+    deleted: bool
+    created_at: datetime
+
+
+class TokenView(msgspec.Struct, frozen=True, kw_only=True):
+    token_id: str
+    principal: str
+    kind: str
+    grants: tuple[Grant, ...]
+    name: str | None
+    issued_at: datetime
+    expires_at: datetime | None
+    parent_id: str | None
+    revoked_at: datetime | None = None
+    revoked_reason: str | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    def live(self, now: datetime) -> bool:
+        return not self.revoked and not self.expired(now)
+
+
+class ActorKind(StrEnum):
+    OPERATOR = "operator"
+    USER = "user"
+    SERVICE_ACCOUNT = "service_account"
+
+
+class Actor(msgspec.Struct, frozen=True, kw_only=True):
+    """Who runs a command: the local operator (full rights), or a principal acting via a token."""
+
+    kind: ActorKind
+    principal: str
+    token_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What the log records as the event's actor."""
+        if self.kind is ActorKind.OPERATOR:
+            return f"operator:{self.principal}"
+        return self.principal
+
+    @classmethod
+    def operator(cls, name: str) -> Actor:
+        return cls(kind=ActorKind.OPERATOR, principal=name)
+
+
+class LedgerView(Protocol):
+    """Read-only questions a decision may ask of the current state."""
+
+    def org_exists(self, org: str) -> bool: ...
+
+    def user(self, email: str) -> UserView | None: ...
+
+    def memberships(self, email: str) -> dict[str, str]:
+        """The user's orgs and their role in each."""
+        ...
+
+    def members(self, org: str) -> dict[str, str]:
+        """The org's members (email) and their roles."""
+        ...
+
+    def resource(self, path: str) -> ResourceView | None: ...
+
+    def resources_under(self, path: str) -> Sequence[ResourceView]:
+        """Descendants of ``path`` (not ``path`` itself)."""
+        ...
+
+    def role(self, org: str, name: str) -> tuple[Grant, ...] | None:
+        """A role's grants, predefined roles included; None for an unknown role."""
+        ...
+
+    def direct_grants(self, email: str) -> Sequence[Grant]: ...
+
+    def direct_grants_under(self, path: str) -> Sequence[tuple[str, Grant]]:
+        """(email, grant) for every direct user grant on ``path`` or below it."""
+        ...
+
+    def service_account(self, account_id: str) -> ServiceAccountView | None: ...
+
+    def service_accounts_under(self, path: str) -> Sequence[ServiceAccountView]:
+        """Service accounts (not deleted) whose permission lies on ``path`` or below it."""
+        ...
+
+    def token(self, token_id: str) -> TokenView | None: ...
+
+    def tokens_of(self, principal: str) -> Sequence[TokenView]:
+        """Every token of the principal, revoked and expired ones included."""
+        ...
+
+    def child_tokens(self, token_id: str) -> Sequence[TokenView]:
+        """Tokens derived directly from ``token_id``."""
+        ...
+
+    def tokens_with_grant_under(self, path: str) -> Sequence[TokenView]:
+        """Unrevoked tokens with at least one grant on ``path`` or below it."""
+        ...

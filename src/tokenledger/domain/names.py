@@ -1,0 +1,93 @@
+"""The naming rules every identifier follows, with the messages that state them.
+
+One rule covers org names, resource path segments, role names and service
+account names: lowercase letters, digits, ``.``, ``_`` and ``-``, starting with
+a letter or digit, at most 63 characters. Users are identified by email.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tokenledger.domain.model import SERVICE_ACCOUNT_DOMAIN
+
+__all__ = [
+    "EMAIL_RULE",
+    "MAX_PATH_DEPTH",
+    "NAME_RULE",
+    "check_email",
+    "check_name",
+    "check_path",
+    "check_service_account_id",
+]
+
+NAME_RULE = "^[a-z0-9][a-z0-9._-]{0,62}$"
+_NAME = re.compile(NAME_RULE)
+NAME_RULE_TEXT = (
+    "1 to 63 characters: lowercase letters, digits, '.', '_' or '-', "
+    "starting with a letter or digit"
+)
+
+#: org/project/collection/dataset/object
+MAX_PATH_DEPTH = 5
+
+EMAIL_RULE = "local@domain, at most 254 characters, ASCII"
+_EMAIL = re.compile(
+    r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+)
+
+
+def check_name(value: str, what: str = "name") -> str:
+    if len(value) > 63 or not _NAME.fullmatch(value):
+        raise ValueError(f"invalid {what} {_shown(value)}: {NAME_RULE_TEXT}")
+    return value
+
+
+def check_path(value: str) -> str:
+    """A resource path: 1 to 5 names joined by '/' (org/project/collection/dataset/object)."""
+    if len(value) > MAX_PATH_DEPTH * 64:
+        raise ValueError(f"invalid resource path {_shown(value)}: too long")
+    segments = value.split("/")
+    if len(segments) > MAX_PATH_DEPTH:
+        raise ValueError(
+            f"invalid resource path {_shown(value)}: at most {MAX_PATH_DEPTH} segments "
+            "(org/project/collection/dataset/object)"
+        )
+    for segment in segments:
+        if not _NAME.fullmatch(segment):
+            raise ValueError(
+                f"invalid resource path {_shown(value)}: each segment must be {NAME_RULE_TEXT}"
+            )
+    return value
+
+
+def check_email(value: str) -> str:
+    email = value.strip().lower()
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
+        raise ValueError(f"invalid email address {_shown(value)}: expected {EMAIL_RULE}")
+    if email.endswith("." + SERVICE_ACCOUNT_DOMAIN):
+        raise ValueError(
+            f"invalid email address {_shown(value)}: the domain {SERVICE_ACCOUNT_DOMAIN} "
+            "is reserved for service accounts"
+        )
+    return email
+
+
+def check_service_account_id(value: str) -> str:
+    name, sep, rest = value.partition("@")
+    org, dot, domain = rest.partition(".")
+    if not sep or not dot or domain != SERVICE_ACCOUNT_DOMAIN:
+        raise ValueError(
+            f"invalid service account id {_shown(value)}: expected "
+            f"<name>@<org>.{SERVICE_ACCOUNT_DOMAIN}"
+        )
+    check_name(name, "service account name")
+    check_name(org, "org name")
+    return value
+
+
+def _shown(value: str) -> str:
+    """The offending value, cut short and made printable, for a one-line message."""
+    text = value if len(value) <= 80 else value[:77] + "..."
+    return repr(text)

@@ -1,0 +1,88 @@
+"""Permission levels, grants and the arithmetic of covering and intersecting them.
+
+A grant is (resource path, level) and covers the resource and all its
+descendants. Levels are ordered ``none < read < append < write < admin``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import IntEnum
+
+import msgspec
+
+__all__ = [
+    "Grant",
+    "Level",
+    "covers",
+    "grants_allow",
+    "is_within",
+    "level_at",
+    "org_of",
+    "parent_of",
+]
+
+
+class Level(IntEnum):
+    NONE = 0
+    READ = 1
+    APPEND = 2
+    WRITE = 3
+    ADMIN = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Level:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(level.label for level in cls)
+            raise ValueError(f"unknown level {text!r}: use one of {names}") from None
+
+
+class Grant(msgspec.Struct, frozen=True, order=True):
+    """A permission on a resource and everything below it."""
+
+    resource: str
+    level: str
+
+    @property
+    def rank(self) -> Level:
+        return Level[self.level.upper()]
+
+    def __str__(self) -> str:
+        return f"{self.level}:{self.resource}"
+
+
+def is_within(path: str, ancestor: str) -> bool:
+    """True when ``path`` is ``ancestor`` or lies below it."""
+    return path == ancestor or path.startswith(ancestor + "/")
+
+
+def covers(grant: Grant, path: str) -> bool:
+    return is_within(path, grant.resource)
+
+
+def org_of(path: str) -> str:
+    return path.split("/", 1)[0]
+
+
+def parent_of(path: str) -> str | None:
+    head, sep, _ = path.rpartition("/")
+    return head if sep else None
+
+
+def level_at(grants: Iterable[Grant], path: str) -> Level:
+    """The highest level any of ``grants`` gives on ``path``."""
+    best = Level.NONE
+    for grant in grants:
+        if covers(grant, path) and grant.rank > best:
+            best = grant.rank
+    return best
+
+
+def grants_allow(grants: Iterable[Grant], path: str, level: Level) -> bool:
+    return level_at(grants, path) >= level

@@ -1,0 +1,203 @@
+"""The shape of token secrets: recognisable, self-checking, and never stored.
+
+A secret looks like ``tls_`` + 32 random base62 characters + a 6-character
+checksum, 42 characters in all (the same idea as GitHub's ``ghp_`` tokens):
+
+* The ``tl<kind>_`` prefix lets secret scanners (GitHub push protection,
+  gitleaks, trufflehog, log scrubbers) recognise a leaked token with a simple
+  pattern and few false positives, and tells a person at a glance what kind of
+  credential they hold: ``tlp_`` personal (user) tokens, ``tls_`` service-account
+  tokens, ``tld_`` short-lived tokens derived from a parent, ``tlc_`` client
+  secrets.
+* The 32 random characters come from :mod:`secrets` and carry about 190 bits
+  (32 x log2 62), well above the 160 bits the design asks for.
+* The checksum is the CRC32 of the random part, in base62 and zero-padded to 6
+  characters (62**6 > 2**32). A mistyped or truncated secret is rejected by
+  :func:`parse_secret` without a database lookup, and a scanner can tell a real
+  token from a random string that happens to share the prefix. CRC32 is not a
+  MAC: it guards against accidents, not forgery; the randomness is what makes a
+  secret unguessable.
+* Only :func:`hash_secret` of a secret (hex SHA-256) is ever stored, and tokens
+  are looked up by that hash, so a copy of the database does not hand out
+  working credentials. A plain fast hash is enough here because the secret has
+  full entropy; there is nothing for a slow password hash to protect.
+
+Tokens are named in public by a separate id, ``tok_`` + 16 base62 characters
+(:func:`new_token_id`), which is safe to log and display. :func:`looks_like_secret`
+lets callers refuse a secret where an id was expected, so secrets do not end up
+in logs or URLs by mistake.
+
+Every error message here is about the shape of the input and never repeats the
+input itself, since the input may be a real secret.
+
+Everything in this module is pure: no I/O, no clock, no database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import zlib
+from enum import StrEnum
+
+from tokenledger.errors import ValidationError
+
+__all__ = [
+    "BASE62_ALPHABET",
+    "SECRET_LENGTH",
+    "TOKEN_ID_LENGTH",
+    "TokenKind",
+    "generate_secret",
+    "hash_secret",
+    "is_token_id",
+    "looks_like_secret",
+    "new_token_id",
+    "parse_secret",
+]
+
+BASE62_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BASE62_CHARS = frozenset(BASE62_ALPHABET)
+
+_PREFIX_LENGTH = 4  # "tl" + kind letter + "_"
+_RANDOM_LENGTH = 32  # 32 * log2(62) ~ 190.5 bits
+_CHECKSUM_LENGTH = 6  # 62**6 ~ 5.7e10 > 2**32
+
+SECRET_LENGTH = _PREFIX_LENGTH + _RANDOM_LENGTH + _CHECKSUM_LENGTH
+"""Length of every secret, prefix included (42)."""
+
+_TOKEN_ID_PREFIX = "tok_"
+_TOKEN_ID_RANDOM_LENGTH = 16
+TOKEN_ID_LENGTH = len(_TOKEN_ID_PREFIX) + _TOKEN_ID_RANDOM_LENGTH
+"""Length of every public token id, prefix included (20)."""
+
+# Input longer than this is refused before any other work (no strip, no scan):
+# a secret plus a generous allowance for surrounding whitespace.
+_MAX_INPUT_LENGTH = 256
+
+# Only ASCII whitespace is stripped; anything else around a secret is an error.
+_SURROUNDING_WHITESPACE = " \t\r\n\f\v"
+
+
+class TokenKind(StrEnum):
+    """The kind of credential a secret is; each has its own prefix."""
+
+    PERSONAL = "personal"
+    """A user's own token: ``tlp_``."""
+    SERVICE = "service"
+    """A service account's token: ``tls_``."""
+    DERIVED = "derived"
+    """A short-lived token derived from a parent token: ``tld_``."""
+    CLIENT = "client"
+    """A client secret: ``tlc_``."""
+
+    @property
+    def prefix(self) -> str:
+        """The secret prefix of this kind, e.g. ``"tls_"``."""
+        return _PREFIX_BY_KIND[self]
+
+
+_PREFIX_BY_KIND: dict[TokenKind, str] = {
+    TokenKind.PERSONAL: "tlp_",
+    TokenKind.SERVICE: "tls_",
+    TokenKind.DERIVED: "tld_",
+    TokenKind.CLIENT: "tlc_",
+}
+_KIND_BY_PREFIX: dict[str, TokenKind] = {p: k for k, p in _PREFIX_BY_KIND.items()}
+_PREFIXES: tuple[str, ...] = tuple(_KIND_BY_PREFIX)
+assert all(len(p) == _PREFIX_LENGTH for p in _PREFIXES)
+assert len(_KIND_BY_PREFIX) == len(TokenKind)
+
+
+def _random_base62(length: int) -> str:
+    return "".join(secrets.choice(BASE62_ALPHABET) for _ in range(length))
+
+
+def _base62_fixed(value: int, width: int) -> str:
+    """``value`` in base62, most significant digit first, zero-padded to ``width``."""
+    digits = []
+    for _ in range(width):
+        value, digit = divmod(value, 62)
+        digits.append(BASE62_ALPHABET[digit])
+    if value:
+        raise ValueError("value does not fit in the given width")
+    return "".join(reversed(digits))
+
+
+def _checksum(random_part: str) -> str:
+    return _base62_fixed(zlib.crc32(random_part.encode("ascii")), _CHECKSUM_LENGTH)
+
+
+def _is_base62(text: str) -> bool:
+    return all(ch in _BASE62_CHARS for ch in text)
+
+
+def _malformed(reason: str) -> ValidationError:
+    # Never include the input: it may be a real secret.
+    return ValidationError(f"malformed token: {reason}")
+
+
+def generate_secret(kind: TokenKind) -> str:
+    """A new random secret of ``kind``: prefix, 32 random base62 characters, checksum."""
+    random_part = _random_base62(_RANDOM_LENGTH)
+    return f"{TokenKind(kind).prefix}{random_part}{_checksum(random_part)}"
+
+
+def parse_secret(text: str) -> TokenKind:
+    """Check that ``text`` is a well-formed secret and return its kind.
+
+    Surrounding ASCII whitespace (such as the newline at the end of a line read
+    from stdin) is ignored; anything else that is not exactly a secret raises
+    :class:`~tokenledger.errors.ValidationError` with a one-line message that
+    never contains the input. A valid shape says nothing about whether the token
+    exists or is still active; that takes a lookup by :func:`hash_secret`.
+    """
+    if len(text) > _MAX_INPUT_LENGTH:
+        raise _malformed(f"too long (a token has {SECRET_LENGTH} characters)")
+    text = text.strip(_SURROUNDING_WHITESPACE)
+    if not text:
+        raise _malformed("empty")
+    kind = _KIND_BY_PREFIX.get(text[:_PREFIX_LENGTH])
+    if kind is None:
+        raise _malformed(f"unknown prefix (expected one of {', '.join(_PREFIXES)})")
+    if len(text) != SECRET_LENGTH:
+        raise _malformed(f"wrong length (a token has {SECRET_LENGTH} characters)")
+    body = text[_PREFIX_LENGTH:]
+    if not _is_base62(body):
+        raise _malformed("invalid character (only 0-9, A-Z and a-z may follow the prefix)")
+    random_part, checksum = body[:_RANDOM_LENGTH], body[_RANDOM_LENGTH:]
+    if _checksum(random_part) != checksum:
+        raise _malformed("bad checksum (check for a typo or a truncated copy)")
+    return kind
+
+
+def hash_secret(text: str) -> str:
+    """The hex SHA-256 of the secret's UTF-8 bytes: what is stored and looked up.
+
+    Surrounding ASCII whitespace is ignored exactly as :func:`parse_secret`
+    ignores it, so a secret read with its trailing newline hashes the same as
+    the secret itself. The text is not validated; call :func:`parse_secret` first.
+    """
+    return hashlib.sha256(text.strip(_SURROUNDING_WHITESPACE).encode("utf-8")).hexdigest()
+
+
+def new_token_id() -> str:
+    """A new public token id: ``tok_`` + 16 random base62 characters (~95 bits)."""
+    return _TOKEN_ID_PREFIX + _random_base62(_TOKEN_ID_RANDOM_LENGTH)
+
+
+def is_token_id(text: str) -> bool:
+    """Whether ``text`` is exactly the shape of a token id (no whitespace allowed)."""
+    return (
+        len(text) == TOKEN_ID_LENGTH
+        and text.startswith(_TOKEN_ID_PREFIX)
+        and _is_base62(text[len(_TOKEN_ID_PREFIX) :])
+    )
+
+
+def looks_like_secret(text: str) -> bool:
+    """Whether ``text`` starts with a secret prefix, ignoring leading ASCII whitespace.
+
+    Meant for refusing secrets where something else (such as a token id) was
+    expected, so it does not check the rest of the shape.
+    """
+    return text[:_MAX_INPUT_LENGTH].lstrip(_SURROUNDING_WHITESPACE).startswith(_PREFIXES)

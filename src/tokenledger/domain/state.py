@@ -1,0 +1,240 @@
+"""The ledger's state folded in memory: ``evolve(state, event, at) -> state``.
+
+This is the reference fold that the SQL projections mirror. Decisions read it
+through ``LedgerView`` in pure given/when/then tests, with no database; the
+property tests check that both folds agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import singledispatch
+
+import msgspec
+
+from tokenledger.domain import events as e
+from tokenledger.domain.model import (
+    ResourceView,
+    ServiceAccountView,
+    TokenView,
+    UserView,
+    predefined_role_grants,
+)
+from tokenledger.domain.permissions import Grant, is_within
+
+__all__ = ["LedgerState", "evolve", "fold"]
+
+
+@dataclass
+class LedgerState:
+    """Every aggregate's current state, in plain dicts. Implements ``LedgerView``."""
+
+    orgs: dict[str, datetime] = field(default_factory=dict)
+    users: dict[str, UserView] = field(default_factory=dict)
+    memberships_by_org: dict[str, dict[str, str]] = field(default_factory=dict)
+    resources: dict[str, ResourceView] = field(default_factory=dict)
+    roles: dict[tuple[str, str], tuple[Grant, ...]] = field(default_factory=dict)
+    user_grants: dict[str, dict[str, Grant]] = field(default_factory=dict)
+    accounts: dict[str, ServiceAccountView] = field(default_factory=dict)
+    tokens: dict[str, TokenView] = field(default_factory=dict)
+
+    # -- LedgerView -------------------------------------------------------------
+
+    def org_exists(self, org: str) -> bool:
+        return org in self.orgs
+
+    def user(self, email: str) -> UserView | None:
+        return self.users.get(email)
+
+    def memberships(self, email: str) -> dict[str, str]:
+        return {
+            org: members[email]
+            for org, members in sorted(self.memberships_by_org.items())
+            if email in members
+        }
+
+    def members(self, org: str) -> dict[str, str]:
+        return dict(sorted(self.memberships_by_org.get(org, {}).items()))
+
+    def resource(self, path: str) -> ResourceView | None:
+        return self.resources.get(path)
+
+    def resources_under(self, path: str) -> Sequence[ResourceView]:
+        return [r for p, r in sorted(self.resources.items()) if p != path and is_within(p, path)]
+
+    def role(self, org: str, name: str) -> tuple[Grant, ...] | None:
+        if org not in self.orgs:
+            return None
+        predefined = predefined_role_grants(org, name)
+        if predefined is not None:
+            return predefined
+        return self.roles.get((org, name))
+
+    def direct_grants(self, email: str) -> Sequence[Grant]:
+        return sorted(self.user_grants.get(email, {}).values())
+
+    def direct_grants_under(self, path: str) -> Sequence[tuple[str, Grant]]:
+        return [
+            (email, grant)
+            for email, grants in sorted(self.user_grants.items())
+            for grant in sorted(grants.values())
+            if is_within(grant.resource, path)
+        ]
+
+    def service_account(self, account_id: str) -> ServiceAccountView | None:
+        return self.accounts.get(account_id)
+
+    def service_accounts_under(self, path: str) -> Sequence[ServiceAccountView]:
+        return [
+            a
+            for _, a in sorted(self.accounts.items())
+            if not a.deleted and is_within(a.permission.resource, path)
+        ]
+
+    def token(self, token_id: str) -> TokenView | None:
+        return self.tokens.get(token_id)
+
+    def tokens_of(self, principal: str) -> Sequence[TokenView]:
+        return [t for _, t in sorted(self.tokens.items()) if t.principal == principal]
+
+    def child_tokens(self, token_id: str) -> Sequence[TokenView]:
+        return [t for _, t in sorted(self.tokens.items()) if t.parent_id == token_id]
+
+    def tokens_with_grant_under(self, path: str) -> Sequence[TokenView]:
+        return [
+            t
+            for _, t in sorted(self.tokens.items())
+            if not t.revoked and any(is_within(g.resource, path) for g in t.grants)
+        ]
+
+
+@singledispatch
+def evolve(event: e.Event, state: LedgerState, at: datetime) -> None:
+    """Fold ``event``, recorded at ``at``, into ``state`` (in place)."""
+    raise TypeError(f"no fold for {type(event).__name__}")
+
+
+def fold(
+    events: Iterable[tuple[e.Event, datetime]], state: LedgerState | None = None
+) -> LedgerState:
+    state = state or LedgerState()
+    for event, at in events:
+        evolve(event, state, at)
+    return state
+
+
+@evolve.register
+def _(event: e.OrgCreated, state: LedgerState, at: datetime) -> None:
+    state.orgs[event.org] = at
+    state.resources[event.org] = ResourceView(path=event.org, kind="org", created_at=at)
+
+
+@evolve.register
+def _(event: e.UserCreated, state: LedgerState, at: datetime) -> None:
+    state.users[event.email] = UserView(
+        email=event.email, name=event.name, disabled=False, created_at=at
+    )
+
+
+@evolve.register
+def _(event: e.UserDisabled, state: LedgerState, at: datetime) -> None:
+    state.users[event.email] = msgspec.structs.replace(state.users[event.email], disabled=True)
+
+
+@evolve.register
+def _(event: e.MemberAdded, state: LedgerState, at: datetime) -> None:
+    state.memberships_by_org.setdefault(event.org, {})[event.email] = event.role
+
+
+@evolve.register
+def _(event: e.MemberRoleChanged, state: LedgerState, at: datetime) -> None:
+    state.memberships_by_org.setdefault(event.org, {})[event.email] = event.role
+
+
+@evolve.register
+def _(event: e.MemberRemoved, state: LedgerState, at: datetime) -> None:
+    state.memberships_by_org.get(event.org, {}).pop(event.email, None)
+
+
+@evolve.register
+def _(event: e.ResourceCreated, state: LedgerState, at: datetime) -> None:
+    state.resources[event.path] = ResourceView(path=event.path, kind=event.kind, created_at=at)
+
+
+@evolve.register
+def _(event: e.ResourceDeleted, state: LedgerState, at: datetime) -> None:
+    state.resources.pop(event.path, None)
+
+
+@evolve.register
+def _(event: e.GrantSet, state: LedgerState, at: datetime) -> None:
+    grants = state.user_grants.setdefault(event.principal, {})
+    if event.grant.level == "none":
+        grants.pop(event.grant.resource, None)
+    else:
+        grants[event.grant.resource] = event.grant
+
+
+@evolve.register
+def _(event: e.GrantRemoved, state: LedgerState, at: datetime) -> None:
+    state.user_grants.get(event.principal, {}).pop(event.resource, None)
+
+
+@evolve.register
+def _(event: e.RoleCreated, state: LedgerState, at: datetime) -> None:
+    state.roles[(event.org, event.role)] = event.grants
+
+
+@evolve.register
+def _(event: e.ServiceAccountCreated, state: LedgerState, at: datetime) -> None:
+    state.accounts[event.account_id] = ServiceAccountView(
+        account_id=event.account_id,
+        org=event.org,
+        name=event.name,
+        permission=event.permission,
+        deleted=False,
+        created_at=at,
+    )
+
+
+@evolve.register(e.ServiceAccountPermissionMoved)
+@evolve.register(e.ServiceAccountPermissionLevelChanged)
+def _(
+    event: e.ServiceAccountPermissionMoved | e.ServiceAccountPermissionLevelChanged,
+    state: LedgerState,
+    at: datetime,
+) -> None:
+    account = state.accounts[event.account_id]
+    state.accounts[event.account_id] = msgspec.structs.replace(account, permission=event.permission)
+
+
+@evolve.register
+def _(event: e.ServiceAccountDeleted, state: LedgerState, at: datetime) -> None:
+    account = state.accounts[event.account_id]
+    state.accounts[event.account_id] = msgspec.structs.replace(account, deleted=True)
+
+
+@evolve.register
+def _(event: e.TokenIssued, state: LedgerState, at: datetime) -> None:
+    state.tokens[event.token_id] = TokenView(
+        token_id=event.token_id,
+        principal=event.principal,
+        kind=event.kind,
+        grants=event.grants,
+        name=event.name,
+        issued_at=event.issued_at,
+        expires_at=event.expires_at,
+        parent_id=event.parent_id,
+    )
+
+
+@evolve.register
+def _(event: e.TokenRevoked, state: LedgerState, at: datetime) -> None:
+    token = state.tokens[event.token_id]
+    if token.revoked:  # the first revocation is the one that counts
+        return
+    state.tokens[event.token_id] = msgspec.structs.replace(
+        token, revoked_at=at, revoked_reason=event.reason
+    )

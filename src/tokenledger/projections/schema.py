@@ -1,0 +1,158 @@
+"""The projection tables: current state, rebuilt only from events.
+
+Declared on the event store's ``metadata`` so that one ``MetaData`` describes
+the whole database; the Alembic revision ``0002`` creates what is declared
+here (written out by hand there, as every revision is).
+
+Identifier columns (orgs, emails, resource paths, token ids, ...) compare
+bytewise on both backends: SQLite's default ``BINARY`` collation already does,
+and on PostgreSQL they are declared ``COLLATE "C"``. Two things rely on it:
+
+* "below ``path``" is the index range ``path + '/' <= resource < path + '0'``
+  (``'/'`` is 0x2F and ``'0'`` 0x30, so exactly the strings that start with
+  ``path + '/'`` fall in it, whatever characters paths may hold); under a
+  linguistic collation such as ``en_US.UTF-8`` punctuation is ignored at the
+  first level and that range would be wrong;
+* listings come back in the same order from SQLite and PostgreSQL.
+
+Grant lists are stored as the msgspec JSON text of ``tuple[Grant, ...]``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from tokenledger.store.schema import UTCDateTime, metadata
+
+__all__ = [
+    "checkpoints",
+    "memberships",
+    "metadata",
+    "orgs",
+    "resources",
+    "roles",
+    "service_accounts",
+    "token_grants",
+    "tokens",
+    "user_grants",
+    "users",
+]
+
+
+def _identifier(length: int = 200) -> sa.types.TypeEngine[str]:
+    """A string compared bytewise on every backend (see the module docstring).
+
+    200 characters: every identifier also appears inside a stream id, which the
+    event log bounds at 200.
+    """
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
+_LEVEL = sa.String(20)
+_KIND = sa.String(100)
+
+orgs = sa.Table(
+    "orgs",
+    metadata,
+    sa.Column("org", _identifier(), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("email", _identifier(), primary_key=True),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("disabled_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+memberships = sa.Table(
+    "memberships",
+    metadata,
+    sa.Column("org", _identifier(), primary_key=True),
+    sa.Column("email", _identifier(), primary_key=True),
+    sa.Column("role", _identifier(), nullable=False),
+)
+sa.Index("ix_memberships_email", memberships.c.email)
+
+resources = sa.Table(
+    "resources",
+    metadata,
+    sa.Column("path", _identifier(), primary_key=True),
+    sa.Column("org", _identifier(), nullable=False),
+    sa.Column("parent", _identifier(), nullable=True),
+    sa.Column("kind", _KIND, nullable=False),
+    sa.Column("depth", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+sa.Index("ix_resources_parent", resources.c.parent)
+sa.Index("ix_resources_org", resources.c.org)
+
+roles = sa.Table(
+    "roles",
+    metadata,
+    sa.Column("org", _identifier(), primary_key=True),
+    sa.Column("role", _identifier(), primary_key=True),
+    sa.Column("grants", sa.Text, nullable=False),
+)
+
+user_grants = sa.Table(
+    "user_grants",
+    metadata,
+    sa.Column("email", _identifier(), primary_key=True),
+    sa.Column("resource", _identifier(), primary_key=True),
+    sa.Column("level", _LEVEL, nullable=False),
+)
+sa.Index("ix_user_grants_resource", user_grants.c.resource)
+
+service_accounts = sa.Table(
+    "service_accounts",
+    metadata,
+    sa.Column("account_id", _identifier(), primary_key=True),
+    sa.Column("org", _identifier(), nullable=False),
+    sa.Column("name", _identifier(), nullable=False),
+    sa.Column("resource", _identifier(), nullable=False),
+    sa.Column("level", _LEVEL, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+sa.Index("ix_service_accounts_resource", service_accounts.c.resource)
+sa.Index("ix_service_accounts_org", service_accounts.c.org)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("token_id", _identifier(), primary_key=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("principal", _identifier(), nullable=False),
+    sa.Column("kind", _KIND, nullable=False),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("grants", sa.Text, nullable=False),
+    sa.Column("issued_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("parent_id", _identifier(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_reason", sa.String(100), nullable=True),
+    sa.UniqueConstraint("secret_hash", name="uq_tokens_secret_hash"),
+)
+sa.Index("ix_tokens_principal", tokens.c.principal)
+sa.Index("ix_tokens_parent_id", tokens.c.parent_id)
+
+# One row per (token, grant), so "tokens with a grant under a path" is an index range scan.
+token_grants = sa.Table(
+    "token_grants",
+    metadata,
+    sa.Column("token_id", _identifier(), primary_key=True),
+    sa.Column("resource", _identifier(), primary_key=True),
+    sa.Column("level", _LEVEL, primary_key=True),
+)
+sa.Index("ix_token_grants_resource", token_grants.c.resource)
+
+checkpoints = sa.Table(
+    "projection_checkpoints",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
