@@ -13,7 +13,6 @@ from tokenledger.store.records import PendingEvent, RecordedEvent
 __all__ = ["decode_event", "to_pending"]
 
 
-
 def _encode_other(value: object) -> object:
     # datetime subclasses (a test clock's, for one) are not encoded natively.
     if isinstance(value, datetime):
