@@ -77,7 +77,7 @@ def _walk_through(ledger: Ledger, url: str) -> None:
             c.IssueToken(
                 principal=SA,
                 name="reader",
-                grants=[c.GrantSpec(resource="acme/alpha/raw", level=Level.READ)],
+                grants=(c.GrantSpec(resource="acme/alpha/raw", level=Level.READ),),
             )
         ),
     ]
