@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -279,7 +280,10 @@ def test_acting_through_a_token(ledger: Ledger) -> None:
         ledger.authenticate(secret(world.sa_tokens[0]))
 
 
-def test_no_secret_is_stored_anywhere(ledger: Ledger) -> None:
+def test_no_secret_is_stored_or_logged_anywhere(
+    ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     world = build_world(ledger)
     secrets = [secret(t) for t in (*world.sa_tokens, world.bob_token)]
     bodies = [s.split("_", 1)[1] for s in secrets]
@@ -291,7 +295,8 @@ def test_no_secret_is_stored_anywhere(ledger: Ledger) -> None:
                 dump.extend(
                     v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in row
                 )
-    text = "\n".join(dump)
+    text = "\n".join(dump) + caplog.text
     assert "TokenIssued" in text  # the scan did read the log
+    assert "IssueToken by operator:alice" in caplog.text  # and the log lines
     for value in (*secrets, *bodies):
         assert value not in text

@@ -7,6 +7,7 @@ projections, decide, append the events, fold them into the projections, commit.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -48,6 +49,8 @@ from tokenledger.store import DEFAULT_DATABASE_URL, EventStore, RecordedEvent, o
 from tokenledger.store.mapper import to_pending
 
 __all__ = ["CommandResult", "GrantSource", "Ledger", "Verification"]
+
+logger = logging.getLogger("tokenledger")
 
 
 class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -135,13 +138,23 @@ class Ledger:
             events = decide(command, view, Context(actor=actor, now=tx.recorded_at, mint=mint))
             records = tx.append([to_pending(event) for event in events])
             self.projector.apply(tx.connection, list(zip(records, events, strict=True)))
-            return CommandResult(
+            result = CommandResult(
                 command_id=tx.command_id,
                 correlation_id=tx.correlation_id,
                 events=tuple(events),
                 records=tuple(records),
                 secret=secrets[0] if secrets else None,
             )
+        # Names and ids only: a command's fields may be personal data, never a secret.
+        logger.info(
+            "%s by %s appended %d event(s) up to position %s (correlation %s)",
+            type(command).__name__,
+            actor.label,
+            len(records),
+            records[-1].position if records else "-",
+            result.correlation_id,
+        )
+        return result
 
     # -- reading --------------------------------------------------------------------
 
