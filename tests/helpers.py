@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from click.testing import Result
 from sqlalchemy.engine import Engine
 
 from tokenledger.store import PendingEvent, open_event_store
@@ -43,3 +44,14 @@ def append_worker(database_url: str, worker: int, count: int) -> None:
             )
     finally:
         store.engine.dispose()
+
+
+def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
+    """A refused CLI command: the category's exit code and one line on stderr, no traceback."""
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("tokenledger: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.stderr

@@ -9,23 +9,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from helpers import pending, tamper
+from helpers import assert_one_line_error, pending, tamper
 from tokenledger.cli import cli
 from tokenledger.store import EventStore, open_event_store
 
 
 def run(database_url: str, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--db", database_url, *args])
-
-
-def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
-    assert result.exit_code == code, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("tokenledger: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
-    assert "Traceback" not in result.stderr
 
 
 @pytest.fixture

@@ -15,7 +15,13 @@ from tokenledger.domain import commands as c
 from tokenledger.domain.events import TokenRevoked, UserDisabled
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
-from tokenledger.errors import Conflict, LedgerError, NotFound, PermissionDenied
+from tokenledger.errors import (
+    Conflict,
+    LedgerError,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from tokenledger.ledger import CommandResult, Ledger
 from tokenledger.store import open_event_store
 from tokenledger.store.mapper import decode_event, to_pending
@@ -300,3 +306,30 @@ def test_no_secret_is_stored_or_logged_anywhere(
     assert "IssueToken by operator:alice" in caplog.text  # and the log lines
     for value in (*secrets, *bodies):
         assert value not in text
+
+
+def test_a_secret_given_where_an_id_belongs_is_never_repeated(ledger: Ledger) -> None:
+    world = build_world(ledger)
+    leaked = secret(world.bob_token)
+    attempts = [
+        lambda: ledger.get_token(OPERATOR, leaked),
+        lambda: ledger.tokens_of(OPERATOR, leaked),
+        lambda: ledger.grants_of(OPERATOR, leaked),
+        lambda: run(ledger, c.build(c.RevokeToken, token_id=leaked)),
+        lambda: run(ledger, c.build(c.CreateUser, email=leaked)),
+        lambda: run(ledger, c.build(c.IssueToken, parent_id=leaked)),
+    ]
+    for attempt in attempts:
+        with pytest.raises(LedgerError) as caught:
+            attempt()
+        assert leaked[4:] not in str(caught.value)
+        assert "looks like a token secret" in str(caught.value)
+
+
+def test_queries_check_and_normalise_their_arguments(ledger: Ledger) -> None:
+    build_world(ledger)
+    assert [g.resource for g in ledger.grants_of(OPERATOR, "Bob@ACME.io")] == ["acme/alpha"]
+    with pytest.raises(ValidationError, match="invalid resource path"):
+        ledger.list_resources(OPERATOR, "acme/../etc")
+    with pytest.raises(ValidationError, match="invalid org name"):
+        ledger.members(OPERATOR, "Acme Corp")

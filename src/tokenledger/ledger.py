@@ -8,7 +8,7 @@ projections, decide, append the events, fold them into the projections, commit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -34,7 +34,7 @@ from tokenledger.domain.model import (
     UserView,
     is_service_account_id,
 )
-from tokenledger.domain.names import check_path
+from tokenledger.domain.names import check_name, check_path, check_principal, check_token_id
 from tokenledger.domain.permissions import Grant, Level, level_at
 from tokenledger.domain.secrets import (
     TokenKind,
@@ -178,10 +178,7 @@ class Ledger:
     ) -> Verification:
         """Is the token active, and (given a resource) does it allow ``level`` there now?"""
         if resource is not None:
-            try:
-                check_path(resource)
-            except ValueError as exc:
-                raise ValidationError(str(exc)) from None
+            resource = _valid(check_path, resource)
         wanted = level if level is not None else Level.READ
         try:
             parse_secret(secret)
@@ -241,6 +238,7 @@ class Ledger:
             return [o for o in orgs if self._may(view, actor, o, Level.READ)]
 
     def list_users(self, actor: Actor, org: str | None = None) -> list[UserView]:
+        org = _valid_org(org) if org is not None else None
         with self.view() as view:
             if org is None:
                 if actor.kind is not ActorKind.OPERATOR:
@@ -251,18 +249,21 @@ class Ledger:
             return view.list_users(org)
 
     def members(self, actor: Actor, org: str) -> dict[str, str]:
+        org = _valid_org(org)
         with self.view() as view:
             self._require_org(view, org)
             self._require(view, actor, org, Level.READ, f"list the members of {org}")
             return view.members(org)
 
     def list_resources(self, actor: Actor, prefix: str | None = None) -> list[ResourceView]:
+        prefix = _valid(check_path, prefix) if prefix is not None else None
         with self.view() as view:
             return [
                 r for r in view.list_resources(prefix) if self._may(view, actor, r.path, Level.READ)
             ]
 
     def grants_of(self, actor: Actor, principal: str) -> list[GrantSource]:
+        principal = _valid(check_principal, principal)
         with self.view() as view:
             sources: list[GrantSource] = []
             if is_service_account_id(principal):
@@ -283,12 +284,14 @@ class Ledger:
             return [s for s in sources if self._may(view, actor, s.resource, Level.ADMIN)]
 
     def roles_of(self, actor: Actor, org: str) -> dict[str, tuple[Grant, ...]]:
+        org = _valid_org(org)
         with self.view() as view:
             self._require_org(view, org)
             self._require(view, actor, org, Level.READ, f"list the roles of {org}")
             return view.roles_of(org)
 
     def service_accounts(self, actor: Actor, org: str | None = None) -> list[ServiceAccountView]:
+        org = _valid_org(org) if org is not None else None
         with self.view() as view:
             if org is not None:
                 self._require_org(view, org)
@@ -302,6 +305,7 @@ class Ledger:
     def tokens_of(
         self, actor: Actor, principal: str, *, include_inactive: bool = False
     ) -> list[TokenView]:
+        principal = _valid(check_principal, principal)
         now = self.now()
         with self.view() as view:
             self._require_principal(view, principal)
@@ -310,6 +314,7 @@ class Ledger:
         return [t for t in tokens if include_inactive or t.live(now)]
 
     def get_token(self, actor: Actor, token_id: str) -> TokenView:
+        token_id = _valid(check_token_id, token_id)
         with self.view() as view:
             token = view.token(token_id)
             if token is None:
@@ -349,6 +354,18 @@ class Ledger:
         account = view.service_account(principal) if is_service_account_id(principal) else None
         if account is None or not self._may(view, actor, account.permission.resource, Level.ADMIN):
             raise PermissionDenied(f"{actor.label} may not see the tokens of {principal}")
+
+
+def _valid(check: Callable[[str], str], value: str) -> str:
+    """Check a query argument with the same rule commands use."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def _valid_org(value: str) -> str:
+    return _valid(lambda v: check_name(v, "org name"), value)
 
 
 def _inactive_reason(view: SqlLedgerView, token: TokenView, now: datetime) -> str | None:

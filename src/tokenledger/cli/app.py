@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import click
 from sqlalchemy.exc import OperationalError
 
+from tokenledger.domain.model import Actor
 from tokenledger.errors import (
     Conflict,
     IntegrityViolation,
@@ -18,10 +21,11 @@ from tokenledger.errors import (
     StorageError,
     ValidationError,
 )
+from tokenledger.ledger import Ledger
 from tokenledger.store import DEFAULT_DATABASE_URL, EventStore, open_event_store
 from tokenledger.store.engine import parse_database_url
 
-__all__ = ["EXIT_CODES", "CliContext", "cli", "main"]
+__all__ = ["EXIT_CODES", "TOKEN_ENV", "CliContext", "cli", "main"]
 
 #: Exit codes, one per error category (2 is also click's own for usage errors).
 EXIT_CODES: dict[type[LedgerError], int] = {
@@ -41,19 +45,45 @@ def exit_code_for(error: LedgerError) -> int:
     return 1
 
 
+#: A token secret in this variable makes commands act as the token's principal.
+TOKEN_ENV = "TOKENLEDGER_TOKEN"
+
+
 @dataclass
 class CliContext:
     database_url: str
     _store: EventStore | None = field(default=None, repr=False)
+    _ledger: Ledger | None = field(default=None, repr=False)
 
     def store(self) -> EventStore:
         if self._store is None:
             self._store = open_event_store(self.database_url)
         return self._store
 
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger.open(self.database_url)
+        return self._ledger
+
+    def actor(self) -> Actor:
+        """The principal of ``TOKENLEDGER_TOKEN`` when it is set, else the local operator."""
+        secret = os.environ.get(TOKEN_ENV, "").strip()
+        if secret:
+            return self.ledger().authenticate(secret)
+        return Actor.operator(_os_user())
+
     def close(self) -> None:
         if self._store is not None:
             self._store.engine.dispose()
+        if self._ledger is not None:
+            self._ledger.close()
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser() or "unknown"
+    except (OSError, KeyError, ImportError):
+        return "unknown"
 
 
 class LedgerGroup(click.Group):
@@ -94,12 +124,35 @@ def cli(ctx: click.Context, database_url: str) -> None:
 
 
 def _register() -> None:
-    from tokenledger.cli import db, demo, log
+    from tokenledger.cli import (
+        auth,
+        db,
+        demo,
+        grants,
+        log,
+        orgs,
+        resources,
+        roles,
+        service_accounts,
+        tokens,
+        users,
+    )
 
     cli.add_command(db.db)
     cli.add_command(demo.demo)
     cli.add_command(log.log)
     cli.add_command(log.events_command)
+    for group in (
+        orgs.orgs,
+        users.users,
+        resources.resources,
+        grants.grants,
+        roles.roles,
+        service_accounts.service_accounts,
+        tokens.tokens,
+        auth.auth,
+    ):
+        cli.add_command(group)
 
 
 _register()

@@ -15,12 +15,14 @@ import pydantic
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from tokenledger.clock import ensure_utc
-from tokenledger.domain.model import is_service_account_id
 from tokenledger.domain.names import (
     check_email,
     check_name,
     check_path,
+    check_principal,
     check_service_account_id,
+    check_token_id,
+    shown,
 )
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.errors import ValidationError
@@ -55,18 +57,6 @@ def _level(value: Any) -> Level:
     return Level.parse(value)
 
 
-def _principal(value: str) -> str:
-    if is_service_account_id(value):
-        return check_service_account_id(value)
-    return check_email(value)
-
-
-def _token_id(value: str) -> str:
-    if not re.fullmatch(r"tok_[0-9A-Za-z]{16}", value):
-        raise ValueError(f"invalid token id {value[:40]!r}: expected tok_ and 16 letters or digits")
-    return value
-
-
 def _free_text(limit: int) -> Any:
     def check(value: str) -> str:
         if len(value) > limit:
@@ -84,9 +74,9 @@ KindName = Annotated[str, AfterValidator(lambda v: check_name(v, "resource kind"
 AccountName = Annotated[str, AfterValidator(lambda v: check_name(v, "service account name"))]
 ResourcePath = Annotated[str, AfterValidator(check_path)]
 Email = Annotated[str, AfterValidator(check_email)]
-PrincipalId = Annotated[str, AfterValidator(_principal)]
+PrincipalId = Annotated[str, AfterValidator(check_principal)]
 AccountId = Annotated[str, AfterValidator(check_service_account_id)]
-TokenId = Annotated[str, AfterValidator(_token_id)]
+TokenId = Annotated[str, AfterValidator(check_token_id)]
 LevelValue = Annotated[Level, BeforeValidator(_level)]
 Reason = Annotated[str, _free_text(500)]
 DisplayName = Annotated[str, _free_text(200)]
@@ -238,11 +228,11 @@ def parse_duration(text: str) -> timedelta:
     compact = text.strip().lower()
     if not compact or _DURATION.sub("", compact):
         raise ValidationError(
-            f"invalid duration {text[:40]!r}: use a number and a unit, e.g. 30d, 12h, 90m, 1y"
+            f"invalid duration {shown(text)}: use a number and a unit, e.g. 30d, 12h, 90m, 1y"
         )
     seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(compact))
     if seconds <= 0:
-        raise ValidationError(f"invalid duration {text[:40]!r}: must be longer than zero")
+        raise ValidationError(f"invalid duration {shown(text)}: must be longer than zero")
     if seconds > 100 * 365 * 86400:
-        raise ValidationError(f"invalid duration {text[:40]!r}: at most 100 years")
+        raise ValidationError(f"invalid duration {shown(text)}: at most 100 years")
     return timedelta(seconds=seconds)

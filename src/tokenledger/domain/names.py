@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from tokenledger.domain.model import SERVICE_ACCOUNT_DOMAIN
+from tokenledger.domain.secrets import TokenKind, is_token_id
 
 __all__ = [
     "EMAIL_RULE",
@@ -18,7 +19,10 @@ __all__ = [
     "check_email",
     "check_name",
     "check_path",
+    "check_principal",
     "check_service_account_id",
+    "check_token_id",
+    "shown",
 ]
 
 NAME_RULE = "^[a-z0-9][a-z0-9._-]{0,62}$"
@@ -40,24 +44,24 @@ _EMAIL = re.compile(
 
 def check_name(value: str, what: str = "name") -> str:
     if len(value) > 63 or not _NAME.fullmatch(value):
-        raise ValueError(f"invalid {what} {_shown(value)}: {NAME_RULE_TEXT}")
+        raise ValueError(f"invalid {what} {shown(value)}: {NAME_RULE_TEXT}")
     return value
 
 
 def check_path(value: str) -> str:
     """A resource path: 1 to 5 names joined by '/' (org/project/collection/dataset/object)."""
     if len(value) > MAX_PATH_DEPTH * 64:
-        raise ValueError(f"invalid resource path {_shown(value)}: too long")
+        raise ValueError(f"invalid resource path {shown(value)}: too long")
     segments = value.split("/")
     if len(segments) > MAX_PATH_DEPTH:
         raise ValueError(
-            f"invalid resource path {_shown(value)}: at most {MAX_PATH_DEPTH} segments "
+            f"invalid resource path {shown(value)}: at most {MAX_PATH_DEPTH} segments "
             "(org/project/collection/dataset/object)"
         )
     for segment in segments:
         if not _NAME.fullmatch(segment):
             raise ValueError(
-                f"invalid resource path {_shown(value)}: each segment must be {NAME_RULE_TEXT}"
+                f"invalid resource path {shown(value)}: each segment must be {NAME_RULE_TEXT}"
             )
     return value
 
@@ -65,10 +69,10 @@ def check_path(value: str) -> str:
 def check_email(value: str) -> str:
     email = value.strip().lower()
     if len(email) > 254 or not _EMAIL.fullmatch(email):
-        raise ValueError(f"invalid email address {_shown(value)}: expected {EMAIL_RULE}")
+        raise ValueError(f"invalid email address {shown(value)}: expected {EMAIL_RULE}")
     if email.endswith("." + SERVICE_ACCOUNT_DOMAIN):
         raise ValueError(
-            f"invalid email address {_shown(value)}: the domain {SERVICE_ACCOUNT_DOMAIN} "
+            f"invalid email address {shown(value)}: the domain {SERVICE_ACCOUNT_DOMAIN} "
             "is reserved for service accounts"
         )
     return email
@@ -79,7 +83,7 @@ def check_service_account_id(value: str) -> str:
     org, dot, domain = rest.partition(".")
     if not sep or not dot or domain != SERVICE_ACCOUNT_DOMAIN:
         raise ValueError(
-            f"invalid service account id {_shown(value)}: expected "
+            f"invalid service account id {shown(value)}: expected "
             f"<name>@<org>.{SERVICE_ACCOUNT_DOMAIN}"
         )
     check_name(name, "service account name")
@@ -87,7 +91,26 @@ def check_service_account_id(value: str) -> str:
     return value
 
 
-def _shown(value: str) -> str:
-    """The offending value, cut short and made printable, for a one-line message."""
+def shown(value: str) -> str:
+    """The offending value, cut short and made printable, for a one-line message.
+
+    Anything that may hold a token secret is not repeated at all: a secret
+    pasted into the wrong argument must not end up in an error or a log.
+    """
+    if any(kind.prefix in value for kind in TokenKind):
+        return "(a value that looks like a token secret, not repeated)"
     text = value if len(value) <= 80 else value[:77] + "..."
     return repr(text)
+
+
+def check_token_id(value: str) -> str:
+    if not is_token_id(value):
+        raise ValueError(f"invalid token id {shown(value)}: expected tok_ and 16 letters or digits")
+    return value
+
+
+def check_principal(value: str) -> str:
+    """A user's email (normalised) or a service account id."""
+    if value.strip().endswith("." + SERVICE_ACCOUNT_DOMAIN):
+        return check_service_account_id(value.strip())
+    return check_email(value)

@@ -1,0 +1,95 @@
+"""``tokenledger resources``: the tree of paths permissions are granted on."""
+
+from __future__ import annotations
+
+import click
+
+from tokenledger.cli.app import CliContext
+from tokenledger.cli.grants import resource_path
+from tokenledger.cli.output import echo_json
+from tokenledger.cli.tokens import echo_revoked
+from tokenledger.domain import commands as c
+from tokenledger.domain.events import GrantRemoved, ResourceCreated, ResourceDeleted
+
+__all__ = ["resources"]
+
+
+@click.group()
+def resources() -> None:
+    """Create, delete and list resources (org/project/collection/dataset/object)."""
+
+
+@resources.command("create")
+@click.argument("path")
+@click.option("--kind", help="The node's kind (default: project, collection, ... by depth).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def create_command(obj: CliContext, path: str, kind: str | None, as_json: bool) -> None:
+    """Create the resource PATH; its parent must exist."""
+    command = c.build(c.CreateResource, path=path, kind=kind)
+    result = obj.ledger().execute(command, obj.actor())
+    created = next(e for e in result.events if isinstance(e, ResourceCreated))
+    if as_json:
+        echo_json(
+            {
+                "id": created.path,
+                "path": created.path,
+                "kind": created.kind,
+                "correlation_id": result.correlation_id,
+            }
+        )
+    else:
+        click.echo(f"created {created.kind} {created.path}")
+
+
+@resources.command("delete")
+@click.argument("path")
+@click.option("--recursive", is_flag=True, help="Also delete everything below PATH.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def delete_command(obj: CliContext, path: str, recursive: bool, as_json: bool) -> None:
+    """Delete PATH: grants on it go, tokens whose every grant lay inside it are revoked."""
+    command = c.build(c.DeleteResource, path=path, recursive=recursive)
+    result = obj.ledger().execute(command, obj.actor())
+    deleted = [e.path for e in result.events if isinstance(e, ResourceDeleted)]
+    removed = [
+        {"principal": e.principal, "resource": e.resource}
+        for e in result.events
+        if isinstance(e, GrantRemoved)
+    ]
+    if as_json:
+        echo_json(
+            {
+                "id": command.path,
+                "deleted": deleted,
+                "grants_removed": removed,
+                "revoked": result.revoked,
+                "correlation_id": result.correlation_id,
+            }
+        )
+        return
+    click.echo(f"deleted {', '.join(deleted)}")
+    if removed:
+        click.echo(f"removed {len(removed)} grant(s)")
+    echo_revoked(result.revoked)
+
+
+@resources.command("list")
+@click.argument("prefix", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def list_command(obj: CliContext, prefix: str | None, as_json: bool) -> None:
+    """The resources you may see, or only PREFIX and those below it."""
+    found = obj.ledger().list_resources(
+        obj.actor(), resource_path(prefix) if prefix is not None else None
+    )
+    if as_json:
+        echo_json(
+            [
+                {"id": r.path, "path": r.path, "kind": r.kind, "created_at": r.created_at}
+                for r in found
+            ]
+        )
+        return
+    for resource in found:
+        click.echo(f"{resource.path}  ({resource.kind})")

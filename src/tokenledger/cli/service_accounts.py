@@ -1,0 +1,142 @@
+"""``tokenledger service-accounts``: non-human principals with one permission on one project."""
+
+from __future__ import annotations
+
+import click
+
+from tokenledger.cli.app import CliContext
+from tokenledger.cli.grants import org_name
+from tokenledger.cli.output import echo_json
+from tokenledger.cli.tokens import echo_revoked
+from tokenledger.domain import commands as c
+from tokenledger.domain.events import (
+    ServiceAccountCreated,
+    ServiceAccountPermissionLevelChanged,
+    ServiceAccountPermissionMoved,
+)
+from tokenledger.domain.model import ServiceAccountView
+from tokenledger.domain.permissions import Grant
+
+__all__ = ["service_accounts"]
+
+
+def _permission(grant: Grant) -> dict[str, str]:
+    return {"resource": grant.resource, "level": grant.level}
+
+
+@click.group("service-accounts")
+def service_accounts() -> None:
+    """Create, re-permission, delete and list service accounts."""
+
+
+@service_accounts.command("create")
+@click.argument("name")
+@click.option("--org", required=True, help="The org the account belongs to.")
+@click.option("--resource", required=True, help="The project (org/project) it may act on.")
+@click.option("--level", required=True, help="Its level there: read, append, write or admin.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def create_command(
+    obj: CliContext, name: str, org: str, resource: str, level: str, as_json: bool
+) -> None:
+    """Create the service account NAME in --org with one permission on a project."""
+    command = c.build(c.CreateServiceAccount, name=name, org=org, resource=resource, level=level)
+    result = obj.ledger().execute(command, obj.actor())
+    created = next(e for e in result.events if isinstance(e, ServiceAccountCreated))
+    if as_json:
+        echo_json(
+            {
+                "id": created.account_id,
+                "org": created.org,
+                "name": created.name,
+                "permission": _permission(created.permission),
+                "correlation_id": result.correlation_id,
+            }
+        )
+    else:
+        click.echo(f"created service account {created.account_id} with {created.permission}")
+
+
+@service_accounts.command("set-permission")
+@click.argument("account_id", metavar="SA_ID")
+@click.argument("resource")
+@click.argument("level")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def set_permission_command(
+    obj: CliContext, account_id: str, resource: str, level: str, as_json: bool
+) -> None:
+    """Give SA_ID its one permission: LEVEL on the project RESOURCE.
+
+    Moving it to another project revokes all its tokens; changing only the level revokes none.
+    """
+    command = c.build(
+        c.SetServiceAccountPermission, account_id=account_id, resource=resource, level=level
+    )
+    result = obj.ledger().execute(command, obj.actor())
+    change = next(
+        e
+        for e in result.events
+        if isinstance(e, ServiceAccountPermissionMoved | ServiceAccountPermissionLevelChanged)
+    )
+    moved = isinstance(change, ServiceAccountPermissionMoved)
+    if as_json:
+        echo_json(
+            {
+                "id": change.account_id,
+                "previous": _permission(change.previous),
+                "permission": _permission(change.permission),
+                "moved": moved,
+                "revoked": result.revoked,
+                "correlation_id": result.correlation_id,
+            }
+        )
+    else:
+        verb = "moved" if moved else "changed"
+        click.echo(f"{change.account_id}: {verb} {change.previous} -> {change.permission}")
+        echo_revoked(result.revoked)
+
+
+@service_accounts.command("delete")
+@click.argument("account_id", metavar="SA_ID")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def delete_command(obj: CliContext, account_id: str, as_json: bool) -> None:
+    """Delete SA_ID and revoke all its tokens."""
+    command = c.build(c.DeleteServiceAccount, account_id=account_id)
+    result = obj.ledger().execute(command, obj.actor())
+    if as_json:
+        echo_json(
+            {
+                "id": command.account_id,
+                "revoked": result.revoked,
+                "correlation_id": result.correlation_id,
+            }
+        )
+    else:
+        click.echo(f"deleted service account {command.account_id}")
+        echo_revoked(result.revoked)
+
+
+def _account_dict(account: ServiceAccountView) -> dict[str, object]:
+    return {
+        "id": account.account_id,
+        "org": account.org,
+        "name": account.name,
+        "permission": _permission(account.permission),
+        "created_at": account.created_at,
+    }
+
+
+@service_accounts.command("list")
+@click.option("--org", help="Only this org's service accounts.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def list_command(obj: CliContext, org: str | None, as_json: bool) -> None:
+    """The service accounts you may see (deleted ones are not shown)."""
+    found = obj.ledger().service_accounts(obj.actor(), org_name(org) if org is not None else None)
+    if as_json:
+        echo_json([_account_dict(a) for a in found])
+        return
+    for account in found:
+        click.echo(f"{account.account_id}  {account.permission}")

@@ -1,0 +1,405 @@
+"""``tokenledger tokens``: issue, inspect, revoke and verify tokens.
+
+A secret is printed once, by ``tokens create``; everywhere else a token is named by its
+public id (``tok_...``), and no other command ever prints a secret.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+import click
+import msgspec
+import pydantic
+
+from tokenledger.cli.app import TOKEN_ENV, CliContext
+from tokenledger.cli.grants import grant_dicts, grants_text, parse_level, principal_id
+from tokenledger.cli.output import echo_json
+from tokenledger.domain import commands as c
+from tokenledger.domain.events import TokenIssued
+from tokenledger.domain.model import TokenView
+from tokenledger.domain.secrets import looks_like_secret
+from tokenledger.errors import ValidationError
+from tokenledger.grant_config import GrantConfig, load_grant_config
+from tokenledger.ledger import CommandResult, Verification
+from tokenledger.store.chain import format_timestamp
+
+__all__ = ["echo_revoked", "tokens"]
+
+#: More than any secret with surrounding whitespace; verification refuses longer input.
+_MAX_SECRET_INPUT = 4096
+
+_TOKEN_ID: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(c.TokenId)
+
+
+def echo_revoked(token_ids: Sequence[str]) -> None:
+    """The human line for a cascade's revocations (nothing when there were none)."""
+    if token_ids:
+        click.echo(f"revoked {len(token_ids)} token(s): {', '.join(token_ids)}")
+
+
+def _token_id_arg(value: str, what: str = "token id") -> str:
+    """A token id, refusing a secret given by mistake without repeating it."""
+    if looks_like_secret(value):
+        raise ValidationError(
+            f"that is a token secret, not a {what}: give the token's public id (tok_...)"
+        )
+    try:
+        return _TOKEN_ID.validate_python(value)
+    except pydantic.ValidationError as exc:
+        raise ValidationError(c.describe(exc)) from None
+
+
+def _stdin() -> BinaryIO | None:
+    """Standard input as bytes (None when the process has none)."""
+    stream = sys.stdin
+    return None if stream is None else stream.buffer
+
+
+def _when(moment: datetime | None) -> str:
+    return format_timestamp(moment) if moment is not None else "never"
+
+
+@click.group()
+def tokens() -> None:
+    """Issue, list, revoke and verify tokens."""
+
+
+# -- create ------------------------------------------------------------------------------
+
+
+def _parse_timestamp(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(
+            f"invalid --expires-at {text[:40]!r}: expected an ISO 8601 timestamp such as "
+            "2030-01-31T12:00:00Z (without a zone: UTC)"
+        ) from None
+
+
+def _cli_grants(resources: Sequence[str], levels: Sequence[str]) -> list[dict[str, str]]:
+    if len(resources) != len(levels):
+        raise click.UsageError(
+            f"give --resource and --level in pairs ({len(resources)} --resource, "
+            f"{len(levels)} --level)"
+        )
+    return [{"resource": r, "level": lvl} for r, lvl in zip(resources, levels, strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class _IssueOptions:
+    principal: str | None
+    resources: tuple[str, ...]
+    levels: tuple[str, ...]
+    role: str | None
+    expires_in: str | None
+    expires_at: str | None
+    no_expiry: bool
+    name: str | None
+    parent_id: str | None
+
+    @property
+    def expiry_given(self) -> bool:
+        return self.expires_in is not None or self.expires_at is not None or self.no_expiry
+
+
+def _issue_fields(options: _IssueOptions, config: GrantConfig | None) -> dict[str, Any]:
+    """The ``IssueToken`` fields: the command line's options, over the config file's values."""
+    grants = _cli_grants(options.resources, options.levels)
+    principal, name, expires_in = options.principal, options.name, options.expires_in
+    if config is not None:
+        grants.extend(pair.as_spec() for pair in config.grants)
+        principal = principal if principal is not None else config.principal
+        name = name if name is not None else config.name
+        if not options.expiry_given:
+            expires_in = config.expires_in
+    return {
+        "principal": principal,
+        "grants": grants,
+        "role": options.role,
+        "name": name,
+        "expires_in": c.parse_duration(expires_in) if expires_in is not None else None,
+        "expires_at": (
+            _parse_timestamp(options.expires_at) if options.expires_at is not None else None
+        ),
+        "no_expiry": options.no_expiry,
+        "parent_id": (
+            _token_id_arg(options.parent_id, "parent token id")
+            if options.parent_id is not None
+            else None
+        ),
+    }
+
+
+def _issued_dict(issued: TokenIssued, result: CommandResult) -> dict[str, Any]:
+    return {
+        "token_id": issued.token_id,
+        "secret": result.secret,
+        "principal": issued.principal,
+        "kind": issued.kind,
+        "name": issued.name,
+        "grants": grant_dicts(issued.grants),
+        "issued_at": issued.issued_at,
+        "expires_at": issued.expires_at,
+        "parent_id": issued.parent_id,
+        "correlation_id": result.correlation_id,
+    }
+
+
+def _echo_issued(issued: TokenIssued, secret: str) -> None:
+    name = f" ({issued.name})" if issued.name else ""
+    click.echo(f"issued {issued.kind} token {issued.token_id}{name} for {issued.principal}")
+    click.echo(f"  grants:  {grants_text(issued.grants)}")
+    click.echo(f"  expires: {_when(issued.expires_at)}")
+    if issued.parent_id:
+        click.echo(f"  parent:  {issued.parent_id}")
+    click.echo("The secret follows. It will not be shown again: store it now.")
+    click.echo(secret)
+
+
+@tokens.command("create")
+@click.option("--principal", help="The user's email or the service account's id.")
+@click.option("--resource", "resources", multiple=True, help="A granted resource (repeatable).")
+@click.option("--level", "levels", multiple=True, help="The level for each --resource, in order.")
+@click.option("--role", help="Grant a role's grants (ROLE or ORG:ROLE).")
+@click.option(
+    "-c",
+    "--config",
+    "config_source",
+    metavar="FILE|-",
+    help="A YAML or JSON grant config file ('-' reads standard input).",
+)
+@click.option("--expires-in", help="A lifetime such as 30d, 12h, 1y.")
+@click.option("--expires-at", help="An ISO 8601 expiry time (UTC when it names no zone).")
+@click.option("--no-expiry", is_flag=True, help="Never expire (refused for admin grants).")
+@click.option("--name", help="A name to recognise the token by.")
+@click.option("--parent", "parent_id", metavar="TOKEN_ID", help="Derive from this token.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def create_command(
+    obj: CliContext,
+    principal: str | None,
+    resources: tuple[str, ...],
+    levels: tuple[str, ...],
+    role: str | None,
+    config_source: str | None,
+    expires_in: str | None,
+    expires_at: str | None,
+    no_expiry: bool,
+    name: str | None,
+    parent_id: str | None,
+    as_json: bool,
+) -> None:
+    """Issue a token and print its secret, once.
+
+    Options on the command line win over the config file's principal, name and expiry;
+    grants from both are combined. Default lifetime: 30 days for a user, 1 year for a
+    service account, 1 hour for a derived token.
+    """
+    config = load_grant_config(config_source, _stdin()) if config_source is not None else None
+    options = _IssueOptions(
+        principal=principal,
+        resources=resources,
+        levels=levels,
+        role=role,
+        expires_in=expires_in,
+        expires_at=expires_at,
+        no_expiry=no_expiry,
+        name=name,
+        parent_id=parent_id,
+    )
+    command = c.build(c.IssueToken, **_issue_fields(options, config))
+    result = obj.ledger().execute(command, obj.actor())
+    issued, secret = result.issued, result.secret
+    # IssueToken always issues exactly one token, and its secret comes with it.
+    assert issued is not None
+    assert secret is not None
+    if as_json:
+        echo_json(_issued_dict(issued, result))
+    else:
+        _echo_issued(issued, secret)
+
+
+# -- list, get ------------------------------------------------------------------------------
+
+
+def _status(token: TokenView, now: datetime) -> str:
+    if token.revoked:
+        return "revoked"
+    return "expired" if token.expired(now) else "active"
+
+
+def _token_dict(token: TokenView, now: datetime) -> dict[str, Any]:
+    return {
+        "token_id": token.token_id,
+        "principal": token.principal,
+        "kind": token.kind,
+        "name": token.name,
+        "status": _status(token, now),
+        "grants": grant_dicts(token.grants),
+        "issued_at": token.issued_at,
+        "expires_at": token.expires_at,
+        "parent_id": token.parent_id,
+        "revoked_at": token.revoked_at,
+        "revoked_reason": token.revoked_reason,
+    }
+
+
+def _token_line(token: TokenView, now: datetime) -> str:
+    name = f"  {token.name}" if token.name else ""
+    return (
+        f"{token.token_id}  {_status(token, now):<7}  {token.kind:<8}  "
+        f"expires {_when(token.expires_at)}  {grants_text(token.grants)}{name}"
+    )
+
+
+@tokens.command("list")
+@click.option("--principal", required=True, help="The user's email or the service account's id.")
+@click.option("--all", "include_all", is_flag=True, help="Include revoked and expired tokens.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def list_command(obj: CliContext, principal: str, include_all: bool, as_json: bool) -> None:
+    """The tokens of a principal (live ones unless --all); never their secrets."""
+    ledger = obj.ledger()
+    found = ledger.tokens_of(obj.actor(), principal_id(principal), include_inactive=include_all)
+    now = ledger.now()
+    if as_json:
+        echo_json([_token_dict(t, now) for t in found])
+        return
+    for token in found:
+        click.echo(_token_line(token, now))
+
+
+@tokens.command("get")
+@click.argument("token_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def get_command(obj: CliContext, token_id: str, as_json: bool) -> None:
+    """One token by its id (never its secret)."""
+    ledger = obj.ledger()
+    token = ledger.get_token(obj.actor(), _token_id_arg(token_id))
+    now = ledger.now()
+    if as_json:
+        echo_json(_token_dict(token, now))
+        return
+    fields = _token_dict(token, now)
+    for key in ("token_id", "principal", "kind", "name", "status", "parent_id"):
+        if fields[key] is not None:
+            click.echo(f"{key + ':':<15} {fields[key]}")
+    click.echo(f"{'grants:':<15} {grants_text(token.grants)}")
+    click.echo(f"{'issued_at:':<15} {_when(token.issued_at)}")
+    click.echo(f"{'expires_at:':<15} {_when(token.expires_at)}")
+    if token.revoked_at is not None:
+        click.echo(f"{'revoked_at:':<15} {_when(token.revoked_at)} ({token.revoked_reason})")
+
+
+# -- revoke ---------------------------------------------------------------------------------
+
+
+def _revoke_command(
+    token_id: str | None, revoke_all: bool, principal: str | None, reason: str | None
+) -> c.RevokeToken | c.RevokeAllTokens:
+    if revoke_all:
+        if token_id is not None or principal is None:
+            raise click.UsageError("use either 'revoke TOKEN_ID' or 'revoke --all --principal P'")
+        return c.build(c.RevokeAllTokens, principal=principal, reason=reason)
+    if token_id is None or principal is not None:
+        raise click.UsageError("use either 'revoke TOKEN_ID' or 'revoke --all --principal P'")
+    return c.build(c.RevokeToken, token_id=_token_id_arg(token_id), reason=reason)
+
+
+@tokens.command("revoke")
+@click.argument("token_id", required=False)
+@click.option("--all", "revoke_all", is_flag=True, help="Revoke every live token of --principal.")
+@click.option("--principal", help="With --all: whose tokens.")
+@click.option("--reason", help="Why (recorded in the log).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def revoke_command(
+    obj: CliContext,
+    token_id: str | None,
+    revoke_all: bool,
+    principal: str | None,
+    reason: str | None,
+    as_json: bool,
+) -> None:
+    """Revoke TOKEN_ID, or every token of a principal; tokens derived from them go too."""
+    command = _revoke_command(token_id, revoke_all, principal, reason)
+    result = obj.ledger().execute(command, obj.actor())
+    if as_json:
+        subject: dict[str, Any] = (
+            {"token_id": command.token_id}
+            if isinstance(command, c.RevokeToken)
+            else {"principal": command.principal}
+        )
+        echo_json({**subject, "revoked": result.revoked, "correlation_id": result.correlation_id})
+    elif result.revoked:
+        echo_revoked(result.revoked)
+    else:
+        click.echo("no live tokens to revoke")
+
+
+# -- verify ---------------------------------------------------------------------------------
+
+
+def _presented_secret() -> str:
+    """The secret piped on standard input, else ``TOKENLEDGER_TOKEN``."""
+    stdin = _stdin()
+    if stdin is not None and not stdin.isatty():
+        piped = stdin.read(_MAX_SECRET_INPUT).decode("utf-8", errors="replace").strip()
+        if piped:
+            return piped
+    secret = os.environ.get(TOKEN_ENV, "").strip()
+    if not secret:
+        raise ValidationError(
+            f"no token to verify: pipe its secret on standard input or set {TOKEN_ENV}"
+        )
+    return secret
+
+
+def _echo_verification(answer: Verification) -> None:
+    if not answer.active:
+        click.echo(f"inactive: {answer.reason}")
+        return
+    click.echo(f"active: token {answer.token_id} of {answer.sub} ({answer.token_type})")
+    click.echo(f"  scope:   {answer.scope or '(nothing)'}")
+    click.echo(f"  expires: {_epoch(answer.exp)}")
+    if answer.resource is not None:
+        verdict = "allowed" if answer.allowed else "not allowed"
+        click.echo(f"{verdict}: {answer.level} on {answer.resource}")
+
+
+def _epoch(value: int | None) -> str:
+    return _when(datetime.fromtimestamp(value, UTC) if value is not None else None)
+
+
+@tokens.command("verify")
+@click.option("--resource", help="Ask whether the token allows --level on this resource.")
+@click.option("--level", help="The level to ask for (default read).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def verify_command(
+    ctx: click.Context, resource: str | None, level: str | None, as_json: bool
+) -> None:
+    """Is a token active (and allowed on --resource)? Exit 0 only when it is.
+
+    The secret is read from standard input when something is piped there, else from
+    TOKENLEDGER_TOKEN. The answer uses RFC 7662 (token introspection) names.
+    """
+    if level is not None and resource is None:
+        raise click.UsageError("--level needs --resource")
+    wanted = parse_level(level) if level is not None else None
+    obj: CliContext = ctx.obj
+    answer = obj.ledger().verify(_presented_secret(), resource=resource, level=wanted)
+    if as_json:
+        echo_json(msgspec.to_builtins(answer))
+    else:
+        _echo_verification(answer)
+    if not (answer.active and answer.allowed):
+        ctx.exit(1)
