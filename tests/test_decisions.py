@@ -59,6 +59,7 @@ def token(
         issued_at=NOW,
         expires_at=expires_at,
         parent_id=parent,
+        issued_by=None,
     )
 
 

@@ -120,6 +120,7 @@ def issued(
         issued_at=T0,
         expires_at=expires_at,
         parent_id=parent_id,
+        issued_by=None,
     )
 
 

@@ -439,6 +439,7 @@ def _issue_token(cmd: c.IssueToken, view: LedgerView, ctx: Context) -> list[Even
             issued_at=ctx.now,
             expires_at=expires_at,
             parent_id=parent.token_id if parent else None,
+            issued_by=ctx.actor.token_id,
         )
     ]
 

@@ -234,6 +234,16 @@ class RevocationReason:
 
 
 class TokenIssued(Event, frozen=True, kw_only=True, tag="TokenIssued"):
+    """A token was issued.
+
+    Version 2 added ``issued_by``: the id of the token the issuer acted through
+    (None for the operator), so an audit can follow which credential minted
+    which. Version 1 events are upcast with ``issued_by`` = None (see
+    ``store/upcasting.py``).
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 2
+
     token_id: str
     principal: str
     kind: str
@@ -244,6 +254,7 @@ class TokenIssued(Event, frozen=True, kw_only=True, tag="TokenIssued"):
     issued_at: datetime
     expires_at: datetime | None = None
     parent_id: str | None = None
+    issued_by: str | None
 
     @property
     def stream_id(self) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 import msgspec
 
-from tokenledger.domain.events import Event, EventUnion
+from tokenledger.domain.events import Event, EventUnion, event_types
 from tokenledger.errors import CorruptEvent
 from tokenledger.store.records import PendingEvent, RecordedEvent
+from tokenledger.store.upcasting import upcast
 
 __all__ = ["decode_event", "to_pending"]
 
@@ -22,6 +24,7 @@ def _encode_other(value: object) -> object:
 
 _encoder = msgspec.json.Encoder(enc_hook=_encode_other)
 _decoder: msgspec.json.Decoder[EventUnion] = msgspec.json.Decoder(EventUnion)
+_current_versions = {tag: cls.SCHEMA_VERSION for tag, cls in event_types().items()}
 
 
 def to_pending(event: Event) -> PendingEvent:
@@ -34,7 +37,23 @@ def to_pending(event: Event) -> PendingEvent:
 
 
 def decode_event(record: RecordedEvent) -> EventUnion:
+    """The domain event a record holds, upcast to the current shape when it is older."""
+    current = _current_versions.get(record.event_type)
+    if current is None:
+        raise CorruptEvent(record.position, f"unknown event type {record.event_type!r}")
     try:
-        return _decoder.decode(record.data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        if record.schema_version == current:
+            return _decoder.decode(record.data)
+        if record.schema_version > current:
+            raise CorruptEvent(
+                record.position,
+                f"{record.event_type} v{record.schema_version} is newer than this version "
+                f"of TokenLedger reads (v{current}): upgrade TokenLedger",
+            )
+        payload = msgspec.json.decode(record.data)
+        if not isinstance(payload, dict):
+            raise CorruptEvent(record.position, "the payload is not a JSON object")
+        payload = upcast(record.event_type, record.schema_version, current, payload)
+        return cast("EventUnion", msgspec.convert(payload, EventUnion))
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
         raise CorruptEvent(record.position, str(exc)) from exc
