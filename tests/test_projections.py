@@ -67,6 +67,7 @@ PROJECTION_TABLES = (
     projection_schema.service_accounts,
     projection_schema.tokens,
     projection_schema.token_grants,
+    projection_schema.audit_index,
     projection_schema.checkpoints,
 )
 
@@ -547,7 +548,8 @@ def test_revocation(world: World) -> None:
 def test_checkpoint_is_the_last_projected_position(world: World) -> None:
     with world.store.engine.connect() as connection:
         assert Projector().checkpoint(connection) == world.last_position
-        assert Projector("other").checkpoint(connection) == 0
+        assert Projector().checkpoint(connection, "audit") == world.last_position
+        assert Projector().checkpoint(connection, "other") == 0
     assert world.store.head().position == world.last_position
 
 

@@ -7,35 +7,48 @@ projections, decide, append the events, fold them into the projections, commit.
 
 from __future__ import annotations
 
+import hmac
 import logging
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 from sqlalchemy.engine import URL
 
+from tokenledger import audit
+from tokenledger.audit import AuditEntry, AuditQuery
 from tokenledger.clock import Clock, SystemClock, ensure_utc
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import (
     actor_level,
-    principal_active,
     principal_grants,
-    token_level,
 )
+from tokenledger.domain.commands import check_client_id
 from tokenledger.domain.decide import Context, decide
 from tokenledger.domain.events import Event, TokenIssued, TokenRevoked
 from tokenledger.domain.model import (
     Actor,
     ActorKind,
+    ClientCredentialView,
+    Introspection,
+    IssuedAccessToken,
     ResourceView,
     ServiceAccountView,
     TokenView,
     UserView,
     is_service_account_id,
 )
-from tokenledger.domain.names import check_name, check_path, check_principal, check_token_id
-from tokenledger.domain.permissions import Grant, Level, level_at
+from tokenledger.domain.names import (
+    check_name,
+    check_path,
+    check_principal,
+    check_service_account_id,
+    check_token_id,
+)
+from tokenledger.domain.permissions import Grant, Level, level_at, org_of
 from tokenledger.domain.secrets import (
     TokenKind,
     generate_secret,
@@ -43,12 +56,25 @@ from tokenledger.domain.secrets import (
     new_token_id,
     parse_secret,
 )
-from tokenledger.errors import NotFound, PermissionDenied, ValidationError
+from tokenledger.domain.subjects import subjects
+from tokenledger.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from tokenledger.history import state_at
+from tokenledger.keys import InvalidAccessToken, KeyRing, looks_like_jwt
 from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.store import DEFAULT_DATABASE_URL, EventStore, RecordedEvent, open_event_store
 from tokenledger.store.mapper import to_pending
+from tokenledger.verification import Verification, inactive_reason, verify_token
 
-__all__ = ["CommandResult", "GrantSource", "Ledger", "Verification"]
+__all__ = [
+    "DEFAULT_ACCESS_TOKEN_LIFETIME",
+    "CommandResult",
+    "GrantSource",
+    "Ledger",
+    "Verification",
+]
+
+#: How long an access token from ``issue_access_token`` lives unless told otherwise.
+DEFAULT_ACCESS_TOKEN_LIFETIME = timedelta(hours=1)
 
 logger = logging.getLogger("tokenledger")
 
@@ -70,23 +96,6 @@ class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def issued(self) -> TokenIssued | None:
         return next((e for e in self.events if isinstance(e, TokenIssued)), None)
-
-
-class Verification(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """The answer to "is this token valid, and may it do this?" in RFC 7662 vocabulary."""
-
-    active: bool
-    allowed: bool
-    reason: str | None = None
-    token_id: str | None = None
-    sub: str | None = None
-    token_type: str | None = None
-    iat: int | None = None
-    exp: int | None = None
-    scope: str | None = None
-    grants: tuple[Grant, ...] = ()
-    resource: str | None = None
-    level: str | None = None
 
 
 class GrantSource(msgspec.Struct, frozen=True, kw_only=True):
@@ -184,33 +193,34 @@ class Ledger:
             parse_secret(secret)
         except ValidationError:
             return Verification(active=False, allowed=False, reason="malformed")
-        now = self.now()
         with self.view() as view:
             token = view.token_by_secret_hash(hash_secret(secret))
-            if token is None:
-                return Verification(active=False, allowed=False, reason="unknown")
-            inactive = _inactive_reason(view, token, now)
-            if inactive is not None:
-                return Verification(active=False, allowed=False, reason=inactive)
-            current = principal_grants(view, token.principal)
-            effective = _effective_grants(token, current)
-            allowed = True
-            if resource is not None:
-                allowed = token_level(view, token, resource, now, current) >= wanted
-        return Verification(
-            active=True,
-            allowed=allowed,
-            reason=None if allowed else "not_allowed",
-            token_id=token.token_id,
-            sub=token.principal,
-            token_type=token.kind,
-            iat=int(token.issued_at.timestamp()),
-            exp=int(token.expires_at.timestamp()) if token.expires_at else None,
-            scope=" ".join(str(g) for g in effective),
-            grants=effective,
-            resource=resource,
-            level=wanted.label if resource is not None else None,
-        )
+            return verify_token(view, token, self.now(), resource=resource, level=wanted)
+
+    def verify_at(
+        self,
+        secret: str,
+        moment: datetime,
+        *,
+        resource: str | None = None,
+        level: Level | None = None,
+    ) -> tuple[Verification, int]:
+        """The answer ``verify`` would have given at ``moment``, and the log position it reflects.
+
+        The state is folded from the log up to that moment, so the answer holds
+        for the past even after the projections have moved on.
+        """
+        if resource is not None:
+            resource = _valid(check_path, resource)
+        wanted = level if level is not None else Level.READ
+        moment = ensure_utc(moment)
+        state, position = state_at(self.store, moment)
+        try:
+            parse_secret(secret)
+        except ValidationError:
+            return Verification(active=False, allowed=False, reason="malformed"), position
+        token = state.token_by_secret_hash(hash_secret(secret))
+        return verify_token(state, token, moment, resource=resource, level=wanted), position
 
     def authenticate(self, secret: str) -> Actor:
         """The actor a presented secret stands for; ``PermissionDenied`` unless it is active."""
@@ -222,7 +232,7 @@ class Ledger:
             token = view.token_by_secret_hash(hash_secret(secret))
             if token is None:
                 raise PermissionDenied("the presented token is not valid (unknown)")
-            inactive = _inactive_reason(view, token, self.now())
+            inactive = inactive_reason(view, token, self.now())
             if inactive is not None:
                 raise PermissionDenied(f"the presented token is not valid ({inactive})")
         kind = (
@@ -303,15 +313,22 @@ class Ledger:
             ]
 
     def tokens_of(
-        self, actor: Actor, principal: str, *, include_inactive: bool = False
+        self,
+        actor: Actor,
+        principal: str,
+        *,
+        include_inactive: bool = False,
+        at: datetime | None = None,
     ) -> list[TokenView]:
         principal = _valid(check_principal, principal)
-        now = self.now()
         with self.view() as view:
             self._require_principal(view, principal)
             self._require_token_access(view, actor, principal)
-            tokens = view.tokens_of(principal)
-        return [t for t in tokens if include_inactive or t.live(now)]
+            tokens: Sequence[TokenView] = view.tokens_of(principal)
+        moment = self.now() if at is None else ensure_utc(at)
+        if at is not None:  # the tokens as they stood then
+            tokens = state_at(self.store, moment)[0].tokens_of(principal)
+        return [t for t in tokens if include_inactive or t.live(moment)]
 
     def get_token(self, actor: Actor, token_id: str) -> TokenView:
         token_id = _valid(check_token_id, token_id)
@@ -321,6 +338,272 @@ class Ledger:
                 raise NotFound(f"no token {token_id}")
             self._require_token_access(view, actor, token.principal)
             return token
+
+    def get_service_account(self, actor: Actor, account_id: str) -> ServiceAccountView:
+        """One service account (deleted ones included), if the actor may see it."""
+        account_id = _valid(check_service_account_id, account_id)
+        with self.view() as view:
+            account = view.service_account(account_id)
+            if account is None:
+                raise NotFound(f"no service account {account_id}")
+            if actor.principal != account_id and not self._may(
+                view, actor, account.permission.resource, Level.READ
+            ):
+                raise PermissionDenied(f"{actor.label} may not see {account_id}")
+            return account
+
+    def client_credentials_of(
+        self, actor: Actor, account_id: str, *, include_inactive: bool = False
+    ) -> list[ClientCredentialView]:
+        """A service account's client credentials (never their secrets), seen like its tokens."""
+        account_id = _valid(check_service_account_id, account_id)
+        now = self.now()
+        with self.view() as view:
+            self._require_principal(view, account_id)
+            self._require_token_access(view, actor, account_id)
+            found = view.client_credentials_of(account_id)
+        return [cred for cred in found if include_inactive or cred.live(now)]
+
+    # -- OAuth2: client credentials, access tokens, introspection, revocation ----------
+
+    def authenticate_client(
+        self, client_id: str, client_secret: str
+    ) -> tuple[ClientCredentialView, ServiceAccountView]:
+        """The live credential and active account a client id and secret stand for.
+
+        ``PermissionDenied`` with one message for every failure, so that a caller
+        learns nothing about which part was wrong.
+        """
+        refused = PermissionDenied("client authentication failed")
+        try:
+            check_client_id(client_id)
+            if parse_secret(client_secret) is not TokenKind.CLIENT:
+                raise refused
+        except (ValueError, ValidationError):
+            raise refused from None
+        presented = hash_secret(client_secret)
+        with self.view() as view:
+            found = view.client_credential_with_hash(client_id)
+            if found is None:
+                raise refused
+            credential, stored = found
+            if not hmac.compare_digest(stored, presented) or not credential.live(self.now()):
+                raise refused
+            account = view.service_account(credential.account_id)
+            if account is None or account.deleted:
+                raise refused
+        return credential, account
+
+    def issue_access_token(
+        self,
+        credential: ClientCredentialView,
+        account: ServiceAccountView,
+        keys: KeyRing,
+        *,
+        issuer: str,
+        scope: str | None = None,
+        lifetime: timedelta = DEFAULT_ACCESS_TOKEN_LIFETIME,
+    ) -> IssuedAccessToken:
+        """Sign an access token (JWT) for a client that ``authenticate_client`` accepted
+        (RFC 6749 section 4.4).
+
+        The token carries the account's permission, or the narrower ``scope`` asked
+        for (space-separated ``level:resource``; more than the account holds is
+        ``PermissionDenied``). It never outlives its credential. Issuing one changes
+        no state, so it appends no event: its validity derives from the credential,
+        whose issue and revocation are in the log.
+        """
+        grants = (account.permission,) if not scope else _scope_grants(scope)
+        for grant in grants:
+            if level_at((account.permission,), grant.resource) < grant.rank:
+                raise PermissionDenied(
+                    f"scope {grant} exceeds {account.account_id}'s permission "
+                    f"({account.permission})"
+                )
+        now = self.now()
+        expires_at = now + lifetime
+        if credential.expires_at is not None and credential.expires_at < expires_at:
+            expires_at = credential.expires_at
+        jti = uuid.uuid4().hex
+        scope_text = " ".join(str(g) for g in grants)
+        claims: dict[str, Any] = {
+            "iss": issuer,
+            "sub": account.account_id,
+            "org": account.org,
+            "client_id": credential.client_id,
+            "jti": jti,
+            "iat": int(now.timestamp()),
+            "exp": int(expires_at.timestamp()),
+            "scope": scope_text,
+            "grants": [{"resource": g.resource, "level": g.level} for g in grants],
+        }
+        token = keys.sign(claims)
+        logger.info(
+            "access token %s issued to %s through client %s until %s",
+            jti,
+            account.account_id,
+            credential.client_id,
+            expires_at.isoformat(),
+        )
+        return IssuedAccessToken(
+            access_token=token,
+            expires_in=max(0, int(expires_at.timestamp()) - int(now.timestamp())),
+            scope=scope_text,
+            jti=jti,
+            expires_at=expires_at,
+        )
+
+    def introspect(
+        self,
+        token: str,
+        keys: KeyRing | None,
+        *,
+        issuer: str,
+        resource: str | None = None,
+        level: Level | None = None,
+    ) -> Introspection:
+        """RFC 7662: is a ledger token's secret or an access token (JWT) active, for whom,
+        with which effective grants (and, given a resource, does it allow ``level`` there)?"""
+        if looks_like_jwt(token):
+            if keys is None:
+                return Introspection(active=False, reason="unknown_key")
+            return self._introspect_access_token(token, keys, issuer, resource, level)
+        answer = self.verify(token, resource=resource, level=level)
+        if not answer.active:
+            return Introspection(active=False, reason=answer.reason)
+        return Introspection(
+            active=True,
+            sub=answer.sub,
+            scope=answer.scope,
+            exp=answer.exp,
+            iat=answer.iat,
+            token_type=answer.token_type,
+            token_id=answer.token_id,
+            grants=answer.grants,
+            allowed=answer.allowed if resource is not None else None,
+            resource=answer.resource,
+            level=answer.level,
+        )
+
+    def _introspect_access_token(
+        self,
+        token: str,
+        keys: KeyRing,
+        issuer: str,
+        resource: str | None,
+        level: Level | None,
+    ) -> Introspection:
+        if resource is not None:
+            resource = _valid(check_path, resource)
+        wanted = level if level is not None else Level.READ
+        now = self.now()
+        try:
+            claims = keys.decode(token, issuer=issuer, now=now)
+            granted = _claimed_grants(claims.get("grants"))
+        except InvalidAccessToken as exc:
+            return Introspection(active=False, reason=exc.reason)
+        with self.view() as view:
+            credential = view.client_credential(str(claims["client_id"]))
+            if credential is None or credential.account_id != claims["sub"]:
+                return Introspection(active=False, reason="unknown")
+            if credential.revoked:
+                return Introspection(active=False, reason="revoked")
+            if credential.expired(now):
+                return Introspection(active=False, reason="expired")
+            account = view.service_account(credential.account_id)
+            if account is None or account.deleted:
+                return Introspection(active=False, reason="principal_disabled")
+            current = principal_grants(view, account.account_id)
+        effective = _lowered(granted, current)
+        allowed = None if resource is None else level_at(effective, resource) >= wanted
+        return Introspection(
+            active=True,
+            sub=account.account_id,
+            scope=" ".join(str(g) for g in effective),
+            exp=int(claims["exp"]),
+            iat=int(claims["iat"]),
+            token_type="access_token",
+            client_id=credential.client_id,
+            token_id=str(claims["jti"]),
+            iss=str(claims["iss"]),
+            org=account.org,
+            grants=effective,
+            allowed=allowed,
+            resource=resource,
+            level=wanted.label if resource is not None else None,
+        )
+
+    def revoke_presented(
+        self,
+        secret: str,
+        actor: Actor,
+        *,
+        reason: str | None = None,
+        correlation_id: str | None = None,
+    ) -> CommandResult | None:
+        """RFC 7009: revoke the token or client credential whose secret is presented.
+
+        Authorised like ``tokens revoke``. ``None`` when there is nothing to revoke
+        (malformed, unknown or already revoked), which the RFC answers like success.
+        """
+        try:
+            kind = parse_secret(secret)
+        except ValidationError:
+            return None
+        presented = hash_secret(secret)
+        command: c.Command
+        with self.view() as view:
+            if kind is TokenKind.CLIENT:
+                credential = view.client_credential_by_secret_hash(presented)
+                if credential is None or credential.revoked:
+                    return None
+                command = c.build(
+                    c.RevokeClientCredential, client_id=credential.client_id, reason=reason
+                )
+            else:
+                token = view.token_by_secret_hash(presented)
+                if token is None or token.revoked:
+                    return None
+                command = c.build(c.RevokeToken, token_id=token.token_id, reason=reason)
+        try:
+            return self.execute(command, actor, correlation_id=correlation_id)
+        except Conflict:  # revoked concurrently: the outcome the caller asked for
+            return None
+
+    # -- audit, for principals acting through a token ---------------------------------
+
+    def audit_search(self, actor: Actor, query: AuditQuery) -> list[AuditEntry]:
+        """The events matching ``query`` that ``actor`` may see.
+
+        An operator sees everything; anyone else sees the events about themselves and
+        the events concerning an org they may read as a whole (its admins and
+        auditors). Filtering happens after the query's limit, so a page may hold
+        fewer entries than asked for.
+        """
+        entries = audit.search(self.store, query)
+        if actor.kind is ActorKind.OPERATOR:
+            return entries
+        readable: dict[str, bool] = {}
+        with self.view() as view:
+
+            def may_read_org(name: str) -> bool:
+                if name not in readable:
+                    readable[name] = view.org_exists(name) and self._may(
+                        view, actor, name, Level.READ
+                    )
+                return readable[name]
+
+            return [
+                entry
+                for entry in entries
+                if actor.principal in (found := subjects(entry.event))
+                or any(may_read_org(org_of(s)) for s in found if "@" not in s)
+            ]
+
+    def explain_token(self, actor: Actor, token_id: str) -> audit.Explanation:
+        """A token's story and the cause of its revocation, for whoever may see the token."""
+        self.get_token(actor, token_id)
+        return audit.explain(self.store, token_id)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -368,24 +651,49 @@ def _valid_org(value: str) -> str:
     return _valid(lambda v: check_name(v, "org name"), value)
 
 
-def _inactive_reason(view: SqlLedgerView, token: TokenView, now: datetime) -> str | None:
-    if token.revoked:
-        return "revoked"
-    if token.expired(now):
-        return "expired"
-    if not principal_active(view, token.principal):
-        return "principal_disabled"
-    return None
-
-
-def _effective_grants(token: TokenView, current: tuple[Grant, ...]) -> tuple[Grant, ...]:
-    """Each of the token's grants, lowered to what its principal may do there now."""
+def _lowered(grants: tuple[Grant, ...], current: tuple[Grant, ...]) -> tuple[Grant, ...]:
+    """Each grant lowered to what the principal may do there now (none dropped)."""
     effective = []
-    for grant in token.grants:
+    for grant in grants:
         level = min(grant.rank, level_at(current, grant.resource))
         if level is not Level.NONE:
             effective.append(Grant(grant.resource, level.label))
     return tuple(effective)
+
+
+def _scope_grants(scope: str) -> tuple[Grant, ...]:
+    """``read:acme/alpha write:acme/alpha/raw``: an OAuth2 scope as grants."""
+    grants: dict[str, Grant] = {}
+    for item in scope.split()[:100]:
+        level_text, sep, path = item.partition(":")
+        if not sep:
+            raise ValidationError(
+                f"invalid scope item {item[:80]!r}: expected level:resource, e.g. read:acme/alpha"
+            )
+        try:
+            grant_level = Level.parse(level_text)
+            path = check_path(path)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        if grant_level is Level.NONE:
+            raise ValidationError("a scope item needs a level above none")
+        if path not in grants or grant_level > grants[path].rank:
+            grants[path] = Grant(path, grant_level.label)
+    if not grants:
+        raise ValidationError("the scope is empty")
+    return tuple(sorted(grants.values()))
+
+
+def _claimed_grants(value: object) -> tuple[Grant, ...]:
+    """The ``grants`` claim of an access token we signed; anything else is malformed."""
+    try:
+        grants = msgspec.convert(value, tuple[Grant, ...])
+        for grant in grants:
+            check_path(grant.resource)
+            Level.parse(grant.level)
+    except (msgspec.ValidationError, ValueError):
+        raise InvalidAccessToken("malformed") from None
+    return grants
 
 
 def _source(grant: Grant, source: str) -> GrantSource:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 
 from tokenledger.domain.model import Actor
 from tokenledger.errors import (
@@ -97,6 +97,11 @@ class LedgerGroup(click.Group):
         except OperationalError as error:
             reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
             fail(f"database error: {reason}", EXIT_CODES[StorageError])
+        except DataError as error:
+            # A value the database cannot hold (PostgreSQL refuses NUL bytes in text) that
+            # reached a query without a rule of its own: bad input, said in one line.
+            reason = str(error.orig).strip().splitlines()[0] if error.orig else "invalid value"
+            fail(f"invalid input: {reason}", EXIT_CODES[ValidationError])
 
 
 def fail(message: str, code: int) -> None:
@@ -125,14 +130,18 @@ def cli(ctx: click.Context, database_url: str) -> None:
 
 def _register() -> None:
     from tokenledger.cli import (
+        audit,
         auth,
         db,
         demo,
         grants,
+        keys,
         log,
         orgs,
+        replay,
         resources,
         roles,
+        serve,
         service_accounts,
         tokens,
         users,
@@ -142,6 +151,8 @@ def _register() -> None:
     cli.add_command(demo.demo)
     cli.add_command(log.log)
     cli.add_command(log.events_command)
+    cli.add_command(replay.replay)
+    cli.add_command(audit.audit)
     for group in (
         orgs.orgs,
         users.users,
@@ -153,6 +164,9 @@ def _register() -> None:
         auth.auth,
     ):
         cli.add_command(group)
+    service_accounts.service_accounts.add_command(keys.credentials)
+    cli.add_command(keys.keys)
+    cli.add_command(serve.serve)
 
 
 _register()

@@ -11,6 +11,7 @@ import pydantic
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.output import echo_json
 from tokenledger.domain import commands as c
+from tokenledger.domain.names import shown
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.errors import ValidationError
 
@@ -52,8 +53,9 @@ def org_name(value: str) -> str:
 def parse_level(text: str) -> Level:
     try:
         return Level.parse(text)
-    except ValueError as exc:
-        raise ValidationError(str(exc)) from None
+    except ValueError:
+        names = ", ".join(level.label for level in Level)
+        raise ValidationError(f"unknown level {shown(text)}: use one of {names}") from None
 
 
 def grant_dicts(items: Iterable[Grant]) -> list[dict[str, str]]:

@@ -10,6 +10,7 @@ import msgspec
 
 from tokenledger.cli.app import EXIT_CODES, CliContext, fail
 from tokenledger.cli.output import echo_json, json_line
+from tokenledger.domain.names import shown
 from tokenledger.errors import CorruptEvent, IntegrityViolation, ValidationError
 from tokenledger.store import Head, RecordedEvent
 from tokenledger.store.chain import format_timestamp
@@ -29,13 +30,20 @@ def _head_dict(head: Head) -> dict[str, object]:
 
 
 def _load_head(path: Path) -> Head:
+    # The path is shown cut short and escaped: it may be hostile (a megabyte, a newline).
     try:
-        return msgspec.json.decode(path.read_bytes(), type=Head)
+        data = path.read_bytes()
     except OSError as exc:
-        raise ValidationError(f"cannot read the saved head {str(path)!r}: {exc.strerror}") from exc
+        raise ValidationError(
+            f"cannot read the saved head {shown(str(path))}: {exc.strerror}"
+        ) from exc
+    except ValueError as exc:  # a NUL byte in the path
+        raise ValidationError(f"cannot read the saved head {shown(str(path))}: {exc}") from exc
+    try:
+        return msgspec.json.decode(data, type=Head)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ValidationError(
-            f"{str(path)!r} is not a head saved by 'tokenledger log head --json': {exc}"
+            f"{shown(str(path))} is not a head saved by 'tokenledger log head --json': {exc}"
         ) from exc
 
 
@@ -57,14 +65,16 @@ def head_command(obj: CliContext, as_json: bool) -> None:
 @click.option(
     "--head",
     "head_file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    # Checked when read (_load_head), so that any unreadable path, a directory or one with a
+    # NUL byte included, is one clear line rather than click's usage message or a traceback.
+    metavar="FILE",
     help="A head saved earlier with 'log head --json': also detect truncation or rewriting.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
-def verify_command(obj: CliContext, head_file: Path | None, as_json: bool) -> None:
+def verify_command(obj: CliContext, head_file: str | None, as_json: bool) -> None:
     """Recompute the hash chain; exit non-zero naming the first bad position."""
-    expected = _load_head(head_file) if head_file else None
+    expected = _load_head(Path(head_file)) if head_file is not None else None
     report = obj.store().verify_chain(expected_head=expected)
     if as_json:
         echo_json(

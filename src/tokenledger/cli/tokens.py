@@ -18,11 +18,13 @@ import msgspec
 import pydantic
 
 from tokenledger.cli.app import TOKEN_ENV, CliContext
+from tokenledger.cli.common import parse_timestamp
 from tokenledger.cli.grants import grant_dicts, grants_text, parse_level, principal_id
 from tokenledger.cli.output import echo_json
 from tokenledger.domain import commands as c
 from tokenledger.domain.events import TokenIssued
 from tokenledger.domain.model import TokenView
+from tokenledger.domain.names import shown
 from tokenledger.domain.secrets import looks_like_secret
 from tokenledger.errors import ValidationError
 from tokenledger.grant_config import GrantConfig, load_grant_config
@@ -61,6 +63,24 @@ def _stdin() -> BinaryIO | None:
     return None if stream is None else stream.buffer
 
 
+#: Longer than any path the system can open (PATH_MAX).
+_MAX_PATH = 4096
+
+
+def _load_config(source: str) -> GrantConfig:
+    """The grant config at ``source`` ('-': standard input), refusing paths no file can have
+    (and that would make a poor error message) and documents nested too deeply to parse."""
+    if source != "-" and (len(source) > _MAX_PATH or not source.isprintable()):
+        raise ValidationError(
+            f"invalid grant config path {shown(source)}: at most {_MAX_PATH} printable characters"
+        )
+    try:
+        return load_grant_config(source, _stdin())
+    except RecursionError:
+        name = "<stdin>" if source == "-" else source
+        raise ValidationError(f"{name}: invalid grant config: nested too deeply") from None
+
+
 def _when(moment: datetime | None) -> str:
     return format_timestamp(moment) if moment is not None else "never"
 
@@ -71,16 +91,6 @@ def tokens() -> None:
 
 
 # -- create ------------------------------------------------------------------------------
-
-
-def _parse_timestamp(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValidationError(
-            f"invalid --expires-at {text[:40]!r}: expected an ISO 8601 timestamp such as "
-            "2030-01-31T12:00:00Z (without a zone: UTC)"
-        ) from None
 
 
 def _cli_grants(resources: Sequence[str], levels: Sequence[str]) -> list[dict[str, str]]:
@@ -126,7 +136,9 @@ def _issue_fields(options: _IssueOptions, config: GrantConfig | None) -> dict[st
         "name": name,
         "expires_in": c.parse_duration(expires_in) if expires_in is not None else None,
         "expires_at": (
-            _parse_timestamp(options.expires_at) if options.expires_at is not None else None
+            parse_timestamp(options.expires_at, "--expires-at")
+            if options.expires_at is not None
+            else None
         ),
         "no_expiry": options.no_expiry,
         "parent_id": (
@@ -202,7 +214,7 @@ def create_command(
     grants from both are combined. Default lifetime: 30 days for a user, 1 year for a
     service account, 1 hour for a derived token.
     """
-    config = load_grant_config(config_source, _stdin()) if config_source is not None else None
+    config = _load_config(config_source) if config_source is not None else None
     options = _IssueOptions(
         principal=principal,
         resources=resources,
@@ -262,13 +274,19 @@ def _token_line(token: TokenView, now: datetime) -> str:
 @tokens.command("list")
 @click.option("--principal", required=True, help="The user's email or the service account's id.")
 @click.option("--all", "include_all", is_flag=True, help="Include revoked and expired tokens.")
+@click.option("--at", "at_time", metavar="TIME", help="As they stood at this past time (ISO 8601).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
-def list_command(obj: CliContext, principal: str, include_all: bool, as_json: bool) -> None:
+def list_command(
+    obj: CliContext, principal: str, include_all: bool, at_time: str | None, as_json: bool
+) -> None:
     """The tokens of a principal (live ones unless --all); never their secrets."""
     ledger = obj.ledger()
-    found = ledger.tokens_of(obj.actor(), principal_id(principal), include_inactive=include_all)
-    now = ledger.now()
+    at = parse_timestamp(at_time, "--at") if at_time is not None else None
+    found = ledger.tokens_of(
+        obj.actor(), principal_id(principal), include_inactive=include_all, at=at
+    )
+    now = at or ledger.now()
     if as_json:
         echo_json([_token_dict(t, now) for t in found])
         return
@@ -382,10 +400,17 @@ def _epoch(value: int | None) -> str:
 @tokens.command("verify")
 @click.option("--resource", help="Ask whether the token allows --level on this resource.")
 @click.option("--level", help="The level to ask for (default read).")
+@click.option(
+    "--at", "at_time", metavar="TIME", help="Answer as of this past time (ISO 8601), from the log."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_context
 def verify_command(
-    ctx: click.Context, resource: str | None, level: str | None, as_json: bool
+    ctx: click.Context,
+    resource: str | None,
+    level: str | None,
+    at_time: str | None,
+    as_json: bool,
 ) -> None:
     """Is a token active (and allowed on --resource)? Exit 0 only when it is.
 
@@ -396,10 +421,23 @@ def verify_command(
         raise click.UsageError("--level needs --resource")
     wanted = parse_level(level) if level is not None else None
     obj: CliContext = ctx.obj
-    answer = obj.ledger().verify(_presented_secret(), resource=resource, level=wanted)
-    if as_json:
-        echo_json(msgspec.to_builtins(answer))
+    secret = _presented_secret()
+    if at_time is None:
+        answer = obj.ledger().verify(secret, resource=resource, level=wanted)
+        document = msgspec.to_builtins(answer)
     else:
+        at = parse_timestamp(at_time, "--at")
+        answer, position = obj.ledger().verify_at(secret, at, resource=resource, level=wanted)
+        document = {
+            **msgspec.to_builtins(answer),
+            "at": format_timestamp(at),
+            "as_of_position": position,
+        }
+    if as_json:
+        echo_json(document)
+    else:
+        if at_time is not None:
+            click.echo(f"as of {document['at']} (log position {document['as_of_position']}):")
         _echo_verification(answer)
     if not (answer.active and answer.allowed):
         ctx.exit(1)

@@ -15,6 +15,7 @@ from tokenledger.domain.permissions import Grant, Level, level_at
 from tokenledger.errors import PermissionDenied
 
 __all__ = [
+    "acting_token",
     "actor_level",
     "forbid_service_accounts",
     "principal_active",
@@ -68,6 +69,21 @@ def token_level(
         else principal_grants(view, token.principal)
     )
     return min(by_token, level_at(grants, path))
+
+
+def acting_token(view: LedgerView, actor: Actor, now: datetime) -> TokenView | None:
+    """The live token a principal acts through: None for the operator, and None when the token
+    is unknown, someone else's, revoked or expired, or its principal is disabled or deleted.
+
+    Decisions call this under the write lock, so a token revoked after the caller was
+    authenticated acts no more.
+    """
+    if actor.kind is ActorKind.OPERATOR or actor.token_id is None:
+        return None
+    token = view.token(actor.token_id)
+    if token is None or token.principal != actor.principal or not token.live(now):
+        return None
+    return token if principal_active(view, token.principal) else None
 
 
 def actor_level(view: LedgerView, actor: Actor, path: str, now: datetime) -> Level:

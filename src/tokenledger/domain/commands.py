@@ -28,6 +28,7 @@ from tokenledger.domain.permissions import Grant, Level
 from tokenledger.errors import ValidationError
 
 __all__ = [
+    "CLIENT_ID_PATTERN",
     "AddMember",
     "Command",
     "CreateOrg",
@@ -38,13 +39,16 @@ __all__ = [
     "DeleteResource",
     "DeleteServiceAccount",
     "DisableUser",
+    "IssueClientCredential",
     "IssueToken",
     "RemoveMember",
     "RevokeAllTokens",
+    "RevokeClientCredential",
     "RevokeToken",
     "SetGrant",
     "SetServiceAccountPermission",
     "build",
+    "check_client_id",
     "parse_duration",
 ]
 
@@ -54,7 +58,21 @@ def _level(value: Any) -> Level:
         return value
     if not isinstance(value, str):
         raise ValueError("a level is one of none, read, append, write, admin")
-    return Level.parse(value)
+    try:
+        return Level.parse(value)
+    except ValueError:
+        # Level.parse repeats its input whole; a hostile one may be a megabyte long.
+        names = ", ".join(level.label for level in Level)
+        raise ValueError(f"unknown level {shown(value)}: use one of {names}") from None
+
+
+def check_role_reference(value: str) -> str:
+    """``ROLE`` or ``ORG:ROLE``, each part a name (checked here, before any lookup)."""
+    org, sep, role = value.rpartition(":")
+    if sep:
+        check_name(org, "org name")
+    check_name(role, "role name")
+    return value
 
 
 def _free_text(limit: int) -> Any:
@@ -68,6 +86,19 @@ def _free_text(limit: int) -> Any:
     return AfterValidator(check)
 
 
+#: A client id: ``cid_`` and 16 base62 characters, public like a token id.
+CLIENT_ID_PATTERN = "^cid_[0-9A-Za-z]{16}$"
+_CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
+
+
+def check_client_id(value: str) -> str:
+    if not _CLIENT_ID.fullmatch(value):
+        raise ValueError(
+            f"invalid client id {shown(value)}: expected cid_ and 16 letters or digits"
+        )
+    return value
+
+
 OrgName = Annotated[str, AfterValidator(lambda v: check_name(v, "org name"))]
 RoleName = Annotated[str, AfterValidator(lambda v: check_name(v, "role name"))]
 KindName = Annotated[str, AfterValidator(lambda v: check_name(v, "resource kind"))]
@@ -77,6 +108,7 @@ Email = Annotated[str, AfterValidator(check_email)]
 PrincipalId = Annotated[str, AfterValidator(check_principal)]
 AccountId = Annotated[str, AfterValidator(check_service_account_id)]
 TokenId = Annotated[str, AfterValidator(check_token_id)]
+ClientId = Annotated[str, AfterValidator(check_client_id)]
 LevelValue = Annotated[Level, BeforeValidator(_level)]
 Reason = Annotated[str, _free_text(500)]
 DisplayName = Annotated[str, _free_text(200)]
@@ -165,7 +197,7 @@ class IssueToken(Command):
 
     principal: PrincipalId | None = None
     grants: tuple[GrantSpec, ...] = Field(default=(), max_length=1000)
-    role: Annotated[str, _free_text(200)] | None = None
+    role: Annotated[str, AfterValidator(check_role_reference)] | None = None
     name: DisplayName | None = None
     expires_in: timedelta | None = None
     expires_at: datetime | None = None
@@ -196,6 +228,28 @@ class RevokeToken(Command):
 
 class RevokeAllTokens(Command):
     principal: PrincipalId
+    reason: Reason | None = None
+
+
+class IssueClientCredential(Command):
+    """Give a service account an OAuth2 client id and secret (default lifetime: one year)."""
+
+    account_id: AccountId
+    name: DisplayName | None = None
+    expires_in: timedelta | None = None
+    no_expiry: bool = False
+
+    @pydantic.model_validator(mode="after")
+    def _one_expiry(self) -> IssueClientCredential:
+        if self.expires_in is not None and self.no_expiry:
+            raise ValueError("give at most one of --expires-in and --no-expiry")
+        if self.expires_in is not None and self.expires_in <= timedelta(0):
+            raise ValueError("--expires-in must be a positive duration")
+        return self
+
+
+class RevokeClientCredential(Command):
+    client_id: ClientId
     reason: Reason | None = None
 
 

@@ -16,6 +16,7 @@ from functools import singledispatch
 
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import (
+    acting_token,
     actor_level,
     forbid_service_accounts,
     principal_grants,
@@ -23,6 +24,8 @@ from tokenledger.domain.authority import (
     require_operator,
 )
 from tokenledger.domain.events import (
+    ClientCredentialIssued,
+    ClientCredentialRevoked,
     Event,
     GrantRemoved,
     GrantSet,
@@ -47,6 +50,7 @@ from tokenledger.domain.model import (
     PREDEFINED_ROLES,
     Actor,
     ActorKind,
+    ClientCredentialView,
     LedgerView,
     ServiceAccountView,
     TokenView,
@@ -70,6 +74,7 @@ DEFAULT_EXPIRY = {
     TokenKind.SERVICE: timedelta(days=365),
     TokenKind.PERSONAL: timedelta(days=30),
     TokenKind.DERIVED: timedelta(hours=1),
+    TokenKind.CLIENT: timedelta(days=365),
 }
 
 _KIND_BY_DEPTH = {2: "project", 3: "collection", 4: "dataset", 5: "object"}
@@ -364,6 +369,7 @@ def _set_service_account_permission(
             detail,
             ctx,
         ),
+        *_revoke_credentials(view, account, RevocationReason.SERVICE_ACCOUNT_MOVED, detail, ctx),
     ]
 
 
@@ -391,6 +397,7 @@ def _delete_service_account(
             detail,
             ctx,
         ),
+        *_revoke_credentials(view, account, RevocationReason.SERVICE_ACCOUNT_DELETED, detail, ctx),
     ]
 
 
@@ -427,6 +434,13 @@ def _issue_token(cmd: c.IssueToken, view: LedgerView, ctx: Context) -> list[Even
         else TokenKind.PERSONAL
     )
     expires_at = _expiry(cmd, kind, grants, parent, ctx.now)
+    # A token minted through another token of the same principal is that token's child (its
+    # kind stays what was asked for): it never outlives it and is revoked with it, so a
+    # stolen token cannot mint a successor that survives its revocation.
+    through = None if parent is not None else _minted_through(view, ctx, principal)
+    if through is not None:
+        expires_at = _not_outliving(cmd, expires_at, through)
+    parent = parent or through
     token_id, secret_hash = ctx.mint(kind)
     return [
         TokenIssued(
@@ -520,6 +534,7 @@ def _authorise_issue(
     if actor.kind is ActorKind.OPERATOR:
         return
     if actor.principal != principal:
+        forbid_service_accounts(actor, f"issue tokens for {principal}")
         if account is None:
             raise PermissionDenied(f"{actor.label} may not issue tokens for {principal}")
         require_level(
@@ -535,6 +550,29 @@ def _authorise_issue(
             raise PermissionDenied(
                 f"{actor.label} may not issue a token with {grant}: it exceeds the acting token"
             )
+
+
+def _minted_through(view: LedgerView, ctx: Context, principal: str) -> TokenView | None:
+    """The token a principal acts through to issue a token for itself, if it does."""
+    if ctx.actor.principal != principal:
+        return None
+    return acting_token(view, ctx.actor, ctx.now)
+
+
+def _not_outliving(
+    cmd: c.IssueToken, expires_at: datetime | None, through: TokenView
+) -> datetime | None:
+    """Cut a default expiry to ``through``'s; refuse an explicit one beyond it."""
+    if through.expires_at is None:
+        return expires_at
+    if expires_at is not None and expires_at <= through.expires_at:
+        return expires_at
+    if cmd.no_expiry or cmd.expires_in is not None or cmd.expires_at is not None:
+        raise ValidationError(
+            f"a token issued through token {through.token_id} cannot outlive it "
+            f"(it expires at {through.expires_at.isoformat()})"
+        )
+    return through.expires_at
 
 
 def _expiry(
@@ -588,10 +626,18 @@ def _revoke_all(cmd: c.RevokeAllTokens, view: LedgerView, ctx: Context) -> list[
 
 
 def _authorise_token_management(view: LedgerView, ctx: Context, principal: str) -> None:
-    """The principal itself, an operator, or an admin of a service account's project."""
+    """An operator, the principal itself through a live token of its own, or a person with
+    admin on a service account's project (never another service account)."""
     actor = ctx.actor
-    if actor.kind is ActorKind.OPERATOR or actor.principal == principal:
+    if actor.kind is ActorKind.OPERATOR:
         return
+    if actor.principal == principal:
+        if acting_token(view, actor, ctx.now) is None:
+            raise PermissionDenied(
+                f"{actor.label} may not manage its tokens: it acts through no live token"
+            )
+        return
+    forbid_service_accounts(actor, f"manage the tokens of {principal}")
     account = view.service_account(principal) if is_service_account_id(principal) else None
     if account is None:
         raise PermissionDenied(f"{actor.label} may not manage the tokens of {principal}")
@@ -603,6 +649,95 @@ def _authorise_token_management(view: LedgerView, ctx: Context, principal: str) 
         ctx.now,
         f"manage the tokens of {principal}",
     )
+
+
+# -- client credentials ---------------------------------------------------------------
+
+
+def _client_id_for(public_id: str) -> str:
+    """The client id made from a minted public id: ``cid_`` and the same 16 characters."""
+    return "cid_" + public_id.removeprefix("tok_")
+
+
+@decide.register
+def _issue_client_credential(
+    cmd: c.IssueClientCredential, view: LedgerView, ctx: Context
+) -> list[Event]:
+    """Only an operator or an admin of the account's project: a client credential obtains
+    access tokens with the account's whole permission, so holding one of the account's own
+    (possibly narrower) tokens is not enough."""
+    if ctx.mint is None:
+        raise TypeError("issuing a client credential needs a mint")
+    account = _require_account(view, cmd.account_id)
+    require_level(
+        view,
+        ctx.actor,
+        account.permission.resource,
+        Level.ADMIN,
+        ctx.now,
+        f"issue client credentials for {account.account_id}",
+    )
+    if cmd.no_expiry:
+        if account.permission.rank is Level.ADMIN:
+            raise ValidationError(
+                "a client credential of an account with admin permission must expire: "
+                "long-lived admin credentials are refused"
+            )
+        expires_at = None
+    else:
+        expires_at = ctx.now + (cmd.expires_in or DEFAULT_EXPIRY[TokenKind.CLIENT])
+    public_id, secret_hash = ctx.mint(TokenKind.CLIENT)
+    return [
+        ClientCredentialIssued(
+            client_id=_client_id_for(public_id),
+            account_id=account.account_id,
+            secret_hash=secret_hash,
+            name=cmd.name,
+            issued_at=ctx.now,
+            expires_at=expires_at,
+            issued_by=ctx.actor.token_id,
+        )
+    ]
+
+
+@decide.register
+def _revoke_client_credential(
+    cmd: c.RevokeClientCredential, view: LedgerView, ctx: Context
+) -> list[Event]:
+    credential = view.client_credential(cmd.client_id)
+    if credential is None:
+        raise NotFound(f"no client credential {cmd.client_id}")
+    _authorise_token_management(view, ctx, credential.account_id)
+    if credential.revoked:
+        raise Conflict(f"client credential {cmd.client_id} is already revoked")
+    return [
+        ClientCredentialRevoked(
+            client_id=credential.client_id,
+            account_id=credential.account_id,
+            reason=RevocationReason.REQUESTED,
+            detail=cmd.reason,
+        )
+    ]
+
+
+def _revoke_credentials(
+    view: LedgerView, account: ServiceAccountView, reason: str, detail: str, ctx: Context
+) -> list[Event]:
+    """Revoke the account's live client credentials (a cascade, like its tokens')."""
+    live: list[ClientCredentialView] = [
+        credential
+        for credential in view.client_credentials_of(account.account_id)
+        if credential.live(ctx.now)
+    ]
+    return [
+        ClientCredentialRevoked(
+            client_id=credential.client_id,
+            account_id=credential.account_id,
+            reason=reason,
+            detail=detail,
+        )
+        for credential in sorted(live, key=lambda cred: cred.client_id)
+    ]
 
 
 # -- shared pieces -------------------------------------------------------------------

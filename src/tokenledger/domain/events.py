@@ -20,6 +20,8 @@ import msgspec
 from tokenledger.domain.permissions import Grant
 
 __all__ = [
+    "ClientCredentialIssued",
+    "ClientCredentialRevoked",
     "Event",
     "EventUnion",
     "GrantRemoved",
@@ -274,6 +276,43 @@ class TokenRevoked(Event, frozen=True, kw_only=True, tag="TokenRevoked"):
         return f"token:{self.token_id}"
 
 
+# -- client credentials ------------------------------------------------------------
+
+
+class ClientCredentialIssued(Event, frozen=True, kw_only=True, tag="ClientCredentialIssued"):
+    """A service account was given an OAuth2 client id and secret (RFC 6749 section 4.4).
+
+    Like a token, the secret itself is never recorded: only its SHA-256 hash.
+    """
+
+    client_id: str
+    account_id: str
+    secret_hash: str
+    name: str | None = None
+    issued_at: datetime
+    expires_at: datetime | None = None
+    issued_by: str | None = None
+    """The id of the token the issuer acted through (None for the operator)."""
+
+    @property
+    def stream_id(self) -> str:
+        return f"client:{self.client_id}"
+
+
+class ClientCredentialRevoked(Event, frozen=True, kw_only=True, tag="ClientCredentialRevoked"):
+    """A client credential stopped working; every access token it obtained is inactive too."""
+
+    client_id: str
+    account_id: str
+    reason: str
+    """One of ``RevocationReason``."""
+    detail: str | None = None
+
+    @property
+    def stream_id(self) -> str:
+        return f"client:{self.client_id}"
+
+
 EventUnion = (
     OrgCreated
     | UserCreated
@@ -292,6 +331,8 @@ EventUnion = (
     | ServiceAccountDeleted
     | TokenIssued
     | TokenRevoked
+    | ClientCredentialIssued
+    | ClientCredentialRevoked
 )
 
 

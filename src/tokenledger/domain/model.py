@@ -22,6 +22,9 @@ __all__ = [
     "SERVICE_ACCOUNT_DOMAIN",
     "Actor",
     "ActorKind",
+    "ClientCredentialView",
+    "Introspection",
+    "IssuedAccessToken",
     "LedgerView",
     "ResourceView",
     "ServiceAccountView",
@@ -102,6 +105,63 @@ class TokenView(msgspec.Struct, frozen=True, kw_only=True):
         return not self.revoked and not self.expired(now)
 
 
+class ClientCredentialView(msgspec.Struct, frozen=True, kw_only=True):
+    """A service account's OAuth2 client credential (its secret is known only by hash)."""
+
+    client_id: str
+    account_id: str
+    name: str | None
+    issued_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None = None
+    revoked_reason: str | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    def live(self, now: datetime) -> bool:
+        return not self.revoked and not self.expired(now)
+
+
+class IssuedAccessToken(msgspec.Struct, frozen=True, kw_only=True):
+    """A signed access token (JWT) obtained with a client credential (RFC 6749 section 4.4)."""
+
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    scope: str
+    jti: str
+    expires_at: datetime
+
+
+class Introspection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An RFC 7662 answer about a ledger token or an access token (JWT).
+
+    ``reason`` says why an inactive token is inactive, for metrics and logs; it is
+    not part of the HTTP answer, which says no more than ``{"active": false}``.
+    """
+
+    active: bool
+    reason: str | None = None
+    sub: str | None = None
+    scope: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    token_type: str | None = None
+    client_id: str | None = None
+    token_id: str | None = None
+    iss: str | None = None
+    org: str | None = None
+    grants: tuple[Grant, ...] = ()
+    allowed: bool | None = None
+    resource: str | None = None
+    level: str | None = None
+
+
 class ActorKind(StrEnum):
     OPERATOR = "operator"
     USER = "user"
@@ -176,4 +236,10 @@ class LedgerView(Protocol):
 
     def tokens_with_grant_under(self, path: str) -> Sequence[TokenView]:
         """Unrevoked tokens with at least one grant on ``path`` or below it."""
+        ...
+
+    def client_credential(self, client_id: str) -> ClientCredentialView | None: ...
+
+    def client_credentials_of(self, account_id: str) -> Sequence[ClientCredentialView]:
+        """Every client credential of the service account, revoked ones included; by id."""
         ...

@@ -100,7 +100,10 @@ def shown(value: str) -> str:
     if any(kind.prefix in value for kind in TokenKind):
         return "(a value that looks like a token secret, not repeated)"
     text = value if len(value) <= 80 else value[:77] + "..."
-    return repr(text)
+    # ascii(): control characters and anything outside ASCII are escaped, so a look-alike
+    # ("\u0430cme" for "acme") or a direction override cannot pass for something else.
+    escaped = ascii(text)
+    return escaped if len(escaped) <= 100 else escaped[:96] + "..." + escaped[0]
 
 
 def check_token_id(value: str) -> str:

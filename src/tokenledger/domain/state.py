@@ -16,6 +16,7 @@ import msgspec
 
 from tokenledger.domain import events as e
 from tokenledger.domain.model import (
+    ClientCredentialView,
     ResourceView,
     ServiceAccountView,
     TokenView,
@@ -39,6 +40,8 @@ class LedgerState:
     user_grants: dict[str, dict[str, Grant]] = field(default_factory=dict)
     accounts: dict[str, ServiceAccountView] = field(default_factory=dict)
     tokens: dict[str, TokenView] = field(default_factory=dict)
+    token_ids_by_secret_hash: dict[str, str] = field(default_factory=dict)
+    credentials: dict[str, ClientCredentialView] = field(default_factory=dict)
 
     # -- LedgerView -------------------------------------------------------------
 
@@ -96,6 +99,10 @@ class LedgerState:
     def token(self, token_id: str) -> TokenView | None:
         return self.tokens.get(token_id)
 
+    def token_by_secret_hash(self, secret_hash: str) -> TokenView | None:
+        token_id = self.token_ids_by_secret_hash.get(secret_hash)
+        return self.tokens.get(token_id) if token_id is not None else None
+
     def tokens_of(self, principal: str) -> Sequence[TokenView]:
         return [t for _, t in sorted(self.tokens.items()) if t.principal == principal]
 
@@ -108,6 +115,12 @@ class LedgerState:
             for _, t in sorted(self.tokens.items())
             if not t.revoked and any(is_within(g.resource, path) for g in t.grants)
         ]
+
+    def client_credential(self, client_id: str) -> ClientCredentialView | None:
+        return self.credentials.get(client_id)
+
+    def client_credentials_of(self, account_id: str) -> Sequence[ClientCredentialView]:
+        return [c for _, c in sorted(self.credentials.items()) if c.account_id == account_id]
 
 
 @singledispatch
@@ -228,6 +241,7 @@ def _(event: e.TokenIssued, state: LedgerState, at: datetime) -> None:
         expires_at=event.expires_at,
         parent_id=event.parent_id,
     )
+    state.token_ids_by_secret_hash[event.secret_hash] = event.token_id
 
 
 @evolve.register
@@ -237,4 +251,25 @@ def _(event: e.TokenRevoked, state: LedgerState, at: datetime) -> None:
         return
     state.tokens[event.token_id] = msgspec.structs.replace(
         token, revoked_at=at, revoked_reason=event.reason
+    )
+
+
+@evolve.register
+def _(event: e.ClientCredentialIssued, state: LedgerState, at: datetime) -> None:
+    state.credentials[event.client_id] = ClientCredentialView(
+        client_id=event.client_id,
+        account_id=event.account_id,
+        name=event.name,
+        issued_at=event.issued_at,
+        expires_at=event.expires_at,
+    )
+
+
+@evolve.register
+def _(event: e.ClientCredentialRevoked, state: LedgerState, at: datetime) -> None:
+    credential = state.credentials[event.client_id]
+    if credential.revoked:  # the first revocation is the one that counts
+        return
+    state.credentials[event.client_id] = msgspec.structs.replace(
+        credential, revoked_at=at, revoked_reason=event.reason
     )

@@ -32,6 +32,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from tokenledger.domain.events import (
+    ClientCredentialIssued,
+    ClientCredentialRevoked,
     Event,
     GrantRemoved,
     GrantSet,
@@ -54,6 +56,7 @@ from tokenledger.domain.events import (
 from tokenledger.domain.permissions import Grant, Level, parent_of
 from tokenledger.errors import StorageError
 from tokenledger.projections.schema import (
+    client_credentials,
     memberships,
     orgs,
     resources,
@@ -71,6 +74,7 @@ __all__ = [
     "apply_event",
     "encode_grants",
     "handled_event_types",
+    "insert_if_absent",
     "upsert",
 ]
 
@@ -116,7 +120,7 @@ def _key_columns(table: sa.Table) -> list[str]:
     return [column.name for column in table.primary_key.columns]
 
 
-def _insert_if_absent(
+def insert_if_absent(
     connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]
 ) -> None:
     if not rows:
@@ -150,7 +154,7 @@ def _handle(event: Event, connection: Connection, record: RecordedEvent) -> None
 
 @_handle.register
 def _org_created(event: OrgCreated, connection: Connection, record: RecordedEvent) -> None:
-    _insert_if_absent(connection, orgs, [{"org": event.org, "created_at": record.recorded_at}])
+    insert_if_absent(connection, orgs, [{"org": event.org, "created_at": record.recorded_at}])
     _insert_resource(connection, event.org, ORG_RESOURCE_KIND, record)
 
 
@@ -163,7 +167,7 @@ def _user_created(event: UserCreated, connection: Connection, record: RecordedEv
         "disabled_at": None,
         "created_at": record.recorded_at,
     }
-    _insert_if_absent(connection, users, [row])
+    insert_if_absent(connection, users, [row])
 
 
 @_handle.register
@@ -178,7 +182,7 @@ def _user_disabled(event: UserDisabled, connection: Connection, record: Recorded
 @_handle.register
 def _member_added(event: MemberAdded, connection: Connection, record: RecordedEvent) -> None:
     row = {"org": event.org, "email": event.email, "role": event.role}
-    _insert_if_absent(connection, memberships, [row])
+    insert_if_absent(connection, memberships, [row])
 
 
 @_handle.register
@@ -218,7 +222,7 @@ def _insert_resource(connection: Connection, path: str, kind: str, record: Recor
         "depth": len(segments),
         "created_at": record.recorded_at,
     }
-    _insert_if_absent(connection, resources, [row])
+    insert_if_absent(connection, resources, [row])
 
 
 @_handle.register
@@ -255,7 +259,7 @@ def _delete_user_grant(connection: Connection, email: str, resource: str) -> Non
 @_handle.register
 def _role_created(event: RoleCreated, connection: Connection, record: RecordedEvent) -> None:
     row = {"org": event.org, "role": event.role, "grants": encode_grants(event.grants)}
-    _insert_if_absent(connection, roles, [row])
+    insert_if_absent(connection, roles, [row])
 
 
 @_handle.register
@@ -271,7 +275,7 @@ def _service_account_created(
         "deleted": False,
         "created_at": record.recorded_at,
     }
-    _insert_if_absent(connection, service_accounts, [row])
+    insert_if_absent(connection, service_accounts, [row])
 
 
 @_handle.register
@@ -322,13 +326,13 @@ def _token_issued(event: TokenIssued, connection: Connection, record: RecordedEv
         "revoked_at": None,
         "revoked_reason": None,
     }
-    _insert_if_absent(connection, tokens, [row])
+    insert_if_absent(connection, tokens, [row])
     # A set: the same grant listed twice is one row (the key is the whole row).
     grant_rows = [
         {"token_id": event.token_id, "resource": grant.resource, "level": grant.level}
         for grant in sorted(set(event.grants))
     ]
-    _insert_if_absent(connection, token_grants, grant_rows)
+    insert_if_absent(connection, token_grants, grant_rows)
 
 
 @_handle.register
@@ -337,5 +341,37 @@ def _token_revoked(event: TokenRevoked, connection: Connection, record: Recorded
     connection.execute(
         sa.update(tokens)
         .where(tokens.c.token_id == event.token_id, tokens.c.revoked_at.is_(None))
+        .values(revoked_at=record.recorded_at, revoked_reason=event.reason)
+    )
+
+
+@_handle.register
+def _client_credential_issued(
+    event: ClientCredentialIssued, connection: Connection, record: RecordedEvent
+) -> None:
+    row = {
+        "client_id": event.client_id,
+        "account_id": event.account_id,
+        "secret_hash": event.secret_hash,
+        "name": event.name,
+        "issued_at": event.issued_at,
+        "expires_at": event.expires_at,
+        "revoked_at": None,
+        "revoked_reason": None,
+    }
+    insert_if_absent(connection, client_credentials, [row])
+
+
+@_handle.register
+def _client_credential_revoked(
+    event: ClientCredentialRevoked, connection: Connection, record: RecordedEvent
+) -> None:
+    # The first revocation is the one that counts, as for tokens.
+    connection.execute(
+        sa.update(client_credentials)
+        .where(
+            client_credentials.c.client_id == event.client_id,
+            client_credentials.c.revoked_at.is_(None),
+        )
         .values(revoked_at=record.recorded_at, revoked_reason=event.reason)
     )

@@ -1,53 +1,105 @@
-"""Applying recorded events to the projections, with the checkpoint, in the caller's transaction."""
+"""Running the projections: each folds events into its own tables and keeps a checkpoint.
+
+Inline use: a command appends its events, then calls :meth:`Projector.apply`
+on the write transaction's connection, so the events, every projection's rows
+and their checkpoints commit (or vanish) together and readers see their own
+writes. A rebuild (``projections.rebuild``) drives the same projections over the
+whole log into fresh tables.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tokenledger.domain.events import Event
+from tokenledger.projections.audit import AuditProjection
 from tokenledger.projections.handlers import apply_event, upsert
-from tokenledger.projections.schema import checkpoints
+from tokenledger.projections.schema import audit_index, checkpoints, metadata
 from tokenledger.store.records import RecordedEvent
+from tokenledger.store.schema import events
 
-__all__ = ["DEFAULT_PROJECTION", "Projector"]
+__all__ = [
+    "DEFAULT_PROJECTION",
+    "PROJECTIONS",
+    "LedgerProjection",
+    "Projection",
+    "Projector",
+    "projection_tables",
+]
 
-#: The checkpoint name of the ledger's inline projections.
+#: The checkpoint name of the ledger's state projection.
 DEFAULT_PROJECTION = "ledger"
 
 
-class Projector:
-    """Folds events into the projection tables and records how far the log has been folded.
+class Projection(Protocol):
+    """A named fold of the log into tables of its own.
 
-    Inline use: a command appends its events, then calls :meth:`apply` on the
-    write transaction's connection, so the events, the tables and the
-    checkpoint commit (or vanish) together and readers see their own writes.
+    ``apply`` must be idempotent: re-applying an event already folded in leaves
+    the tables as they were, so a replay may overlap what is there.
     """
 
-    def __init__(self, name: str = DEFAULT_PROJECTION) -> None:
-        self.name = name
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tables(self) -> Sequence[sa.Table]: ...
+
+    def apply(self, connection: Connection, record: RecordedEvent, event: Event) -> None: ...
+
+
+class LedgerProjection:
+    """The current state that decisions and lookups read (``SqlLedgerView``)."""
+
+    name = DEFAULT_PROJECTION
+
+    @property
+    def tables(self) -> Sequence[sa.Table]:
+        # Every table of the schema but the log itself and the other projections'.
+        others = {events.name, checkpoints.name, audit_index.name}
+        return tuple(t for t in metadata.sorted_tables if t.name not in others)
+
+    def apply(self, connection: Connection, record: RecordedEvent, event: Event) -> None:
+        apply_event(connection, record, event)
+
+
+PROJECTIONS: tuple[Projection, ...] = (LedgerProjection(), AuditProjection())
+
+
+def projection_tables(projections: Sequence[Projection] = PROJECTIONS) -> tuple[sa.Table, ...]:
+    """Every table the projections write, the checkpoints included, in dependency order."""
+    wanted = {t.name for p in projections for t in p.tables} | {checkpoints.name}
+    return tuple(t for t in metadata.sorted_tables if t.name in wanted)
+
+
+class Projector:
+    """Applies events to every projection, then moves each one's checkpoint."""
+
+    def __init__(self, projections: Sequence[Projection] = PROJECTIONS) -> None:
+        self.projections = tuple(projections)
 
     def apply(self, connection: Connection, pairs: Sequence[tuple[RecordedEvent, Event]]) -> None:
-        """Apply each (record, event) in order, then move the checkpoint to the last position.
+        """Apply each (record, event) in order, then move the checkpoints to the last position.
 
-        The checkpoint never moves backwards: re-applying events that are
-        already folded in (handlers are idempotent) leaves it where it was.
+        A checkpoint never moves backwards: re-applying events that are already
+        folded in (handlers are idempotent) leaves it where it was.
         """
         if not pairs:
             return
-        for record, event in pairs:
-            apply_event(connection, record, event)
-        position = max(self.checkpoint(connection), pairs[-1][0].position)
-        self._save_checkpoint(connection, position)
+        last = pairs[-1][0].position
+        for projection in self.projections:
+            for record, event in pairs:
+                projection.apply(connection, record, event)
+            position = max(self.checkpoint(connection, projection.name), last)
+            upsert(connection, checkpoints, {"name": projection.name, "position": position})
 
-    def checkpoint(self, connection: Connection) -> int:
-        """The position of the last event folded in; 0 before the first."""
+    @staticmethod
+    def checkpoint(connection: Connection, name: str = DEFAULT_PROJECTION) -> int:
+        """The position of the last event a projection folded in; 0 before the first."""
         position = connection.execute(
-            sa.select(checkpoints.c.position).where(checkpoints.c.name == self.name)
+            sa.select(checkpoints.c.position).where(checkpoints.c.name == name)
         ).scalar_one_or_none()
         return 0 if position is None else int(position)
-
-    def _save_checkpoint(self, connection: Connection, position: int) -> None:
-        upsert(connection, checkpoints, {"name": self.name, "position": position})

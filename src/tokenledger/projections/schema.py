@@ -25,7 +25,9 @@ import sqlalchemy as sa
 from tokenledger.store.schema import UTCDateTime, metadata
 
 __all__ = [
+    "audit_index",
     "checkpoints",
+    "client_credentials",
     "memberships",
     "metadata",
     "orgs",
@@ -150,9 +152,45 @@ token_grants = sa.Table(
 )
 sa.Index("ix_token_grants_resource", token_grants.c.resource)
 
+# A service account's OAuth2 client credentials, looked up by client id (the secret's
+# hash is checked against the row, never used to find it).
+client_credentials = sa.Table(
+    "client_credentials",
+    metadata,
+    sa.Column("client_id", _identifier(), primary_key=True),
+    sa.Column("account_id", _identifier(), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("issued_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_reason", sa.String(100), nullable=True),
+    sa.UniqueConstraint("secret_hash", name="uq_client_credentials_secret_hash"),
+)
+sa.Index("ix_client_credentials_account_id", client_credentials.c.account_id)
+
 checkpoints = sa.Table(
     "projection_checkpoints",
     metadata,
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("position", sa.BigInteger, nullable=False),
 )
+
+#: One row per (event, id it concerns): the audit queries' index. The other
+#: columns repeat the event's envelope so that a filter on actor, type or time
+#: is answered from this table's indexes alone.
+audit_index = sa.Table(
+    "audit_index",
+    metadata,
+    sa.Column("subject", _identifier(), nullable=False),
+    sa.Column("position", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("actor", sa.String(320), nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.Column("correlation_id", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("subject", "position", name="pk_audit_index"),
+)
+sa.Index("ix_audit_index_position", audit_index.c.position)
+sa.Index("ix_audit_index_actor", audit_index.c.actor, audit_index.c.position)
+sa.Index("ix_audit_index_type", audit_index.c.event_type, audit_index.c.position)
+sa.Index("ix_audit_index_recorded_at", audit_index.c.recorded_at)

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 
 from tokenledger.domain.model import (
     PREDEFINED_ROLES,
+    ClientCredentialView,
     ResourceView,
     ServiceAccountView,
     TokenView,
@@ -33,6 +34,7 @@ from tokenledger.domain.model import (
 )
 from tokenledger.domain.permissions import Grant
 from tokenledger.projections.schema import (
+    client_credentials,
     memberships,
     orgs,
     resources,
@@ -99,6 +101,18 @@ def _token(row: Any) -> TokenView:
         issued_at=row.issued_at,
         expires_at=row.expires_at,
         parent_id=row.parent_id,
+        revoked_at=row.revoked_at,
+        revoked_reason=row.revoked_reason,
+    )
+
+
+def _client_credential(row: Any) -> ClientCredentialView:
+    return ClientCredentialView(
+        client_id=row.client_id,
+        account_id=row.account_id,
+        name=row.name,
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
         revoked_at=row.revoked_at,
         revoked_reason=row.revoked_reason,
     )
@@ -270,6 +284,35 @@ class SqlLedgerView:
             at_or_below(token_grants.c.resource, path)
         )
         return self._tokens(tokens.c.token_id.in_(with_grant), tokens.c.revoked_at.is_(None))
+
+    # -- client credentials ---------------------------------------------------------
+
+    def client_credential(self, client_id: str) -> ClientCredentialView | None:
+        query = sa.select(client_credentials).where(client_credentials.c.client_id == client_id)
+        row = self.connection.execute(query).first()
+        return None if row is None else _client_credential(row)
+
+    def client_credential_with_hash(
+        self, client_id: str
+    ) -> tuple[ClientCredentialView, str] | None:
+        """The credential and its secret's stored hash, to check a presented secret against."""
+        query = sa.select(client_credentials).where(client_credentials.c.client_id == client_id)
+        row = self.connection.execute(query).first()
+        return None if row is None else (_client_credential(row), row.secret_hash)
+
+    def client_credential_by_secret_hash(self, secret_hash: str) -> ClientCredentialView | None:
+        query = sa.select(client_credentials).where(client_credentials.c.secret_hash == secret_hash)
+        row = self.connection.execute(query).first()
+        return None if row is None else _client_credential(row)
+
+    def client_credentials_of(self, account_id: str) -> list[ClientCredentialView]:
+        """Every client credential of the account, revoked ones included; by client id."""
+        query = (
+            sa.select(client_credentials)
+            .where(client_credentials.c.account_id == account_id)
+            .order_by(client_credentials.c.client_id)
+        )
+        return [_client_credential(row) for row in self.connection.execute(query)]
 
     def _one_token(self, condition: ColumnElement[bool]) -> TokenView | None:
         row = self.connection.execute(sa.select(tokens).where(condition)).first()

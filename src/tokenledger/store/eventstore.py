@@ -31,13 +31,21 @@ from tokenledger.store.engine import WRITE_OPTION
 from tokenledger.store.records import EMPTY_HEAD, Head, PendingEvent, RecordedEvent
 from tokenledger.store.schema import events
 
-__all__ = ["ChainReport", "EventStore", "WriteTransaction"]
+__all__ = [
+    "EVENT_COLUMNS",
+    "ChainReport",
+    "EventStore",
+    "WriteTransaction",
+    "acquire_write_lock",
+    "read_head",
+    "to_record",
+]
 
 DEFAULT_BATCH_SIZE = 1000
 # Bound on the number of parameters in one "stream IN (...)" query.
 _STREAM_QUERY_CHUNK = 500
 
-_COLUMNS = (
+EVENT_COLUMNS = (
     events.c.position,
     events.c.stream_id,
     events.c.stream_version,
@@ -54,7 +62,7 @@ _COLUMNS = (
 )
 
 
-def _to_record(row: Any) -> RecordedEvent:
+def to_record(row: Any) -> RecordedEvent:
     # The selected columns are in the order of RecordedEvent's fields.
     return RecordedEvent(*row)
 
@@ -70,7 +78,7 @@ def read_head(connection: Connection) -> Head:
     return Head(position=row[0], hash=row[1], recorded_at=row[2])
 
 
-def _acquire_write_lock(connection: Connection) -> None:
+def acquire_write_lock(connection: Connection) -> None:
     """Take the ledger's write lock for the rest of the transaction.
 
     SQLite already holds it: the transaction began with BEGIN IMMEDIATE. On
@@ -226,7 +234,7 @@ class EventStore:
             self.engine.connect().execution_options(**{WRITE_OPTION: True}) as connection,
             connection.begin(),
         ):
-            _acquire_write_lock(connection)
+            acquire_write_lock(connection)
             yield WriteTransaction(
                 connection,
                 clock=self.clock,
@@ -258,12 +266,12 @@ class EventStore:
 
     def read_stream(self, stream_id: str, *, from_version: int = 1) -> list[RecordedEvent]:
         query = (
-            sa.select(*_COLUMNS)
+            sa.select(*EVENT_COLUMNS)
             .where(events.c.stream_id == stream_id, events.c.stream_version >= from_version)
             .order_by(events.c.stream_version)
         )
         with self.engine.connect() as connection:
-            return [_to_record(row) for row in connection.execute(query)]
+            return [to_record(row) for row in connection.execute(query)]
 
     def read_all(
         self,
@@ -289,13 +297,13 @@ class EventStore:
         next_position = max(from_position, 1)
         while True:
             query = (
-                sa.select(*_COLUMNS)
+                sa.select(*EVENT_COLUMNS)
                 .where(events.c.position >= next_position, *conditions)
                 .order_by(events.c.position)
                 .limit(batch_size)
             )
             with self.engine.connect() as connection:
-                page = [_to_record(row) for row in connection.execute(query)]
+                page = [to_record(row) for row in connection.execute(query)]
             yield from page
             if len(page) < batch_size:
                 return

@@ -1,0 +1,1 @@
+"""Benchmarks for TokenLedger (run through ``scripts/bench``)."""

@@ -1,0 +1,103 @@
+"""The application factory: one FastAPI app over one ``Ledger``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+from sqlalchemy.engine import URL
+
+from tokenledger.api import routes
+from tokenledger.api.metrics import MetricsMiddleware
+from tokenledger.api.problems import install_error_handlers
+from tokenledger.api.state import DEFAULT_ISSUER, ApiSettings, ApiState
+from tokenledger.domain.commands import parse_duration
+from tokenledger.keys import KeyStore
+from tokenledger.ledger import DEFAULT_ACCESS_TOKEN_LIFETIME, Ledger
+from tokenledger.store import DEFAULT_DATABASE_URL, parse_database_url
+
+__all__ = [
+    "ACCESS_TOKEN_LIFETIME_ENV",
+    "DATABASE_URL_ENV",
+    "ISSUER_ENV",
+    "app_from_env",
+    "create_app",
+    "settings_from_env",
+]
+
+DATABASE_URL_ENV = "TOKENLEDGER_DATABASE_URL"
+ISSUER_ENV = "TOKENLEDGER_ISSUER"
+ACCESS_TOKEN_LIFETIME_ENV = "TOKENLEDGER_ACCESS_TOKEN_LIFETIME"
+
+_DESCRIPTION = """\
+Management of orgs, users, resources, grants, roles, service accounts and tokens;
+OAuth 2.0 client credentials (RFC 6749 4.4), introspection (RFC 7662) and
+revocation (RFC 7009). Every call but health, metrics and discovery needs
+`Authorization: Bearer <ledger token>`; errors are `{"error", "error_description"}`.
+"""
+
+
+def create_app(source: str | URL | Ledger, settings: ApiSettings | None = None) -> FastAPI:
+    """The API over ``source``: a database URL (opened here, closed at shutdown) or a
+    ``Ledger`` the caller owns."""
+    owned = not isinstance(source, Ledger)
+    ledger = Ledger.open(source) if not isinstance(source, Ledger) else source
+    settings = settings or ApiSettings()
+    state = ApiState(ledger=ledger, settings=settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            ledger.close()
+
+    app = FastAPI(
+        title="TokenLedger",
+        version="2",
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.tokenledger = state
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.include_router(routes.system.router)
+    app.include_router(routes.oauth.router)
+    app.include_router(routes.orgs.router)
+    app.include_router(routes.users.router)
+    app.include_router(routes.tokens.principal_tokens_router("/v2/users", "user_id", "users"))
+    app.include_router(routes.resources.router)
+    app.include_router(routes.service_accounts.router)
+    app.include_router(
+        routes.tokens.principal_tokens_router(
+            "/v2/service_accounts", "account_id", "service_accounts"
+        )
+    )
+    app.include_router(routes.audit.router)
+    app.include_router(routes.tokens.router)
+    return app
+
+
+def settings_from_env(database_url: URL) -> ApiSettings:
+    """``TOKENLEDGER_ISSUER``, ``TOKENLEDGER_ACCESS_TOKEN_LIFETIME`` (e.g. ``1h``) and the
+    signing keys (``TOKENLEDGER_SIGNING_KEYS``, ``TOKENLEDGER_KEYS_FILE`` or the default file)."""
+    lifetime_text = os.environ.get(ACCESS_TOKEN_LIFETIME_ENV, "").strip()
+    lifetime: timedelta = (
+        parse_duration(lifetime_text) if lifetime_text else DEFAULT_ACCESS_TOKEN_LIFETIME
+    )
+    return ApiSettings(
+        issuer=os.environ.get(ISSUER_ENV, "").strip() or DEFAULT_ISSUER,
+        access_token_lifetime=lifetime,
+        keys=KeyStore.from_environment(database_url),
+    )
+
+
+def app_from_env() -> FastAPI:
+    """The factory uvicorn workers call (``tokenledger.api:app_from_env``, ``factory=True``):
+    the database from ``TOKENLEDGER_DATABASE_URL``, the rest from ``settings_from_env``."""
+    url = parse_database_url(os.environ.get(DATABASE_URL_ENV, DEFAULT_DATABASE_URL))
+    return create_app(url, settings_from_env(url))

@@ -1,0 +1,171 @@
+"""Errors as HTTP answers: one JSON shape, ``{"error": ..., "error_description": ...}``.
+
+The ``error`` codes are OAuth 2.0's where one fits (RFC 6749 section 5.2,
+RFC 6750 section 3.1, RFC 7009 section 2.2.1) and otherwise name the ledger's
+error category::
+
+    ValidationError / bad request body   400  invalid_request
+    missing, invalid, expired token      401  invalid_token   (WWW-Authenticate: Bearer ...)
+    failed client authentication         401  invalid_client  (WWW-Authenticate: Basic ...)
+    PermissionDenied                     403  insufficient_scope
+    NotFound / unknown route             404  not_found
+    wrong method                         405  method_not_allowed
+    Conflict                             409  conflict
+    StorageError, database unreachable   503  temporarily_unavailable
+    IntegrityViolation, anything else    500  server_error (logged, never a traceback)
+
+Descriptions are the ledger's one-line messages, which never repeat a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tokenledger.domain.secrets import TokenKind
+from tokenledger.errors import (
+    Conflict,
+    LedgerError,
+    NotFound,
+    PermissionDenied,
+    StorageError,
+    ValidationError,
+)
+
+__all__ = [
+    "REALM",
+    "ApiError",
+    "bearer_challenge",
+    "error_body",
+    "install_error_handlers",
+]
+
+logger = logging.getLogger("tokenledger.api")
+
+REALM = "tokenledger"
+
+_STATUS: tuple[tuple[type[LedgerError], int, str], ...] = (
+    (ValidationError, 400, "invalid_request"),
+    (PermissionDenied, 403, "insufficient_scope"),
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (StorageError, 503, "temporarily_unavailable"),
+)
+
+_BY_HTTP_STATUS = {404: "not_found", 405: "method_not_allowed", 400: "invalid_request"}
+
+# RFC 6750 section 3: error_description holds %x20-21 / %x23-5B / %x5D-7E only.
+_NOT_IN_CHALLENGE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+
+class ApiError(Exception):
+    """An answer decided by the HTTP layer itself (authentication, OAuth2 errors)."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        description: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+        self.headers = headers or {}
+
+
+def error_body(error: str, description: str) -> dict[str, str]:
+    return {"error": error, "error_description": description}
+
+
+def bearer_challenge(error: str | None = None, description: str | None = None) -> str:
+    """A ``WWW-Authenticate`` value (RFC 6750 section 3); no error when no token was sent."""
+    parts = [f'Bearer realm="{REALM}"']
+    if error is not None:
+        parts.append(f'error="{error}"')
+    if description is not None:
+        parts.append(f'error_description="{_NOT_IN_CHALLENGE.sub("", description)[:200]}"')
+    return ", ".join(parts)
+
+
+def _answer(status: int, error: str, description: str, headers: dict[str, str]) -> JSONResponse:
+    return JSONResponse(
+        error_body(error, description),
+        status_code=status,
+        headers={"Cache-Control": "no-store", **headers},
+    )
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return _answer(exc.status, exc.error, exc.description, exc.headers)
+
+
+async def _ledger_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LedgerError)
+    for cls, status, error in _STATUS:
+        if isinstance(exc, cls):
+            headers = {}
+            if status == 403 and request.headers.get("authorization"):
+                headers["WWW-Authenticate"] = bearer_challenge(error, str(exc))
+            if status == 503:
+                logger.warning("storage error on %s: %s", request.url.path, exc)
+            return _answer(status, error, str(exc), headers)
+    logger.error("ledger error on %s: %s", request.url.path, exc)
+    return _answer(500, "server_error", str(exc), {})
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return _answer(400, "invalid_request", describe_request_errors(exc), {})
+
+
+def describe_request_errors(exc: RequestValidationError) -> str:
+    """The first problem with the request, without repeating the input (it may be a secret)."""
+    errors = exc.errors()
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    location = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    if first.get("type") == "json_invalid":
+        return "the request body is not valid JSON"
+    if any(kind.prefix in location for kind in TokenKind):
+        location = "(a field name that looks like a token secret)"
+    return f"{location[:80]}: {message}" if location else message
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    error = _BY_HTTP_STATUS.get(exc.status_code, "invalid_request")
+    if exc.status_code >= 500:
+        error = "server_error"
+    return _answer(exc.status_code, error, str(exc.detail), dict(exc.headers or {}))
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OperationalError)
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
+    logger.warning("database error on %s: %s", request.url.path, reason)
+    return _answer(503, "temporarily_unavailable", f"database error: {reason}", {})
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    return _answer(500, "server_error", "internal error (logged on the server)", {})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(LedgerError, _ledger_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,81 @@
+"""Health, metrics and discovery: the calls that need no token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
+
+from tokenledger.api.deps import State
+from tokenledger.api.schemas import ErrorOut
+from tokenledger.errors import LedgerError
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["system"])
+
+_PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class HealthOut(BaseModel):
+    status: str
+    head_position: int
+
+
+@router.get(
+    "/healthz",
+    response_model=HealthOut,
+    responses={503: {"model": ErrorOut, "description": "The database cannot be used."}},
+)
+def healthz(state: State) -> HealthOut:
+    """Ready when the database answers; reports the log's head position."""
+    return HealthOut(status="ok", head_position=state.ledger.store.head().position)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(state: State) -> PlainTextResponse:
+    """Prometheus text: requests and latency by route and status, verifications by outcome,
+    the log's head position."""
+    try:
+        head = float(state.ledger.store.head().position)
+        up = 1.0
+    except (SQLAlchemyError, LedgerError):
+        head, up = float("nan"), 0.0
+    gauges = [
+        ("tokenledger_log_head_position", "Position of the last event in the log.", head),
+        ("tokenledger_database_up", "1 when the database answered this scrape.", up),
+    ]
+    return PlainTextResponse(state.metrics.render(gauges), media_type=_PROMETHEUS)
+
+
+@router.get("/.well-known/jwks.json")
+def jwks(state: State) -> JSONResponse:
+    """The public signing keys of access tokens (RFC 7517), retired ones until they lapse."""
+    ring = state.key_ring()
+    keys: dict[str, Any] = ring.jwks() if ring is not None else {"keys": []}
+    return JSONResponse(keys, headers={"Cache-Control": "public, max-age=60"})
+
+
+@router.get("/.well-known/oauth-authorization-server")
+def authorization_server_metadata(request: Request, state: State) -> dict[str, Any]:
+    """RFC 8414 metadata: where the token, introspection, revocation and key endpoints are."""
+    base = str(request.base_url).rstrip("/")
+    return {
+        "issuer": state.settings.issuer,
+        "token_endpoint": f"{base}/oauth2/token",
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "introspection_endpoint": f"{base}/oauth2/introspect",
+        "revocation_endpoint": f"{base}/oauth2/revoke",
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": [
+            "bearer",
+            "client_secret_basic",
+        ],
+        "revocation_endpoint_auth_methods_supported": ["bearer"],
+        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+        "response_types_supported": [],
+    }

@@ -1,0 +1,164 @@
+"""Tokens: ``/v2/service_accounts/{id}/tokens``, ``/v2/users/{id}/tokens`` and ``/v2/tokens``.
+
+The same five calls under both kinds of principal: issue (the secret is in the
+answer, once), list, revoke all, get one, revoke one. A token named under the
+wrong principal is "not found".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Path, Query, Response
+
+from tokenledger.api.deps import ERRORS, Correlation, State, command_out, run
+from tokenledger.api.schemas import CommandOut, IssuedTokenOut, IssueTokenIn, TokenOut, token_out
+from tokenledger.api.security import CurrentActor
+from tokenledger.domain import commands as c
+from tokenledger.domain.model import Actor, TokenView, is_service_account_id
+from tokenledger.domain.names import check_principal, shown
+from tokenledger.errors import NotFound, ValidationError
+from tokenledger.ledger import Ledger
+
+__all__ = ["principal_tokens_router", "router"]
+
+router = APIRouter(prefix="/v2/tokens", tags=["tokens"], responses=ERRORS)
+
+
+def _expires_at(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(
+            f"invalid expires_at {text[:40]!r}: expected an ISO 8601 time such as "
+            "2030-01-31T12:00:00Z (without a zone: UTC)"
+        ) from None
+
+
+def _issue_fields(principal: str, body: IssueTokenIn) -> dict[str, Any]:
+    return {
+        "principal": principal,
+        "grants": [g.model_dump() for g in body.grants],
+        "role": body.role,
+        "name": body.name,
+        "expires_in": c.parse_duration(body.expires_in) if body.expires_in is not None else None,
+        "expires_at": _expires_at(body.expires_at),
+        "no_expiry": body.no_expiry,
+        "parent_id": body.parent_id,
+    }
+
+
+def _token_of(ledger: Ledger, actor: Actor, principal: str, token_id: str) -> TokenView:
+    token = ledger.get_token(actor, token_id)
+    if token.principal != principal:
+        raise NotFound(f"{principal} has no token {token_id}")
+    return token
+
+
+def principal_tokens_router(prefix: str, parameter: str, tag: str) -> APIRouter:
+    """The token calls under ``prefix/{parameter}/tokens``."""
+    tokens = APIRouter(prefix=f"{prefix}/{{{parameter}}}/tokens", tags=[tag], responses=ERRORS)
+    accounts = tag == "service_accounts"
+
+    def checked(principal: str) -> str:
+        """A user id under /v2/users, a service account id under /v2/service_accounts."""
+        if is_service_account_id(principal) != accounts:
+            kind = "service account" if accounts else "user"
+            raise NotFound(f"no {kind} {shown(principal)}")
+        try:
+            return check_principal(principal)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+    @tokens.post("", status_code=201, response_model=IssuedTokenOut, name=f"issue_{tag}_token")
+    def issue(
+        body: IssueTokenIn,
+        actor: CurrentActor,
+        state: State,
+        correlation: Correlation,
+        response: Response,
+        principal: str = Path(alias=parameter, max_length=400),
+    ) -> IssuedTokenOut:
+        """Issue a token; its secret is in this answer and nowhere else, ever."""
+        command = c.build(c.IssueToken, **_issue_fields(checked(principal), body))
+        result = run(state, command, actor, correlation, response)
+        issued, secret = result.issued, result.secret
+        assert issued is not None
+        assert secret is not None
+        token = TokenView(
+            token_id=issued.token_id,
+            principal=issued.principal,
+            kind=issued.kind,
+            grants=issued.grants,
+            name=issued.name,
+            issued_at=issued.issued_at,
+            expires_at=issued.expires_at,
+            parent_id=issued.parent_id,
+        )
+        out = token_out(token, issued.issued_at)
+        return IssuedTokenOut(
+            **out.model_dump(), secret=secret, correlation_id=result.correlation_id
+        )
+
+    @tokens.get("", response_model=list[TokenOut], name=f"list_{tag}_tokens")
+    def list_(
+        actor: CurrentActor,
+        state: State,
+        include_all: bool = Query(
+            default=False, alias="all", description="Include revoked and expired tokens."
+        ),
+        principal: str = Path(alias=parameter, max_length=400),
+    ) -> list[TokenOut]:
+        """The principal's tokens (live ones unless ``all``); never their secrets."""
+        found = state.ledger.tokens_of(actor, checked(principal), include_inactive=include_all)
+        now = state.ledger.now()
+        return [token_out(t, now) for t in found]
+
+    @tokens.delete("", response_model=CommandOut, name=f"revoke_{tag}_tokens")
+    def revoke_all(
+        actor: CurrentActor,
+        state: State,
+        correlation: Correlation,
+        response: Response,
+        reason: str | None = Query(default=None, max_length=500),
+        principal: str = Path(alias=parameter, max_length=400),
+    ) -> CommandOut:
+        """Revoke every live token of the principal (and the tokens derived from them)."""
+        command = c.build(c.RevokeAllTokens, principal=checked(principal), reason=reason)
+        return command_out(run(state, command, actor, correlation, response))
+
+    @tokens.get("/{token_id}", response_model=TokenOut, name=f"get_{tag}_token")
+    def get(
+        token_id: str,
+        actor: CurrentActor,
+        state: State,
+        principal: str = Path(alias=parameter, max_length=400),
+    ) -> TokenOut:
+        token = _token_of(state.ledger, actor, checked(principal), token_id)
+        return token_out(token, state.ledger.now())
+
+    @tokens.delete("/{token_id}", response_model=CommandOut, name=f"revoke_{tag}_token")
+    def revoke(
+        token_id: str,
+        actor: CurrentActor,
+        state: State,
+        correlation: Correlation,
+        response: Response,
+        reason: str | None = Query(default=None, max_length=500),
+        principal: str = Path(alias=parameter, max_length=400),
+    ) -> CommandOut:
+        """Revoke one token and every token derived from it."""
+        token = _token_of(state.ledger, actor, checked(principal), token_id)
+        command = c.build(c.RevokeToken, token_id=token.token_id, reason=reason)
+        return command_out(run(state, command, actor, correlation, response))
+
+    return tokens
+
+
+@router.get("/{token_id}", response_model=TokenOut)
+def get_token(token_id: str, actor: CurrentActor, state: State) -> TokenOut:
+    """One token by its public id, whoever it belongs to (if the caller may see it)."""
+    return token_out(state.ledger.get_token(actor, token_id), state.ledger.now())

@@ -1,0 +1,317 @@
+"""Request and response bodies of the HTTP API.
+
+Request bodies only fix the JSON shape (which fields, strings or lists, bounded
+lengths); the values are checked by building the domain command with
+``commands.build``, so an HTTP caller gets the same rules and one-line messages
+as the CLI.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokenledger.domain.model import ClientCredentialView, ServiceAccountView, TokenView
+from tokenledger.domain.permissions import Grant
+
+__all__ = [
+    "CommandOut",
+    "CreateCredentialIn",
+    "CreateOrgIn",
+    "CreateResourceIn",
+    "CreateRoleIn",
+    "CreateServiceAccountIn",
+    "CreateUserIn",
+    "CredentialOut",
+    "DisableUserIn",
+    "ErrorOut",
+    "GrantIn",
+    "GrantOut",
+    "GrantSourceOut",
+    "IntrospectionOut",
+    "IssueTokenIn",
+    "IssuedCredentialOut",
+    "IssuedTokenOut",
+    "MemberIn",
+    "MemberOut",
+    "OrgOut",
+    "PermissionIn",
+    "ResourceOut",
+    "RoleOut",
+    "ServiceAccountOut",
+    "TokenOut",
+    "TokenResponseOut",
+    "UserOut",
+    "credential_out",
+    "grants_out",
+    "service_account_out",
+    "token_out",
+]
+
+Text = Annotated[str, Field(max_length=1000)]
+Name = Annotated[str, Field(max_length=400)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(examples=["invalid_request"])
+    error_description: str
+
+
+class GrantIn(_In):
+    resource: Name
+    level: Name
+
+
+class GrantOut(BaseModel):
+    resource: str
+    level: str
+
+
+def grants_out(grants: tuple[Grant, ...] | list[Grant]) -> list[GrantOut]:
+    return [GrantOut(resource=g.resource, level=g.level) for g in grants]
+
+
+class CommandOut(BaseModel):
+    """What every mutating call answers: the correlation id of the events it appended."""
+
+    correlation_id: str
+    revoked: list[str] = Field(
+        default_factory=list, description="Tokens the call revoked (its cascade included)."
+    )
+    revoked_client_ids: list[str] = Field(
+        default_factory=list, description="Client credentials the call revoked."
+    )
+
+
+# -- orgs, members, roles -----------------------------------------------------------------
+
+
+class CreateOrgIn(_In):
+    name: Name
+
+
+class OrgOut(BaseModel):
+    id: str
+
+
+class MemberIn(_In):
+    role: Name = "member"
+
+
+class MemberOut(BaseModel):
+    org: str
+    email: str
+    role: str
+    previous_role: str | None = None
+
+
+class CreateRoleIn(_In):
+    name: Name
+    grants: list[GrantIn] = Field(max_length=1000)
+
+
+class RoleOut(BaseModel):
+    id: str
+    org: str
+    role: str
+    grants: list[GrantOut]
+
+
+# -- users and grants -----------------------------------------------------------------------
+
+
+class CreateUserIn(_In):
+    email: Name
+    name: Text | None = None
+
+
+class DisableUserIn(_In):
+    reason: Text | None = None
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    name: str | None
+    disabled: bool
+    created_at: datetime
+
+
+class GrantSourceOut(BaseModel):
+    resource: str
+    level: str
+    source: str
+
+
+# -- resources ------------------------------------------------------------------------------
+
+
+class CreateResourceIn(_In):
+    path: Name
+    kind: Name | None = None
+
+
+class ResourceOut(BaseModel):
+    id: str
+    path: str
+    kind: str
+    created_at: datetime
+
+
+# -- service accounts and client credentials ---------------------------------------------------
+
+
+class CreateServiceAccountIn(_In):
+    name: Name
+    org: Name
+    resource: Name
+    level: Name
+
+
+class PermissionIn(_In):
+    resource: Name
+    level: Name
+
+
+class ServiceAccountOut(BaseModel):
+    id: str
+    org: str
+    name: str
+    permission: GrantOut
+    deleted: bool
+    created_at: datetime
+
+
+def service_account_out(account: ServiceAccountView) -> ServiceAccountOut:
+    return ServiceAccountOut(
+        id=account.account_id,
+        org=account.org,
+        name=account.name,
+        permission=GrantOut(resource=account.permission.resource, level=account.permission.level),
+        deleted=account.deleted,
+        created_at=account.created_at,
+    )
+
+
+class CreateCredentialIn(_In):
+    name: Text | None = None
+    expires_in: Name | None = Field(default=None, description="A lifetime such as 90d or 1y.")
+    no_expiry: bool = False
+
+
+class CredentialOut(BaseModel):
+    client_id: str
+    account_id: str
+    name: str | None
+    status: str = Field(description="active, revoked or expired")
+    issued_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    revoked_reason: str | None
+
+
+def credential_out(credential: ClientCredentialView, now: datetime) -> CredentialOut:
+    status = "revoked" if credential.revoked else "expired" if credential.expired(now) else "active"
+    return CredentialOut(
+        client_id=credential.client_id,
+        account_id=credential.account_id,
+        name=credential.name,
+        status=status,
+        issued_at=credential.issued_at,
+        expires_at=credential.expires_at,
+        revoked_at=credential.revoked_at,
+        revoked_reason=credential.revoked_reason,
+    )
+
+
+class IssuedCredentialOut(CredentialOut):
+    client_secret: str = Field(description="Shown once: the ledger keeps only its SHA-256 hash.")
+    correlation_id: str
+
+
+# -- tokens -----------------------------------------------------------------------------------
+
+
+class IssueTokenIn(_In):
+    grants: list[GrantIn] = Field(default_factory=list, max_length=1000)
+    role: Name | None = Field(default=None, description="Grant a role's grants (ROLE or ORG:ROLE).")
+    name: Text | None = None
+    expires_in: Name | None = Field(default=None, description="A lifetime such as 30d or 12h.")
+    expires_at: Name | None = Field(default=None, description="An ISO 8601 time (UTC if no zone).")
+    no_expiry: bool = False
+    parent_id: Name | None = Field(default=None, description="Derive from this token (tok_...).")
+
+
+class TokenOut(BaseModel):
+    token_id: str
+    principal: str
+    kind: str
+    name: str | None
+    status: str = Field(description="active, revoked or expired")
+    grants: list[GrantOut]
+    issued_at: datetime
+    expires_at: datetime | None
+    parent_id: str | None
+    revoked_at: datetime | None
+    revoked_reason: str | None
+
+
+def token_out(token: TokenView, now: datetime) -> TokenOut:
+    status = "revoked" if token.revoked else "expired" if token.expired(now) else "active"
+    return TokenOut(
+        token_id=token.token_id,
+        principal=token.principal,
+        kind=token.kind,
+        name=token.name,
+        status=status,
+        grants=grants_out(token.grants),
+        issued_at=token.issued_at,
+        expires_at=token.expires_at,
+        parent_id=token.parent_id,
+        revoked_at=token.revoked_at,
+        revoked_reason=token.revoked_reason,
+    )
+
+
+class IssuedTokenOut(TokenOut):
+    secret: str = Field(description="Shown once: the ledger keeps only its SHA-256 hash.")
+    correlation_id: str
+
+
+# -- OAuth2 -------------------------------------------------------------------------------------
+
+
+class TokenResponseOut(BaseModel):
+    """RFC 6749 section 5.1."""
+
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    scope: str
+
+
+class IntrospectionOut(BaseModel):
+    """RFC 7662 section 2.2; an inactive token's answer is exactly ``{"active": false}``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    active: bool
+    sub: str | None = None
+    scope: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    token_type: str | None = None
+    client_id: str | None = None
+    token_id: str | None = None
+    iss: str | None = None
+    org: str | None = None
+    grants: list[GrantOut] | None = None
+    allowed: bool | None = None
+    resource: str | None = None
+    level: str | None = None

@@ -1,0 +1,316 @@
+"""Audit queries: who did what, when and why; the story of a token; export for SIEM tools.
+
+Queries by subject, actor or type are answered from the audit index
+projection (``audit_index``: one row per event and id it concerns, indexed by
+each filter and position), queries by correlation id or time from the log's own
+indexes; either way a query among millions of events reads a handful of index
+pages, newest first by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+
+from tokenledger.clock import ensure_utc
+from tokenledger.domain import events as e
+from tokenledger.domain.names import check_token_id, shown
+from tokenledger.errors import NotFound, ValidationError
+from tokenledger.projections.schema import audit_index
+from tokenledger.store import EventStore, RecordedEvent
+from tokenledger.store.chain import format_timestamp
+from tokenledger.store.eventstore import EVENT_COLUMNS, to_record
+from tokenledger.store.mapper import decode_event
+from tokenledger.store.schema import events
+
+__all__ = [
+    "AuditEntry",
+    "AuditQuery",
+    "Explanation",
+    "cloudevent",
+    "describe",
+    "explain",
+    "export",
+    "search",
+]
+
+MAX_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    actor: str | None = None
+    subject: str | None = None
+    event_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    correlation_id: str | None = None
+    limit: int = 50
+    oldest_first: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise ValidationError(f"--limit must be between 1 and {MAX_LIMIT}")
+        if self.event_type is not None and self.event_type not in e.event_types():
+            names = ", ".join(sorted(e.event_types()))
+            raise ValidationError(f"unknown event type {shown(self.event_type)}: one of {names}")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    record: RecordedEvent
+    event: e.Event
+
+    @property
+    def summary(self) -> str:
+        return describe(self.event)
+
+    def to_dict(self) -> dict[str, Any]:
+        record = self.record
+        return {
+            "position": record.position,
+            "recorded_at": format_timestamp(record.recorded_at),
+            "event_type": record.event_type,
+            "actor": record.actor,
+            "stream_id": record.stream_id,
+            "summary": self.summary,
+            "command_id": record.command_id,
+            "correlation_id": record.correlation_id,
+            "event_id": record.event_id,
+            "data": msgspec.to_builtins(self.event),
+        }
+
+
+def search(store: EventStore, query: AuditQuery) -> list[AuditEntry]:
+    """The events matching every filter given, newest first unless ``oldest_first``."""
+    indexed = query.subject is not None or query.actor is not None or query.event_type is not None
+    source = audit_index if indexed else events
+    conditions = []
+    if query.subject is not None:
+        conditions.append(audit_index.c.subject == query.subject)
+    if query.actor is not None:
+        conditions.append(source.c.actor == query.actor)
+    if query.event_type is not None:
+        conditions.append(source.c.event_type == query.event_type)
+    if query.correlation_id is not None:
+        conditions.append(source.c.correlation_id == query.correlation_id)
+    if query.since is not None:
+        conditions.append(source.c.recorded_at >= ensure_utc(query.since))
+    if query.until is not None:
+        conditions.append(source.c.recorded_at < ensure_utc(query.until))
+    order = source.c.position.asc() if query.oldest_first else source.c.position.desc()
+    positions = (
+        sa.select(source.c.position)
+        .where(*conditions)
+        .group_by(source.c.position)
+        .order_by(order)
+        .limit(query.limit)
+    )
+    with store.engine.connect() as connection:
+        wanted = [row[0] for row in connection.execute(positions)]
+        records = _records_at(connection, wanted)
+    return [AuditEntry(r, decode_event(r)) for r in records]
+
+
+def _records_at(connection: sa.Connection, positions: list[int]) -> list[RecordedEvent]:
+    """The events at ``positions``, in that order."""
+    if not positions:
+        return []
+    rows = connection.execute(sa.select(*EVENT_COLUMNS).where(events.c.position.in_(positions)))
+    by_position = {row[0]: to_record(row) for row in rows}
+    return [by_position[p] for p in positions]
+
+
+# -- explanations ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """A token's whole story, in log order, and the cause of its revocation if revoked."""
+
+    token_id: str
+    principal: str
+    story: list[AuditEntry]
+    revocation: AuditEntry | None
+    root_cause: AuditEntry | None
+    siblings: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "token_id": self.token_id,
+            "principal": self.principal,
+            "status": "revoked" if self.revocation else "not revoked",
+            "story": [entry.to_dict() for entry in self.story],
+            "revocation": self.revocation.to_dict() if self.revocation else None,
+            "root_cause": self.root_cause.to_dict() if self.root_cause else None,
+            "revoked_with_it": self.siblings,
+        }
+
+    def lines(self) -> Iterator[str]:
+        for entry in self.story:
+            record = entry.record
+            yield (
+                f"{format_timestamp(record.recorded_at)}  #{record.position:<6} "
+                f"{entry.summary}  (by {record.actor})"
+            )
+        if self.revocation is None:
+            return
+        cause = self.root_cause
+        if cause is not None and cause.record.position != self.revocation.record.position:
+            yield (f"root cause: #{cause.record.position} {cause.summary} by {cause.record.actor}")
+        else:
+            yield f"root cause: revoked directly by {self.revocation.record.actor}"
+        record = self.revocation.record
+        yield f"command {record.command_id}, correlation {record.correlation_id}"
+        if self.siblings:
+            yield f"revoked with it ({len(self.siblings)}): {', '.join(self.siblings)}"
+
+
+def explain(store: EventStore, token_id: str) -> Explanation:
+    """Who issued the token with which grants, what changed since, and why it was revoked."""
+    try:
+        check_token_id(token_id)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+    own = store.read_stream(f"token:{token_id}")
+    if not own:
+        raise NotFound(f"no token {token_id}")
+    issued = decode_event(own[0])
+    if not isinstance(issued, e.TokenIssued):
+        raise NotFound(f"no token {token_id}")
+    # Every later event about its principal: grants, roles, moves, disabling.
+    about_principal = search(
+        store, AuditQuery(subject=issued.principal, limit=MAX_LIMIT, oldest_first=True)
+    )
+    story_records = {r.position: AuditEntry(r, decode_event(r)) for r in own}
+    for entry in about_principal:
+        if entry.record.position > own[0].position and not isinstance(
+            entry.event, e.TokenIssued | e.TokenRevoked
+        ):
+            story_records.setdefault(entry.record.position, entry)
+    story = [story_records[p] for p in sorted(story_records)]
+    revocation = next((s for s in story if isinstance(s.event, e.TokenRevoked)), None)
+    root_cause, siblings = None, []
+    if revocation is not None:
+        command = _command_events(store, revocation.record.command_id)
+        root_cause = next(
+            (c for c in command if not isinstance(c.event, e.TokenRevoked)), command[0]
+        )
+        siblings = [
+            c.event.token_id
+            for c in command
+            if isinstance(c.event, e.TokenRevoked) and c.event.token_id != token_id
+        ]
+    return Explanation(
+        token_id=token_id,
+        principal=issued.principal,
+        story=story,
+        revocation=revocation,
+        root_cause=root_cause,
+        siblings=siblings,
+    )
+
+
+def _command_events(store: EventStore, command_id: str) -> list[AuditEntry]:
+    """Every event one command appended, in order (they are contiguous in the log)."""
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(*EVENT_COLUMNS)
+            .where(events.c.command_id == command_id)
+            .order_by(events.c.position)
+        ).all()
+    return [AuditEntry(r, decode_event(r)) for r in map(to_record, rows)]
+
+
+# -- export ------------------------------------------------------------------------------
+
+
+def export(
+    store: EventStore, *, since: datetime | None = None, until: datetime | None = None
+) -> Iterator[AuditEntry]:
+    """Every event in the window, oldest first, in constant memory."""
+    for record in store.read_all(since=since, until=until):
+        yield AuditEntry(record, decode_event(record))
+
+
+def cloudevent(entry: AuditEntry, source: str) -> dict[str, Any]:
+    """The event as a CloudEvents 1.0 JSON object (structured mode)."""
+    record = entry.record
+    return {
+        "specversion": "1.0",
+        "id": record.event_id,
+        "source": source,
+        "type": f"io.tokenledger.{record.event_type}.v{record.schema_version}",
+        "subject": record.stream_id,
+        "time": format_timestamp(record.recorded_at),
+        "datacontenttype": "application/json",
+        "data": msgspec.to_builtins(entry.event),
+        # Extension attributes: lowercase letters and digits only (CloudEvents 1.0).
+        "tlposition": record.position,
+        "tlactor": record.actor,
+        "tlcommandid": record.command_id,
+        "tlcorrelationid": record.correlation_id,
+        "tlhash": record.hash,
+    }
+
+
+# -- one line per event, for people --------------------------------------------------------
+
+
+def describe(event: e.Event) -> str:
+    """A short sentence saying what the event records."""
+    match event:
+        case e.OrgCreated():
+            return f"org {event.org} created"
+        case e.UserCreated():
+            return f"user {event.email} created"
+        case e.UserDisabled():
+            return f"user {event.email} disabled" + (f" ({event.reason})" if event.reason else "")
+        case e.MemberAdded():
+            return f"{event.email} joined {event.org} as {event.role}"
+        case e.MemberRoleChanged():
+            return f"{event.email}'s role in {event.org}: {event.previous_role} -> {event.role}"
+        case e.MemberRemoved():
+            return f"{event.email} removed from {event.org}"
+        case e.ResourceCreated():
+            return f"{event.kind} {event.path} created"
+        case e.ResourceDeleted():
+            return f"resource {event.path} deleted"
+        case e.GrantSet():
+            return f"{event.principal} granted {event.grant}"
+        case e.GrantRemoved():
+            return f"{event.principal} lost their grant on {event.resource} ({event.reason})"
+        case e.RoleCreated():
+            grants = " ".join(str(g) for g in event.grants)
+            return f"role {event.org}:{event.role} created with {grants}"
+        case e.ServiceAccountCreated():
+            return f"service account {event.account_id} created with {event.permission}"
+        case e.ServiceAccountPermissionMoved():
+            return (
+                f"service account {event.account_id} moved from {event.previous.resource} "
+                f"to {event.permission.resource}"
+            )
+        case e.ServiceAccountPermissionLevelChanged():
+            return (
+                f"service account {event.account_id}: {event.previous.level} -> "
+                f"{event.permission.level} on {event.permission.resource}"
+            )
+        case e.ServiceAccountDeleted():
+            return f"service account {event.account_id} deleted"
+        case e.TokenIssued():
+            grants = " ".join(str(g) for g in event.grants)
+            expiry = format_timestamp(event.expires_at) if event.expires_at else "never"
+            parent = f", derived from {event.parent_id}" if event.parent_id else ""
+            return (
+                f"{event.kind} token {event.token_id} issued to {event.principal} with "
+                f"{grants}, expires {expiry}{parent}"
+            )
+        case e.TokenRevoked():
+            detail = f": {event.detail}" if event.detail else ""
+            return f"token {event.token_id} revoked ({event.reason}){detail}"
+    return type(event).__name__

@@ -1,0 +1,22 @@
+"""Option parsing shared by several commands."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tokenledger.clock import ensure_utc
+from tokenledger.domain.names import shown
+from tokenledger.errors import ValidationError
+
+__all__ = ["parse_timestamp"]
+
+
+def parse_timestamp(text: str, option: str) -> datetime:
+    """An ISO 8601 timestamp (a value without a zone is UTC), as an aware UTC datetime."""
+    try:
+        return ensure_utc(datetime.fromisoformat(text.strip()))
+    except ValueError:
+        raise ValidationError(
+            f"invalid {option} {shown(text)}: expected an ISO 8601 timestamp such as "
+            "2030-01-31T12:00:00Z (without a zone: UTC)"
+        ) from None

@@ -1,0 +1,119 @@
+"""``tokenledger serve``: the HTTP API on uvicorn, over the same database as the CLI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from tokenledger.api.app import ACCESS_TOKEN_LIFETIME_ENV, DATABASE_URL_ENV, ISSUER_ENV
+from tokenledger.api.state import DEFAULT_ISSUER, ApiSettings
+from tokenledger.cli.app import CliContext
+from tokenledger.clock import SystemClock
+from tokenledger.domain.commands import parse_duration
+from tokenledger.errors import ValidationError
+from tokenledger.keys import KEYS_FILE_ENV, KeyStore
+from tokenledger.store import open_event_store, parse_database_url
+
+__all__ = ["serve"]
+
+#: What uvicorn imports in each worker process.
+APP_FACTORY = "tokenledger.api:app_from_env"
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="TCP port."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes (more than one needs PostgreSQL).",
+)
+@click.option(
+    "--keys-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=KEYS_FILE_ENV,
+    help="The signing key file (default: <db>.keys.json beside a SQLite file).",
+)
+@click.option(
+    "--issuer",
+    envvar=ISSUER_ENV,
+    default=DEFAULT_ISSUER,
+    show_default=True,
+    help="The 'iss' of access tokens.",
+)
+@click.option(
+    "--access-token-lifetime",
+    envvar=ACCESS_TOKEN_LIFETIME_ENV,
+    default="1h",
+    show_default=True,
+    help="How long access tokens live (at most 1d).",
+)
+@click.option("--access-log/--no-access-log", default=True, show_default=True)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="info",
+    show_default=True,
+)
+@click.pass_obj
+def serve(
+    obj: CliContext,
+    host: str,
+    port: int,
+    workers: int,
+    keys_file: Path | None,
+    issuer: str,
+    access_token_lifetime: str,
+    access_log: bool,
+    log_level: str,
+) -> None:
+    """Serve the HTTP API (management, OAuth2 token, introspection, revocation).
+
+    A SQLite ledger is served by one worker process; several workers (or several
+    hosts) share a PostgreSQL ledger. A missing key file is created with a first
+    signing key.
+    """
+    import uvicorn
+
+    url = parse_database_url(obj.database_url)
+    if workers > 1 and url.get_backend_name() == "sqlite":
+        raise ValidationError(
+            f"--workers {workers} needs PostgreSQL: a SQLite ledger is served by one worker "
+            "(use --db postgresql://...)"
+        )
+    lifetime = parse_duration(access_token_lifetime)
+    try:
+        ApiSettings(issuer=issuer, access_token_lifetime=lifetime)
+    except ValueError as exc:
+        raise ValidationError(f"--access-token-lifetime: {exc}") from None
+    if not issuer.strip() or len(issuer) > 400:
+        raise ValidationError("--issuer must be 1 to 400 characters")
+    # Fails here, in one line, when the database is unreachable or not migrated
+    # (and migrates a SQLite file on first use), rather than in every worker.
+    open_event_store(url).engine.dispose()
+    keys = KeyStore.from_environment(url, keys_file)
+    if not keys.read_only and not keys.ring().keys:
+        created = keys.rotate(SystemClock().now())
+        click.echo(f"created signing key {created.kid} in {keys.describe()}", err=True)
+    keys.ring()  # an unreadable or too widely readable key file stops us here
+    os.environ[DATABASE_URL_ENV] = url.render_as_string(hide_password=False)
+    os.environ[ISSUER_ENV] = issuer
+    os.environ[ACCESS_TOKEN_LIFETIME_ENV] = access_token_lifetime
+    if keys.path is not None:
+        os.environ[KEYS_FILE_ENV] = str(keys.path.resolve())
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        log_level=log_level,
+        server_header=False,
+    )

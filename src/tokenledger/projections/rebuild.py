@@ -1,0 +1,365 @@
+"""Rebuilding projections from the log: replace, check, or build a past state elsewhere.
+
+A rebuild folds the whole log, in keyset pages (constant memory), into fresh
+*shadow* tables beside the live ones: an attached database file on SQLite, a
+sibling schema on PostgreSQL, addressed through SQLAlchemy's
+``schema_translate_map`` so that the very handlers the inline projections use
+write there. The live tables keep serving meanwhile. At the end the rebuild
+takes the ledger's write lock, folds the few events appended since, and then
+either swaps the shadow tables in (one transaction: on PostgreSQL the tables
+change schema, on SQLite their rows are copied) or compares them with the live
+ones. A rebuild killed midway leaves only the shadow behind, which the next run
+discards before starting again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tokenledger.errors import Conflict
+from tokenledger.projections.projector import PROJECTIONS, Projection, Projector, projection_tables
+from tokenledger.store import EventStore, RecordedEvent
+from tokenledger.store.engine import WRITE_OPTION
+from tokenledger.store.eventstore import acquire_write_lock
+from tokenledger.store.mapper import decode_event
+from tokenledger.store.schema import events
+
+__all__ = [
+    "CheckReport",
+    "Difference",
+    "Progress",
+    "RebuildReport",
+    "build_into",
+    "check",
+    "rebuild",
+]
+
+#: Called with (events folded so far, events to fold in all).
+Progress = Callable[[int, int], None]
+
+DEFAULT_BATCH_SIZE = 2000
+SHADOW = "tl_rebuild"
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildReport:
+    events: int
+    position: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One row that differs: ``live`` or ``rebuilt`` is None when the row is missing there."""
+
+    table: str
+    key: tuple[Any, ...]
+    live: tuple[Any, ...] | None
+    rebuilt: tuple[Any, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    events: int
+    position: int
+    seconds: float
+    differences: list[Difference] = field(default_factory=list)
+    #: True when more differences existed than were collected.
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+
+def rebuild(
+    store: EventStore,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+    projections: Sequence[Projection] = PROJECTIONS,
+) -> RebuildReport:
+    """Rebuild every projection from position 1 and swap the result in atomically."""
+    started = time.perf_counter()
+    with _shadow(store) as shadow:
+        folded = _fold_into_shadow(store, shadow, batch_size, progress, projections)
+        with _locked(shadow.connection):
+            folded += _catch_up(store, shadow, projections)
+            position = store.head().position
+            shadow.swap_in(projection_tables(projections))
+    return RebuildReport(events=folded, position=position, seconds=time.perf_counter() - started)
+
+
+def check(
+    store: EventStore,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+    limit: int = 100,
+    projections: Sequence[Projection] = PROJECTIONS,
+) -> CheckReport:
+    """Rebuild beside the live tables and report every row that differs (up to ``limit``)."""
+    started = time.perf_counter()
+    with _shadow(store) as shadow:
+        folded = _fold_into_shadow(store, shadow, batch_size, progress, projections)
+        with _locked(shadow.connection), store.engine.connect() as live:
+            folded += _catch_up(store, shadow, projections)
+            position = store.head().position
+            differences, truncated = shadow.compare(live, projection_tables(projections), limit)
+    return CheckReport(
+        events=folded,
+        position=position,
+        seconds=time.perf_counter() - started,
+        differences=differences,
+        truncated=truncated,
+    )
+
+
+def build_into(
+    store: EventStore,
+    target: EventStore,
+    *,
+    until_position: int,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+) -> RebuildReport:
+    """Copy the log up to ``until_position`` into ``target`` and build its projections there.
+
+    The target becomes a ledger as it was then: its events keep their hashes, so
+    its chain verifies. A target that already holds a prefix of this log (an
+    interrupted earlier run) is continued; any other non-empty target is refused.
+    """
+    started = time.perf_counter()
+    head = target.head()
+    if head.position > until_position:
+        raise Conflict(f"the target already holds {head.position} events, past {until_position}")
+    if head.position:
+        mine = next(store.read_all(from_position=head.position, until_position=head.position), None)
+        if mine is None or mine.hash != head.hash:
+            raise Conflict("the target holds another ledger's events: give an empty database")
+    total = until_position - head.position
+    folded = 0
+    projector = Projector()
+    records = store.read_all(
+        from_position=head.position + 1, until_position=until_position, batch_size=batch_size
+    )
+    for page in _pages(records, batch_size):
+        with target.engine.begin() as connection:
+            connection.execute(events.insert(), [msgspec.structs.asdict(r) for r in page])
+            projector.apply(connection, [(r, decode_event(r)) for r in page])
+        folded += len(page)
+        if progress:
+            progress(folded, total)
+    return RebuildReport(
+        events=folded, position=until_position, seconds=time.perf_counter() - started
+    )
+
+
+# -- the shadow tables -----------------------------------------------------------------
+
+
+class _Shadow:
+    """Where the shadow tables live, and the dialect-specific swap.
+
+    ``connection`` translates every table to the shadow location (SQLAlchemy's
+    ``schema_translate_map``), so the projections' own handlers write there; raw
+    SQL (``exec_driver_sql``) is not translated, which the swap relies on.
+    Everything about the live tables is read through other connections.
+    """
+
+    def __init__(self, connection: Connection, live_schema: str | None, name: str) -> None:
+        self.connection = connection.execution_options(schema_translate_map={None: name})
+        self.live_schema = live_schema
+        self.name = name
+
+    def create(self, tables: Sequence[sa.Table]) -> None:
+        with self.connection.begin():
+            tables[0].metadata.create_all(self.connection, tables=list(tables))
+
+    def swap_in(self, tables: Sequence[sa.Table]) -> None:
+        run = self.connection.exec_driver_sql
+        quote = self.connection.dialect.identifier_preparer.quote
+        shadow = quote(self.name)
+        if self.connection.dialect.name == "postgresql":
+            live, old = quote(self.live_schema or "public"), quote(self.name + "_old")
+            run(f"DROP SCHEMA IF EXISTS {old} CASCADE")
+            run(f"CREATE SCHEMA {old}")
+            for table in tables:
+                name = quote(table.name)
+                run(f"ALTER TABLE {live}.{name} SET SCHEMA {old}")
+                run(f"ALTER TABLE {shadow}.{name} SET SCHEMA {live}")
+            run(f"DROP SCHEMA {old} CASCADE")
+            return
+        # SQLite cannot move a table between database files: copy the rows.
+        for table in tables:
+            columns = ", ".join(quote(c.name) for c in table.columns)
+            name = quote(table.name)
+            run(f"DELETE FROM main.{name}")
+            run(f"INSERT INTO main.{name} ({columns}) SELECT {columns} FROM {shadow}.{name}")
+
+    def compare(
+        self, live: Connection, tables: Sequence[sa.Table], limit: int
+    ) -> tuple[list[Difference], bool]:
+        differences: list[Difference] = []
+        for table in tables:
+            query = sa.select(table).order_by(*table.primary_key.columns)
+            rows = _merge_differences(table, live.execute(query), self.connection.execute(query))
+            for difference in rows:
+                if len(differences) >= limit:
+                    return differences, True
+                differences.append(difference)
+        return differences, False
+
+
+def _merge_differences(
+    table: sa.Table, live: Iterator[Any], rebuilt: Iterator[Any]
+) -> Iterator[Difference]:
+    """Walk two key-ordered row streams together, yielding the rows not alike in both."""
+    columns = list(table.columns)
+    key_index = [columns.index(c) for c in table.primary_key.columns]
+
+    def key_of(row: Any) -> tuple[Any, ...]:
+        return tuple(row[i] for i in key_index)
+
+    left, right = next(live, None), next(rebuilt, None)
+    while left is not None or right is not None:
+        if right is None or (left is not None and key_of(left) < key_of(right)):
+            assert left is not None
+            yield Difference(str(table.name), key_of(left), tuple(left), None)
+            left = next(live, None)
+        elif left is None or key_of(right) < key_of(left):
+            yield Difference(str(table.name), key_of(right), None, tuple(right))
+            right = next(rebuilt, None)
+        else:
+            if tuple(left) != tuple(right):
+                yield Difference(str(table.name), key_of(left), tuple(left), tuple(right))
+            left, right = next(live, None), next(rebuilt, None)
+
+
+@contextmanager
+def _shadow(store: EventStore) -> Iterator[_Shadow]:
+    """A connection writing to an empty shadow location; the shadow is removed afterwards."""
+    engine = store.engine
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            with _postgresql_shadow(connection) as shadow:
+                yield shadow
+        else:
+            with _sqlite_shadow(connection, engine.url.database) as shadow:
+                yield shadow
+
+
+@contextmanager
+def _postgresql_shadow(connection: Connection) -> Iterator[_Shadow]:
+    with connection.begin():
+        live = str(connection.exec_driver_sql("SELECT current_schema()").scalar_one())
+    name = f"{live}_{SHADOW}"
+    quoted = connection.dialect.identifier_preparer.quote(name)
+
+    def drop() -> None:
+        if connection.in_transaction():
+            connection.rollback()
+        with connection.begin():
+            connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quoted} CASCADE")
+
+    drop()  # what an interrupted run left behind
+    with connection.begin():
+        connection.exec_driver_sql(f"CREATE SCHEMA {quoted}")
+    try:
+        shadow = _Shadow(connection, live, name)
+        shadow.create(projection_tables())
+        yield shadow
+    finally:
+        drop()
+
+
+@contextmanager
+def _sqlite_shadow(connection: Connection, database: str | None) -> Iterator[_Shadow]:
+    path = _sqlite_shadow_path(database)
+    if path is not None:  # what an interrupted run left behind
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    # ATTACH and DETACH are refused inside a transaction: run them on the driver
+    # connection, which is in autocommit mode (see store/engine.py).
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute(f"ATTACH DATABASE ? AS {SHADOW}", (str(path) if path else ":memory:",))
+    try:
+        # The shadow is disposable until swapped in: no journal, no fsync.
+        raw.execute(f"PRAGMA {SHADOW}.journal_mode=OFF")
+        raw.execute(f"PRAGMA {SHADOW}.synchronous=OFF")
+        shadow = _Shadow(connection, None, SHADOW)
+        shadow.create(projection_tables())
+        yield shadow
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+        raw.execute(f"DETACH DATABASE {SHADOW}")
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+
+def _sqlite_shadow_path(database: str | None) -> Path | None:
+    if database in (None, "", ":memory:"):
+        return None
+    return Path(f"{database}.rebuild")
+
+
+@contextmanager
+def _locked(connection: Connection) -> Iterator[None]:
+    """One transaction holding the ledger's write lock (no event can be appended meanwhile)."""
+    connection.execution_options(**{WRITE_OPTION: True})  # SQLite: BEGIN IMMEDIATE
+    try:
+        with connection.begin():
+            acquire_write_lock(connection)
+            yield
+    finally:
+        connection.execution_options(**{WRITE_OPTION: False})
+
+
+def _fold_into_shadow(
+    store: EventStore,
+    shadow: _Shadow,
+    batch_size: int,
+    progress: Progress | None,
+    projections: Sequence[Projection],
+) -> int:
+    total = store.head().position
+    folded = 0
+    projector = Projector(projections)
+    for page in _pages(store.read_all(batch_size=batch_size), batch_size):
+        with shadow.connection.begin():
+            projector.apply(shadow.connection, [(r, decode_event(r)) for r in page])
+        folded += len(page)
+        if progress:
+            progress(folded, max(total, folded))
+    return folded
+
+
+def _catch_up(store: EventStore, shadow: _Shadow, projections: Sequence[Projection]) -> int:
+    """Fold what was appended since the shadow's checkpoint (called under the write lock)."""
+    projector = Projector(projections)
+    done = projector.checkpoint(shadow.connection)
+    records = list(store.read_all(from_position=done + 1))
+    projector.apply(shadow.connection, [(r, decode_event(r)) for r in records])
+    return len(records)
+
+
+def _pages(records: Iterator[RecordedEvent], size: int) -> Iterator[list[RecordedEvent]]:
+    page: list[RecordedEvent] = []
+    for record in records:
+        page.append(record)
+        if len(page) >= size:
+            yield page
+            page = []
+    if page:
+        yield page

@@ -1,0 +1,126 @@
+"""How projection handlers write: row operations, executed at once or batched.
+
+Handlers never read; they state row operations (insert if absent, upsert,
+update, delete, each keyed by column equality). ``Writes`` runs each at once,
+on the caller's connection: that is the inline projection inside a command's
+transaction. ``BufferedWrites`` queues them per table and, at ``flush``, runs
+each run of same-shaped operations on a table as one ``executemany``: that is
+how a rebuild folds a page of thousands of events in a few statements.
+
+Batching preserves meaning because every operation on a table keeps its
+place relative to the other operations on that table, and no handler's
+operation on one table depends on another table's rows.
+
+Statements are built once per (dialect, table, shape) with bind parameters,
+so the per-row cost is binding values, not building SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from tokenledger.errors import StorageError
+
+__all__ = ["BufferedWrites", "Writes"]
+
+Row = Mapping[str, Any]
+# (operation, table name, where columns, value columns, columns that must still be NULL)
+Shape = tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+# Bind parameter prefixes: SQLAlchemy reserves a column's own name in SET.
+_WHERE = "w_"
+_SET = "s_"
+
+
+class Writes:
+    """Row operations executed at once on ``connection``."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect.name
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise StorageError(f"projections support SQLite and PostgreSQL, not {self.dialect!r}")
+
+    def insert_if_absent(self, table: sa.Table, rows: Iterable[Row]) -> None:
+        """Insert each row unless a row with its primary key exists (then leave that one)."""
+        for row in rows:
+            self._run(("insert", table.name, (), tuple(row), ()), table, dict(row))
+
+    def upsert(self, table: sa.Table, row: Row) -> None:
+        """Insert ``row``, or overwrite the non-key columns of the row with its key."""
+        self._run(("upsert", table.name, (), tuple(row), ()), table, dict(row))
+
+    def update(
+        self,
+        table: sa.Table,
+        where: Row,
+        values: Row,
+        *,
+        only_if_null: Sequence[str] = (),
+    ) -> None:
+        """Set ``values`` on the rows equal to ``where`` (and whose ``only_if_null`` are NULL)."""
+        params = {
+            **{_WHERE + k: v for k, v in where.items()},
+            **{_SET + k: v for k, v in values.items()},
+        }
+        shape = ("update", table.name, tuple(where), tuple(values), tuple(only_if_null))
+        self._run(shape, table, params)
+
+    def delete(self, table: sa.Table, where: Row) -> None:
+        params = {_WHERE + k: v for k, v in where.items()}
+        self._run(("delete", table.name, tuple(where), (), ()), table, params)
+
+    def _run(self, shape: Shape, table: sa.Table, params: dict[str, Any]) -> None:
+        self.connection.execute(_statement(self.dialect, table, shape), params)
+
+
+class BufferedWrites(Writes):
+    """Row operations queued per table and run in batches at ``flush``."""
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
+        # table name -> list of runs: (shape, table, [params, ...])
+        self._queues: dict[str, list[tuple[Shape, sa.Table, list[dict[str, Any]]]]] = {}
+
+    def _run(self, shape: Shape, table: sa.Table, params: dict[str, Any]) -> None:
+        queue = self._queues.setdefault(table.name, [])
+        if queue and queue[-1][0] == shape:
+            queue[-1][2].append(params)
+        else:
+            queue.append((shape, table, [params]))
+
+    def flush(self) -> None:
+        """Run everything queued, table by table, each table's runs in order."""
+        for queue in self._queues.values():
+            for shape, table, rows in queue:
+                self.connection.execute(_statement(self.dialect, table, shape), rows)
+        self._queues.clear()
+
+
+@cache
+def _statement(dialect: str, table: sa.Table, shape: Shape) -> sa.Executable:
+    operation, _, where, values, only_if_null = shape
+    if operation in ("insert", "upsert"):
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+        keys = [c.name for c in table.primary_key.columns]
+        if operation == "insert":
+            return insert.on_conflict_do_nothing(index_elements=keys)
+        return insert.on_conflict_do_update(
+            index_elements=keys,
+            set_={name: insert.excluded[name] for name in values if name not in keys},
+        )
+    conditions = [table.c[name] == sa.bindparam(_WHERE + name) for name in where]
+    conditions += [table.c[name].is_(None) for name in only_if_null]
+    if operation == "update":
+        return (
+            sa.update(table)
+            .where(*conditions)
+            .values({name: sa.bindparam(_SET + name) for name in values})
+        )
+    return sa.delete(table).where(*conditions)

@@ -1,0 +1,89 @@
+"""The answer to "is this token valid, and may it do this?", for any view of the ledger.
+
+The same function answers for the live projections (``Ledger.verify``) and for a
+past state folded from the log (``tokens verify --at``), so both explain a "no"
+the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from tokenledger.domain.authority import principal_active, principal_grants, token_level
+from tokenledger.domain.model import LedgerView, TokenView
+from tokenledger.domain.permissions import Grant, Level, level_at
+
+__all__ = ["Verification", "effective_grants", "inactive_reason", "verify_token"]
+
+
+class Verification(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The answer in RFC 7662 vocabulary, plus ``allowed`` and a ``reason`` for a no."""
+
+    active: bool
+    allowed: bool
+    reason: str | None = None
+    token_id: str | None = None
+    sub: str | None = None
+    token_type: str | None = None
+    iat: int | None = None
+    exp: int | None = None
+    scope: str | None = None
+    grants: tuple[Grant, ...] = ()
+    resource: str | None = None
+    level: str | None = None
+
+
+def inactive_reason(view: LedgerView, token: TokenView, now: datetime) -> str | None:
+    """Why ``token`` cannot be used at ``now``, or None when it can."""
+    if token.revoked:
+        return "revoked"
+    if token.expired(now):
+        return "expired"
+    if not principal_active(view, token.principal):
+        return "principal_disabled"
+    return None
+
+
+def effective_grants(grants: tuple[Grant, ...], current: tuple[Grant, ...]) -> tuple[Grant, ...]:
+    """Each grant lowered to what the principal may do there now; those left at none dropped."""
+    effective = []
+    for grant in grants:
+        level = min(grant.rank, level_at(current, grant.resource))
+        if level is not Level.NONE:
+            effective.append(Grant(grant.resource, level.label))
+    return tuple(effective)
+
+
+def verify_token(
+    view: LedgerView,
+    token: TokenView | None,
+    now: datetime,
+    *,
+    resource: str | None = None,
+    level: Level = Level.READ,
+) -> Verification:
+    """Answer for a token already looked up by its secret's hash (None: no such token)."""
+    if token is None:
+        return Verification(active=False, allowed=False, reason="unknown")
+    inactive = inactive_reason(view, token, now)
+    if inactive is not None:
+        return Verification(active=False, allowed=False, reason=inactive, token_id=token.token_id)
+    current = principal_grants(view, token.principal)
+    effective = effective_grants(token.grants, current)
+    allowed = resource is None or token_level(view, token, resource, now, current) >= level
+    return Verification(
+        active=True,
+        allowed=allowed,
+        reason=None if allowed else "not_allowed",
+        token_id=token.token_id,
+        sub=token.principal,
+        token_type=token.kind,
+        iat=int(token.issued_at.timestamp()),
+        exp=int(token.expires_at.timestamp()) if token.expires_at else None,
+        scope=" ".join(str(g) for g in effective),
+        grants=effective,
+        resource=resource,
+        level=level.label if resource is not None else None,
+    )

@@ -1,0 +1,242 @@
+"""Audit queries, explanations, exports and time travel, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner, Result
+from freezegun import freeze_time
+
+from tokenledger.audit import AuditQuery, explain, search
+from tokenledger.cli import cli
+from tokenledger.domain import commands as c
+from tokenledger.domain.model import Actor
+from tokenledger.domain.permissions import Level
+from tokenledger.errors import NotFound, ValidationError
+from tokenledger.ledger import CommandResult, Ledger
+from tokenledger.store import open_event_store
+
+OPERATOR = Actor.operator("alice")
+SA = "ingest@acme.service.tokenledger"
+T0 = datetime(2026, 4, 1, 10, 0, tzinfo=UTC)
+
+
+@dataclass
+class Story:
+    url: str
+    ledger: Ledger
+    first: CommandResult
+    second: CommandResult
+    moved: CommandResult
+
+
+@pytest.fixture
+def story(database_url: str) -> Iterator[Story]:
+    """Day 0: an org, a project pair, a service account with two tokens. Day 2: it moves."""
+    ledger = Ledger(open_event_store(database_url, auto_upgrade=True))
+    with freeze_time(T0):
+        for command in (
+            c.CreateOrg(org="acme"),
+            c.CreateResource(path="acme/alpha"),
+            c.CreateResource(path="acme/beta"),
+            c.CreateServiceAccount(
+                name="ingest", org="acme", resource="acme/alpha", level=Level.WRITE
+            ),
+        ):
+            ledger.execute(command, OPERATOR)
+        first = ledger.execute(c.IssueToken(principal=SA, name="first"), OPERATOR)
+        second = ledger.execute(c.IssueToken(principal=SA, name="second"), OPERATOR)
+    with freeze_time(T0 + timedelta(days=1)):
+        ledger.execute(
+            c.SetServiceAccountPermission(account_id=SA, resource="acme/alpha", level=Level.READ),
+            Actor.operator("bob"),
+        )
+    with freeze_time(T0 + timedelta(days=2)):
+        moved = ledger.execute(
+            c.SetServiceAccountPermission(account_id=SA, resource="acme/beta", level=Level.WRITE),
+            Actor.operator("bob"),
+        )
+    yield Story(database_url, ledger, first, second, moved)
+    ledger.close()
+
+
+def token_id(result: CommandResult) -> str:
+    assert result.issued is not None
+    return result.issued.token_id
+
+
+def run(url: str, *args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(cli, ["--db", url, *args], input=stdin)
+
+
+def positions(entries: list[object]) -> list[int]:
+    return [e.record.position for e in entries]  # type: ignore[attr-defined]
+
+
+def test_search_by_subject_actor_type_and_correlation(story: Story) -> None:
+    store = story.ledger.store
+    about_sa = search(store, AuditQuery(subject=SA))
+    assert [e.record.event_type for e in about_sa][:3] == [
+        "TokenRevoked",
+        "TokenRevoked",
+        "ServiceAccountPermissionMoved",
+    ]
+    assert positions(about_sa) == sorted(positions(about_sa), reverse=True)  # newest first
+    by_bob = search(store, AuditQuery(actor="operator:bob", oldest_first=True))
+    assert [e.record.event_type for e in by_bob] == [
+        "ServiceAccountPermissionLevelChanged",
+        "ServiceAccountPermissionMoved",
+        "TokenRevoked",
+        "TokenRevoked",
+    ]
+    revoked = search(store, AuditQuery(event_type="TokenRevoked"))
+    assert {e.event.token_id for e in revoked} == {  # type: ignore[attr-defined]
+        token_id(story.first),
+        token_id(story.second),
+    }
+    cascade = search(store, AuditQuery(correlation_id=story.moved.correlation_id))
+    assert len(cascade) == 3
+    assert (
+        search(store, AuditQuery(subject="acme/beta", event_type="ResourceCreated"))[
+            0
+        ].record.stream_id
+        == "resource:acme/beta"
+    )
+    assert len(search(store, AuditQuery(subject="acme", limit=2))) == 2
+
+
+def test_search_by_time_window(story: Story) -> None:
+    store = story.ledger.store
+    day1 = search(
+        store, AuditQuery(since=T0 + timedelta(hours=12), until=T0 + timedelta(days=1, hours=12))
+    )
+    assert [e.record.event_type for e in day1] == ["ServiceAccountPermissionLevelChanged"]
+
+
+def test_search_refuses_unknown_types_and_limits() -> None:
+    with pytest.raises(ValidationError, match="unknown event type"):
+        AuditQuery(event_type="DROP TABLE")
+    with pytest.raises(ValidationError, match="--limit"):
+        AuditQuery(limit=0)
+
+
+def test_explain_names_the_root_cause_of_a_cascade(story: Story) -> None:
+    explanation = explain(story.ledger.store, token_id(story.first))
+    assert explanation.principal == SA
+    kinds = [e.record.event_type for e in explanation.story]
+    assert kinds == [
+        "TokenIssued",
+        "ServiceAccountPermissionLevelChanged",
+        "ServiceAccountPermissionMoved",
+        "TokenRevoked",
+    ]
+    assert explanation.root_cause is not None
+    assert explanation.root_cause.record.event_type == "ServiceAccountPermissionMoved"
+    assert explanation.root_cause.record.actor == "operator:bob"
+    assert explanation.siblings == [token_id(story.second)]
+    text = "\n".join(explanation.lines())
+    assert "root cause: " in text
+    assert "moved from acme/alpha to acme/beta" in text
+    assert "by operator:bob" in text
+    with pytest.raises(NotFound):
+        explain(story.ledger.store, "tok_0000000000000000")
+
+
+def test_explain_a_token_revoked_directly(story: Story) -> None:
+    fresh = story.ledger.execute(c.IssueToken(principal=SA), OPERATOR)
+    child = story.ledger.execute(c.IssueToken(parent_id=token_id(fresh)), OPERATOR)
+    story.ledger.execute(c.RevokeToken(token_id=token_id(fresh), reason="rotated"), OPERATOR)
+    parent_story = explain(story.ledger.store, token_id(fresh))
+    assert parent_story.root_cause is not None
+    assert parent_story.root_cause.record.event_type == "TokenRevoked"
+    assert parent_story.siblings == [token_id(child)]
+    child_story = explain(story.ledger.store, token_id(child))
+    assert "parent_revoked" in "\n".join(child_story.lines())
+
+
+def test_audit_cli(story: Story) -> None:
+    table = run(story.url, "audit", "--subject", SA, "--limit", "3")
+    assert table.exit_code == 0, table.output
+    assert len(table.stdout.splitlines()) == 3
+    lines = run(story.url, "audit", "--type", "TokenRevoked", "--jsonl").stdout.splitlines()
+    assert {json.loads(line)["data"]["reason"] for line in lines} == {"service_account_moved"}
+    document = json.loads(run(story.url, "audit", "--actor", "operator:bob", "--json").stdout)
+    assert len(document) == 4
+    explained = run(story.url, "audit", "explain", token_id(story.first), "--json")
+    assert explained.exit_code == 0, explained.output
+    assert json.loads(explained.stdout)["root_cause"]["event_type"] == (
+        "ServiceAccountPermissionMoved"
+    )
+    assert run(story.url, "audit", "--since", "yesterday").exit_code == 2
+
+
+def test_export_jsonl_and_cloudevents(story: Story) -> None:
+    jsonl = run(story.url, "audit", "export", "--since", (T0 + timedelta(days=1)).isoformat())
+    assert jsonl.exit_code == 0, jsonl.output
+    assert len(jsonl.stdout.splitlines()) == 4
+    cloud = run(story.url, "audit", "export", "--format", "cloudevents")
+    events = [json.loads(line) for line in cloud.stdout.splitlines()]
+    assert len(events) == story.ledger.store.head().position
+    first = events[0]
+    assert first["specversion"] == "1.0"
+    assert first["type"] == "io.tokenledger.OrgCreated.v1"
+    assert first["source"] == "urn:tokenledger"
+    assert first["time"].endswith("Z")
+    assert first["tlposition"] == 1
+    for secret in (story.first.secret, story.second.secret):
+        assert secret is not None
+        assert secret not in cloud.stdout
+        assert secret.split("_", 1)[1] not in cloud.stdout
+
+
+def test_verify_at_a_past_time(story: Story) -> None:
+    secret = story.first.secret
+    assert secret is not None
+    assert story.ledger.verify(secret).reason == "revoked"
+    then, position = story.ledger.verify_at(
+        secret, T0 + timedelta(hours=1), resource="acme/alpha", level=Level.WRITE
+    )
+    assert (then.active, then.allowed) == (True, True)
+    assert position == 6
+    narrowed, _ = story.ledger.verify_at(
+        secret, T0 + timedelta(days=1, hours=1), resource="acme/alpha", level=Level.WRITE
+    )
+    assert (narrowed.active, narrowed.reason) == (True, "not_allowed")
+    before, _ = story.ledger.verify_at(secret, T0 - timedelta(days=1))
+    assert before.reason == "unknown"
+
+    cli_answer = run(
+        story.url,
+        "tokens",
+        "verify",
+        "--at",
+        (T0 + timedelta(hours=1)).isoformat(),
+        "--json",
+        stdin=secret,
+    )
+    assert cli_answer.exit_code == 0, cli_answer.output
+    assert json.loads(cli_answer.stdout)["as_of_position"] == 6
+    now_answer = run(story.url, "tokens", "verify", stdin=secret)
+    assert now_answer.exit_code == 1
+
+
+def test_tokens_list_at_a_past_time(story: Story) -> None:
+    assert story.ledger.tokens_of(OPERATOR, SA) == []
+    then = story.ledger.tokens_of(OPERATOR, SA, at=T0 + timedelta(hours=1))
+    assert {t.token_id for t in then} == {token_id(story.first), token_id(story.second)}
+    listed = run(
+        story.url,
+        "tokens",
+        "list",
+        "--principal",
+        SA,
+        "--at",
+        (T0 + timedelta(hours=1)).isoformat(),
+        "--json",
+    )
+    assert listed.exit_code == 0, listed.output
+    assert {t["status"] for t in json.loads(listed.stdout)} == {"active"}
