@@ -52,6 +52,7 @@ from tokenledger.domain.permissions import Grant
 from tokenledger.projections import Projector, SqlLedgerView, apply_event
 from tokenledger.projections import schema as projection_schema
 from tokenledger.projections.handlers import handled_event_types
+from tokenledger.projections.writes import Writes
 from tokenledger.store import EventStore, RecordedEvent
 from tokenledger.store.mapper import decode_event, to_pending
 
@@ -259,7 +260,7 @@ def test_an_event_without_a_handler_is_refused(store: EventStore) -> None:
     with store.transaction(actor="operator:test") as tx:
         (recorded,) = tx.append([to_pending(Unknown())])
         with pytest.raises(TypeError, match="no projection handler for Unknown"):
-            apply_event(tx.connection, recorded, Unknown())
+            apply_event(Writes(tx.connection), recorded, Unknown())
         tx.connection.rollback()
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from tokenledger.domain.events import Event
 from tokenledger.domain.subjects import subjects
-from tokenledger.projections.handlers import insert_if_absent
 from tokenledger.projections.schema import audit_index
+from tokenledger.projections.writes import Writes
 from tokenledger.store.records import RecordedEvent
 
 __all__ = ["AuditProjection"]
@@ -25,7 +24,7 @@ class AuditProjection:
     def tables(self) -> Sequence[sa.Table]:
         return (audit_index,)
 
-    def apply(self, connection: Connection, record: RecordedEvent, event: Event) -> None:
+    def apply(self, writes: Writes, record: RecordedEvent, event: Event) -> None:
         rows = [
             {
                 "subject": subject,
@@ -37,4 +36,4 @@ class AuditProjection:
             }
             for subject in subjects(event) or (record.stream_id,)
         ]
-        insert_if_absent(connection, audit_index, rows)
+        writes.insert_if_absent(audit_index, rows)

@@ -1,8 +1,9 @@
 """Folding one event into the projection tables.
 
-Each handler is a small function of ``(connection, record, event)`` that
-writes what the event says, and nothing else: cascades are events of their
-own (design decision 6), so no handler infers one. Timestamps of the ledger's
+Each handler is a small function of ``(event, writes, record)`` that states
+the row operations the event implies (``projections.writes``), and nothing
+else: cascades are events of their own (design decision 6), so no handler
+infers one. Timestamps of the ledger's
 own doing (``created_at``, ``disabled_at``, ``revoked_at``) are the record's
 ``recorded_at``; a token's ``issued_at`` and ``expires_at`` are the event's.
 
@@ -22,14 +23,10 @@ were.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import singledispatch
-from typing import Any
 
 import msgspec
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
 
 from tokenledger.domain.events import (
     ClientCredentialIssued,
@@ -54,7 +51,6 @@ from tokenledger.domain.events import (
     UserDisabled,
 )
 from tokenledger.domain.permissions import Grant, Level, parent_of
-from tokenledger.errors import StorageError
 from tokenledger.projections.schema import (
     client_credentials,
     memberships,
@@ -67,6 +63,7 @@ from tokenledger.projections.schema import (
     user_grants,
     users,
 )
+from tokenledger.projections.writes import Writes
 from tokenledger.store.records import RecordedEvent
 
 __all__ = [
@@ -74,8 +71,6 @@ __all__ = [
     "apply_event",
     "encode_grants",
     "handled_event_types",
-    "insert_if_absent",
-    "upsert",
 ]
 
 #: The kind of the root resource every org has (its path is the org's name).
@@ -89,13 +84,13 @@ def encode_grants(grants: Sequence[Grant]) -> str:
     return _encoder.encode(tuple(grants)).decode("utf-8")
 
 
-def apply_event(connection: Connection, record: RecordedEvent, event: Event) -> None:
-    """Fold ``event`` (stored as ``record``) into the projection tables on ``connection``.
+def apply_event(writes: Writes, record: RecordedEvent, event: Event) -> None:
+    """Fold ``event`` (stored as ``record``) into the projection tables through ``writes``.
 
     Takes any ``Event`` so that callers holding ``list[Event]`` need no cast;
     an event class outside the handled union raises ``TypeError``.
     """
-    _handle(event, connection, record)
+    _handle(event, writes, record)
 
 
 def handled_event_types() -> frozenset[type[Event]]:
@@ -103,63 +98,24 @@ def handled_event_types() -> frozenset[type[Event]]:
     return frozenset(cls for cls in _handle.registry if cls is not object)
 
 
-# -- dialect-neutral statements -------------------------------------------------
-
-
-def _insert(connection: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
-    """The dialect's INSERT, which knows ``ON CONFLICT`` (SQLite and PostgreSQL only)."""
-    name = connection.dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise StorageError(f"projections support SQLite and PostgreSQL, not {name!r}")
-
-
-def _key_columns(table: sa.Table) -> list[str]:
-    return [column.name for column in table.primary_key.columns]
-
-
-def insert_if_absent(
-    connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    if not rows:
-        return
-    statement = _insert(connection, table).on_conflict_do_nothing(
-        index_elements=_key_columns(table)
-    )
-    connection.execute(statement, list(rows))
-
-
-def upsert(connection: Connection, table: sa.Table, row: Mapping[str, Any]) -> None:
-    """Insert ``row``, or overwrite the non-key columns of the row with its primary key."""
-    keys = _key_columns(table)
-    statement = _insert(connection, table).values(dict(row))
-    statement = statement.on_conflict_do_update(
-        index_elements=keys,
-        set_={name: statement.excluded[name] for name in row if name not in keys},
-    )
-    connection.execute(statement)
-
-
 # -- the handlers -----------------------------------------------------------------
 
 
 @singledispatch
-def _handle(event: Event, connection: Connection, record: RecordedEvent) -> None:
+def _handle(event: Event, writes: Writes, record: RecordedEvent) -> None:
     # A new event type without a handler would silently leave the projections
     # behind the log; fail the command's transaction instead.
     raise TypeError(f"no projection handler for {type(event).__name__}")
 
 
 @_handle.register
-def _org_created(event: OrgCreated, connection: Connection, record: RecordedEvent) -> None:
-    insert_if_absent(connection, orgs, [{"org": event.org, "created_at": record.recorded_at}])
-    _insert_resource(connection, event.org, ORG_RESOURCE_KIND, record)
+def _org_created(event: OrgCreated, writes: Writes, record: RecordedEvent) -> None:
+    writes.insert_if_absent(orgs, [{"org": event.org, "created_at": record.recorded_at}])
+    _insert_resource(writes, event.org, ORG_RESOURCE_KIND, record)
 
 
 @_handle.register
-def _user_created(event: UserCreated, connection: Connection, record: RecordedEvent) -> None:
+def _user_created(event: UserCreated, writes: Writes, record: RecordedEvent) -> None:
     row = {
         "email": event.email,
         "name": event.name,
@@ -167,52 +123,41 @@ def _user_created(event: UserCreated, connection: Connection, record: RecordedEv
         "disabled_at": None,
         "created_at": record.recorded_at,
     }
-    insert_if_absent(connection, users, [row])
+    writes.insert_if_absent(users, [row])
 
 
 @_handle.register
-def _user_disabled(event: UserDisabled, connection: Connection, record: RecordedEvent) -> None:
-    connection.execute(
-        sa.update(users)
-        .where(users.c.email == event.email, sa.not_(users.c.disabled))
-        .values(disabled=True, disabled_at=record.recorded_at)
+def _user_disabled(event: UserDisabled, writes: Writes, record: RecordedEvent) -> None:
+    # Only the first disabling counts: its time stays.
+    writes.update(
+        users,
+        {"email": event.email, "disabled": False},
+        {"disabled": True, "disabled_at": record.recorded_at},
     )
 
 
 @_handle.register
-def _member_added(event: MemberAdded, connection: Connection, record: RecordedEvent) -> None:
+def _member_added(event: MemberAdded, writes: Writes, record: RecordedEvent) -> None:
     row = {"org": event.org, "email": event.email, "role": event.role}
-    insert_if_absent(connection, memberships, [row])
+    writes.insert_if_absent(memberships, [row])
 
 
 @_handle.register
-def _member_role_changed(
-    event: MemberRoleChanged, connection: Connection, record: RecordedEvent
-) -> None:
-    connection.execute(
-        sa.update(memberships)
-        .where(memberships.c.org == event.org, memberships.c.email == event.email)
-        .values(role=event.role)
-    )
+def _member_role_changed(event: MemberRoleChanged, writes: Writes, record: RecordedEvent) -> None:
+    writes.update(memberships, {"org": event.org, "email": event.email}, {"role": event.role})
 
 
 @_handle.register
-def _member_removed(event: MemberRemoved, connection: Connection, record: RecordedEvent) -> None:
-    connection.execute(
-        sa.delete(memberships).where(
-            memberships.c.org == event.org, memberships.c.email == event.email
-        )
-    )
+def _member_removed(event: MemberRemoved, writes: Writes, record: RecordedEvent) -> None:
+    writes.delete(memberships, {"org": event.org, "email": event.email})
 
 
 @_handle.register
-def _resource_created(
-    event: ResourceCreated, connection: Connection, record: RecordedEvent
-) -> None:
-    _insert_resource(connection, event.path, event.kind, record)
+def _resource_created(event: ResourceCreated, writes: Writes, record: RecordedEvent) -> None:
+    _insert_resource(writes, event.path, event.kind, record)
 
 
-def _insert_resource(connection: Connection, path: str, kind: str, record: RecordedEvent) -> None:
+def _insert_resource(writes: Writes, path: str, kind: str, record: RecordedEvent) -> None:
     segments = path.split("/")
     row = {
         "path": path,
@@ -222,49 +167,43 @@ def _insert_resource(connection: Connection, path: str, kind: str, record: Recor
         "depth": len(segments),
         "created_at": record.recorded_at,
     }
-    insert_if_absent(connection, resources, [row])
+    writes.insert_if_absent(resources, [row])
 
 
 @_handle.register
-def _resource_deleted(
-    event: ResourceDeleted, connection: Connection, record: RecordedEvent
-) -> None:
-    connection.execute(sa.delete(resources).where(resources.c.path == event.path))
+def _resource_deleted(event: ResourceDeleted, writes: Writes, record: RecordedEvent) -> None:
+    writes.delete(resources, {"path": event.path})
 
 
 @_handle.register
-def _grant_set(event: GrantSet, connection: Connection, record: RecordedEvent) -> None:
+def _grant_set(event: GrantSet, writes: Writes, record: RecordedEvent) -> None:
     grant = event.grant
     if grant.rank is Level.NONE:
         # Setting "none" is how a grant is taken away; no row means no grant.
-        _delete_user_grant(connection, event.principal, grant.resource)
+        _delete_user_grant(writes, event.principal, grant.resource)
         return
     row = {"email": event.principal, "resource": grant.resource, "level": grant.level}
-    upsert(connection, user_grants, row)
+    writes.upsert(user_grants, row)
 
 
 @_handle.register
-def _grant_removed(event: GrantRemoved, connection: Connection, record: RecordedEvent) -> None:
-    _delete_user_grant(connection, event.principal, event.resource)
+def _grant_removed(event: GrantRemoved, writes: Writes, record: RecordedEvent) -> None:
+    _delete_user_grant(writes, event.principal, event.resource)
 
 
-def _delete_user_grant(connection: Connection, email: str, resource: str) -> None:
-    connection.execute(
-        sa.delete(user_grants).where(
-            user_grants.c.email == email, user_grants.c.resource == resource
-        )
-    )
+def _delete_user_grant(writes: Writes, email: str, resource: str) -> None:
+    writes.delete(user_grants, {"email": email, "resource": resource})
 
 
 @_handle.register
-def _role_created(event: RoleCreated, connection: Connection, record: RecordedEvent) -> None:
+def _role_created(event: RoleCreated, writes: Writes, record: RecordedEvent) -> None:
     row = {"org": event.org, "role": event.role, "grants": encode_grants(event.grants)}
-    insert_if_absent(connection, roles, [row])
+    writes.insert_if_absent(roles, [row])
 
 
 @_handle.register
 def _service_account_created(
-    event: ServiceAccountCreated, connection: Connection, record: RecordedEvent
+    event: ServiceAccountCreated, writes: Writes, record: RecordedEvent
 ) -> None:
     row = {
         "account_id": event.account_id,
@@ -275,44 +214,40 @@ def _service_account_created(
         "deleted": False,
         "created_at": record.recorded_at,
     }
-    insert_if_absent(connection, service_accounts, [row])
+    writes.insert_if_absent(service_accounts, [row])
 
 
 @_handle.register
 def _service_account_moved(
-    event: ServiceAccountPermissionMoved, connection: Connection, record: RecordedEvent
+    event: ServiceAccountPermissionMoved, writes: Writes, record: RecordedEvent
 ) -> None:
-    _set_service_account_permission(connection, event.account_id, event.permission)
+    _set_service_account_permission(writes, event.account_id, event.permission)
 
 
 @_handle.register
 def _service_account_level_changed(
-    event: ServiceAccountPermissionLevelChanged, connection: Connection, record: RecordedEvent
+    event: ServiceAccountPermissionLevelChanged, writes: Writes, record: RecordedEvent
 ) -> None:
-    _set_service_account_permission(connection, event.account_id, event.permission)
+    _set_service_account_permission(writes, event.account_id, event.permission)
 
 
-def _set_service_account_permission(connection: Connection, account_id: str, grant: Grant) -> None:
-    connection.execute(
-        sa.update(service_accounts)
-        .where(service_accounts.c.account_id == account_id)
-        .values(resource=grant.resource, level=grant.level)
+def _set_service_account_permission(writes: Writes, account_id: str, grant: Grant) -> None:
+    writes.update(
+        service_accounts,
+        {"account_id": account_id},
+        {"resource": grant.resource, "level": grant.level},
     )
 
 
 @_handle.register
 def _service_account_deleted(
-    event: ServiceAccountDeleted, connection: Connection, record: RecordedEvent
+    event: ServiceAccountDeleted, writes: Writes, record: RecordedEvent
 ) -> None:
-    connection.execute(
-        sa.update(service_accounts)
-        .where(service_accounts.c.account_id == event.account_id)
-        .values(deleted=True)
-    )
+    writes.update(service_accounts, {"account_id": event.account_id}, {"deleted": True})
 
 
 @_handle.register
-def _token_issued(event: TokenIssued, connection: Connection, record: RecordedEvent) -> None:
+def _token_issued(event: TokenIssued, writes: Writes, record: RecordedEvent) -> None:
     row = {
         "token_id": event.token_id,
         "secret_hash": event.secret_hash,
@@ -326,28 +261,29 @@ def _token_issued(event: TokenIssued, connection: Connection, record: RecordedEv
         "revoked_at": None,
         "revoked_reason": None,
     }
-    insert_if_absent(connection, tokens, [row])
+    writes.insert_if_absent(tokens, [row])
     # A set: the same grant listed twice is one row (the key is the whole row).
     grant_rows = [
         {"token_id": event.token_id, "resource": grant.resource, "level": grant.level}
         for grant in sorted(set(event.grants))
     ]
-    insert_if_absent(connection, token_grants, grant_rows)
+    writes.insert_if_absent(token_grants, grant_rows)
 
 
 @_handle.register
-def _token_revoked(event: TokenRevoked, connection: Connection, record: RecordedEvent) -> None:
+def _token_revoked(event: TokenRevoked, writes: Writes, record: RecordedEvent) -> None:
     # The first revocation is the one that counts: its time and reason stay.
-    connection.execute(
-        sa.update(tokens)
-        .where(tokens.c.token_id == event.token_id, tokens.c.revoked_at.is_(None))
-        .values(revoked_at=record.recorded_at, revoked_reason=event.reason)
+    writes.update(
+        tokens,
+        {"token_id": event.token_id},
+        {"revoked_at": record.recorded_at, "revoked_reason": event.reason},
+        only_if_null=("revoked_at",),
     )
 
 
 @_handle.register
 def _client_credential_issued(
-    event: ClientCredentialIssued, connection: Connection, record: RecordedEvent
+    event: ClientCredentialIssued, writes: Writes, record: RecordedEvent
 ) -> None:
     row = {
         "client_id": event.client_id,
@@ -359,19 +295,17 @@ def _client_credential_issued(
         "revoked_at": None,
         "revoked_reason": None,
     }
-    insert_if_absent(connection, client_credentials, [row])
+    writes.insert_if_absent(client_credentials, [row])
 
 
 @_handle.register
 def _client_credential_revoked(
-    event: ClientCredentialRevoked, connection: Connection, record: RecordedEvent
+    event: ClientCredentialRevoked, writes: Writes, record: RecordedEvent
 ) -> None:
     # The first revocation is the one that counts, as for tokens.
-    connection.execute(
-        sa.update(client_credentials)
-        .where(
-            client_credentials.c.client_id == event.client_id,
-            client_credentials.c.revoked_at.is_(None),
-        )
-        .values(revoked_at=record.recorded_at, revoked_reason=event.reason)
+    writes.update(
+        client_credentials,
+        {"client_id": event.client_id},
+        {"revoked_at": record.recorded_at, "revoked_reason": event.reason},
+        only_if_null=("revoked_at",),
     )

@@ -17,8 +17,9 @@ from sqlalchemy.engine import Connection
 
 from tokenledger.domain.events import Event
 from tokenledger.projections.audit import AuditProjection
-from tokenledger.projections.handlers import apply_event, upsert
+from tokenledger.projections.handlers import apply_event
 from tokenledger.projections.schema import audit_index, checkpoints, metadata
+from tokenledger.projections.writes import BufferedWrites, Writes
 from tokenledger.store.records import RecordedEvent
 from tokenledger.store.schema import events
 
@@ -48,7 +49,7 @@ class Projection(Protocol):
     @property
     def tables(self) -> Sequence[sa.Table]: ...
 
-    def apply(self, connection: Connection, record: RecordedEvent, event: Event) -> None: ...
+    def apply(self, writes: Writes, record: RecordedEvent, event: Event) -> None: ...
 
 
 class LedgerProjection:
@@ -62,8 +63,8 @@ class LedgerProjection:
         others = {events.name, checkpoints.name, audit_index.name}
         return tuple(t for t in metadata.sorted_tables if t.name not in others)
 
-    def apply(self, connection: Connection, record: RecordedEvent, event: Event) -> None:
-        apply_event(connection, record, event)
+    def apply(self, writes: Writes, record: RecordedEvent, event: Event) -> None:
+        apply_event(writes, record, event)
 
 
 PROJECTIONS: tuple[Projection, ...] = (LedgerProjection(), AuditProjection())
@@ -81,20 +82,32 @@ class Projector:
     def __init__(self, projections: Sequence[Projection] = PROJECTIONS) -> None:
         self.projections = tuple(projections)
 
-    def apply(self, connection: Connection, pairs: Sequence[tuple[RecordedEvent, Event]]) -> None:
+    def apply(
+        self,
+        connection: Connection,
+        pairs: Sequence[tuple[RecordedEvent, Event]],
+        *,
+        batched: bool = False,
+    ) -> None:
         """Apply each (record, event) in order, then move the checkpoints to the last position.
 
-        A checkpoint never moves backwards: re-applying events that are already
-        folded in (handlers are idempotent) leaves it where it was.
+        ``batched`` queues the row operations and runs them as a few
+        ``executemany`` statements at the end (a rebuild's pages); otherwise each
+        runs at once (a command's few events). A checkpoint never moves
+        backwards: re-applying events already folded in (handlers are
+        idempotent) leaves it where it was.
         """
         if not pairs:
             return
+        writes = BufferedWrites(connection) if batched else Writes(connection)
         last = pairs[-1][0].position
         for projection in self.projections:
             for record, event in pairs:
-                projection.apply(connection, record, event)
+                projection.apply(writes, record, event)
             position = max(self.checkpoint(connection, projection.name), last)
-            upsert(connection, checkpoints, {"name": projection.name, "position": position})
+            writes.upsert(checkpoints, {"name": projection.name, "position": position})
+        if isinstance(writes, BufferedWrites):
+            writes.flush()
 
     @staticmethod
     def checkpoint(connection: Connection, name: str = DEFAULT_PROJECTION) -> int:

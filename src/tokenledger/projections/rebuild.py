@@ -155,7 +155,7 @@ def build_into(
     for page in _pages(records, batch_size):
         with target.engine.begin() as connection:
             connection.execute(events.insert(), [msgspec.structs.asdict(r) for r in page])
-            projector.apply(connection, [(r, decode_event(r)) for r in page])
+            projector.apply(connection, [(r, decode_event(r)) for r in page], batched=True)
         folded += len(page)
         if progress:
             progress(folded, total)
@@ -338,7 +338,7 @@ def _fold_into_shadow(
     projector = Projector(projections)
     for page in _pages(store.read_all(batch_size=batch_size), batch_size):
         with shadow.connection.begin():
-            projector.apply(shadow.connection, [(r, decode_event(r)) for r in page])
+            projector.apply(shadow.connection, [(r, decode_event(r)) for r in page], batched=True)
         folded += len(page)
         if progress:
             progress(folded, max(total, folded))

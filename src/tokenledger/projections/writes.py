@@ -81,26 +81,71 @@ class Writes:
 
 
 class BufferedWrites(Writes):
-    """Row operations queued per table and run in batches at ``flush``."""
+    """Row operations queued per table and run in batches at ``flush``.
+
+    An operation joins the latest earlier run of the same shape on its table
+    when no operation queued since then touches the same row (by primary key),
+    so e.g. a page of token issues interleaved with revocations becomes one
+    INSERT batch and one UPDATE batch, while two operations on one row always
+    run in the order they were stated. An operation whose row cannot be told
+    (a WHERE without the whole primary key) ends every earlier run.
+    """
 
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
-        # table name -> list of runs: (shape, table, [params, ...])
-        self._queues: dict[str, list[tuple[Shape, sa.Table, list[dict[str, Any]]]]] = {}
+        self._tables: dict[str, _TableQueue] = {}
 
     def _run(self, shape: Shape, table: sa.Table, params: dict[str, Any]) -> None:
-        queue = self._queues.setdefault(table.name, [])
-        if queue and queue[-1][0] == shape:
-            queue[-1][2].append(params)
-        else:
-            queue.append((shape, table, [params]))
+        queue = self._tables.get(table.name)
+        if queue is None:
+            queue = self._tables[table.name] = _TableQueue(table)
+        queue.add(shape, params)
 
     def flush(self) -> None:
         """Run everything queued, table by table, each table's runs in order."""
-        for queue in self._queues.values():
-            for shape, table, rows in queue:
-                self.connection.execute(_statement(self.dialect, table, shape), rows)
-        self._queues.clear()
+        for queue in self._tables.values():
+            for shape, rows in queue.runs:
+                self.connection.execute(_statement(self.dialect, queue.table, shape), rows)
+        self._tables.clear()
+
+
+class _TableQueue:
+    def __init__(self, table: sa.Table) -> None:
+        self.table = table
+        self.key = tuple(c.name for c in table.primary_key.columns)
+        self.runs: list[tuple[Shape, list[dict[str, Any]]]] = []
+        self._last_run_of_shape: dict[Shape, int] = {}
+        self._last_run_of_row: dict[tuple[Any, ...], int] = {}
+        self._barrier = 0  # runs before this index take no more operations
+
+    def add(self, shape: Shape, params: dict[str, Any]) -> None:
+        row = self._row_of(shape, params)
+        target = self._last_run_of_shape.get(shape)
+        joinable = (
+            target is not None
+            and target >= self._barrier
+            and row is not None
+            and self._last_run_of_row.get(row, -1) <= target
+        )
+        if joinable:
+            assert target is not None
+            self.runs[target][1].append(params)
+        else:
+            target = len(self.runs)
+            self.runs.append((shape, [params]))
+            self._last_run_of_shape[shape] = target
+        if row is None:
+            self._barrier = target + 1
+        else:
+            self._last_run_of_row[row] = target
+
+    def _row_of(self, shape: Shape, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        operation, _, where, _, _ = shape
+        if operation in ("insert", "upsert"):
+            return tuple(params[name] for name in self.key)
+        if set(self.key) <= set(where):
+            return tuple(params[_WHERE + name] for name in self.key)
+        return None
 
 
 @cache
