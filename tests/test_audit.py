@@ -240,3 +240,20 @@ def test_tokens_list_at_a_past_time(story: Story) -> None:
     )
     assert listed.exit_code == 0, listed.output
     assert {t["status"] for t in json.loads(listed.stdout)} == {"active"}
+
+
+def test_a_token_sees_only_what_it_may_and_may_not_maintain(story: Story) -> None:
+    fresh = story.ledger.execute(c.IssueToken(principal=SA), OPERATOR)
+    assert fresh.secret is not None
+    env = {"TOKENLEDGER_TOKEN": fresh.secret}
+    mine = CliRunner().invoke(
+        cli, ["--db", story.url, "audit", "--json", "--limit", "500"], env=env
+    )
+    assert mine.exit_code == 0, mine.output
+    seen = json.loads(mine.stdout)
+    assert seen
+    assert all(SA in json.dumps(entry["data"]) for entry in seen)
+    for args in (["replay"], ["replay", "--check"], ["audit", "export"]):
+        refused = CliRunner().invoke(cli, ["--db", story.url, *args], env=env)
+        assert refused.exit_code == 4, refused.output
+        assert "only an operator" in refused.stderr

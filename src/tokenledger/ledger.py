@@ -25,6 +25,7 @@ from tokenledger.domain import commands as c
 from tokenledger.domain.authority import (
     actor_level,
     principal_grants,
+    require_operator,
 )
 from tokenledger.domain.commands import check_client_id
 from tokenledger.domain.decide import Context, decide
@@ -63,7 +64,12 @@ from tokenledger.keys import InvalidAccessToken, KeyRing, looks_like_jwt
 from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.store import DEFAULT_DATABASE_URL, EventStore, RecordedEvent, open_event_store
 from tokenledger.store.mapper import to_pending
-from tokenledger.verification import Verification, inactive_reason, verify_token
+from tokenledger.verification import (
+    Verification,
+    effective_grants,
+    inactive_reason,
+    verify_token,
+)
 
 __all__ = [
     "DEFAULT_ACCESS_TOKEN_LIFETIME",
@@ -514,7 +520,7 @@ class Ledger:
             if account is None or account.deleted:
                 return Introspection(active=False, reason="principal_disabled")
             current = principal_grants(view, account.account_id)
-        effective = _lowered(granted, current)
+        effective = effective_grants(granted, current)
         allowed = None if resource is None else level_at(effective, resource) >= wanted
         return Introspection(
             active=True,
@@ -600,6 +606,10 @@ class Ledger:
                 or any(may_read_org(org_of(s)) for s in found if "@" not in s)
             ]
 
+    def require_operator(self, actor: Actor, action: str) -> None:
+        """Maintenance (rebuilding projections, exporting the whole log) is the operator's."""
+        require_operator(actor, action)
+
     def explain_token(self, actor: Actor, token_id: str) -> audit.Explanation:
         """A token's story and the cause of its revocation, for whoever may see the token."""
         self.get_token(actor, token_id)
@@ -649,16 +659,6 @@ def _valid(check: Callable[[str], str], value: str) -> str:
 
 def _valid_org(value: str) -> str:
     return _valid(lambda v: check_name(v, "org name"), value)
-
-
-def _lowered(grants: tuple[Grant, ...], current: tuple[Grant, ...]) -> tuple[Grant, ...]:
-    """Each grant lowered to what the principal may do there now (none dropped)."""
-    effective = []
-    for grant in grants:
-        level = min(grant.rank, level_at(current, grant.resource))
-        if level is not Level.NONE:
-            effective.append(Grant(grant.resource, level.label))
-    return tuple(effective)
 
 
 def _scope_grants(scope: str) -> tuple[Grant, ...]:

@@ -22,7 +22,7 @@ from tokenledger.errors import (
     ValidationError,
 )
 from tokenledger.ledger import Ledger
-from tokenledger.store import DEFAULT_DATABASE_URL, EventStore, open_event_store
+from tokenledger.store import DEFAULT_DATABASE_URL, EventStore
 from tokenledger.store.engine import parse_database_url
 
 __all__ = ["EXIT_CODES", "TOKEN_ENV", "CliContext", "cli", "main"]
@@ -52,13 +52,11 @@ TOKEN_ENV = "TOKENLEDGER_TOKEN"
 @dataclass
 class CliContext:
     database_url: str
-    _store: EventStore | None = field(default=None, repr=False)
     _ledger: Ledger | None = field(default=None, repr=False)
 
     def store(self) -> EventStore:
-        if self._store is None:
-            self._store = open_event_store(self.database_url)
-        return self._store
+        """The ledger's event store (one engine for the whole command)."""
+        return self.ledger().store
 
     def ledger(self) -> Ledger:
         if self._ledger is None:
@@ -73,8 +71,6 @@ class CliContext:
         return Actor.operator(_os_user())
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.engine.dispose()
         if self._ledger is not None:
             self._ledger.close()
 

@@ -9,7 +9,7 @@ from typing import IO
 
 import click
 
-from tokenledger.audit import AuditEntry, AuditQuery, cloudevent, explain, export, search
+from tokenledger.audit import AuditEntry, AuditQuery, cloudevent, export
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.common import parse_timestamp
 from tokenledger.cli.output import echo_json, json_line
@@ -57,7 +57,7 @@ def audit(
         limit=limit,
         oldest_first=oldest_first,
     )
-    entries = search(obj.store(), query)
+    entries = obj.ledger().audit_search(obj.actor(), query)
     if as_json:
         echo_json([entry.to_dict() for entry in entries])
     elif as_jsonl:
@@ -82,7 +82,7 @@ def _line(entry: AuditEntry) -> str:
 @click.pass_obj
 def explain_command(obj: CliContext, token_id: str, as_json: bool) -> None:
     """A token's whole story: its issue, every change since, and why it was revoked."""
-    explanation = explain(obj.store(), token_id)
+    explanation = obj.ledger().explain_token(obj.actor(), token_id)
     if as_json:
         echo_json(explanation.to_dict())
         return
@@ -121,8 +121,10 @@ def export_command(
     output: Path | None,
 ) -> None:
     """Write events for SIEM tools, one JSON object per line (no secret is ever in the log)."""
+    ledger = obj.ledger()
+    ledger.require_operator(obj.actor(), "export the whole log")
     entries = export(
-        obj.store(),
+        ledger.store,
         since=parse_timestamp(since, "--since") if since else None,
         until=parse_timestamp(until, "--until") if until else None,
     )

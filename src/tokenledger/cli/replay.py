@@ -82,7 +82,9 @@ def replay(
         )
     if check_only and into_url is not None:
         raise ValidationError("--check compares the live tables; it takes no --into")
-    store = obj.store()
+    ledger = obj.ledger()
+    ledger.require_operator(obj.actor(), "rebuild or check the projections")
+    store = ledger.store
     with _progress(as_json) as progress:
         if check_only:
             report: RebuildReport | CheckReport = check(
