@@ -82,49 +82,41 @@ class ServiceAccountView(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
 
 
-class TokenView(msgspec.Struct, frozen=True, kw_only=True):
+class _Credential(msgspec.Struct, frozen=True, kw_only=True):
+    """What every credential has: an expiry, and a revocation once revoked."""
+
+    expires_at: datetime | None
+    revoked_at: datetime | None = None
+    revoked_reason: str | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    def live(self, now: datetime) -> bool:
+        return not self.revoked and not self.expired(now)
+
+
+class TokenView(_Credential, frozen=True, kw_only=True):
     token_id: str
     principal: str
     kind: str
     grants: tuple[Grant, ...]
     name: str | None
     issued_at: datetime
-    expires_at: datetime | None
     parent_id: str | None
-    revoked_at: datetime | None = None
-    revoked_reason: str | None = None
-
-    @property
-    def revoked(self) -> bool:
-        return self.revoked_at is not None
-
-    def expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and self.expires_at <= now
-
-    def live(self, now: datetime) -> bool:
-        return not self.revoked and not self.expired(now)
 
 
-class ClientCredentialView(msgspec.Struct, frozen=True, kw_only=True):
+class ClientCredentialView(_Credential, frozen=True, kw_only=True):
     """A service account's OAuth2 client credential (its secret is known only by hash)."""
 
     client_id: str
     account_id: str
     name: str | None
     issued_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None = None
-    revoked_reason: str | None = None
-
-    @property
-    def revoked(self) -> bool:
-        return self.revoked_at is not None
-
-    def expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and self.expires_at <= now
-
-    def live(self, now: datetime) -> bool:
-        return not self.revoked and not self.expired(now)
 
 
 class IssuedAccessToken(msgspec.Struct, frozen=True, kw_only=True):
