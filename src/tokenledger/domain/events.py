@@ -50,10 +50,13 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     """Base of every event. ``stream_id`` names the aggregate the event belongs to."""
 
     SCHEMA_VERSION: ClassVar[int] = 1
+    #: The stream's prefix and the field naming the aggregate: ("sa", "account_id").
+    STREAM: ClassVar[tuple[str, str]]
 
     @property
     def stream_id(self) -> str:
-        raise NotImplementedError
+        prefix, field = self.STREAM
+        return f"{prefix}:{getattr(self, field)}"
 
 
 # -- organizations and users --------------------------------------------------
@@ -62,27 +65,21 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 class OrgCreated(Event, frozen=True, kw_only=True, tag="OrgCreated"):
     org: str
 
-    @property
-    def stream_id(self) -> str:
-        return f"org:{self.org}"
+    STREAM: ClassVar[tuple[str, str]] = ("org", "org")
 
 
 class UserCreated(Event, frozen=True, kw_only=True, tag="UserCreated"):
     email: str
     name: str | None = None
 
-    @property
-    def stream_id(self) -> str:
-        return f"user:{self.email}"
+    STREAM: ClassVar[tuple[str, str]] = ("user", "email")
 
 
 class UserDisabled(Event, frozen=True, kw_only=True, tag="UserDisabled"):
     email: str
     reason: str | None = None
 
-    @property
-    def stream_id(self) -> str:
-        return f"user:{self.email}"
+    STREAM: ClassVar[tuple[str, str]] = ("user", "email")
 
 
 class MemberAdded(Event, frozen=True, kw_only=True, tag="MemberAdded"):
@@ -90,9 +87,7 @@ class MemberAdded(Event, frozen=True, kw_only=True, tag="MemberAdded"):
     email: str
     role: str
 
-    @property
-    def stream_id(self) -> str:
-        return f"org:{self.org}"
+    STREAM: ClassVar[tuple[str, str]] = ("org", "org")
 
 
 class MemberRoleChanged(Event, frozen=True, kw_only=True, tag="MemberRoleChanged"):
@@ -101,18 +96,14 @@ class MemberRoleChanged(Event, frozen=True, kw_only=True, tag="MemberRoleChanged
     role: str
     previous_role: str
 
-    @property
-    def stream_id(self) -> str:
-        return f"org:{self.org}"
+    STREAM: ClassVar[tuple[str, str]] = ("org", "org")
 
 
 class MemberRemoved(Event, frozen=True, kw_only=True, tag="MemberRemoved"):
     org: str
     email: str
 
-    @property
-    def stream_id(self) -> str:
-        return f"org:{self.org}"
+    STREAM: ClassVar[tuple[str, str]] = ("org", "org")
 
 
 # -- resources, grants and roles ------------------------------------------------
@@ -122,9 +113,7 @@ class ResourceCreated(Event, frozen=True, kw_only=True, tag="ResourceCreated"):
     path: str
     kind: str
 
-    @property
-    def stream_id(self) -> str:
-        return f"resource:{self.path}"
+    STREAM: ClassVar[tuple[str, str]] = ("resource", "path")
 
 
 class ResourceDeleted(Event, frozen=True, kw_only=True, tag="ResourceDeleted"):
@@ -132,9 +121,7 @@ class ResourceDeleted(Event, frozen=True, kw_only=True, tag="ResourceDeleted"):
 
     path: str
 
-    @property
-    def stream_id(self) -> str:
-        return f"resource:{self.path}"
+    STREAM: ClassVar[tuple[str, str]] = ("resource", "path")
 
 
 class GrantSet(Event, frozen=True, kw_only=True, tag="GrantSet"):
@@ -143,9 +130,7 @@ class GrantSet(Event, frozen=True, kw_only=True, tag="GrantSet"):
     principal: str
     grant: Grant
 
-    @property
-    def stream_id(self) -> str:
-        return f"user:{self.principal}"
+    STREAM: ClassVar[tuple[str, str]] = ("user", "principal")
 
 
 class GrantRemoved(Event, frozen=True, kw_only=True, tag="GrantRemoved"):
@@ -155,9 +140,7 @@ class GrantRemoved(Event, frozen=True, kw_only=True, tag="GrantRemoved"):
     resource: str
     reason: str
 
-    @property
-    def stream_id(self) -> str:
-        return f"user:{self.principal}"
+    STREAM: ClassVar[tuple[str, str]] = ("user", "principal")
 
 
 class RoleCreated(Event, frozen=True, kw_only=True, tag="RoleCreated"):
@@ -179,9 +162,7 @@ class ServiceAccountCreated(Event, frozen=True, kw_only=True, tag="ServiceAccoun
     name: str
     permission: Grant
 
-    @property
-    def stream_id(self) -> str:
-        return f"sa:{self.account_id}"
+    STREAM: ClassVar[tuple[str, str]] = ("sa", "account_id")
 
 
 class ServiceAccountPermissionMoved(
@@ -193,9 +174,7 @@ class ServiceAccountPermissionMoved(
     previous: Grant
     permission: Grant
 
-    @property
-    def stream_id(self) -> str:
-        return f"sa:{self.account_id}"
+    STREAM: ClassVar[tuple[str, str]] = ("sa", "account_id")
 
 
 class ServiceAccountPermissionLevelChanged(
@@ -207,17 +186,13 @@ class ServiceAccountPermissionLevelChanged(
     previous: Grant
     permission: Grant
 
-    @property
-    def stream_id(self) -> str:
-        return f"sa:{self.account_id}"
+    STREAM: ClassVar[tuple[str, str]] = ("sa", "account_id")
 
 
 class ServiceAccountDeleted(Event, frozen=True, kw_only=True, tag="ServiceAccountDeleted"):
     account_id: str
 
-    @property
-    def stream_id(self) -> str:
-        return f"sa:{self.account_id}"
+    STREAM: ClassVar[tuple[str, str]] = ("sa", "account_id")
 
 
 # -- tokens --------------------------------------------------------------------
@@ -258,9 +233,7 @@ class TokenIssued(Event, frozen=True, kw_only=True, tag="TokenIssued"):
     parent_id: str | None = None
     issued_by: str | None
 
-    @property
-    def stream_id(self) -> str:
-        return f"token:{self.token_id}"
+    STREAM: ClassVar[tuple[str, str]] = ("token", "token_id")
 
 
 class TokenRevoked(Event, frozen=True, kw_only=True, tag="TokenRevoked"):
@@ -271,9 +244,7 @@ class TokenRevoked(Event, frozen=True, kw_only=True, tag="TokenRevoked"):
     detail: str | None = None
     """For people: the request's text, or what the cascade's root cause was."""
 
-    @property
-    def stream_id(self) -> str:
-        return f"token:{self.token_id}"
+    STREAM: ClassVar[tuple[str, str]] = ("token", "token_id")
 
 
 # -- client credentials ------------------------------------------------------------
@@ -294,9 +265,7 @@ class ClientCredentialIssued(Event, frozen=True, kw_only=True, tag="ClientCreden
     issued_by: str | None = None
     """The id of the token the issuer acted through (None for the operator)."""
 
-    @property
-    def stream_id(self) -> str:
-        return f"client:{self.client_id}"
+    STREAM: ClassVar[tuple[str, str]] = ("client", "client_id")
 
 
 class ClientCredentialRevoked(Event, frozen=True, kw_only=True, tag="ClientCredentialRevoked"):
@@ -308,9 +277,7 @@ class ClientCredentialRevoked(Event, frozen=True, kw_only=True, tag="ClientCrede
     """One of ``RevocationReason``."""
     detail: str | None = None
 
-    @property
-    def stream_id(self) -> str:
-        return f"client:{self.client_id}"
+    STREAM: ClassVar[tuple[str, str]] = ("client", "client_id")
 
 
 EventUnion = (
