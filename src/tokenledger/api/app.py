@@ -15,22 +15,26 @@ from tokenledger.api.metrics import MetricsMiddleware
 from tokenledger.api.problems import install_error_handlers
 from tokenledger.api.state import DEFAULT_ISSUER, ApiSettings, ApiState
 from tokenledger.domain.commands import parse_duration
+from tokenledger.errors import ValidationError
 from tokenledger.keys import KeyStore
 from tokenledger.ledger import DEFAULT_ACCESS_TOKEN_LIFETIME, Ledger
 from tokenledger.store import DEFAULT_DATABASE_URL, parse_database_url
 
 __all__ = [
     "ACCESS_TOKEN_LIFETIME_ENV",
+    "CACHE_STALENESS_ENV",
     "DATABASE_URL_ENV",
     "ISSUER_ENV",
     "app_from_env",
     "create_app",
+    "parse_staleness",
     "settings_from_env",
 ]
 
 DATABASE_URL_ENV = "TOKENLEDGER_DATABASE_URL"
 ISSUER_ENV = "TOKENLEDGER_ISSUER"
 ACCESS_TOKEN_LIFETIME_ENV = "TOKENLEDGER_ACCESS_TOKEN_LIFETIME"
+CACHE_STALENESS_ENV = "TOKENLEDGER_CACHE_STALENESS"
 
 _DESCRIPTION = """\
 Management of orgs, users, resources, grants, roles, service accounts and tokens;
@@ -83,8 +87,9 @@ def create_app(source: str | URL | Ledger, settings: ApiSettings | None = None) 
 
 
 def settings_from_env(database_url: URL) -> ApiSettings:
-    """``TOKENLEDGER_ISSUER``, ``TOKENLEDGER_ACCESS_TOKEN_LIFETIME`` (e.g. ``1h``) and the
-    signing keys (``TOKENLEDGER_SIGNING_KEYS``, ``TOKENLEDGER_KEYS_FILE`` or the default file)."""
+    """``TOKENLEDGER_ISSUER``, ``TOKENLEDGER_ACCESS_TOKEN_LIFETIME`` (e.g. ``1h``),
+    ``TOKENLEDGER_CACHE_STALENESS`` (seconds, ``off`` for no cache) and the signing keys
+    (``TOKENLEDGER_SIGNING_KEYS``, ``TOKENLEDGER_KEYS_FILE`` or the default file)."""
     lifetime_text = os.environ.get(ACCESS_TOKEN_LIFETIME_ENV, "").strip()
     lifetime: timedelta = (
         parse_duration(lifetime_text) if lifetime_text else DEFAULT_ACCESS_TOKEN_LIFETIME
@@ -93,7 +98,24 @@ def settings_from_env(database_url: URL) -> ApiSettings:
         issuer=os.environ.get(ISSUER_ENV, "").strip() or DEFAULT_ISSUER,
         access_token_lifetime=lifetime,
         keys=KeyStore.from_environment(database_url),
+        cache_staleness=parse_staleness(os.environ.get(CACHE_STALENESS_ENV, "0")),
     )
+
+
+def parse_staleness(text: str) -> float | None:
+    """Seconds (``0``, ``0.05``) or ``off``."""
+    value = text.strip().lower()
+    if value == "off":
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValidationError(
+            f"invalid cache staleness {text[:20]!r}: seconds such as 0 or 0.05, or 'off'"
+        ) from None
+    if not 0 <= seconds <= 60:
+        raise ValidationError("the cache staleness must lie between 0 and 60 seconds")
+    return seconds
 
 
 def app_from_env() -> FastAPI:

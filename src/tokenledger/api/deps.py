@@ -38,7 +38,10 @@ def run(
     response: Response,
 ) -> CommandResult:
     """Execute ``command`` for ``actor``; the answer carries the correlation id as a header too."""
-    result = state.ledger.execute(command, actor, correlation_id=correlation)
+    try:
+        result = state.ledger.execute(command, actor, correlation_id=correlation)
+    finally:
+        state.wrote()
     response.headers[CORRELATION_HEADER] = result.correlation_id
     return result
 

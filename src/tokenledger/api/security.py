@@ -112,7 +112,7 @@ def current_actor(
             "access tokens (JWT) are for resource servers: management calls take a ledger token"
         )
     try:
-        actor = state.ledger.authenticate(secret)
+        actor = state.authenticate(secret)
     except PermissionDenied as exc:
         state.metrics.count("authentications", "refused")
         raise unauthorised(str(exc)) from None
@@ -123,7 +123,7 @@ def current_actor(
 CurrentActor = Annotated[Actor, Depends(current_actor)]
 
 
-def correlation_id(request: Request) -> str | None:
+async def correlation_id(request: Request) -> str | None:
     """The caller's ``X-Correlation-ID``, to tie the events a call appends to its own work."""
     value = request.headers.get(CORRELATION_HEADER)
     if value is None:

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from tokenledger.api.app import ACCESS_TOKEN_LIFETIME_ENV, DATABASE_URL_ENV, ISSUER_ENV
+from tokenledger.api.app import (
+    ACCESS_TOKEN_LIFETIME_ENV,
+    CACHE_STALENESS_ENV,
+    DATABASE_URL_ENV,
+    ISSUER_ENV,
+    parse_staleness,
+)
 from tokenledger.api.state import DEFAULT_ISSUER, ApiSettings
 from tokenledger.cli.app import CliContext
 from tokenledger.clock import SystemClock
@@ -54,6 +60,14 @@ APP_FACTORY = "tokenledger.api:app_from_env"
     show_default=True,
     help="How long access tokens live (at most 1d).",
 )
+@click.option(
+    "--cache-staleness",
+    envvar=CACHE_STALENESS_ENV,
+    default="0",
+    show_default=True,
+    help="Seconds a worker may reuse token answers without re-reading the log head "
+    "(0: re-read on every request; 'off': no cache).",
+)
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option(
     "--log-level",
@@ -70,6 +84,7 @@ def serve(
     keys_file: Path | None,
     issuer: str,
     access_token_lifetime: str,
+    cache_staleness: str,
     access_log: bool,
     log_level: str,
 ) -> None:
@@ -88,6 +103,7 @@ def serve(
             "(use --db postgresql://...)"
         )
     lifetime = parse_duration(access_token_lifetime)
+    parse_staleness(cache_staleness)
     try:
         ApiSettings(issuer=issuer, access_token_lifetime=lifetime)
     except ValueError as exc:
@@ -105,6 +121,7 @@ def serve(
     os.environ[DATABASE_URL_ENV] = url.render_as_string(hide_password=False)
     os.environ[ISSUER_ENV] = issuer
     os.environ[ACCESS_TOKEN_LIFETIME_ENV] = access_token_lifetime
+    os.environ[CACHE_STALENESS_ENV] = cache_staleness
     if keys.path is not None:
         os.environ[KEYS_FILE_ENV] = str(keys.path.resolve())
     uvicorn.run(

@@ -22,6 +22,8 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import APIRouter, Depends, Form, Response
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasicCredentials
+from starlette.concurrency import run_in_threadpool
 
 from tokenledger.api.deps import ERRORS, Correlation, State, command_out
 from tokenledger.api.problems import REALM, ApiError
@@ -33,7 +35,8 @@ from tokenledger.api.security import (
     CurrentActor,
     unauthorised,
 )
-from tokenledger.api.state import ApiState, api_state
+from tokenledger.api.state import ApiState
+from tokenledger.domain.model import Introspection
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import PermissionDenied, StorageError, ValidationError
 from tokenledger.keys import looks_like_jwt
@@ -128,37 +131,56 @@ def token(
 # -- introspection -----------------------------------------------------------------------------
 
 
-def introspection_caller(
-    state: Annotated[ApiState, Depends(api_state)],
-    bearer: BearerCredentials,
-    basic: ClientBasic,
-) -> str:
-    """Any active credential may introspect; returns who called, for the logs."""
+Caller = HTTPAuthorizationCredentials | HTTPBasicCredentials
+
+
+async def introspection_credentials(bearer: BearerCredentials, basic: ClientBasic) -> Caller:
+    """Some credential was presented (checked before the form, so no token is a 401)."""
     if bearer is not None:
-        presented = bearer.credentials.strip()
-        if looks_like_jwt(presented):
-            answer = state.ledger.introspect(
-                presented, state.key_ring(), issuer=state.settings.issuer
-            )
-            if not answer.active or answer.sub is None:
-                raise unauthorised(f"the presented access token is not valid ({answer.reason})")
-            return answer.sub
-        try:
-            return state.ledger.authenticate(presented).label
-        except PermissionDenied as exc:
-            raise unauthorised(str(exc)) from None
+        return bearer
     if basic is not None:
-        try:
-            _, account = state.ledger.authenticate_client(basic.username, basic.password)
-        except PermissionDenied as exc:
-            raise ApiError(
-                401, "invalid_client", str(exc), {"WWW-Authenticate": f'Basic realm="{REALM}"'}
-            ) from None
-        return account.account_id
+        return basic
     raise unauthorised(
         "introspection needs a ledger token or access token (Bearer) or client credentials (Basic)",
         token_sent=False,
     )
+
+
+def introspection_caller(state: ApiState, credentials: Caller) -> str:
+    """Any active credential may introspect; returns who called."""
+    if isinstance(credentials, HTTPAuthorizationCredentials):
+        presented = credentials.credentials.strip()
+        if looks_like_jwt(presented):
+            answer = state.introspect(presented)
+            if not answer.active or answer.sub is None:
+                raise unauthorised(f"the presented access token is not valid ({answer.reason})")
+            return answer.sub
+        try:
+            return state.authenticate(presented).label
+        except PermissionDenied as exc:
+            raise unauthorised(str(exc)) from None
+    try:
+        _, account = state.ledger.authenticate_client(credentials.username, credentials.password)
+    except PermissionDenied as exc:
+        raise ApiError(
+            401, "invalid_client", str(exc), {"WWW-Authenticate": f'Basic realm="{REALM}"'}
+        ) from None
+    return account.account_id
+
+
+def _cached_caller(state: ApiState, credentials: Caller) -> bool:
+    """Whether a cached answer already vouches for a Bearer caller (no database needed)."""
+    if not isinstance(credentials, HTTPAuthorizationCredentials):
+        return False
+    answer = state.peek(credentials.credentials.strip())
+    return answer is not None and answer.active
+
+
+def _introspect(
+    state: ApiState, credentials: Caller, token: str, resource: str | None, wanted: Level | None
+) -> Introspection:
+    introspection_caller(state, credentials)
+    return state.introspect(token, resource=resource, level=wanted)
 
 
 @router.post(
@@ -170,9 +192,9 @@ def introspection_caller(
         503: {"model": ErrorOut, "description": "The database cannot be used."},
     },
 )
-def introspect(
+async def introspect(
     state: State,
-    caller: Annotated[str, Depends(introspection_caller)],
+    credentials: Annotated[Caller, Depends(introspection_credentials)],
     token: SecretField,
     token_type_hint: OptionalField = None,
     resource: OptionalField = None,
@@ -194,13 +216,11 @@ def introspect(
             wanted = Level.parse(level)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
-    answer = state.ledger.introspect(
-        token,
-        state.key_ring(),
-        issuer=state.settings.issuer,
-        resource=resource,
-        level=wanted,
-    )
+    # Served from the cache on the event loop when nothing needs the database; otherwise
+    # one trip to the thread pool for the caller's check and the answer together.
+    answer = state.peek(token, resource=resource, level=wanted)
+    if answer is None or not _cached_caller(state, credentials):
+        answer = await run_in_threadpool(_introspect, state, credentials, token, resource, wanted)
     state.metrics.count("introspections", "active" if answer.active else answer.reason or "?")
     if not answer.active:
         return Response(_INACTIVE, media_type="application/json", headers=_NO_STORE)
@@ -233,9 +253,12 @@ def revoke(
             "unsupported_token_type",
             "access tokens expire by themselves: revoke the client credential that obtained them",
         )
-    result = state.ledger.revoke_presented(
-        token, actor, reason="revoked through /oauth2/revoke", correlation_id=correlation
-    )
+    try:
+        result = state.ledger.revoke_presented(
+            token, actor, reason="revoked through /oauth2/revoke", correlation_id=correlation
+        )
+    finally:
+        state.wrote()
     state.metrics.count("revocations", "revoked" if result is not None else "nothing_to_revoke")
     if result is None:
         return JSONResponse({}, headers=_NO_STORE)
