@@ -313,4 +313,9 @@ def describe(event: e.Event) -> str:
         case e.TokenRevoked():
             detail = f": {event.detail}" if event.detail else ""
             return f"token {event.token_id} revoked ({event.reason}){detail}"
+        case e.ClientCredentialIssued():
+            return f"client credential {event.client_id} issued to {event.account_id}"
+        case e.ClientCredentialRevoked():
+            detail = f": {event.detail}" if event.detail else ""
+            return f"client credential {event.client_id} revoked ({event.reason}){detail}"
     return type(event).__name__
