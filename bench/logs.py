@@ -86,3 +86,21 @@ def _flush(store: EventStore, pending: list[e.Event]) -> int:
             tx.append([to_pending(event) for event in pending])
     pending.clear()
     return count
+
+
+def main() -> None:
+    """``python -m bench.logs URL EVENTS``: write a synthetic log to a fresh ledger at URL."""
+    import sys
+
+    from tokenledger.store import open_event_store
+
+    url, count = sys.argv[1], int(sys.argv[2])
+    store = open_event_store(url, auto_upgrade=True)
+    try:
+        print(write_log(store, count))
+    finally:
+        store.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
