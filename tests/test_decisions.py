@@ -443,3 +443,25 @@ def test_others_may_not_revoke_a_users_token() -> None:
             c.RevokeToken(token_id="tok_b000000000000001"),
             acting(SA, "tok_sa00000000000001"),
         )
+
+
+def test_a_service_account_issues_no_client_credentials() -> None:
+    admin_sa = (
+        *ACME,
+        e.ServiceAccountCreated(
+            account_id=SA, org="acme", name="ci", permission=Grant("acme/alpha", "admin")
+        ),
+        token("tok_sa00000000000001", SA, Grant("acme/alpha", "admin"), kind="service"),
+        e.ServiceAccountCreated(
+            account_id="other@acme.service.tokenledger",
+            org="acme",
+            name="other",
+            permission=Grant("acme/alpha", "read"),
+        ),
+    )
+    with pytest.raises(PermissionDenied, match="service account may not"):
+        when(
+            given(*admin_sa),
+            c.IssueClientCredential(account_id="other@acme.service.tokenledger"),
+            acting(SA, "tok_sa00000000000001"),
+        )

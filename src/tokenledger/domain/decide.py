@@ -668,6 +668,7 @@ def _issue_client_credential(
     (possibly narrower) tokens is not enough."""
     if ctx.mint is None:
         raise TypeError("issuing a client credential needs a mint")
+    forbid_service_accounts(ctx.actor, "issue client credentials")
     account = _require_account(view, cmd.account_id)
     require_level(
         view,
