@@ -290,3 +290,36 @@ def test_build_into_refuses_a_target_holding_another_ledger(ledger: Ledger, tmp_
             build_into(ledger.store, other.store, until_position=1)
     finally:
         other.close()
+
+
+def test_one_rebuild_at_a_time(ledger: Ledger) -> None:
+    """A second rebuild would discard the first one's shadow: it is refused instead."""
+    ledger.execute(c.CreateOrg(org="acme"), OPERATOR)
+    engine = ledger.store.engine
+    if engine.dialect.name == "postgresql":
+        holder = engine.connect()
+        holder.exec_driver_sql("SELECT pg_advisory_lock(7236713, 'events'::regclass::oid::int4)")
+        holder.commit()
+
+        def release() -> None:
+            # Session-level: it would outlive close() in the pool, so unlock explicitly.
+            holder.exec_driver_sql(
+                "SELECT pg_advisory_unlock(7236713, 'events'::regclass::oid::int4)"
+            )
+            holder.commit()
+            holder.close()
+
+    else:
+        import fcntl
+
+        lock = open(f"{engine.url.database}.rebuild.lock", "a")  # noqa: SIM115
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        release = lock.close
+    try:
+        with pytest.raises(LedgerError, match="another rebuild"):
+            rebuild(ledger.store)
+        with pytest.raises(LedgerError, match="another rebuild"):
+            check(ledger.store)
+    finally:
+        release()
+    assert check(ledger.store).ok

@@ -14,6 +14,7 @@ discards before starting again.
 
 from __future__ import annotations
 
+import fcntl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -247,15 +248,54 @@ def _merge_differences(
 
 @contextmanager
 def _shadow(store: EventStore) -> Iterator[_Shadow]:
-    """A connection writing to an empty shadow location; the shadow is removed afterwards."""
+    """A connection writing to an empty shadow location; the shadow is removed afterwards.
+
+    One rebuild at a time: a second one would discard the first one's shadow.
+    """
     engine = store.engine
     with engine.connect() as connection:
         if engine.dialect.name == "postgresql":
-            with _postgresql_shadow(connection) as shadow:
+            with _one_rebuild_postgresql(connection), _postgresql_shadow(connection) as shadow:
                 yield shadow
         else:
-            with _sqlite_shadow(connection, engine.url.database) as shadow:
+            path = _sqlite_shadow_path(engine.url.database)
+            with _one_rebuild_sqlite(path), _sqlite_shadow(connection, path) as shadow:
                 yield shadow
+
+
+_ALREADY_RUNNING = "another rebuild or check of these projections is running"
+
+
+@contextmanager
+def _one_rebuild_postgresql(connection: Connection) -> Iterator[None]:
+    # A session-level advisory lock, keyed by the live events table: released
+    # when the rebuild ends or its connection dies.
+    key = "7236713, 'events'::regclass::oid::int4"
+    with connection.begin():
+        taken = connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({key})").scalar_one()
+    if not taken:
+        raise Conflict(_ALREADY_RUNNING)
+    try:
+        yield
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+        with connection.begin():
+            connection.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+
+
+@contextmanager
+def _one_rebuild_sqlite(path: Path | None) -> Iterator[None]:
+    if path is None:  # an in-memory ledger lives in one process
+        yield
+        return
+    # An OS file lock: released when the rebuild ends or its process dies.
+    with Path(f"{path}.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict(_ALREADY_RUNNING) from None
+        yield
 
 
 @contextmanager
@@ -283,8 +323,7 @@ def _postgresql_shadow(connection: Connection) -> Iterator[_Shadow]:
 
 
 @contextmanager
-def _sqlite_shadow(connection: Connection, database: str | None) -> Iterator[_Shadow]:
-    path = _sqlite_shadow_path(database)
+def _sqlite_shadow(connection: Connection, path: Path | None) -> Iterator[_Shadow]:
     if path is not None:  # what an interrupted run left behind
         for suffix in ("", "-journal", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
