@@ -78,7 +78,9 @@ def test_issuing_a_credential_records_its_hash_and_a_year() -> None:
 
 def test_only_an_admin_of_the_project_issues_credentials() -> None:
     own_token = Actor(kind=ActorKind.SERVICE_ACCOUNT, principal=SA, token_id="tok_sa00000000000001")
-    with pytest.raises(PermissionDenied, match="a service account may not issue client credentials"):
+    with pytest.raises(
+        PermissionDenied, match="a service account may not issue client credentials"
+    ):
         when(given(*WORLD), c.IssueClientCredential(account_id=SA), own_token)
 
 
