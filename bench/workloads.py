@@ -1,0 +1,286 @@
+"""One workload in a fresh process: ``python -m bench.workloads W2 --backend URL --size N``.
+
+Prints one JSON object with the workload's figures and ``peak_rss_mib`` (this process's peak
+resident memory, from ``getrusage``). The database at URL must exist and be empty (``bench.main``
+creates and drops it); the schema is created here with ``auto_upgrade=True``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tokenledger.audit import AuditQuery, search
+from tokenledger.domain import commands as c
+from tokenledger.domain import events as e
+from tokenledger.domain.model import Actor, service_account_id
+from tokenledger.domain.permissions import Grant, Level
+from tokenledger.domain.secrets import TokenKind, generate_secret, hash_secret, new_token_id
+from tokenledger.ledger import Ledger
+from tokenledger.projections import Projector
+from tokenledger.projections.rebuild import rebuild
+from tokenledger.store import open_event_store
+from tokenledger.store.mapper import to_pending
+
+__all__ = ["WORKLOADS", "run"]
+
+OPERATOR = Actor.operator("bench")
+ACTOR = "operator:bench"
+SA_DOMAIN = "acme.service.tokenledger"  # bench.logs names its accounts sa<i>@ this
+BULK = 5_000  # events per transaction when seeding tokens in bulk
+
+Figures = dict[str, Any]
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _open(url: str) -> Ledger:
+    return Ledger(open_event_store(url, auto_upgrade=True))
+
+
+def _percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _setup_account(ledger: Ledger, name: str = "svc") -> str:
+    """An org, two projects and a service account with write on the first; its id."""
+    for command in (
+        c.CreateOrg(org="acme"),
+        c.CreateResource(path="acme/alpha"),
+        c.CreateResource(path="acme/beta"),
+        c.CreateServiceAccount(name=name, org="acme", resource="acme/alpha", level=Level.WRITE),
+    ):
+        ledger.execute(command, OPERATOR)
+    return service_account_id(name, "acme")
+
+
+def _seed_tokens(ledger: Ledger, principal: str, count: int) -> list[str]:
+    """``count`` live tokens for ``principal`` with known secrets, in bulk; the secrets."""
+    now = datetime.now(UTC)
+    grant = Grant("acme/alpha", "write")
+    secrets: list[str] = []
+    projector = Projector()
+    for start in range(0, count, BULK):
+        batch: list[e.Event] = []
+        for _ in range(min(BULK, count - start)):
+            secret = generate_secret(TokenKind.SERVICE)
+            secrets.append(secret)
+            batch.append(
+                e.TokenIssued(
+                    token_id=new_token_id(),
+                    principal=principal,
+                    kind="service",
+                    secret_hash=hash_secret(secret),
+                    grants=(grant,),
+                    issued_at=now,
+                    expires_at=now + timedelta(days=365),
+                    issued_by=None,
+                )
+            )
+        with ledger.store.transaction(actor=ACTOR) as tx:
+            records = tx.append([to_pending(event) for event in batch])
+            projector.apply(tx.connection, list(zip(records, batch, strict=True)), batched=True)
+    return secrets
+
+
+def w1_commands(url: str, size: int) -> Figures:
+    ledger = _open(url)
+    account = _setup_account(ledger)
+    command = c.IssueToken(principal=account)
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for _ in range(size):
+        t0 = time.perf_counter()
+        ledger.execute(command, OPERATOR)
+        latencies.append(time.perf_counter() - t0)
+    seconds = time.perf_counter() - started
+    ledger.close()
+    return {
+        "commands": size,
+        "seconds": seconds,
+        "commands_per_second": size / seconds,
+        "p50_ms": _percentile(latencies, 0.5) * 1e3,
+        "p99_ms": _percentile(latencies, 0.99) * 1e3,
+    }
+
+
+def w2_batched_append(url: str, size: int) -> Figures:
+    """``size`` service accounts, each created with 9 tokens in one transaction of 10 events."""
+    ledger = _open(url)
+    ledger.execute(c.CreateOrg(org="acme"), OPERATOR)
+    ledger.execute(c.CreateResource(path="acme/alpha"), OPERATOR)
+    grant = Grant("acme/alpha", "write")
+    now = datetime.now(UTC)
+    rng = random.Random(2)
+    started = time.perf_counter()
+    for i in range(size):
+        account = service_account_id(f"sa{i}", "acme")
+        batch: list[e.Event] = [
+            e.ServiceAccountCreated(account_id=account, org="acme", name=f"sa{i}", permission=grant)
+        ]
+        batch += [
+            e.TokenIssued(
+                token_id=new_token_id(),
+                principal=account,
+                kind="service",
+                secret_hash=f"{rng.getrandbits(256):064x}",
+                grants=(grant,),
+                issued_at=now,
+                expires_at=now + timedelta(days=365),
+                issued_by=None,
+            )
+            for _ in range(9)
+        ]
+        with ledger.store.transaction(actor=ACTOR) as tx:
+            records = tx.append([to_pending(event) for event in batch])
+            ledger.projector.apply(tx.connection, list(zip(records, batch, strict=True)))
+    seconds = time.perf_counter() - started
+    ledger.close()
+    events = size * 10
+    return {"events": events, "seconds": seconds, "events_per_second": events / seconds}
+
+
+def _write_log(url: str, size: int) -> None:
+    """The synthetic log of ``bench.logs``, written by a child process (so RSS here is ours)."""
+    subprocess.run(
+        [sys.executable, "-m", "bench.logs", url, str(size)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def w3_rebuild(url: str, size: int) -> Figures:
+    """Write the synthetic log (child process), then rebuild every projection here."""
+    _write_log(url, size)
+    store = open_event_store(url, auto_upgrade=False)
+    before = _peak_rss_mib()
+    report = rebuild(store)
+    store.engine.dispose()
+    return {
+        "events": report.events,
+        "seconds": report.seconds,
+        "events_per_second": report.events / report.seconds,
+        "rss_before_mib": before,
+    }
+
+
+def w4_verify(url: str, size: int) -> Figures:
+    ledger = _open(url)
+    account = _setup_account(ledger)
+    secrets = _seed_tokens(ledger, account, size)
+    rng = random.Random(4)
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for _ in range(size):
+        secret = secrets[rng.randrange(len(secrets))]
+        t0 = time.perf_counter()
+        answer = ledger.verify(secret, resource="acme/alpha", level=Level.READ)
+        latencies.append(time.perf_counter() - t0)
+        if not answer.allowed:
+            raise RuntimeError(f"a seeded token was not allowed: {answer}")
+    seconds = time.perf_counter() - started
+    ledger.close()
+    p50, p99 = _percentile(latencies, 0.5) * 1e6, _percentile(latencies, 0.99) * 1e6
+    return {
+        "tokens": size,
+        "verifications": size,
+        "verifications_per_second": size / seconds,
+        "cold_p50_us": p50,
+        "cold_p99_us": p99,
+        # Ledger has no in-process verification cache: warm is the same path as cold.
+        "warm_p50_us": p50,
+        "warm_p99_us": p99,
+    }
+
+
+def w5_cascade(url: str, size: int) -> Figures:
+    ledger = _open(url)
+    account = _setup_account(ledger)
+    _seed_tokens(ledger, account, size)
+    t0 = time.perf_counter()
+    result = ledger.execute(
+        c.SetServiceAccountPermission(account_id=account, resource="acme/beta", level=Level.WRITE),
+        OPERATOR,
+    )
+    seconds = time.perf_counter() - t0
+    ledger.close()
+    return {"tokens": size, "revoked": len(result.revoked), "seconds": seconds}
+
+
+def w6_audit(url: str, size: int) -> Figures:
+    """Audit queries on a rebuilt log; writes and rebuilds one first unless the database has one."""
+    store = open_event_store(url, auto_upgrade=True)
+    if store.head().position == 0:
+        _write_log(url, size)
+        rebuild(store)
+    with store.engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT correlation_id FROM events WHERE event_type = 'TokenRevoked' LIMIT 50"
+        ).all()
+    correlations = [row[0] for row in rows] or ["missing"]
+    rng = random.Random(6)
+    figures: Figures = {"events": store.head().position}
+
+    def by_subject() -> AuditQuery:
+        return AuditQuery(subject=f"sa{rng.randrange(1000)}@{SA_DOMAIN}")
+
+    def by_correlation() -> AuditQuery:
+        return AuditQuery(correlation_id=rng.choice(correlations))
+
+    queries: tuple[tuple[str, Callable[[], AuditQuery]], ...] = (
+        ("subject", by_subject),
+        ("correlation_id", by_correlation),
+    )
+    for name, make in queries:
+        samples: list[float] = []
+        found = 0
+        for _ in range(50):
+            query = make()
+            t0 = time.perf_counter()
+            found += len(search(store, query))
+            samples.append(time.perf_counter() - t0)
+        figures[f"{name}_p50_ms"] = statistics.median(samples) * 1e3
+        figures[f"{name}_results"] = found
+    store.engine.dispose()
+    return figures
+
+
+WORKLOADS: dict[str, Callable[[str, int], Figures]] = {
+    "W1": w1_commands,
+    "W2": w2_batched_append,
+    "W3": w3_rebuild,
+    "W4": w4_verify,
+    "W5": w5_cascade,
+    "W6": w6_audit,
+}
+
+
+def run(name: str, url: str, size: int) -> Figures:
+    figures = WORKLOADS[name](url, size)
+    figures["peak_rss_mib"] = _peak_rss_mib()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("workload", choices=sorted(WORKLOADS))
+    parser.add_argument("--backend", required=True, help="database URL (or SQLite file path)")
+    parser.add_argument("--size", type=int, required=True)
+    args = parser.parse_args()
+    print(json.dumps(run(args.workload, args.backend, args.size)))
+
+
+if __name__ == "__main__":
+    main()
