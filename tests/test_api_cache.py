@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from test_api_support import ISSUER, OPERATOR, Api, make_api, seed
 from tokenledger.api import ApiSettings, create_app
-from tokenledger.api.cache import HeadGatedCache
+from tokenledger.cache import HeadGatedCache
 from tokenledger.domain import commands as c
 from tokenledger.keys import KeyStore
 from tokenledger.ledger import Ledger

@@ -496,8 +496,8 @@ def test_tokens_of_and_children(view: SqlLedgerView) -> None:
     ]
     assert [t.token_id for t in view.tokens_of(CI_BOT)] == ["tok_ci"]
     assert view.tokens_of("carol@example.com") == []
-    assert [t.token_id for t in view.child_tokens("tok_alice")] == ["tok_child"]
-    assert view.child_tokens("tok_child") == []
+    assert [t.token_id for t in view.child_tokens(["tok_alice"])] == ["tok_child"]
+    assert view.child_tokens(["tok_child"]) == []
 
 
 def test_tokens_with_grant_under_match_whole_path_segments(view: SqlLedgerView) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from sqlalchemy.engine import URL
 
 from tokenledger import audit
 from tokenledger.audit import AuditEntry, AuditQuery
+from tokenledger.cache import HeadGatedCache
 from tokenledger.clock import Clock, SystemClock, ensure_utc
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import (
@@ -63,7 +65,9 @@ from tokenledger.history import state_at
 from tokenledger.keys import InvalidAccessToken, KeyRing, looks_like_jwt
 from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.store import DEFAULT_DATABASE_URL, EventStore, RecordedEvent, open_event_store
+from tokenledger.store.eventstore import read_head
 from tokenledger.store.mapper import to_pending
+from tokenledger.store.readers import ReadConnections
 from tokenledger.verification import (
     Verification,
     effective_grants,
@@ -81,6 +85,18 @@ __all__ = [
 
 #: How long an access token from ``issue_access_token`` lives unless told otherwise.
 DEFAULT_ACCESS_TOKEN_LIFETIME = timedelta(hours=1)
+
+#: Seconds ``Ledger.verify`` may reuse an answer without re-reading the log's head: a
+#: revocation committed by another process reaches this one's answers within this bound
+#: (one committed through this ``Ledger`` at once).
+DEFAULT_VERIFY_STALENESS = 1.0
+
+# Inactive answers worth keeping: those that took more than one lookup to reach. Unknown and
+# malformed secrets are not kept, so guessing cannot fill the cache.
+_CACHED_INACTIVE = frozenset({"revoked", "expired", "principal_disabled"})
+
+# Commands appending more events than this fold them into the projections in batches.
+_BATCH_FROM = 16
 
 logger = logging.getLogger("tokenledger")
 
@@ -113,17 +129,44 @@ class GrantSource(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Ledger:
-    def __init__(self, store: EventStore) -> None:
+    """The service over one event store.
+
+    ``verify_staleness`` bounds, in seconds, how long ``verify`` may reuse an
+    answer without re-reading the log's head (``0``: re-read on every call, so
+    never stale; ``None``: no cache, every call reads the projections). Any
+    write committed through this ledger's store drops every cached answer at
+    once, so this process never answers from before its own writes.
+    """
+
+    def __init__(
+        self, store: EventStore, *, verify_staleness: float | None = DEFAULT_VERIFY_STALENESS
+    ) -> None:
+        if verify_staleness is not None and verify_staleness < 0:
+            raise ValidationError("the verification cache staleness cannot be negative")
         self.store = store
         self.projector = Projector()
+        in_memory = store.engine.url.database in (None, "", ":memory:")
+        # An in-memory SQLite database exists on its one shared connection only.
+        self._readers = None if in_memory else ReadConnections(store.engine)
+        self._answers: HeadGatedCache[Verification] | None = None
+        if verify_staleness is not None:
+            self._answers = HeadGatedCache(self._head_position, staleness=verify_staleness)
+            store.on_commit(self._answers.invalidate)
 
     @classmethod
     def open(
-        cls, database_url: str | URL = DEFAULT_DATABASE_URL, *, clock: Clock | None = None
+        cls,
+        database_url: str | URL = DEFAULT_DATABASE_URL,
+        *,
+        clock: Clock | None = None,
+        verify_staleness: float | None = DEFAULT_VERIFY_STALENESS,
     ) -> Ledger:
-        return cls(open_event_store(database_url, clock=clock or SystemClock()))
+        store = open_event_store(database_url, clock=clock or SystemClock())
+        return cls(store, verify_staleness=verify_staleness)
 
     def close(self) -> None:
+        if self._readers is not None:
+            self._readers.close()
         self.store.engine.dispose()
 
     @property
@@ -152,7 +195,12 @@ class Ledger:
             view = SqlLedgerView(tx.connection)
             events = decide(command, view, Context(actor=actor, now=tx.recorded_at, mint=mint))
             records = tx.append([to_pending(event) for event in events])
-            self.projector.apply(tx.connection, list(zip(records, events, strict=True)))
+            # A cascade's thousands of events are folded in a few executemany batches.
+            self.projector.apply(
+                tx.connection,
+                list(zip(records, events, strict=True)),
+                batched=len(events) > _BATCH_FROM,
+            )
             result = CommandResult(
                 command_id=tx.command_id,
                 correlation_id=tx.correlation_id,
@@ -179,6 +227,26 @@ class Ledger:
         with self.store.engine.connect() as connection, connection.begin():
             yield SqlLedgerView(connection)
 
+    @contextmanager
+    def _lookup_view(self) -> Iterator[SqlLedgerView]:
+        """A read of the projections for key lookups only (``SqlLedgerView``'s driver
+        statements), on this thread's own connection: the verification hot path."""
+        if self._readers is None:
+            with self.view() as view:
+                yield view
+            return
+        with self._readers.snapshot() as connection:
+            yield SqlLedgerView(connection, remember=True)
+
+    def _epoch(self) -> float:
+        """Now, in seconds since the epoch (the wall clock's without building a datetime)."""
+        clock = self.clock
+        return time.time() if type(clock) is SystemClock else self.now().timestamp()
+
+    def _head_position(self) -> int:
+        with self._lookup_view() as view:
+            return read_head(view.connection).position
+
     def now(self) -> datetime:
         return ensure_utc(self.clock.now())
 
@@ -191,16 +259,48 @@ class Ledger:
         resource: str | None = None,
         level: Level | None = None,
     ) -> Verification:
-        """Is the token active, and (given a resource) does it allow ``level`` there now?"""
+        """Is the token active, and (given a resource) does it allow ``level`` there now?
+
+        Answers are reused while the log's head stands still (see ``verify_staleness``);
+        an active answer is never reused past its token's expiry.
+        """
+        wanted = level if level is not None else Level.READ
+        answers = self._answers
+        key = (hash_secret(secret), resource, wanted)
+        if answers is not None:
+            # Looked up before any validation: only answers to valid input are ever kept.
+            cached = answers.lookup(key, self._epoch())
+            if cached is not None:
+                return cached
         if resource is not None:
             resource = _valid(check_path, resource)
-        wanted = level if level is not None else Level.READ
         try:
             parse_secret(secret)
         except ValidationError:
             return Verification(active=False, allowed=False, reason="malformed")
-        with self.view() as view:
-            token = view.token_by_secret_hash(hash_secret(secret))
+        if answers is None:
+            return self._read_verification(key[0], resource, wanted)
+        generation = answers.generation()  # before reading: see HeadGatedCache.put
+        answer = self._read_verification(key[0], resource, wanted)
+        if answer.active or answer.reason in _CACHED_INACTIVE:
+            answers.put(key, answer, answer.exp if answer.active else None, generation)
+        return answer
+
+    def _verify_now(self, secret: str, resource: str | None, wanted: Level) -> Verification:
+        """``verify`` without the cache."""
+        if resource is not None:
+            resource = _valid(check_path, resource)
+        try:
+            parse_secret(secret)
+        except ValidationError:
+            return Verification(active=False, allowed=False, reason="malformed")
+        return self._read_verification(hash_secret(secret), resource, wanted)
+
+    def _read_verification(
+        self, secret_hash: str, resource: str | None, wanted: Level
+    ) -> Verification:
+        with self._lookup_view() as view:
+            token = view.token_by_secret_hash(secret_hash)
             return verify_token(view, token, self.now(), resource=resource, level=wanted)
 
     def verify_at(
@@ -469,12 +569,16 @@ class Ledger:
         level: Level | None = None,
     ) -> Introspection:
         """RFC 7662: is a ledger token's secret or an access token (JWT) active, for whom,
-        with which effective grants (and, given a resource, does it allow ``level`` there)?"""
+        with which effective grants (and, given a resource, does it allow ``level`` there)?
+
+        Always read from the projections, never from ``verify``'s cache: the HTTP API
+        keeps its own per-worker cache of these answers, with its own staleness setting.
+        """
         if looks_like_jwt(token):
             if keys is None:
                 return Introspection(active=False, reason="unknown_key")
             return self._introspect_access_token(token, keys, issuer, resource, level)
-        answer = self.verify(token, resource=resource, level=level)
+        answer = self._verify_now(token, resource, level if level is not None else Level.READ)
         if not answer.active:
             return Introspection(active=False, reason=answer.reason)
         return Introspection(

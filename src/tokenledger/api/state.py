@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from fastapi import Request
 
-from tokenledger.api.cache import HeadGatedCache
 from tokenledger.api.metrics import Metrics
+from tokenledger.cache import HeadGatedCache
 from tokenledger.domain.model import Actor, ActorKind, Introspection, is_service_account_id
 from tokenledger.domain.permissions import Level
 from tokenledger.domain.secrets import hash_secret
@@ -32,7 +32,7 @@ class ApiSettings:
     """Where the signing keys are; ``None`` serves no access tokens (``/oauth2/token`` is 503)."""
     cache_staleness: float | None = 0.0
     """Seconds the token-answer cache may go without re-reading the log head (see
-    ``api.cache``); ``0`` is never stale, ``None`` turns the cache off."""
+    ``tokenledger.cache``); ``0`` is never stale, ``None`` turns the cache off."""
 
     def __post_init__(self) -> None:
         lifetime = self.access_token_lifetime

@@ -760,10 +760,12 @@ def _revoke(
                 token_id=token.token_id, principal=token.principal, reason=reason, detail=detail
             )
         )
-    frontier = list(roots)
+    # Level by level, each level's children in one lookup: a cascade over thousands of
+    # tokens asks the view a few times, not once per token.
+    frontier = [t.token_id for t in roots]
     while frontier:
-        parent = frontier.pop()
-        for child in view.child_tokens(parent.token_id):
+        next_level: list[str] = []
+        for child in view.child_tokens(frontier):
             if child.token_id in seen or not child.live(ctx.now):
                 continue
             seen.add(child.token_id)
@@ -772,10 +774,11 @@ def _revoke(
                     token_id=child.token_id,
                     principal=child.principal,
                     reason=RevocationReason.PARENT_REVOKED,
-                    detail=f"parent token {parent.token_id} revoked",
+                    detail=f"parent token {child.parent_id} revoked",
                 )
             )
-            frontier.append(child)
+            next_level.append(child.token_id)
+        frontier = next_level
     return events
 
 

@@ -8,7 +8,7 @@ inside a command's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
@@ -222,8 +222,8 @@ class LedgerView(Protocol):
         """Every token of the principal, revoked and expired ones included."""
         ...
 
-    def child_tokens(self, token_id: str) -> Sequence[TokenView]:
-        """Tokens derived directly from ``token_id``."""
+    def child_tokens(self, token_ids: Collection[str]) -> Sequence[TokenView]:
+        """Tokens derived directly from any of ``token_ids``; by id."""
         ...
 
     def tokens_with_grant_under(self, path: str) -> Sequence[TokenView]:

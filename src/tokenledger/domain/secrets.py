@@ -56,7 +56,6 @@ __all__ = [
 ]
 
 BASE62_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_BASE62_CHARS = frozenset(BASE62_ALPHABET)
 
 _PREFIX_LENGTH = 4  # "tl" + kind letter + "_"
 _RANDOM_LENGTH = 32  # 32 * log2(62) ~ 190.5 bits
@@ -109,7 +108,9 @@ assert len(_KIND_BY_PREFIX) == len(TokenKind)
 
 
 def _random_base62(length: int) -> str:
-    return "".join(secrets.choice(BASE62_ALPHABET) for _ in range(length))
+    # One uniform draw below 62**length, written in base62: each character is uniform
+    # and independent, as with a choice per character, at a fraction of the cost.
+    return _base62_fixed(secrets.randbelow(62**length), length)
 
 
 def _base62_fixed(value: int, width: int) -> str:
@@ -128,7 +129,8 @@ def _checksum(random_part: str) -> str:
 
 
 def _is_base62(text: str) -> bool:
-    return all(ch in _BASE62_CHARS for ch in text)
+    # The base62 alphabet is exactly the ASCII letters and digits.
+    return text.isascii() and text.isalnum()
 
 
 def _malformed(reason: str) -> ValidationError:

@@ -7,7 +7,7 @@ property tests check that both folds agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import singledispatch
@@ -106,8 +106,9 @@ class LedgerState:
     def tokens_of(self, principal: str) -> Sequence[TokenView]:
         return [t for _, t in sorted(self.tokens.items()) if t.principal == principal]
 
-    def child_tokens(self, token_id: str) -> Sequence[TokenView]:
-        return [t for _, t in sorted(self.tokens.items()) if t.parent_id == token_id]
+    def child_tokens(self, token_ids: Collection[str]) -> Sequence[TokenView]:
+        parents = set(token_ids)
+        return [t for _, t in sorted(self.tokens.items()) if t.parent_id in parents]
 
     def tokens_with_grant_under(self, path: str) -> Sequence[TokenView]:
         return [

@@ -10,9 +10,10 @@ whole log into fresh tables.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from tokenledger.domain.events import Event
@@ -20,6 +21,7 @@ from tokenledger.projections.audit import AuditProjection
 from tokenledger.projections.handlers import apply_event
 from tokenledger.projections.schema import audit_index, checkpoints, metadata
 from tokenledger.projections.writes import BufferedWrites, Writes
+from tokenledger.store.driver import DriverStatement
 from tokenledger.store.records import RecordedEvent
 from tokenledger.store.schema import events
 
@@ -94,8 +96,8 @@ class Projector:
         ``batched`` queues the row operations and runs them as a few
         ``executemany`` statements at the end (a rebuild's pages); otherwise each
         runs at once (a command's few events). A checkpoint never moves
-        backwards: re-applying events already folded in (handlers are
-        idempotent) leaves it where it was.
+        backwards (the upsert keeps the larger position): re-applying events already
+        folded in (handlers are idempotent) leaves it where it was.
         """
         if not pairs:
             return
@@ -104,15 +106,36 @@ class Projector:
         for projection in self.projections:
             for record, event in pairs:
                 projection.apply(writes, record, event)
-            position = max(self.checkpoint(connection, projection.name), last)
-            writes.upsert(checkpoints, {"name": projection.name, "position": position})
         if isinstance(writes, BufferedWrites):
             writes.flush()
+        _ADVANCE_CHECKPOINT[connection.dialect.name].executemany(
+            connection, [{"name": p.name, "position": last} for p in self.projections]
+        )
 
     @staticmethod
     def checkpoint(connection: Connection, name: str = DEFAULT_PROJECTION) -> int:
         """The position of the last event a projection folded in; 0 before the first."""
-        position = connection.execute(
-            sa.select(checkpoints.c.position).where(checkpoints.c.name == name)
-        ).scalar_one_or_none()
+        position = _READ_CHECKPOINT.scalar(connection, {"name": name})
         return 0 if position is None else int(position)
+
+
+def _advance_checkpoint(insert: Any) -> DriverStatement:
+    """Set a checkpoint to ``position`` unless it is already further along."""
+    statement = insert(checkpoints)
+    further = sa.case(
+        (statement.excluded.position > checkpoints.c.position, statement.excluded.position),
+        else_=checkpoints.c.position,
+    )
+    return DriverStatement(
+        statement.on_conflict_do_update(index_elements=["name"], set_={"position": further}),
+        column_keys=["name", "position"],
+    )
+
+
+_ADVANCE_CHECKPOINT = {
+    "sqlite": _advance_checkpoint(sqlite.insert),
+    "postgresql": _advance_checkpoint(postgresql.insert),
+}
+_READ_CHECKPOINT = DriverStatement(
+    sa.select(checkpoints.c.position).where(checkpoints.c.name == sa.bindparam("name"))
+)

@@ -17,6 +17,7 @@ a decision emits the same events in the same order against either view.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -45,6 +46,7 @@ from tokenledger.projections.schema import (
     user_grants,
     users,
 )
+from tokenledger.store.driver import DriverStatement
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
@@ -54,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = ["SqlLedgerView", "at_or_below", "below"]
 
 _grants_decoder = msgspec.json.Decoder(tuple[Grant, ...])
+# Bound on the values in one "IN (...)" list.
+_IN_CHUNK = 500
 
 
 def below(column: ColumnElement[str], path: str) -> ColumnElement[bool]:
@@ -70,71 +74,141 @@ def _decode_grants(stored: str) -> tuple[Grant, ...]:
     return _grants_decoder.decode(stored)
 
 
+# Rows are unpacked in their table's column order: the tuples of a ``DriverStatement``
+# and SQLAlchemy's rows alike.
+
+
 def _user(row: Any) -> UserView:
-    return UserView(
-        email=row.email, name=row.name, disabled=bool(row.disabled), created_at=row.created_at
-    )
+    email, name, disabled, _disabled_at, created_at = row
+    return UserView(email=email, name=name, disabled=bool(disabled), created_at=created_at)
 
 
 def _resource(row: Any) -> ResourceView:
-    return ResourceView(path=row.path, kind=row.kind, created_at=row.created_at)
+    path, _org, _parent, kind, _depth, created_at = row
+    return ResourceView(path=path, kind=kind, created_at=created_at)
 
 
 def _service_account(row: Any) -> ServiceAccountView:
+    account_id, org, name, resource, level, deleted, created_at = row
     return ServiceAccountView(
-        account_id=row.account_id,
-        org=row.org,
-        name=row.name,
-        permission=Grant(row.resource, row.level),
-        deleted=bool(row.deleted),
-        created_at=row.created_at,
+        account_id=account_id,
+        org=org,
+        name=name,
+        permission=Grant(resource, level),
+        deleted=bool(deleted),
+        created_at=created_at,
     )
 
 
 def _token(row: Any) -> TokenView:
+    (
+        token_id,
+        _secret_hash,
+        principal,
+        kind,
+        name,
+        grants,
+        issued_at,
+        expires_at,
+        parent_id,
+        revoked_at,
+        revoked_reason,
+    ) = row
     return TokenView(
-        token_id=row.token_id,
-        principal=row.principal,
-        kind=row.kind,
-        grants=_decode_grants(row.grants),
-        name=row.name,
-        issued_at=row.issued_at,
-        expires_at=row.expires_at,
-        parent_id=row.parent_id,
-        revoked_at=row.revoked_at,
-        revoked_reason=row.revoked_reason,
+        token_id=token_id,
+        principal=principal,
+        kind=kind,
+        grants=_decode_grants(grants),
+        name=name,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        parent_id=parent_id,
+        revoked_at=revoked_at,
+        revoked_reason=revoked_reason,
     )
 
 
 def _client_credential(row: Any) -> ClientCredentialView:
+    (
+        client_id,
+        account_id,
+        _secret_hash,
+        name,
+        issued_at,
+        expires_at,
+        revoked_at,
+        revoked_reason,
+    ) = row
     return ClientCredentialView(
-        client_id=row.client_id,
-        account_id=row.account_id,
-        name=row.name,
-        issued_at=row.issued_at,
-        expires_at=row.expires_at,
-        revoked_at=row.revoked_at,
-        revoked_reason=row.revoked_reason,
+        client_id=client_id,
+        account_id=account_id,
+        name=name,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        revoked_at=revoked_at,
+        revoked_reason=revoked_reason,
     )
+
+
+def _by_key(table: sa.Table, **where: sa.Column[Any]) -> DriverStatement:
+    """``SELECT * FROM table WHERE column = :name ...``, run on the driver's cursor."""
+    return DriverStatement(
+        sa.select(table).where(*(column == sa.bindparam(name) for name, column in where.items()))
+    )
+
+
+# The lookups decisions and verifications make on every call (see ``store.driver``).
+_ORG = DriverStatement(sa.select(orgs.c.org).where(orgs.c.org == sa.bindparam("org")))
+_USER = _by_key(users, email=users.c.email)
+_MEMBERSHIPS = DriverStatement(
+    sa.select(memberships.c.org, memberships.c.role)
+    .where(memberships.c.email == sa.bindparam("email"))
+    .order_by(memberships.c.org)
+)
+_RESOURCE = _by_key(resources, path=resources.c.path)
+_ROLE = DriverStatement(
+    sa.select(roles.c.grants).where(
+        roles.c.org == sa.bindparam("org"), roles.c.role == sa.bindparam("role")
+    )
+)
+_DIRECT_GRANTS = DriverStatement(
+    sa.select(user_grants.c.resource, user_grants.c.level)
+    .where(user_grants.c.email == sa.bindparam("email"))
+    .order_by(user_grants.c.resource)
+)
+_SERVICE_ACCOUNT = _by_key(service_accounts, account_id=service_accounts.c.account_id)
+_TOKEN = _by_key(tokens, token_id=tokens.c.token_id)
+_TOKEN_BY_HASH = _by_key(tokens, secret_hash=tokens.c.secret_hash)
+_CLIENT_CREDENTIAL = _by_key(client_credentials, client_id=client_credentials.c.client_id)
+_CLIENT_CREDENTIAL_BY_HASH = _by_key(
+    client_credentials, secret_hash=client_credentials.c.secret_hash
+)
 
 
 class SqlLedgerView:
     """``LedgerView`` over the projection tables, on the caller's connection."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, remember: bool = False) -> None:
+        """``remember``: keep each service account and user looked up for the view's
+        lifetime (for a short read-only snapshot, where a verification would otherwise
+        ask for its principal twice)."""
         self.connection = connection
+        self._remembered: dict[tuple[str, str], Any] | None = {} if remember else None
 
     # -- orgs and users ----------------------------------------------------------
 
     def org_exists(self, org: str) -> bool:
-        query = sa.select(orgs.c.org).where(orgs.c.org == org)
-        return self.connection.execute(query).first() is not None
+        return _ORG.first(self.connection, {"org": org}) is not None
 
     def list_orgs(self) -> list[str]:
         return list(self.connection.execute(sa.select(orgs.c.org).order_by(orgs.c.org)).scalars())
 
     def user(self, email: str) -> UserView | None:
-        row = self.connection.execute(sa.select(users).where(users.c.email == email)).first()
+        found: UserView | None = self._remember("user", email, self._user)
+        return found
+
+    def _user(self, email: str) -> UserView | None:
+        row = _USER.first(self.connection, {"email": email})
         return None if row is None else _user(row)
 
     def list_users(self, org: str | None = None) -> list[UserView]:
@@ -147,12 +221,7 @@ class SqlLedgerView:
         return [_user(row) for row in self.connection.execute(query)]
 
     def memberships(self, email: str) -> dict[str, str]:
-        query = (
-            sa.select(memberships.c.org, memberships.c.role)
-            .where(memberships.c.email == email)
-            .order_by(memberships.c.org)
-        )
-        return dict(self.connection.execute(query).all())
+        return dict(_MEMBERSHIPS.all(self.connection, {"email": email}))
 
     def members(self, org: str) -> dict[str, str]:
         query = (
@@ -165,8 +234,7 @@ class SqlLedgerView:
     # -- resources ---------------------------------------------------------------
 
     def resource(self, path: str) -> ResourceView | None:
-        query = sa.select(resources).where(resources.c.path == path)
-        row = self.connection.execute(query).first()
+        row = _RESOURCE.first(self.connection, {"path": path})
         return None if row is None else _resource(row)
 
     def resources_under(self, path: str) -> list[ResourceView]:
@@ -190,8 +258,7 @@ class SqlLedgerView:
         predefined = predefined_role_grants(org, name)
         if predefined is not None:
             return predefined
-        query = sa.select(roles.c.grants).where(roles.c.org == org, roles.c.role == name)
-        stored = self.connection.execute(query).scalar_one_or_none()
+        stored = _ROLE.scalar(self.connection, {"org": org, "role": name})
         return None if stored is None else _decode_grants(stored)
 
     def roles_of(self, org: str) -> dict[str, tuple[Grant, ...]]:
@@ -208,12 +275,8 @@ class SqlLedgerView:
 
     def direct_grants(self, email: str) -> list[Grant]:
         """The user's own grants (not those of their roles), by resource."""
-        query = (
-            sa.select(user_grants.c.resource, user_grants.c.level)
-            .where(user_grants.c.email == email)
-            .order_by(user_grants.c.resource)
-        )
-        return [Grant(resource, level) for resource, level in self.connection.execute(query)]
+        rows = _DIRECT_GRANTS.all(self.connection, {"email": email})
+        return [Grant(resource, level) for resource, level in rows]
 
     def user_grants(self, email: str) -> list[Grant]:
         """The same as :meth:`direct_grants` (the CLI's name for it)."""
@@ -234,8 +297,13 @@ class SqlLedgerView:
     # -- service accounts --------------------------------------------------------
 
     def service_account(self, account_id: str) -> ServiceAccountView | None:
-        query = sa.select(service_accounts).where(service_accounts.c.account_id == account_id)
-        row = self.connection.execute(query).first()
+        found: ServiceAccountView | None = self._remember(
+            "service_account", account_id, self._service_account
+        )
+        return found
+
+    def _service_account(self, account_id: str) -> ServiceAccountView | None:
+        row = _SERVICE_ACCOUNT.first(self.connection, {"account_id": account_id})
         return None if row is None else _service_account(row)
 
     def service_accounts_under(self, path: str) -> list[ServiceAccountView]:
@@ -264,19 +332,25 @@ class SqlLedgerView:
     # -- tokens ------------------------------------------------------------------
 
     def token(self, token_id: str) -> TokenView | None:
-        return self._one_token(tokens.c.token_id == token_id)
+        row = _TOKEN.first(self.connection, {"token_id": token_id})
+        return None if row is None else _token(row)
 
     def token_by_secret_hash(self, secret_hash: str) -> TokenView | None:
         """The token whose secret hashes to ``secret_hash`` (hex SHA-256), revoked or not."""
-        return self._one_token(tokens.c.secret_hash == secret_hash)
+        row = _TOKEN_BY_HASH.first(self.connection, {"secret_hash": secret_hash})
+        return None if row is None else _token(row)
 
     def tokens_of(self, principal: str) -> list[TokenView]:
         """Every token of the principal, revoked and expired ones included; by id."""
         return self._tokens(tokens.c.principal == principal)
 
-    def child_tokens(self, token_id: str) -> list[TokenView]:
-        """Tokens derived directly from ``token_id``; by id."""
-        return self._tokens(tokens.c.parent_id == token_id)
+    def child_tokens(self, token_ids: Collection[str]) -> list[TokenView]:
+        """Tokens derived directly from any of ``token_ids``; by id."""
+        wanted = list(token_ids)
+        found: list[TokenView] = []
+        for start in range(0, len(wanted), _IN_CHUNK):
+            found += self._tokens(tokens.c.parent_id.in_(wanted[start : start + _IN_CHUNK]))
+        return sorted(found, key=lambda t: t.token_id)
 
     def tokens_with_grant_under(self, path: str) -> list[TokenView]:
         """Unrevoked tokens (expired ones included) with a grant on ``path`` or below it."""
@@ -288,21 +362,18 @@ class SqlLedgerView:
     # -- client credentials ---------------------------------------------------------
 
     def client_credential(self, client_id: str) -> ClientCredentialView | None:
-        query = sa.select(client_credentials).where(client_credentials.c.client_id == client_id)
-        row = self.connection.execute(query).first()
+        row = _CLIENT_CREDENTIAL.first(self.connection, {"client_id": client_id})
         return None if row is None else _client_credential(row)
 
     def client_credential_with_hash(
         self, client_id: str
     ) -> tuple[ClientCredentialView, str] | None:
         """The credential and its secret's stored hash, to check a presented secret against."""
-        query = sa.select(client_credentials).where(client_credentials.c.client_id == client_id)
-        row = self.connection.execute(query).first()
-        return None if row is None else (_client_credential(row), row.secret_hash)
+        row = _CLIENT_CREDENTIAL.first(self.connection, {"client_id": client_id})
+        return None if row is None else (_client_credential(row), row[2])
 
     def client_credential_by_secret_hash(self, secret_hash: str) -> ClientCredentialView | None:
-        query = sa.select(client_credentials).where(client_credentials.c.secret_hash == secret_hash)
-        row = self.connection.execute(query).first()
+        row = _CLIENT_CREDENTIAL_BY_HASH.first(self.connection, {"secret_hash": secret_hash})
         return None if row is None else _client_credential(row)
 
     def client_credentials_of(self, account_id: str) -> list[ClientCredentialView]:
@@ -314,9 +385,13 @@ class SqlLedgerView:
         )
         return [_client_credential(row) for row in self.connection.execute(query)]
 
-    def _one_token(self, condition: ColumnElement[bool]) -> TokenView | None:
-        row = self.connection.execute(sa.select(tokens).where(condition)).first()
-        return None if row is None else _token(row)
+    def _remember(self, kind: str, key: str, look_up: Callable[[str], Any]) -> Any:
+        remembered = self._remembered
+        if remembered is None:
+            return look_up(key)
+        if (kind, key) not in remembered:
+            remembered[(kind, key)] = look_up(key)
+        return remembered[(kind, key)]
 
     def _tokens(self, *conditions: ColumnElement[bool]) -> list[TokenView]:
         query = sa.select(tokens).where(*conditions).order_by(tokens.c.token_id)

@@ -11,8 +11,10 @@ Batching preserves meaning because every operation on a table keeps its
 place relative to the other operations on that table, and no handler's
 operation on one table depends on another table's rows.
 
-Statements are built once per (dialect, table, shape) with bind parameters,
-so the per-row cost is binding values, not building SQL.
+Statements are built once per (table, shape) with bind parameters, compiled
+once per dialect and run on the driver's cursor (``store.driver``), so the
+per-row cost is binding values, not building SQL or SQLAlchemy's execution
+machinery.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from tokenledger.errors import StorageError
+from tokenledger.store.driver import DriverStatement
 
 __all__ = ["BufferedWrites", "Writes"]
 
@@ -77,7 +80,7 @@ class Writes:
         self._run(("delete", table.name, tuple(where), (), ()), table, params)
 
     def _run(self, shape: Shape, table: sa.Table, params: dict[str, Any]) -> None:
-        self.connection.execute(_statement(self.dialect, table, shape), params)
+        _statement(self.dialect, table, shape).execute(self.connection, params).close()
 
 
 class BufferedWrites(Writes):
@@ -105,7 +108,7 @@ class BufferedWrites(Writes):
         """Run everything queued, table by table, each table's runs in order."""
         for queue in self._tables.values():
             for shape, rows in queue.runs:
-                self.connection.execute(_statement(self.dialect, queue.table, shape), rows)
+                _statement(self.dialect, queue.table, shape).executemany(self.connection, rows)
         self._tables.clear()
 
 
@@ -149,23 +152,28 @@ class _TableQueue:
 
 
 @cache
-def _statement(dialect: str, table: sa.Table, shape: Shape) -> sa.Executable:
+def _statement(dialect: str, table: sa.Table, shape: Shape) -> DriverStatement:
     operation, _, where, values, only_if_null = shape
     if operation in ("insert", "upsert"):
         insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
         keys = [c.name for c in table.primary_key.columns]
         if operation == "insert":
-            return insert.on_conflict_do_nothing(index_elements=keys)
-        return insert.on_conflict_do_update(
-            index_elements=keys,
-            set_={name: insert.excluded[name] for name in values if name not in keys},
+            return DriverStatement(
+                insert.on_conflict_do_nothing(index_elements=keys), column_keys=values
+            )
+        return DriverStatement(
+            insert.on_conflict_do_update(
+                index_elements=keys,
+                set_={name: insert.excluded[name] for name in values if name not in keys},
+            ),
+            column_keys=values,
         )
     conditions = [table.c[name] == sa.bindparam(_WHERE + name) for name in where]
     conditions += [table.c[name].is_(None) for name in only_if_null]
     if operation == "update":
-        return (
+        return DriverStatement(
             sa.update(table)
             .where(*conditions)
-            .values({name: sa.bindparam(_SET + name) for name in values})
+            .values({name: sa.bindparam(_SET + name, type_=table.c[name].type) for name in values})
         )
-    return sa.delete(table).where(*conditions)
+    return DriverStatement(sa.delete(table).where(*conditions))

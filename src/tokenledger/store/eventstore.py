@@ -13,10 +13,11 @@ Guarantees (see ``docs/architecture.md``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 from uuid import uuid4
 
@@ -27,9 +28,10 @@ from sqlalchemy.engine import Connection, Engine
 from tokenledger.clock import Clock, SystemClock, ensure_utc
 from tokenledger.errors import ValidationError, WrongExpectedVersion
 from tokenledger.store.chain import canonical_envelope, chain_hash
+from tokenledger.store.driver import DriverStatement
 from tokenledger.store.engine import WRITE_OPTION
 from tokenledger.store.records import EMPTY_HEAD, Head, PendingEvent, RecordedEvent
-from tokenledger.store.schema import events
+from tokenledger.store.schema import UTCDateTime, events
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -44,6 +46,8 @@ __all__ = [
 DEFAULT_BATCH_SIZE = 1000
 # Bound on the number of parameters in one "stream IN (...)" query.
 _STREAM_QUERY_CHUNK = 500
+# Up to this many streams are looked up one by one, more with "IN (...)" queries.
+_FEW_STREAMS = 4
 
 EVENT_COLUMNS = (
     events.c.position,
@@ -62,17 +66,47 @@ EVENT_COLUMNS = (
 )
 
 
+# The statements every command runs, on the driver's cursor (see ``store.driver``).
+_READ_HEAD = DriverStatement(
+    sa.select(events.c.position, events.c.hash, events.c.recorded_at)
+    .order_by(events.c.position.desc())
+    .limit(1)
+)
+_STREAM_VERSION = DriverStatement(
+    sa.select(sa.func.max(events.c.stream_version)).where(
+        events.c.stream_id == sa.bindparam("stream_id")
+    )
+)
+_INSERT_EVENTS = DriverStatement(
+    events.insert(), column_keys=[column.key for column in EVENT_COLUMNS]
+)
+
+
+@cache
+def _page_query(bounds: tuple[str, ...]) -> DriverStatement:
+    """One keyset page of the log from ``:from_position``, within the named bounds."""
+    conditions = [events.c.position >= sa.bindparam("from_position")]
+    if "until_position" in bounds:
+        conditions.append(events.c.position <= sa.bindparam("until_position"))
+    if "since" in bounds:
+        conditions.append(events.c.recorded_at >= sa.bindparam("since", type_=UTCDateTime()))
+    if "until" in bounds:
+        conditions.append(events.c.recorded_at < sa.bindparam("until", type_=UTCDateTime()))
+    return DriverStatement(
+        sa.select(*EVENT_COLUMNS)
+        .where(*conditions)
+        .order_by(events.c.position)
+        .limit(sa.bindparam("limit"))
+    )
+
+
 def to_record(row: Any) -> RecordedEvent:
     # The selected columns are in the order of RecordedEvent's fields.
     return RecordedEvent(*row)
 
 
 def read_head(connection: Connection) -> Head:
-    row = connection.execute(
-        sa.select(events.c.position, events.c.hash, events.c.recorded_at)
-        .order_by(events.c.position.desc())
-        .limit(1)
-    ).first()
+    row = _READ_HEAD.first(connection)
     if row is None:
         return EMPTY_HEAD
     return Head(position=row[0], hash=row[1], recorded_at=row[2])
@@ -127,6 +161,12 @@ class WriteTransaction:
     def stream_versions(self, stream_ids: Iterable[str]) -> dict[str, int]:
         """Current version of each stream (0 for a stream with no events)."""
         wanted = [s for s in dict.fromkeys(stream_ids) if s not in self._stream_versions]
+        if len(wanted) <= _FEW_STREAMS:
+            # A command's one or two streams: a primary-key-speed lookup each.
+            for stream_id in wanted:
+                version = _STREAM_VERSION.scalar(self.connection, {"stream_id": stream_id})
+                self._stream_versions[stream_id] = version or 0
+            wanted = []
         for start in range(0, len(wanted), _STREAM_QUERY_CHUNK):
             chunk = wanted[start : start + _STREAM_QUERY_CHUNK]
             found = dict(
@@ -194,7 +234,7 @@ class WriteTransaction:
                 )
             )
             prev_hash = hash_
-        self.connection.execute(events.insert(), [msgspec.structs.asdict(r) for r in recorded])
+        _INSERT_EVENTS.executemany(self.connection, [msgspec.structs.asdict(r) for r in recorded])
         self._stream_versions.update(versions)
         self._head = Head(position=position, hash=prev_hash, recorded_at=self.recorded_at)
         return recorded
@@ -217,6 +257,12 @@ class EventStore:
     def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
+        self._commit_listeners: list[Callable[[], None]] = []
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after each write transaction of this store commits (e.g. to drop
+        cached answers the new events may have changed)."""
+        self._commit_listeners.append(listener)
 
     # -- writing -----------------------------------------------------------
 
@@ -242,6 +288,9 @@ class EventStore:
                 command_id=command_id,
                 correlation_id=correlation_id or command_id,
             )
+        # Reached only once the transaction committed.
+        for listener in self._commit_listeners:
+            listener()
 
     def append(
         self,
@@ -287,23 +336,19 @@ class EventStore:
         ``until_position`` is inclusive; ``since`` is inclusive and ``until``
         exclusive, both compared with ``recorded_at``.
         """
-        conditions = []
+        bounds: dict[str, Any] = {}
         if until_position is not None:
-            conditions.append(events.c.position <= until_position)
+            bounds["until_position"] = until_position
         if since is not None:
-            conditions.append(events.c.recorded_at >= ensure_utc(since))
+            bounds["since"] = ensure_utc(since)
         if until is not None:
-            conditions.append(events.c.recorded_at < ensure_utc(until))
+            bounds["until"] = ensure_utc(until)
+        page_query = _page_query(tuple(sorted(bounds)))
         next_position = max(from_position, 1)
         while True:
-            query = (
-                sa.select(*EVENT_COLUMNS)
-                .where(events.c.position >= next_position, *conditions)
-                .order_by(events.c.position)
-                .limit(batch_size)
-            )
+            params = {**bounds, "from_position": next_position, "limit": batch_size}
             with self.engine.connect() as connection:
-                page = [to_record(row) for row in connection.execute(query)]
+                page = [to_record(row) for row in page_query.all(connection, params)]
             yield from page
             if len(page) < batch_size:
                 return

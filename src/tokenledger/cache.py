@@ -42,12 +42,13 @@ class HeadGatedCache(Generic[V]):
         *,
         staleness: float = 0.0,
         max_entries: int = 100_000,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self._read_head = read_head
         self._staleness = staleness
         self._max_entries = max_entries
-        self._monotonic = monotonic
+        # Looked up at each call by default, so that freezegun's patched clock applies.
+        self._monotonic = monotonic or (lambda: time.monotonic())
         self._lock = threading.Lock()
         self._entries: dict[Hashable, _Entry[V]] = {}
         self._head = -1
@@ -58,10 +59,12 @@ class HeadGatedCache(Generic[V]):
     def generation(self) -> int:
         """The head the cache is at (re-read if older than ``staleness``)."""
         now = self._monotonic()
-        with self._lock:
-            fresh = self._checked is not None and now - self._checked < self._staleness
-            if fresh:
-                return self._head
+        # Read without the lock: a fresh check needs no write, and a racing
+        # ``invalidate`` leaves ``_head`` at -1, which no answer computed before
+        # it can be stored under (see ``put``).
+        checked = self._checked
+        if checked is not None and now - checked < self._staleness:
+            return self._head
         head = self._read_head()
         with self._lock:
             self._checked = now
@@ -70,18 +73,26 @@ class HeadGatedCache(Generic[V]):
                 self._head = head
             return self._head
 
-    def get(self, key: Hashable, now_epoch: int) -> tuple[V | None, int]:
+    def get(self, key: Hashable, now_epoch: float) -> tuple[V | None, int]:
         """(the cached answer or None, the generation a new answer should be stored under)."""
         generation = self.generation()
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and (entry.expires is None or entry.expires > now_epoch):
-                self.hits += 1
-                return entry.value, generation
-            self.misses += 1
-            return None, generation
+        entry = self._entries.get(key)  # one dict read: atomic, no lock needed
+        if entry is not None and (entry.expires is None or entry.expires > now_epoch):
+            self.hits += 1
+            return entry.value, generation
+        self.misses += 1
+        return None, generation
 
-    def peek(self, key: Hashable, now_epoch: int) -> V | None:
+    def lookup(self, key: Hashable, now_epoch: float) -> V | None:
+        """The cached answer or None; unlike ``get`` the head is only read when there is an
+        entry to vouch for, so a miss costs no query (take ``generation()`` before computing
+        the answer to ``put``)."""
+        if key not in self._entries:
+            self.misses += 1
+            return None
+        return self.get(key, now_epoch)[0]
+
+    def peek(self, key: Hashable, now_epoch: float) -> V | None:
         """The cached answer if the head was read less than ``staleness`` ago; never reads
         the head itself, so it never blocks on the database (for the event loop)."""
         with self._lock:

@@ -1,0 +1,234 @@
+"""Hot-path statements, compiled once and run on the database driver's own cursor.
+
+SQLAlchemy Core spends tens of microseconds per ``Connection.execute`` on
+building a cache key, an execution context and a result object around a
+statement that takes the database a few microseconds. The statements that run
+on every command and every verification (the head, stream versions, the
+projection row writes, key lookups) are therefore declared once as Core
+statements with named ``bindparam``s, compiled once per dialect and schema
+translation, and executed with ``cursor.execute``/``executemany`` inside the
+transaction SQLAlchemy manages. Everything else goes through SQLAlchemy as
+usual. The engine's ``before_cursor_execute``/``after_cursor_execute`` listeners
+(tracing, statement counters) still see each statement.
+
+The one type the driver does not convert the way SQLAlchemy would is
+``UTCDateTime`` (SQLite stores naive UTC text, PostgreSQL ``timestamptz``), and
+booleans on SQLite (stored as 0/1); both are converted here the same way the
+SQLAlchemy types do, so rows written by either path read back the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tokenledger.store.schema import UTCDateTime
+
+__all__ = ["DriverStatement"]
+
+Converter = Callable[[Any], Any]
+
+
+def _sqlite_datetime_in(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes are not stored; give a UTC time")
+    # SQLAlchemy's SQLite DATETIME storage format (always six fractional digits),
+    # so that text comparisons order the same whichever path wrote the row.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_datetime_out(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _pg_datetime_in(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("naive datetimes are not stored; give a UTC time")
+    return value
+
+
+def _pg_datetime_out(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _sqlite_bool_out(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _bind_converter(type_: sa.types.TypeEngine[Any], dialect: str) -> Converter | None:
+    if isinstance(type_, UTCDateTime):
+        return _sqlite_datetime_in if dialect == "sqlite" else _pg_datetime_in
+    return None
+
+
+def _result_converter(type_: sa.types.TypeEngine[Any], dialect: str) -> Converter | None:
+    if isinstance(type_, UTCDateTime):
+        return _sqlite_datetime_out if dialect == "sqlite" else _pg_datetime_out
+    if isinstance(type_, sa.Boolean) and dialect == "sqlite":
+        return _sqlite_bool_out
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    # Bind names in placeholder order (positional paramstyles) or None (named).
+    positions: tuple[str, ...] | None
+    binders: dict[str, Converter]
+    defaults: dict[str, Any]
+    readers: tuple[tuple[int, Converter], ...]
+
+
+class DriverStatement:
+    """A Core statement run on the driver cursor of a SQLAlchemy ``Connection``.
+
+    Parameters are given by bind name (a column's name for an INSERT's values).
+    The connection's ``schema_translate_map`` is honoured, so a rebuild's shadow
+    tables are written through the same statements.
+    """
+
+    def __init__(self, statement: sa.Executable, *, column_keys: Sequence[str] = ()) -> None:
+        self.statement = statement
+        # An INSERT or upsert binds exactly these columns (by name), in every row.
+        self.column_keys = tuple(column_keys)
+        self._compiled: dict[tuple[str, Any], _Compiled] = {}
+
+    def execute(self, connection: Connection, params: Mapping[str, Any] | None = None) -> Any:
+        """Run once; the driver cursor (rows not yet converted: use ``all``/``first``)."""
+        compiled = self._compile(connection)
+        return _run(connection, compiled.sql, _bind(compiled, params or {}), many=False)
+
+    def executemany(self, connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        compiled = self._compile(connection)
+        batch = [_bind(compiled, row) for row in rows]
+        if batch:
+            _run(connection, compiled.sql, batch, many=True).close()
+
+    def all(
+        self, connection: Connection, params: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        compiled = self._compile(connection)
+        cursor = self.execute(connection, params)
+        try:
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        if not compiled.readers:
+            return [tuple(row) for row in rows]
+        return [_read(compiled, row) for row in rows]
+
+    def first(
+        self, connection: Connection, params: Mapping[str, Any] | None = None
+    ) -> tuple[Any, ...] | None:
+        compiled = self._compile(connection)
+        cursor = self.execute(connection, params)
+        try:
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return None if row is None else _read(compiled, row)
+
+    def scalar(self, connection: Connection, params: Mapping[str, Any] | None = None) -> Any:
+        row = self.first(connection, params)
+        return None if row is None else row[0]
+
+    def _compile(self, connection: Connection) -> _Compiled:
+        dialect = connection.dialect
+        translate = connection.get_execution_options().get("schema_translate_map")
+        key = (dialect.name, tuple(sorted(translate.items(), key=str)) if translate else None)
+        found = self._compiled.get(key)
+        if found is None:
+            found = self._compiled[key] = _compile(
+                self.statement, self.column_keys, connection, translate
+            )
+        return found
+
+
+def _compile(
+    statement: sa.Executable,
+    column_keys: Sequence[str],
+    connection: Connection,
+    translate: Mapping[Any, Any] | None,
+) -> _Compiled:
+    dialect = connection.dialect
+    compiled = statement.compile(  # type: ignore[attr-defined]
+        dialect=dialect,
+        column_keys=list(column_keys) or None,
+        schema_translate_map=translate,
+        render_schema_translate=bool(translate),
+    )
+    name = dialect.name
+    binders = {
+        key: converter
+        for key, bind in compiled.binds.items()
+        if (converter := _bind_converter(bind.type, name)) is not None
+    }
+    # INSERT values bind under the column's key; their types are the columns'.
+    if isinstance(statement, sa.Insert):
+        for column in statement.table.columns:
+            converter = _bind_converter(column.type, name)
+            if converter is not None:
+                binders[column.key] = converter
+    readers: tuple[tuple[int, Converter], ...] = ()
+    if isinstance(statement, sa.Select):
+        readers = tuple(
+            (index, converter)
+            for index, column in enumerate(statement.selected_columns)
+            if (converter := _result_converter(column.type, name)) is not None
+        )
+    positions = tuple(compiled.positiontup) if compiled.positional else None
+    defaults = {k: v for k, v in compiled.params.items() if v is not None}
+    return _Compiled(
+        sql=compiled.string,
+        positions=positions,
+        binders=binders,
+        defaults=defaults,
+        readers=readers,
+    )
+
+
+def _run(connection: Connection, sql: str, params: Any, *, many: bool) -> Any:
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    dispatch = connection.dispatch
+    if dispatch.before_cursor_execute:
+        dispatch.before_cursor_execute(connection, cursor, sql, params, None, many)
+    if many:
+        cursor.executemany(sql, params)
+    else:
+        cursor.execute(sql, params)
+    if dispatch.after_cursor_execute:
+        dispatch.after_cursor_execute(connection, cursor, sql, params, None, many)
+    return cursor
+
+
+def _bind(compiled: _Compiled, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
+    binders = compiled.binders
+    defaults = compiled.defaults
+    if compiled.positions is not None:
+        values = []
+        for name in compiled.positions:
+            value = params[name] if name in params else defaults[name]
+            converter = binders.get(name)
+            values.append(value if converter is None else converter(value))
+        return values
+    bound = {**defaults, **params}
+    for name, converter in binders.items():
+        if name in bound:
+            bound[name] = converter(bound[name])
+    return bound
+
+
+def _read(compiled: _Compiled, row: Sequence[Any]) -> tuple[Any, ...]:
+    if not compiled.readers:
+        return tuple(row)
+    values = list(row)
+    for index, converter in compiled.readers:
+        values[index] = converter(values[index])
+    return tuple(values)
