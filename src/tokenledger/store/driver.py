@@ -37,11 +37,23 @@ Converter = Callable[[Any], Any]
 def _sqlite_datetime_in(value: datetime | None) -> str | None:
     if value is None:
         return None
+    global _last_datetime_in
+    # The events of one transaction share one timestamp object: convert it once. The
+    # pair is read and replaced as one tuple, so threads never mix two conversions.
+    last = _last_datetime_in
+    if value is last[0]:
+        return last[1]
     if value.tzinfo is None:
         raise ValueError("naive datetimes are not stored; give a UTC time")
     # SQLAlchemy's SQLite DATETIME storage format (always six fractional digits),
     # so that text comparisons order the same whichever path wrote the row.
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    _last_datetime_in = (value, text)
+    return text
+
+
+# The last datetime converted, and its text (datetimes are immutable, so identity suffices).
+_last_datetime_in: tuple[datetime | None, str | None] = (None, None)
 
 
 def _sqlite_datetime_out(value: str | None) -> datetime | None:
@@ -82,6 +94,8 @@ class _Compiled:
     # Bind names in placeholder order (positional paramstyles) or None (named).
     positions: tuple[str, ...] | None
     binders: dict[str, Converter]
+    # The same converters by placeholder index (positional paramstyles).
+    positional_binders: tuple[tuple[int, Converter], ...]
     defaults: dict[str, Any]
     readers: tuple[tuple[int, Converter], ...]
 
@@ -185,10 +199,14 @@ def _compile(
         )
     positions = tuple(compiled.positiontup) if compiled.positional else None
     defaults = {k: v for k, v in compiled.params.items() if v is not None}
+    positional_binders = tuple(
+        (index, binders[name]) for index, name in enumerate(positions or ()) if name in binders
+    )
     return _Compiled(
         sql=compiled.string,
         positions=positions,
         binders=binders,
+        positional_binders=positional_binders,
         defaults=defaults,
         readers=readers,
     )
@@ -209,17 +227,15 @@ def _run(connection: Connection, sql: str, params: Any, *, many: bool) -> Any:
 
 
 def _bind(compiled: _Compiled, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
-    binders = compiled.binders
-    defaults = compiled.defaults
     if compiled.positions is not None:
-        values = []
-        for name in compiled.positions:
-            value = params[name] if name in params else defaults[name]
-            converter = binders.get(name)
-            values.append(value if converter is None else converter(value))
+        if compiled.defaults:
+            params = {**compiled.defaults, **params}
+        values = [params[name] for name in compiled.positions]
+        for index, converter in compiled.positional_binders:
+            values[index] = converter(values[index])
         return values
-    bound = {**defaults, **params}
-    for name, converter in binders.items():
+    bound = {**compiled.defaults, **params}
+    for name, converter in compiled.binders.items():
         if name in bound:
             bound[name] = converter(bound[name])
     return bound

@@ -46,8 +46,6 @@ __all__ = [
 DEFAULT_BATCH_SIZE = 1000
 # Bound on the number of parameters in one "stream IN (...)" query.
 _STREAM_QUERY_CHUNK = 500
-# Up to this many streams are looked up one by one, more with "IN (...)" queries.
-_FEW_STREAMS = 4
 
 EVENT_COLUMNS = (
     events.c.position,
@@ -72,14 +70,20 @@ _READ_HEAD = DriverStatement(
     .order_by(events.c.position.desc())
     .limit(1)
 )
-_STREAM_VERSION = DriverStatement(
-    sa.select(sa.func.max(events.c.stream_version)).where(
-        events.c.stream_id == sa.bindparam("stream_id")
-    )
-)
 _INSERT_EVENTS = DriverStatement(
     events.insert(), column_keys=[column.key for column in EVENT_COLUMNS]
 )
+
+
+@cache
+def _stream_versions_query(count: int) -> DriverStatement:
+    """The latest version of each of ``count`` streams (bound as ``s0``, ``s1``, ...)."""
+    names = [sa.bindparam(f"s{i}", type_=sa.String()) for i in range(count)]
+    return DriverStatement(
+        sa.select(events.c.stream_id, sa.func.max(events.c.stream_version))
+        .where(events.c.stream_id.in_(names))
+        .group_by(events.c.stream_id)
+    )
 
 
 @cache
@@ -161,21 +165,10 @@ class WriteTransaction:
     def stream_versions(self, stream_ids: Iterable[str]) -> dict[str, int]:
         """Current version of each stream (0 for a stream with no events)."""
         wanted = [s for s in dict.fromkeys(stream_ids) if s not in self._stream_versions]
-        if len(wanted) <= _FEW_STREAMS:
-            # A command's one or two streams: a primary-key-speed lookup each.
-            for stream_id in wanted:
-                version = _STREAM_VERSION.scalar(self.connection, {"stream_id": stream_id})
-                self._stream_versions[stream_id] = version or 0
-            wanted = []
         for start in range(0, len(wanted), _STREAM_QUERY_CHUNK):
             chunk = wanted[start : start + _STREAM_QUERY_CHUNK]
-            found = dict(
-                self.connection.execute(
-                    sa.select(events.c.stream_id, sa.func.max(events.c.stream_version))
-                    .where(events.c.stream_id.in_(chunk))
-                    .group_by(events.c.stream_id)
-                ).all()
-            )
+            params = {f"s{i}": stream_id for i, stream_id in enumerate(chunk)}
+            found = dict(_stream_versions_query(len(chunk)).all(self.connection, params))
             for stream_id in chunk:
                 self._stream_versions[stream_id] = found.get(stream_id, 0)
         return {s: self._stream_versions[s] for s in stream_ids}

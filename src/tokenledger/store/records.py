@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import datetime
-from uuid import uuid4
+from uuid import UUID
 
 import msgspec
 
@@ -14,7 +16,16 @@ GENESIS_HASH = "0" * 64
 
 
 def _new_event_id() -> str:
-    return str(uuid4())
+    """A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
+
+    Time-ordered ids land next to each other in the log's unique index on
+    ``event_id``, so a transaction's events dirty one index page rather than one
+    random page each (a random UUID4 costs a page write per event at commit).
+    """
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10))
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 9562 variant
+    return str(UUID(int=value))
 
 
 class PendingEvent(msgspec.Struct, frozen=True, kw_only=True):
