@@ -86,11 +86,24 @@ class HeadGatedCache(Generic[V]):
     def lookup(self, key: Hashable, now_epoch: float) -> V | None:
         """The cached answer or None; unlike ``get`` the head is only read when there is an
         entry to vouch for, so a miss costs no query (take ``generation()`` before computing
-        the answer to ``put``)."""
-        if key not in self._entries:
+        the answer to ``put``). The hot path of ``Ledger.verify``: one dict read and one
+        clock read on a hit."""
+        entry = self._entries.get(key)
+        if entry is None:
             self.misses += 1
             return None
-        return self.get(key, now_epoch)[0]
+        checked = self._checked
+        if checked is None or self._monotonic() - checked >= self._staleness:
+            self.generation()  # re-reads the head; empties the cache if it moved
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+        if entry.expires is not None and entry.expires <= now_epoch:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry.value
 
     def peek(self, key: Hashable, now_epoch: float) -> V | None:
         """The cached answer if the head was read less than ``staleness`` ago; never reads

@@ -145,6 +145,9 @@ class Ledger:
             raise ValidationError("the verification cache staleness cannot be negative")
         self.store = store
         self.projector = Projector()
+        # The system clock's "now" is read as time.time() on the verification hot path
+        # (no datetime built); any other clock is asked as usual.
+        self._wall_clock = type(store.clock) is SystemClock
         in_memory = store.engine.url.database in (None, "", ":memory:")
         # An in-memory SQLite database exists on its one shared connection only.
         self._readers = None if in_memory else ReadConnections(store.engine)
@@ -238,11 +241,6 @@ class Ledger:
         with self._readers.snapshot() as connection:
             yield SqlLedgerView(connection, remember=True)
 
-    def _epoch(self) -> float:
-        """Now, in seconds since the epoch (the wall clock's without building a datetime)."""
-        clock = self.clock
-        return time.time() if type(clock) is SystemClock else self.now().timestamp()
-
     def _head_position(self) -> int:
         with self._lookup_view() as view:
             return read_head(view.connection).position
@@ -269,7 +267,8 @@ class Ledger:
         key = (hash_secret(secret), resource, wanted)
         if answers is not None:
             # Looked up before any validation: only answers to valid input are ever kept.
-            cached = answers.lookup(key, self._epoch())
+            now = time.time() if self._wall_clock else self.now().timestamp()
+            cached = answers.lookup(key, now)
             if cached is not None:
                 return cached
         if resource is not None:
