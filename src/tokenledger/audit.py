@@ -104,13 +104,11 @@ def search(store: EventStore, query: AuditQuery) -> list[AuditEntry]:
     if query.until is not None:
         conditions.append(source.c.recorded_at < ensure_utc(query.until))
     order = source.c.position.asc() if query.oldest_first else source.c.position.desc()
-    positions = (
-        sa.select(source.c.position)
-        .where(*conditions)
-        .group_by(source.c.position)
-        .order_by(order)
-        .limit(query.limit)
-    )
+    positions = sa.select(source.c.position).where(*conditions)
+    if indexed:
+        # An event appears once per subject in the audit index: once in the answer.
+        positions = positions.group_by(source.c.position)
+    positions = positions.order_by(order).limit(query.limit)
     with store.engine.connect() as connection:
         wanted = [row[0] for row in connection.execute(positions)]
         records = _records_at(connection, wanted)

@@ -71,4 +71,4 @@ events = sa.Table(
     sa.CheckConstraint("stream_version > 0", name="ck_events_stream_version_positive"),
 )
 sa.Index("ix_events_recorded_at", events.c.recorded_at)
-sa.Index("ix_events_correlation_id", events.c.correlation_id)
+sa.Index("ix_events_correlation_id", events.c.correlation_id, events.c.position)
