@@ -93,6 +93,7 @@ def rebuild(
     started = time.perf_counter()
     with _shadow(store) as shadow:
         folded = _fold_into_shadow(store, shadow, batch_size, progress, projections)
+        shadow.analyze(projection_tables(projections))
         with _locked(shadow.connection):
             folded += _catch_up(store, shadow, projections)
             position = store.head().position
@@ -185,6 +186,18 @@ class _Shadow:
     def create(self, tables: Sequence[sa.Table]) -> None:
         with self.connection.begin():
             tables[0].metadata.create_all(self.connection, tables=list(tables))
+
+    def analyze(self, tables: Sequence[sa.Table]) -> None:
+        """PostgreSQL: gather the new tables' planner statistics before they go live (they
+        move with the tables), outside the write lock. Fresh tables have none, and until
+        autovacuum comes by the planner would guess, e.g. sort a whole correlation's rows
+        to return its latest 50."""
+        if self.connection.dialect.name != "postgresql":
+            return
+        quote = self.connection.dialect.identifier_preparer.quote
+        names = ", ".join(f"{quote(self.name)}.{quote(t.name)}" for t in tables)
+        with self.connection.begin():
+            self.connection.exec_driver_sql(f"ANALYZE {names}")
 
     def swap_in(self, tables: Sequence[sa.Table]) -> None:
         run = self.connection.exec_driver_sql
