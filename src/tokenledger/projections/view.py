@@ -31,6 +31,7 @@ from tokenledger.domain.model import (
     ServiceAccountView,
     TokenView,
     UserView,
+    is_service_account_id,
     predefined_role_grants,
 )
 from tokenledger.domain.permissions import Grant
@@ -179,6 +180,14 @@ _DIRECT_GRANTS = DriverStatement(
 _SERVICE_ACCOUNT = _by_key(service_accounts, account_id=service_accounts.c.account_id)
 _TOKEN = _by_key(tokens, token_id=tokens.c.token_id)
 _TOKEN_BY_HASH = _by_key(tokens, secret_hash=tokens.c.secret_hash)
+_TOKEN_COLUMNS = len(tokens.columns)
+_TOKEN_AND_ACCOUNT_BY_HASH = DriverStatement(
+    sa.select(tokens, service_accounts)
+    .select_from(
+        tokens.outerjoin(service_accounts, service_accounts.c.account_id == tokens.c.principal)
+    )
+    .where(tokens.c.secret_hash == sa.bindparam("secret_hash"))
+)
 _CLIENT_CREDENTIAL = _by_key(client_credentials, client_id=client_credentials.c.client_id)
 _CLIENT_CREDENTIAL_BY_HASH = _by_key(
     client_credentials, secret_hash=client_credentials.c.secret_hash
@@ -337,8 +346,21 @@ class SqlLedgerView:
 
     def token_by_secret_hash(self, secret_hash: str) -> TokenView | None:
         """The token whose secret hashes to ``secret_hash`` (hex SHA-256), revoked or not."""
-        row = _TOKEN_BY_HASH.first(self.connection, {"secret_hash": secret_hash})
-        return None if row is None else _token(row)
+        remembered = self._remembered
+        if remembered is None:
+            row = _TOKEN_BY_HASH.first(self.connection, {"secret_hash": secret_hash})
+            return None if row is None else _token(row)
+        # A verification asks for the token's service account next: fetch both in one
+        # statement (one round trip, one snapshot on PostgreSQL too).
+        row = _TOKEN_AND_ACCOUNT_BY_HASH.first(self.connection, {"secret_hash": secret_hash})
+        if row is None:
+            return None
+        token = _token(row[:_TOKEN_COLUMNS])
+        if is_service_account_id(token.principal):
+            account = row[_TOKEN_COLUMNS:]
+            found = None if account[0] is None else _service_account(account)
+            remembered[("service_account", token.principal)] = found
+        return token
 
     def tokens_of(self, principal: str) -> list[TokenView]:
         """Every token of the principal, revoked and expired ones included; by id."""
