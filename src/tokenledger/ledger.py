@@ -95,9 +95,6 @@ DEFAULT_VERIFY_STALENESS = 1.0
 # malformed secrets are not kept, so guessing cannot fill the cache.
 _CACHED_INACTIVE = frozenset({"revoked", "expired", "principal_disabled"})
 
-# Commands appending more events than this fold them into the projections in batches.
-_BATCH_FROM = 16
-
 logger = logging.getLogger("tokenledger")
 
 
@@ -198,12 +195,8 @@ class Ledger:
             view = SqlLedgerView(tx.connection)
             events = decide(command, view, Context(actor=actor, now=tx.recorded_at, mint=mint))
             records = tx.append([to_pending(event) for event in events])
-            # A cascade's thousands of events are folded in a few executemany batches.
-            self.projector.apply(
-                tx.connection,
-                list(zip(records, events, strict=True)),
-                batched=len(events) > _BATCH_FROM,
-            )
+            # Several events (a cascade's thousands) are folded in executemany batches.
+            self.projector.apply(tx.connection, list(zip(records, events, strict=True)))
             result = CommandResult(
                 command_id=tx.command_id,
                 correlation_id=tx.correlation_id,

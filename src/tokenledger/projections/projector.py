@@ -89,18 +89,22 @@ class Projector:
         connection: Connection,
         pairs: Sequence[tuple[RecordedEvent, Event]],
         *,
-        batched: bool = False,
+        batched: bool | None = None,
     ) -> None:
         """Apply each (record, event) in order, then move the checkpoints to the last position.
 
         ``batched`` queues the row operations and runs them as a few
-        ``executemany`` statements at the end (a rebuild's pages); otherwise each
-        runs at once (a command's few events). A checkpoint never moves
+        ``executemany`` statements at the end (a rebuild's pages, a cascade, any
+        command of several events: on PostgreSQL each statement is a round trip);
+        otherwise each runs at once. By default a single event's operations run
+        at once and several events' are batched. A checkpoint never moves
         backwards (the upsert keeps the larger position): re-applying events already
         folded in (handlers are idempotent) leaves it where it was.
         """
         if not pairs:
             return
+        if batched is None:
+            batched = len(pairs) > 1
         writes = BufferedWrites(connection) if batched else Writes(connection)
         last = pairs[-1][0].position
         for projection in self.projections:

@@ -108,22 +108,34 @@ class DriverStatement:
     tables are written through the same statements.
     """
 
-    def __init__(self, statement: sa.Executable, *, column_keys: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        statement: sa.Executable,
+        *,
+        column_keys: Sequence[str] = (),
+        prepare: bool = True,
+    ) -> None:
         self.statement = statement
         # An INSERT or upsert binds exactly these columns (by name), in every row.
         self.column_keys = tuple(column_keys)
+        # PostgreSQL: psycopg prepares a statement run often, and the server may then
+        # plan it once for any parameters. Right for key lookups; a statement whose best
+        # plan depends on its parameters (an IN list, a range) says prepare=False and is
+        # planned for the values it gets each time.
+        self.prepare = prepare
         self._compiled: dict[tuple[str, Any], _Compiled] = {}
 
     def execute(self, connection: Connection, params: Mapping[str, Any] | None = None) -> Any:
         """Run once; the driver cursor (rows not yet converted: use ``all``/``first``)."""
         compiled = self._compile(connection)
-        return _run(connection, compiled.sql, _bind(compiled, params or {}), many=False)
+        bound = _bind(compiled, params or {})
+        return _run(connection, compiled.sql, bound, many=False, prepare=self.prepare)
 
     def executemany(self, connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         compiled = self._compile(connection)
         batch = [_bind(compiled, row) for row in rows]
         if batch:
-            _run(connection, compiled.sql, batch, many=True).close()
+            _run(connection, compiled.sql, batch, many=True, prepare=self.prepare).close()
 
     def all(
         self, connection: Connection, params: Mapping[str, Any] | None = None
@@ -212,15 +224,17 @@ def _compile(
     )
 
 
-def _run(connection: Connection, sql: str, params: Any, *, many: bool) -> Any:
+def _run(connection: Connection, sql: str, params: Any, *, many: bool, prepare: bool) -> Any:
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     dispatch = connection.dispatch
     if dispatch.before_cursor_execute:
         dispatch.before_cursor_execute(connection, cursor, sql, params, None, many)
     if many:
         cursor.executemany(sql, params)
-    else:
+    elif prepare or connection.dialect.name != "postgresql":
         cursor.execute(sql, params)
+    else:
+        cursor.execute(sql, params, prepare=False)  # type: ignore[call-arg]  # psycopg
     if dispatch.after_cursor_execute:
         dispatch.after_cursor_execute(connection, cursor, sql, params, None, many)
     return cursor

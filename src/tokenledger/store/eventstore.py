@@ -82,7 +82,8 @@ def _stream_versions_query(count: int) -> DriverStatement:
     return DriverStatement(
         sa.select(events.c.stream_id, sa.func.max(events.c.stream_version))
         .where(events.c.stream_id.in_(names))
-        .group_by(events.c.stream_id)
+        .group_by(events.c.stream_id),
+        prepare=False,
     )
 
 
@@ -100,7 +101,8 @@ def _page_query(bounds: tuple[str, ...]) -> DriverStatement:
         sa.select(*EVENT_COLUMNS)
         .where(*conditions)
         .order_by(events.c.position)
-        .limit(sa.bindparam("limit"))
+        .limit(sa.bindparam("limit")),
+        prepare=False,  # time ranges: planned for the values given
     )
 
 
