@@ -58,6 +58,7 @@ from tokenledger.domain.secrets import (
     hash_secret,
     new_token_id,
     parse_secret,
+    secret_digest,
 )
 from tokenledger.domain.subjects import subjects
 from tokenledger.errors import Conflict, NotFound, PermissionDenied, ValidationError
@@ -257,7 +258,7 @@ class Ledger:
         """
         wanted = level if level is not None else Level.READ
         answers = self._answers
-        key = (hash_secret(secret), resource, wanted)
+        key = (secret_digest(secret), resource, wanted)
         if answers is not None:
             # Looked up before any validation: only answers to valid input are ever kept.
             now = time.time() if self._wall_clock else self.now().timestamp()
@@ -271,9 +272,9 @@ class Ledger:
         except ValidationError:
             return Verification(active=False, allowed=False, reason="malformed")
         if answers is None:
-            return self._read_verification(key[0], resource, wanted)
+            return self._read_verification(key[0].hex(), resource, wanted)
         generation = answers.generation()  # before reading: see HeadGatedCache.put
-        answer = self._read_verification(key[0], resource, wanted)
+        answer = self._read_verification(key[0].hex(), resource, wanted)
         if answer.active or answer.reason in _CACHED_INACTIVE:
             answers.put(key, answer, answer.exp if answer.active else None, generation)
         return answer

@@ -53,6 +53,7 @@ __all__ = [
     "looks_like_secret",
     "new_token_id",
     "parse_secret",
+    "secret_digest",
 ]
 
 BASE62_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -179,7 +180,12 @@ def hash_secret(text: str) -> str:
     ignores it, so a secret read with its trailing newline hashes the same as
     the secret itself. The text is not validated; call :func:`parse_secret` first.
     """
-    return hashlib.sha256(text.strip(_SURROUNDING_WHITESPACE).encode("utf-8")).hexdigest()
+    return secret_digest(text).hex()
+
+
+def secret_digest(text: str) -> bytes:
+    """The 32-byte SHA-256 that :func:`hash_secret` writes out in hex (a compact cache key)."""
+    return hashlib.sha256(text.strip(_SURROUNDING_WHITESPACE).encode("utf-8")).digest()
 
 
 def new_token_id() -> str:
