@@ -225,19 +225,48 @@ def _compile(
 
 
 def _run(connection: Connection, sql: str, params: Any, *, many: bool, prepare: bool) -> Any:
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None
+    cursor = dbapi_connection.cursor()
     dispatch = connection.dispatch
     if dispatch.before_cursor_execute:
         dispatch.before_cursor_execute(connection, cursor, sql, params, None, many)
-    if many:
-        cursor.executemany(sql, params)
-    elif prepare or connection.dialect.name != "postgresql":
-        cursor.execute(sql, params)
-    else:
-        cursor.execute(sql, params, prepare=False)  # type: ignore[call-arg]  # psycopg
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        elif prepare or connection.dialect.name != "postgresql":
+            cursor.execute(sql, params)
+        else:
+            cursor.execute(sql, params, prepare=False)  # type: ignore[call-arg]  # psycopg
+    except connection.dialect.loaded_dbapi.Error as error:
+        cursor.close()
+        raise _wrapped(connection, dbapi_connection, sql, error) from error
     if dispatch.after_cursor_execute:
         dispatch.after_cursor_execute(connection, cursor, sql, params, None, many)
     return cursor
+
+
+def _wrapped(
+    connection: Connection, dbapi_connection: Any, sql: str, error: Any
+) -> sa.exc.StatementError:
+    """The driver's error as SQLAlchemy would raise it (``OperationalError``, ``IntegrityError``,
+    ``DataError``, ...), so callers handle one family of errors whichever path ran the
+    statement. Parameters are left out: they may hold a secret's hash or personal data. A
+    lost connection is invalidated, so that it is not used again."""
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(error, dbapi_connection, None)
+    if lost:
+        connection.invalidate(error)
+    wrapped: sa.exc.StatementError = sa.exc.DBAPIError.instance(
+        sql,
+        None,
+        error,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=lost,
+        dialect=dialect,
+    )
+    return wrapped
 
 
 def _bind(compiled: _Compiled, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:

@@ -50,11 +50,12 @@ class ReadConnections:
         try:
             yield connection
         finally:
-            dbapi.execute("COMMIT")
+            if not connection.invalidated:
+                dbapi.execute("COMMIT")
 
     def _connection(self) -> Connection:
         connection: Connection | None = getattr(self._local, "connection", None)
-        if connection is None or connection.closed:
+        if connection is None or connection.closed or connection.invalidated:
             connection = self._engine.connect()
             connection.connection.detach()  # closed, not pooled, when this one closes
             dbapi = connection.connection.dbapi_connection
