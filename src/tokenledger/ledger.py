@@ -11,7 +11,7 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -258,36 +258,39 @@ class Ledger:
         """
         wanted = level if level is not None else Level.READ
         answers = self._answers
+        if answers is None:
+            return self._verify_now(secret, resource, wanted)
+        # Looked up before any validation: only answers to valid input are ever kept.
         key = (secret_digest(secret), resource, wanted)
-        if answers is not None:
-            # Looked up before any validation: only answers to valid input are ever kept.
-            now = time.time() if self._wall_clock else self.now().timestamp()
-            cached = answers.lookup(key, now)
-            if cached is not None:
-                return cached
+        now = time.time() if self._wall_clock else self.now().timestamp()
+        cached = answers.lookup(key, now)
+        if cached is not None:
+            return cached
+        return self._verify_now(secret, resource, wanted, keep_in=(answers, key))
+
+    def _verify_now(
+        self,
+        secret: str,
+        resource: str | None,
+        wanted: Level,
+        *,
+        keep_in: tuple[HeadGatedCache[Verification], Hashable] | None = None,
+    ) -> Verification:
+        """The answer read from the projections (and kept in the cache ``keep_in`` names)."""
         if resource is not None:
             resource = _valid(check_path, resource)
         try:
             parse_secret(secret)
         except ValidationError:
             return Verification(active=False, allowed=False, reason="malformed")
-        if answers is None:
-            return self._read_verification(key[0].hex(), resource, wanted)
+        if keep_in is None:
+            return self._read_verification(hash_secret(secret), resource, wanted)
+        answers, key = keep_in
         generation = answers.generation()  # before reading: see HeadGatedCache.put
-        answer = self._read_verification(key[0].hex(), resource, wanted)
+        answer = self._read_verification(hash_secret(secret), resource, wanted)
         if answer.active or answer.reason in _CACHED_INACTIVE:
             answers.put(key, answer, answer.exp if answer.active else None, generation)
         return answer
-
-    def _verify_now(self, secret: str, resource: str | None, wanted: Level) -> Verification:
-        """``verify`` without the cache."""
-        if resource is not None:
-            resource = _valid(check_path, resource)
-        try:
-            parse_secret(secret)
-        except ValidationError:
-            return Verification(active=False, allowed=False, reason="malformed")
-        return self._read_verification(hash_secret(secret), resource, wanted)
 
     def _read_verification(
         self, secret_hash: str, resource: str | None, wanted: Level
