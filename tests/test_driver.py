@@ -3,6 +3,7 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from tokenledger.projections.schema import orgs, users
 from tokenledger.store import EventStore
 from tokenledger.store.driver import DriverStatement
+from tokenledger.store.readers import ReadConnections
 
 WHEN = datetime(2026, 5, 1, 9, 30, 15, 120_000, tzinfo=UTC)
 
@@ -70,3 +72,40 @@ def test_listeners_see_driver_statements(store: EventStore) -> None:
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", record)
     assert any(statement.startswith("SELECT users.email") for statement in seen)
+
+
+def test_read_connections_are_bounded_and_reclaimed(store: EventStore) -> None:
+    readers = ReadConnections(store.engine, limit=1)
+    seen: dict[str, bool] = {}
+
+    def read(
+        name: str, hold: threading.Event | None = None, held: threading.Event | None = None
+    ) -> None:
+        with readers.snapshot() as connection:
+            assert USER.first(connection, {"email": "nobody@acme.io"}) is None
+            seen[name + " dedicated"] = not connection.in_transaction()
+            if held is not None and hold is not None:
+                held.set()
+                hold.wait(timeout=30)
+
+    try:
+        hold, held = threading.Event(), threading.Event()
+        first = threading.Thread(target=read, args=("first", hold, held))
+        first.start()
+        assert held.wait(timeout=30)
+        second = threading.Thread(target=read, args=("second",))
+        second.start()
+        second.join(timeout=30)
+        hold.set()
+        first.join(timeout=30)
+        # The first thread holds the only dedicated connection; the second read through the
+        # pool (in a SQLAlchemy transaction of its own).
+        assert seen["first dedicated"] is True
+        assert seen["second dedicated"] is False
+        # The first thread is gone: its connection is reclaimed for the next thread.
+        third = threading.Thread(target=read, args=("third",))
+        third.start()
+        third.join(timeout=30)
+        assert seen["third dedicated"] is True
+    finally:
+        readers.close()

@@ -28,19 +28,31 @@ from sqlalchemy.engine import Connection, Engine
 __all__ = ["ReadConnections"]
 
 
-class ReadConnections:
-    """One read connection per thread, detached from ``engine``'s pool."""
+#: Dedicated read connections per ``ReadConnections`` (per process): threads beyond
+#: it read through the pool, so a server's thread pool cannot exhaust PostgreSQL's
+#: ``max_connections``.
+DEFAULT_LIMIT = 8
 
-    def __init__(self, engine: Engine) -> None:
+
+class ReadConnections:
+    """One read connection per thread (up to ``limit`` threads), detached from ``engine``'s
+    pool; further threads read on a pooled connection in a transaction of its own."""
+
+    def __init__(self, engine: Engine, *, limit: int = DEFAULT_LIMIT) -> None:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
+        self._limit = limit
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._open: list[Connection] = []
+        self._open: list[tuple[threading.Thread, Connection]] = []
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
         connection = self._connection()
+        if connection is None:
+            with self._engine.connect() as pooled, pooled.begin():
+                yield pooled
+            return
         dbapi = connection.connection.dbapi_connection
         assert dbapi is not None
         if not self._sqlite:
@@ -53,24 +65,36 @@ class ReadConnections:
             if not connection.invalidated:
                 dbapi.execute("COMMIT")
 
-    def _connection(self) -> Connection:
+    def _connection(self) -> Connection | None:
         connection: Connection | None = getattr(self._local, "connection", None)
-        if connection is None or connection.closed or connection.invalidated:
+        if connection is not None and not (connection.closed or connection.invalidated):
+            return connection
+        with self._lock:
+            # Threads come and go (a server's pool retires idle ones) and connections get
+            # lost: such entries are closed here rather than kept until the ledger closes.
+            for entry in [e for e in self._open if _retired(*e)]:
+                entry[1].close()
+                self._open.remove(entry)
+            if len(self._open) >= self._limit:
+                return None
             connection = self._engine.connect()
-            connection.connection.detach()  # closed, not pooled, when this one closes
-            dbapi = connection.connection.dbapi_connection
-            assert dbapi is not None
-            if not self._sqlite:
-                dbapi.rollback()  # whatever connecting began
-                dbapi.autocommit = True
-            self._local.connection = connection
-            with self._lock:
-                self._open.append(connection)
+            self._open.append((threading.current_thread(), connection))
+        connection.connection.detach()  # closed, not pooled, when this one closes
+        dbapi = connection.connection.dbapi_connection
+        assert dbapi is not None
+        if not self._sqlite:
+            dbapi.rollback()  # whatever connecting began
+            dbapi.autocommit = True
+        self._local.connection = connection
         return connection
 
     def close(self) -> None:
         """Close every thread's connection (each reopens on its next snapshot)."""
         with self._lock:
-            for connection in self._open:
+            for _, connection in self._open:
                 connection.close()
             self._open.clear()
+
+
+def _retired(thread: threading.Thread, connection: Connection) -> bool:
+    return not thread.is_alive() or connection.closed or connection.invalidated
