@@ -105,8 +105,10 @@ def search(store: EventStore, query: AuditQuery) -> list[AuditEntry]:
         conditions.append(source.c.recorded_at < ensure_utc(query.until))
     order = source.c.position.asc() if query.oldest_first else source.c.position.desc()
     positions = sa.select(source.c.position).where(*conditions)
-    if indexed:
-        # An event appears once per subject in the audit index: once in the answer.
+    if indexed and query.subject is None:
+        # An event has a row per subject in the audit index: once in the answer. (For one
+        # subject the key (subject, position) already makes positions unique, and without
+        # the GROUP BY the newest ones are read straight off that key, backwards.)
         positions = positions.group_by(source.c.position)
     positions = positions.order_by(order).limit(query.limit)
     with store.engine.connect() as connection:
