@@ -86,20 +86,11 @@ def test_another_process_revocation_is_seen_within_the_staleness_bound(
         reader.close()
 
 
-def test_staleness_zero_is_never_stale(writer: Ledger, database_url: str) -> None:
-    reader = open_ledger(database_url, staleness=0.0)
-    try:
-        with freeze_time(START):
-            secret, token_id = issue(writer)
-            assert active(reader, secret)
-            revoke(writer, token_id)
-            assert not active(reader, secret)
-    finally:
-        reader.close()
-
-
-def test_without_a_cache_every_answer_is_read(writer: Ledger, database_url: str) -> None:
-    reader = open_ledger(database_url, staleness=None)
+@pytest.mark.parametrize("staleness", [0.0, None], ids=["staleness-0", "no-cache"])
+def test_staleness_zero_and_no_cache_are_never_stale(
+    writer: Ledger, database_url: str, staleness: float | None
+) -> None:
+    reader = open_ledger(database_url, staleness=staleness)
     try:
         with freeze_time(START):
             secret, token_id = issue(writer)
