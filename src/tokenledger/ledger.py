@@ -11,7 +11,7 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -91,6 +91,9 @@ DEFAULT_ACCESS_TOKEN_LIFETIME = timedelta(hours=1)
 #: revocation committed by another process reaches this one's answers within this bound
 #: (one committed through this ``Ledger`` at once).
 DEFAULT_VERIFY_STALENESS = 1.0
+
+# A cached verification's key: the secret's SHA-256 digest, the resource and the level.
+_AnswerKey = tuple[bytes, str | None, Level]
 
 # Inactive answers worth keeping: those that took more than one lookup to reach. Unknown and
 # malformed secrets are not kept, so guessing cannot fill the cache.
@@ -274,7 +277,7 @@ class Ledger:
         resource: str | None,
         wanted: Level,
         *,
-        keep_in: tuple[HeadGatedCache[Verification], Hashable] | None = None,
+        keep_in: tuple[HeadGatedCache[Verification], _AnswerKey] | None = None,
     ) -> Verification:
         """The answer read from the projections (and kept in the cache ``keep_in`` names)."""
         if resource is not None:
@@ -287,7 +290,7 @@ class Ledger:
             return self._read_verification(hash_secret(secret), resource, wanted)
         answers, key = keep_in
         generation = answers.generation()  # before reading: see HeadGatedCache.put
-        answer = self._read_verification(hash_secret(secret), resource, wanted)
+        answer = self._read_verification(key[0].hex(), resource, wanted)  # the digest, in hex
         if answer.active or answer.reason in _CACHED_INACTIVE:
             answers.put(key, answer, answer.exp if answer.active else None, generation)
         return answer
