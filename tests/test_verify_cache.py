@@ -129,7 +129,8 @@ def test_invalid_input_is_refused_every_time_and_never_cached(writer: Ledger) ->
         with pytest.raises(ValidationError):
             writer.verify(secret, resource="not a path!")
         assert writer.verify("tls_not-a-secret").reason == "malformed"
-        assert writer.verify(secret[:-1] + "x").reason in ("malformed", "unknown")
+        typo = secret[:-1] + ("y" if secret.endswith("x") else "x")  # a bad checksum
+        assert writer.verify(typo).reason == "malformed"
 
 
 def test_a_negative_staleness_is_refused(database_url: str) -> None:
