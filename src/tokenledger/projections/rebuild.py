@@ -47,7 +47,7 @@ __all__ = [
 #: Called with (events folded so far, events to fold in all).
 Progress = Callable[[int, int], None]
 
-DEFAULT_BATCH_SIZE = 2000
+DEFAULT_BATCH_SIZE = 10_000
 SHADOW = "tl_rebuild"
 
 
@@ -93,6 +93,7 @@ def rebuild(
     started = time.perf_counter()
     with _shadow(store) as shadow:
         folded = _fold_into_shadow(store, shadow, batch_size, progress, projections)
+        shadow.index(projection_tables(projections))
         shadow.analyze(projection_tables(projections))
         with _locked(shadow.connection):
             folded += _catch_up(store, shadow, projections)
@@ -184,8 +185,21 @@ class _Shadow:
         self.name = name
 
     def create(self, tables: Sequence[sa.Table]) -> None:
+        """The tables with their keys and unique constraints, but no other index yet: loading
+        rows and then building an index (one sort) is far cheaper than updating it per row."""
         with self.connection.begin():
-            tables[0].metadata.create_all(self.connection, tables=list(tables))
+            for table in tables:
+                self.connection.execute(sa.schema.CreateTable(table))
+
+    def index(self, tables: Sequence[sa.Table]) -> None:
+        """PostgreSQL: build the shadow tables' indexes (they move with the tables), outside the
+        write lock. SQLite's are built in the live tables by ``swap_in``."""
+        if self.connection.dialect.name != "postgresql":
+            return
+        with self.connection.begin():
+            for table in tables:
+                for index in table.indexes:
+                    self.connection.execute(sa.schema.CreateIndex(index))
 
     def analyze(self, tables: Sequence[sa.Table]) -> None:
         """PostgreSQL: gather the new tables' planner statistics before they go live (they
@@ -213,12 +227,23 @@ class _Shadow:
                 run(f"ALTER TABLE {shadow}.{name} SET SCHEMA {live}")
             run(f"DROP SCHEMA {old} CASCADE")
             return
-        # SQLite cannot move a table between database files: copy the rows.
+        # SQLite cannot move a table between database files: copy the rows, in key order and
+        # with the secondary indexes dropped and then built again (one sort each).
+        dialect = self.connection.dialect
         for table in tables:
             columns = ", ".join(quote(c.name) for c in table.columns)
+            key = ", ".join(quote(c.name) for c in table.primary_key.columns)
             name = quote(table.name)
+            for index in table.indexes:
+                run(f"DROP INDEX IF EXISTS main.{quote(str(index.name))}")
             run(f"DELETE FROM main.{name}")
-            run(f"INSERT INTO main.{name} ({columns}) SELECT {columns} FROM {shadow}.{name}")
+            run(
+                f"INSERT INTO main.{name} ({columns}) "
+                f"SELECT {columns} FROM {shadow}.{name} ORDER BY {key}"
+            )
+            for index in table.indexes:
+                # Unqualified, an index goes into the main database, as its table.
+                run(str(sa.schema.CreateIndex(index).compile(dialect=dialect)))
 
     def compare(
         self, live: Connection, tables: Sequence[sa.Table], limit: int
@@ -389,8 +414,9 @@ def _fold_into_shadow(
     folded = 0
     projector = Projector(projections)
     for page in _pages(store.read_all(batch_size=batch_size), batch_size):
+        pairs = [(r, decode_event(r)) for r in page]
         with shadow.connection.begin():
-            projector.apply(shadow.connection, [(r, decode_event(r)) for r in page], batched=True)
+            projector.apply_in_bulk(shadow.connection, pairs)
         folded += len(page)
         if progress:
             progress(folded, max(total, folded))

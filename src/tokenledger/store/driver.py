@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 
 from tokenledger.store.schema import UTCDateTime
 
-__all__ = ["DriverStatement"]
+__all__ = ["DriverStatement", "copy_rows"]
 
 Converter = Callable[[Any], Any]
 
@@ -244,6 +244,34 @@ def _run(connection: Connection, sql: str, params: Any, *, many: bool, prepare: 
     if dispatch.after_cursor_execute:
         dispatch.after_cursor_execute(connection, cursor, sql, params, None, many)
     return cursor
+
+
+def copy_rows(
+    connection: Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """PostgreSQL: load ``rows`` (values in ``columns`` order) into ``table`` with COPY, the
+    server's bulk path, in the connection's transaction and schema translation."""
+    translate = connection.get_execution_options().get("schema_translate_map") or {}
+    schema = translate.get(table.schema, table.schema)
+    quote = connection.dialect.identifier_preparer.quote
+    name = quote(table.name) if schema is None else f"{quote(schema)}.{quote(table.name)}"
+    sql = f"COPY {name} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None
+    cursor = dbapi_connection.cursor()
+    dispatch = connection.dispatch
+    if dispatch.before_cursor_execute:
+        dispatch.before_cursor_execute(connection, cursor, sql, (), None, True)
+    try:
+        with cursor.copy(sql) as copy:  # psycopg
+            for row in rows:
+                copy.write_row(row)
+    except connection.dialect.loaded_dbapi.Error as error:
+        raise _wrapped(connection, dbapi_connection, sql, error) from error
+    finally:
+        cursor.close()
+    if dispatch.after_cursor_execute:
+        dispatch.after_cursor_execute(connection, cursor, sql, (), None, True)
 
 
 def _wrapped(

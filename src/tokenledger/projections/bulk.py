@@ -1,0 +1,160 @@
+"""A rebuild's pages folded in memory, their new rows loaded in bulk.
+
+Folding the log from its start mostly creates rows (token issues, audit
+entries) and changes rows created shortly before (a revocation of a token
+issued a few thousand events earlier). ``PageFold`` is a ``Writes`` that keeps
+the rows a page creates in memory, applies the page's later operations on
+those rows there, and at ``flush`` loads each table's new rows with one plain
+INSERT batch (COPY on PostgreSQL); operations on rows from earlier pages run
+after that, batched as ``BufferedWrites`` does. A page of 10,000 events is a
+handful of statements instead of one per row operation, and a token issued and
+revoked in one page is written once.
+
+Folding in memory is exact when a row the page creates did not exist before
+the page: ``insert_if_absent`` would then have inserted it, and every later
+operation of the page would have found the row as it is in memory. When it did
+exist (a log that creates one row twice, which handlers tolerate), the plain
+INSERT fails on the primary key and the caller replays the page with
+``BufferedWrites``, one exact row operation after another (``Projector``
+does, inside a savepoint). A row created and then deleted within the page is
+also deleted in SQL, in case an older row with its key exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tokenledger.projections.writes import BufferedWrites, Row, Writes
+from tokenledger.store.driver import DriverStatement, copy_rows
+
+__all__ = ["NotFoldable", "PageFold"]
+
+
+class NotFoldable(Exception):
+    """An operation ``PageFold`` cannot fold exactly: replay the page row by row."""
+
+
+class PageFold(Writes):
+    """Row operations of one page: new rows kept in memory, the rest batched."""
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
+        # Per table: the rows this page created, by primary key, in creation order.
+        self._created: dict[sa.Table, dict[Any, Mapping[str, Any]]] = {}
+        # Per table: keys whose operations go to SQL (their row may predate the page).
+        self._elsewhere: dict[sa.Table, set[Any]] = {}
+        self._rest = BufferedWrites(connection)
+
+    def insert_if_absent(self, table: sa.Table, rows: Iterable[Row]) -> None:
+        created = self._created.setdefault(table, {})
+        elsewhere = self._elsewhere.get(table)
+        key_of = _key_of(table)
+        for row in rows:
+            key = key_of(row)
+            if elsewhere is not None and key in elsewhere:
+                self._rest.insert_if_absent(table, [row])
+            elif key not in created:
+                created[key] = row
+
+    def upsert(self, table: sa.Table, row: Row) -> None:
+        key = _key_of(table)(row)
+        created = self._created.get(table)
+        if created is not None and key in created:
+            created[key] = {**created[key], **row}
+        else:
+            self._send_elsewhere(table, key)
+            self._rest.upsert(table, row)
+
+    def update(
+        self,
+        table: sa.Table,
+        where: Row,
+        values: Row,
+        *,
+        only_if_null: Sequence[str] = (),
+    ) -> None:
+        key = _key_in(table, where)
+        created = self._created.get(table)
+        row = None if created is None else created.get(key)
+        if row is None:
+            self._send_elsewhere(table, key)
+            self._rest.update(table, where, values, only_if_null=only_if_null)
+            return
+        assert created is not None
+        if _matches(row, where) and all(row[name] is None for name in only_if_null):
+            created[key] = {**row, **values}
+
+    def delete(self, table: sa.Table, where: Row) -> None:
+        key = _key_in(table, where)
+        if len(where) != len(table.primary_key.columns):
+            # A condition beyond the key would have to be tested against a row
+            # that may predate the page: not folded.
+            raise NotFoldable(f"a delete from {table.name} by more than its key")
+        created = self._created.get(table)
+        if created is not None:
+            created.pop(key, None)
+        self._send_elsewhere(table, key)
+        self._rest.delete(table, where)
+
+    def flush(self) -> None:
+        """Load the new rows, then run the operations on older rows."""
+        for table, created in self._created.items():
+            if created:
+                _load(self.connection, table, created.values())
+        self._rest.flush()
+        self._created.clear()
+        self._elsewhere.clear()
+
+    def _send_elsewhere(self, table: sa.Table, key: Any) -> None:
+        self._elsewhere.setdefault(table, set()).add(key)
+
+
+def _matches(row: Mapping[str, Any], where: Row) -> bool:
+    return all(row[name] == value for name, value in where.items())
+
+
+_KEY_GETTERS: dict[sa.Table, Callable[[Mapping[str, Any]], Any]] = {}
+
+
+def _key_of(table: sa.Table) -> Callable[[Mapping[str, Any]], Any]:
+    """The primary key of a row given as a mapping (a value, or a tuple for several columns)."""
+    getter = _KEY_GETTERS.get(table)
+    if getter is None:
+        getter = _KEY_GETTERS[table] = itemgetter(*(c.name for c in table.primary_key.columns))
+    return getter
+
+
+def _key_in(table: sa.Table, where: Row) -> Any:
+    try:
+        return _key_of(table)(where)
+    except KeyError:
+        raise NotFoldable(f"an operation on {table.name} not by its primary key") from None
+
+
+def _load(connection: Connection, table: sa.Table, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Insert rows that must not exist yet (a duplicate key raises ``IntegrityError``)."""
+    by_shape: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_shape.setdefault(tuple(row), []).append(row)
+    for columns, same in by_shape.items():
+        if connection.dialect.name == "postgresql":
+            copy_rows(connection, table, columns, [tuple(row.values()) for row in same])
+        else:
+            _insert_statement(table, columns).executemany(connection, same)
+
+
+_INSERTS: dict[tuple[sa.Table, tuple[str, ...]], DriverStatement] = {}
+
+
+def _insert_statement(table: sa.Table, columns: tuple[str, ...]) -> DriverStatement:
+    statement = _INSERTS.get((table, columns))
+    if statement is None:
+        statement = _INSERTS[table, columns] = DriverStatement(
+            sa.insert(table), column_keys=columns
+        )
+    return statement
