@@ -15,6 +15,7 @@ from tokenledger.cli.output import echo_json
 from tokenledger.errors import IntegrityViolation, ValidationError
 from tokenledger.history import position_at
 from tokenledger.projections.rebuild import (
+    DEFAULT_BATCH_SIZE,
     CheckReport,
     Difference,
     Progress,
@@ -56,7 +57,7 @@ __all__ = ["replay"]
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1, max=100_000),
-    default=2000,
+    default=DEFAULT_BATCH_SIZE,
     show_default=True,
     help="Events per page read from the log.",
 )

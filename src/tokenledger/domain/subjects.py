@@ -9,8 +9,8 @@ new event is indexed without a line here, as long as it uses the usual names.
 from __future__ import annotations
 
 from collections.abc import Iterator
-
-import msgspec
+from functools import cache
+from typing import NamedTuple
 
 from tokenledger.domain.events import Event
 from tokenledger.domain.permissions import Grant, org_of
@@ -27,26 +27,46 @@ _GRANT_FIELDS = ("grant", "permission", "previous", "grants")
 
 def subjects(event: Event) -> tuple[str, ...]:
     """Every id ``event`` concerns, without duplicates, in a stable order."""
-    return tuple(dict.fromkeys(_collect(event)))
+    return tuple(dict.fromkeys(_collect(event, _fields_of(type(event)))))
 
 
-def _collect(event: Event) -> Iterator[str]:
-    values = msgspec.structs.asdict(event)
-    for name in _ID_FIELDS:
-        value = values.get(name)
+class _Fields(NamedTuple):
+    """Which of the well-known fields an event class has (worked out once per class)."""
+
+    ids: tuple[str, ...]
+    paths: tuple[str, ...]
+    grants: tuple[str, ...]
+    role: bool
+
+
+@cache
+def _fields_of(cls: type[Event]) -> _Fields:
+    names = set(cls.__struct_fields__)
+    return _Fields(
+        ids=tuple(n for n in _ID_FIELDS if n in names),
+        paths=tuple(n for n in _PATH_FIELDS if n in names),
+        grants=tuple(n for n in _GRANT_FIELDS if n in names),
+        role="role" in names and "org" in names,
+    )
+
+
+def _collect(event: Event, fields: _Fields) -> Iterator[str]:
+    for name in fields.ids:
+        value = getattr(event, name)
         if isinstance(value, str) and value:
             yield value
-    for name in _PATH_FIELDS:
-        value = values.get(name)
+    for name in fields.paths:
+        value = getattr(event, name)
         if isinstance(value, str) and value:
             yield value
             yield org_of(value)
-    for name in _GRANT_FIELDS:
-        value = values.get(name)
+    for name in fields.grants:
+        value = getattr(event, name)
         grants = value if isinstance(value, tuple) else (value,)
         for grant in grants:
             if isinstance(grant, Grant):
                 yield grant.resource
                 yield org_of(grant.resource)
-    if "role" in values and "org" in values:
-        yield f"{values['org']}:{values['role']}"
+    if fields.role:
+        org, role = (getattr(event, name) for name in ("org", "role"))
+        yield f"{org}:{role}"

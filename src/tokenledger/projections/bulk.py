@@ -145,7 +145,7 @@ def _load(connection: Connection, table: sa.Table, rows: Iterable[Mapping[str, A
         if connection.dialect.name == "postgresql":
             copy_rows(connection, table, columns, [tuple(row.values()) for row in same])
         else:
-            _insert_statement(table, columns).executemany(connection, same)
+            _insert_statement(table, columns).executemany_rows(connection, same)
 
 
 _INSERTS: dict[tuple[sa.Table, tuple[str, ...]], DriverStatement] = {}

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -134,6 +135,30 @@ class DriverStatement:
     def executemany(self, connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         compiled = self._compile(connection)
         batch = [_bind(compiled, row) for row in rows]
+        if batch:
+            _run(connection, compiled.sql, batch, many=True, prepare=self.prepare).close()
+
+    def executemany_rows(self, connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        """``executemany`` for many rows of one shape, each a mapping holding every bind name:
+        on a positional driver (SQLite) the values are taken out in C and only the columns
+        that need converting are touched in Python."""
+        compiled = self._compile(connection)
+        if compiled.positions is None:
+            self.executemany(connection, rows)
+            return
+        take = itemgetter(*compiled.positions)
+        if len(compiled.positions) == 1:
+            batch: list[Sequence[Any]] = [(take(row),) for row in rows]
+        elif not compiled.positional_binders:
+            batch = [take(row) for row in rows]
+        else:
+            batch = []
+            append = batch.append
+            for row in rows:
+                values = list(take(row))
+                for index, converter in compiled.positional_binders:
+                    values[index] = converter(values[index])
+                append(values)
         if batch:
             _run(connection, compiled.sql, batch, many=True, prepare=self.prepare).close()
 
