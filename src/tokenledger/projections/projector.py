@@ -22,7 +22,7 @@ from tokenledger.projections.bulk import NotFoldable, PageFold
 from tokenledger.projections.handlers import apply_event
 from tokenledger.projections.schema import audit_index, checkpoints, metadata
 from tokenledger.projections.writes import BufferedWrites, Writes
-from tokenledger.store.driver import DriverStatement
+from tokenledger.store.driver import DriverStatement, pipelined
 from tokenledger.store.records import RecordedEvent
 from tokenledger.store.schema import events
 
@@ -98,19 +98,22 @@ class Projector:
         ``executemany`` statements at the end (a rebuild's pages, a cascade, any
         command of several events: on PostgreSQL each statement is a round trip);
         otherwise each runs at once. By default a single event's operations run
-        at once and several events' are batched. A checkpoint never moves
+        at once on SQLite; several events', and on PostgreSQL every command's, are
+        batched, the batches sent in one pipeline. A checkpoint never moves
         backwards (the upsert keeps the larger position): re-applying events already
         folded in (handlers are idempotent) leaves it where it was.
         """
         if not pairs:
             return
         if batched is None:
-            batched = len(pairs) > 1
+            # On PostgreSQL every statement is a round trip: batch, and pipeline the batches.
+            batched = len(pairs) > 1 or connection.dialect.name == "postgresql"
         writes = BufferedWrites(connection) if batched else Writes(connection)
         self._fold(writes, pairs)
-        if isinstance(writes, BufferedWrites):
-            writes.flush()
-        self._advance(connection, pairs[-1][0].position)
+        with pipelined(connection):
+            if isinstance(writes, BufferedWrites):
+                writes.flush()
+            self._advance(connection, pairs[-1][0].position)
 
     def apply_in_bulk(
         self, connection: Connection, pairs: Sequence[tuple[RecordedEvent, Event]]
