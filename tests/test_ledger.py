@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
+from tokenledger import audit
 from tokenledger.domain import commands as c
 from tokenledger.domain.events import TokenRevoked, UserDisabled
 from tokenledger.domain.model import Actor
@@ -23,6 +24,7 @@ from tokenledger.errors import (
     ValidationError,
 )
 from tokenledger.ledger import CommandResult, Ledger
+from tokenledger.projections.projector import BULK_EVENTS
 from tokenledger.store import open_event_store
 from tokenledger.store.mapper import decode_event, to_pending
 
@@ -157,6 +159,26 @@ def test_cascade_move_service_account_revokes_all_its_tokens(ledger: Ledger) -> 
     # New tokens follow the new project.
     fresh = run(ledger, c.IssueToken(principal=SA))
     assert ledger.verify(secret(fresh), resource="acme/beta", level=Level.WRITE).allowed
+
+
+def test_a_cascade_of_many_tokens_is_projected_and_audited_like_a_small_one(
+    ledger: Ledger,
+) -> None:
+    # From BULK_EVENTS events on, a command's rows are folded and loaded in bulk.
+    build_world(ledger)
+    count = BULK_EVENTS + 20
+    tokens = [run(ledger, c.IssueToken(principal=SA)) for _ in range(count)]
+    result = run(
+        ledger,
+        c.SetServiceAccountPermission(account_id=SA, resource="acme/beta", level=Level.WRITE),
+    )
+    assert len(result.records) >= BULK_EVENTS
+    for token in tokens[:: count // 10]:
+        assert ledger.verify(secret(token)).reason == "revoked"
+    issued = tokens[0].events[0].token_id  # type: ignore[union-attr]
+    trail = audit.search(ledger.store, audit.AuditQuery(subject=issued))
+    assert [entry.record.event_type for entry in trail][:2] == ["TokenRevoked", "TokenIssued"]
+    assert trail[0].record.correlation_id == result.correlation_id
 
 
 def test_changing_only_the_level_revokes_nothing(ledger: Ledger) -> None:

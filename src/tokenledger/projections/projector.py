@@ -35,6 +35,9 @@ __all__ = [
     "projection_tables",
 ]
 
+#: From how many events a command's row operations are folded and loaded in bulk.
+BULK_EVENTS = 100
+
 #: The checkpoint name of the ledger's state projection.
 DEFAULT_PROJECTION = "ledger"
 
@@ -99,13 +102,19 @@ class Projector:
         command of several events: on PostgreSQL each statement is a round trip);
         otherwise each runs at once. By default a single event's operations run
         at once on SQLite; several events', and on PostgreSQL every command's, are
-        batched, the batches sent in one pipeline. A checkpoint never moves
+        batched, the batches sent in one pipeline; from ``BULK_EVENTS`` events on
+        (a cascade) they go through ``apply_in_bulk``. A checkpoint never moves
         backwards (the upsert keeps the larger position): re-applying events already
         folded in (handlers are idempotent) leaves it where it was.
         """
         if not pairs:
             return
         if batched is None:
+            if len(pairs) >= BULK_EVENTS:
+                # A cascade's thousands of events: their new rows (the audit entries) are
+                # loaded in bulk, as a rebuild's are.
+                self.apply_in_bulk(connection, pairs)
+                return
             # On PostgreSQL every statement is a round trip: batch, and pipeline the batches.
             batched = len(pairs) > 1 or connection.dialect.name == "postgresql"
         writes = BufferedWrites(connection) if batched else Writes(connection)
