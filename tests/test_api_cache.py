@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from test_api_support import ISSUER, OPERATOR, Api, make_api, seed
-from tokenledger.api import ApiSettings, create_app
+from tokenledger.api import ApiSettings, create_asgi_app
 from tokenledger.cache import HeadGatedCache
 from tokenledger.domain import commands as c
 from tokenledger.keys import KeyStore
@@ -87,7 +87,7 @@ def stale_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     keys = KeyStore(tmp_path / "keys.json")
     keys.rotate(datetime.now(UTC))
     settings = ApiSettings(issuer=ISSUER, keys=keys, cache_staleness=60.0)
-    with TestClient(create_app(ledger, settings), raise_server_exceptions=False) as client:
+    with TestClient(create_asgi_app(ledger, settings), raise_server_exceptions=False) as client:
         yield Api(ledger=ledger, keys=keys, client=client, **secrets)
     ledger.close()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tokenledger.api import ApiSettings, create_app
+from tokenledger.api import ApiSettings, create_asgi_app
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
@@ -112,7 +112,8 @@ def make_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     secrets = seed(ledger)
     keys = KeyStore(tmp_path / "keys.json")
     keys.rotate(datetime.now(UTC))
-    app = create_app(ledger, ApiSettings(issuer=ISSUER, keys=keys))
+    # The app as served: every API test goes through the introspection fast path too.
+    app = create_asgi_app(ledger, ApiSettings(issuer=ISSUER, keys=keys))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(ledger=ledger, keys=keys, client=client, **secrets)
     ledger.close()

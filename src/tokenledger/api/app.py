@@ -9,8 +9,10 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from sqlalchemy.engine import URL
+from starlette.types import ASGIApp
 
 from tokenledger.api import routes
+from tokenledger.api.fastpath import IntrospectionFastPath
 from tokenledger.api.metrics import MetricsMiddleware
 from tokenledger.api.problems import install_error_handlers
 from tokenledger.api.state import DEFAULT_ISSUER, ApiSettings, ApiState
@@ -27,6 +29,7 @@ __all__ = [
     "ISSUER_ENV",
     "app_from_env",
     "create_app",
+    "create_asgi_app",
     "parse_staleness",
     "settings_from_env",
 ]
@@ -86,6 +89,13 @@ def create_app(source: str | URL | Ledger, settings: ApiSettings | None = None) 
     return app
 
 
+def create_asgi_app(source: str | URL | Ledger, settings: ApiSettings | None = None) -> ASGIApp:
+    """The API as served: ``create_app``'s FastAPI app behind the introspection fast path
+    (``api.fastpath``), which answers the common ``POST /oauth2/introspect`` itself and
+    hands everything else, lifespan included, to the FastAPI app."""
+    return IntrospectionFastPath.in_front_of(create_app(source, settings))
+
+
 def settings_from_env(database_url: URL) -> ApiSettings:
     """``TOKENLEDGER_ISSUER``, ``TOKENLEDGER_ACCESS_TOKEN_LIFETIME`` (e.g. ``1h``),
     ``TOKENLEDGER_CACHE_STALENESS`` (seconds, ``off`` for no cache) and the signing keys
@@ -118,8 +128,8 @@ def parse_staleness(text: str) -> float | None:
     return seconds
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> ASGIApp:
     """The factory uvicorn workers call (``tokenledger.api:app_from_env``, ``factory=True``):
     the database from ``TOKENLEDGER_DATABASE_URL``, the rest from ``settings_from_env``."""
     url = parse_database_url(os.environ.get(DATABASE_URL_ENV, DEFAULT_DATABASE_URL))
-    return create_app(url, settings_from_env(url))
+    return create_asgi_app(url, settings_from_env(url))

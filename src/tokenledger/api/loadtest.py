@@ -8,9 +8,10 @@ rotating through the tokens. It prints introspections per second and p50/p99
 latency, stops the servers and drops the database, whatever happens.
 
 The load comes from ``wrk`` when it is installed (a C client, so the figures
-are the server's rather than the client's), else from an asyncio ``httpx``
-client in this process. Both share the machine with the server: on a 2-core
-machine the client takes part of the CPU the server could use.
+are the server's rather than the client's), else from the lean asyncio client
+of ``api.loadclient`` in this process (raw keep-alive HTTP/1.1, uvloop when
+installed). Both share the machine with the server: on a 2-core machine the
+client takes part of the CPU the server could use.
 
 Only loopback addresses are used; every loop is bounded in time.
 """
@@ -18,7 +19,6 @@ Only loopback addresses are used; every loop is bounded in time.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
 import json
 import os
@@ -35,12 +35,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import psycopg
 from psycopg import sql
 
+from tokenledger.api.loadclient import introspection_requests, run_load
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
@@ -246,56 +247,24 @@ def run_wrk(
     )
 
 
-async def _python_load(
-    base: str, seeded: Seeded, connections: int, seconds: float
-) -> tuple[list[float], int, float]:
-    bodies = _bodies(seeded)
-    headers = {
-        "Authorization": f"Bearer {seeded.caller}",
-        "Content-Type": "application/x-www-form-urlencoded",
-    }
-    latencies: list[float] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as client:
-        started = time.perf_counter()
-        deadline = started + seconds
-
-        async def one_connection(offset: int) -> None:
-            nonlocal errors
-            i = offset
-            while time.perf_counter() < deadline:
-                i += 1
-                sent = time.perf_counter()
-                try:
-                    response = await client.post(
-                        "/oauth2/introspect", content=bodies[i % len(bodies)], headers=headers
-                    )
-                    ok = response.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                latencies.append(time.perf_counter() - sent)
-                errors += 0 if ok else 1
-
-        await asyncio.gather(*(one_connection(n * 7) for n in range(connections)))
-        elapsed = time.perf_counter() - started
-    return latencies, errors, elapsed
-
-
 def run_python(
     base: str, seeded: Seeded, connections: int, seconds: float, workers: int, staleness: str
 ) -> Figures:
-    latencies, errors, elapsed = asyncio.run(_python_load(base, seeded, connections, seconds))
+    address = urlsplit(base)
+    host, port = address.hostname or "127.0.0.1", address.port or 80
+    requests = introspection_requests(host, port, seeded.caller, _bodies(seeded))
+    result = run_load(host, port, requests, connections, seconds)
+    latencies = result.latencies
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     return Figures(
         workers=workers,
         cache_staleness=staleness,
-        client="python-httpx",
+        client="python-raw",
         connections=connections,
-        seconds=round(elapsed, 1),
+        seconds=round(result.elapsed, 1),
         requests=len(latencies),
-        errors=errors,
-        per_second=round(len(latencies) / elapsed, 1),
+        errors=result.errors,
+        per_second=round(len(latencies) / result.elapsed, 1) if result.elapsed else 0.0,
         p50_ms=round(cuts[49] * 1000, 2),
         p99_ms=round(cuts[98] * 1000, 2),
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,6 +44,7 @@ __all__ = [
     "ApiError",
     "bearer_challenge",
     "error_body",
+    "error_response",
     "install_error_handlers",
 ]
 
@@ -162,10 +164,33 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return _answer(500, "server_error", "internal error (logged on the server)", {})
 
 
+_Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+#: Each error's answer. ``Exception`` is the last resort: Starlette's ServerErrorMiddleware
+#: answers with it, the others are its ExceptionMiddleware's.
+_HANDLERS: dict[type[Exception], _Handler] = {
+    ApiError: _api_error,
+    LedgerError: _ledger_error,
+    RequestValidationError: _invalid_request,
+    StarletteHTTPException: _http_error,
+    OperationalError: _database_error,
+    Exception: _unexpected,
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(LedgerError, _ledger_error)
-    app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(OperationalError, _database_error)
-    app.add_exception_handler(Exception, _unexpected)
+    for exc_class, handler in _HANDLERS.items():
+        app.add_exception_handler(exc_class, handler)
+
+
+async def error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The answer the app's handlers give to ``exc``, for code that runs in front of FastAPI.
+
+    Looked up along the exception's class hierarchy as Starlette does, so the nearest
+    handler wins; anything unforeseen is logged and answered 500 without a traceback.
+    """
+    for exc_class in type(exc).__mro__:
+        handler = _HANDLERS.get(exc_class)
+        if handler is not None:
+            return await handler(request, exc)
+    return await _unexpected(request, exc)  # not reached: Exception is in every MRO

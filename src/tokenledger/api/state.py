@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -52,13 +53,35 @@ class ApiState:
     settings: ApiSettings
     metrics: Metrics = field(default_factory=Metrics)
     answers: HeadGatedCache[Introspection] | None = None
+    _head_read_at: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.settings.cache_staleness is not None and self.answers is None:
-            self.answers = HeadGatedCache(
-                lambda: self.ledger.store.head().position,
-                staleness=self.settings.cache_staleness,
-            )
+            self.answers = HeadGatedCache(self._read_head, staleness=self.settings.cache_staleness)
+
+    def _read_head(self) -> int:
+        started = time.monotonic()
+        position = self.ledger.store.head().position
+        self._head_read_at = started
+        return position
+
+    def head_is_stale(self) -> bool:
+        """Whether the answer cache, with a positive staleness, went past its bound since
+        the log's head was last read, so that ``peek`` answers nothing until
+        ``refresh_head``. A hint kept beside the cache (never a reason to serve an answer:
+        ``peek`` alone decides that); always false at staleness 0, where ``peek`` never
+        answers and every lookup reads the head."""
+        staleness = self.settings.cache_staleness
+        if self.answers is None or not staleness:
+            return False
+        read_at = self._head_read_at
+        return read_at is None or time.monotonic() - read_at >= staleness
+
+    def refresh_head(self) -> None:
+        """Re-read the log's head if the cache's bound has passed (a database query); the
+        cache empties itself if the head moved."""
+        if self.answers is not None:
+            self.answers.generation()
 
     def key_ring(self) -> KeyRing | None:
         store = self.settings.keys
@@ -118,6 +141,7 @@ class ApiState:
         """This process appended to the log: no earlier answer may be served any more."""
         if self.answers is not None:
             self.answers.invalidate()
+            self._head_read_at = None
 
 
 async def api_state(request: Request) -> ApiState:

@@ -17,7 +17,7 @@ Who may call them:
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from fastapi import APIRouter, Depends, Form, Response
@@ -26,6 +26,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBasicCredentials
 from starlette.concurrency import run_in_threadpool
 
 from tokenledger.api.deps import ERRORS, Correlation, State, command_out
+from tokenledger.api.introspection import (
+    MAX_HINT_LENGTH,
+    MAX_SECRET_LENGTH,
+    NO_STORE,
+    bearer_caller,
+    cached_bearer_caller,
+    client_caller,
+    introspection_response,
+)
 from tokenledger.api.problems import REALM, ApiError
 from tokenledger.api.schemas import CommandOut, ErrorOut, IntrospectionOut, TokenResponseOut
 from tokenledger.api.security import (
@@ -41,20 +50,22 @@ from tokenledger.domain.permissions import Level
 from tokenledger.errors import PermissionDenied, StorageError, ValidationError
 from tokenledger.keys import looks_like_jwt
 
-__all__ = ["router"]
+__all__ = ["INTROSPECT_PATH", "router"]
 
 router = APIRouter(prefix="/oauth2", tags=["oauth2"])
 
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_INACTIVE = b'{"active":false}'
+#: The introspection route's path, which is also its metrics label: ``api.fastpath``
+#: answers the common call there before FastAPI does.
+INTROSPECT_PATH = "/oauth2/introspect"
+
 _encoder = msgspec.json.Encoder()
 
-SecretField = Annotated[str, Form(max_length=10_000)]
-OptionalField = Annotated[str | None, Form(max_length=400)]
+SecretField = Annotated[str, Form(max_length=MAX_SECRET_LENGTH)]
+OptionalField = Annotated[str | None, Form(max_length=MAX_HINT_LENGTH)]
 
 
 def _oauth_error(status: int, error: str, description: str, **headers: str) -> ApiError:
-    return ApiError(status, error, description, {**_NO_STORE, **headers})
+    return ApiError(status, error, description, {**NO_STORE, **headers})
 
 
 # -- the client credentials grant ---------------------------------------------------------------
@@ -125,7 +136,7 @@ def token(
         "expires_in": issued.expires_in,
         "scope": issued.scope,
     }
-    return Response(_encoder.encode(body), media_type="application/json", headers=_NO_STORE)
+    return Response(_encoder.encode(body), media_type="application/json", headers=NO_STORE)
 
 
 # -- introspection -----------------------------------------------------------------------------
@@ -149,31 +160,15 @@ async def introspection_credentials(bearer: BearerCredentials, basic: ClientBasi
 def introspection_caller(state: ApiState, credentials: Caller) -> str:
     """Any active credential may introspect; returns who called."""
     if isinstance(credentials, HTTPAuthorizationCredentials):
-        presented = credentials.credentials.strip()
-        if looks_like_jwt(presented):
-            answer = state.introspect(presented)
-            if not answer.active or answer.sub is None:
-                raise unauthorised(f"the presented access token is not valid ({answer.reason})")
-            return answer.sub
-        try:
-            return state.authenticate(presented).label
-        except PermissionDenied as exc:
-            raise unauthorised(str(exc)) from None
-    try:
-        _, account = state.ledger.authenticate_client(credentials.username, credentials.password)
-    except PermissionDenied as exc:
-        raise ApiError(
-            401, "invalid_client", str(exc), {"WWW-Authenticate": f'Basic realm="{REALM}"'}
-        ) from None
-    return account.account_id
+        return bearer_caller(state, credentials.credentials.strip())
+    return client_caller(state, credentials.username, credentials.password)
 
 
 def _cached_caller(state: ApiState, credentials: Caller) -> bool:
     """Whether a cached answer already vouches for a Bearer caller (no database needed)."""
     if not isinstance(credentials, HTTPAuthorizationCredentials):
         return False
-    answer = state.peek(credentials.credentials.strip())
-    return answer is not None and answer.active
+    return cached_bearer_caller(state, credentials.credentials.strip())
 
 
 def _introspect(
@@ -184,7 +179,7 @@ def _introspect(
 
 
 @router.post(
-    "/introspect",
+    INTROSPECT_PATH.removeprefix(router.prefix),
     response_model=IntrospectionOut,
     responses={
         400: {"model": ErrorOut, "description": "invalid_request"},
@@ -207,6 +202,10 @@ async def introspect(
     ``grants``. With ``resource`` (and ``level``, default ``read``) the answer also says
     whether the token allows that there now (``allowed``). An inactive token's answer is
     exactly ``{"active": false}``. ``token_type_hint`` is accepted and not needed.
+
+    The common call (a Bearer caller, ``token`` and perhaps ``token_type_hint``) is
+    answered by ``api.fastpath`` before it reaches FastAPI, with the same functions
+    (``api.introspection``); this route answers the rest and documents the endpoint.
     """
     wanted: Level | None = None
     if level is not None:
@@ -221,16 +220,7 @@ async def introspect(
     answer = state.peek(token, resource=resource, level=wanted)
     if answer is None or not _cached_caller(state, credentials):
         answer = await run_in_threadpool(_introspect, state, credentials, token, resource, wanted)
-    state.metrics.count("introspections", "active" if answer.active else answer.reason or "?")
-    if not answer.active:
-        return Response(_INACTIVE, media_type="application/json", headers=_NO_STORE)
-    body: dict[str, Any] = {
-        name: value
-        for name, value in msgspec.structs.asdict(answer).items()
-        if value is not None and name not in ("reason", "grants")
-    }
-    body["grants"] = [{"resource": g.resource, "level": g.level} for g in answer.grants]
-    return Response(_encoder.encode(body), media_type="application/json", headers=_NO_STORE)
+    return introspection_response(state, answer)
 
 
 # -- revocation ---------------------------------------------------------------------------------
@@ -261,6 +251,6 @@ def revoke(
         state.wrote()
     state.metrics.count("revocations", "revoked" if result is not None else "nothing_to_revoke")
     if result is None:
-        return JSONResponse({}, headers=_NO_STORE)
-    headers = {**_NO_STORE, CORRELATION_HEADER: result.correlation_id}
+        return JSONResponse({}, headers=NO_STORE)
+    headers = {**NO_STORE, CORRELATION_HEADER: result.correlation_id}
     return JSONResponse(command_out(result).model_dump(), headers=headers)
