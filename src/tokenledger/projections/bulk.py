@@ -86,7 +86,7 @@ class PageFold(Writes):
             self._rest.update(table, where, values, only_if_null=only_if_null)
             return
         assert created is not None
-        if _matches(row, where) and all(row[name] is None for name in only_if_null):
+        if _matches(row, where) and all(row.get(name) is None for name in only_if_null):
             created[key] = {**row, **values}
 
     def delete(self, table: sa.Table, where: Row) -> None:
@@ -115,7 +115,9 @@ class PageFold(Writes):
 
 
 def _matches(row: Mapping[str, Any], where: Row) -> bool:
-    return all(row[name] == value for name, value in where.items())
+    # A column the row was created without is NULL, which equals nothing (handlers never
+    # compare with NULL).
+    return all(value is not None and row.get(name) == value for name, value in where.items())
 
 
 _KEY_GETTERS: dict[sa.Table, Callable[[Mapping[str, Any]], Any]] = {}
