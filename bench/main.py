@@ -2,8 +2,9 @@
 
 Every run of a workload is a fresh process (``bench.workloads`` / ``bench.peer``) on a fresh
 database: a temporary SQLite file, or a PostgreSQL database ``tl_bench_<random>`` created on the
-server and dropped afterwards (also when the run fails). The table shows medians over ``--repeat``
-runs; ``--json FILE`` writes the same figures.
+server and dropped afterwards (also when the run fails). W3's runs (and W6's, and the peer's W3)
+share one database per log size: the log is written by the first run and rebuilt by each.
+The table shows medians over ``--repeat`` runs; ``--json FILE`` writes the same figures.
 """
 
 from __future__ import annotations
