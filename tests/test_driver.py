@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from tokenledger.projections.schema import orgs, users
 from tokenledger.store import EventStore
-from tokenledger.store.driver import DriverStatement
+from tokenledger.store.driver import DriverStatement, copy_rows, pipelined
 from tokenledger.store.readers import ReadConnections
 
 WHEN = datetime(2026, 5, 1, 9, 30, 15, 120_000, tzinfo=UTC)
@@ -57,6 +57,28 @@ def test_driver_errors_are_sqlalchemy_errors_without_the_values(store: EventStor
         INSERT_ORG.execute(connection, {"org": "acme", "created_at": WHEN})
     message = str(caught.value)
     assert "2026-05-01" not in message  # the values are never part of the message
+
+
+def test_errors_in_a_pipeline_or_a_bulk_load_are_sqlalchemy_errors(store: EventStore) -> None:
+    # PostgreSQL answers a pipeline's statements, and a COPY, only at their end; elsewhere
+    # these are plain statements. Either way the caller sees SQLAlchemy's IntegrityError.
+    with store.engine.begin() as connection:
+        INSERT_ORG.executemany(connection, [{"org": "acme", "created_at": WHEN}])
+    with (
+        pytest.raises(sa.exc.IntegrityError),
+        store.engine.begin() as connection,
+        pipelined(connection),
+    ):
+        INSERT_ORG.executemany(connection, [{"org": "acme", "created_at": WHEN}])
+
+    def load_again(connection: sa.Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            copy_rows(connection, orgs, ("org", "created_at"), [("acme", WHEN)])
+        else:
+            INSERT_ORG.executemany_rows(connection, [{"org": "acme", "created_at": WHEN}])
+
+    with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as connection:
+        load_again(connection)
 
 
 def test_listeners_see_driver_statements(store: EventStore) -> None:

@@ -95,14 +95,20 @@ def rows(connection: sa.Connection) -> list[tuple[Any, ...]]:
     return found
 
 
+def rows_written_one_by_one(connection: sa.Connection, ops: list[tuple[str, Any]]) -> list[Any]:
+    """The rows ``ops`` leave when each runs at once (rolled back afterwards): the reference."""
+    with connection.begin() as transaction:
+        run(Writes(connection), ops)
+        found = rows(connection)
+        transaction.rollback()
+    return found
+
+
 def test_buffered_writes_give_the_rows_immediate_writes_give(store: EventStore) -> None:
     for seed in range(5):
         ops = operations(seed, 300)
         with store.engine.connect() as connection:
-            with connection.begin() as transaction:
-                run(Writes(connection), ops)
-                expected = rows(connection)
-                transaction.rollback()
+            expected = rows_written_one_by_one(connection, ops)
             with connection.begin() as transaction:
                 buffered = BufferedWrites(connection)
                 run(buffered, ops)
@@ -182,10 +188,7 @@ def test_pages_folded_in_bulk_give_the_rows_immediate_writes_give(store: EventSt
             ops = [op for page in pages for op in page]
         projector = Projector([OpsProjection(pages)])
         with store.engine.connect() as connection:
-            with connection.begin() as transaction:
-                run(Writes(connection), ops)
-                expected = rows(connection)
-                transaction.rollback()
+            expected = rows_written_one_by_one(connection, ops)
             with connection.begin() as transaction:
                 position = 0
                 for page in pages:

@@ -23,6 +23,7 @@ also deleted in SQL, in case an older row with its key exists.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cache
 from operator import itemgetter
 from typing import Any
 
@@ -120,15 +121,10 @@ def _matches(row: Mapping[str, Any], where: Row) -> bool:
     return all(value is not None and row.get(name) == value for name, value in where.items())
 
 
-_KEY_GETTERS: dict[sa.Table, Callable[[Mapping[str, Any]], Any]] = {}
-
-
+@cache
 def _key_of(table: sa.Table) -> Callable[[Mapping[str, Any]], Any]:
     """The primary key of a row given as a mapping (a value, or a tuple for several columns)."""
-    getter = _KEY_GETTERS.get(table)
-    if getter is None:
-        getter = _KEY_GETTERS[table] = itemgetter(*(c.name for c in table.primary_key.columns))
-    return getter
+    return itemgetter(*(c.name for c in table.primary_key.columns))
 
 
 def _key_in(table: sa.Table, where: Row) -> Any:
@@ -150,13 +146,6 @@ def _load(connection: Connection, table: sa.Table, rows: Iterable[Mapping[str, A
             _insert_statement(table, columns).executemany_rows(connection, same)
 
 
-_INSERTS: dict[tuple[sa.Table, tuple[str, ...]], DriverStatement] = {}
-
-
+@cache
 def _insert_statement(table: sa.Table, columns: tuple[str, ...]) -> DriverStatement:
-    statement = _INSERTS.get((table, columns))
-    if statement is None:
-        statement = _INSERTS[table, columns] = DriverStatement(
-            sa.insert(table), column_keys=columns
-        )
-    return statement
+    return DriverStatement(sa.insert(table), column_keys=columns)

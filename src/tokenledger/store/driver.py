@@ -251,6 +251,23 @@ def _compile(
 
 
 def _run(connection: Connection, sql: str, params: Any, *, many: bool, prepare: bool) -> Any:
+    def execute(cursor: Any) -> None:
+        if many:
+            cursor.executemany(sql, params)
+        elif prepare or connection.dialect.name != "postgresql":
+            cursor.execute(sql, params)
+        else:
+            cursor.execute(sql, params, prepare=False)  # psycopg
+
+    return _on_cursor(connection, sql, params, many, execute)
+
+
+def _on_cursor(
+    connection: Connection, sql: str, params: Any, many: bool, action: Callable[[Any], None]
+) -> Any:
+    """Run ``action`` on a new driver cursor as SQLAlchemy would run ``sql``: between the
+    engine's cursor-execute events, with driver errors raised as SQLAlchemy's. The open
+    cursor is returned for its rows."""
     dbapi_connection = connection.connection.dbapi_connection
     assert dbapi_connection is not None
     cursor = dbapi_connection.cursor()
@@ -258,12 +275,7 @@ def _run(connection: Connection, sql: str, params: Any, *, many: bool, prepare: 
     if dispatch.before_cursor_execute:
         dispatch.before_cursor_execute(connection, cursor, sql, params, None, many)
     try:
-        if many:
-            cursor.executemany(sql, params)
-        elif prepare or connection.dialect.name != "postgresql":
-            cursor.execute(sql, params)
-        else:
-            cursor.execute(sql, params, prepare=False)  # type: ignore[call-arg]  # psycopg
+        action(cursor)
     except connection.dialect.loaded_dbapi.Error as error:
         cursor.close()
         raise _wrapped(connection, dbapi_connection, sql, error) from error
@@ -300,22 +312,13 @@ def copy_rows(
     quote = connection.dialect.identifier_preparer.quote
     name = quote(table.name) if schema is None else f"{quote(schema)}.{quote(table.name)}"
     sql = f"COPY {name} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
-    dbapi_connection = connection.connection.dbapi_connection
-    assert dbapi_connection is not None
-    cursor = dbapi_connection.cursor()
-    dispatch = connection.dispatch
-    if dispatch.before_cursor_execute:
-        dispatch.before_cursor_execute(connection, cursor, sql, (), None, True)
-    try:
+
+    def copy_in(cursor: Any) -> None:
         with cursor.copy(sql) as copy:  # psycopg
             for row in rows:
                 copy.write_row(row)
-    except connection.dialect.loaded_dbapi.Error as error:
-        raise _wrapped(connection, dbapi_connection, sql, error) from error
-    finally:
-        cursor.close()
-    if dispatch.after_cursor_execute:
-        dispatch.after_cursor_execute(connection, cursor, sql, (), None, True)
+
+    _on_cursor(connection, sql, (), True, copy_in).close()
 
 
 def _wrapped(
