@@ -504,10 +504,12 @@ def malformed_variants(secret: str) -> dict[str, str]:
     """Wrong checksums, wrong prefixes, truncations and paddings of a real secret."""
     body = secret[4:]
     flip = {ch: BASE62_ALPHABET[(BASE62_ALPHABET.index(ch) + 1) % 62] for ch in BASE62_ALPHABET}
+    # Two neighbours that differ: swapping equal ones would give the secret back.
+    at = next(i for i in range(8, len(secret) - 1) if secret[i] != secret[i + 1])
     variants = {
         "checksum changed": secret[:-1] + flip[secret[-1]],
         "random part changed": secret[:10] + flip[secret[10]] + secret[11:],
-        "two characters swapped": secret[:8] + secret[9] + secret[8] + secret[10:],
+        "two characters swapped": secret[:at] + secret[at + 1] + secret[at] + secret[at + 2 :],
         "case flipped": secret[:4] + body.swapcase(),
         "prefix unknown": "tlx_" + body,
         "prefix upper case": secret[:4].upper() + body,
