@@ -24,6 +24,8 @@ from eventsourcing.domain import Aggregate, event
 __all__ = ["configure", "w2_append", "w3_read"]
 
 PAGE = 1000
+# 1,000 events per transaction (psycopg stalls on much larger pipelined saves).
+_LOG_ACCOUNTS_PER_SAVE = 100
 
 
 class ServiceAccount(Aggregate):
@@ -70,10 +72,12 @@ def configure(url: str) -> None:
         )
 
 
-def _write(app: Accounts, accounts: int) -> int:
+def _write(app: Accounts, accounts: int, *, per_save: int = 1) -> int:
+    """Save ``accounts`` aggregates of 10 events, ``per_save`` of them per transaction."""
     rng = random.Random(2)
     now = datetime.now(UTC)
     issued, expires = now.isoformat(), (now + timedelta(days=365)).isoformat()
+    unsaved: list[ServiceAccount] = []
     for i in range(accounts):
         account_id = f"sa{i}@acme.service.tokenledger"
         account = ServiceAccount(account_id, "acme", f"sa{i}", "acme/alpha", "write")
@@ -88,7 +92,12 @@ def _write(app: Accounts, accounts: int) -> int:
                 issued_at=issued,
                 expires_at=expires,
             )
-        app.save(account)
+        unsaved.append(account)
+        if len(unsaved) >= per_save:
+            app.save(*unsaved)
+            unsaved.clear()
+    if unsaved:
+        app.save(*unsaved)
     return accounts * 10
 
 
@@ -108,7 +117,8 @@ def w3_read(url: str, size: int) -> dict[str, Any]:
     configure(url)
     app = Accounts()
     if not app.recorder.max_notification_id():
-        _write(app, max(size // 10, 1))
+        # The log to read, written in large transactions (as TokenLedger's W3 log is).
+        _write(app, max(size // 10, 1), per_save=_LOG_ACCOUNTS_PER_SAVE)
     app.close()
     app = Accounts()
     started = time.perf_counter()

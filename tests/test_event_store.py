@@ -49,6 +49,34 @@ def test_stream_versions_count_up_per_stream(store: EventStore) -> None:
     assert [e.stream_version for e in store.read_stream("a", from_version=3)] == [3]
 
 
+def test_a_large_append_is_stored_exactly_like_small_ones(store: EventStore) -> None:
+    # Hundreds of events in one append (a cascade, a copied log) take the bulk path on
+    # PostgreSQL; what is stored and read back must not depend on it.
+    store.append(pending("a", 2), actor="t")
+    big = [
+        PendingEvent(stream_id=f"s{i % 150}", event_type="E", data=b'{"i":"\xc3\xa9"}')
+        for i in range(300)
+    ] + pending("a", 1)
+    written = store.append(big, actor="operator:bulk", correlation_id="corr-big")
+    assert [e.position for e in written] == list(range(3, 304))
+    assert list(store.read_all(from_position=3)) == written
+    assert [e.stream_version for e in store.read_stream("s7")] == [1, 2]
+    assert [e.stream_version for e in store.read_stream("a")] == [1, 2, 3]
+    assert store.read_stream("s0")[0].data == b'{"i":"\xc3\xa9"}'
+    assert store.verify_chain().ok
+    store.append(pending("s7"), actor="t", expected_versions={"s7": 2})
+
+
+def test_a_large_append_that_breaks_a_constraint_leaves_no_trace(store: EventStore) -> None:
+    twins = [
+        PendingEvent(stream_id=f"s{i}", event_type="E", data=b"{}", event_id="same-id")
+        for i in range(200)
+    ]
+    with pytest.raises(sa.exc.IntegrityError):
+        store.append(twins, actor="t")
+    assert store.head().position == 0
+
+
 def test_wrong_expected_version_is_a_typed_conflict_and_appends_nothing(
     store: EventStore,
 ) -> None:

@@ -121,6 +121,14 @@ def test_a_rebuild_equals_the_live_projections(ledger: Ledger) -> None:
     assert report.position == ledger.store.head().position
     assert report.events == report.position
     assert snapshot(ledger) == live
+    # The rebuilt tables carry every key and index the live ones did (the audit index is
+    # loaded without its key and keyed after).
+    inspector = sa.inspect(ledger.store.engine)
+    for table in projection_tables():
+        key = inspector.get_pk_constraint(table.name)["constrained_columns"]
+        assert key == [column.name for column in table.primary_key.columns], table.name
+        indexes = {i["name"] for i in inspector.get_indexes(table.name)}
+        assert {str(i.name) for i in table.indexes} <= indexes, table.name
     # The rebuilt tables serve as the live ones did.
     ledger.execute(c.CreateResource(path="acme/p0/after"), OPERATOR)
     assert check(ledger.store).ok

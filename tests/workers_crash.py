@@ -101,7 +101,8 @@ def move_until_killed(url: str, point: str, target: str, pipe: PipeEnd) -> None:
     @event.listens_for(engine, "after_cursor_execute")
     def _after(*args: Any) -> None:
         statement = str(args[2]).lstrip().upper()
-        if statement.startswith("INSERT INTO EVENTS"):
+        # A cascade's events are inserted with COPY on PostgreSQL.
+        if statement.startswith(("INSERT INTO EVENTS", "COPY EVENTS")):
             if point == "appended":
                 arrived(wait=True)
             elif point == FREE_RUNNING:

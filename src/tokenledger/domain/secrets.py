@@ -116,13 +116,21 @@ def _random_base62(length: int) -> str:
 
 def _base62_fixed(value: int, width: int) -> str:
     """``value`` in base62, most significant digit first, zero-padded to ``width``."""
-    digits = []
-    for _ in range(width):
+    # Two digits per division (every command mints ids and secrets): least significant first.
+    chunks = []
+    if width % 2:
         value, digit = divmod(value, 62)
-        digits.append(BASE62_ALPHABET[digit])
+        chunks.append(BASE62_ALPHABET[digit])
+    for _ in range(width // 2):
+        value, pair = divmod(value, 62 * 62)
+        chunks.append(_BASE62_PAIRS[pair])
     if value:
         raise ValueError("value does not fit in the given width")
-    return "".join(reversed(digits))
+    return "".join(reversed(chunks))
+
+
+#: Every two-digit base62 string, at the index of its value.
+_BASE62_PAIRS = tuple(high + low for high in BASE62_ALPHABET for low in BASE62_ALPHABET)
 
 
 def _checksum(random_part: str) -> str:

@@ -188,18 +188,27 @@ class _Shadow:
 
     def create(self, tables: Sequence[sa.Table]) -> None:
         """The tables with their keys and unique constraints, but no other index yet: loading
-        rows and then building an index (one sort) is far cheaper than updating it per row."""
+        rows and then building an index (one sort) is far cheaper than updating it per row.
+        A table marked ``keyed_after_load`` (the audit index) is created without its key too."""
         with self.connection.begin():
             for table in tables:
-                self.connection.execute(sa.schema.CreateTable(table))
+                self.connection.execute(sa.schema.CreateTable(_as_loaded(table)))
 
     def index(self, tables: Sequence[sa.Table]) -> None:
-        """PostgreSQL: build the shadow tables' indexes (they move with the tables), outside the
-        write lock. SQLite's are built in the live tables by ``swap_in``."""
+        """PostgreSQL: build the shadow tables' keys and indexes (they move with the tables),
+        outside the write lock. SQLite's are built in the live tables by ``swap_in``."""
         if self.connection.dialect.name != "postgresql":
             return
+        quote = self.connection.dialect.identifier_preparer.quote
         with self.connection.begin():
             for table in tables:
+                if _keyed_after_load(table):
+                    key = table.primary_key
+                    columns = ", ".join(quote(c.name) for c in key.columns)
+                    self.connection.exec_driver_sql(
+                        f"ALTER TABLE {quote(self.name)}.{quote(table.name)} "
+                        f"ADD CONSTRAINT {quote(str(key.name))} PRIMARY KEY ({columns})"
+                    )
                 for index in table.indexes:
                     self.connection.execute(sa.schema.CreateIndex(index))
 
@@ -259,6 +268,20 @@ class _Shadow:
                     return differences, True
                 differences.append(difference)
         return differences, False
+
+
+def _keyed_after_load(table: sa.Table) -> bool:
+    return bool(table.info.get("keyed_after_load"))
+
+
+def _as_loaded(table: sa.Table) -> sa.Table:
+    """The shadow's form of ``table``: itself, or for a table keyed after the load the same
+    columns without the key (a copy on a metadata of its own; same name, so the statements
+    written against ``table`` address it)."""
+    if not _keyed_after_load(table):
+        return table
+    columns = [sa.Column(c.name, c.type, nullable=c.nullable) for c in table.columns]
+    return sa.Table(table.name, sa.MetaData(), *columns)
 
 
 def _merge_differences(

@@ -40,21 +40,25 @@ def _sqlite_datetime_in(value: datetime | None) -> str | None:
     if value is None:
         return None
     global _last_datetime_in
-    # The events of one transaction share one timestamp object: convert it once. The
-    # pair is read and replaced as one tuple, so threads never mix two conversions.
+    # The events of one transaction share one timestamp (and a rebuild reads it back once
+    # per event): convert it once. Aware datetimes are equal exactly when they are the same
+    # instant, which is all the text depends on. The pair is read and replaced as one
+    # tuple, so threads never mix two conversions.
     last = _last_datetime_in
-    if value is last[0]:
+    if value is last[0] or (value.tzinfo is not None and value == last[0]):
         return last[1]
     if value.tzinfo is None:
         raise ValueError("naive datetimes are not stored; give a UTC time")
     # SQLAlchemy's SQLite DATETIME storage format (always six fractional digits),
     # so that text comparisons order the same whichever path wrote the row.
-    text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    text = value.isoformat(" ", "microseconds")[:-6]  # without the "+00:00"
     _last_datetime_in = (value, text)
     return text
 
 
-# The last datetime converted, and its text (datetimes are immutable, so identity suffices).
+# The last datetime converted, and its text.
 _last_datetime_in: tuple[datetime | None, str | None] = (None, None)
 
 

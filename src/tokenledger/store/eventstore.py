@@ -23,12 +23,13 @@ from uuid import uuid4
 
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
 from tokenledger.clock import Clock, SystemClock, ensure_utc
 from tokenledger.errors import ValidationError, WrongExpectedVersion
 from tokenledger.store.chain import canonical_envelope, chain_hash
-from tokenledger.store.driver import DriverStatement
+from tokenledger.store.driver import DriverStatement, copy_rows
 from tokenledger.store.engine import WRITE_OPTION
 from tokenledger.store.records import EMPTY_HEAD, Head, PendingEvent, RecordedEvent
 from tokenledger.store.schema import UTCDateTime, events
@@ -44,8 +45,12 @@ __all__ = [
 ]
 
 DEFAULT_BATCH_SIZE = 1000
-# Bound on the number of parameters in one "stream IN (...)" query.
+# Bound on the number of parameters in one "stream IN (...)" query (SQLite; PostgreSQL
+# binds the whole list as one array).
 _STREAM_QUERY_CHUNK = 500
+# PostgreSQL: from this many events on, an append is loaded with COPY, the server's bulk
+# path (a cascade, a copied log), rather than as an INSERT per row.
+_COPY_EVENTS = 100
 
 EVENT_COLUMNS = (
     events.c.position,
@@ -70,8 +75,16 @@ _READ_HEAD = DriverStatement(
     .order_by(events.c.position.desc())
     .limit(1)
 )
-_INSERT_EVENTS = DriverStatement(
-    events.insert(), column_keys=[column.key for column in EVENT_COLUMNS]
+_EVENT_KEYS = tuple(column.key for column in EVENT_COLUMNS)
+_INSERT_EVENTS = DriverStatement(events.insert(), column_keys=_EVENT_KEYS)
+
+
+# PostgreSQL: the latest version of each stream in the array ``ids``, one statement
+# prepared once whatever the number of streams.
+_STREAM_VERSIONS_ANY = DriverStatement(
+    sa.select(events.c.stream_id, sa.func.max(events.c.stream_version))
+    .where(events.c.stream_id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.String()))))
+    .group_by(events.c.stream_id)
 )
 
 
@@ -167,6 +180,11 @@ class WriteTransaction:
     def stream_versions(self, stream_ids: Iterable[str]) -> dict[str, int]:
         """Current version of each stream (0 for a stream with no events)."""
         wanted = [s for s in dict.fromkeys(stream_ids) if s not in self._stream_versions]
+        if wanted and self.connection.dialect.name == "postgresql":
+            found = dict(_STREAM_VERSIONS_ANY.all(self.connection, {"ids": wanted}))
+            for stream_id in wanted:
+                self._stream_versions[stream_id] = found.get(stream_id, 0)
+            wanted = []
         for start in range(0, len(wanted), _STREAM_QUERY_CHUNK):
             chunk = wanted[start : start + _STREAM_QUERY_CHUNK]
             params = {f"s{i}": stream_id for i, stream_id in enumerate(chunk)}
@@ -229,7 +247,15 @@ class WriteTransaction:
                 )
             )
             prev_hash = hash_
-        _INSERT_EVENTS.executemany(self.connection, [msgspec.structs.asdict(r) for r in recorded])
+        if len(recorded) >= _COPY_EVENTS and self.connection.dialect.name == "postgresql":
+            # RecordedEvent's fields are the columns, in order.
+            copy_rows(
+                self.connection, events, _EVENT_KEYS, [msgspec.structs.astuple(r) for r in recorded]
+            )
+        else:
+            _INSERT_EVENTS.executemany(
+                self.connection, [msgspec.structs.asdict(r) for r in recorded]
+            )
         self._stream_versions.update(versions)
         self._head = Head(position=position, hash=prev_hash, recorded_at=self.recorded_at)
         return recorded
