@@ -39,31 +39,44 @@ Converter = Callable[[Any], Any]
 def _sqlite_datetime_in(value: datetime | None) -> str | None:
     if value is None:
         return None
-    global _last_datetime_in
-    # The events of one transaction share one timestamp (and a rebuild reads it back once
-    # per event): convert it once. Aware datetimes are equal exactly when they are the same
-    # instant, which is all the text depends on. The pair is read and replaced as one
-    # tuple, so threads never mix two conversions.
-    last = _last_datetime_in
-    if value is last[0] or (value.tzinfo is not None and value == last[0]):
-        return last[1]
+    # The events of one transaction share a timestamp, a rebuild meets each timestamp
+    # again in every row of every table its event writes, and rows alternate between a
+    # few (issued, expires): convert each once. Aware datetimes are equal (and hash alike)
+    # exactly when they are the same instant, which is all the text depends on; a naive
+    # one equals no key, so it still fails below.
+    text = _datetime_texts.get(value)
+    if text is not None:
+        return text
     if value.tzinfo is None:
         raise ValueError("naive datetimes are not stored; give a UTC time")
     # SQLAlchemy's SQLite DATETIME storage format (always six fractional digits),
     # so that text comparisons order the same whichever path wrote the row.
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    text = value.isoformat(" ", "microseconds")[:-6]  # without the "+00:00"
-    _last_datetime_in = (value, text)
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    text = utc.isoformat(" ", "microseconds")[:-6]  # without the "+00:00"
+    if len(_datetime_texts) >= _DATETIME_TEXTS_KEPT:
+        _datetime_texts.clear()  # (threads may race here: at worst a text is made twice)
+    _datetime_texts[value] = text
     return text
 
 
-# The last datetime converted, and its text.
-_last_datetime_in: tuple[datetime | None, str | None] = (None, None)
-
-
 def _sqlite_datetime_out(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+    if value is None:
+        return None
+    # A page of the log holds a few timestamps many times over (a transaction's events
+    # share one); datetimes are immutable, so one object serves them all.
+    found = _datetimes.get(value)
+    if found is None:
+        found = datetime.fromisoformat(value).replace(tzinfo=UTC)
+        if len(_datetimes) >= _DATETIME_TEXTS_KEPT:
+            _datetimes.clear()
+        _datetimes[value] = found
+    return found
+
+
+# Recently converted datetimes and their text both ways, a bounded few.
+_datetime_texts: dict[datetime, str] = {}
+_datetimes: dict[str, datetime] = {}
+_DATETIME_TEXTS_KEPT = 256
 
 
 def _pg_datetime_in(value: datetime | None) -> datetime | None:
