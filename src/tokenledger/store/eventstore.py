@@ -80,11 +80,13 @@ _INSERT_EVENTS = DriverStatement(events.insert(), column_keys=_EVENT_KEYS)
 
 
 # PostgreSQL: the latest version of each stream in the array ``ids``, one statement
-# prepared once whatever the number of streams.
+# whatever the number of streams. Not prepared: a plan made generic while the log was
+# small (a sequential scan) would be kept as the log grows, each call then reading it all.
 _STREAM_VERSIONS_ANY = DriverStatement(
     sa.select(events.c.stream_id, sa.func.max(events.c.stream_version))
     .where(events.c.stream_id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.String()))))
-    .group_by(events.c.stream_id)
+    .group_by(events.c.stream_id),
+    prepare=False,
 )
 
 
