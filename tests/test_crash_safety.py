@@ -2,8 +2,8 @@
 command's events or none, with the projections and the hash chain consistent; SQLite commits
 are durable (WAL, synchronous=FULL).
 
-Not covered here: "a rebuild killed midway leaves the live projections serving and a rerun
-completes" needs the replay/rebuild command, which does not exist yet (see docs/security.md).
+A rebuild killed midway (the live projections keep serving, a rerun completes) is covered in
+tests/test_replay.py.
 """
 
 from __future__ import annotations
