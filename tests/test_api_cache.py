@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from test_api_support import ISSUER, OPERATOR, Api, make_api, seed
+from test_api_support import ISSUER, Api, make_api, seed
 from tokenledger.api import ApiSettings, create_asgi_app
 from tokenledger.cache import HeadGatedCache
-from tokenledger.domain import commands as c
 from tokenledger.keys import KeyStore
 from tokenledger.ledger import Ledger
 from tokenledger.store import open_event_store
@@ -108,12 +107,8 @@ def test_writes_through_the_api_clear_its_cache(stale_api: Api) -> None:
 def test_by_default_a_write_elsewhere_is_seen_at_once(database_url: str, tmp_path: Path) -> None:
     for api in make_api(database_url, tmp_path):
         assert api.introspect(api.bob)["active"] is True
-        token_id = api.ledger.authenticate(api.bob).token_id
-        assert token_id is not None
         # Another process's write: this app's cache is not told, the head tells it.
-        other = Ledger(open_event_store(database_url))
-        other.execute(c.RevokeToken(token_id=token_id), OPERATOR)
-        other.close()
+        api.revoke_elsewhere(api.bob, database_url)
         assert api.introspect(api.bob) == {"active": False}
         refused = api.client.get("/v2/orgs", headers=api.bearer(api.bob))
         assert refused.status_code == 401

@@ -18,12 +18,11 @@ from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from starlette.types import Message, Receive, Scope, Send
 
-from test_api_support import ISSUER, OPERATOR, Api, seed
+from test_api_support import ISSUER, Api, seed
 from tokenledger.api import ApiSettings, create_app
 from tokenledger.api.fastpath import IntrospectionFastPath, bearer_and_form, token_field
 from tokenledger.api.routes.oauth import INTROSPECT_PATH
 from tokenledger.api.state import ApiState
-from tokenledger.domain import commands as c
 from tokenledger.errors import StorageError
 from tokenledger.keys import KeyStore
 from tokenledger.ledger import Ledger
@@ -165,11 +164,7 @@ def test_a_write_elsewhere_is_seen_once_the_staleness_bound_passes(
         for both in both_ways(database_url, tmp_path, staleness=60.0):
             api = both.api
             assert api.introspect(api.bob)["active"] is True
-            token_id = api.ledger.authenticate(api.bob).token_id
-            assert token_id is not None
-            other = Ledger(open_event_store(database_url))
-            other.execute(c.RevokeToken(token_id=token_id), OPERATOR)
-            other.close()
+            api.revoke_elsewhere(api.bob, database_url)
             frozen.tick(30)
             assert api.introspect(api.bob)["active"] is True  # stale within the bound, by design
             frozen.tick(31)
