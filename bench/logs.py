@@ -46,7 +46,7 @@ def write_log(store: EventStore, events: int, *, seed: int = 1) -> int:
         roll = rng.random()
         if roll < 0.8 or not live:
             account = rng.choice(accounts)
-            token_id = new_token_id()
+            token_id = new_token_id(datetime.now(UTC))
             pending.append(
                 e.TokenIssued(
                     token_id=token_id,

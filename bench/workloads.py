@@ -79,7 +79,7 @@ def _seed_tokens(ledger: Ledger, principal: str, count: int) -> list[str]:
             secrets.append(secret)
             batch.append(
                 e.TokenIssued(
-                    token_id=new_token_id(),
+                    token_id=new_token_id(datetime.now(UTC)),  # as if issued one by one
                     principal=principal,
                     kind="service",
                     secret_hash=hash_secret(secret),
@@ -133,12 +133,14 @@ def w2_batched_append(url: str, size: int) -> Figures:
 
     def batch(name: str) -> list[e.Event]:
         account = service_account_id(name, "acme")
+        # Ids as the ledger issues them: from the time of their transaction.
+        issued = datetime.now(UTC)
         created = e.ServiceAccountCreated(
             account_id=account, org="acme", name=name, permission=grant
         )
         return [created] + [
             e.TokenIssued(
-                token_id=new_token_id(),
+                token_id=new_token_id(issued),
                 principal=account,
                 kind="service",
                 secret_hash=f"{rng.getrandbits(256):064x}",

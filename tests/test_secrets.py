@@ -6,6 +6,7 @@ import hashlib
 import re
 import zlib
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import assume, given
@@ -319,16 +320,31 @@ def test_hash_does_not_contain_the_secret(secret: str) -> None:
 # --- token ids ---------------------------------------------------------------
 
 
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
 def test_token_id_has_the_documented_shape() -> None:
-    token_id = new_token_id()
+    token_id = new_token_id(NOW)
     assert len(token_id) == TOKEN_ID_LENGTH == 20
     assert TOKEN_ID_RE.fullmatch(token_id)
     assert is_token_id(token_id)
 
 
-def test_token_ids_are_distinct() -> None:
-    ids = [new_token_id() for _ in range(1000)]
+def test_token_ids_issued_at_the_same_time_are_distinct() -> None:
+    ids = [new_token_id(NOW) for _ in range(1000)]
     assert len(set(ids)) == 1000
+    assert len({token_id[:11] for token_id in ids}) == 1  # the time part
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1970, 1, 1), max_value=datetime(3000, 1, 1), timezones=st.just(UTC)
+    ),
+    st.timedeltas(min_value=timedelta(milliseconds=10), max_value=timedelta(days=3650)),
+)
+def test_token_ids_sort_in_the_order_they_were_issued(earlier: datetime, gap: timedelta) -> None:
+    # Ids issued one after another land together at the end of every index keyed by them.
+    assert new_token_id(earlier) < new_token_id(earlier + gap)
 
 
 @pytest.mark.parametrize(
@@ -355,7 +371,7 @@ def test_is_token_id_rejects_other_shapes(text: str) -> None:
 @pytest.mark.parametrize("kind", list(TokenKind))
 def test_secrets_and_token_ids_are_never_confused(kind: TokenKind) -> None:
     secret = generate_secret(kind)
-    token_id = new_token_id()
+    token_id = new_token_id(NOW)
     assert looks_like_secret(secret)
     assert not is_token_id(secret)
     assert not looks_like_secret(token_id)

@@ -60,12 +60,12 @@ def build_world(ledger: Ledger, tokens: int) -> dict[str, str]:
     ):
         ledger.execute(command, OPERATOR)
     minted: list[str] = []
-
-    def mint(kind: TokenKind) -> tuple[str, str]:
-        minted.append(generate_secret(kind))
-        return new_token_id(), hash_secret(minted[-1])
-
     with ledger.store.transaction(actor=OPERATOR.label) as tx:
+
+        def mint(kind: TokenKind) -> tuple[str, str]:
+            minted.append(generate_secret(kind))
+            return new_token_id(tx.recorded_at), hash_secret(minted[-1])
+
         context = Context(actor=OPERATOR, now=tx.recorded_at, mint=mint)
         [first] = decide(c.IssueToken(principal=SA), SqlLedgerView(tx.connection), context)
         assert isinstance(first, TokenIssued)

@@ -189,13 +189,13 @@ class Ledger:
         """Decide and record ``command`` atomically; raise a ``LedgerError`` and append nothing
         when it is refused."""
         secrets: list[str] = []
-
-        def mint(kind: TokenKind) -> tuple[str, str]:
-            secret = generate_secret(kind)
-            secrets.append(secret)
-            return new_token_id(), hash_secret(secret)
-
         with self.store.transaction(actor=actor.label, correlation_id=correlation_id) as tx:
+
+            def mint(kind: TokenKind) -> tuple[str, str]:
+                secret = generate_secret(kind)
+                secrets.append(secret)
+                return new_token_id(tx.recorded_at), hash_secret(secret)
+
             view = SqlLedgerView(tx.connection)
             events = decide(command, view, Context(actor=actor, now=tx.recorded_at, mint=mint))
             records = tx.append([to_pending(event) for event in events])

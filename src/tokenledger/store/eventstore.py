@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
-from uuid import uuid4
 
 import msgspec
 import sqlalchemy as sa
@@ -31,7 +30,7 @@ from tokenledger.errors import ValidationError, WrongExpectedVersion
 from tokenledger.store.chain import canonical_envelope, chain_hash
 from tokenledger.store.driver import DriverStatement, copy_rows
 from tokenledger.store.engine import WRITE_OPTION
-from tokenledger.store.records import EMPTY_HEAD, Head, PendingEvent, RecordedEvent
+from tokenledger.store.records import EMPTY_HEAD, Head, PendingEvent, RecordedEvent, uuid7
 from tokenledger.store.schema import UTCDateTime, events
 
 __all__ = [
@@ -298,7 +297,7 @@ class EventStore:
         correlation_id: str | None = None,
     ) -> Iterator[WriteTransaction]:
         """A write transaction holding the ledger's lock; commits when the block ends cleanly."""
-        command_id = command_id or str(uuid4())
+        command_id = command_id or uuid7()
         with (
             self.engine.connect().execution_options(**{WRITE_OPTION: True}) as connection,
             connection.begin(),
