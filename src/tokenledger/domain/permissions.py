@@ -51,10 +51,15 @@ class Grant(msgspec.Struct, frozen=True, order=True):
 
     @property
     def rank(self) -> Level:
-        return Level[self.level.upper()]
+        # A dict read: every verification ranks each grant it weighs.
+        found = _LEVEL_BY_LABEL.get(self.level)
+        return found if found is not None else Level[self.level.upper()]
 
     def __str__(self) -> str:
         return f"{self.level}:{self.resource}"
+
+
+_LEVEL_BY_LABEL = {level.label: level for level in Level}
 
 
 def is_within(path: str, ancestor: str) -> bool:

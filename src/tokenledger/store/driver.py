@@ -146,7 +146,11 @@ class DriverStatement:
 
     def execute(self, connection: Connection, params: Mapping[str, Any] | None = None) -> Any:
         """Run once; the driver cursor (rows not yet converted: use ``all``/``first``)."""
-        compiled = self._compile(connection)
+        return self._execute(connection, self._compile(connection), params)
+
+    def _execute(
+        self, connection: Connection, compiled: _Compiled, params: Mapping[str, Any] | None
+    ) -> Any:
         bound = _bind(compiled, params or {})
         return _run(connection, compiled.sql, bound, many=False, prepare=self.prepare)
 
@@ -184,7 +188,7 @@ class DriverStatement:
         self, connection: Connection, params: Mapping[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
         compiled = self._compile(connection)
-        cursor = self.execute(connection, params)
+        cursor = self._execute(connection, compiled, params)
         try:
             rows = cursor.fetchall()
         finally:
@@ -197,7 +201,7 @@ class DriverStatement:
         self, connection: Connection, params: Mapping[str, Any] | None = None
     ) -> tuple[Any, ...] | None:
         compiled = self._compile(connection)
-        cursor = self.execute(connection, params)
+        cursor = self._execute(connection, compiled, params)
         try:
             row = cursor.fetchone()
         finally:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -46,24 +46,14 @@ class ReadConnections:
         self._lock = threading.Lock()
         self._open: list[tuple[threading.Thread, Connection]] = []
 
-    @contextmanager
-    def snapshot(self) -> Iterator[Connection]:
+    def snapshot(self) -> AbstractContextManager[Connection]:
+        # Plain context managers, not generators: this brackets every uncached verification.
         connection = self._connection()
         if connection is None:
-            with self._engine.connect() as pooled, pooled.begin():
-                yield pooled
-            return
-        dbapi = connection.connection.dbapi_connection
-        assert dbapi is not None
+            return _pooled_snapshot(self._engine)
         if not self._sqlite:
-            yield connection
-            return
-        dbapi.execute("BEGIN")
-        try:
-            yield connection
-        finally:
-            if not connection.invalidated:
-                dbapi.execute("COMMIT")
+            return nullcontext(connection)
+        return _SQLiteSnapshot(connection)
 
     def _connection(self) -> Connection | None:
         connection: Connection | None = getattr(self._local, "connection", None)
@@ -94,6 +84,32 @@ class ReadConnections:
             for _, connection in self._open:
                 connection.close()
             self._open.clear()
+
+
+class _SQLiteSnapshot:
+    """``BEGIN`` ... ``COMMIT`` on the connection's driver connection."""
+
+    __slots__ = ("_connection", "_dbapi")
+
+    def __init__(self, connection: Connection) -> None:
+        dbapi = connection.connection.dbapi_connection
+        assert dbapi is not None
+        self._connection = connection
+        self._dbapi = dbapi
+
+    def __enter__(self) -> Connection:
+        self._dbapi.execute("BEGIN")
+        return self._connection
+
+    def __exit__(self, *_: object) -> None:
+        if not self._connection.invalidated:
+            self._dbapi.execute("COMMIT")
+
+
+@contextmanager
+def _pooled_snapshot(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as pooled, pooled.begin():
+        yield pooled
 
 
 def _retired(thread: threading.Thread, connection: Connection) -> bool:
