@@ -26,6 +26,8 @@ class SystemClock:
 
 def ensure_utc(moment: datetime) -> datetime:
     """Return ``moment`` as an aware UTC datetime; a naive value is taken to be UTC."""
+    if moment.tzinfo is UTC:
+        return moment  # already so (the system clock's): no copy
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)

@@ -82,7 +82,7 @@ def verify_token(
         token_type=token.kind,
         iat=int(token.issued_at.timestamp()),
         exp=int(token.expires_at.timestamp()) if token.expires_at else None,
-        scope=" ".join(str(g) for g in effective),
+        scope=" ".join([str(grant) for grant in effective]),
         grants=effective,
         resource=resource,
         level=level.label if resource is not None else None,

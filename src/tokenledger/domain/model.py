@@ -47,7 +47,10 @@ def service_account_id(name: str, org: str) -> str:
 
 
 def is_service_account_id(principal: str) -> bool:
-    return principal.endswith("." + SERVICE_ACCOUNT_DOMAIN)
+    return principal.endswith(_SERVICE_ACCOUNT_SUFFIX)
+
+
+_SERVICE_ACCOUNT_SUFFIX = "." + SERVICE_ACCOUNT_DOMAIN
 
 
 def predefined_role_grants(org: str, role: str) -> tuple[Grant, ...] | None:

@@ -7,6 +7,7 @@ a letter or digit, at most 63 characters. Users are identified by email.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from tokenledger.domain.model import SERVICE_ACCOUNT_DOMAIN
@@ -48,6 +49,8 @@ def check_name(value: str, what: str = "name") -> str:
     return value
 
 
+# Remembered: a verification checks the path it is asked about, mostly one of a few.
+@functools.lru_cache(maxsize=1024)
 def check_path(value: str) -> str:
     """A resource path: 1 to 5 names joined by '/' (org/project/collection/dataset/object)."""
     if len(value) > MAX_PATH_DEPTH * 64:

@@ -32,7 +32,8 @@ class Level(IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower()
+        # A dict read, not Enum's ``name`` descriptor: every verification labels a level.
+        return _LABEL_BY_LEVEL[self]
 
     @classmethod
     def parse(cls, text: str) -> Level:
@@ -59,7 +60,8 @@ class Grant(msgspec.Struct, frozen=True, order=True):
         return f"{self.level}:{self.resource}"
 
 
-_LEVEL_BY_LABEL = {level.label: level for level in Level}
+_LABEL_BY_LEVEL = {level: level.name.lower() for level in Level}
+_LEVEL_BY_LABEL = {label: level for level, label in _LABEL_BY_LEVEL.items()}
 
 
 def is_within(path: str, ancestor: str) -> bool:
@@ -84,8 +86,12 @@ def level_at(grants: Iterable[Grant], path: str) -> Level:
     """The highest level any of ``grants`` gives on ``path``."""
     best = Level.NONE
     for grant in grants:
-        if covers(grant, path) and grant.rank > best:
-            best = grant.rank
+        # covers(grant, path), written out: every verification weighs its grants here.
+        resource = grant.resource
+        if path == resource or path.startswith(resource + "/"):
+            rank = grant.rank
+            if rank > best:
+                best = rank
     return best
 
 

@@ -271,24 +271,25 @@ def _compile(
     )
 
 
-def _run(connection: Connection, sql: str, params: Any, *, many: bool, prepare: bool) -> Any:
-    def execute(cursor: Any) -> None:
-        if many:
-            cursor.executemany(sql, params)
-        elif prepare or connection.dialect.name != "postgresql":
-            cursor.execute(sql, params)
-        else:
-            cursor.execute(sql, params, prepare=False)  # psycopg
+Action = Callable[[Any, str, Any], None]
 
-    return _on_cursor(connection, sql, params, many, execute)
+
+def _run(connection: Connection, sql: str, params: Any, *, many: bool, prepare: bool) -> Any:
+    unprepared = not (many or prepare) and connection.dialect.name == "postgresql"
+    return _on_cursor(connection, sql, params, many, _execute_unprepared if unprepared else None)
+
+
+def _execute_unprepared(cursor: Any, sql: str, params: Any) -> None:
+    cursor.execute(sql, params, prepare=False)  # psycopg
 
 
 def _on_cursor(
-    connection: Connection, sql: str, params: Any, many: bool, action: Callable[[Any], None]
+    connection: Connection, sql: str, params: Any, many: bool, action: Action | None
 ) -> Any:
-    """Run ``action`` on a new driver cursor as SQLAlchemy would run ``sql``: between the
-    engine's cursor-execute events, with driver errors raised as SQLAlchemy's. The open
-    cursor is returned for its rows."""
+    """Run ``sql`` with ``params`` (``executemany`` if ``many``), or ``action``, on a new
+    driver cursor as SQLAlchemy would run ``sql``: between the engine's cursor-execute
+    events, with driver errors raised as SQLAlchemy's. The open cursor is returned for
+    its rows."""
     dbapi_connection = connection.connection.dbapi_connection
     assert dbapi_connection is not None
     cursor = dbapi_connection.cursor()
@@ -296,7 +297,13 @@ def _on_cursor(
     if dispatch.before_cursor_execute:
         dispatch.before_cursor_execute(connection, cursor, sql, params, None, many)
     try:
-        action(cursor)
+        # Executed here, not through a closure made per call: every lookup comes this way.
+        if action is not None:
+            action(cursor, sql, params)
+        elif many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
     except connection.dialect.loaded_dbapi.Error as error:
         cursor.close()
         raise _wrapped(connection, dbapi_connection, sql, error) from error
@@ -334,7 +341,7 @@ def copy_rows(
     name = quote(table.name) if schema is None else f"{quote(schema)}.{quote(table.name)}"
     sql = f"COPY {name} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
 
-    def copy_in(cursor: Any) -> None:
+    def copy_in(cursor: Any, sql: str, _params: Any) -> None:
         with cursor.copy(sql) as copy:  # psycopg
             for row in rows:
                 copy.write_row(row)

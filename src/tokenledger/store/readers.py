@@ -13,6 +13,10 @@ lookups with the driver's own statements:
 * PostgreSQL: autocommit, each lookup its own statement snapshot, which is
   what a READ COMMITTED transaction (SQLAlchemy's default) would give too.
 
+``statement`` is for a lookup made of one statement (a service account's token
+verification): a statement reads one snapshot by itself on both databases, so
+SQLite's ``BEGIN`` and ``COMMIT`` are left out.
+
 Only ``DriverStatement``s may run on a snapshot's connection: it never goes
 through SQLAlchemy's execution, so SQLAlchemy never opens a transaction on it.
 """
@@ -46,6 +50,12 @@ class ReadConnections:
         self._lock = threading.Lock()
         self._open: list[tuple[threading.Thread, Connection]] = []
 
+    @property
+    def snapshots_span_statements(self) -> bool:
+        """Whether ``snapshot`` holds one snapshot across statements (SQLite), or each of
+        its statements reads its own anyway (PostgreSQL, autocommit)."""
+        return self._sqlite
+
     def snapshot(self) -> AbstractContextManager[Connection]:
         # Plain context managers, not generators: this brackets every uncached verification.
         connection = self._connection()
@@ -54,6 +64,13 @@ class ReadConnections:
         if not self._sqlite:
             return nullcontext(connection)
         return _SQLiteSnapshot(connection)
+
+    def statement(self) -> AbstractContextManager[Connection]:
+        """The thread's connection for one statement, which reads a snapshot of its own."""
+        connection = self._connection()
+        if connection is None:
+            return _pooled_snapshot(self._engine)
+        return nullcontext(connection)
 
     def _connection(self) -> Connection | None:
         connection: Connection | None = getattr(self._local, "connection", None)
