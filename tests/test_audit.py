@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from click.testing import CliRunner, Result
 from freezegun import freeze_time
 
@@ -19,6 +22,8 @@ from tokenledger.domain.permissions import Level
 from tokenledger.errors import NotFound, ValidationError
 from tokenledger.ledger import CommandResult, Ledger
 from tokenledger.store import open_event_store
+from tokenledger.store.engine import WRITE_OPTION
+from tokenledger.store.migrate import migrations_dir
 
 OPERATOR = Actor.operator("alice")
 SA = "ingest@acme.service.tokenledger"
@@ -115,6 +120,54 @@ def test_search_by_time_window(story: Story) -> None:
         store, AuditQuery(since=T0 + timedelta(hours=12), until=T0 + timedelta(days=1, hours=12))
     )
     assert [e.record.event_type for e in day1] == ["ServiceAccountPermissionLevelChanged"]
+
+
+def test_a_time_window_with_a_subject_actor_or_type(story: Story) -> None:
+    """The audit index keeps no time: the window becomes one of positions, whose bounds
+    fall between transactions (the since inclusive, the until exclusive) or past the log."""
+    store = story.ledger.store
+    day1, day2 = T0 + timedelta(days=1), T0 + timedelta(days=2)
+
+    def types(**filters: object) -> list[str]:
+        return [e.record.event_type for e in search(store, AuditQuery(**filters))]  # type: ignore[arg-type]
+
+    assert types(subject=SA, since=day1, until=day2) == ["ServiceAccountPermissionLevelChanged"]
+    assert types(actor="operator:bob", until=day2) == ["ServiceAccountPermissionLevelChanged"]
+    assert types(event_type="TokenRevoked", since=day2) == ["TokenRevoked", "TokenRevoked"]
+    assert types(event_type="TokenRevoked", since=day2 + timedelta(microseconds=1)) == []
+    assert types(subject=SA, since=T0 + timedelta(days=30)) == []
+    assert len(types(subject=SA, until=T0 + timedelta(days=30))) == len(types(subject=SA))
+    assert types(subject=SA, since=T0 - timedelta(days=1), until=T0) == []
+    assert types(subject=SA, until=T0 + timedelta(microseconds=1), oldest_first=True)[:2] == [
+        "ServiceAccountCreated",
+        "TokenIssued",
+    ]
+
+
+def test_the_audit_index_times_migrate_down_and_up(story: Story) -> None:
+    """Revision 0006 drops the audit index's copy of the time; going back restores it
+    from the log, and coming forward again leaves the queries as they were."""
+    store = story.ledger.store
+    before = positions(search(store, AuditQuery(subject=SA, since=T0 + timedelta(days=1))))
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    with store.engine.connect().execution_options(**{WRITE_OPTION: True}) as connection:
+        with connection.begin():
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0005")
+        times = connection.execute(
+            sa.text(
+                "SELECT count(*) FROM audit_index JOIN events USING (position)"
+                " WHERE audit_index.recorded_at = events.recorded_at"
+            )
+        ).scalar()
+        rows = connection.execute(sa.text("SELECT count(*) FROM audit_index")).scalar()
+        connection.rollback()
+        assert times == rows
+        assert rows
+        with connection.begin():
+            command.upgrade(config, "head")
+    assert positions(search(store, AuditQuery(subject=SA, since=T0 + timedelta(days=1)))) == before
 
 
 def test_search_refuses_unknown_types_and_limits() -> None:

@@ -31,7 +31,6 @@ class AuditProjection:
                 "position": record.position,
                 "event_type": record.event_type,
                 "actor": record.actor,
-                "recorded_at": record.recorded_at,
                 "correlation_id": record.correlation_id,
             }
             for subject in subjects(event) or (record.stream_id,)

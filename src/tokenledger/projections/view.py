@@ -180,6 +180,11 @@ _DIRECT_GRANTS = DriverStatement(
 _SERVICE_ACCOUNT = _by_key(service_accounts, account_id=service_accounts.c.account_id)
 _TOKEN = _by_key(tokens, token_id=tokens.c.token_id)
 _TOKEN_BY_HASH = _by_key(tokens, secret_hash=tokens.c.secret_hash)
+_TOKENS_OF = DriverStatement(
+    sa.select(tokens)
+    .where(tokens.c.principal == sa.bindparam("principal"))
+    .order_by(tokens.c.token_id)
+)
 _TOKEN_COLUMNS = len(tokens.columns)
 _TOKEN_AND_ACCOUNT_BY_HASH = DriverStatement(
     sa.select(tokens, service_accounts)
@@ -364,7 +369,8 @@ class SqlLedgerView:
 
     def tokens_of(self, principal: str) -> list[TokenView]:
         """Every token of the principal, revoked and expired ones included; by id."""
-        return self._tokens(tokens.c.principal == principal)
+        # On the driver's cursor: a cascade reads its account's thousands of tokens here.
+        return [_token(row) for row in _TOKENS_OF.all(self.connection, {"principal": principal})]
 
     def child_tokens(self, token_ids: Collection[str]) -> list[TokenView]:
         """Tokens derived directly from any of ``token_ids``; by id."""

@@ -19,8 +19,9 @@ machinery.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -108,7 +109,9 @@ class BufferedWrites(Writes):
         """Run everything queued, table by table, each table's runs in order."""
         for queue in self._tables.values():
             for shape, rows in queue.runs:
-                _statement(self.dialect, queue.table, shape).executemany(self.connection, rows)
+                # Every row of a run binds every name of its shape: taken out in C.
+                statement = _statement(self.dialect, queue.table, shape)
+                statement.executemany_rows(self.connection, rows)
         self._tables.clear()
 
 
@@ -118,7 +121,7 @@ class _TableQueue:
         self.key = tuple(c.name for c in table.primary_key.columns)
         self.runs: list[tuple[Shape, list[dict[str, Any]]]] = []
         self._last_run_of_shape: dict[Shape, int] = {}
-        self._last_run_of_row: dict[tuple[Any, ...], int] = {}
+        self._last_run_of_row: dict[Any, int] = {}
         self._barrier = 0  # runs before this index take no more operations
 
     def add(self, shape: Shape, params: dict[str, Any]) -> None:
@@ -142,13 +145,22 @@ class _TableQueue:
         else:
             self._last_run_of_row[row] = target
 
-    def _row_of(self, shape: Shape, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        operation, _, where, _, _ = shape
-        if operation in ("insert", "upsert"):
-            return tuple(params[name] for name in self.key)
-        if set(self.key) <= set(where):
-            return tuple(params[_WHERE + name] for name in self.key)
-        return None
+    def _row_of(self, shape: Shape, params: dict[str, Any]) -> Any:
+        take = _row_key(shape, self.key)
+        return None if take is None else take(params)
+
+
+@cache
+def _row_key(shape: Shape, key: tuple[str, ...]) -> Callable[[dict[str, Any]], Any] | None:
+    """What tells an operation's row among its table's rows: its primary key's values (a
+    tuple, or the one value of a one-column key), or None when its WHERE leaves it open.
+    Worked out once per shape: a cascade queues thousands of operations of one shape."""
+    operation, _, where, _, _ = shape
+    if operation in ("insert", "upsert"):
+        return itemgetter(*key)
+    if set(key) <= set(where):
+        return itemgetter(*(_WHERE + name for name in key))
+    return None
 
 
 @cache
