@@ -165,7 +165,7 @@ class DriverStatement:
         on a positional driver (SQLite) the values are taken out in C and only the columns
         that need converting are touched in Python."""
         compiled = self._compile(connection)
-        if compiled.positions is None or compiled.defaults:
+        if compiled.positions is None:
             self.executemany(connection, rows)
             return
         take = itemgetter(*compiled.positions)

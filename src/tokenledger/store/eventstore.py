@@ -254,7 +254,7 @@ class WriteTransaction:
                 self.connection, events, _EVENT_KEYS, [msgspec.structs.astuple(r) for r in recorded]
             )
         else:
-            _INSERT_EVENTS.executemany(
+            _INSERT_EVENTS.executemany_rows(
                 self.connection, [msgspec.structs.asdict(r) for r in recorded]
             )
         self._stream_versions.update(versions)
