@@ -100,46 +100,56 @@ def search(store: EventStore, query: AuditQuery) -> list[AuditEntry]:
         conditions.append(source.c.event_type == query.event_type)
     if query.correlation_id is not None:
         conditions.append(source.c.correlation_id == query.correlation_id)
+    if indexed:
+        # The audit index keeps no time: recorded_at never decreases along the log, so a
+        # time window is a window of positions, found on the log's recorded_at index and
+        # then read off the audit index's (filter, position) keys. The bounds are
+        # subqueries of the one statement, so they and the rows come from one snapshot.
+        if query.since is not None:
+            # No event that late: NULL, which no position is at or after.
+            conditions.append(source.c.position >= _first_position_from(query.since))
+        if query.until is not None:
+            no_end = sa.literal(_NO_POSITION, sa.BigInteger)
+            conditions.append(
+                source.c.position < sa.func.coalesce(_first_position_from(query.until), no_end)
+            )
+    else:
+        if query.since is not None:
+            conditions.append(source.c.recorded_at >= ensure_utc(query.since))
+        if query.until is not None:
+            conditions.append(source.c.recorded_at < ensure_utc(query.until))
     order = source.c.position.asc() if query.oldest_first else source.c.position.desc()
+    positions = sa.select(source.c.position).where(*conditions)
+    if indexed and query.subject is None:
+        # An event has a row per subject in the audit index: once in the answer. (For one
+        # subject the key (subject, position) already makes positions unique, and without
+        # the GROUP BY the newest ones are read straight off that key, backwards.)
+        positions = positions.group_by(source.c.position)
+    positions = positions.order_by(order).limit(query.limit)
     with store.engine.connect() as connection:
-        if indexed:
-            # The audit index keeps no time: recorded_at never decreases along the log, so a
-            # time window is a window of positions, found on the log's recorded_at index and
-            # then read off the audit index's (filter, position) keys.
-            if query.since is not None:
-                start = _first_position_from(connection, query.since)
-                conditions.append(source.c.position >= start if start is not None else sa.false())
-            if query.until is not None:
-                end = _first_position_from(connection, query.until)
-                if end is not None:
-                    conditions.append(source.c.position < end)
-        else:
-            if query.since is not None:
-                conditions.append(source.c.recorded_at >= ensure_utc(query.since))
-            if query.until is not None:
-                conditions.append(source.c.recorded_at < ensure_utc(query.until))
-        positions = sa.select(source.c.position).where(*conditions)
-        if indexed and query.subject is None:
-            # An event has a row per subject in the audit index: once in the answer. (For one
-            # subject the key (subject, position) already makes positions unique, and without
-            # the GROUP BY the newest ones are read straight off that key, backwards.)
-            positions = positions.group_by(source.c.position)
-        positions = positions.order_by(order).limit(query.limit)
         wanted = [row[0] for row in connection.execute(positions)]
         records = _records_at(connection, wanted)
     return [AuditEntry(r, decode_event(r)) for r in records]
 
 
-def _first_position_from(connection: sa.Connection, moment: datetime) -> int | None:
-    """The position of the first event recorded at or after ``moment`` (None: there is none)."""
-    first = (
+#: Beyond any position (the largest BIGINT).
+_NO_POSITION = 2**63 - 1
+
+
+def _first_position_from(moment: datetime) -> sa.ScalarSelect[int]:
+    """The position of the first event recorded at or after ``moment`` (NULL: none is).
+
+    SQLite's recorded_at index ends in the rowid, the position: one index entry is read.
+    PostgreSQL's holds the time alone and sorts the events sharing the first time at or
+    after ``moment`` (one transaction's, a cascade's thousands at most): an index with the
+    position too would spare that, at a cost on every append, for a rarer query."""
+    return (
         sa.select(events.c.position)
         .where(events.c.recorded_at >= ensure_utc(moment))
         .order_by(events.c.recorded_at, events.c.position)
         .limit(1)
+        .scalar_subquery()
     )
-    found: int | None = connection.execute(first).scalar()
-    return found
 
 
 def _records_at(connection: sa.Connection, positions: list[int]) -> list[RecordedEvent]:

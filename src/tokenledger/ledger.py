@@ -236,7 +236,8 @@ class Ledger:
 
     def now(self) -> datetime:
         moment = self.clock.now()
-        return moment if moment.tzinfo is UTC else ensure_utc(moment)  # the first: no call
+        # The system clock already gives UTC: returned as it is, without a call per verification.
+        return moment if moment.tzinfo is UTC else ensure_utc(moment)
 
     # -- verification ---------------------------------------------------------------
 

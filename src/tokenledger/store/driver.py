@@ -165,14 +165,13 @@ class DriverStatement:
         on a positional driver (SQLite) the values are taken out in C and only the columns
         that need converting are touched in Python."""
         compiled = self._compile(connection)
-        if compiled.positions is None:
+        if compiled.positions is None or len(compiled.positions) < 2:
+            # Named parameters (PostgreSQL), or a tuple ``itemgetter`` would not make.
             self.executemany(connection, rows)
             return
         take = itemgetter(*compiled.positions)
-        if len(compiled.positions) == 1:
-            batch: list[Sequence[Any]] = [(take(row),) for row in rows]
-        elif not compiled.positional_binders:
-            batch = [take(row) for row in rows]
+        if not compiled.positional_binders:
+            batch: list[Sequence[Any]] = [take(row) for row in rows]
         else:
             batch = []
             append = batch.append

@@ -15,7 +15,8 @@ lookups with the driver's own statements:
 
 ``statement`` is for a lookup made of one statement (a service account's token
 verification): a statement reads one snapshot by itself on both databases, so
-SQLite's ``BEGIN`` and ``COMMIT`` are left out.
+SQLite's ``BEGIN`` and ``COMMIT`` are left out (a thread beyond the limit still
+reads on a pooled connection in a transaction of its own).
 
 Only ``DriverStatement``s may run on a snapshot's connection: it never goes
 through SQLAlchemy's execution, so SQLAlchemy never opens a transaction on it.
