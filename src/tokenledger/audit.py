@@ -141,8 +141,9 @@ def _first_position_from(moment: datetime) -> sa.ScalarSelect[int]:
 
     SQLite's recorded_at index ends in the rowid, the position: one index entry is read.
     PostgreSQL's holds the time alone and sorts the events sharing the first time at or
-    after ``moment`` (one transaction's, a cascade's thousands at most): an index with the
-    position too would spare that, at a cost on every append, for a rarer query."""
+    after ``moment`` (one transaction's events, a cascade's thousands, or more while the
+    clock stood still): an index with the position too would spare that, at a cost on
+    every append, for a rarer query."""
     return (
         sa.select(events.c.position)
         .where(events.c.recorded_at >= ensure_utc(moment))
