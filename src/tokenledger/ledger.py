@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -235,9 +235,7 @@ class Ledger:
             return read_head(connection).position
 
     def now(self) -> datetime:
-        moment = self.clock.now()
-        # The system clock already gives UTC: returned as it is, without a call per verification.
-        return moment if moment.tzinfo is UTC else ensure_utc(moment)
+        return ensure_utc(self.clock.now())
 
     # -- verification ---------------------------------------------------------------
 
