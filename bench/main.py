@@ -3,7 +3,8 @@
 Every run of a workload is a fresh process (``bench.workloads`` / ``bench.peer``) on a fresh
 database: a temporary SQLite file, or a PostgreSQL database ``tl_bench_<random>`` created on the
 server and dropped afterwards (also when the run fails). W3's runs (and W6's, and the peer's W3)
-share one database per log size: the log is written by the first run and rebuilt by each.
+share one database per log size: the log is written by the first run and rebuilt by each. W4's
+runs share one too: its tokens are seeded by the first and only read by each.
 The table shows medians over ``--repeat`` runs; ``--json FILE`` writes the same figures.
 """
 
@@ -52,28 +53,39 @@ QUICK: dict[str, tuple[int, ...]] = {
 Figures = dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A fresh database's URL, and a scratch directory the runs on it share."""
+
+    url: str
+    scratch: str
+
+
 @contextlib.contextmanager
-def database(backend: str) -> Iterator[str]:
-    """A fresh, empty database's URL; dropped (or deleted) when the block ends, even on failure."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="tl_bench_") as directory:
-            yield os.path.join(directory, "ledger.db")
-        return
-    name = f"tl_bench_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    finally:
+def database(backend: str) -> Iterator[Target]:
+    """A fresh, empty database; dropped (or deleted) when the block ends, even on failure."""
+    with tempfile.TemporaryDirectory(prefix="tl_bench_") as directory:
+        if backend == "sqlite":
+            yield Target(os.path.join(directory, "ledger.db"), directory)
+            return
+        name = f"tl_bench_{secrets.token_hex(6)}"
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield Target(PG_ADMIN.rsplit("/", 1)[0] + "/" + name, directory)
+        finally:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
 
 
-def run_one(module: str, workload: str, url: str, size: int) -> Figures:
+def run_one(module: str, workload: str, target: Target, size: int) -> Figures:
     """One workload in a fresh process; its JSON figures (or ``{"error": ...}``)."""
-    command = [sys.executable, "-m", module, workload, "--backend", url, "--size", str(size)]
+    command = [sys.executable, "-m", module, workload, "--backend", target.url]
+    command += ["--size", str(size)]
+    if module == "bench.workloads":
+        command += ["--scratch", target.scratch]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
@@ -240,24 +252,31 @@ def bench_backend(
             # A log is written once per size; each run rebuilds it in a fresh process (a
             # rebuild replaces the projections and leaves the log as it was).
             for size in sizes["W3"]:
-                with database(backend) as url:
+                with database(backend) as target:
                     for _ in range(repeat):
-                        record(f"W3 {size:,}", run_one("bench.workloads", "W3", url, size))
+                        record(f"W3 {size:,}", run_one("bench.workloads", "W3", target, size))
                     if "W6" in selected and size == sizes["W6"][0]:
                         for _ in range(repeat):
-                            record("W6", run_one("bench.workloads", "W6", url, size))
+                            record("W6", run_one("bench.workloads", "W6", target, size))
             if peer:
                 size = sizes["W3"][-1]
-                with database(backend) as url:
+                with database(backend) as target:
                     for _ in range(repeat):
-                        record(f"W3 peer {size:,}", run_one("bench.peer", "W3", url, size))
+                        record(f"W3 peer {size:,}", run_one("bench.peer", "W3", target, size))
+            continue
+        if workload == "W4":
+            # Verifying writes nothing: the tokens are seeded once, and each run verifies
+            # them in a fresh process.
+            with database(backend) as target:
+                for _ in range(repeat):
+                    record("W4", run_one("bench.workloads", "W4", target, sizes["W4"][0]))
             continue
         for _ in range(repeat):
-            with database(backend) as url:
-                record(workload, run_one("bench.workloads", workload, url, sizes[workload][0]))
+            with database(backend) as target:
+                record(workload, run_one("bench.workloads", workload, target, sizes[workload][0]))
             if peer and workload == "W2":
-                with database(backend) as url:
-                    record("W2 peer", run_one("bench.peer", "W2", url, sizes["W2"][0]))
+                with database(backend) as target:
+                    record("W2 peer", run_one("bench.peer", "W2", target, sizes["W2"][0]))
     return runs
 
 

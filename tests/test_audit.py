@@ -161,8 +161,9 @@ def test_a_time_window_on_an_empty_log(store: EventStore) -> None:
 
 
 def test_the_audit_index_times_migrate_down_and_up(story: Story) -> None:
-    """Revision 0006 drops the audit index's copy of the time; going back restores it
-    from the log, and coming forward again leaves the queries as they were."""
+    """Revision 0006 drops the audit index's copy of the time, and 0007 its index by position;
+    going back restores both (the times from the log), and coming forward again leaves the
+    queries as they were."""
     store = story.ledger.store
     before = positions(search(store, AuditQuery(subject=SA, since=T0 + timedelta(days=1))))
     config = Config()
@@ -178,7 +179,9 @@ def test_the_audit_index_times_migrate_down_and_up(story: Story) -> None:
             )
         ).scalar()
         rows = connection.execute(sa.text("SELECT count(*) FROM audit_index")).scalar()
+        old_indexes = {index["name"] for index in sa.inspect(connection).get_indexes("audit_index")}
         connection.rollback()
+        assert "ix_audit_index_position" in old_indexes
         assert times == rows
         assert rows
         with connection.begin():
@@ -188,6 +191,7 @@ def test_the_audit_index_times_migrate_down_and_up(story: Story) -> None:
     indexes = {index["name"] for index in inspector.get_indexes("audit_index")}
     assert "recorded_at" not in columns
     assert "ix_audit_index_recorded_at" not in indexes
+    assert "ix_audit_index_position" not in indexes
     assert positions(search(store, AuditQuery(subject=SA, since=T0 + timedelta(days=1)))) == before
 
 

@@ -2,13 +2,14 @@
 
 A rebuild folds the whole log, in keyset pages (constant memory), into fresh
 *shadow* tables beside the live ones (each page's new rows folded in memory and
-loaded in bulk, ``projections.bulk``; secondary indexes built once at the end):
-an attached database file on SQLite, a sibling schema on PostgreSQL, addressed through SQLAlchemy's
-``schema_translate_map`` so that the very handlers the inline projections use
-write there. The live tables keep serving meanwhile. At the end the rebuild
-takes the ledger's write lock, folds the few events appended since, and then
-either swaps the shadow tables in (one transaction: on PostgreSQL the tables
-change schema, on SQLite their rows are copied) or compares them with the live
+loaded in bulk, ``projections.bulk``; keys and indexes built once at the end,
+before the write lock is taken): an attached database file on SQLite, a sibling
+schema on PostgreSQL, addressed through SQLAlchemy's ``schema_translate_map`` so
+that the very handlers the inline projections use write there. The live tables
+keep serving meanwhile. At the end the rebuild takes the ledger's write lock,
+folds the few events appended since, and then either swaps the shadow tables in
+(one transaction: on PostgreSQL the tables change schema, on SQLite their
+records are copied, index records included) or compares them with the live
 ones. A rebuild killed midway leaves only the shadow behind, which the next run
 discards before starting again.
 """
@@ -195,22 +196,38 @@ class _Shadow:
                 self.connection.execute(sa.schema.CreateTable(_as_loaded(table)))
 
     def index(self, tables: Sequence[sa.Table]) -> None:
-        """PostgreSQL: build the shadow tables' keys and indexes (they move with the tables),
-        outside the write lock. SQLite's are built in the live tables by ``swap_in``."""
-        if self.connection.dialect.name != "postgresql":
-            return
+        """Build the shadow tables' keys and indexes after the load (one sort each), outside
+        the write lock. PostgreSQL's move with the tables; SQLite's are copied with them
+        (see ``swap_in``), so the shadow's must match the live ones index for index."""
         quote = self.connection.dialect.identifier_preparer.quote
+        postgresql = self.connection.dialect.name == "postgresql"
         with self.connection.begin():
             for table in tables:
                 if _keyed_after_load(table):
                     key = table.primary_key
                     columns = ", ".join(quote(c.name) for c in key.columns)
-                    self.connection.exec_driver_sql(
-                        f"ALTER TABLE {quote(self.name)}.{quote(table.name)} "
-                        f"ADD CONSTRAINT {quote(str(key.name))} PRIMARY KEY ({columns})"
-                    )
+                    if postgresql:
+                        self.connection.exec_driver_sql(
+                            f"ALTER TABLE {quote(self.name)}.{quote(table.name)} "
+                            f"ADD CONSTRAINT {quote(str(key.name))} PRIMARY KEY ({columns})"
+                        )
+                    else:
+                        self._key_sqlite(table)
                 for index in table.indexes:
                     self.connection.execute(sa.schema.CreateIndex(index))
+
+    def _key_sqlite(self, table: sa.Table) -> None:
+        """SQLite cannot add a key to a table: copy the loaded rows, in key order, into a table
+        declared as the live one is, and put it in the keyless one's place."""
+        quote = self.connection.dialect.identifier_preparer.quote
+        keyed = f"{table.name}_keyed"
+        loaded, shadow = quote(table.name), quote(self.name)
+        self.connection.execute(sa.schema.CreateTable(_renamed(table, keyed)))
+        key = ", ".join(quote(c.name) for c in table.primary_key.columns)
+        run = self.connection.exec_driver_sql  # raw SQL: schemas named, not translated
+        run(f"INSERT INTO {shadow}.{quote(keyed)} SELECT * FROM {shadow}.{loaded} ORDER BY {key}")
+        run(f"DROP TABLE {shadow}.{loaded}")
+        run(f"ALTER TABLE {shadow}.{quote(keyed)} RENAME TO {loaded}")
 
     def analyze(self, tables: Sequence[sa.Table]) -> None:
         """PostgreSQL: gather the new tables' planner statistics before they go live (they
@@ -238,23 +255,19 @@ class _Shadow:
                 run(f"ALTER TABLE {shadow}.{name} SET SCHEMA {live}")
             run(f"DROP SCHEMA {old} CASCADE")
             return
-        # SQLite cannot move a table between database files: copy the rows, in key order and
-        # with the secondary indexes dropped and then built again (one sort each).
-        dialect = self.connection.dialect
+        # SQLite cannot move a table between database files: copy each one. Into an empty
+        # table with the same columns and indexes, INSERT ... SELECT * copies the table's and
+        # each index's records as they are, in order (SQLite's transfer optimisation: no row
+        # decoded, no key compared, no sort). ``SELECT *`` needs the columns in the same
+        # order: a table whose columns differ (a live table altered since) is copied by name.
         for table in tables:
-            columns = ", ".join(quote(c.name) for c in table.columns)
-            key = ", ".join(quote(c.name) for c in table.primary_key.columns)
             name = quote(table.name)
-            for index in table.indexes:
-                run(f"DROP INDEX IF EXISTS main.{quote(str(index.name))}")
             run(f"DELETE FROM main.{name}")
-            run(
-                f"INSERT INTO main.{name} ({columns}) "
-                f"SELECT {columns} FROM {shadow}.{name} NOT INDEXED ORDER BY {key}"
-            )
-            for index in table.indexes:
-                # Unqualified, an index goes into the main database, as its table.
-                run(str(sa.schema.CreateIndex(index).compile(dialect=dialect)))
+            if _same_columns(self.connection, "main", self.name, table.name):
+                run(f"INSERT INTO main.{name} SELECT * FROM {shadow}.{name}")
+            else:
+                columns = ", ".join(quote(c.name) for c in table.columns)
+                run(f"INSERT INTO main.{name} ({columns}) SELECT {columns} FROM {shadow}.{name}")
 
     def compare(
         self, live: Connection, tables: Sequence[sa.Table], limit: int
@@ -280,8 +293,33 @@ def _as_loaded(table: sa.Table) -> sa.Table:
     written against ``table`` address it)."""
     if not _keyed_after_load(table):
         return table
-    columns = [sa.Column(c.name, c.type, nullable=c.nullable) for c in table.columns]
-    return sa.Table(table.name, sa.MetaData(), *columns)
+    return sa.Table(table.name, sa.MetaData(), *_copied_columns(table))
+
+
+def _renamed(table: sa.Table, name: str) -> sa.Table:
+    """``table``'s columns and key under another name (a copy on a metadata of its own)."""
+    key = table.primary_key
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        *_copied_columns(table),
+        sa.PrimaryKeyConstraint(*(c.name for c in key.columns), name=str(key.name)),
+    )
+
+
+def _copied_columns(table: sa.Table) -> list[sa.Column[Any]]:
+    return [sa.Column(c.name, c.type, nullable=c.nullable) for c in table.columns]
+
+
+def _same_columns(connection: Connection, first: str, second: str, table: str) -> bool:
+    """Whether ``table`` has the same column names, in the same order, in two SQLite schemas."""
+
+    def names(schema: str) -> list[str]:
+        return [
+            row[1] for row in connection.exec_driver_sql(f'PRAGMA "{schema}".table_info("{table}")')
+        ]
+
+    return names(first) == names(second)
 
 
 def _merge_differences(

@@ -204,8 +204,9 @@ class SqlLedgerView:
 
     def __init__(self, connection: Connection, *, remember: bool = False) -> None:
         """``remember``: keep each service account and user looked up for the view's
-        lifetime (for a short read-only snapshot, where a verification would otherwise
-        ask for its principal twice)."""
+        lifetime: for a short read-only snapshot, where a verification would otherwise ask
+        for its principal twice, or a command's decision, which reads under the write lock
+        before anything is written."""
         self.connection = connection
         self._remembered: dict[tuple[str, str], Any] | None = {} if remember else None
 
