@@ -91,6 +91,25 @@ def test_wrong_expected_version_is_a_typed_conflict_and_appends_nothing(
     assert store.head().position == 4
 
 
+def test_a_stream_declared_new_is_not_read_and_refused_if_it_exists(store: EventStore) -> None:
+    """A command that minted a token id declares its stream new, sparing the read of its
+    version; were the id taken after all, the log's unique key refuses the append."""
+    store.append(pending("tok-a", 2), actor="t")
+    with store.transaction(actor="t") as tx:
+        tx.new_stream("tok-b")
+        assert [e.stream_version for e in tx.append(pending("tok-b", 2))] == [1, 2]
+
+    def declare_a_taken_id_new() -> None:
+        with store.transaction(actor="t") as tx:
+            tx.new_stream("tok-a")
+            tx.append(pending("tok-a"))
+
+    with pytest.raises(sa.exc.IntegrityError):
+        declare_a_taken_id_new()
+    assert store.head().position == 4
+    assert [e.stream_version for e in store.read_stream("tok-a")] == [1, 2]
+
+
 def test_a_failed_transaction_leaves_no_trace(store: EventStore) -> None:
     class Boom(Exception):
         pass

@@ -146,6 +146,31 @@ def test_a_cold_verification_reads_one_snapshot(database_url: str) -> None:
         assert user[0][1] is False
 
 
+def test_issuing_a_token_reads_what_it_needs_once(database_url: str) -> None:
+    """The decision reads the account once, and the new token's stream, named by the id the
+    command just minted, is not asked for its version; on PostgreSQL the event and its
+    projection rows are sent in one pipeline (checked by the rows being there)."""
+    ledger = Ledger(open_event_store(database_url, auto_upgrade=True))
+    seen: list[str] = []
+
+    def record(connection: sa.Connection, cursor: object, statement: str, *_: object) -> None:
+        seen.append(" ".join(statement.split()))
+
+    try:
+        build_world(ledger)
+        sa.event.listen(ledger.store.engine, "before_cursor_execute", record)
+        issued = run(ledger, c.IssueToken(principal=SA, name="once"))
+        sa.event.remove(ledger.store.engine, "before_cursor_execute", record)
+        reads = [s for s in seen if s.startswith("SELECT")]
+        assert sum("FROM service_accounts" in s for s in reads) == 1
+        assert not any("stream_version" in s for s in reads)
+        assert ledger.verify(secret(issued), resource="acme/alpha").allowed
+        token_id = issued.events[0].token_id  # type: ignore[attr-defined]
+        assert audit.search(ledger.store, audit.AuditQuery(subject=token_id))
+    finally:
+        ledger.close()
+
+
 def test_malformed_and_unknown_secrets(ledger: Ledger) -> None:
     world = build_world(ledger)
     good = secret(world.bob_token)

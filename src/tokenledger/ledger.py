@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,7 +65,9 @@ from tokenledger.errors import Conflict, NotFound, PermissionDenied, ValidationE
 from tokenledger.history import state_at
 from tokenledger.keys import InvalidAccessToken, KeyRing, looks_like_jwt
 from tokenledger.projections import Projector, SqlLedgerView
+from tokenledger.projections.projector import BULK_EVENTS
 from tokenledger.store import DEFAULT_DATABASE_URL, EventStore, RecordedEvent, open_event_store
+from tokenledger.store.driver import pipelined
 from tokenledger.store.eventstore import read_head
 from tokenledger.store.mapper import to_pending
 from tokenledger.store.readers import ReadConnections
@@ -189,18 +191,31 @@ class Ledger:
         """Decide and record ``command`` atomically; raise a ``LedgerError`` and append nothing
         when it is refused."""
         secrets: list[str] = []
+        minted: set[str] = set()
         with self.store.transaction(actor=actor.label, correlation_id=correlation_id) as tx:
 
             def mint(kind: TokenKind) -> tuple[str, str]:
                 secret = generate_secret(kind)
                 secrets.append(secret)
-                return new_token_id(tx.recorded_at), hash_secret(secret)
+                token_id = new_token_id(tx.recorded_at)
+                minted.add(token_id)
+                return token_id, hash_secret(secret)
 
-            view = SqlLedgerView(tx.connection)
+            # The decision reads before anything is written, under the write lock: what it
+            # looked up once (an account, a user) stays as it was for the rest of it.
+            view = SqlLedgerView(tx.connection, remember=True)
             events = decide(command, view, Context(actor=actor, now=tx.recorded_at, mint=mint))
-            records = tx.append([to_pending(event) for event in events])
-            # Several events (a cascade's thousands) are folded in executemany batches.
-            self.projector.apply(tx.connection, list(zip(records, events, strict=True)))
+            for event in events:
+                if isinstance(event, TokenIssued) and event.token_id in minted:
+                    tx.new_stream(event.stream_id)  # no need to read its version: none yet
+            # PostgreSQL: a command's few events and their projection rows are sent in one
+            # pipeline (one round trip); a cascade's thousands are loaded with COPY instead,
+            # which a pipeline cannot carry.
+            few = len(events) < BULK_EVENTS
+            with pipelined(tx.connection) if few else nullcontext():
+                records = tx.append([to_pending(event) for event in events])
+                # Several events (a cascade's thousands) are folded in executemany batches.
+                self.projector.apply(tx.connection, list(zip(records, events, strict=True)))
             result = CommandResult(
                 command_id=tx.command_id,
                 correlation_id=tx.correlation_id,

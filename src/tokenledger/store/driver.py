@@ -315,13 +315,19 @@ def _on_cursor(
 def pipelined(connection: Connection) -> Iterator[None]:
     """PostgreSQL: send the block's statements without waiting for each one's answer (psycopg's
     pipeline mode), so that a run of writes costs one round trip instead of one each. Only for
-    statements whose results are not read inside the block; an error surfaces when the block
-    ends, raised as SQLAlchemy's exception classes as elsewhere. Elsewhere a plain block."""
+    statements whose results are not read inside the block (reading one waits for everything
+    sent before it); an error surfaces when the block ends, raised as SQLAlchemy's exception
+    classes as elsewhere. A block inside another adds nothing: the outer one sends all. Not
+    for COPY, which psycopg refuses in a pipeline. Elsewhere a plain block."""
     if connection.dialect.name != "postgresql":
         yield
         return
     dbapi_connection = connection.connection.dbapi_connection
     assert dbapi_connection is not None
+    if dbapi_connection.pgconn.pipeline_status:  # psycopg's PipelineStatus: OFF is 0
+        # Inside another block: its end sends them all (psycopg would sync here instead).
+        yield
+        return
     try:
         with dbapi_connection.pipeline():  # psycopg
             yield

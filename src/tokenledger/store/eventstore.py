@@ -74,6 +74,9 @@ _READ_HEAD = DriverStatement(
     .order_by(events.c.position.desc())
     .limit(1)
 )
+_WRITE_LOCK = DriverStatement(
+    sa.text("SELECT pg_advisory_xact_lock(7236712, 'events'::regclass::oid::int4)")
+)
 _EVENT_KEYS = tuple(column.key for column in EVENT_COLUMNS)
 _INSERT_EVENTS = DriverStatement(events.insert(), column_keys=_EVENT_KEYS)
 
@@ -141,9 +144,7 @@ def acquire_write_lock(connection: Connection) -> None:
     ``LOCK TABLE``, it does not queue behind autovacuum either).
     """
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(
-            "SELECT pg_advisory_xact_lock(7236712, 'events'::regclass::oid::int4)"
-        )
+        _WRITE_LOCK.execute(connection).close()
 
 
 class WriteTransaction:
@@ -177,6 +178,12 @@ class WriteTransaction:
     @property
     def head(self) -> Head:
         return self._head
+
+    def new_stream(self, stream_id: str) -> None:
+        """Declare a stream the caller has just named with a fresh random id (a token minted by
+        this command): its version is taken to be 0 without reading the log. Should it exist
+        after all, the log's unique (stream, version) key refuses the append."""
+        self._stream_versions.setdefault(stream_id, 0)
 
     def stream_versions(self, stream_ids: Iterable[str]) -> dict[str, int]:
         """Current version of each stream (0 for a stream with no events)."""
