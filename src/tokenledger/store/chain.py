@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import msgspec
 
@@ -19,8 +20,12 @@ __all__ = ["canonical_envelope", "chain_hash", "format_timestamp"]
 _encode = msgspec.json.encode
 
 
+@lru_cache(maxsize=1024)
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with microseconds and a ``Z``: the one form hashed and printed."""
+    # Remembered: a transaction's events share one timestamp, and each is hashed with it
+    # (a cascade's thousands, a copied log's millions). Aware times are equal exactly when
+    # they are the same instant, which is all the text depends on.
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.isoformat(timespec="microseconds") + "Z"
