@@ -30,6 +30,7 @@ from tokenledger.ledger import Ledger
 from tokenledger.projections import Projector
 from tokenledger.projections.rebuild import rebuild
 from tokenledger.store import open_event_store
+from tokenledger.store.driver import pipelined
 from tokenledger.store.mapper import to_pending
 
 __all__ = ["WORKLOADS", "run"]
@@ -162,8 +163,12 @@ def w2_batched_append(url: str, size: int, scratch: Path) -> Figures:
             with ledger.store.transaction(actor=ACTOR) as tx:
                 for event in events[1:]:  # tokens minted here: new streams, as the ledger's
                     tx.new_stream(event.stream_id)
-                records = tx.append([to_pending(event) for event in events])
-                if project:
+                if not project:
+                    tx.append([to_pending(event) for event in events])
+                    continue
+                # As a command does: the events and their rows in one pipeline (PostgreSQL).
+                with pipelined(tx.connection):
+                    records = tx.append([to_pending(event) for event in events])
                     ledger.projector.apply(tx.connection, list(zip(records, events, strict=True)))
         return time.perf_counter() - started
 
