@@ -249,3 +249,66 @@ def test_a_page_of_issues_and_revocations_loads_each_token_once(store: EventStor
     token_writes = [s for s in statements if " tokens " in s or '"tokens"' in s]
     # One bulk load of the tokens, already revoked where the page revoked them: no UPDATE.
     assert len(token_writes) == 1, token_writes
+
+
+def test_updates_of_many_rows_to_a_few_values_give_the_rows_one_by_one_gives(
+    store: EventStore,
+) -> None:
+    """A cascade's shape: one update per row, by a one-column key, setting one of a few
+    values. PostgreSQL runs such a run as one update of an array of keys per value; the rows
+    are those the updates give one by one: the first disabling of a user keeps its time,
+    also when a later flush disables them again. A run updating a row twice is run row by
+    row, in order."""
+    rng = random.Random(3)
+    emails = [f"u{i:03}@x.io" for i in range(400)]
+    first = [(email, rng.randrange(3)) for email in rng.sample(emails, 300)]
+    again = [(email, 7) for email in rng.sample(emails, 80)]  # some already disabled
+    twice = [(email, 9) for email in emails[:60]] + [(emails[0], 10)]
+
+    def disable(writes: Writes, which: list[tuple[str, int]]) -> None:
+        for email, minute in which:
+            writes.update(
+                users,
+                {"email": email},
+                {"disabled": True, "disabled_at": AT + timedelta(minutes=minute)},
+                only_if_null=("disabled_at",),
+            )
+
+    def insert(writes: Writes) -> None:
+        new = {"name": None, "disabled": False, "disabled_at": None, "created_at": AT}
+        writes.insert_if_absent(users, [{"email": email, **new} for email in emails])
+
+    updates: list[bool] = []
+
+    def count(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        if statement.startswith("UPDATE"):
+            updates.append(many)
+
+    with store.engine.connect() as connection:
+        with connection.begin() as transaction:
+            insert(Writes(connection))
+            for which in (first, again, twice):
+                disable(Writes(connection), which)
+            expected = rows(connection)
+            transaction.rollback()
+        with connection.begin() as transaction:
+            buffered = BufferedWrites(connection)
+            insert(buffered)
+            buffered.flush()
+            event.listen(store.engine, "before_cursor_execute", count)
+            try:
+                for which in (first, again, twice):
+                    buffered = BufferedWrites(connection)
+                    disable(buffered, which)
+                    buffered.flush()
+            finally:
+                event.remove(store.engine, "before_cursor_execute", count)
+            assert rows(connection) == expected
+            transaction.rollback()
+    if store.engine.dialect.name == "postgresql":
+        # Three values, then one, then a row twice: row by row.
+        assert updates == [False] * 4 + [True]
+    else:
+        assert updates == [True] * 3

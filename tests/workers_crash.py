@@ -108,8 +108,15 @@ def move_until_killed(url: str, point: str, target: str, pipe: PipeEnd) -> None:
             elif point == FREE_RUNNING:
                 arrived(wait=False)
         elif statement.startswith("UPDATE TOKENS"):
-            # A cascade's updates may come as one executemany (args[3] its rows).
-            counts["update_tokens"] += len(args[3]) if args[5] else 1
+            # A cascade's updates come as one executemany (args[3] its rows) or, on
+            # PostgreSQL, as an update of an array of keys (args[3]["keys"]).
+            params = args[3]
+            if args[5]:
+                counts["update_tokens"] += len(params)
+            elif isinstance(params, dict) and "keys" in params:
+                counts["update_tokens"] += len(params["keys"])
+            else:
+                counts["update_tokens"] += 1
             if point == "projecting" and counts["update_tokens"] >= 500:
                 arrived(wait=True)
 

@@ -109,10 +109,64 @@ class BufferedWrites(Writes):
         """Run everything queued, table by table, each table's runs in order."""
         for queue in self._tables.values():
             for shape, rows in queue.runs:
+                if self.dialect == "postgresql" and _update_by_key_arrays(
+                    self.connection, queue.table, shape, rows
+                ):
+                    continue
                 # Every row of a run binds every name of its shape: taken out in C.
                 statement = _statement(self.dialect, queue.table, shape)
                 statement.executemany_rows(self.connection, rows)
         self._tables.clear()
+
+
+#: From how many updates in a run PostgreSQL gets them as updates of arrays of keys.
+_KEY_ARRAY_UPDATES = 50
+_KEYS = "keys"
+
+
+def _update_by_key_arrays(
+    connection: Connection, table: sa.Table, shape: Shape, rows: list[dict[str, Any]]
+) -> bool:
+    """PostgreSQL: run a run of updates by one key column, setting the same few values on
+    many distinct rows (a cascade's thousands of revocations), as one ``UPDATE ... WHERE key
+    = ANY(keys)`` per distinct set of values instead of one statement per row; False, having
+    done nothing, for a run that is not like that. The rows being distinct, the order in which
+    they are updated cannot matter."""
+    operation, _, where, values, _ = shape
+    if operation != "update" or len(where) != 1 or len(rows) < _KEY_ARRAY_UPDATES:
+        return False
+    key = _WHERE + where[0]
+    if len({row[key] for row in rows}) != len(rows):
+        return False  # a row updated twice: the order counts, row by row
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    try:
+        for row in rows:
+            groups.setdefault(tuple(row[_SET + name] for name in values), []).append(row[key])
+    except TypeError:  # a value that cannot be told apart by hashing
+        return False
+    if len(groups) * 10 > len(rows):
+        return False  # mostly different values: row by row
+    statement = _key_array_update(table, shape)
+    for assigned, keys in groups.items():
+        params = {_SET + name: value for name, value in zip(values, assigned, strict=True)}
+        params[_KEYS] = keys
+        statement.execute(connection, params).close()
+    return True
+
+
+@cache
+def _key_array_update(table: sa.Table, shape: Shape) -> DriverStatement:
+    _, _, where, values, only_if_null = shape
+    column = table.c[where[0]]
+    conditions = [column == sa.any_(sa.bindparam(_KEYS, type_=postgresql.ARRAY(column.type)))]
+    conditions += [table.c[name].is_(None) for name in only_if_null]
+    return DriverStatement(
+        sa.update(table)
+        .where(*conditions)
+        .values({name: sa.bindparam(_SET + name, type_=table.c[name].type) for name in values}),
+        # Planned for the keys it gets: a handful or thousands.
+        prepare=False,
+    )
 
 
 class _TableQueue:
