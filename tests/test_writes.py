@@ -15,6 +15,7 @@ from tokenledger.projections.projector import Projector
 from tokenledger.projections.schema import tokens, user_grants, users
 from tokenledger.projections.writes import BufferedWrites, Writes
 from tokenledger.store import EventStore, RecordedEvent
+from tokenledger.store.driver import pipelined
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -212,8 +213,8 @@ def test_a_row_created_again_and_deleted_in_a_later_page_is_gone(store: EventSto
         assert rows(connection) == []
 
 
-def test_a_page_of_issues_and_revocations_loads_each_token_once(store: EventStore) -> None:
-    issues: list[Event] = [
+def issued_tokens(count: int) -> list[Event]:
+    return [
         TokenIssued(
             token_id=f"tok_{i}",
             principal="sa@acme.service.tokenledger",
@@ -224,8 +225,22 @@ def test_a_page_of_issues_and_revocations_loads_each_token_once(store: EventStor
             expires_at=None,
             issued_by=None,
         )
-        for i in range(100)
+        for i in range(count)
     ]
+
+
+def test_a_page_folded_inside_a_pipeline_is_loaded(store: EventStore) -> None:
+    # PostgreSQL cannot COPY inside a pipeline: there the load gives way to an INSERT batch.
+    pairs = [(record_at(n + 1), e) for n, e in enumerate(issued_tokens(120))]
+    with store.engine.connect() as connection, connection.begin():
+        with pipelined(connection):
+            Projector().apply_in_bulk(connection, pairs)
+        loaded = connection.execute(sa.select(sa.func.count()).select_from(tokens)).scalar_one()
+        assert loaded == 120
+
+
+def test_a_page_of_issues_and_revocations_loads_each_token_once(store: EventStore) -> None:
+    issues = issued_tokens(100)
     revocations: list[Event] = [
         TokenRevoked(token_id=f"tok_{i}", principal="sa@acme.service.tokenledger", reason="r")
         for i in range(0, 100, 2)

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 
 from tokenledger.store.schema import UTCDateTime
 
-__all__ = ["DriverStatement", "copy_rows", "pipelined"]
+__all__ = ["DriverStatement", "copy_rows", "in_pipeline", "pipelined"]
 
 Converter = Callable[[Any], Any]
 
@@ -322,17 +322,26 @@ def pipelined(connection: Connection) -> Iterator[None]:
     if connection.dialect.name != "postgresql":
         yield
         return
-    dbapi_connection = connection.connection.dbapi_connection
-    assert dbapi_connection is not None
-    if dbapi_connection.pgconn.pipeline_status:  # psycopg's PipelineStatus: OFF is 0
+    if in_pipeline(connection):
         # Inside another block: its end sends them all (psycopg would sync here instead).
         yield
         return
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None
     try:
         with dbapi_connection.pipeline():  # psycopg
             yield
     except connection.dialect.loaded_dbapi.Error as error:
         raise _wrapped(connection, dbapi_connection, "(pipeline)", error) from error
+
+
+def in_pipeline(connection: Connection) -> bool:
+    """Whether the connection is inside a ``pipelined`` block (where COPY cannot run)."""
+    if connection.dialect.name != "postgresql":
+        return False
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None
+    return bool(dbapi_connection.pgconn.pipeline_status)  # psycopg's PipelineStatus: OFF is 0
 
 
 def copy_rows(

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from tokenledger.clock import Clock, SystemClock, ensure_utc
 from tokenledger.errors import ValidationError, WrongExpectedVersion
 from tokenledger.store.chain import canonical_envelope, chain_hash
-from tokenledger.store.driver import DriverStatement, copy_rows
+from tokenledger.store.driver import DriverStatement, copy_rows, in_pipeline
 from tokenledger.store.engine import WRITE_OPTION
 from tokenledger.store.records import EMPTY_HEAD, Head, PendingEvent, RecordedEvent, uuid7
 from tokenledger.store.schema import UTCDateTime, events
@@ -255,7 +255,11 @@ class WriteTransaction:
                 )
             )
             prev_hash = hash_
-        if len(recorded) >= _COPY_EVENTS and self.connection.dialect.name == "postgresql":
+        if (
+            len(recorded) >= _COPY_EVENTS
+            and self.connection.dialect.name == "postgresql"
+            and not in_pipeline(self.connection)  # COPY cannot run in a pipeline
+        ):
             # RecordedEvent's fields are the columns, in order.
             copy_rows(
                 self.connection, events, _EVENT_KEYS, [msgspec.structs.astuple(r) for r in recorded]
