@@ -62,6 +62,7 @@ from tokenledger.domain.secrets import (
 )
 from tokenledger.domain.subjects import subjects
 from tokenledger.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from tokenledger.gc_pause import gc_paused
 from tokenledger.history import state_at
 from tokenledger.keys import InvalidAccessToken, KeyRing, looks_like_jwt
 from tokenledger.projections import Projector, SqlLedgerView
@@ -192,7 +193,12 @@ class Ledger:
         when it is refused."""
         secrets: list[str] = []
         minted: set[str] = set()
-        with self.store.transaction(actor=actor.label, correlation_id=correlation_id) as tx:
+        # Under the write lock, one command at a time: the collector is paused for the
+        # decision and its writes (thousands of objects in a cascade), never for long.
+        with (
+            self.store.transaction(actor=actor.label, correlation_id=correlation_id) as tx,
+            gc_paused(),
+        ):
 
             def mint(kind: TokenKind) -> tuple[str, str]:
                 secret = generate_secret(kind)

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tokenledger.errors import Conflict
+from tokenledger.gc_pause import gc_paused
 from tokenledger.projections.projector import PROJECTIONS, Projection, Projector, projection_tables
 from tokenledger.store import EventStore, RecordedEvent
 from tokenledger.store.engine import WRITE_OPTION
@@ -159,7 +160,7 @@ def build_into(
         from_position=head.position + 1, until_position=until_position, batch_size=batch_size
     )
     for page in _pages(records, batch_size):
-        with target.engine.begin() as connection:
+        with gc_paused(), target.engine.begin() as connection:
             connection.execute(events.insert(), [msgspec.structs.asdict(r) for r in page])
             projector.apply(connection, [(r, decode_event(r)) for r in page], batched=True)
         folded += len(page)
@@ -480,8 +481,8 @@ def _fold_into_shadow(
     folded = 0
     projector = Projector(projections)
     for page in _pages(store.read_all(batch_size=batch_size), batch_size):
-        pairs = [(r, decode_event(r)) for r in page]
-        with shadow.connection.begin():
+        with gc_paused(), shadow.connection.begin():
+            pairs = [(r, decode_event(r)) for r in page]
             projector.apply_in_bulk(shadow.connection, pairs)
         folded += len(page)
         if progress:

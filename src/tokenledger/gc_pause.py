@@ -1,0 +1,44 @@
+"""Pausing Python's cyclic garbage collector around bulk work.
+
+A rebuild's page or a cascade's thousands of events allocate hundreds of
+thousands of small objects (records, events, rows) that all live until the work
+ends and hold no reference cycles. The collector, started every 700
+allocations, walks the survivors again at each run: a tenth of a rebuild's time
+and of a large cascade's. Paused for the block, it examines them once, at the
+first allocation after it (reference counting still frees everything at once).
+
+Only for work that ends: while any block is open in the process, no cycle is
+collected anywhere in it.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["gc_paused"]
+
+_lock = threading.Lock()
+_open_blocks = 0
+_was_enabled = False
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Run the block with the cyclic collector disabled; blocks may nest or overlap across
+    threads: the collector is enabled again (if it was before the first) when the last ends."""
+    global _open_blocks, _was_enabled
+    with _lock:
+        if _open_blocks == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _open_blocks += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _open_blocks -= 1
+            if _open_blocks == 0 and _was_enabled:
+                gc.enable()
