@@ -8,8 +8,8 @@ time, about 6 % of a cascade's. Paused for the block, it examines them once, at
 the first allocation after it (reference counting still frees everything as
 before).
 
-Only for work that ends: while any block is open in the process, no cycle is
-collected anywhere in it.
+Only for work that ends soon: while any block is open in the process, no cycle
+is collected anywhere in it.
 """
 
 from __future__ import annotations
@@ -29,17 +29,22 @@ _was_enabled = False
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Run the block with the cyclic collector disabled; blocks may nest or overlap across
-    threads: the collector is enabled again (if it was before the first) when the last ends."""
+    threads: the collector is enabled again (if it was before the first) when the last ends.
+    A ``gc.enable()`` or ``gc.disable()`` made elsewhere while a block is open is not kept."""
     global _open_blocks, _was_enabled
-    with _lock:
-        if _open_blocks == 0:
-            _was_enabled = gc.isenabled()
-            gc.disable()
-        _open_blocks += 1
+    counted = False
     try:
+        with _lock:
+            if _open_blocks == 0:
+                _was_enabled = gc.isenabled()
+            _open_blocks += 1
+            counted = True
+            gc.disable()
         yield
     finally:
-        with _lock:
-            _open_blocks -= 1
-            if _open_blocks == 0 and _was_enabled:
-                gc.enable()
+        # Also reached when an interrupt lands while entering: undo only what was counted.
+        if counted:
+            with _lock:
+                _open_blocks -= 1
+                if _open_blocks == 0 and _was_enabled:
+                    gc.enable()

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tokenledger.projections.writes import BufferedWrites, Row, Writes
-from tokenledger.store.driver import DriverStatement, copy_rows, in_pipeline
+from tokenledger.store.driver import DriverStatement, copy_rows
 
 __all__ = ["NotFoldable", "PageFold"]
 
@@ -140,7 +140,7 @@ def _load(connection: Connection, table: sa.Table, rows: Iterable[Mapping[str, A
     for row in rows:
         by_shape.setdefault(tuple(row), []).append(row)
     for columns, same in by_shape.items():
-        if connection.dialect.name == "postgresql" and not in_pipeline(connection):
+        if connection.dialect.name == "postgresql":
             copy_rows(connection, table, columns, [tuple(row.values()) for row in same])
         else:
             _insert_statement(table, columns).executemany_rows(connection, same)

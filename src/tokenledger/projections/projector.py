@@ -22,7 +22,7 @@ from tokenledger.projections.bulk import NotFoldable, PageFold
 from tokenledger.projections.handlers import apply_event
 from tokenledger.projections.schema import audit_index, checkpoints, metadata
 from tokenledger.projections.writes import BufferedWrites, Writes
-from tokenledger.store.driver import DriverStatement, pipelined
+from tokenledger.store.driver import DriverStatement, in_pipeline, pipelined
 from tokenledger.store.records import RecordedEvent
 from tokenledger.store.schema import events
 
@@ -133,15 +133,21 @@ class Projector:
         applied one row operation after another instead."""
         if not pairs:
             return
-        fold = PageFold(connection)
-        try:
-            self._fold(fold, pairs)
-            with connection.begin_nested():
-                fold.flush()
-        except (NotFoldable, sa.exc.IntegrityError):
-            exact = BufferedWrites(connection)
-            self._fold(exact, pairs)
-            exact.flush()
+        # Inside a pipeline an error is reported only at its end, too late for the fallback
+        # below: exact row operations from the start (they need none).
+        exact = in_pipeline(connection)
+        if not exact:
+            fold = PageFold(connection)
+            try:
+                self._fold(fold, pairs)
+                with connection.begin_nested():
+                    fold.flush()
+            except (NotFoldable, sa.exc.IntegrityError):
+                exact = True
+        if exact:
+            writes = BufferedWrites(connection)
+            self._fold(writes, pairs)
+            writes.flush()
         self._advance(connection, pairs[-1][0].position)
 
     def _fold(self, writes: Writes, pairs: Sequence[tuple[RecordedEvent, Event]]) -> None:
