@@ -14,7 +14,7 @@ from freezegun import freeze_time
 
 from tokenledger import audit
 from tokenledger.domain import commands as c
-from tokenledger.domain.events import TokenRevoked, UserDisabled
+from tokenledger.domain.events import ServiceAccountDeleted, TokenRevoked, UserDisabled
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import (
@@ -329,6 +329,27 @@ def test_principal_disabled_without_a_cascade_still_fails_verification(ledger: L
         records = tx.append([to_pending(event)])
         ledger.projector.apply(tx.connection, [(records[0], event)])
     assert ledger.verify(secret(world.bob_token)).reason == "principal_disabled"
+
+
+def test_a_deleted_service_account_fails_verification_without_a_cascade_too(
+    ledger: Ledger,
+) -> None:
+    """The same defence for a service account's token, answered from one statement (the
+    token joined with its account's permission): also when no answer is cached."""
+    world = build_world(ledger)
+    cold = Ledger(ledger.store, verify_staleness=None)
+    token = secret(world.sa_tokens[0])
+    try:
+        assert cold.verify(token, resource="acme/alpha").allowed
+        event = ServiceAccountDeleted(account_id=SA)
+        with ledger.store.transaction(actor="test") as tx:
+            records = tx.append([to_pending(event)])
+            ledger.projector.apply(tx.connection, [(records[0], event)])
+        for verifier in (cold, ledger):
+            answer = verifier.verify(token, resource="acme/alpha")
+            assert (answer.active, answer.reason) == (False, "principal_disabled")
+    finally:
+        cold.close()
 
 
 def test_rejected_commands_append_nothing(ledger: Ledger) -> None:

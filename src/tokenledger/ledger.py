@@ -76,6 +76,7 @@ from tokenledger.verification import (
     Verification,
     effective_grants,
     inactive_reason,
+    verify_service_token,
     verify_token,
 )
 
@@ -315,16 +316,20 @@ class Ledger:
             with self.view() as view:
                 return self._answer(view, secret_hash, resource, wanted)
         # A service account's token is answered from one statement (the token joined with
-        # its account), which reads a snapshot by itself. A user's token takes more (their
-        # grants, memberships, roles): on SQLite those are read again, all in one snapshot.
+        # its account's permission), which reads a snapshot by itself. A user's token takes
+        # more (their grants, memberships, roles): on SQLite those are read again, all in one
+        # snapshot.
         with self._readers.statement() as connection:
             view = SqlLedgerView(connection, remember=True)
-            token = view.token_by_secret_hash(secret_hash)
-            if (
-                token is None
-                or is_service_account_id(token.principal)
-                or not self._readers.snapshots_span_statements
-            ):
+            found = view.token_and_permission(secret_hash)
+            if found is None:
+                return verify_token(view, None, self.now())
+            token, permission = found
+            if is_service_account_id(token.principal):
+                return verify_service_token(
+                    token, permission, self.now(), resource=resource, level=wanted
+                )
+            if not self._readers.snapshots_span_statements:
                 return verify_token(view, token, self.now(), resource=resource, level=wanted)
         with self._readers.snapshot() as connection:
             return self._answer(
