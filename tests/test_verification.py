@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -45,6 +46,20 @@ accounts = st.none() | st.builds(
     deleted=st.booleans(),
     created_at=st.just(NOW - timedelta(days=2)),
 )
+# Most of the states above answer "inactive" before any grant is weighed: the live ones,
+# where the levels and overlapping paths decide, get a test of their own.
+live_tokens = tokens.map(lambda token: msgspec.structs.replace(token, revoked_at=None)).filter(
+    lambda token: not token.expired(NOW)
+)
+live_accounts = st.builds(
+    ServiceAccountView,
+    account_id=st.just(SA),
+    org=st.just("acme"),
+    name=st.just("ci"),
+    permission=grants,
+    deleted=st.just(False),
+    created_at=st.just(NOW - timedelta(days=2)),
+)
 
 
 @given(
@@ -65,3 +80,21 @@ def test_a_service_accounts_token_is_answered_as_verify_token_answers(
     assert answer == verify_token(state, token, NOW, resource=resource, level=level)
     if answer.active and resource is not None:
         assert answer.allowed == (token_level(state, token, resource, NOW) >= level)
+
+
+@given(
+    token=live_tokens,
+    account=live_accounts,
+    resource=st.sampled_from(PATHS),
+    level=st.sampled_from(list(Level)),
+)
+def test_a_live_token_of_a_live_account_is_allowed_as_its_grants_and_account_allow(
+    token: TokenView, account: ServiceAccountView, resource: str, level: Level
+) -> None:
+    state = LedgerState(accounts={SA: account})
+
+    answer = verify_service_token(token, account.permission, NOW, resource=resource, level=level)
+
+    assert answer.active
+    assert answer == verify_token(state, token, NOW, resource=resource, level=level)
+    assert answer.allowed == (token_level(state, token, resource, NOW) >= level)

@@ -91,8 +91,8 @@ def verify_service_token(
     (None when the account is missing or deleted) rather than a view to look it up in.
 
     A verification that finds no answer cached runs this on what one statement read (the
-    token joined with its account): the rules are ``verify_token``'s, which the tests check
-    this agrees with, for every kind of token, account, resource and level.
+    token joined with its account): the rules are ``verify_token``'s, and the tests check that
+    the two agree for every state of such a token and its account, resource and level.
     """
     if token.revoked:
         return Verification(active=False, allowed=False, reason="revoked", token_id=token.token_id)

@@ -55,7 +55,6 @@ def token_level(
     token: TokenView,
     path: str,
     now: datetime,
-    principal_grant_cache: tuple[Grant, ...] | None = None,
 ) -> Level:
     """What ``token`` allows on ``path`` at ``now``: NONE unless live."""
     if not token.live(now):
@@ -63,12 +62,7 @@ def token_level(
     by_token = level_at(token.grants, path)
     if by_token is Level.NONE:
         return Level.NONE
-    grants = (
-        principal_grant_cache
-        if principal_grant_cache is not None
-        else principal_grants(view, token.principal)
-    )
-    return min(by_token, level_at(grants, path))
+    return min(by_token, level_at(principal_grants(view, token.principal), path))
 
 
 def acting_token(view: LedgerView, actor: Actor, now: datetime) -> TokenView | None:

@@ -31,7 +31,6 @@ from tokenledger.domain.model import (
     ServiceAccountView,
     TokenView,
     UserView,
-    is_service_account_id,
     predefined_role_grants,
 )
 from tokenledger.domain.permissions import Grant
@@ -186,13 +185,6 @@ _TOKENS_OF = DriverStatement(
     .order_by(tokens.c.token_id)
 )
 _TOKEN_COLUMNS = len(tokens.columns)
-_TOKEN_AND_ACCOUNT_BY_HASH = DriverStatement(
-    sa.select(tokens, service_accounts)
-    .select_from(
-        tokens.outerjoin(service_accounts, service_accounts.c.account_id == tokens.c.principal)
-    )
-    .where(tokens.c.secret_hash == sa.bindparam("secret_hash"))
-)
 # A token and, when its principal is a service account that exists and is not deleted, that
 # account's permission (NULL otherwise): all a verification of such a token reads.
 _TOKEN_AND_PERMISSION_BY_HASH = DriverStatement(
@@ -367,21 +359,8 @@ class SqlLedgerView:
 
     def token_by_secret_hash(self, secret_hash: str) -> TokenView | None:
         """The token whose secret hashes to ``secret_hash`` (hex SHA-256), revoked or not."""
-        remembered = self._remembered
-        if remembered is None:
-            row = _TOKEN_BY_HASH.first(self.connection, {"secret_hash": secret_hash})
-            return None if row is None else _token(row)
-        # A verification asks for the token's service account next: fetch both in one
-        # statement (one round trip, one snapshot on PostgreSQL too).
-        row = _TOKEN_AND_ACCOUNT_BY_HASH.first(self.connection, {"secret_hash": secret_hash})
-        if row is None:
-            return None
-        token = _token(row[:_TOKEN_COLUMNS])
-        if is_service_account_id(token.principal):
-            account = row[_TOKEN_COLUMNS:]
-            found = None if account[0] is None else _service_account(account)
-            remembered[("service_account", token.principal)] = found
-        return token
+        row = _TOKEN_BY_HASH.first(self.connection, {"secret_hash": secret_hash})
+        return None if row is None else _token(row)
 
     def token_and_permission(self, secret_hash: str) -> tuple[TokenView, Grant | None] | None:
         """The token whose secret hashes to ``secret_hash`` and, when its principal is a
