@@ -37,29 +37,27 @@ tokens = st.builds(
     revoked_at=st.none() | st.just(NOW - timedelta(minutes=1)),
     revoked_reason=st.none(),
 )
-accounts = st.none() | st.builds(
-    ServiceAccountView,
-    account_id=st.just(SA),
-    org=st.just("acme"),
-    name=st.just("ci"),
-    permission=grants,
-    deleted=st.booleans(),
-    created_at=st.just(NOW - timedelta(days=2)),
-)
+
+
+def service_accounts(deleted: st.SearchStrategy[bool]) -> st.SearchStrategy[ServiceAccountView]:
+    return st.builds(
+        ServiceAccountView,
+        account_id=st.just(SA),
+        org=st.just("acme"),
+        name=st.just("ci"),
+        permission=grants,
+        deleted=deleted,
+        created_at=st.just(NOW - timedelta(days=2)),
+    )
+
+
+accounts = st.none() | service_accounts(deleted=st.booleans())
 # Most of the states above answer "inactive" before any grant is weighed: the live ones,
 # where the levels and overlapping paths decide, get a test of their own.
 live_tokens = tokens.map(lambda token: msgspec.structs.replace(token, revoked_at=None)).filter(
     lambda token: not token.expired(NOW)
 )
-live_accounts = st.builds(
-    ServiceAccountView,
-    account_id=st.just(SA),
-    org=st.just("acme"),
-    name=st.just("ci"),
-    permission=grants,
-    deleted=st.just(False),
-    created_at=st.just(NOW - timedelta(days=2)),
-)
+live_accounts = service_accounts(deleted=st.just(False))
 
 
 @given(

@@ -43,12 +43,20 @@ class Verification(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
 
 def inactive_reason(view: LedgerView, token: TokenView, now: datetime) -> str | None:
     """Why ``token`` cannot be used at ``now``, or None when it can."""
+    lapsed = _lapsed(token, now)
+    if lapsed is not None:
+        return lapsed
+    if not principal_active(view, token.principal):
+        return "principal_disabled"
+    return None
+
+
+def _lapsed(token: TokenView, now: datetime) -> str | None:
+    """Why the token itself can no longer be used at ``now`` (whatever its principal), or None."""
     if token.revoked:
         return "revoked"
     if token.expired(now):
         return "expired"
-    if not principal_active(view, token.principal):
-        return "principal_disabled"
     return None
 
 
@@ -75,7 +83,7 @@ def verify_token(
         return Verification(active=False, allowed=False, reason="unknown")
     inactive = inactive_reason(view, token, now)
     if inactive is not None:
-        return Verification(active=False, allowed=False, reason=inactive, token_id=token.token_id)
+        return _inactive(token, inactive)
     return _active(token, principal_grants(view, token.principal), resource, level)
 
 
@@ -94,15 +102,16 @@ def verify_service_token(
     token joined with its account): the rules are ``verify_token``'s, and the tests check that
     the two agree for every state of such a token and its account, resource and level.
     """
-    if token.revoked:
-        return Verification(active=False, allowed=False, reason="revoked", token_id=token.token_id)
-    if token.expired(now):
-        return Verification(active=False, allowed=False, reason="expired", token_id=token.token_id)
+    lapsed = _lapsed(token, now)
+    if lapsed is not None:
+        return _inactive(token, lapsed)
     if permission is None:
-        return Verification(
-            active=False, allowed=False, reason="principal_disabled", token_id=token.token_id
-        )
+        return _inactive(token, "principal_disabled")
     return _active(token, (permission,), resource, level)
+
+
+def _inactive(token: TokenView, reason: str) -> Verification:
+    return Verification(active=False, allowed=False, reason=reason, token_id=token.token_id)
 
 
 def _active(
