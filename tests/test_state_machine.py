@@ -33,7 +33,7 @@ from hypothesis.stateful import (
 
 from helpers import assert_projections_match_log, fold_log
 from tokenledger.domain import commands as c
-from tokenledger.domain.authority import principal_active, principal_grants
+from tokenledger.domain.authority import principal_grants, standing
 from tokenledger.domain.events import TokenIssued
 from tokenledger.domain.model import Actor, ActorKind, is_service_account_id
 from tokenledger.domain.permissions import Grant, Level, is_within, level_at
@@ -192,7 +192,8 @@ class LedgerMachine(RuleBasedStateMachine):
             live = [
                 t
                 for t in candidates
-                if state.tokens[t].live(now) and principal_active(state, state.tokens[t].principal)
+                if state.tokens[t].live(now)
+                and standing(state, state.tokens[t].principal) is not None
             ]
             candidates = live or candidates
         token_id = candidates[(choice // 2) % len(candidates)]
@@ -509,7 +510,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 expected_reason: str | None = "revoked"
             elif token.expired(now):
                 expected_reason = "expired"
-            elif not principal_active(state, token.principal):
+            elif standing(state, token.principal) is None:
                 expected_reason = "principal_disabled"
             else:
                 expected_reason = None

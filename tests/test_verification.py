@@ -1,4 +1,4 @@
-"""A service account's token is answered from one row as from the whole view (any state)."""
+"""The token answer: one rule, checked against its statement for every state of a token."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokenledger.domain.authority import token_level
+from tokenledger.domain.authority import answer_token, verify_token
 from tokenledger.domain.model import ServiceAccountView, TokenView
-from tokenledger.domain.permissions import Grant, Level
+from tokenledger.domain.permissions import Grant, Level, level_at
 from tokenledger.domain.state import LedgerState
-from tokenledger.verification import verify_service_token, verify_token
 
 SA = "ci@acme.service.tokenledger"
 NOW = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
@@ -60,39 +59,56 @@ live_tokens = tokens.map(lambda token: msgspec.structs.replace(token, revoked_at
 live_accounts = service_accounts(deleted=st.just(False))
 
 
+def expected_reason(token: TokenView, account: ServiceAccountView | None) -> str | None:
+    """The rule as the docs state it, written out independently of the code under test."""
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= NOW:
+        return "expired"
+    if account is None or account.deleted:
+        return "principal_disabled"
+    return None
+
+
 @given(
     token=tokens,
     account=accounts,
     resource=st.none() | st.sampled_from(PATHS),
     level=st.sampled_from(list(Level)),
 )
-def test_a_service_accounts_token_is_answered_as_verify_token_answers(
+def test_a_token_is_usable_only_while_live_and_allows_the_lower_of_both_grants(
     token: TokenView, account: ServiceAccountView | None, resource: str | None, level: Level
 ) -> None:
     state = LedgerState(accounts={SA: account} if account is not None else {})
-    # What the verification statement reads: the permission of an account not deleted.
-    permission = account.permission if account is not None and not account.deleted else None
 
-    answer = verify_service_token(token, permission, NOW, resource=resource, level=level)
+    answer = verify_token(state, token, NOW, resource=resource, level=level)
 
-    assert answer == verify_token(state, token, NOW, resource=resource, level=level)
-    if answer.active and resource is not None:
-        assert answer.allowed == (token_level(state, token, resource, NOW) >= level)
+    reason = expected_reason(token, account)
+    assert answer.active == (reason is None)
+    if reason is not None:
+        assert (answer.reason, answer.allowed, answer.grants) == (reason, False, ())
+        return
+    assert account is not None
+    if resource is not None:
+        lower = min(level_at(token.grants, resource), level_at((account.permission,), resource))
+        assert answer.allowed == (lower >= level)
+    # What one statement reads for a service account's token (its account's permission)
+    # gives the answer the whole view gives.
+    assert answer == answer_token(token, (account.permission,), NOW).verification(resource, level)
 
 
 @given(
     token=live_tokens,
     account=live_accounts,
     resource=st.sampled_from(PATHS),
-    level=st.sampled_from(list(Level)),
 )
-def test_a_live_token_of_a_live_account_is_allowed_as_its_grants_and_account_allow(
-    token: TokenView, account: ServiceAccountView, resource: str, level: Level
+def test_the_effective_grants_never_exceed_the_token_or_the_principal(
+    token: TokenView, account: ServiceAccountView, resource: str
 ) -> None:
-    state = LedgerState(accounts={SA: account})
+    answer = answer_token(token, (account.permission,), NOW)
 
-    answer = verify_service_token(token, account.permission, NOW, resource=resource, level=level)
-
-    assert answer.active
-    assert answer == verify_token(state, token, NOW, resource=resource, level=level)
-    assert answer.allowed == (token_level(state, token, resource, NOW) >= level)
+    for grant in answer.effective_grants():
+        assert grant.rank <= level_at(token.grants, grant.resource)
+        assert grant.rank <= level_at((account.permission,), grant.resource)
+    assert answer.level_on(resource) <= level_at(token.grants, resource)
+    assert answer.level_on(resource) <= level_at((account.permission,), resource)

@@ -15,6 +15,7 @@ from freezegun import freeze_time
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
+from tokenledger.domain.secrets import TokenKind, generate_secret
 from tokenledger.errors import ValidationError
 from tokenledger.ledger import DEFAULT_VERIFY_STALENESS, Ledger
 from tokenledger.store import open_event_store
@@ -133,10 +134,28 @@ def test_invalid_input_is_refused_every_time_and_never_cached(writer: Ledger) ->
         assert writer.verify(typo).reason == "malformed"
 
 
+def test_unknown_and_malformed_answers_are_never_cached(writer: Ledger) -> None:
+    """Guessing must not fill the cache: only answers about real tokens are kept."""
+    writer.use_answer_cache(60.0)
+    secret, _ = issue(writer)
+    guessed = generate_secret(TokenKind.SERVICE)  # well formed, but no such token
+    typo = secret[:-1] + ("y" if secret.endswith("x") else "x")
+    jwt_shaped = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln"
+    for _ in range(2):
+        assert writer.verify(guessed).reason == "unknown"
+        assert writer.verify(typo).reason == "malformed"
+        assert writer.introspect(guessed, None, issuer="t").reason == "unknown"
+        assert writer.introspect(typo, None, issuer="t").reason == "malformed"
+        assert not writer.introspect(jwt_shaped, None, issuer="t").active
+    assert writer.cached_answers == 0
+    assert writer.verify(secret).active
+    assert writer.cached_answers == 1  # a real token's answer is kept
+
+
 def test_a_negative_staleness_is_refused(database_url: str) -> None:
     store = open_event_store(database_url, auto_upgrade=True)
     try:
-        with pytest.raises(ValidationError, match="cannot be negative"):
+        with pytest.raises(ValidationError, match="between 0 and 60 seconds"):
             Ledger(store, verify_staleness=-1)
     finally:
         store.engine.dispose()
@@ -146,6 +165,8 @@ def test_a_revocation_by_another_os_process_is_seen_past_the_bound(
     writer: Ledger, database_url: str, tmp_path: Path
 ) -> None:
     """The CLI in a child process revokes; this process's frozen clock shows the bound."""
+    bound = 1.0
+    writer.use_answer_cache(bound)
     with freeze_time(START) as frozen:
         secret, token_id = issue(writer)
         assert active(writer, secret)
@@ -159,5 +180,5 @@ def test_a_revocation_by_another_os_process_is_seen_past_the_bound(
             env={"PATH": str(cli.parent), "HOME": str(tmp_path)},
         )
         assert active(writer, secret), "the child's write did not go through this cache"
-        frozen.tick(timedelta(seconds=DEFAULT_VERIFY_STALENESS + 0.1))
+        frozen.tick(timedelta(seconds=bound + 0.1))
         assert not active(writer, secret)

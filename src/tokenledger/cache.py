@@ -57,6 +57,13 @@ class HeadGatedCache(Generic[V]):
         self.hits = 0
         self.misses = 0
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def staleness(self) -> float:
+        return self._staleness
+
     def generation(self) -> int:
         """The head the cache is at (re-read if older than ``staleness``)."""
         now = self._monotonic()

@@ -7,14 +7,15 @@ projections, decide, append the events, fold them into the projections, commit.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import msgspec
 from sqlalchemy.engine import URL
@@ -25,9 +26,17 @@ from tokenledger.cache import HeadGatedCache
 from tokenledger.clock import Clock, SystemClock, ensure_utc
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import (
-    actor_level,
-    principal_grants,
+    Verification,
+    answer_token,
+    may,
+    may_see_account,
+    may_see_event,
+    may_see_grant,
     require_operator,
+    require_principal_visible,
+    require_token_access,
+    standing,
+    verify_token,
 )
 from tokenledger.domain.commands import check_client_id
 from tokenledger.domain.decide import Context, decide
@@ -43,6 +52,7 @@ from tokenledger.domain.model import (
     TokenView,
     UserView,
     is_service_account_id,
+    service_account_org,
 )
 from tokenledger.domain.names import (
     check_name,
@@ -51,7 +61,7 @@ from tokenledger.domain.names import (
     check_service_account_id,
     check_token_id,
 )
-from tokenledger.domain.permissions import Grant, Level, level_at, org_of
+from tokenledger.domain.permissions import Grant, Level, level_at
 from tokenledger.domain.secrets import (
     TokenKind,
     generate_secret,
@@ -72,13 +82,6 @@ from tokenledger.store.driver import pipelined
 from tokenledger.store.eventstore import read_head
 from tokenledger.store.mapper import to_pending
 from tokenledger.store.readers import ReadConnections
-from tokenledger.verification import (
-    Verification,
-    effective_grants,
-    inactive_reason,
-    verify_service_token,
-    verify_token,
-)
 
 __all__ = [
     "DEFAULT_ACCESS_TOKEN_LIFETIME",
@@ -91,17 +94,23 @@ __all__ = [
 #: How long an access token from ``issue_access_token`` lives unless told otherwise.
 DEFAULT_ACCESS_TOKEN_LIFETIME = timedelta(hours=1)
 
-#: Seconds ``Ledger.verify`` may reuse an answer without re-reading the log's head: a
-#: revocation committed by another process reaches this one's answers within this bound
-#: (one committed through this ``Ledger`` at once).
-DEFAULT_VERIFY_STALENESS = 1.0
+#: Seconds a token answer may be reused without re-reading the log's head. ``0``: the head
+#: (one small indexed query) is read for every answer served from the cache, so no answer is
+#: ever stale. A positive bound trades that query for a delay: a revocation committed by
+#: another process reaches this one's answers within it (one committed through this
+#: ``Ledger`` at once). The one default for ``Ledger`` and the HTTP API alike.
+DEFAULT_VERIFY_STALENESS = 0.0
 
-# A cached verification's key: the secret's SHA-256 digest, the resource and the level.
-_AnswerKey = tuple[bytes, str | None, Level]
+# A cached answer's key: the secret's SHA-256 digest, the resource and the level; an access
+# token's answer (an ``Introspection``) is kept under the same key with a leading "jwt".
+_AnswerKey = tuple[object, ...]
 
-# Inactive answers worth keeping: those that took more than one lookup to reach. Unknown and
-# malformed secrets are not kept, so guessing cannot fill the cache.
-_CACHED_INACTIVE = frozenset({"revoked", "expired", "principal_disabled"})
+#: The only inactive answers ever kept: those that took more than one lookup to reach.
+#: Unknown and malformed secrets are never kept, so guessing cannot fill the cache.
+CACHED_INACTIVE = frozenset({"revoked", "expired", "principal_disabled"})
+
+#: Rows read at a time when an audit answer is filtered to what the caller may see.
+_AUDIT_PAGE = 200
 
 logger = logging.getLogger("tokenledger")
 
@@ -146,8 +155,6 @@ class Ledger:
     def __init__(
         self, store: EventStore, *, verify_staleness: float | None = DEFAULT_VERIFY_STALENESS
     ) -> None:
-        if verify_staleness is not None and verify_staleness < 0:
-            raise ValidationError("the verification cache staleness cannot be negative")
         self.store = store
         self.projector = Projector()
         # The system clock's "now" is read as time.time() on the verification hot path
@@ -156,10 +163,58 @@ class Ledger:
         in_memory = store.engine.url.database in (None, "", ":memory:")
         # An in-memory SQLite database exists on its one shared connection only.
         self._readers = None if in_memory else ReadConnections(store.engine)
-        self._answers: HeadGatedCache[Verification] | None = None
-        if verify_staleness is not None:
-            self._answers = HeadGatedCache(self._head_position, staleness=verify_staleness)
-            store.on_commit(self._answers.invalidate)
+        self._answers: HeadGatedCache[Verification | Introspection] | None = None
+        self._head_read_at: float | None = None
+        self._answer_observer: Callable[[bool], None] | None = None
+        self.use_answer_cache(verify_staleness)
+        store.on_commit(self._forget_answers)
+
+    def use_answer_cache(self, staleness: float | None) -> None:
+        """Set the one answer cache's staleness bound in seconds (``None``: no cache, every
+        answer read from the projections). Forgets every answer kept so far."""
+        if staleness is not None and not 0 <= staleness <= 60:
+            raise ValidationError("the answer cache staleness must lie between 0 and 60 seconds")
+        self._answers = (
+            None if staleness is None else HeadGatedCache(self._read_head, staleness=staleness)
+        )
+        self._head_read_at = None
+
+    @property
+    def cached_answers(self) -> int:
+        """How many answers the cache holds now."""
+        return 0 if self._answers is None else len(self._answers)
+
+    @property
+    def answer_staleness(self) -> float | None:
+        return None if self._answers is None else self._answers.staleness
+
+    def _forget_answers(self) -> None:
+        """This process appended to the log: no earlier answer may be served any more."""
+        if self._answers is not None:
+            self._answers.invalidate()
+            self._head_read_at = None
+
+    def _read_head(self) -> int:
+        started = time.monotonic()
+        position = self._head_position()
+        self._head_read_at = started
+        return position
+
+    def answers_past_bound(self) -> bool:
+        """Whether the answer cache, with a positive staleness, went past its bound since the
+        head was last read, so that ``peek_introspection`` answers nothing until
+        ``refresh_answers``. Always false at staleness 0, where nothing is ever peeked."""
+        answers = self._answers
+        if answers is None or not answers.staleness:
+            return False
+        read_at = self._head_read_at
+        return read_at is None or time.monotonic() - read_at >= answers.staleness
+
+    def refresh_answers(self) -> None:
+        """Re-read the log's head if the cache's bound has passed (a database query); the
+        cache forgets its answers if the head moved."""
+        if self._answers is not None:
+            self._answers.generation()
 
     @classmethod
     def open(
@@ -282,7 +337,7 @@ class Ledger:
         now = time.time() if self._wall_clock else self.now().timestamp()
         cached = answers.lookup(key, now)
         if cached is not None:
-            return cached
+            return cast(Verification, cached)  # a secret's key never holds an Introspection
         return self._verify_now(secret, resource, wanted, keep_in=(answers, key))
 
     def _verify_now(
@@ -291,7 +346,7 @@ class Ledger:
         resource: str | None,
         wanted: Level,
         *,
-        keep_in: tuple[HeadGatedCache[Verification], _AnswerKey] | None = None,
+        keep_in: tuple[HeadGatedCache[Verification | Introspection], _AnswerKey] | None = None,
     ) -> Verification:
         """The answer read from the projections (and kept in the cache ``keep_in`` names)."""
         if resource is not None:
@@ -304,8 +359,9 @@ class Ledger:
             return self._read_verification(hash_secret(secret), resource, wanted)
         answers, key = keep_in
         generation = answers.generation()  # before reading: see HeadGatedCache.put
-        answer = self._read_verification(key[0].hex(), resource, wanted)  # the digest, in hex
-        if answer.active or answer.reason in _CACHED_INACTIVE:
+        digest = cast(bytes, key[0])  # a secret's key starts with its digest
+        answer = self._read_verification(digest.hex(), resource, wanted)
+        if answer.active or answer.reason in CACHED_INACTIVE:
             answers.put(key, answer, answer.exp if answer.active else None, generation)
         return answer
 
@@ -326,9 +382,8 @@ class Ledger:
                 return verify_token(view, None, self.now())
             token, permission = found
             if is_service_account_id(token.principal):
-                return verify_service_token(
-                    token, permission, self.now(), resource=resource, level=wanted
-                )
+                current = (permission,) if permission is not None else None
+                return answer_token(token, current, self.now()).verification(resource, wanted)
             if not self._readers.snapshots_span_statements:
                 return verify_token(view, token, self.now(), resource=resource, level=wanted)
         with self._readers.snapshot() as connection:
@@ -375,11 +430,10 @@ class Ledger:
             raise PermissionDenied(f"the presented token is not valid ({exc})") from None
         with self.view() as view:
             token = view.token_by_secret_hash(hash_secret(secret))
-            if token is None:
-                raise PermissionDenied("the presented token is not valid (unknown)")
-            inactive = inactive_reason(view, token, self.now())
-            if inactive is not None:
-                raise PermissionDenied(f"the presented token is not valid ({inactive})")
+            current = standing(view, token.principal) if token is not None else None
+        answer = answer_token(token, current, self.now())
+        if token is None or not answer.usable:
+            raise PermissionDenied(f"the presented token is not valid ({answer.reason})")
         kind = (
             ActorKind.SERVICE_ACCOUNT if is_service_account_id(token.principal) else ActorKind.USER
         )
@@ -419,7 +473,9 @@ class Ledger:
 
     def grants_of(self, actor: Actor, principal: str) -> list[GrantSource]:
         principal = _valid(check_principal, principal)
+        now = self.now()
         with self.view() as view:
+            require_principal_visible(view, actor, principal, now)
             sources: list[GrantSource] = []
             if is_service_account_id(principal):
                 account = view.service_account(principal)
@@ -434,9 +490,11 @@ class Ledger:
                 for org, role in view.memberships(principal).items():
                     for grant in view.role(org, role) or ():
                         sources.append(_source(grant, f"role:{org}/{role}"))
-            if actor.kind is ActorKind.OPERATOR or actor.principal == principal:
-                return sources
-            return [s for s in sources if self._may(view, actor, s.resource, Level.ADMIN)]
+            return [
+                s
+                for s in sources
+                if may_see_grant(view, actor, principal, Grant(s.resource, s.level), now)
+            ]
 
     def roles_of(self, actor: Actor, org: str) -> dict[str, tuple[Grant, ...]]:
         org = _valid_org(org)
@@ -450,12 +508,8 @@ class Ledger:
         with self.view() as view:
             if org is not None:
                 self._require_org(view, org)
-            return [
-                a
-                for a in view.service_accounts(org)
-                if actor.principal == a.account_id
-                or self._may(view, actor, a.permission.resource, Level.READ)
-            ]
+            now = self.now()
+            return [a for a in view.service_accounts(org) if may_see_account(view, actor, a, now)]
 
     def tokens_of(
         self,
@@ -467,8 +521,8 @@ class Ledger:
     ) -> list[TokenView]:
         principal = _valid(check_principal, principal)
         with self.view() as view:
-            self._require_principal(view, principal)
-            self._require_token_access(view, actor, principal)
+            require_principal_visible(view, actor, principal, self.now())
+            require_token_access(view, actor, principal, self.now())
             tokens: Sequence[TokenView] = view.tokens_of(principal)
         moment = self.now() if at is None else ensure_utc(at)
         if at is not None:  # the tokens as they stood then
@@ -481,19 +535,18 @@ class Ledger:
             token = view.token(token_id)
             if token is None:
                 raise NotFound(f"no token {token_id}")
-            self._require_token_access(view, actor, token.principal)
+            require_token_access(view, actor, token.principal, self.now())
             return token
 
     def get_service_account(self, actor: Actor, account_id: str) -> ServiceAccountView:
         """One service account (deleted ones included), if the actor may see it."""
         account_id = _valid(check_service_account_id, account_id)
         with self.view() as view:
+            require_principal_visible(view, actor, account_id, self.now())
             account = view.service_account(account_id)
             if account is None:
                 raise NotFound(f"no service account {account_id}")
-            if actor.principal != account_id and not self._may(
-                view, actor, account.permission.resource, Level.READ
-            ):
+            if not may_see_account(view, actor, account, self.now()):
                 raise PermissionDenied(f"{actor.label} may not see {account_id}")
             return account
 
@@ -504,8 +557,8 @@ class Ledger:
         account_id = _valid(check_service_account_id, account_id)
         now = self.now()
         with self.view() as view:
-            self._require_principal(view, account_id)
-            self._require_token_access(view, actor, account_id)
+            require_principal_visible(view, actor, account_id, now)
+            require_token_access(view, actor, account_id, now)
             found = view.client_credentials_of(account_id)
         return [cred for cred in found if include_inactive or cred.live(now)]
 
@@ -610,29 +663,77 @@ class Ledger:
         """RFC 7662: is a ledger token's secret or an access token (JWT) active, for whom,
         with which effective grants (and, given a resource, does it allow ``level`` there)?
 
-        Always read from the projections, never from ``verify``'s cache: the HTTP API
-        keeps its own per-worker cache of these answers, with its own staleness setting.
+        Answers come from the one answer cache while the log's head stands still, exactly
+        as ``verify``'s do (they share it).
         """
-        if looks_like_jwt(token):
-            if keys is None:
-                return Introspection(active=False, reason="unknown_key")
-            return self._introspect_access_token(token, keys, issuer, resource, level)
-        answer = self._verify_now(token, resource, level if level is not None else Level.READ)
-        if not answer.active:
-            return Introspection(active=False, reason=answer.reason)
-        return Introspection(
-            active=True,
-            sub=answer.sub,
-            scope=answer.scope,
-            exp=answer.exp,
-            iat=answer.iat,
-            token_type=answer.token_type,
-            token_id=answer.token_id,
-            grants=answer.grants,
-            allowed=answer.allowed if resource is not None else None,
-            resource=answer.resource,
-            level=answer.level,
-        )
+        wanted = level if level is not None else Level.READ
+        answers = self._answers
+        jwt = looks_like_jwt(token)
+        if jwt and keys is None:
+            return Introspection(active=False, reason="unknown_key")
+        if answers is None:
+            return self._introspect_now(token, jwt, keys, issuer, resource, wanted)
+        key = self._answer_key(token, jwt, resource, wanted)
+        cached = answers.lookup(key, self.now().timestamp())
+        self._observe_answer(cached is not None)
+        if cached is not None:
+            return _as_introspection(cached, resource)
+        if not jwt:
+            return _as_introspection(
+                self._verify_now(token, resource, wanted, keep_in=(answers, key)), resource
+            )
+        generation = answers.generation()  # before reading: see HeadGatedCache.put
+        answer = self._introspect_now(token, jwt, keys, issuer, resource, wanted)
+        if answer.active or answer.reason in CACHED_INACTIVE:
+            answers.put(key, answer, answer.exp if answer.active else None, generation)
+        return answer
+
+    def peek_introspection(
+        self, token: str, *, resource: str | None = None, level: Level | None = None
+    ) -> Introspection | None:
+        """A cached introspection answer that needs no database round trip (None when there is
+        none, or the cache is past its staleness bound): for an event loop, which must not
+        wait on the database."""
+        answers = self._answers
+        if answers is None:
+            return None
+        wanted = level if level is not None else Level.READ
+        key = self._answer_key(token, looks_like_jwt(token), resource, wanted)
+        found = answers.peek(key, self.now().timestamp())
+        if found is None:
+            return None
+        self._observe_answer(True)
+        return _as_introspection(found, resource)
+
+    def observe_answers(self, observer: Callable[[bool], None]) -> None:
+        """Call ``observer(hit)`` for each introspection answered from the cache or not."""
+        self._answer_observer = observer
+
+    def _observe_answer(self, hit: bool) -> None:
+        observer = self._answer_observer
+        if observer is not None:
+            observer(hit)
+
+    @staticmethod
+    def _answer_key(
+        token: str, jwt: bool, resource: str | None, wanted: Level
+    ) -> tuple[object, ...]:
+        digest = secret_digest(token)
+        return ("jwt", digest, resource, wanted) if jwt else (digest, resource, wanted)
+
+    def _introspect_now(
+        self,
+        token: str,
+        jwt: bool,
+        keys: KeyRing | None,
+        issuer: str,
+        resource: str | None,
+        wanted: Level,
+    ) -> Introspection:
+        if jwt:
+            assert keys is not None  # answered unknown_key before
+            return self._introspect_access_token(token, keys, issuer, resource, wanted)
+        return _as_introspection(self._verify_now(token, resource, wanted), resource)
 
     def _introspect_access_token(
         self,
@@ -640,11 +741,10 @@ class Ledger:
         keys: KeyRing,
         issuer: str,
         resource: str | None,
-        level: Level | None,
+        wanted: Level,
     ) -> Introspection:
         if resource is not None:
             resource = _valid(check_path, resource)
-        wanted = level if level is not None else Level.READ
         now = self.now()
         try:
             claims = keys.decode(token, issuer=issuer, now=now)
@@ -655,19 +755,27 @@ class Ledger:
             credential = view.client_credential(str(claims["client_id"]))
             if credential is None or credential.account_id != claims["sub"]:
                 return Introspection(active=False, reason="unknown")
-            if credential.revoked:
-                return Introspection(active=False, reason="revoked")
-            if credential.expired(now):
-                return Introspection(active=False, reason="expired")
-            account = view.service_account(credential.account_id)
-            if account is None or account.deleted:
-                return Introspection(active=False, reason="principal_disabled")
-            current = principal_grants(view, account.account_id)
-        effective = effective_grants(granted, current)
-        allowed = None if resource is None else level_at(effective, resource) >= wanted
+            current = standing(view, credential.account_id)
+        # The access token is judged as a token that lives while its credential does and
+        # carries the grants it was signed with: the one rule decides.
+        as_token = TokenView(
+            token_id=str(claims["jti"]),
+            principal=credential.account_id,
+            kind="access_token",
+            grants=granted,
+            name=None,
+            issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
+            parent_id=None,
+            expires_at=credential.expires_at,
+            revoked_at=credential.revoked_at,
+        )
+        answer = answer_token(as_token, current, now)
+        if not answer.usable:
+            return Introspection(active=False, reason=answer.reason)
+        effective = answer.effective_grants()
         return Introspection(
             active=True,
-            sub=account.account_id,
+            sub=credential.account_id,
             scope=" ".join(str(g) for g in effective),
             exp=int(claims["exp"]),
             iat=int(claims["iat"]),
@@ -675,9 +783,9 @@ class Ledger:
             client_id=credential.client_id,
             token_id=str(claims["jti"]),
             iss=str(claims["iss"]),
-            org=account.org,
+            org=service_account_org(credential.account_id),
             grants=effective,
-            allowed=allowed,
+            allowed=None if resource is None else answer.level_on(resource) >= wanted,
             resource=resource,
             level=wanted.label if resource is not None else None,
         )
@@ -722,32 +830,36 @@ class Ledger:
     # -- audit, for principals acting through a token ---------------------------------
 
     def audit_search(self, actor: Actor, query: AuditQuery) -> list[AuditEntry]:
-        """The events matching ``query`` that ``actor`` may see.
-
-        An operator sees everything; anyone else sees the events about themselves and
-        the events concerning an org they may read as a whole (its admins and
-        auditors). Filtering happens after the query's limit, so a page may hold
-        fewer entries than asked for.
-        """
-        entries = audit.search(self.store, query)
+        """The events matching ``query`` that ``actor`` may see (``may_see_event``), up to
+        its limit: the limit counts the rows the actor may see, so a narrow token asking
+        for 3 gets 3 while there are 3 to see, however many others lie between."""
         if actor.kind is ActorKind.OPERATOR:
-            return entries
+            return audit.search(self.store, query)
+        now = self.now()
         readable: dict[str, bool] = {}
+        page = dataclasses.replace(query, limit=max(query.limit, _AUDIT_PAGE))
+        visible: list[AuditEntry] = []
+        beyond: int | None = None
         with self.view() as view:
 
             def may_read_org(name: str) -> bool:
                 if name not in readable:
-                    readable[name] = view.org_exists(name) and self._may(
-                        view, actor, name, Level.READ
+                    readable[name] = view.org_exists(name) and may(
+                        view, actor, name, Level.READ, now
                     )
                 return readable[name]
 
-            return [
-                entry
-                for entry in entries
-                if actor.principal in (found := subjects(entry.event))
-                or any(may_read_org(org_of(s)) for s in found if "@" not in s)
-            ]
+            while len(visible) < query.limit:
+                entries = audit.search(self.store, page, beyond=beyond)
+                visible.extend(
+                    entry
+                    for entry in entries
+                    if may_see_event(actor, subjects(entry.event), may_read_org)
+                )
+                if len(entries) < page.limit:
+                    break
+                beyond = entries[-1].record.position
+        return visible[: query.limit]
 
     def require_operator(self, actor: Actor, action: str) -> None:
         """Maintenance (rebuilding projections, exporting the whole log) is the operator's."""
@@ -761,7 +873,7 @@ class Ledger:
     # -- helpers ----------------------------------------------------------------------
 
     def _may(self, view: SqlLedgerView, actor: Actor, path: str, level: Level) -> bool:
-        return actor_level(view, actor, path, self.now()) >= level
+        return may(view, actor, path, level, self.now())
 
     def _require(
         self, view: SqlLedgerView, actor: Actor, path: str, level: Level, action: str
@@ -776,20 +888,26 @@ class Ledger:
         if not view.org_exists(org):
             raise NotFound(f"no org {org}")
 
-    @staticmethod
-    def _require_principal(view: SqlLedgerView, principal: str) -> None:
-        if is_service_account_id(principal):
-            if view.service_account(principal) is None:
-                raise NotFound(f"no service account {principal}")
-        elif view.user(principal) is None:
-            raise NotFound(f"no user {principal}")
 
-    def _require_token_access(self, view: SqlLedgerView, actor: Actor, principal: str) -> None:
-        if actor.kind is ActorKind.OPERATOR or actor.principal == principal:
-            return
-        account = view.service_account(principal) if is_service_account_id(principal) else None
-        if account is None or not self._may(view, actor, account.permission.resource, Level.ADMIN):
-            raise PermissionDenied(f"{actor.label} may not see the tokens of {principal}")
+def _as_introspection(answer: Verification | Introspection, resource: str | None) -> Introspection:
+    """A ledger token's answer in RFC 7662's shape (an access token's is one already)."""
+    if isinstance(answer, Introspection):
+        return answer
+    if not answer.active:
+        return Introspection(active=False, reason=answer.reason)
+    return Introspection(
+        active=True,
+        sub=answer.sub,
+        scope=answer.scope,
+        exp=answer.exp,
+        iat=answer.iat,
+        token_type=answer.token_type,
+        token_id=answer.token_id,
+        grants=answer.grants,
+        allowed=answer.allowed if resource is not None else None,
+        resource=answer.resource,
+        level=answer.level,
+    )
 
 
 def _valid(check: Callable[[str], str], value: str) -> str:

@@ -38,10 +38,7 @@ def run(
     response: Response,
 ) -> CommandResult:
     """Execute ``command`` for ``actor``; the answer carries the correlation id as a header too."""
-    try:
-        result = state.ledger.execute(command, actor, correlation_id=correlation)
-    finally:
-        state.wrote()
+    result = state.ledger.execute(command, actor, correlation_id=correlation)
     response.headers[CORRELATION_HEADER] = result.correlation_id
     return result
 

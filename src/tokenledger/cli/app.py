@@ -11,6 +11,7 @@ from typing import Any
 import click
 from sqlalchemy.exc import DataError, OperationalError
 
+from tokenledger.domain.authority import require_operator
 from tokenledger.domain.model import Actor
 from tokenledger.errors import (
     Conflict,
@@ -69,6 +70,11 @@ class CliContext:
         if secret:
             return self.ledger().authenticate(secret)
         return Actor.operator(_os_user())
+
+    def require_operator(self, action: str) -> None:
+        """Maintenance commands are the operator's: a caller acting through a token (in
+        ``TOKENLEDGER_TOKEN``) is refused, whatever the token."""
+        require_operator(self.actor(), action)
 
     def close(self) -> None:
         if self._ledger is not None:

@@ -56,6 +56,7 @@ def keys() -> None:
 def rotate_command(obj: CliContext, keys_file: Path | None, retention: str, as_json: bool) -> None:
     """Create a new signing key and retire the current one (its public half stays
     published for --retention, so the tokens it signed still verify)."""
+    obj.require_operator("rotate the signing keys")
     keep = c.parse_duration(retention)
     if keep < timedelta(hours=1):
         raise ValidationError("--retention must be at least 1h (access tokens live that long)")
@@ -73,6 +74,7 @@ def rotate_command(obj: CliContext, keys_file: Path | None, retention: str, as_j
 @click.pass_obj
 def list_command(obj: CliContext, keys_file: Path | None, as_json: bool) -> None:
     """The signing keys, newest first (public information only)."""
+    obj.require_operator("list the signing keys")
     ring = _store(obj, keys_file).ring()
     ordered = sorted(ring.keys, key=lambda k: k.created_at, reverse=True)
     rows = [

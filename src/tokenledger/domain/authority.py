@@ -1,95 +1,232 @@
-"""Who may do what: a principal's current permissions and a token's effective ones.
+"""Authority: what a token allows now, and what an actor may do. Every rule, once.
 
-A token's effective level on a resource is the lower of what its grants give
-there and what its principal may do there *now*: lowering a user's grant
-narrows their tokens at once, without revoking them (Element's scopes, GitHub's
-fine-grained tokens).
+Two questions are answered here and nowhere else:
+
+* **The token answer** (``answer_token``): a token is usable only while it is
+  live (not revoked, not expired) and its principal is active, and it then
+  allows, on any path, the lower of its own grant there and what its principal
+  may do there *now*. Lowering a user's grant narrows their tokens at once,
+  without revoking them (Element's scopes, GitHub's fine-grained tokens).
+  Verification, introspection (ledger tokens and access tokens alike),
+  authenticating a caller, time travel and every decision call it.
+* **May this actor do this to this target**: the ``require_*`` and ``may_*``
+  functions below, for commands (called by ``decide``) and for queries (called
+  by the service's readers). The CLI and the HTTP API only call the service.
+
+The table of operations and actor kinds these rules produce is in
+``docs/permissions.md``; the permission matrix test reads that table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
-from tokenledger.domain.model import Actor, ActorKind, LedgerView, TokenView, is_service_account_id
-from tokenledger.domain.permissions import Grant, Level, level_at
-from tokenledger.errors import PermissionDenied
+import msgspec
+
+from tokenledger.domain.model import (
+    Actor,
+    ActorKind,
+    LedgerView,
+    ServiceAccountView,
+    TokenView,
+    is_service_account_id,
+    service_account_org,
+)
+from tokenledger.domain.permissions import Grant, Level, level_at, org_of
+from tokenledger.errors import NotFound, PermissionDenied
 
 __all__ = [
+    "TokenAnswer",
+    "Verification",
     "acting_token",
     "actor_level",
+    "answer_token",
+    "authorise_issue",
+    "authorise_token_management",
     "forbid_service_accounts",
-    "principal_active",
+    "may",
+    "may_see_account",
+    "may_see_event",
+    "may_see_grant",
     "principal_grants",
+    "require_derivable",
     "require_level",
     "require_operator",
-    "token_level",
+    "require_principal_visible",
+    "require_token_access",
+    "standing",
+    "verify_token",
 ]
 
 
-def principal_grants(view: LedgerView, principal: str) -> tuple[Grant, ...]:
-    """Everything the principal may do now: none at all once disabled or deleted."""
+# -- the token answer ------------------------------------------------------------------
+
+
+class Verification(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The answer in RFC 7662 vocabulary, plus ``allowed`` and a ``reason`` for a no."""
+
+    active: bool
+    allowed: bool
+    reason: str | None = None
+    token_id: str | None = None
+    sub: str | None = None
+    token_type: str | None = None
+    iat: int | None = None
+    exp: int | None = None
+    scope: str | None = None
+    grants: tuple[Grant, ...] = ()
+    resource: str | None = None
+    level: str | None = None
+
+
+class TokenAnswer(NamedTuple):
+    """Whether a token is usable now (``reason`` None) and, if so, what it allows."""
+
+    token: TokenView | None
+    reason: str | None
+    current: tuple[Grant, ...]
+
+    @property
+    def usable(self) -> bool:
+        return self.reason is None
+
+    def level_on(self, path: str) -> Level:
+        """The lower of the token's grant on ``path`` and its principal's grant there now."""
+        if self.reason is not None or self.token is None:
+            return Level.NONE
+        by_token = level_at(self.token.grants, path)
+        if by_token is Level.NONE:
+            return Level.NONE
+        return min(by_token, level_at(self.current, path))
+
+    def effective_grants(self) -> tuple[Grant, ...]:
+        """Each of the token's grants lowered to its level now; those left at none dropped."""
+        if self.reason is not None or self.token is None:
+            return ()
+        effective = []
+        for grant in self.token.grants:
+            level = min(grant.rank, level_at(self.current, grant.resource))
+            if level is not Level.NONE:
+                effective.append(Grant(grant.resource, level.label))
+        return tuple(effective)
+
+    def verification(self, resource: str | None = None, level: Level = Level.READ) -> Verification:
+        """The answer as ``verify`` and introspection give it."""
+        token = self.token
+        if token is None:
+            return Verification(active=False, allowed=False, reason=self.reason)
+        if self.reason is not None:
+            return Verification(
+                active=False, allowed=False, reason=self.reason, token_id=token.token_id
+            )
+        effective = self.effective_grants()
+        allowed = resource is None or self.level_on(resource) >= level
+        return Verification(
+            active=True,
+            allowed=allowed,
+            reason=None if allowed else "not_allowed",
+            token_id=token.token_id,
+            sub=token.principal,
+            token_type=token.kind,
+            iat=int(token.issued_at.timestamp()),
+            exp=int(token.expires_at.timestamp()) if token.expires_at else None,
+            scope=" ".join([str(grant) for grant in effective]),
+            grants=effective,
+            resource=resource,
+            level=level.label if resource is not None else None,
+        )
+
+
+def answer_token(
+    token: TokenView | None, current: tuple[Grant, ...] | None, now: datetime
+) -> TokenAnswer:
+    """THE rule: is ``token`` usable at ``now``, given what its principal may do now
+    (``current``; None once the principal is disabled, deleted or unknown)?
+
+    Every way a token is judged comes here: ``verify``, ``tokens verify --at``,
+    introspection of ledger tokens and of access tokens, authenticating a caller,
+    and the acting token of every decision.
+    """
+    if token is None:
+        return TokenAnswer(None, "unknown", ())
+    if token.revoked_at is not None:
+        return TokenAnswer(token, "revoked", ())
+    if token.expires_at is not None and token.expires_at <= now:
+        return TokenAnswer(token, "expired", ())
+    if current is None:
+        return TokenAnswer(token, "principal_disabled", ())
+    return TokenAnswer(token, None, current)
+
+
+def standing(view: LedgerView, principal: str) -> tuple[Grant, ...] | None:
+    """Everything the principal may do now; None once it is disabled, deleted or unknown."""
     if is_service_account_id(principal):
         account = view.service_account(principal)
         if account is None or account.deleted:
-            return ()
+            return None
         return (account.permission,)
     user = view.user(principal)
     if user is None or user.disabled:
-        return ()
+        return None
     grants = list(view.direct_grants(principal))
     for org, role in view.memberships(principal).items():
         grants.extend(view.role(org, role) or ())
     return tuple(grants)
 
 
-def principal_active(view: LedgerView, principal: str) -> bool:
-    if is_service_account_id(principal):
-        account = view.service_account(principal)
-        return account is not None and not account.deleted
-    user = view.user(principal)
-    return user is not None and not user.disabled
+def principal_grants(view: LedgerView, principal: str) -> tuple[Grant, ...]:
+    """Everything the principal may do now: nothing at all once disabled or deleted."""
+    return standing(view, principal) or ()
 
 
-def token_level(
+def verify_token(
     view: LedgerView,
-    token: TokenView,
-    path: str,
+    token: TokenView | None,
     now: datetime,
-) -> Level:
-    """What ``token`` allows on ``path`` at ``now``: NONE unless live."""
-    if not token.live(now):
-        return Level.NONE
-    by_token = level_at(token.grants, path)
-    if by_token is Level.NONE:
-        return Level.NONE
-    return min(by_token, level_at(principal_grants(view, token.principal), path))
+    *,
+    resource: str | None = None,
+    level: Level = Level.READ,
+) -> Verification:
+    """The answer for a token already looked up by its secret's hash (None: no such token)."""
+    current = standing(view, token.principal) if token is not None else None
+    return answer_token(token, current, now).verification(resource, level)
+
+
+# -- who acts ------------------------------------------------------------------------
 
 
 def acting_token(view: LedgerView, actor: Actor, now: datetime) -> TokenView | None:
-    """The live token a principal acts through: None for the operator, and None when the token
-    is unknown, someone else's, revoked or expired, or its principal is disabled or deleted.
+    """The usable token a principal acts through: None for the operator, and None when the
+    token is unknown, someone else's, revoked or expired, or its principal is inactive.
 
     Decisions call this under the write lock, so a token revoked after the caller was
     authenticated acts no more.
     """
+    answer = _acting_answer(view, actor, now)
+    return answer.token if answer is not None and answer.usable else None
+
+
+def _acting_answer(view: LedgerView, actor: Actor, now: datetime) -> TokenAnswer | None:
     if actor.kind is ActorKind.OPERATOR or actor.token_id is None:
         return None
     token = view.token(actor.token_id)
-    if token is None or token.principal != actor.principal or not token.live(now):
+    if token is None or token.principal != actor.principal:
         return None
-    return token if principal_active(view, token.principal) else None
+    return answer_token(token, standing(view, token.principal), now)
 
 
 def actor_level(view: LedgerView, actor: Actor, path: str, now: datetime) -> Level:
     """The operator may do anything; anyone else as much as the token they act through."""
     if actor.kind is ActorKind.OPERATOR:
         return Level.ADMIN
-    if actor.token_id is None:
-        return Level.NONE
-    token = view.token(actor.token_id)
-    if token is None or token.principal != actor.principal:
-        return Level.NONE
-    return token_level(view, token, path, now)
+    answer = _acting_answer(view, actor, now)
+    return Level.NONE if answer is None else answer.level_on(path)
+
+
+def may(view: LedgerView, actor: Actor, path: str, level: Level, now: datetime) -> bool:
+    return actor_level(view, actor, path, now) >= level
 
 
 def require_level(
@@ -107,3 +244,167 @@ def require_operator(actor: Actor, action: str) -> None:
 def forbid_service_accounts(actor: Actor, action: str) -> None:
     if actor.kind is ActorKind.SERVICE_ACCOUNT:
         raise PermissionDenied(f"a service account may not {action}")
+
+
+# -- commands on tokens -----------------------------------------------------------------
+
+
+def authorise_issue(
+    view: LedgerView,
+    actor: Actor,
+    principal: str,
+    account: ServiceAccountView | None,
+    grants: Sequence[Grant],
+    now: datetime,
+) -> None:
+    """An operator; the principal itself; or a person with admin on a service account's
+    project. Never above the acting token's own effective level, grant by grant."""
+    if actor.kind is ActorKind.OPERATOR:
+        return
+    if actor.principal != principal:
+        forbid_service_accounts(actor, f"issue tokens for {principal}")
+        if account is None:
+            raise PermissionDenied(f"{actor.label} may not issue tokens for {principal}")
+        require_level(
+            view,
+            actor,
+            account.permission.resource,
+            Level.ADMIN,
+            now,
+            f"issue tokens for {principal}",
+        )
+    for grant in grants:
+        if actor_level(view, actor, grant.resource, now) < grant.rank:
+            raise PermissionDenied(
+                f"{actor.label} may not issue a token with {grant}: it exceeds the acting token"
+            )
+
+
+def require_derivable(view: LedgerView, actor: Actor, parent: TokenView, now: datetime) -> None:
+    """A token derives only from the token its caller acts through or from that token's own
+    descendants, so that whatever it mints is revoked with it and never outlives it."""
+    if actor.kind is ActorKind.OPERATOR:
+        return
+    acting = acting_token(view, actor, now)
+    if acting is None or not _descends_from(view, parent, acting.token_id):
+        raise PermissionDenied(
+            f"{actor.label} may derive only from the token it acts through or its descendants, "
+            f"not from {parent.token_id}"
+        )
+
+
+def _descends_from(view: LedgerView, token: TokenView, ancestor_id: str) -> bool:
+    seen: set[str] = set()
+    current: TokenView | None = token
+    while current is not None and current.token_id not in seen:
+        if current.token_id == ancestor_id:
+            return True
+        seen.add(current.token_id)
+        current = view.token(current.parent_id) if current.parent_id else None
+    return False
+
+
+def authorise_token_management(
+    view: LedgerView, actor: Actor, principal: str, now: datetime
+) -> None:
+    """Revoking a principal's tokens or credentials: an operator, the principal itself through
+    a usable token of its own, or a person with admin on a service account's project (never
+    another service account)."""
+    if actor.kind is ActorKind.OPERATOR:
+        return
+    if actor.principal == principal:
+        if acting_token(view, actor, now) is None:
+            raise PermissionDenied(
+                f"{actor.label} may not manage its tokens: it acts through no live token"
+            )
+        return
+    forbid_service_accounts(actor, f"manage the tokens of {principal}")
+    account = view.service_account(principal) if is_service_account_id(principal) else None
+    if account is None:
+        raise PermissionDenied(f"{actor.label} may not manage the tokens of {principal}")
+    require_level(
+        view,
+        actor,
+        account.permission.resource,
+        Level.ADMIN,
+        now,
+        f"manage the tokens of {principal}",
+    )
+
+
+# -- queries ------------------------------------------------------------------------------
+
+
+def require_token_access(view: LedgerView, actor: Actor, principal: str, now: datetime) -> None:
+    """Seeing a principal's tokens and credentials (list, get, explain): an operator, the
+    principal itself, or whoever has admin on a service account's project."""
+    if actor.kind is ActorKind.OPERATOR or actor.principal == principal:
+        return
+    account = view.service_account(principal) if is_service_account_id(principal) else None
+    if account is None or not may(view, actor, account.permission.resource, Level.ADMIN, now):
+        raise PermissionDenied(f"{actor.label} may not see the tokens of {principal}")
+
+
+def may_see_account(
+    view: LedgerView, actor: Actor, account: ServiceAccountView, now: datetime
+) -> bool:
+    """A service account is seen by itself and by whoever may read its project."""
+    return actor.principal == account.account_id or may(
+        view, actor, account.permission.resource, Level.READ, now
+    )
+
+
+def may_see_grant(
+    view: LedgerView, actor: Actor, principal: str, grant: Grant, now: datetime
+) -> bool:
+    """A principal's grant is seen by an operator, the principal, and admins of its resource."""
+    return (
+        actor.kind is ActorKind.OPERATOR
+        or actor.principal == principal
+        or may(view, actor, grant.resource, Level.ADMIN, now)
+    )
+
+
+def require_principal_visible(
+    view: LedgerView, actor: Actor, principal: str, now: datetime
+) -> None:
+    """``NotFound`` for a missing principal only to whoever could see it if it existed: an
+    operator, the principal itself, readers of a service account's org, and readers of an org
+    a user belongs to. Anyone else is refused alike whether it exists or not, so that a token
+    cannot tell another org's users and accounts from missing ones."""
+    if actor.kind is ActorKind.OPERATOR or actor.principal == principal:
+        if not _exists(view, principal):
+            raise NotFound(f"no {_kind(principal)} {principal}")
+        return
+    if is_service_account_id(principal):
+        if may(view, actor, service_account_org(principal), Level.READ, now):
+            if not _exists(view, principal):
+                raise NotFound(f"no service account {principal}")
+            return
+    elif any(may(view, actor, org, Level.READ, now) for org in view.memberships(principal)):
+        return
+    raise PermissionDenied(f"{actor.label} may not see {principal}")
+
+
+def _exists(view: LedgerView, principal: str) -> bool:
+    if is_service_account_id(principal):
+        return view.service_account(principal) is not None
+    return view.user(principal) is not None
+
+
+def _kind(principal: str) -> str:
+    return "service account" if is_service_account_id(principal) else "user"
+
+
+def may_see_event(
+    actor: Actor, subjects: Iterable[str], may_read_org: Callable[[str], bool]
+) -> bool:
+    """An operator sees every event; anyone else the events about themselves and every event
+    concerning an org they may read as a whole (its admins and auditors): cascades and
+    credentials included, since those name their org too."""
+    if actor.kind is ActorKind.OPERATOR:
+        return True
+    found = tuple(subjects)
+    if actor.principal in found:
+        return True
+    return any(may_read_org(org_of(s)) for s in found if "@" not in s and ":" not in s)

@@ -18,8 +18,11 @@ from tokenledger.domain import commands as c
 from tokenledger.domain.authority import (
     acting_token,
     actor_level,
+    authorise_issue,
+    authorise_token_management,
     forbid_service_accounts,
     principal_grants,
+    require_derivable,
     require_level,
     require_operator,
 )
@@ -207,6 +210,8 @@ def _create_resource(cmd: c.CreateResource, view: LedgerView, ctx: Context) -> l
 def _delete_resource(cmd: c.DeleteResource, view: LedgerView, ctx: Context) -> list[Event]:
     if parent_of(cmd.path) is None:
         raise ValidationError(f"{cmd.path} is an org: an org's root cannot be deleted")
+    # Deleting removes other principals' grants and revokes their tokens: a person's act.
+    forbid_service_accounts(ctx.actor, "delete resources")
     if view.resource(cmd.path) is None:
         raise NotFound(f"no resource {cmd.path}")
     require_level(view, ctx.actor, cmd.path, Level.ADMIN, ctx.now, f"delete {cmd.path}")
@@ -225,11 +230,10 @@ def _delete_resource(cmd: c.DeleteResource, view: LedgerView, ctx: Context) -> l
     reason = RevocationReason.RESOURCE_DELETED
     detail = f"resource {cmd.path} deleted by {ctx.actor.label}"
     deepest_first = sorted(below, key=lambda r: (-r.path.count("/"), r.path))
-    doomed = [
-        t
-        for t in _live(view.tokens_with_grant_under(cmd.path), ctx)
-        if all(is_within(g.resource, cmd.path) for g in t.grants)
-    ]
+    # Every token with a grant on the deleted subtree goes, not only those wholly inside it:
+    # a token's grants are fixed at issue, so a grant left on a deleted path would come back
+    # to life if the path were created again.
+    doomed = _live(view.tokens_with_grant_under(cmd.path), ctx)
     return [
         *(ResourceDeleted(path=r.path) for r in deepest_first),
         ResourceDeleted(path=cmd.path),
@@ -409,6 +413,8 @@ def _issue_token(cmd: c.IssueToken, view: LedgerView, ctx: Context) -> list[Even
     if ctx.mint is None:
         raise TypeError("issuing a token needs a mint")
     parent = _require_live_parent(view, cmd.parent_id, ctx) if cmd.parent_id else None
+    if parent is not None:
+        require_derivable(view, ctx.actor, parent, ctx.now)
     principal = cmd.principal or (parent.principal if parent else "")
     if parent is not None and principal != parent.principal:
         raise ValidationError(
@@ -425,7 +431,7 @@ def _issue_token(cmd: c.IssueToken, view: LedgerView, ctx: Context) -> list[Even
     _check_within(grants, principal_grants(view, principal), f"{principal}'s permission")
     if parent is not None:
         _check_within(grants, parent.grants, f"its parent token {parent.token_id}")
-    _authorise_issue(view, ctx, principal, account, grants)
+    authorise_issue(view, ctx.actor, principal, account, grants, ctx.now)
     kind = (
         TokenKind.DERIVED
         if parent is not None
@@ -523,35 +529,6 @@ def _check_within(grants: Iterable[Grant], limit: Sequence[Grant], what: str) ->
             )
 
 
-def _authorise_issue(
-    view: LedgerView,
-    ctx: Context,
-    principal: str,
-    account: ServiceAccountView | None,
-    grants: Sequence[Grant],
-) -> None:
-    actor = ctx.actor
-    if actor.kind is ActorKind.OPERATOR:
-        return
-    if actor.principal != principal:
-        forbid_service_accounts(actor, f"issue tokens for {principal}")
-        if account is None:
-            raise PermissionDenied(f"{actor.label} may not issue tokens for {principal}")
-        require_level(
-            view,
-            actor,
-            account.permission.resource,
-            Level.ADMIN,
-            ctx.now,
-            f"issue tokens for {principal}",
-        )
-    for grant in grants:
-        if actor_level(view, actor, grant.resource, ctx.now) < grant.rank:
-            raise PermissionDenied(
-                f"{actor.label} may not issue a token with {grant}: it exceeds the acting token"
-            )
-
-
 def _minted_through(view: LedgerView, ctx: Context, principal: str) -> TokenView | None:
     """The token a principal acts through to issue a token for itself, if it does."""
     if ctx.actor.principal != principal:
@@ -608,7 +585,7 @@ def _revoke_token(cmd: c.RevokeToken, view: LedgerView, ctx: Context) -> list[Ev
     token = view.token(cmd.token_id)
     if token is None:
         raise NotFound(f"no token {cmd.token_id}")
-    _authorise_token_management(view, ctx, token.principal)
+    authorise_token_management(view, ctx.actor, token.principal, ctx.now)
     if token.revoked:
         raise Conflict(f"token {cmd.token_id} is already revoked")
     return _revoke(view, [token], RevocationReason.REQUESTED, cmd.reason, ctx)
@@ -620,35 +597,9 @@ def _revoke_all(cmd: c.RevokeAllTokens, view: LedgerView, ctx: Context) -> list[
         _require_account(view, cmd.principal)
     elif view.user(cmd.principal) is None:
         raise NotFound(f"no user {cmd.principal}")
-    _authorise_token_management(view, ctx, cmd.principal)
+    authorise_token_management(view, ctx.actor, cmd.principal, ctx.now)
     live = _live(view.tokens_of(cmd.principal), ctx)
     return _revoke(view, live, RevocationReason.REQUESTED, cmd.reason, ctx)
-
-
-def _authorise_token_management(view: LedgerView, ctx: Context, principal: str) -> None:
-    """An operator, the principal itself through a live token of its own, or a person with
-    admin on a service account's project (never another service account)."""
-    actor = ctx.actor
-    if actor.kind is ActorKind.OPERATOR:
-        return
-    if actor.principal == principal:
-        if acting_token(view, actor, ctx.now) is None:
-            raise PermissionDenied(
-                f"{actor.label} may not manage its tokens: it acts through no live token"
-            )
-        return
-    forbid_service_accounts(actor, f"manage the tokens of {principal}")
-    account = view.service_account(principal) if is_service_account_id(principal) else None
-    if account is None:
-        raise PermissionDenied(f"{actor.label} may not manage the tokens of {principal}")
-    require_level(
-        view,
-        actor,
-        account.permission.resource,
-        Level.ADMIN,
-        ctx.now,
-        f"manage the tokens of {principal}",
-    )
 
 
 # -- client credentials ---------------------------------------------------------------
@@ -708,7 +659,7 @@ def _revoke_client_credential(
     credential = view.client_credential(cmd.client_id)
     if credential is None:
         raise NotFound(f"no client credential {cmd.client_id}")
-    _authorise_token_management(view, ctx, credential.account_id)
+    authorise_token_management(view, ctx.actor, credential.account_id, ctx.now)
     if credential.revoked:
         raise Conflict(f"client credential {cmd.client_id} is already revoked")
     return [
@@ -757,7 +708,11 @@ def _revoke(
     for token in roots:
         events.append(
             TokenRevoked(
-                token_id=token.token_id, principal=token.principal, reason=reason, detail=detail
+                token_id=token.token_id,
+                principal=token.principal,
+                reason=reason,
+                detail=detail,
+                orgs=_orgs_of(token),
             )
         )
     # Level by level, each level's children in one lookup: a cascade over thousands of
@@ -775,11 +730,20 @@ def _revoke(
                     principal=child.principal,
                     reason=RevocationReason.PARENT_REVOKED,
                     detail=f"parent token {child.parent_id} revoked",
+                    orgs=_orgs_of(child),
                 )
             )
             next_level.append(child.token_id)
         frontier = next_level
     return events
+
+
+def _orgs_of(token: TokenView) -> tuple[str, ...]:
+    """The orgs a user's token reaches, to index its revocation under (a service account's
+    id names its org already)."""
+    if is_service_account_id(token.principal):
+        return ()
+    return tuple(sorted({org_of(grant.resource) for grant in token.grants}))
 
 
 def _live(tokens: Iterable[TokenView], ctx: Context) -> list[TokenView]:

@@ -237,12 +237,22 @@ class TokenIssued(Event, frozen=True, kw_only=True, tag="TokenIssued"):
 
 
 class TokenRevoked(Event, frozen=True, kw_only=True, tag="TokenRevoked"):
+    """A token can no longer be used.
+
+    Version 2 added ``orgs``: the orgs a user's token had grants in, so that the
+    revocation is indexed under them and their admins and auditors see it (a service
+    account's org is named by its id). Version 1 events are upcast with none.
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 2
+
     token_id: str
     principal: str
     reason: str
     """One of ``RevocationReason``."""
     detail: str | None = None
     """For people: the request's text, or what the cascade's root cause was."""
+    orgs: tuple[str, ...] = ()
 
     STREAM: ClassVar[tuple[str, str]] = ("token", "token_id")
 

@@ -33,6 +33,7 @@ __all__ = [
     "is_service_account_id",
     "predefined_role_grants",
     "service_account_id",
+    "service_account_org",
 ]
 
 #: Service accounts are named ``<name>@<org>.service.tokenledger`` (not a mail domain).
@@ -48,6 +49,11 @@ def service_account_id(name: str, org: str) -> str:
 
 def is_service_account_id(principal: str) -> bool:
     return principal.endswith(_SERVICE_ACCOUNT_SUFFIX)
+
+
+def service_account_org(account_id: str) -> str:
+    """The org a service account's id names (``ci@acme.service.tokenledger``: ``acme``)."""
+    return account_id.rpartition("@")[2].removesuffix(_SERVICE_ACCOUNT_SUFFIX)
 
 
 _SERVICE_ACCOUNT_SUFFIX = "." + SERVICE_ACCOUNT_DOMAIN

@@ -13,12 +13,22 @@ from functools import cache
 from typing import NamedTuple
 
 from tokenledger.domain.events import Event
+from tokenledger.domain.model import is_service_account_id, service_account_org
 from tokenledger.domain.permissions import Grant, org_of
 
 __all__ = ["subjects"]
 
 #: Fields holding an id by themselves.
-_ID_FIELDS = ("org", "email", "principal", "account_id", "token_id", "parent_id", "client_id")
+_ID_FIELDS = (
+    "org",
+    "orgs",
+    "email",
+    "principal",
+    "account_id",
+    "token_id",
+    "parent_id",
+    "client_id",
+)
 #: Fields holding a resource path.
 _PATH_FIELDS = ("path", "resource")
 #: Fields holding one grant or several.
@@ -55,6 +65,12 @@ def _collect(event: Event, fields: _Fields) -> Iterator[str]:
         value = getattr(event, name)
         if isinstance(value, str) and value:
             yield value
+            if is_service_account_id(value):
+                # A service account's id names its org: its tokens' and credentials' events
+                # are the org's events too, for the org's admins and auditors.
+                yield service_account_org(value)
+        elif isinstance(value, tuple):  # several ids (a revoked user token's orgs)
+            yield from (item for item in value if isinstance(item, str) and item)
     for name in fields.paths:
         value = getattr(event, name)
         if isinstance(value, str) and value:

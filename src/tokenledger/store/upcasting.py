@@ -51,3 +51,10 @@ def _token_issued_v1(payload: Payload) -> Payload:
     # Version 1 did not record which token the issuer acted through; tokens
     # issued then are shown as issued by the operator or an unknown credential.
     return {**payload, "issued_by": None}
+
+
+@upcaster("TokenRevoked", 1)
+def _token_revoked_v1(payload: Payload) -> Payload:
+    # Version 1 did not record a user's token's orgs: such a revocation is found by its
+    # token, principal and correlation id, not under the orgs.
+    return {**payload, "orgs": []}

@@ -243,12 +243,9 @@ def revoke(
             "unsupported_token_type",
             "access tokens expire by themselves: revoke the client credential that obtained them",
         )
-    try:
-        result = state.ledger.revoke_presented(
-            token, actor, reason="revoked through /oauth2/revoke", correlation_id=correlation
-        )
-    finally:
-        state.wrote()
+    result = state.ledger.revoke_presented(
+        token, actor, reason="revoked through /oauth2/revoke", correlation_id=correlation
+    )
     state.metrics.count("revocations", "revoked" if result is not None else "nothing_to_revoke")
     if result is None:
         return JSONResponse({}, headers=NO_STORE)
