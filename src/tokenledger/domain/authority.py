@@ -337,9 +337,11 @@ def authorise_token_management(
 
 def require_token_access(view: LedgerView, actor: Actor, principal: str, now: datetime) -> None:
     """Seeing a principal's tokens and credentials (list, get, explain): an operator, the
-    principal itself, or whoever has admin on a service account's project."""
+    principal itself, or a person with admin on a service account's project (never another
+    service account, as for managing them)."""
     if actor.kind is ActorKind.OPERATOR or actor.principal == principal:
         return
+    forbid_service_accounts(actor, f"see the tokens of {principal}")
     account = view.service_account(principal) if is_service_account_id(principal) else None
     if account is None or not may(view, actor, account.permission.resource, Level.ADMIN, now):
         raise PermissionDenied(f"{actor.label} may not see the tokens of {principal}")

@@ -1,0 +1,399 @@
+"""The permission matrix of docs/permissions.md, run cell by cell.
+
+The expected outcomes are read from the table in the doc (not copied here): every operation for
+every actor kind, through the CLI with ``TOKENLEDGER_TOKEN`` and over HTTP with a Bearer token, on
+SQLite and PostgreSQL. A refusal is exit 4 / HTTP 403 (401 for an access token) in one line and
+leaves the log head where it was; an allowed call succeeds; a filtered one succeeds and shows
+nothing of the org the actor may not read.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from helpers import cli_run
+from tokenledger.api import ApiSettings, create_app
+from tokenledger.domain import commands as c
+from tokenledger.domain.model import Actor
+from tokenledger.domain.permissions import Level
+from tokenledger.keys import KeyStore
+from tokenledger.ledger import Ledger
+from tokenledger.store import open_event_store
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "permissions.md"
+OPERATOR = Actor.operator("root")
+ISSUER = "matrix"
+ALICE, AUDREY, BOB = "alice@acme.io", "audrey@acme.io", "bob@acme.io"
+CAROL, DAVE, ERIN, FRANK = "carol@acme.io", "dave@acme.io", "erin@acme.io", "frank@acme.io"
+OLGA = "olga@other.io"
+
+
+def sa(name: str) -> str:
+    return f"{name}@acme.service.tokenledger"
+
+
+def read_matrix() -> dict[str, dict[str, str]]:
+    """operation -> actor kind -> allowed / refused / filtered, from the doc's table."""
+    text = DOC.read_text(encoding="utf-8")
+    found = re.search(r"<!-- permission-matrix -->\n(.*?)<!-- /permission-matrix -->", text, re.S)
+    assert found, "docs/permissions.md lost its permission matrix"
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in found.group(1).strip().splitlines()
+    ]
+    header, body = rows[0], rows[2:]
+    return {row[0]: dict(zip(header[1:], row[1:], strict=True)) for row in body}
+
+
+MATRIX = read_matrix()
+ACTORS = list(next(iter(MATRIX.values())))
+
+
+@dataclass
+class World:
+    url: str
+    ledger: Ledger
+    keys: KeyStore
+    secrets: dict[str, str] = field(default_factory=dict)
+    principals: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+    client_id: str = ""
+    counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    def issue(self, kind: str, command: c.IssueToken) -> str:
+        result = self.ledger.execute(command, OPERATOR)
+        assert result.secret is not None
+        assert result.issued is not None
+        self.secrets[kind], self.ids[kind] = result.secret, result.issued.token_id
+        self.principals[kind] = result.issued.principal
+        return result.issued.token_id
+
+    def unique(self) -> str:
+        return f"n{next(self.counter)}"
+
+
+def build_world(url: str, tmp_path: Path) -> World:
+    ledger = Ledger(open_event_store(url, auto_upgrade=True))
+    keys = KeyStore(tmp_path / "keys.json")
+    keys.rotate(datetime.now(UTC))
+    world = World(url, ledger, keys)
+    write = Level.WRITE
+    for command in (
+        c.CreateOrg(org="acme"),
+        c.CreateOrg(org="other"),
+        c.CreateResource(path="acme/alpha"),
+        c.CreateResource(path="acme/alpha/raw"),
+        c.CreateResource(path="other/secret"),
+        *(c.CreateUser(email=e) for e in (ALICE, AUDREY, BOB, CAROL, DAVE, ERIN, FRANK, OLGA)),
+        c.AddMember(org="acme", email=ALICE, role="admin"),
+        c.AddMember(org="acme", email=AUDREY, role="auditor"),
+        c.AddMember(org="acme", email=BOB),
+        c.AddMember(org="acme", email=ERIN),
+        c.AddMember(org="acme", email=FRANK),
+        c.AddMember(org="other", email=OLGA, role="admin"),
+        c.SetGrant(principal=BOB, resource="acme/alpha", level=write),
+        c.SetGrant(principal=FRANK, resource="acme/alpha", level=Level.READ),
+        c.CreateServiceAccount(name="ci", org="acme", resource="acme/alpha", level=Level.ADMIN),
+        *(
+            c.CreateServiceAccount(name=n, org="acme", resource="acme/alpha", level=write)
+            for n in ("etl", "doomed", "mover")
+        ),
+        c.CreateServiceAccount(name="spy", org="other", resource="other/secret", level=write),
+    ):
+        ledger.execute(command, OPERATOR)
+
+    def grants(*pairs: tuple[str, str]) -> list[dict[str, str]]:
+        return [{"resource": r, "level": lvl} for r, lvl in pairs]
+
+    admin = world.issue(
+        "org admin", c.build(c.IssueToken, principal=ALICE, grants=grants(("acme", "admin")))
+    )
+    world.issue("auditor", c.build(c.IssueToken, principal=AUDREY, grants=grants(("acme", "read"))))
+    world.issue(
+        "member", c.build(c.IssueToken, principal=BOB, grants=grants(("acme/alpha", "write")))
+    )
+    world.issue("service account", c.IssueToken(principal=sa("ci")))
+    world.issue(
+        "scoped token",
+        c.build(c.IssueToken, principal=ALICE, grants=grants(("acme/alpha", "read"))),
+    )
+    world.issue(
+        "derived token", c.build(c.IssueToken, parent_id=admin, grants=grants(("acme", "read")))
+    )
+    world.issue("etl", c.IssueToken(principal=sa("etl")))
+    for kind in ("etl credential", "ci credential"):
+        account = sa("etl") if kind.startswith("etl") else sa("ci")
+        result = ledger.execute(c.IssueClientCredential(account_id=account), OPERATOR)
+        credential = result.events[0]
+        world.ids[kind] = credential.client_id  # type: ignore[attr-defined]
+        world.secrets[kind] = result.secret or ""
+    credential, account = ledger.authenticate_client(
+        world.ids["ci credential"], world.secrets["ci credential"]
+    )
+    jwt = ledger.issue_access_token(credential, account, keys.ring(), issuer=ISSUER)
+    world.secrets["access token"] = jwt.access_token
+    world.principals["access token"] = sa("ci")
+    world.principals["operator"] = BOB  # "for itself", said of the operator, issues for bob
+    return world
+
+
+# -- how each operation is called -------------------------------------------------------------
+
+Cli = Callable[[World, str], list[str]]
+Http = Callable[[World, str], tuple[str, str, dict[str, Any] | None]]
+
+
+def _self(world: World, kind: str) -> str:
+    return world.principals[kind]
+
+
+def _owner_route(principal: str) -> str:
+    return (
+        f"/v2/service_accounts/{principal}"
+        if "@acme.service" in principal
+        else f"/v2/users/{principal}"
+    )
+
+
+OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
+    "orgs create": (
+        lambda w, k: ["orgs", "create", w.unique()],
+        lambda w, k: ("POST", "/v2/orgs", {"name": w.unique()}),
+    ),
+    "users create": (
+        lambda w, k: ["users", "create", f"{w.unique()}@acme.io"],
+        lambda w, k: ("POST", "/v2/users", {"email": f"{w.unique()}@acme.io"}),
+    ),
+    "users disable": (
+        lambda w, k: ["users", "disable", DAVE],
+        lambda w, k: ("POST", f"/v2/users/{DAVE}/disable", {}),
+    ),
+    "orgs add-member": (
+        lambda w, k: ["orgs", "add-member", "acme", CAROL],
+        lambda w, k: ("PUT", f"/v2/orgs/acme/members/{CAROL}", {"role": "member"}),
+    ),
+    "orgs remove-member": (
+        lambda w, k: ["orgs", "remove-member", "acme", ERIN],
+        lambda w, k: ("DELETE", f"/v2/orgs/acme/members/{ERIN}", None),
+    ),
+    "grants set": (
+        lambda w, k: ["grants", "set", FRANK, "acme/alpha", "write"],
+        lambda w, k: (
+            "PUT",
+            f"/v2/users/{FRANK}/grants",
+            {"resource": "acme/alpha", "level": "write"},
+        ),
+    ),
+    "roles create": (
+        lambda w, k: ["roles", "create", "acme", w.unique(), "--grant", "acme/alpha=read"],
+        lambda w, k: (
+            "POST",
+            "/v2/orgs/acme/roles",
+            {"name": w.unique(), "grants": [{"resource": "acme/alpha", "level": "read"}]},
+        ),
+    ),
+    "resources create (in acme/alpha)": (
+        lambda w, k: ["resources", "create", f"acme/alpha/{w.unique()}"],
+        lambda w, k: ("POST", "/v2/resources", {"path": f"acme/alpha/{w.unique()}"}),
+    ),
+    "resources delete": (
+        lambda w, k: ["resources", "delete", "acme/alpha/raw"],
+        lambda w, k: ("DELETE", "/v2/resources/acme/alpha/raw", None),
+    ),
+    "service-accounts create": (
+        lambda w, k: [
+            "service-accounts",
+            "create",
+            w.unique(),
+            "--org",
+            "acme",
+            "--resource",
+            "acme/alpha",
+            "--level",
+            "read",
+        ],
+        lambda w, k: (
+            "POST",
+            "/v2/service_accounts",
+            {"name": w.unique(), "org": "acme", "resource": "acme/alpha", "level": "read"},
+        ),
+    ),
+    "service-accounts set-permission": (
+        lambda w, k: ["service-accounts", "set-permission", sa("mover"), "acme/alpha", "read"],
+        lambda w, k: (
+            "PUT",
+            f"/v2/service_accounts/{sa('mover')}/permission",
+            {"resource": "acme/alpha", "level": "read"},
+        ),
+    ),
+    "service-accounts delete": (
+        lambda w, k: ["service-accounts", "delete", sa("doomed")],
+        lambda w, k: ("DELETE", f"/v2/service_accounts/{sa('doomed')}", None),
+    ),
+    "tokens create (for itself)": (
+        lambda w, k: [
+            "tokens",
+            "create",
+            "--principal",
+            _self(w, k),
+            "--resource",
+            "acme/alpha",
+            "--level",
+            "read",
+        ],  # fmt: skip
+        lambda w, k: (
+            "POST",
+            f"{_owner_route(_self(w, k))}/tokens",
+            {"grants": [{"resource": "acme/alpha", "level": "read"}]},
+        ),
+    ),
+    "tokens create (for another account)": (
+        lambda w, k: ["tokens", "create", "--principal", sa("etl")],
+        lambda w, k: ("POST", f"/v2/service_accounts/{sa('etl')}/tokens", {}),
+    ),
+    "tokens revoke (another account's)": (
+        lambda w, k: ["tokens", "revoke", w.ids["etl"]],
+        lambda w, k: ("DELETE", f"/v2/service_accounts/{sa('etl')}/tokens/{w.ids['etl']}", None),
+    ),
+    "credentials create": (
+        lambda w, k: ["service-accounts", "credentials", "create", sa("etl")],
+        lambda w, k: ("POST", f"/v2/service_accounts/{sa('etl')}/credentials", {}),
+    ),
+    "credentials revoke": (
+        lambda w, k: ["service-accounts", "credentials", "revoke", w.ids["etl credential"]],
+        lambda w, k: (
+            "DELETE",
+            f"/v2/service_accounts/{sa('etl')}/credentials/{w.ids['etl credential']}",
+            None,
+        ),
+    ),
+    "orgs list": (lambda w, k: ["orgs", "list"], lambda w, k: ("GET", "/v2/orgs", None)),
+    "users list (of acme)": (
+        lambda w, k: ["users", "list", "--org", "acme"],
+        lambda w, k: ("GET", "/v2/users?org=acme", None),
+    ),
+    "orgs members": (
+        lambda w, k: ["orgs", "members", "acme"],
+        lambda w, k: ("GET", "/v2/orgs/acme/members", None),
+    ),
+    "roles list": (
+        lambda w, k: ["roles", "list", "acme"],
+        lambda w, k: ("GET", "/v2/orgs/acme/roles", None),
+    ),
+    "resources list": (
+        lambda w, k: ["resources", "list"],
+        lambda w, k: ("GET", "/v2/resources", None),
+    ),
+    "service-accounts list": (
+        lambda w, k: ["service-accounts", "list"],
+        lambda w, k: ("GET", "/v2/service_accounts", None),
+    ),
+    "grants list (of a member)": (
+        lambda w, k: ["grants", "list", FRANK],
+        lambda w, k: ("GET", f"/v2/users/{FRANK}/grants", None),
+    ),
+    "tokens list (of an account)": (
+        lambda w, k: ["tokens", "list", "--principal", sa("etl")],
+        lambda w, k: ("GET", f"/v2/service_accounts/{sa('etl')}/tokens", None),
+    ),
+    "tokens get (an account's)": (
+        lambda w, k: ["tokens", "get", w.ids["etl"]],
+        lambda w, k: ("GET", f"/v2/tokens/{w.ids['etl']}", None),
+    ),
+    "credentials list": (
+        lambda w, k: ["service-accounts", "credentials", "list", sa("etl")],
+        lambda w, k: ("GET", f"/v2/service_accounts/{sa('etl')}/credentials", None),
+    ),
+    "audit search": (
+        lambda w, k: ["audit", "--limit", "500"],
+        lambda w, k: ("GET", "/v2/audit?limit=500", None),
+    ),
+    "audit explain (an account's token)": (
+        lambda w, k: ["audit", "explain", w.ids["etl"]],
+        lambda w, k: ("GET", f"/v2/tokens/{w.ids['etl']}/explain", None),
+    ),
+    "audit export": (lambda w, k: ["audit", "export"], None),
+    "events": (lambda w, k: ["events"], None),
+    "keys list": (lambda w, k: ["keys", "list", "--keys-file", str(w.keys.describe())], None),
+    "keys rotate": (lambda w, k: ["keys", "rotate", "--keys-file", str(w.keys.describe())], None),
+    "replay --check": (lambda w, k: ["replay", "--check"], None),
+}
+
+
+def test_every_operation_of_the_doc_is_run_and_every_run_is_in_the_doc() -> None:
+    assert set(OPERATIONS) == set(MATRIX)
+    assert ACTORS == [
+        "operator",
+        "org admin",
+        "auditor",
+        "member",
+        "service account",
+        "scoped token",
+        "derived token",
+        "access token",
+    ]
+
+
+@pytest.fixture
+def world(database_url: str, tmp_path: Path) -> Iterator[World]:
+    world = build_world(database_url, tmp_path)
+    yield world
+    world.ledger.close()
+
+
+def _check(expected: str, operation: str, kind: str, ok: bool, refused: bool, output: str) -> None:
+    where = f"{operation} by {kind}"
+    if expected == "refused":
+        assert refused, f"{where} should be refused: {output[:300]}"
+    else:
+        assert ok, f"{where} should be {expected}: {output[:300]}"
+        if expected == "filtered":
+            # Nothing of the org the actor may not read (its resource, account and admin).
+            assert "other/secret" not in output, where
+            assert "spy@other" not in output, where
+            assert OLGA not in output, where
+
+
+@pytest.mark.parametrize("kind", ACTORS)
+def test_through_the_cli(world: World, kind: str) -> None:
+    token = None if kind == "operator" else world.secrets[kind]
+    for operation, (cli, _) in OPERATIONS.items():
+        expected = MATRIX[operation][kind]
+        before = world.ledger.store.head()
+        result = cli_run(world.url, *cli(world, kind), token=token)
+        refused = result.exit_code == 4
+        if refused:
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1, (operation, kind, result.stderr)
+            assert world.ledger.store.head() == before, f"{operation} by {kind} wrote"
+        _check(expected, operation, kind, result.exit_code == 0, refused, result.output)
+
+
+@pytest.mark.parametrize("kind", [k for k in ACTORS if k != "operator"])
+def test_over_http(world: World, kind: str) -> None:
+    settings = ApiSettings(issuer=ISSUER, keys=world.keys)
+    with TestClient(create_app(world.ledger, settings), raise_server_exceptions=False) as client:
+        headers = {"Authorization": f"Bearer {world.secrets[kind]}"}
+        for operation, (_, http) in OPERATIONS.items():
+            if http is None:
+                continue
+            expected = MATRIX[operation][kind]
+            method, path, body = http(world, kind)
+            before = world.ledger.store.head()
+            response = client.request(method, path, json=body, headers=headers)
+            denied = 401 if kind == "access token" else 403
+            refused = response.status_code == denied
+            if refused:
+                assert "\n" not in response.json()["error_description"]
+                assert world.ledger.store.head() == before, f"{operation} by {kind} wrote"
+            ok = 200 <= response.status_code < 300
+            _check(expected, operation, kind, ok, refused, response.text)
