@@ -249,7 +249,7 @@ OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
             "acme/alpha",
             "--level",
             "read",
-        ],  # fmt: skip
+        ],
         lambda w, k: (
             "POST",
             f"{_owner_route(_self(w, k))}/tokens",
