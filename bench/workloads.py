@@ -255,7 +255,9 @@ def w4_verify(url: str, size: int, scratch: Path) -> Figures:
     cold = Ledger(open_event_store(url), verify_staleness=None)
     cold_latencies, cold_seconds = _verifications(cold, sample)
     cold.close()
-    warm = Ledger(open_event_store(url))
+    # The warm pass measures answers served from the cache within a 1 s staleness bound
+    # (the default, 0, reads the head for every answer).
+    warm = Ledger(open_event_store(url), verify_staleness=1.0)
     for secret in dict.fromkeys(sample):  # the answers the warm pass will ask for
         warm.verify(secret, resource="acme/alpha", level=Level.READ)
     warm_latencies, warm_seconds = _verifications(warm, sample)

@@ -13,7 +13,7 @@ from tokenledger.cli.output import echo_json, json_line
 from tokenledger.domain.names import shown
 from tokenledger.errors import CorruptEvent, IntegrityViolation, ValidationError
 from tokenledger.store import Head, RecordedEvent
-from tokenledger.store.chain import format_timestamp
+from tokenledger.store.chain import format_timestamp, saved_head_problem
 
 
 @click.group()
@@ -40,11 +40,19 @@ def _load_head(path: Path) -> Head:
     except ValueError as exc:  # a NUL byte in the path
         raise ValidationError(f"cannot read the saved head {shown(str(path))}: {exc}") from exc
     try:
-        return msgspec.json.decode(data, type=Head)
+        head = msgspec.json.decode(data, type=Head)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ValidationError(
             f"{shown(str(path))} is not a head saved by 'tokenledger log head --json': {exc}"
         ) from exc
+    # A head no log could have had (position -1, position 0 with an event's hash, a hash
+    # that is no SHA-256) would otherwise match nothing and let any log pass as "chain ok".
+    problem = saved_head_problem(head)
+    if problem is not None:
+        raise ValidationError(
+            f"{shown(str(path))} is not a head saved by 'tokenledger log head --json': {problem}"
+        )
+    return head
 
 
 @log.command("head")
@@ -138,7 +146,9 @@ def event_dict(record: RecordedEvent) -> dict[str, object]:
 def events_command(
     obj: CliContext, from_position: int, stream_id: str | None, limit: int | None
 ) -> None:
-    """Print the log as JSON lines, one event each, in log order."""
+    """Print the log as JSON lines, one event each, in log order (the operator's: admins and
+    auditors read their org's events with 'audit')."""
+    obj.require_operator("read the whole log")
     store = obj.store()
     records: Iterator[RecordedEvent]
     if stream_id is not None:
