@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from tokenledger.clock import ensure_utc
+from tokenledger.clock import checked_utc, ensure_utc
 from tokenledger.domain import events as e
 from tokenledger.domain.names import check_token_id, shown
 from tokenledger.errors import NotFound, ValidationError
@@ -60,6 +60,23 @@ class AuditQuery:
         if self.event_type is not None and self.event_type not in e.event_types():
             names = ", ".join(sorted(e.event_types()))
             raise ValidationError(f"unknown event type {shown(self.event_type)}: one of {names}")
+        for name in ("actor", "subject", "correlation_id"):
+            _check_filter(getattr(self, name), name)
+        # Bounds in UTC, within the span the ledger holds: refused here, in one line, rather
+        # than overflowing while the query is built.
+        for name in ("since", "until"):
+            moment = getattr(self, name)
+            if moment is not None:
+                object.__setattr__(self, name, checked_utc(moment, name))
+
+
+def _check_filter(value: str | None, name: str) -> None:
+    """No identifier, actor or correlation id holds a control character, and PostgreSQL
+    cannot even bind a NUL byte in text: such a filter is bad input on every backend."""
+    if value is not None and not value.isprintable():
+        raise ValidationError(
+            f"invalid {name.replace('_', ' ')} {shown(value)}: control characters are not allowed"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +104,16 @@ class AuditEntry:
         }
 
 
-def search(store: EventStore, query: AuditQuery) -> list[AuditEntry]:
-    """The events matching every filter given, newest first unless ``oldest_first``."""
+def search(store: EventStore, query: AuditQuery, *, beyond: int | None = None) -> list[AuditEntry]:
+    """The events matching every filter given, newest first unless ``oldest_first``; with
+    ``beyond``, only those after that position in that order (the next page)."""
     indexed = query.subject is not None or query.actor is not None or query.event_type is not None
     source = audit_index if indexed else events
     conditions = []
+    if beyond is not None:
+        conditions.append(
+            source.c.position > beyond if query.oldest_first else source.c.position < beyond
+        )
     if query.subject is not None:
         conditions.append(audit_index.c.subject == query.subject)
     if query.actor is not None:
@@ -269,7 +291,18 @@ def _command_events(store: EventStore, command_id: str) -> list[AuditEntry]:
 def export(
     store: EventStore, *, since: datetime | None = None, until: datetime | None = None
 ) -> Iterator[AuditEntry]:
-    """Every event in the window, oldest first, in constant memory."""
+    """Every event in the window, oldest first, in constant memory.
+
+    The bounds are checked now, before the first event is read (and before a caller opens
+    a file to write them to), not when the iteration first reaches them."""
+    since = checked_utc(since, "since") if since is not None else None
+    until = checked_utc(until, "until") if until is not None else None
+    return _exported(store, since, until)
+
+
+def _exported(
+    store: EventStore, since: datetime | None, until: datetime | None
+) -> Iterator[AuditEntry]:
     for record in store.read_all(since=since, until=until):
         yield AuditEntry(record, decode_event(record))
 

@@ -1,7 +1,8 @@
 """Grant config files for ``tokenledger tokens create -c FILE`` (or ``-c -`` for standard input).
 
-A config file is YAML or JSON (JSON is tried first, then YAML, which is a superset of it),
-holding one mapping with these keys:
+A config file is YAML or JSON (JSON is tried first, then YAML, which is a superset of it) in
+UTF-8 (UTF-16 and UTF-32 are refused), holding one mapping with these keys (a key given twice
+in one mapping is refused, in JSON and YAML alike):
 
 ``grants`` (required)
     A non-empty list of at most 1000 grants (after expansion), each in one of three forms.
@@ -42,6 +43,7 @@ most the offending value (cut to 40 characters), never the file's content.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -138,17 +140,103 @@ def _read_limited(stream: IO[bytes], name: str) -> bytes:
 
 
 def _decode(raw: bytes, name: str) -> Any:
-    if raw.lstrip()[:1] in (b"{", b"["):
+    text = _utf8(raw, name)
+    if text.lstrip()[:1] in ("{", "["):
         try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            return json.loads(text, object_pairs_hook=lambda pairs: _unique(pairs, name))
+        except json.JSONDecodeError:
             pass  # maybe YAML flow style; YAML gives the error message if it is not
+        except ValueError:
+            raise _error(name, f"invalid JSON: {_TOO_LONG}") from None
+        except RecursionError:
+            pass  # YAML says it: nested too deeply
     try:
-        return yaml.safe_load(raw)
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader: no tags beyond plain data
     except yaml.YAMLError as exc:
         raise _error(name, f"invalid YAML{_where(exc)}: {_problem(exc)}") from None
     except RecursionError:
         raise _error(name, "invalid YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as exc:
+        # Python refuses to read an integer of thousands of digits; YAML's timestamps
+        # build dates, and an impossible one (month 13) is a ValueError too.
+        problem = _TOO_LONG if "integer string conversion" in str(exc) else "an impossible value"
+        raise _error(name, f"invalid YAML: {problem}") from None
+
+
+_TOO_LONG = "a number too long to read (thousands of digits)"
+
+
+def _utf8(raw: bytes, name: str) -> str:
+    """The config's text: UTF-8 only (a UTF-8 byte order mark is allowed and dropped).
+
+    YAML would also read UTF-16 and UTF-32 by their byte order marks, and JSON guesses
+    them; the config is documented as UTF-8, and one text read one way by every tool
+    leaves no room for a file that means one thing to a reviewer and another to us.
+    """
+    # UTF-32's byte order marks begin like UTF-16's; without a mark, text in either that
+    # starts with an ASCII character has a NUL byte among its first four (RFC 4627's test).
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in raw[:4]:
+        raise _error(name, "the grant config must be UTF-8 text, not UTF-16 or UTF-32")
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise _error(
+            name, f"invalid YAML or JSON: not UTF-8 text (an invalid byte at offset {exc.start})"
+        ) from None
+
+
+def _unique(pairs: list[tuple[Any, Any]], name: str) -> dict[Any, Any]:
+    """A JSON object's members, refused when one key comes twice (json keeps the last)."""
+    found: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _error(name, f"duplicate key {_shown(key)}")
+        found[key] = value
+    return found
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that holds the same key twice.
+
+    PyYAML keeps the last value silently; in a permissions file, a second ``principal``
+    or ``grants`` further down would override what a reviewer read at the top.
+    """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._refuse_duplicate_keys(node)
+        return super().construct_document(node)
+
+    def _refuse_duplicate_keys(self, root: yaml.Node) -> None:
+        # Over the composed nodes, before merge keys (<<) are expanded: a merge may
+        # override a key, a mapping written with a key twice may not. Iterative, as a
+        # document may be nested thousands deep; each node once, as aliases share them.
+        stack, visited = [root], set()
+        while stack:
+            node = stack.pop()
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            if isinstance(node, yaml.MappingNode):
+                keys: set[Any] = set()
+                for key_node, value_node in node.value:
+                    stack.append(value_node)
+                    if key_node.tag == _MERGE_TAG:
+                        continue
+                    stack.append(key_node)
+                    if not isinstance(key_node, yaml.ScalarNode):
+                        continue  # an unhashable key: the constructor refuses it
+                    key = self.construct_object(key_node)
+                    if key in keys:
+                        raise yaml.constructor.ConstructorError(
+                            problem=f"duplicate key {_shown(key)}",
+                            problem_mark=key_node.start_mark,
+                        )
+                    keys.add(key)
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(node.value)
 
 
 def _where(exc: yaml.YAMLError) -> str:

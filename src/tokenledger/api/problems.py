@@ -5,6 +5,7 @@ RFC 6750 section 3.1, RFC 7009 section 2.2.1) and otherwise name the ledger's
 error category::
 
     ValidationError / bad request body   400  invalid_request
+    a value the database cannot hold    400  invalid_request
     missing, invalid, expired token      401  invalid_token   (WWW-Authenticate: Bearer ...)
     failed client authentication         401  invalid_client  (WWW-Authenticate: Basic ...)
     PermissionDenied                     403  insufficient_scope
@@ -26,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tokenledger.domain.secrets import TokenKind
@@ -159,6 +160,15 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     return _answer(503, "temporarily_unavailable", f"database error: {reason}", {})
 
 
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    # A value the database refuses (PostgreSQL holds no NUL byte in text) that reached a
+    # query without a rule of its own at the edge: bad input, as the CLI says, not a 500.
+    assert isinstance(exc, DataError)
+    reason = next(iter(str(exc.orig).strip().splitlines()), "invalid value")
+    logger.warning("database refused a value on %s: %s", request.url.path, reason)
+    return _answer(400, "invalid_request", f"invalid input: {reason}", {})
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
     return _answer(500, "server_error", "internal error (logged on the server)", {})
@@ -174,6 +184,7 @@ _HANDLERS: dict[type[Exception], _Handler] = {
     RequestValidationError: _invalid_request,
     StarletteHTTPException: _http_error,
     OperationalError: _database_error,
+    DataError: _data_error,
     Exception: _unexpected,
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tokenledger.clock import ensure_utc
+from tokenledger.clock import checked_utc
 from tokenledger.domain.names import shown
 from tokenledger.errors import ValidationError
 
@@ -12,11 +12,16 @@ __all__ = ["parse_timestamp"]
 
 
 def parse_timestamp(text: str, option: str) -> datetime:
-    """An ISO 8601 timestamp (a value without a zone is UTC), as an aware UTC datetime."""
+    """An ISO 8601 timestamp (a value without a zone is UTC), as an aware UTC datetime.
+
+    Every time option goes through here, so a time the ledger cannot hold (one whose UTC
+    equivalent falls outside the ledger's span) is refused in one line like a malformed one.
+    """
     try:
-        return ensure_utc(datetime.fromisoformat(text.strip()))
+        moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ValidationError(
             f"invalid {option} {shown(text)}: expected an ISO 8601 timestamp such as "
             "2030-01-31T12:00:00Z (without a zone: UTC)"
         ) from None
+    return checked_utc(moment, option)

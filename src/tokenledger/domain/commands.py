@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 import pydantic
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from tokenledger.clock import ensure_utc
+from tokenledger.clock import check_lifetime, checked_utc
 from tokenledger.domain.names import (
     check_email,
     check_name,
@@ -218,7 +218,12 @@ class IssueToken(Command):
     @pydantic.field_validator("expires_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return ensure_utc(value) if value is not None else None
+        return _holdable(value, "expires_at") if value is not None else None
+
+    @pydantic.field_validator("expires_in")
+    @classmethod
+    def _reachable(cls, value: timedelta | None) -> timedelta | None:
+        return _reachable_lifetime(value)
 
 
 class RevokeToken(Command):
@@ -239,6 +244,11 @@ class IssueClientCredential(Command):
     expires_in: timedelta | None = None
     no_expiry: bool = False
 
+    @pydantic.field_validator("expires_in")
+    @classmethod
+    def _reachable(cls, value: timedelta | None) -> timedelta | None:
+        return _reachable_lifetime(value)
+
     @pydantic.model_validator(mode="after")
     def _one_expiry(self) -> IssueClientCredential:
         if self.expires_in is not None and self.no_expiry:
@@ -251,6 +261,25 @@ class IssueClientCredential(Command):
 class RevokeClientCredential(Command):
     client_id: ClientId
     reason: Reason | None = None
+
+
+def _holdable(value: datetime, field: str) -> datetime:
+    """An expiry in UTC, within the span of times the ledger holds."""
+    try:
+        return checked_utc(value, field)
+    except ValidationError as exc:
+        raise ValueError(str(exc)) from None  # pydantic reports ValueErrors, with the field
+
+
+def _reachable_lifetime(value: timedelta | None) -> timedelta | None:
+    """A lifetime whose end (from now) the ledger can still hold: ``now + expires_in`` must
+    neither overflow nor pass the latest time. A non-positive one is refused elsewhere."""
+    if value is not None and value > timedelta(0):
+        try:
+            check_lifetime(value, "expires_in")
+        except ValidationError as exc:
+            raise ValueError(str(exc)) from None
+    return value
 
 
 C = TypeVar("C", bound=BaseModel)

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Query
 from tokenledger.api.deps import ERRORS, State
 from tokenledger.api.security import CurrentActor
 from tokenledger.audit import AuditQuery
+from tokenledger.clock import checked_utc
+from tokenledger.domain.names import shown
 from tokenledger.errors import ValidationError
 
 __all__ = ["router"]
@@ -21,15 +23,17 @@ MAX_HTTP_LIMIT = 1000
 
 
 def _moment(text: str | None, name: str) -> datetime | None:
+    """A time bound in UTC; malformed or beyond the span the ledger holds: a 400."""
     if text is None:
         return None
     try:
-        return datetime.fromisoformat(text.strip())
+        moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ValidationError(
-            f"invalid {name} {text[:40]!r}: expected an ISO 8601 time such as "
+            f"invalid {name} {shown(text)}: expected an ISO 8601 time such as "
             "2030-01-31T12:00:00Z (without a zone: UTC)"
         ) from None
+    return checked_utc(moment, name)
 
 
 @router.get("/v2/audit", response_model=list[dict[str, Any]])
