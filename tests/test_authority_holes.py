@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 from helpers import assert_one_line_error, cli_json, cli_run
 from tokenledger.api import create_app
 from tokenledger.domain import commands as c
-from tokenledger.domain.model import Actor
+from tokenledger.domain.model import Actor, ActorKind
 from tokenledger.domain.permissions import Level
+from tokenledger.errors import PermissionDenied
 from tokenledger.ledger import Ledger
 from tokenledger.store import open_event_store
 
@@ -247,3 +248,23 @@ def test_a_token_cannot_tell_another_orgs_principals_from_missing_ones(
     result = cli_run(world.url, "tokens", "list", "--principal", "ghost@acme.service.tokenledger",
                      token=world.secrets["alice"])  # fmt: skip
     assert_one_line_error(result, 3, "no service account")
+
+
+# -- rules only the Python API can reach (the CLI and HTTP build actors from tokens) -----------
+
+
+def test_a_reader_sees_no_grant_it_does_not_administer(world: World) -> None:
+    auditor = world.ledger.authenticate(world.secrets["audrey"])
+    assert world.ledger.grants_of(auditor, BOB) == []  # bob's write on acme/alpha: not hers
+    alice = world.ledger.authenticate(world.secrets["alice"])
+    assert [g.resource for g in world.ledger.grants_of(alice, BOB)] == ["acme/alpha"]
+
+
+@pytest.mark.parametrize("token", ["alice", None], ids=["someone_elses_token", "no_token"])
+def test_an_actor_acts_only_through_a_token_of_its_own(world: World, token: str | None) -> None:
+    """An actor naming another principal's token, or none at all, has no authority."""
+    forged = Actor(kind=ActorKind.USER, principal=BOB, token_id=world.ids[token] if token else None)
+    before = world.head()
+    with pytest.raises(PermissionDenied):
+        world.ledger.execute(c.AddMember(org="acme", email=OLGA), forged)
+    assert world.head() == before
