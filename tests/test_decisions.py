@@ -468,3 +468,17 @@ def test_a_service_account_issues_no_client_credentials() -> None:
             c.IssueClientCredential(account_id="other@acme.service.tokenledger"),
             acting(SA, "tok_sa00000000000001"),
         )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        c.IssueToken(principal="ci@acme.service.tokenledger"),
+        c.IssueClientCredential(account_id="ci@acme.service.tokenledger"),
+    ],
+)
+def test_a_default_expiry_past_the_ledgers_last_day_is_refused(command: c.Command) -> None:
+    """At the end of the time the ledger holds, a default lifetime would overflow: one line."""
+    late = datetime(9999, 6, 1, tzinfo=UTC)
+    with pytest.raises(ValidationError, match="invalid expiry: too long"):
+        when(given(*WITH_SA), command, now=late)

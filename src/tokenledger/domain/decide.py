@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import singledispatch
 
+from tokenledger.clock import check_lifetime
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import (
     acting_token,
@@ -572,7 +573,9 @@ def _expiry(
             raise ValidationError("the expiry lies in the past")
         expires_at = cmd.expires_at
     else:
-        expires_at = now + (cmd.expires_in or DEFAULT_EXPIRY[kind])
+        lifetime = cmd.expires_in or DEFAULT_EXPIRY[kind]
+        check_lifetime(lifetime, "expiry", now)  # judged against the ledger's own clock
+        expires_at = now + lifetime
     if parent is not None and parent.expires_at is not None and expires_at > parent.expires_at:
         if cmd.expires_at is not None or cmd.expires_in is not None:
             raise ValidationError("a derived token cannot outlive its parent")
@@ -637,7 +640,9 @@ def _issue_client_credential(
             )
         expires_at = None
     else:
-        expires_at = ctx.now + (cmd.expires_in or DEFAULT_EXPIRY[TokenKind.CLIENT])
+        lifetime = cmd.expires_in or DEFAULT_EXPIRY[TokenKind.CLIENT]
+        check_lifetime(lifetime, "expiry", ctx.now)
+        expires_at = ctx.now + lifetime
     public_id, secret_hash = ctx.mint(TokenKind.CLIENT)
     return [
         ClientCredentialIssued(
