@@ -8,6 +8,7 @@ projections, decide, append the events, fold them into the projections, commit.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
 import logging
 import time
@@ -718,8 +719,9 @@ class Ledger:
     def _answer_key(
         token: str, jwt: bool, resource: str | None, wanted: Level
     ) -> tuple[object, ...]:
-        digest = secret_digest(token)
-        return ("jwt", digest, resource, wanted) if jwt else (digest, resource, wanted)
+        if jwt:  # exactly the bytes presented: an altered JWT never meets a cached answer
+            return ("jwt", hashlib.sha256(token.encode()).digest(), resource, wanted)
+        return (secret_digest(token), resource, wanted)
 
     def _introspect_now(
         self,

@@ -23,6 +23,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from tokenledger.api.problems import REALM, ApiError, bearer_challenge
 from tokenledger.api.state import ApiState, api_state
 from tokenledger.domain.model import Actor
+from tokenledger.domain.names import check_no_secret
 from tokenledger.errors import PermissionDenied
 from tokenledger.keys import looks_like_jwt
 
@@ -134,4 +135,7 @@ async def correlation_id(request: Request) -> str | None:
             "invalid_request",
             f"{CORRELATION_HEADER} must be 1 to 64 letters, digits, '.', '_', ':' or '-'",
         )
-    return value
+    try:
+        return check_no_secret(value, CORRELATION_HEADER)  # it is stored in the log
+    except ValueError as exc:
+        raise ApiError(400, "invalid_request", str(exc)) from None
