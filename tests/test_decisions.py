@@ -12,6 +12,7 @@ from tokenledger.domain import commands as c
 from tokenledger.domain import events as e
 from tokenledger.domain.decide import Context, decide
 from tokenledger.domain.model import Actor, ActorKind
+from tokenledger.domain.outcome import PermissionChange, outcome_of
 from tokenledger.domain.permissions import Grant
 from tokenledger.domain.secrets import TokenKind
 from tokenledger.domain.state import LedgerState, fold
@@ -265,6 +266,14 @@ def test_moving_a_service_account_revokes_all_its_tokens() -> None:
         ("tok_sa00000000000002", "service_account_moved"),
     ]
     assert all("moved from acme/alpha to acme/beta" in (r.detail or "") for r in events[1:])
+    outcome = outcome_of(events)
+    assert outcome.permission_change == PermissionChange(
+        account_id=SA,
+        previous=Grant("acme/alpha", "write"),
+        permission=Grant("acme/beta", "write"),
+        moved=True,
+    )
+    assert outcome.revoked == ("tok_sa00000000000001", "tok_sa00000000000002")
 
 
 def test_changing_only_the_level_revokes_nothing() -> None:
@@ -279,6 +288,10 @@ def test_changing_only_the_level_revokes_nothing() -> None:
             permission=Grant("acme/alpha", "read"),
         )
     ]
+    change = outcome_of(events).permission_change
+    assert change is not None
+    assert not change.moved
+    assert outcome_of(events).revoked == ()
 
 
 def test_deleting_a_service_account_revokes_its_tokens() -> None:

@@ -41,7 +41,7 @@ from tokenledger.domain.authority import (
 )
 from tokenledger.domain.commands import check_client_id
 from tokenledger.domain.decide import Context, decide
-from tokenledger.domain.events import Event, TokenIssued, TokenRevoked
+from tokenledger.domain.events import Event, TokenIssued
 from tokenledger.domain.model import (
     Actor,
     ActorKind,
@@ -62,6 +62,7 @@ from tokenledger.domain.names import (
     check_service_account_id,
     check_token_id,
 )
+from tokenledger.domain.outcome import Outcome, outcome_of
 from tokenledger.domain.permissions import Grant, Level, level_at
 from tokenledger.domain.secrets import (
     TokenKind,
@@ -117,22 +118,24 @@ logger = logging.getLogger("tokenledger")
 
 
 class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What a command appended, and the one-time secret when it issued a token."""
+    """What a command appended (``events``, ``records``), what that amounts to (``outcome``),
+    and the one-time secret when it issued a token or credential."""
 
     command_id: str
     correlation_id: str
     events: tuple[Event, ...]
     records: tuple[RecordedEvent, ...]
+    outcome: Outcome
     secret: str | None = None
 
     @property
     def revoked(self) -> list[str]:
         """Token ids this command revoked (its cascade included), in log order."""
-        return [e.token_id for e in self.events if isinstance(e, TokenRevoked)]
+        return list(self.outcome.revoked)
 
     @property
     def issued(self) -> TokenIssued | None:
-        return next((e for e in self.events if isinstance(e, TokenIssued)), None)
+        return self.outcome.issued
 
 
 class GrantSource(msgspec.Struct, frozen=True, kw_only=True):
@@ -284,6 +287,7 @@ class Ledger:
                 correlation_id=tx.correlation_id,
                 events=tuple(events),
                 records=tuple(records),
+                outcome=outcome_of(events),
                 secret=secrets[0] if secrets else None,
             )
         # Names and ids only: a command's fields may be personal data, never a secret.

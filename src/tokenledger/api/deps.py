@@ -10,7 +10,6 @@ from tokenledger.api.schemas import CommandOut, ErrorOut
 from tokenledger.api.security import CORRELATION_HEADER, correlation_id
 from tokenledger.api.state import ApiState, api_state
 from tokenledger.domain import commands as c
-from tokenledger.domain.events import ClientCredentialRevoked
 from tokenledger.domain.model import Actor
 from tokenledger.ledger import CommandResult
 
@@ -47,7 +46,5 @@ def command_out(result: CommandResult) -> CommandOut:
     return CommandOut(
         correlation_id=result.correlation_id,
         revoked=result.revoked,
-        revoked_client_ids=[
-            e.client_id for e in result.events if isinstance(e, ClientCredentialRevoked)
-        ],
+        revoked_client_ids=list(result.outcome.revoked_client_ids),
     )

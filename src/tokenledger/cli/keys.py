@@ -17,7 +17,6 @@ from tokenledger.cli.app import CliContext
 from tokenledger.cli.output import echo_json
 from tokenledger.clock import SystemClock
 from tokenledger.domain import commands as c
-from tokenledger.domain.events import ClientCredentialIssued, ClientCredentialRevoked
 from tokenledger.domain.model import ClientCredentialView
 from tokenledger.errors import ValidationError
 from tokenledger.keys import KEYS_FILE_ENV, KeyStore
@@ -141,7 +140,8 @@ def create_credential_command(
         no_expiry=no_expiry,
     )
     result = obj.ledger().execute(command, obj.actor())
-    issued = next(e for e in result.events if isinstance(e, ClientCredentialIssued))
+    issued = result.outcome.credential_issued
+    assert issued is not None  # an IssueClientCredential records one
     secret = result.secret
     assert secret is not None
     if as_json:
@@ -195,7 +195,7 @@ def revoke_credential_command(
     """Revoke CLIENT_ID: the access tokens it obtained answer inactive from now on."""
     command = c.build(c.RevokeClientCredential, client_id=client_id, reason=reason)
     result = obj.ledger().execute(command, obj.actor())
-    revoked = [e.client_id for e in result.events if isinstance(e, ClientCredentialRevoked)]
+    revoked = list(result.outcome.revoked_client_ids)
     if as_json:
         echo_json({"revoked_client_ids": revoked, "correlation_id": result.correlation_id})
     else:

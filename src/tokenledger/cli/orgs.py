@@ -9,7 +9,6 @@ from tokenledger.cli.grants import org_name
 from tokenledger.cli.output import echo_json
 from tokenledger.cli.tokens import echo_revoked
 from tokenledger.domain import commands as c
-from tokenledger.domain.events import MemberRoleChanged
 
 __all__ = ["orgs"]
 
@@ -56,7 +55,7 @@ def add_member_command(obj: CliContext, org: str, email: str, role: str, as_json
     """Make the user EMAIL a member of ORG (or change their role there)."""
     command = c.build(c.AddMember, org=org, email=email, role=role)
     result = obj.ledger().execute(command, obj.actor())
-    changed = next((e for e in result.events if isinstance(e, MemberRoleChanged)), None)
+    changed = result.outcome.role_change
     previous = changed.previous_role if changed else None
     if as_json:
         echo_json(

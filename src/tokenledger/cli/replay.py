@@ -24,7 +24,8 @@ from tokenledger.projections.rebuild import (
     check,
     rebuild,
 )
-from tokenledger.store import open_event_store
+from tokenledger.store import EventStore, open_event_store
+from tokenledger.store.chain import ChainBroken
 
 __all__ = ["replay"]
 
@@ -86,6 +87,33 @@ def replay(
     ledger = obj.ledger()
     ledger.require_operator(obj.actor(), "rebuild or check the projections")
     store = ledger.store
+    try:
+        report = _replay(
+            store, check_only, until_position, until_time, into_url, batch_size, as_json
+        )
+    except ChainBroken as broken:
+        # Every mode checks the chain as it reads the log and stops at a break: nothing built
+        # from a log the chain does not vouch for is swapped in, compared or handed on.
+        if check_only:
+            outcome = "nothing was compared"
+        elif into_url is not None:
+            outcome = "the target holds no event from the break on"
+        else:
+            outcome = "the projections were left as they were"
+        fail(f"{broken} ({outcome})", EXIT_CODES[IntegrityViolation])
+        return
+    _print(report, check_only, into_url, as_json)
+
+
+def _replay(
+    store: EventStore,
+    check_only: bool,
+    until_position: int | None,
+    until_time: str | None,
+    into_url: str | None,
+    batch_size: int,
+    as_json: bool,
+) -> RebuildReport | CheckReport:
     with _progress(as_json) as progress:
         if check_only:
             report: RebuildReport | CheckReport = check(
@@ -108,7 +136,7 @@ def replay(
                 target.engine.dispose()
         else:
             report = rebuild(store, batch_size=batch_size, progress=progress)
-    _print(report, check_only, into_url, as_json)
+    return report
 
 
 def _print(

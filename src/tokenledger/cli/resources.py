@@ -9,7 +9,6 @@ from tokenledger.cli.grants import resource_path
 from tokenledger.cli.output import echo_json
 from tokenledger.cli.tokens import echo_revoked
 from tokenledger.domain import commands as c
-from tokenledger.domain.events import GrantRemoved, ResourceCreated, ResourceDeleted
 
 __all__ = ["resources"]
 
@@ -28,7 +27,8 @@ def create_command(obj: CliContext, path: str, kind: str | None, as_json: bool) 
     """Create the resource PATH; its parent must exist."""
     command = c.build(c.CreateResource, path=path, kind=kind)
     result = obj.ledger().execute(command, obj.actor())
-    created = next(e for e in result.events if isinstance(e, ResourceCreated))
+    created = result.outcome.resource_created
+    assert created is not None  # a CreateResource records one
     if as_json:
         echo_json(
             {
@@ -51,11 +51,9 @@ def delete_command(obj: CliContext, path: str, recursive: bool, as_json: bool) -
     """Delete PATH: grants on it go, tokens whose every grant lay inside it are revoked."""
     command = c.build(c.DeleteResource, path=path, recursive=recursive)
     result = obj.ledger().execute(command, obj.actor())
-    deleted = [e.path for e in result.events if isinstance(e, ResourceDeleted)]
+    deleted = list(result.outcome.resources_deleted)
     removed = [
-        {"principal": e.principal, "resource": e.resource}
-        for e in result.events
-        if isinstance(e, GrantRemoved)
+        {"principal": e.principal, "resource": e.resource} for e in result.outcome.grants_removed
     ]
     if as_json:
         echo_json(

@@ -9,11 +9,6 @@ from tokenledger.cli.grants import org_name
 from tokenledger.cli.output import echo_json
 from tokenledger.cli.tokens import echo_revoked
 from tokenledger.domain import commands as c
-from tokenledger.domain.events import (
-    ServiceAccountCreated,
-    ServiceAccountPermissionLevelChanged,
-    ServiceAccountPermissionMoved,
-)
 from tokenledger.domain.model import ServiceAccountView
 from tokenledger.domain.permissions import Grant
 
@@ -42,7 +37,8 @@ def create_command(
     """Create the service account NAME in --org with one permission on a project."""
     command = c.build(c.CreateServiceAccount, name=name, org=org, resource=resource, level=level)
     result = obj.ledger().execute(command, obj.actor())
-    created = next(e for e in result.events if isinstance(e, ServiceAccountCreated))
+    created = result.outcome.account_created
+    assert created is not None  # a CreateServiceAccount records one
     if as_json:
         echo_json(
             {
@@ -74,12 +70,9 @@ def set_permission_command(
         c.SetServiceAccountPermission, account_id=account_id, resource=resource, level=level
     )
     result = obj.ledger().execute(command, obj.actor())
-    change = next(
-        e
-        for e in result.events
-        if isinstance(e, ServiceAccountPermissionMoved | ServiceAccountPermissionLevelChanged)
-    )
-    moved = isinstance(change, ServiceAccountPermissionMoved)
+    change = result.outcome.permission_change
+    assert change is not None  # a SetServiceAccountPermission records one
+    moved = change.moved
     if as_json:
         echo_json(
             {

@@ -17,7 +17,6 @@ from tokenledger.api.schemas import (
 )
 from tokenledger.api.security import CurrentActor
 from tokenledger.domain import commands as c
-from tokenledger.domain.events import MemberRoleChanged
 
 __all__ = ["router"]
 
@@ -77,7 +76,7 @@ def put_member(
     """Add a user to the org with a role, or change their role there."""
     command = c.build(c.AddMember, org=org, email=email, role=body.role)
     result = run(state, command, actor, correlation, response)
-    changed = next((e for e in result.events if isinstance(e, MemberRoleChanged)), None)
+    changed = result.outcome.role_change
     return ChangedMemberOut(
         org=command.org,
         email=command.email,

@@ -8,7 +8,6 @@ from tokenledger.api.deps import ERRORS, Correlation, State, command_out, run
 from tokenledger.api.schemas import CommandOut, CreateResourceIn, ResourceOut
 from tokenledger.api.security import CurrentActor
 from tokenledger.domain import commands as c
-from tokenledger.domain.events import ResourceCreated, ResourceDeleted
 from tokenledger.errors import NotFound
 
 __all__ = ["router"]
@@ -35,7 +34,8 @@ def create_resource(
     """Create a node below an existing parent (write on the parent)."""
     command = c.build(c.CreateResource, path=body.path, kind=body.kind)
     result = run(state, command, actor, correlation, response)
-    created = next(e for e in result.events if isinstance(e, ResourceCreated))
+    created = result.outcome.resource_created
+    assert created is not None  # a CreateResource records one
     return CreatedResourceOut(
         id=created.path,
         path=created.path,
@@ -80,6 +80,6 @@ def delete_resource(
     command = c.build(c.DeleteResource, path=path, recursive=recursive)
     result = run(state, command, actor, correlation, response)
     return DeletedResourceOut(
-        deleted=[e.path for e in result.events if isinstance(e, ResourceDeleted)],
+        deleted=list(result.outcome.resources_deleted),
         **command_out(result).model_dump(),
     )

@@ -20,12 +20,6 @@ from tokenledger.api.schemas import (
 )
 from tokenledger.api.security import CurrentActor
 from tokenledger.domain import commands as c
-from tokenledger.domain.events import (
-    ClientCredentialIssued,
-    ServiceAccountCreated,
-    ServiceAccountPermissionLevelChanged,
-    ServiceAccountPermissionMoved,
-)
 from tokenledger.domain.model import ClientCredentialView, ServiceAccountView
 from tokenledger.errors import NotFound
 
@@ -62,7 +56,8 @@ def create_service_account(
         level=body.level,
     )
     result = run(state, command, actor, correlation, response)
-    created = next(e for e in result.events if isinstance(e, ServiceAccountCreated))
+    created = result.outcome.account_created
+    assert created is not None  # a CreateServiceAccount records one
     account = ServiceAccountView(
         account_id=created.account_id,
         org=created.org,
@@ -122,16 +117,13 @@ def set_permission(
         level=body.level,
     )
     result = run(state, command, actor, correlation, response)
-    change = next(
-        e
-        for e in result.events
-        if isinstance(e, ServiceAccountPermissionMoved | ServiceAccountPermissionLevelChanged)
-    )
+    change = result.outcome.permission_change
+    assert change is not None  # a SetServiceAccountPermission records one
     return PermissionChangedOut(
         id=change.account_id,
         previous=GrantOut(resource=change.previous.resource, level=change.previous.level),
         permission=GrantOut(resource=change.permission.resource, level=change.permission.level),
-        moved=isinstance(change, ServiceAccountPermissionMoved),
+        moved=change.moved,
         **command_out(result).model_dump(),
     )
 
@@ -159,7 +151,8 @@ def create_credential(
         no_expiry=body.no_expiry,
     )
     result = run(state, command, actor, correlation, response)
-    issued = next(e for e in result.events if isinstance(e, ClientCredentialIssued))
+    issued = result.outcome.credential_issued
+    assert issued is not None  # an IssueClientCredential records one
     assert result.secret is not None
     view = ClientCredentialView(
         client_id=issued.client_id,

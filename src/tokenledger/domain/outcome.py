@@ -1,0 +1,105 @@
+"""What a command did, read once from the events it recorded.
+
+``Ledger.execute`` returns this beside the events, so that the command line and the HTTP API
+print a command's result without each searching the events for the ones they need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from tokenledger.domain.events import (
+    ClientCredentialIssued,
+    ClientCredentialRevoked,
+    Event,
+    GrantRemoved,
+    MemberRoleChanged,
+    ResourceCreated,
+    ResourceDeleted,
+    ServiceAccountCreated,
+    ServiceAccountPermissionLevelChanged,
+    ServiceAccountPermissionMoved,
+    TokenIssued,
+    TokenRevoked,
+)
+from tokenledger.domain.permissions import Grant
+
+__all__ = ["Outcome", "PermissionChange", "outcome_of"]
+
+
+class PermissionChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A service account's permission before and after; ``moved`` when it changed project
+    (which revokes the account's tokens and credentials)."""
+
+    account_id: str
+    previous: Grant
+    permission: Grant
+    moved: bool
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """The facts a caller shows after a command, each named for what it is."""
+
+    issued: TokenIssued | None = None
+    revoked: tuple[str, ...] = ()
+    """Token ids revoked, the cascade included, in log order."""
+    credential_issued: ClientCredentialIssued | None = None
+    revoked_client_ids: tuple[str, ...] = ()
+    resource_created: ResourceCreated | None = None
+    resources_deleted: tuple[str, ...] = ()
+    """Paths deleted, deepest first."""
+    grants_removed: tuple[GrantRemoved, ...] = ()
+    account_created: ServiceAccountCreated | None = None
+    permission_change: PermissionChange | None = None
+    role_change: MemberRoleChanged | None = None
+
+
+def outcome_of(events: Iterable[Event]) -> Outcome:
+    issued = credential = resource = account = None
+    change: PermissionChange | None = None
+    role_change: MemberRoleChanged | None = None
+    revoked: list[str] = []
+    revoked_clients: list[str] = []
+    deleted: list[str] = []
+    removed: list[GrantRemoved] = []
+    for event in events:
+        match event:
+            case TokenIssued() if issued is None:
+                issued = event
+            case TokenRevoked():
+                revoked.append(event.token_id)
+            case ClientCredentialIssued():
+                credential = event
+            case ClientCredentialRevoked():
+                revoked_clients.append(event.client_id)
+            case ResourceCreated():
+                resource = event
+            case ResourceDeleted():
+                deleted.append(event.path)
+            case GrantRemoved():
+                removed.append(event)
+            case ServiceAccountCreated():
+                account = event
+            case ServiceAccountPermissionMoved() | ServiceAccountPermissionLevelChanged():
+                change = PermissionChange(
+                    account_id=event.account_id,
+                    previous=event.previous,
+                    permission=event.permission,
+                    moved=isinstance(event, ServiceAccountPermissionMoved),
+                )
+            case MemberRoleChanged():
+                role_change = event
+    return Outcome(
+        issued=issued,
+        revoked=tuple(revoked),
+        credential_issued=credential,
+        revoked_client_ids=tuple(revoked_clients),
+        resource_created=resource,
+        resources_deleted=tuple(deleted),
+        grants_removed=tuple(removed),
+        account_created=account,
+        permission_change=change,
+        role_change=role_change,
+    )
