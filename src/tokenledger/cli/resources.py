@@ -48,7 +48,7 @@ def create_command(obj: CliContext, path: str, kind: str | None, as_json: bool) 
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
 def delete_command(obj: CliContext, path: str, recursive: bool, as_json: bool) -> None:
-    """Delete PATH: grants on it go, tokens whose every grant lay inside it are revoked."""
+    """Delete PATH: grants on it go, every token with a grant on it or below is revoked."""
     command = c.build(c.DeleteResource, path=path, recursive=recursive)
     result = obj.ledger().execute(command, obj.actor())
     deleted = list(result.outcome.resources_deleted)

@@ -76,7 +76,7 @@ def delete_resource(
     response: Response,
     recursive: bool = Query(default=False, description="Also delete everything below."),
 ) -> DeletedResourceOut:
-    """Delete a resource: grants on it go, tokens wholly inside it are revoked."""
+    """Delete a resource: grants on it go, every token with a grant on it is revoked."""
     command = c.build(c.DeleteResource, path=path, recursive=recursive)
     result = run(state, command, actor, correlation, response)
     return DeletedResourceOut(
