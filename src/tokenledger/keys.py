@@ -21,6 +21,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -50,6 +51,7 @@ __all__ = [
     "KeyStore",
     "SigningKey",
     "default_keys_file",
+    "is_compact_jws",
     "looks_like_jwt",
     "new_signing_key",
 ]
@@ -108,8 +110,52 @@ class InvalidAccessToken(Exception):
 
 
 def looks_like_jwt(text: str) -> bool:
-    """Whether ``text`` has the shape of a compact JWS (three base64url parts)."""
+    """Whether ``text`` has the shape of a compact JWS (three base64url parts).
+
+    Only tells a JWT from a ledger secret; :meth:`KeyRing.decode` checks the encoding.
+    """
     return len(text) <= _MAX_JWT_LENGTH and text.count(".") == 2 and text.startswith("eyJ")
+
+
+#: One segment of a compact JWS: unpadded base64url (RFC 7515 section 2), nothing else.
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+#: An Ed25519 signature's length in bytes (RFC 8032).
+_SIGNATURE_LENGTH = 64
+
+
+def _canonical_segment(segment: str) -> bytes | None:
+    """The bytes of an unpadded base64url segment in its one canonical spelling, else ``None``.
+
+    Base64 decoders forgive: padding, a dangling character, unused low bits set in the
+    last character. Each forgiven spelling is another string for the same token, which
+    would introspect active while no byte of what was signed changed; only the spelling
+    that encoding the bytes gives back is accepted.
+    """
+    if not _SEGMENT.fullmatch(segment) or len(segment) % 4 == 1:
+        return None
+    try:
+        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except ValueError:
+        return None
+    return data if _b64url(data) == segment else None
+
+
+def is_compact_jws(token: str) -> bool:
+    """Whether ``token`` is exactly a compact JWS: three canonical unpadded base64url
+    segments and a signature of an Ed25519 signature's length, with nothing around them.
+
+    Anything that answers for a JWT without decoding it (a cache of answers) must ask this
+    first, or a variant of the token would be given the token's answer.
+    """
+    if len(token) > _MAX_JWT_LENGTH:
+        return False
+    segments = token.split(".")
+    if len(segments) != 3:
+        return False
+    decoded = [_canonical_segment(segment) for segment in segments]
+    if any(part is None for part in decoded):
+        return False
+    return len(decoded[2] or b"") == _SIGNATURE_LENGTH
 
 
 def _b64url(data: bytes) -> str:
@@ -184,7 +230,8 @@ class KeyRing:
 
         Expiry is checked against ``now`` (the ledger's clock), not the wall clock.
         """
-        if not looks_like_jwt(token):
+        # PyJWT alone accepts a token with padding appended (``token + "=="``) as valid.
+        if not looks_like_jwt(token) or not is_compact_jws(token):
             raise InvalidAccessToken("malformed")
         try:
             header = jwt.get_unverified_header(token)

@@ -18,6 +18,7 @@ from tokenledger.clock import check_lifetime, checked_utc
 from tokenledger.domain.names import (
     check_email,
     check_name,
+    check_no_secret,
     check_path,
     check_principal,
     check_service_account_id,
@@ -75,13 +76,16 @@ def check_role_reference(value: str) -> str:
     return value
 
 
-def _free_text(limit: int) -> Any:
+def _free_text(limit: int, what: str) -> Any:
+    """Every free-text field of every command (display names, token and credential names,
+    reasons) is checked here, and nowhere else."""
+
     def check(value: str) -> str:
         if len(value) > limit:
             raise ValueError(f"text too long: at most {limit} characters")
         if any(not ch.isprintable() for ch in value):
             raise ValueError("text must be printable (no control characters)")
-        return value
+        return check_no_secret(value, what)
 
     return AfterValidator(check)
 
@@ -110,8 +114,8 @@ AccountId = Annotated[str, AfterValidator(check_service_account_id)]
 TokenId = Annotated[str, AfterValidator(check_token_id)]
 ClientId = Annotated[str, AfterValidator(check_client_id)]
 LevelValue = Annotated[Level, BeforeValidator(_level)]
-Reason = Annotated[str, _free_text(500)]
-DisplayName = Annotated[str, _free_text(200)]
+Reason = Annotated[str, _free_text(500, "reason")]
+DisplayName = Annotated[str, _free_text(200, "name")]
 
 
 class GrantSpec(BaseModel):

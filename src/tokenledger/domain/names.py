@@ -11,7 +11,7 @@ import functools
 import re
 
 from tokenledger.domain.model import SERVICE_ACCOUNT_DOMAIN
-from tokenledger.domain.secrets import TokenKind, is_token_id
+from tokenledger.domain.secrets import TokenKind, contains_secret, is_token_id
 
 __all__ = [
     "EMAIL_RULE",
@@ -19,6 +19,7 @@ __all__ = [
     "NAME_RULE",
     "check_email",
     "check_name",
+    "check_no_secret",
     "check_path",
     "check_principal",
     "check_service_account_id",
@@ -43,10 +44,27 @@ _EMAIL = re.compile(
 )
 
 
+def check_no_secret(value: str, what: str) -> str:
+    """The one rule for every name, address and free text a command carries: no token
+    secret in it, whole or inside longer text.
+
+    A command's fields end up in the log, which can never be changed: a secret pasted
+    into the wrong field would stay readable there for good. Callers bound the length
+    first. The message names the field, never the value.
+    """
+    if contains_secret(value):
+        raise ValueError(
+            f"invalid {what}: it contains a token secret, which is never stored "
+            "(not repeated here; revoke that token if the secret is real)"
+        )
+    return value
+
+
 def check_name(value: str, what: str = "name") -> str:
     if len(value) > 63 or not _NAME.fullmatch(value):
         raise ValueError(f"invalid {what} {shown(value)}: {NAME_RULE_TEXT}")
-    return value
+    # A secret made only of lowercase letters and digits is rare but does fit the rule.
+    return check_no_secret(value, what)
 
 
 # Remembered: a verification checks the path it is asked about, mostly one of a few.
@@ -66,18 +84,24 @@ def check_path(value: str) -> str:
             raise ValueError(
                 f"invalid resource path {shown(value)}: each segment must be {NAME_RULE_TEXT}"
             )
-    return value
+    return check_no_secret(value, "resource path")
 
 
 def check_email(value: str) -> str:
     email = value.strip().lower()
     if len(email) > 254 or not _EMAIL.fullmatch(email):
         raise ValueError(f"invalid email address {shown(value)}: expected {EMAIL_RULE}")
-    if email.endswith("." + SERVICE_ACCOUNT_DOMAIN):
+    # Service accounts' ids are <name>@<org>.service.tokenledger; no user may hold an
+    # address in that domain (itself or under it), or a user could pass for an account.
+    domain = email.rpartition("@")[2]
+    if domain == SERVICE_ACCOUNT_DOMAIN or domain.endswith("." + SERVICE_ACCOUNT_DOMAIN):
         raise ValueError(
             f"invalid email address {shown(value)}: the domain {SERVICE_ACCOUNT_DOMAIN} "
             "is reserved for service accounts"
         )
+    # Checked as given: the address is stored lowercased, which hides a secret from the
+    # scan but not from a reader (its checksum tells which letters were capitals).
+    check_no_secret(value, "email address")
     return email
 
 

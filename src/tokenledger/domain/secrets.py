@@ -27,8 +27,9 @@ Tokens are named in public by a separate id, ``tok_`` + 16 base62 characters
 the time it was issued, so ids issued one after another sort together: a new token's
 rows then land on the last pages of every index keyed by its id (as with UUIDv7),
 instead of one random page per index. :func:`looks_like_secret`
-lets callers refuse a secret where an id was expected, so secrets do not end up
-in logs or URLs by mistake.
+lets callers refuse a secret where an id was expected, and :func:`contains_secret`
+finds one inside names and free text, so secrets do not end up in the log, other
+logs or URLs by mistake.
 
 Every error message here is about the shape of the input and never repeats the
 input itself, since the input may be a real secret.
@@ -39,6 +40,7 @@ Everything in this module is pure: no I/O, no clock, no database.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -49,8 +51,10 @@ from tokenledger.errors import ValidationError
 __all__ = [
     "BASE62_ALPHABET",
     "SECRET_LENGTH",
+    "SECRET_SHAPE",
     "TOKEN_ID_LENGTH",
     "TokenKind",
+    "contains_secret",
     "generate_secret",
     "hash_secret",
     "is_token_id",
@@ -230,6 +234,27 @@ def is_token_id(text: str) -> bool:
         and text.startswith(_TOKEN_ID_PREFIX)
         and _is_base62(text[len(_TOKEN_ID_PREFIX) :])
     )
+
+
+#: What a secret looks like inside other text: a prefix, the random part and the checksum,
+#: wherever it stands (a secret pasted into a sentence, or run together with a word).
+SECRET_SHAPE = "(?:{})([0-9A-Za-z]{{{}}})([0-9A-Za-z]{{{}}})".format(
+    "|".join(re.escape(prefix) for prefix in _PREFIXES), _RANDOM_LENGTH, _CHECKSUM_LENGTH
+)
+# Tried at every position (a lookahead consumes nothing): a look-alike just before a secret,
+# such as "tlp_" and 36 letters, would otherwise swallow the secret's own "tl" and hide it.
+_SECRET_IN_TEXT = re.compile(f"(?={SECRET_SHAPE})")
+
+
+def contains_secret(text: str) -> bool:
+    """Whether ``text`` holds a well-formed secret anywhere in it, alone or inside longer
+    text, for refusing text that would be stored.
+
+    A secret is what :func:`parse_secret` accepts, checksum included: text that only
+    shares the shape (``tls_`` and 38 letters, a prefix named in a sentence) is data.
+    Callers bound the length first; the scan is linear in it.
+    """
+    return any(_checksum(match[1]) == match[2] for match in _SECRET_IN_TEXT.finditer(text))
 
 
 def looks_like_secret(text: str) -> bool:
