@@ -195,6 +195,33 @@ def test_the_audit_index_times_migrate_down_and_up(story: Story) -> None:
     assert positions(search(store, AuditQuery(subject=SA, since=T0 + timedelta(days=1)))) == before
 
 
+def test_revision_0008_indexes_past_service_account_events_under_their_org(story: Story) -> None:
+    """A log written before 0008 had a service account's revocations only under the account
+    and the token; upgrading adds the org's rows, exactly those a rebuild writes."""
+    store = story.ledger.store
+    revoked = positions(search(store, AuditQuery(subject="acme", event_type="TokenRevoked")))
+    assert len(revoked) == 2  # the move's cascade
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    with store.engine.connect().execution_options(**{WRITE_OPTION: True}) as connection:
+        with connection.begin():
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0007")
+            connection.execute(
+                sa.text(
+                    "DELETE FROM audit_index WHERE subject = 'acme' AND event_type = 'TokenRevoked'"
+                )
+            )
+        assert search(store, AuditQuery(subject="acme", event_type="TokenRevoked")) == []
+        with connection.begin():
+            command.upgrade(config, "head")
+    assert positions(search(store, AuditQuery(subject="acme", event_type="TokenRevoked"))) == (
+        revoked
+    )
+    check = CliRunner().invoke(cli, ["--db", story.url, "replay", "--check"])
+    assert check.exit_code == 0, check.output
+
+
 def test_search_refuses_unknown_types_and_limits() -> None:
     with pytest.raises(ValidationError, match="unknown event type"):
         AuditQuery(event_type="DROP TABLE")
