@@ -12,6 +12,13 @@ folds the few events appended since, and then either swaps the shadow tables in
 records are copied, index records included) or compares them with the live
 ones. A rebuild killed midway leaves only the shadow behind, which the next run
 discards before starting again.
+
+Every event is checked against the hash chain as it is read (``read_verified``:
+one pass over the log, not a second one before it), up to the head read under the
+write lock. A broken chain raises ``ChainBroken`` naming the position before
+anything is swapped in or compared: the shadow is discarded and the live tables
+stay as they were, for projections built from a log the chain no longer vouches
+for would pass forged events off as the ledger's state.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from tokenledger.errors import Conflict
 from tokenledger.gc_pause import gc_paused
 from tokenledger.projections.projector import PROJECTIONS, Projection, Projector, projection_tables
 from tokenledger.store import EventStore, RecordedEvent
+from tokenledger.store.chain import ChainVerifier
 from tokenledger.store.engine import WRITE_OPTION
 from tokenledger.store.eventstore import acquire_write_lock
 from tokenledger.store.mapper import decode_event
@@ -95,12 +103,13 @@ def rebuild(
 ) -> RebuildReport:
     """Rebuild every projection from position 1 and swap the result in atomically."""
     started = time.perf_counter()
+    chain = _chain_verifier()
     with _shadow(store) as shadow:
-        folded = _fold_into_shadow(store, shadow, batch_size, progress, projections)
+        folded = _fold_into_shadow(store, shadow, batch_size, progress, projections, chain)
         shadow.index(projection_tables(projections))
         shadow.analyze(projection_tables(projections))
         with _locked(shadow.connection):
-            folded += _catch_up(store, shadow, projections)
+            folded += _catch_up(store, shadow, projections, chain)
             position = store.head().position
             shadow.swap_in(projection_tables(projections))
     return RebuildReport(events=folded, position=position, seconds=time.perf_counter() - started)
@@ -116,10 +125,11 @@ def check(
 ) -> CheckReport:
     """Rebuild beside the live tables and report every row that differs (up to ``limit``)."""
     started = time.perf_counter()
+    chain = _chain_verifier()
     with _shadow(store) as shadow:
-        folded = _fold_into_shadow(store, shadow, batch_size, progress, projections)
+        folded = _fold_into_shadow(store, shadow, batch_size, progress, projections, chain)
         with _locked(shadow.connection), store.engine.connect() as live:
-            folded += _catch_up(store, shadow, projections)
+            folded += _catch_up(store, shadow, projections, chain)
             position = store.head().position
             differences, truncated = shadow.compare(live, projection_tables(projections), limit)
     return CheckReport(
@@ -144,6 +154,9 @@ def build_into(
     The target becomes a ledger as it was then: its events keep their hashes, so
     its chain verifies. A target that already holds a prefix of this log (an
     interrupted earlier run) is continued; any other non-empty target is refused.
+    The chain is checked from position 1 up to the bound as the log is read (the
+    prefix the target holds included: it is read again, not copied), so a broken
+    chain stops the copy at the page before the break.
     """
     started = time.perf_counter()
     head = target.head()
@@ -156,9 +169,10 @@ def build_into(
     total = until_position - head.position
     folded = 0
     projector = Projector()
-    records = store.read_all(
-        from_position=head.position + 1, until_position=until_position, batch_size=batch_size
+    verified = store.read_verified(
+        _chain_verifier(), until_position=until_position, batch_size=batch_size
     )
+    records = (record for record in verified if record.position > head.position)
     for page in _pages(records, batch_size):
         with gc_paused(), target.engine.begin() as connection:
             connection.execute(events.insert(), [msgspec.structs.asdict(r) for r in page])
@@ -470,17 +484,24 @@ def _locked(connection: Connection) -> Iterator[None]:
         connection.execution_options(**{WRITE_OPTION: False})
 
 
+def _chain_verifier() -> ChainVerifier:
+    # The payloads are not decoded twice: ``decode_event`` reads each one and reports one
+    # that is not an event (``CorruptEvent``, an integrity violation too).
+    return ChainVerifier(check_payload=False)
+
+
 def _fold_into_shadow(
     store: EventStore,
     shadow: _Shadow,
     batch_size: int,
     progress: Progress | None,
     projections: Sequence[Projection],
+    chain: ChainVerifier,
 ) -> int:
     total = store.head().position
     folded = 0
     projector = Projector(projections)
-    for page in _pages(store.read_all(batch_size=batch_size), batch_size):
+    for page in _pages(store.read_verified(chain, batch_size=batch_size), batch_size):
         with gc_paused(), shadow.connection.begin():
             pairs = [(r, decode_event(r)) for r in page]
             projector.apply_in_bulk(shadow.connection, pairs)
@@ -490,11 +511,14 @@ def _fold_into_shadow(
     return folded
 
 
-def _catch_up(store: EventStore, shadow: _Shadow, projections: Sequence[Projection]) -> int:
-    """Fold what was appended since the shadow's checkpoint (called under the write lock)."""
+def _catch_up(
+    store: EventStore, shadow: _Shadow, projections: Sequence[Projection], chain: ChainVerifier
+) -> int:
+    """Fold what was appended since the first pass (called under the write lock). That pass
+    folded exactly the events ``chain`` verified, so reading on from where the chain stands
+    both continues the fold and keeps the chain checked up to the head."""
     projector = Projector(projections)
-    done = projector.checkpoint(shadow.connection)
-    records = list(store.read_all(from_position=done + 1))
+    records = list(store.read_verified(chain))
     projector.apply(shadow.connection, [(r, decode_event(r)) for r in records])
     return len(records)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -27,7 +27,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from tokenledger.clock import Clock, SystemClock, ensure_utc
 from tokenledger.errors import ValidationError, WrongExpectedVersion
-from tokenledger.store.chain import canonical_envelope, chain_hash
+from tokenledger.store.chain import (
+    ChainBroken,
+    ChainVerifier,
+    canonical_envelope,
+    chain_hash,
+    saved_head_problem,
+)
 from tokenledger.store.driver import DriverStatement, copy_rows, in_pipeline
 from tokenledger.store.engine import WRITE_OPTION
 from tokenledger.store.records import EMPTY_HEAD, Head, PendingEvent, RecordedEvent, uuid7
@@ -121,6 +127,131 @@ def _page_query(bounds: tuple[str, ...]) -> DriverStatement:
         .limit(sa.bindparam("limit")),
         prepare=False,  # time ranges: planned for the values given
     )
+
+
+# -- reading the log for verification --------------------------------------------------
+#
+# The chain is checked on the values exactly as stored. Reading through the usual
+# converters would fail on a tampered value (SQLite's timestamp text 'yesterday', an
+# integer where a time belongs) before its position could be named, so the timestamp is
+# read raw and converted here without ever raising; what does not convert is handed on as
+# it is and named by ``ChainVerifier``.
+
+
+_RAW_EVENT_COLUMNS = tuple(
+    sa.type_coerce(column, sa.String()).label(column.key)
+    if column is events.c.recorded_at
+    else column
+    for column in EVENT_COLUMNS
+)
+
+
+@cache
+def _verification_query(bounded: bool, positions_only: bool = False) -> DriverStatement:
+    """A keyset page of stored rows from ``:from_position`` (up to ``:until_position`` if
+    ``bounded``: without a bound the query is the one ``read_all`` runs, planned alike).
+    ``positions_only``: when a page cannot be read, its positions alone can (an integer
+    key), and then its events one by one, to find the one the driver refuses."""
+    conditions = [events.c.position >= sa.bindparam("from_position")]
+    if bounded:
+        conditions.append(events.c.position <= sa.bindparam("until_position"))
+    columns = (events.c.position,) if positions_only else _RAW_EVENT_COLUMNS
+    return DriverStatement(
+        sa.select(*columns)
+        .where(*conditions)
+        .order_by(events.c.position)
+        .limit(sa.bindparam("limit")),
+        prepare=False,
+    )
+
+
+_RECORDED_AT = EVENT_COLUMNS.index(events.c.recorded_at)
+
+# Recently read timestamp texts (SQLite) and the times they are: a transaction's events
+# share one. Bounded.
+_sqlite_times: dict[str, datetime] = {}
+_SQLITE_TIMES_KEPT = 256
+
+
+def _stored_time_sqlite(value: Any) -> Any:
+    """SQLite keeps a time as the text ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, the one form
+    both write paths store (and that time ranges compare as text): only that text is a
+    time. Anything else is returned as it is."""
+    if type(value) is not str:
+        return value
+    found = _sqlite_times.get(value)
+    if found is not None:
+        return found
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is not None or moment.isoformat(" ", "microseconds") != value:
+        return value
+    moment = moment.replace(tzinfo=UTC)
+    if len(_sqlite_times) >= _SQLITE_TIMES_KEPT:
+        _sqlite_times.clear()
+    _sqlite_times[value] = moment
+    return moment
+
+
+def _stored_time_postgresql(value: Any) -> Any:
+    # timestamptz comes back aware; anything else (a column whose type was changed) is not
+    # a time the ledger wrote.
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return value
+
+
+def _as_stored(row: Sequence[Any], to_time: Callable[[Any], Any]) -> RecordedEvent:
+    values = list(row)
+    values[_RECORDED_AT] = to_time(values[_RECORDED_AT])
+    return RecordedEvent(*values)
+
+
+def _first_line(error: BaseException) -> str:
+    orig = getattr(error, "orig", None) or error
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
+
+
+def _read_failed(connection: Connection, error: BaseException) -> bool:
+    """Whether ``error`` is the database or driver refusing to read a value, rather than a lost
+    connection (which must surface as what it is, not as a broken chain)."""
+    if isinstance(error, sa.exc.DBAPIError):
+        return not error.connection_invalidated
+    if not isinstance(error, connection.dialect.loaded_dbapi.Error):
+        return False
+    dbapi_connection = connection.connection.dbapi_connection
+    return not connection.dialect.is_disconnect(error, dbapi_connection, None)
+
+
+def _verification_page(
+    engine: Engine, params: dict[str, Any]
+) -> tuple[list[tuple[Any, ...]], tuple[int, str] | None]:
+    """One page of stored rows; if one cannot be read, the rows before it and its position
+    with the driver's reason."""
+    bounded = "until_position" in params
+    with engine.connect() as connection:
+        try:
+            return _verification_query(bounded).all(connection, params), None
+        except Exception as error:
+            if not _read_failed(connection, error):
+                raise
+    # On a connection of its own: after a failed statement PostgreSQL would refuse the next.
+    with engine.connect() as connection:
+        rows: list[tuple[Any, ...]] = []
+        for (position,) in _verification_query(bounded, positions_only=True).all(
+            connection, params
+        ):
+            one = {"from_position": position, "limit": 1}
+            try:
+                rows.extend(_verification_query(bounded=False).all(connection, one))
+            except Exception as error:
+                if not _read_failed(connection, error):
+                    raise
+                return rows, (position, _first_line(error))
+        return rows, None
 
 
 def to_record(row: Any) -> RecordedEvent:
@@ -389,66 +520,63 @@ class EventStore:
 
     # -- integrity ---------------------------------------------------------
 
+    def read_verified(
+        self,
+        verifier: ChainVerifier,
+        *,
+        until_position: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> Iterator[RecordedEvent]:
+        """The events after ``verifier``'s position, in log order, each yielded only once it has
+        verified; ``ChainBroken`` at the first that does not.
+
+        Keyset pages, so memory stays constant. A rebuild folds what this yields: it reads
+        the log once, and never folds an event the chain does not vouch for. Continuing
+        with the same verifier later (under a lock, say) picks up where it stopped.
+        """
+        to_time = (
+            _stored_time_sqlite if self.engine.dialect.name == "sqlite" else _stored_time_postgresql
+        )
+        while True:
+            params = {"from_position": verifier.position + 1, "limit": batch_size}
+            if until_position is not None:
+                params["until_position"] = until_position
+            rows, unreadable = _verification_page(self.engine, params)
+            for row in rows:
+                record = _as_stored(row, to_time)
+                verifier.follow(record)
+                yield record
+            if unreadable is not None:
+                verifier.unreadable(*unreadable)
+            if len(rows) < batch_size:
+                return
+
     def verify_chain(
         self, *, expected_head: Head | None = None, batch_size: int = DEFAULT_BATCH_SIZE
     ) -> ChainReport:
         """Recompute the hash chain from the start and name the first position that breaks it.
 
-        With ``expected_head`` (a head exported earlier), also report a log that
-        no longer reaches that position or holds a different event there.
+        Any stored value is answered with a report, never an exception: a value of the
+        wrong type, or one the driver cannot read, breaks the chain at its position. With
+        ``expected_head`` (a head exported earlier), also report a log that no longer
+        reaches that position or holds a different event there; a head that no log could
+        have had (``saved_head_problem``) is refused with ``ValidationError``.
         """
-        prev_hash = EMPTY_HEAD.hash
-        expected_position = 1
-        checked = 0
-        head = EMPTY_HEAD
-
-        def broken(position: int, problem: str) -> ChainReport:
+        if expected_head is not None:
+            problem = saved_head_problem(expected_head)
+            if problem is not None:
+                raise ValidationError(f"the saved head is impossible: {problem}")
+        verifier = ChainVerifier(expected_head=expected_head)
+        try:
+            for _ in self.read_verified(verifier, batch_size=batch_size):
+                pass
+            verifier.finish()
+        except ChainBroken as broken:
             return ChainReport(
                 ok=False,
-                events_checked=checked,
-                head=head,
-                first_bad_position=position,
-                problem=problem,
+                events_checked=verifier.checked,
+                head=verifier.head,
+                first_bad_position=broken.position,
+                problem=broken.problem,
             )
-
-        for record in self.read_all(batch_size=batch_size):
-            if record.position != expected_position:
-                return broken(expected_position, f"position {expected_position} is missing")
-            if record.prev_hash != prev_hash:
-                return broken(record.position, "prev_hash does not match the previous event")
-            envelope = canonical_envelope(
-                position=record.position,
-                stream_id=record.stream_id,
-                stream_version=record.stream_version,
-                event_id=record.event_id,
-                event_type=record.event_type,
-                schema_version=record.schema_version,
-                recorded_at=record.recorded_at,
-                actor=record.actor,
-                command_id=record.command_id,
-                correlation_id=record.correlation_id,
-                data=record.data,
-            )
-            if chain_hash(prev_hash, envelope) != record.hash:
-                return broken(record.position, "hash does not match the event's contents")
-            try:
-                msgspec.json.decode(record.data)
-            except msgspec.DecodeError as exc:
-                return broken(record.position, f"payload is not valid JSON ({exc})")
-            if (
-                expected_head is not None
-                and record.position == expected_head.position
-                and record.hash != expected_head.hash
-            ):
-                return broken(record.position, "differs from the saved head: history was rewritten")
-            prev_hash = record.hash
-            expected_position += 1
-            checked += 1
-            head = Head(position=record.position, hash=record.hash, recorded_at=record.recorded_at)
-        if expected_head is not None and head.position < expected_head.position:
-            return broken(
-                head.position + 1,
-                f"the log ends at position {head.position} but the saved head is at "
-                f"{expected_head.position}: the log was truncated",
-            )
-        return ChainReport(ok=True, events_checked=checked, head=head)
+        return ChainReport(ok=True, events_checked=verifier.checked, head=verifier.head)
