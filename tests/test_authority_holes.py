@@ -268,3 +268,28 @@ def test_an_actor_acts_only_through_a_token_of_its_own(world: World, token: str 
     with pytest.raises(PermissionDenied):
         world.ledger.execute(c.AddMember(org="acme", email=OLGA), forged)
     assert world.head() == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("service-accounts", "delete", "{}"),
+        ("service-accounts", "set-permission", "{}", "acme/alpha", "read"),
+        ("service-accounts", "credentials", "create", "{}"),
+        ("tokens", "create", "--principal", "{}"),
+        ("tokens", "revoke", "--all", "--principal", "{}"),
+    ],
+)
+def test_commands_on_another_orgs_accounts_refuse_alike_whether_they_exist_or_not(
+    world: World, args: tuple[str, ...]
+) -> None:
+    """Another org's admin is refused the same way for an existing and a missing account."""
+    olga = world.secrets["olga"]
+    before = world.head()
+    outputs = set()
+    for account in (ETL, "ghost@acme.service.tokenledger"):
+        result = cli_run(world.url, *(a.format(account) for a in args), token=olga)
+        assert_one_line_error(result, 4, "may not see")
+        outputs.add(result.stderr.replace(account, "X"))
+    assert len(outputs) == 1, outputs
+    assert world.head() == before

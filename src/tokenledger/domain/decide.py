@@ -26,6 +26,7 @@ from tokenledger.domain.authority import (
     require_derivable,
     require_level,
     require_operator,
+    require_principal_visible,
 )
 from tokenledger.domain.events import (
     ClientCredentialIssued,
@@ -148,11 +149,13 @@ def _disable_user(cmd: c.DisableUser, view: LedgerView, ctx: Context) -> list[Ev
 @decide.register
 def _add_member(cmd: c.AddMember, view: LedgerView, ctx: Context) -> list[Event]:
     forbid_service_accounts(ctx.actor, "manage memberships")
+    # Authority before existence, here and below: only those who may act on the org learn
+    # what it holds.
+    require_level(view, ctx.actor, cmd.org, Level.ADMIN, ctx.now, f"manage members of {cmd.org}")
     _require_org(view, cmd.org)
     _require_active_user(view, cmd.email)
     if view.role(cmd.org, cmd.role) is None:
         raise NotFound(f"no role {cmd.role} in org {cmd.org}")
-    require_level(view, ctx.actor, cmd.org, Level.ADMIN, ctx.now, f"manage members of {cmd.org}")
     current = view.memberships(cmd.email).get(cmd.org)
     if current == cmd.role:
         raise Conflict(f"{cmd.email} is already a member of {cmd.org} with role {cmd.role}")
@@ -166,8 +169,8 @@ def _add_member(cmd: c.AddMember, view: LedgerView, ctx: Context) -> list[Event]
 @decide.register
 def _remove_member(cmd: c.RemoveMember, view: LedgerView, ctx: Context) -> list[Event]:
     forbid_service_accounts(ctx.actor, "manage memberships")
-    _require_org(view, cmd.org)
     require_level(view, ctx.actor, cmd.org, Level.ADMIN, ctx.now, f"manage members of {cmd.org}")
+    _require_org(view, cmd.org)
     if cmd.org not in view.memberships(cmd.email):
         raise NotFound(f"{cmd.email} is not a member of {cmd.org}")
     reason = RevocationReason.MEMBER_REMOVED
@@ -197,12 +200,12 @@ def _create_resource(cmd: c.CreateResource, view: LedgerView, ctx: Context) -> l
     parent = parent_of(cmd.path)
     if parent is None:
         raise ValidationError(f"{cmd.path} is an org: create it with 'orgs create'")
+    require_level(view, ctx.actor, parent, Level.WRITE, ctx.now, f"create resources in {parent}")
     _require_org(view, org_of(cmd.path))
     if view.resource(parent) is None:
         raise NotFound(f"no resource {parent} to create {cmd.path} in")
     if view.resource(cmd.path) is not None:
         raise Conflict(f"resource {cmd.path} already exists")
-    require_level(view, ctx.actor, parent, Level.WRITE, ctx.now, f"create resources in {parent}")
     kind = cmd.kind or _KIND_BY_DEPTH[cmd.path.count("/") + 1]
     return [ResourceCreated(path=cmd.path, kind=kind)]
 
@@ -213,9 +216,9 @@ def _delete_resource(cmd: c.DeleteResource, view: LedgerView, ctx: Context) -> l
         raise ValidationError(f"{cmd.path} is an org: an org's root cannot be deleted")
     # Deleting removes other principals' grants and revokes their tokens: a person's act.
     forbid_service_accounts(ctx.actor, "delete resources")
+    require_level(view, ctx.actor, cmd.path, Level.ADMIN, ctx.now, f"delete {cmd.path}")
     if view.resource(cmd.path) is None:
         raise NotFound(f"no resource {cmd.path}")
-    require_level(view, ctx.actor, cmd.path, Level.ADMIN, ctx.now, f"delete {cmd.path}")
     below = view.resources_under(cmd.path)
     if below and not cmd.recursive:
         raise Conflict(
@@ -253,15 +256,15 @@ def _set_grant(cmd: c.SetGrant, view: LedgerView, ctx: Context) -> list[Event]:
         raise ValidationError(
             "a service account holds exactly one permission: use 'service-accounts set-permission'"
         )
+    require_level(
+        view, ctx.actor, cmd.resource, Level.ADMIN, ctx.now, f"grant permissions on {cmd.resource}"
+    )
     _require_active_user(view, cmd.principal)
     if view.resource(cmd.resource) is None:
         raise NotFound(f"no resource {cmd.resource}")
     org = org_of(cmd.resource)
     if org not in view.memberships(cmd.principal):
         raise Conflict(f"{cmd.principal} is not a member of org {org}: add them first")
-    require_level(
-        view, ctx.actor, cmd.resource, Level.ADMIN, ctx.now, f"grant permissions on {cmd.resource}"
-    )
     current = level_at(
         [g for g in view.direct_grants(cmd.principal) if g.resource == cmd.resource],
         cmd.resource,
@@ -276,8 +279,8 @@ def _set_grant(cmd: c.SetGrant, view: LedgerView, ctx: Context) -> list[Event]:
 @decide.register
 def _create_role(cmd: c.CreateRole, view: LedgerView, ctx: Context) -> list[Event]:
     forbid_service_accounts(ctx.actor, "manage roles")
-    _require_org(view, cmd.org)
     require_level(view, ctx.actor, cmd.org, Level.ADMIN, ctx.now, f"manage roles of {cmd.org}")
+    _require_org(view, cmd.org)
     if cmd.role in PREDEFINED_ROLES or view.role(cmd.org, cmd.role) is not None:
         raise Conflict(f"role {cmd.role} already exists in org {cmd.org}")
     grants = _normalise(g.to_grant() for g in cmd.grants)
@@ -336,6 +339,7 @@ def _set_service_account_permission(
     cmd: c.SetServiceAccountPermission, view: LedgerView, ctx: Context
 ) -> list[Event]:
     forbid_service_accounts(ctx.actor, "manage service accounts")
+    require_principal_visible(view, ctx.actor, cmd.account_id, ctx.now)
     account = _require_account(view, cmd.account_id)
     _require_project(view, cmd.resource, account.org)
     if cmd.level is Level.NONE:
@@ -383,6 +387,7 @@ def _delete_service_account(
     cmd: c.DeleteServiceAccount, view: LedgerView, ctx: Context
 ) -> list[Event]:
     forbid_service_accounts(ctx.actor, "manage service accounts")
+    require_principal_visible(view, ctx.actor, cmd.account_id, ctx.now)
     account = _require_account(view, cmd.account_id)
     require_level(
         view,
@@ -421,6 +426,7 @@ def _issue_token(cmd: c.IssueToken, view: LedgerView, ctx: Context) -> list[Even
         raise ValidationError(
             f"a derived token belongs to its parent's principal ({parent.principal})"
         )
+    require_principal_visible(view, ctx.actor, principal, ctx.now)
     account = _require_active_principal(view, principal)
     grants = _requested_grants(cmd, view, principal, account, parent)
     for grant in grants:
@@ -596,6 +602,7 @@ def _revoke_token(cmd: c.RevokeToken, view: LedgerView, ctx: Context) -> list[Ev
 
 @decide.register
 def _revoke_all(cmd: c.RevokeAllTokens, view: LedgerView, ctx: Context) -> list[Event]:
+    require_principal_visible(view, ctx.actor, cmd.principal, ctx.now)
     if is_service_account_id(cmd.principal):
         _require_account(view, cmd.principal)
     elif view.user(cmd.principal) is None:
@@ -623,6 +630,7 @@ def _issue_client_credential(
     if ctx.mint is None:
         raise TypeError("issuing a client credential needs a mint")
     forbid_service_accounts(ctx.actor, "issue client credentials")
+    require_principal_visible(view, ctx.actor, cmd.account_id, ctx.now)
     account = _require_account(view, cmd.account_id)
     require_level(
         view,
