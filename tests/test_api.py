@@ -115,7 +115,9 @@ def test_a_malformed_body_is_400_not_422(api: Api) -> None:
 
 
 def test_not_found_is_404(api: Api) -> None:
-    error(api.client.get("/v2/orgs/nope/members", headers=api.admin), 404, "not_found")
+    error(api.client.get("/v2/resources/acme/nope", headers=api.admin), 404, "not_found")
+    # An org the caller may not read is refused alike whether it exists or not.
+    error(api.client.get("/v2/orgs/nope/members", headers=api.admin), 403, "insufficient_scope")
     error(api.client.get("/v2/nothing-here", headers=api.admin), 404, "not_found")
 
 

@@ -30,12 +30,16 @@ from tokenledger.domain.authority import (
     Verification,
     answer_token,
     may,
+    may_see,
     may_see_account,
     may_see_event,
     may_see_grant,
+    require_known_org,
     require_operator,
     require_principal_visible,
+    require_reader,
     require_token_access,
+    sees_every_event,
     standing,
     verify_token,
 )
@@ -447,34 +451,34 @@ class Ledger:
     # -- queries, each filtered to what the actor may see ------------------------------
 
     def list_orgs(self, actor: Actor) -> list[str]:
+        now = self.now()
         with self.view() as view:
-            orgs = view.list_orgs()
-            return [o for o in orgs if self._may(view, actor, o, Level.READ)]
+            return [o for o in view.list_orgs() if may_see(view, actor, o, now)]
 
     def list_users(self, actor: Actor, org: str | None = None) -> list[UserView]:
         org = _valid_org(org) if org is not None else None
+        now = self.now()
         with self.view() as view:
             if org is None:
-                if actor.kind is not ActorKind.OPERATOR:
-                    raise PermissionDenied("only an operator may list every user: give --org")
+                require_operator(actor, "list every user: give --org")
                 return view.list_users()
-            self._require_org(view, org)
-            self._require(view, actor, org, Level.READ, f"list the members of {org}")
+            require_reader(view, actor, org, now, f"list the members of {org}")
+            require_known_org(view, actor, org, now)
             return view.list_users(org)
 
     def members(self, actor: Actor, org: str) -> dict[str, str]:
         org = _valid_org(org)
+        now = self.now()
         with self.view() as view:
-            self._require_org(view, org)
-            self._require(view, actor, org, Level.READ, f"list the members of {org}")
+            require_reader(view, actor, org, now, f"list the members of {org}")
+            require_known_org(view, actor, org, now)
             return view.members(org)
 
     def list_resources(self, actor: Actor, prefix: str | None = None) -> list[ResourceView]:
         prefix = _valid(check_path, prefix) if prefix is not None else None
+        now = self.now()
         with self.view() as view:
-            return [
-                r for r in view.list_resources(prefix) if self._may(view, actor, r.path, Level.READ)
-            ]
+            return [r for r in view.list_resources(prefix) if may_see(view, actor, r.path, now)]
 
     def grants_of(self, actor: Actor, principal: str) -> list[GrantSource]:
         principal = _valid(check_principal, principal)
@@ -503,17 +507,18 @@ class Ledger:
 
     def roles_of(self, actor: Actor, org: str) -> dict[str, tuple[Grant, ...]]:
         org = _valid_org(org)
+        now = self.now()
         with self.view() as view:
-            self._require_org(view, org)
-            self._require(view, actor, org, Level.READ, f"list the roles of {org}")
+            require_reader(view, actor, org, now, f"list the roles of {org}")
+            require_known_org(view, actor, org, now)
             return view.roles_of(org)
 
     def service_accounts(self, actor: Actor, org: str | None = None) -> list[ServiceAccountView]:
         org = _valid_org(org) if org is not None else None
+        now = self.now()
         with self.view() as view:
             if org is not None:
-                self._require_org(view, org)
-            now = self.now()
+                require_known_org(view, actor, org, now)
             return [a for a in view.service_accounts(org) if may_see_account(view, actor, a, now)]
 
     def tokens_of(
@@ -839,7 +844,7 @@ class Ledger:
         """The events matching ``query`` that ``actor`` may see (``may_see_event``), up to
         its limit: the limit counts the rows the actor may see, so a narrow token asking
         for 3 gets 3 while there are 3 to see, however many others lie between."""
-        if actor.kind is ActorKind.OPERATOR:
+        if sees_every_event(actor):  # no page to filter
             return audit.search(self.store, query)
         now = self.now()
         readable: dict[str, bool] = {}
@@ -875,24 +880,6 @@ class Ledger:
         """A token's story and the cause of its revocation, for whoever may see the token."""
         self.get_token(actor, token_id)
         return audit.explain(self.store, token_id)
-
-    # -- helpers ----------------------------------------------------------------------
-
-    def _may(self, view: SqlLedgerView, actor: Actor, path: str, level: Level) -> bool:
-        return may(view, actor, path, level, self.now())
-
-    def _require(
-        self, view: SqlLedgerView, actor: Actor, path: str, level: Level, action: str
-    ) -> None:
-        if not self._may(view, actor, path, level):
-            raise PermissionDenied(
-                f"{actor.label} may not {action}: it needs {level.label} on {path}"
-            )
-
-    @staticmethod
-    def _require_org(view: SqlLedgerView, org: str) -> None:
-        if not view.org_exists(org):
-            raise NotFound(f"no org {org}")
 
 
 def _as_introspection(answer: Verification | Introspection, resource: str | None) -> Introspection:

@@ -47,15 +47,19 @@ __all__ = [
     "authorise_token_management",
     "forbid_service_accounts",
     "may",
+    "may_see",
     "may_see_account",
     "may_see_event",
     "may_see_grant",
     "principal_grants",
     "require_derivable",
+    "require_known_org",
     "require_level",
     "require_operator",
     "require_principal_visible",
+    "require_reader",
     "require_token_access",
+    "sees_every_event",
     "standing",
     "verify_token",
 ]
@@ -335,6 +339,23 @@ def authorise_token_management(
 # -- queries ------------------------------------------------------------------------------
 
 
+def may_see(view: LedgerView, actor: Actor, path: str, now: datetime) -> bool:
+    """An org or resource (and what a listing shows of it) is seen by whoever may read it."""
+    return may(view, actor, path, Level.READ, now)
+
+
+def require_reader(view: LedgerView, actor: Actor, path: str, now: datetime, action: str) -> None:
+    """An org's members, users and roles are listed by whoever may read the whole org."""
+    require_level(view, actor, path, Level.READ, now, action)
+
+
+def require_known_org(view: LedgerView, actor: Actor, org: str, now: datetime) -> None:
+    """``NotFound`` for a missing org, said only to whoever may read it: to anyone else a
+    missing org looks like one of which they may see nothing."""
+    if not view.org_exists(org) and may_see(view, actor, org, now):
+        raise NotFound(f"no org {org}")
+
+
 def require_token_access(view: LedgerView, actor: Actor, principal: str, now: datetime) -> None:
     """Seeing a principal's tokens and credentials (list, get, explain): an operator, the
     principal itself, or a person with admin on a service account's project (never another
@@ -398,13 +419,18 @@ def _kind(principal: str) -> str:
     return "service account" if is_service_account_id(principal) else "user"
 
 
+def sees_every_event(actor: Actor) -> bool:
+    """The operator reads the whole log; nobody else does."""
+    return actor.kind is ActorKind.OPERATOR
+
+
 def may_see_event(
     actor: Actor, subjects: Iterable[str], may_read_org: Callable[[str], bool]
 ) -> bool:
     """An operator sees every event; anyone else the events about themselves and every event
     concerning an org they may read as a whole (its admins and auditors): cascades and
     credentials included, since those name their org too."""
-    if actor.kind is ActorKind.OPERATOR:
+    if sees_every_event(actor):
         return True
     found = tuple(subjects)
     if actor.principal in found:
