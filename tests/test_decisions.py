@@ -150,7 +150,7 @@ def test_removing_a_member_removes_their_grants_and_tokens_in_that_org() -> None
             principal="bob@acme.io",
             reason="member_removed",
             detail="bob@acme.io removed from org acme by operator:alice",
-                orgs=("acme",),
+            orgs=("acme",),
         ),
     ]
 
