@@ -24,6 +24,7 @@ from helpers import assert_one_line_error, drop_immutability_triggers, pending, 
 from tokenledger.cli import cli
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
+from tokenledger.domain.permissions import Level
 from tokenledger.errors import IntegrityViolation, ValidationError
 from tokenledger.ledger import Ledger
 from tokenledger.projections.projector import projection_tables
@@ -465,3 +466,29 @@ def test_replay_into_refuses_a_broken_chain(ledger: Ledger, tmp_path: Path) -> N
         assert target.verify_chain().ok
     finally:
         target.engine.dispose()
+
+
+def test_reading_commands_refuse_stored_values_they_cannot_read(
+    ledger: Ledger, database_url: str
+) -> None:
+    """``events``, ``audit``, ``audit explain`` and ``audit export`` over a forged time: one
+    line, exit 6, pointing at ``log verify``; never a traceback."""
+    history(ledger)
+    account = c.CreateServiceAccount(name="ci", org="acme", resource="acme/alpha", level=Level.READ)
+    ledger.execute(account, OPERATOR)
+    issued = ledger.execute(c.IssueToken(principal="ci@acme.service.tokenledger"), OPERATOR)
+    assert issued.issued is not None
+    token_id = issued.issued.token_id
+    drop_immutability_triggers(ledger.store.engine)
+    value = "'yesterday'" if ledger.store.engine.dialect.name == "sqlite" else "'infinity'"
+    with ledger.store.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE events SET recorded_at = {value}")
+    for args in (
+        ["events"],
+        ["audit"],
+        ["audit", "--subject", "acme"],
+        ["audit", "explain", token_id],
+        ["audit", "export"],
+    ):
+        result = run(database_url, *args)
+        assert_one_line_error(result, 6, "cannot be read", "log verify")

@@ -25,7 +25,7 @@ from tokenledger.errors import NotFound, ValidationError
 from tokenledger.projections.schema import audit_index
 from tokenledger.store import EventStore, RecordedEvent
 from tokenledger.store.chain import format_timestamp
-from tokenledger.store.eventstore import EVENT_COLUMNS, to_record
+from tokenledger.store.eventstore import EVENT_COLUMNS, stored_events_read, to_record
 from tokenledger.store.mapper import decode_event
 from tokenledger.store.schema import events
 
@@ -180,7 +180,8 @@ def _records_at(connection: sa.Connection, positions: list[int]) -> list[Recorde
     if not positions:
         return []
     rows = connection.execute(sa.select(*EVENT_COLUMNS).where(events.c.position.in_(positions)))
-    by_position = {row[0]: to_record(row) for row in rows}
+    with stored_events_read(connection.engine):
+        by_position = {row[0]: to_record(row) for row in rows}
     return [by_position[p] for p in positions]
 
 
@@ -276,7 +277,7 @@ def explain(store: EventStore, token_id: str) -> Explanation:
 
 def _command_events(store: EventStore, command_id: str) -> list[AuditEntry]:
     """Every event one command appended, in order (they are contiguous in the log)."""
-    with store.engine.connect() as connection:
+    with store.engine.connect() as connection, stored_events_read(store.engine):
         rows = connection.execute(
             sa.select(*EVENT_COLUMNS)
             .where(events.c.command_id == command_id)

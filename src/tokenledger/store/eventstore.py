@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
 from tokenledger.clock import Clock, SystemClock, ensure_utc
-from tokenledger.errors import ValidationError, WrongExpectedVersion
+from tokenledger.errors import IntegrityViolation, ValidationError, WrongExpectedVersion
 from tokenledger.store.chain import (
     ChainBroken,
     ChainVerifier,
@@ -46,6 +46,7 @@ __all__ = [
     "WriteTransaction",
     "acquire_write_lock",
     "read_head",
+    "stored_events_read",
     "to_record",
 ]
 
@@ -252,6 +253,24 @@ def _verification_page(
                     raise
                 return rows, (position, _first_line(error))
         return rows, None
+
+
+@contextmanager
+def stored_events_read(engine: sa.Engine) -> Iterator[None]:
+    """Around reading events: a stored value the drivers cannot convert back (a forged time,
+    text that is no UTF-8, a number where text belongs) is evidence the log was altered.
+    Said in one line that points at ``log verify`` (which names the position), never a
+    traceback."""
+    # The driver's own DataError comes through its fast paths unwrapped by SQLAlchemy.
+    driver_error = getattr(engine.dialect.loaded_dbapi, "DataError", sa.exc.DataError)
+    try:
+        yield
+    except (ValueError, TypeError, OverflowError, sa.exc.DataError, driver_error) as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        raise IntegrityViolation(
+            f"a stored event cannot be read ({detail}): the log was altered; "
+            "'tokenledger log verify' names the position"
+        ) from exc
 
 
 def to_record(row: Any) -> RecordedEvent:
@@ -483,7 +502,7 @@ class EventStore:
             .where(events.c.stream_id == stream_id, events.c.stream_version >= from_version)
             .order_by(events.c.stream_version)
         )
-        with self.engine.connect() as connection:
+        with self.engine.connect() as connection, stored_events_read(self.engine):
             return [to_record(row) for row in connection.execute(query)]
 
     def read_all(
@@ -511,7 +530,7 @@ class EventStore:
         next_position = max(from_position, 1)
         while True:
             params = {**bounds, "from_position": next_position, "limit": batch_size}
-            with self.engine.connect() as connection:
+            with self.engine.connect() as connection, stored_events_read(self.engine):
                 page = [to_record(row) for row in page_query.all(connection, params)]
             yield from page
             if len(page) < batch_size:
