@@ -59,6 +59,7 @@ __all__ = [
     "require_principal_visible",
     "require_reader",
     "require_token_access",
+    "require_user_creator",
     "sees_every_event",
     "standing",
     "verify_token",
@@ -248,6 +249,22 @@ def require_operator(actor: Actor, action: str) -> None:
 def forbid_service_accounts(actor: Actor, action: str) -> None:
     if actor.kind is ActorKind.SERVICE_ACCOUNT:
         raise PermissionDenied(f"a service account may not {action}")
+
+
+# -- commands on people -------------------------------------------------------------------
+
+
+def require_user_creator(view: LedgerView, actor: Actor, now: datetime) -> None:
+    """Users are created by the operator and by a person acting as an admin of some org (who
+    then adds them to it); never by a service account."""
+    forbid_service_accounts(actor, "manage users")
+    if actor.kind is ActorKind.OPERATOR:
+        return
+    if not any(
+        actor_level(view, actor, org, now) >= Level.ADMIN
+        for org in view.memberships(actor.principal)
+    ):
+        raise PermissionDenied(f"{actor.label} may not create users: it is no org's admin")
 
 
 # -- commands on tokens -----------------------------------------------------------------

@@ -18,7 +18,6 @@ from tokenledger.clock import check_lifetime
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import (
     acting_token,
-    actor_level,
     authorise_issue,
     authorise_token_management,
     forbid_service_accounts,
@@ -27,6 +26,7 @@ from tokenledger.domain.authority import (
     require_level,
     require_operator,
     require_principal_visible,
+    require_user_creator,
 )
 from tokenledger.domain.events import (
     ClientCredentialIssued,
@@ -54,7 +54,6 @@ from tokenledger.domain.events import (
 from tokenledger.domain.model import (
     PREDEFINED_ROLES,
     Actor,
-    ActorKind,
     ClientCredentialView,
     LedgerView,
     ServiceAccountView,
@@ -114,19 +113,10 @@ def _create_org(cmd: c.CreateOrg, view: LedgerView, ctx: Context) -> list[Event]
 
 @decide.register
 def _create_user(cmd: c.CreateUser, view: LedgerView, ctx: Context) -> list[Event]:
-    forbid_service_accounts(ctx.actor, "manage users")
-    if ctx.actor.kind is not ActorKind.OPERATOR and not _admin_of_some_org(view, ctx):
-        raise PermissionDenied(f"{ctx.actor.label} may not create users: it is no org's admin")
+    require_user_creator(view, ctx.actor, ctx.now)
     if view.user(cmd.email) is not None:
         raise Conflict(f"user {cmd.email} already exists")
     return [UserCreated(email=cmd.email, name=cmd.name)]
-
-
-def _admin_of_some_org(view: LedgerView, ctx: Context) -> bool:
-    return any(
-        actor_level(view, ctx.actor, org, ctx.now) >= Level.ADMIN
-        for org in view.memberships(ctx.actor.principal)
-    )
 
 
 @decide.register
