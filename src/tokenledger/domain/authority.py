@@ -283,22 +283,24 @@ def authorise_issue(
     if actor.kind is ActorKind.OPERATOR:
         return
     if actor.principal != principal:
-        forbid_service_accounts(actor, f"issue tokens for {principal}")
-        if account is None:
-            raise PermissionDenied(f"{actor.label} may not issue tokens for {principal}")
-        require_level(
-            view,
-            actor,
-            account.permission.resource,
-            Level.ADMIN,
-            now,
-            f"issue tokens for {principal}",
-        )
+        _require_account_admin(view, actor, principal, now, f"issue tokens for {principal}")
     for grant in grants:
         if actor_level(view, actor, grant.resource, now) < grant.rank:
             raise PermissionDenied(
                 f"{actor.label} may not issue a token with {grant}: it exceeds the acting token"
             )
+
+
+def _require_account_admin(
+    view: LedgerView, actor: Actor, principal: str, now: datetime, action: str
+) -> None:
+    """Another principal's tokens and credentials are a person's business, and only for a
+    service account whose project that person administers (a user's are their own)."""
+    forbid_service_accounts(actor, action)
+    account = view.service_account(principal) if is_service_account_id(principal) else None
+    if account is None:
+        raise PermissionDenied(f"{actor.label} may not {action}")
+    require_level(view, actor, account.permission.resource, Level.ADMIN, now, action)
 
 
 def require_derivable(view: LedgerView, actor: Actor, parent: TokenView, now: datetime) -> None:
@@ -339,18 +341,7 @@ def authorise_token_management(
                 f"{actor.label} may not manage its tokens: it acts through no live token"
             )
         return
-    forbid_service_accounts(actor, f"manage the tokens of {principal}")
-    account = view.service_account(principal) if is_service_account_id(principal) else None
-    if account is None:
-        raise PermissionDenied(f"{actor.label} may not manage the tokens of {principal}")
-    require_level(
-        view,
-        actor,
-        account.permission.resource,
-        Level.ADMIN,
-        now,
-        f"manage the tokens of {principal}",
-    )
+    _require_account_admin(view, actor, principal, now, f"manage the tokens of {principal}")
 
 
 # -- queries ------------------------------------------------------------------------------
@@ -379,10 +370,7 @@ def require_token_access(view: LedgerView, actor: Actor, principal: str, now: da
     service account, as for managing them)."""
     if actor.kind is ActorKind.OPERATOR or actor.principal == principal:
         return
-    forbid_service_accounts(actor, f"see the tokens of {principal}")
-    account = view.service_account(principal) if is_service_account_id(principal) else None
-    if account is None or not may(view, actor, account.permission.resource, Level.ADMIN, now):
-        raise PermissionDenied(f"{actor.label} may not see the tokens of {principal}")
+    _require_account_admin(view, actor, principal, now, f"see the tokens of {principal}")
 
 
 def may_see_account(
