@@ -9,9 +9,9 @@ still at *n*, except that an active token may expire: each entry keeps its
 ``staleness`` bounds how long the cache may go without re-reading the head:
 ``0`` reads it (one small indexed query) on every lookup, so no answer is ever
 stale; a positive value trades that query for a bounded delay, e.g. ``0.05``
-lets a revocation reach this process's answers within 50 ms. Each worker
-process keeps its own cache; writes made through this process invalidate it at
-once.
+lets a revocation reach this process's answers within 50 ms. Each ``Ledger``
+owns one cache (so each worker process its own); writes made through it
+invalidate it at once.
 """
 
 from __future__ import annotations
