@@ -293,3 +293,32 @@ def test_commands_on_another_orgs_accounts_refuse_alike_whether_they_exist_or_no
         outputs.add(result.stderr.replace(account, "X"))
     assert len(outputs) == 1, outputs
     assert world.head() == before
+
+
+# -- a URL's owner is checked by the ledger, not by the route ---------------------------------
+
+
+def test_a_token_or_credential_is_found_only_under_its_own_owner(world: World) -> None:
+    """An admin of both accounts names the wrong one in the URL: not found, nothing revoked."""
+    credential = world.ledger.execute(c.IssueClientCredential(account_id=ETL), OPERATOR)
+    client_id = credential.outcome.credential_issued.client_id  # type: ignore[union-attr]
+    alice = world.bearer("alice")
+    before = world.head()
+    wrong = [
+        ("GET", f"/v2/service_accounts/{CI}/tokens/{world.ids['etl']}"),
+        ("DELETE", f"/v2/service_accounts/{CI}/tokens/{world.ids['etl']}"),
+        ("DELETE", f"/v2/users/{ALICE}/tokens/{world.ids['bob']}"),
+        ("DELETE", f"/v2/service_accounts/{CI}/credentials/{client_id}"),
+    ]
+    for method, path in wrong:
+        response = world.client.request(method, path, headers=alice)
+        assert response.status_code == 404, (path, response.text)
+    assert world.head() == before
+    assert world.ledger.verify(world.secrets["etl"]).active
+    assert world.ledger.verify(world.secrets["bob"]).active
+    # Under the right owner, the same calls work.
+    right = world.client.delete(
+        f"/v2/service_accounts/{ETL}/credentials/{client_id}", headers=alice
+    )
+    assert right.status_code == 200, right.text
+    assert right.json()["revoked_client_ids"] == [client_id]

@@ -540,12 +540,14 @@ class Ledger:
             tokens = state_at(self.store, moment)[0].tokens_of(principal)
         return [t for t in tokens if include_inactive or t.live(moment)]
 
-    def get_token(self, actor: Actor, token_id: str) -> TokenView:
+    def get_token(self, actor: Actor, token_id: str, *, owner: str | None = None) -> TokenView:
+        """One token (never its secret), for whoever may see its principal's tokens; with
+        ``owner``, only if it is that principal's (another's is not found)."""
         token_id = _valid(check_token_id, token_id)
         with self.view() as view:
             token = view.token(token_id)
-            if token is None:
-                raise NotFound(f"no token {token_id}")
+            if token is None or owner not in (None, token.principal):
+                raise NotFound(f"no token {token_id}" + (f" of {owner}" if owner else ""))
             require_token_access(view, actor, token.principal, self.now())
             return token
 

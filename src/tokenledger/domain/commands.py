@@ -233,6 +233,8 @@ class IssueToken(Command):
 class RevokeToken(Command):
     token_id: TokenId
     reason: Reason | None = None
+    principal: PrincipalId | None = None
+    """The principal the caller names as the token's owner (a URL's): another's is not found."""
 
 
 class RevokeAllTokens(Command):
@@ -265,6 +267,8 @@ class IssueClientCredential(Command):
 class RevokeClientCredential(Command):
     client_id: ClientId
     reason: Reason | None = None
+    account_id: AccountId | None = None
+    """The account the caller names as the credential's owner: another's is not found."""
 
 
 def _holdable(value: datetime, field: str) -> datetime:

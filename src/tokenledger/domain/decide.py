@@ -582,8 +582,8 @@ def _expiry(
 @decide.register
 def _revoke_token(cmd: c.RevokeToken, view: LedgerView, ctx: Context) -> list[Event]:
     token = view.token(cmd.token_id)
-    if token is None:
-        raise NotFound(f"no token {cmd.token_id}")
+    if token is None or cmd.principal not in (None, token.principal):
+        raise NotFound(f"no token {cmd.token_id}" + _of(cmd.principal))
     authorise_token_management(view, ctx.actor, token.principal, ctx.now)
     if token.revoked:
         raise Conflict(f"token {cmd.token_id} is already revoked")
@@ -660,8 +660,8 @@ def _revoke_client_credential(
     cmd: c.RevokeClientCredential, view: LedgerView, ctx: Context
 ) -> list[Event]:
     credential = view.client_credential(cmd.client_id)
-    if credential is None:
-        raise NotFound(f"no client credential {cmd.client_id}")
+    if credential is None or cmd.account_id not in (None, credential.account_id):
+        raise NotFound(f"no client credential {cmd.client_id}" + _of(cmd.account_id))
     authorise_token_management(view, ctx.actor, credential.account_id, ctx.now)
     if credential.revoked:
         raise Conflict(f"client credential {cmd.client_id} is already revoked")
@@ -747,6 +747,10 @@ def _orgs_of(token: TokenView) -> tuple[str, ...]:
     if is_service_account_id(token.principal):
         return ()
     return tuple(sorted({org_of(grant.resource) for grant in token.grants}))
+
+
+def _of(owner: str | None) -> str:
+    return f" of {owner}" if owner is not None else ""
 
 
 def _live(tokens: Iterable[TokenView], ctx: Context) -> list[TokenView]:

@@ -16,10 +16,9 @@ from tokenledger.api.deps import ERRORS, Correlation, State, command_out, run
 from tokenledger.api.schemas import CommandOut, IssuedTokenOut, IssueTokenIn, TokenOut, token_out
 from tokenledger.api.security import CurrentActor
 from tokenledger.domain import commands as c
-from tokenledger.domain.model import Actor, TokenView, is_service_account_id
+from tokenledger.domain.model import TokenView, is_service_account_id
 from tokenledger.domain.names import check_principal, shown
 from tokenledger.errors import NotFound, ValidationError
-from tokenledger.ledger import Ledger
 
 __all__ = ["principal_tokens_router", "router"]
 
@@ -49,13 +48,6 @@ def _issue_fields(principal: str, body: IssueTokenIn) -> dict[str, Any]:
         "no_expiry": body.no_expiry,
         "parent_id": body.parent_id,
     }
-
-
-def _token_of(ledger: Ledger, actor: Actor, principal: str, token_id: str) -> TokenView:
-    token = ledger.get_token(actor, token_id)
-    if token.principal != principal:
-        raise NotFound(f"{principal} has no token {token_id}")
-    return token
 
 
 def principal_tokens_router(prefix: str, parameter: str, tag: str) -> APIRouter:
@@ -137,7 +129,7 @@ def principal_tokens_router(prefix: str, parameter: str, tag: str) -> APIRouter:
         state: State,
         principal: str = Path(alias=parameter, max_length=400),
     ) -> TokenOut:
-        token = _token_of(state.ledger, actor, checked(principal), token_id)
+        token = state.ledger.get_token(actor, token_id, owner=checked(principal))
         return token_out(token, state.ledger.now())
 
     @tokens.delete("/{token_id}", response_model=CommandOut, name=f"revoke_{tag}_token")
@@ -151,8 +143,9 @@ def principal_tokens_router(prefix: str, parameter: str, tag: str) -> APIRouter:
         principal: str = Path(alias=parameter, max_length=400),
     ) -> CommandOut:
         """Revoke one token and every token derived from it."""
-        token = _token_of(state.ledger, actor, checked(principal), token_id)
-        command = c.build(c.RevokeToken, token_id=token.token_id, reason=reason)
+        command = c.build(
+            c.RevokeToken, token_id=token_id, reason=reason, principal=checked(principal)
+        )
         return command_out(run(state, command, actor, correlation, response))
 
     return tokens
