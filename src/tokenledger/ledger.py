@@ -48,7 +48,6 @@ from tokenledger.domain.decide import Context, decide
 from tokenledger.domain.events import Event, TokenIssued
 from tokenledger.domain.model import (
     Actor,
-    ActorKind,
     ClientCredentialView,
     Introspection,
     IssuedAccessToken,
@@ -433,21 +432,17 @@ class Ledger:
         return verify_token(state, token, moment, resource=resource, level=wanted), position
 
     def authenticate(self, secret: str) -> Actor:
-        """The actor a presented secret stands for; ``PermissionDenied`` unless it is active."""
+        """The actor a presented ledger token stands for (``TOKENLEDGER_TOKEN``, a Bearer
+        caller), judged like every token, through the answer cache; ``PermissionDenied``
+        unless it is active. Decisions check the acting token again under the write lock."""
         try:
             parse_secret(secret)
         except ValidationError as exc:
             raise PermissionDenied(f"the presented token is not valid ({exc})") from None
-        with self.view() as view:
-            token = view.token_by_secret_hash(hash_secret(secret))
-            current = standing(view, token.principal) if token is not None else None
-        answer = answer_token(token, current, self.now())
-        if token is None or not answer.usable:
+        answer = self.verify(secret)
+        if not answer.active or answer.sub is None or answer.token_id is None:
             raise PermissionDenied(f"the presented token is not valid ({answer.reason})")
-        kind = (
-            ActorKind.SERVICE_ACCOUNT if is_service_account_id(token.principal) else ActorKind.USER
-        )
-        return Actor(kind=kind, principal=token.principal, token_id=token.token_id)
+        return Actor.through_token(answer.sub, answer.token_id)
 
     # -- queries, each filtered to what the actor may see ------------------------------
 

@@ -8,9 +8,8 @@ from datetime import timedelta
 from fastapi import Request
 
 from tokenledger.api.metrics import Metrics
-from tokenledger.domain.model import Actor, ActorKind, Introspection, is_service_account_id
+from tokenledger.domain.model import Actor, Introspection
 from tokenledger.domain.permissions import Level
-from tokenledger.errors import PermissionDenied
 from tokenledger.keys import KeyRing, KeyStore
 from tokenledger.ledger import DEFAULT_ACCESS_TOKEN_LIFETIME, DEFAULT_VERIFY_STALENESS, Ledger
 
@@ -83,13 +82,8 @@ class ApiState:
         return self.ledger.peek_introspection(token, resource=resource, level=level)
 
     def authenticate(self, secret: str) -> Actor:
-        """The principal of an active ledger token, answered by the one token rule through
-        the ledger's answer cache; ``PermissionDenied`` otherwise."""
-        answer = self.introspect(secret)
-        if not answer.active or answer.sub is None or answer.token_type == "access_token":
-            raise PermissionDenied(f"the presented token is not valid ({answer.reason})")
-        kind = ActorKind.SERVICE_ACCOUNT if is_service_account_id(answer.sub) else ActorKind.USER
-        return Actor(kind=kind, principal=answer.sub, token_id=answer.token_id)
+        """The principal of an active ledger token (``Ledger.authenticate``)."""
+        return self.ledger.authenticate(secret)
 
 
 async def api_state(request: Request) -> ApiState:

@@ -187,6 +187,12 @@ class Actor(msgspec.Struct, frozen=True, kw_only=True):
     def operator(cls, name: str) -> Actor:
         return cls(kind=ActorKind.OPERATOR, principal=name)
 
+    @classmethod
+    def through_token(cls, principal: str, token_id: str) -> Actor:
+        """A principal acting through one of its tokens."""
+        kind = ActorKind.SERVICE_ACCOUNT if is_service_account_id(principal) else ActorKind.USER
+        return cls(kind=kind, principal=principal, token_id=token_id)
+
 
 class LedgerView(Protocol):
     """Read-only questions a decision may ask of the current state."""

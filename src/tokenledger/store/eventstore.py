@@ -502,8 +502,12 @@ class EventStore:
             .where(events.c.stream_id == stream_id, events.c.stream_version >= from_version)
             .order_by(events.c.stream_version)
         )
-        with self.engine.connect() as connection, stored_events_read(self.engine):
-            return [to_record(row) for row in connection.execute(query)]
+        with self.engine.connect() as connection:
+            # A stream id the database cannot hold is bad input (refused when bound, before
+            # any row is read); only the rows' values are the log's.
+            rows = connection.execute(query)
+            with stored_events_read(self.engine):
+                return [to_record(row) for row in rows]
 
     def read_all(
         self,
