@@ -20,15 +20,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from tokenledger.audit import AuditQuery, search
 from tokenledger.domain import commands as c
 from tokenledger.domain import events as e
 from tokenledger.domain.model import Actor, service_account_id
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.domain.secrets import TokenKind, generate_secret, hash_secret, new_token_id
-from tokenledger.ledger import Ledger
 from tokenledger.projections import Projector
 from tokenledger.projections.rebuild import rebuild
+from tokenledger.service import Ledger
 from tokenledger.store import open_event_store
 from tokenledger.store.driver import pipelined
 from tokenledger.store.mapper import to_pending
@@ -99,6 +101,21 @@ def _seed_tokens(ledger: Ledger, principal: str, count: int) -> list[str]:
     return secrets
 
 
+def _statements(engine: sa.Engine, call: Callable[[], object]) -> int:
+    """How many statements ``call`` sends to the database (driver fast paths included)."""
+    seen: list[str] = []
+
+    def record(*args: object) -> None:
+        seen.append("")
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        call()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return len(seen)
+
+
 def w1_commands(url: str, size: int, scratch: Path) -> Figures:
     ledger = _open(url)
     account = _setup_account(ledger)
@@ -110,10 +127,12 @@ def w1_commands(url: str, size: int, scratch: Path) -> Figures:
         ledger.execute(command, OPERATOR)
         latencies.append(time.perf_counter() - t0)
     seconds = time.perf_counter() - started
+    statements = _statements(ledger.store.engine, lambda: ledger.execute(command, OPERATOR))
     ledger.close()
     return {
         "commands": size,
         "seconds": seconds,
+        "statements_per_command": statements,
         "commands_per_second": size / seconds,
         "p50_ms": _percentile(latencies, 0.5) * 1e3,
         "p99_ms": _percentile(latencies, 0.99) * 1e3,
@@ -254,6 +273,7 @@ def w4_verify(url: str, size: int, scratch: Path) -> Figures:
     sample = _sample(secrets, size)
     cold = Ledger(open_event_store(url), verify_staleness=None)
     cold_latencies, cold_seconds = _verifications(cold, sample)
+    statements = _statements(cold.store.engine, lambda: _verifications(cold, sample[:1]))
     cold.close()
     # The warm pass measures answers served from the cache within a 1 s staleness bound
     # (the default, 0, reads the head for every answer).
@@ -268,6 +288,7 @@ def w4_verify(url: str, size: int, scratch: Path) -> Figures:
         "cold_verifications_per_second": size / cold_seconds,
         "cold_p50_us": _percentile(cold_latencies, 0.5) * 1e6,
         "cold_p99_us": _percentile(cold_latencies, 0.99) * 1e6,
+        "statements_per_cold_verification": statements,
         "warm_verifications_per_second": size / warm_seconds,
         "warm_p50_us": _percentile(warm_latencies, 0.5) * 1e6,
         "warm_p99_us": _percentile(warm_latencies, 0.99) * 1e6,

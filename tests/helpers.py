@@ -16,7 +16,6 @@ from tokenledger.cli import cli
 from tokenledger.domain.events import TokenIssued
 from tokenledger.domain.permissions import Grant
 from tokenledger.domain.state import LedgerState, fold
-from tokenledger.ledger import Ledger
 from tokenledger.projections import SqlLedgerView
 from tokenledger.projections.schema import (
     checkpoints,
@@ -26,6 +25,7 @@ from tokenledger.projections.schema import (
     tokens,
     user_grants,
 )
+from tokenledger.service import Ledger
 from tokenledger.store import PendingEvent, RecordedEvent, open_event_store
 from tokenledger.store.mapper import decode_event
 from tokenledger.store.schema import events as events_table

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from test_api_support import OPERATOR, SA, Api, make_api
+from api_helpers import OPERATOR, SA, Api, make_api
 from tokenledger.api import create_app
 from tokenledger.domain import commands as c
-from tokenledger.ledger import Ledger
+from tokenledger.service import Ledger
 from tokenledger.store import EventStore, create_ledger_engine
 
 

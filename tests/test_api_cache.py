@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from test_api_support import ISSUER, Api, make_api, seed
+from api_helpers import ISSUER, Api, make_api, seed
 from tokenledger.api import ApiSettings, create_asgi_app
-from tokenledger.cache import HeadGatedCache
 from tokenledger.keys import KeyStore
-from tokenledger.ledger import Ledger
+from tokenledger.service import Ledger
+from tokenledger.service.cache import HeadGatedCache
 from tokenledger.store import open_event_store
 
 

@@ -18,14 +18,14 @@ from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from starlette.types import Message, Receive, Scope, Send
 
-from test_api_support import ISSUER, Api, seed
+from api_helpers import ISSUER, Api, seed
 from tokenledger.api import ApiSettings, create_app
 from tokenledger.api.fastpath import IntrospectionFastPath, bearer_and_form, token_field
 from tokenledger.api.routes.oauth import INTROSPECT_PATH
 from tokenledger.api.state import ApiState
 from tokenledger.errors import StorageError
 from tokenledger.keys import KeyStore
-from tokenledger.ledger import Ledger
+from tokenledger.service import Ledger
 from tokenledger.store import open_event_store
 
 FORM = "application/x-www-form-urlencoded"

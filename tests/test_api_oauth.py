@@ -12,7 +12,7 @@ import jwt
 import pytest
 from freezegun import freeze_time
 
-from test_api_support import ISSUER, OPERATOR, SA, Api, make_api
+from api_helpers import ISSUER, OPERATOR, SA, Api, make_api
 from tokenledger.domain import commands as c
 from tokenledger.domain.permissions import Level
 

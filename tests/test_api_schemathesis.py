@@ -18,7 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_api_support import Api, make_api
+from api_helpers import Api, make_api
 
 #: Examples per operation: about 45 operations, so about 1,300 requests in all.
 EXAMPLES = 30

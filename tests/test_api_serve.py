@@ -17,10 +17,10 @@ import jwt
 import pytest
 from click.testing import CliRunner, Result
 
+from api_helpers import SA, seed
 from helpers import assert_one_line_error
-from test_api_support import SA, seed
 from tokenledger.cli import cli
-from tokenledger.ledger import Ledger
+from tokenledger.service import Ledger
 from tokenledger.store import open_event_store
 
 STARTUP_TIMEOUT = 60.0

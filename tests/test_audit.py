@@ -20,7 +20,7 @@ from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import NotFound, ValidationError
-from tokenledger.ledger import CommandResult, Ledger
+from tokenledger.service import CommandResult, Ledger
 from tokenledger.store import EventStore, open_event_store
 from tokenledger.store.engine import WRITE_OPTION
 from tokenledger.store.migrate import migrations_dir

@@ -16,7 +16,7 @@ from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor, ActorKind
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import PermissionDenied
-from tokenledger.ledger import Ledger
+from tokenledger.service import Ledger
 from tokenledger.store import open_event_store
 
 OPERATOR = Actor.operator("root")
@@ -100,7 +100,9 @@ def test_a_token_derives_only_from_itself_or_its_descendants(world: World) -> No
     """Acting through one token, naming a sibling as parent is refused (CLI and HTTP); deriving
     from the acting token's own descendants is allowed, and all of it dies with it."""
     scope = grants(("acme/alpha", "read"))
-    world.issue("bob-sibling", c.build(c.IssueToken, principal=BOB, grants=scope))
+    # A sibling that never expires: only the derivation rule stands between it and a
+    # ten-year successor that the stolen token could mint.
+    world.issue("bob-sibling", c.build(c.IssueToken, principal=BOB, grants=scope, no_expiry=True))
     sibling = world.ids["bob-sibling"]
     before = world.head()
     result = cli_run(

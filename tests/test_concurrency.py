@@ -21,7 +21,7 @@ from tokenledger.domain import commands as c
 from tokenledger.domain.events import TokenRevoked
 from tokenledger.domain.permissions import Level
 from tokenledger.domain.state import LedgerState
-from tokenledger.ledger import Ledger
+from tokenledger.service import Ledger
 from tokenledger.store import open_event_store
 from tokenledger.store.mapper import decode_event
 from workers_concurrency import (

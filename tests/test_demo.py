@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from tokenledger.cli import cli
-from tokenledger.ledger import Ledger
+from tokenledger.service import Ledger
 
 
 def test_demo_tells_the_cascade_story_and_verifies_the_chain(

@@ -28,8 +28,8 @@ import pytest
 import sqlalchemy as sa
 from click.testing import Result
 
+from api_helpers import ISSUER, OPERATOR, SA, Api, make_api
 from helpers import assert_one_line_error, cli_json, cli_run
-from test_api_support import ISSUER, OPERATOR, SA, Api, make_api
 from tokenledger.domain import commands as c
 from tokenledger.domain.events import ClientCredentialIssued
 from tokenledger.domain.names import check_email
@@ -41,7 +41,7 @@ from tokenledger.domain.secrets import (
     parse_secret,
 )
 from tokenledger.errors import ValidationError
-from tokenledger.ledger import Ledger
+from tokenledger.service import Ledger
 from tokenledger.store import open_event_store
 
 

@@ -31,7 +31,7 @@ from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
 from tokenledger.domain.secrets import BASE62_ALPHABET, SECRET_LENGTH
 from tokenledger.errors import PermissionDenied
-from tokenledger.ledger import Ledger
+from tokenledger.service import Ledger
 from tokenledger.store import open_event_store
 
 OPERATOR = Actor.operator("hostile-test")

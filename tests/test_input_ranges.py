@@ -20,8 +20,8 @@ from click.testing import Result
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
 
+from api_helpers import OPERATOR, SA, Api, make_api
 from helpers import assert_one_line_error, cli_head, cli_run
-from test_api_support import OPERATOR, SA, Api, make_api
 from tokenledger.api import create_app
 from tokenledger.audit import AuditQuery
 from tokenledger.clock import EARLIEST, LATEST, check_lifetime, checked_utc
@@ -29,7 +29,7 @@ from tokenledger.domain import commands as c
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import ValidationError
 from tokenledger.grant_config import parse_grant_config
-from tokenledger.ledger import Ledger
+from tokenledger.service import Ledger
 from tokenledger.store import open_event_store
 
 BOB = "bob@acme.io"

@@ -38,7 +38,7 @@ from tokenledger.errors import (
     PermissionDenied,
     ValidationError,
 )
-from tokenledger.ledger import CommandResult, Ledger
+from tokenledger.service import CommandResult, Ledger
 from tokenledger.store import open_event_store
 
 OPERATOR = Actor.operator("root")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,8 +23,8 @@ from tokenledger.errors import (
     PermissionDenied,
     ValidationError,
 )
-from tokenledger.ledger import CommandResult, Ledger
 from tokenledger.projections.projector import BULK_EVENTS
+from tokenledger.service import CommandResult, Ledger
 from tokenledger.store import open_event_store
 from tokenledger.store.mapper import decode_event, to_pending
 
@@ -110,65 +109,6 @@ def test_verification_allows_within_grants_and_refuses_beyond(ledger: Ledger) ->
     refused = ledger.verify(deploy, resource="acme/beta", level=Level.READ)
     assert (refused.active, refused.allowed, refused.reason) == (True, False, "not_allowed")
     assert ledger.verify(deploy).allowed
-
-
-def test_a_cold_verification_reads_one_snapshot(database_url: str) -> None:
-    """A service account's token is answered from one statement; a user's token takes its
-    grants too, and on SQLite every statement after the first is read in one transaction
-    (one snapshot), the token among them, so its answer never mixes two states."""
-    ledger = Ledger(open_event_store(database_url, auto_upgrade=True), verify_staleness=None)
-    world = build_world(ledger)
-    seen: list[tuple[str, bool]] = []
-
-    def record(connection: sa.Connection, cursor: object, statement: str, *_: object) -> None:
-        dbapi = connection.connection.dbapi_connection
-        in_transaction = getattr(dbapi, "in_transaction", False)  # SQLite's driver says
-        table = re.search(r"\bFROM\s+(\w+)", statement)
-        seen.append((table.group(1) if table else statement, bool(in_transaction)))
-
-    sa.event.listen(ledger.store.engine, "before_cursor_execute", record)
-    try:
-        assert ledger.verify(secret(world.sa_tokens[0]), resource="acme/alpha").allowed
-        service_account = list(seen)
-        seen.clear()
-        assert ledger.verify(secret(world.bob_token), resource="acme/alpha").allowed
-        user = list(seen)
-    finally:
-        sa.event.remove(ledger.store.engine, "before_cursor_execute", record)
-        ledger.close()
-    assert service_account == [("tokens", False)]
-    tables = [table for table, _ in user]
-    assert tables[0] == "tokens"
-    assert {"users", "user_grants"} <= set(tables)
-    if ledger.store.engine.dialect.name == "sqlite":
-        assert tables.count("tokens") == 2
-        assert all(in_transaction for _, in_transaction in user[1:])
-        assert user[0][1] is False
-
-
-def test_issuing_a_token_reads_what_it_needs_once(database_url: str) -> None:
-    """The decision reads the account once, and the new token's stream, named by the id the
-    command just minted, is not asked for its version; on PostgreSQL the event and its
-    projection rows are sent in one pipeline (checked by the rows being there)."""
-    ledger = Ledger(open_event_store(database_url, auto_upgrade=True))
-    seen: list[str] = []
-
-    def record(connection: sa.Connection, cursor: object, statement: str, *_: object) -> None:
-        seen.append(" ".join(statement.split()))
-
-    try:
-        build_world(ledger)
-        sa.event.listen(ledger.store.engine, "before_cursor_execute", record)
-        issued = run(ledger, c.IssueToken(principal=SA, name="once"))
-        sa.event.remove(ledger.store.engine, "before_cursor_execute", record)
-        reads = [s for s in seen if s.startswith("SELECT")]
-        assert sum("FROM service_accounts" in s for s in reads) == 1
-        assert not any("stream_version" in s for s in reads)
-        assert ledger.verify(secret(issued), resource="acme/alpha").allowed
-        token_id = issued.events[0].token_id  # type: ignore[attr-defined]
-        assert audit.search(ledger.store, audit.AuditQuery(subject=token_id))
-    finally:
-        ledger.close()
 
 
 def test_malformed_and_unknown_secrets(ledger: Ledger) -> None:

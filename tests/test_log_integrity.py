@@ -26,9 +26,9 @@ from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import IntegrityViolation, ValidationError
-from tokenledger.ledger import Ledger
 from tokenledger.projections.projector import projection_tables
 from tokenledger.projections.rebuild import build_into, check, rebuild
+from tokenledger.service import Ledger
 from tokenledger.store import GENESIS_HASH, EventStore, Head, open_event_store
 
 OPERATOR = Actor.operator("alice")

@@ -23,9 +23,9 @@ from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import LedgerError
-from tokenledger.ledger import Ledger
 from tokenledger.projections.projector import projection_tables
 from tokenledger.projections.rebuild import build_into, check, rebuild
+from tokenledger.service import Ledger
 from tokenledger.store import PendingEvent, open_event_store
 from tokenledger.store.mapper import decode_event
 

@@ -39,7 +39,7 @@ from tokenledger.domain.model import Actor, ActorKind, is_service_account_id
 from tokenledger.domain.permissions import Grant, Level, is_within, level_at
 from tokenledger.domain.state import LedgerState
 from tokenledger.errors import LedgerError
-from tokenledger.ledger import CommandResult, Ledger
+from tokenledger.service import CommandResult, Ledger
 from tokenledger.store import open_event_store
 
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

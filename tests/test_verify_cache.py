@@ -17,7 +17,7 @@ from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
 from tokenledger.domain.secrets import TokenKind, generate_secret
 from tokenledger.errors import ValidationError
-from tokenledger.ledger import DEFAULT_VERIFY_STALENESS, Ledger
+from tokenledger.service import DEFAULT_VERIFY_STALENESS, Ledger
 from tokenledger.store import open_event_store
 
 OPERATOR = Actor.operator("alice")

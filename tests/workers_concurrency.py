@@ -20,7 +20,7 @@ from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import Conflict, NotFound
-from tokenledger.ledger import Ledger
+from tokenledger.service import Ledger
 
 OPERATOR = Actor.operator("concurrency-test")
 ORG = "acme"

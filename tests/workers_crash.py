@@ -21,8 +21,8 @@ from tokenledger.domain.events import TokenIssued
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
 from tokenledger.domain.secrets import TokenKind, generate_secret, hash_secret, new_token_id
-from tokenledger.ledger import Ledger
 from tokenledger.projections import SqlLedgerView
+from tokenledger.service import Ledger
 from tokenledger.store.mapper import to_pending
 
 OPERATOR = Actor.operator("crash-test")

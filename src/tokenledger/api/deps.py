@@ -11,7 +11,7 @@ from tokenledger.api.security import CORRELATION_HEADER, correlation_id
 from tokenledger.api.state import ApiState, api_state
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
-from tokenledger.ledger import CommandResult
+from tokenledger.service import CommandResult
 
 __all__ = ["ERRORS", "Correlation", "State", "command_out", "run"]
 

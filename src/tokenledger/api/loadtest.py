@@ -45,7 +45,7 @@ from tokenledger.api.loadclient import introspection_requests, run_load
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
-from tokenledger.ledger import Ledger
+from tokenledger.service import Ledger
 from tokenledger.store import open_event_store
 
 __all__ = ["Figures", "main"]

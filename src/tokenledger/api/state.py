@@ -11,7 +11,7 @@ from tokenledger.api.metrics import Metrics
 from tokenledger.domain.model import Actor, Introspection
 from tokenledger.domain.permissions import Level
 from tokenledger.keys import KeyRing, KeyStore
-from tokenledger.ledger import DEFAULT_ACCESS_TOKEN_LIFETIME, DEFAULT_VERIFY_STALENESS, Ledger
+from tokenledger.service import DEFAULT_ACCESS_TOKEN_LIFETIME, DEFAULT_VERIFY_STALENESS, Ledger
 
 __all__ = ["DEFAULT_ISSUER", "MAX_ACCESS_TOKEN_LIFETIME", "ApiSettings", "ApiState", "api_state"]
 
@@ -29,7 +29,7 @@ class ApiSettings:
     """Where the signing keys are; ``None`` serves no access tokens (``/oauth2/token`` is 503)."""
     cache_staleness: float | None = DEFAULT_VERIFY_STALENESS
     """Seconds the ledger's token-answer cache may go without re-reading the log head (see
-    ``tokenledger.cache``); ``0`` is never stale, ``None`` turns the cache off."""
+    ``tokenledger.service.cache``); ``0`` is never stale, ``None`` turns the cache off."""
 
     def __post_init__(self) -> None:
         lifetime = self.access_token_lifetime

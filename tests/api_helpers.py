@@ -17,7 +17,7 @@ from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
 from tokenledger.keys import KeyStore
-from tokenledger.ledger import Ledger
+from tokenledger.service import Ledger
 from tokenledger.store import open_event_store
 
 OPERATOR = Actor.operator("root")

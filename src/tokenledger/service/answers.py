@@ -1,0 +1,351 @@
+"""Token answers: "is this token valid, and may it do this?", now or at a past moment, for a
+ledger token's secret or an access token, through the one answer cache.
+
+The rule itself is ``domain.authority.answer_token``; this module finds what it needs (the
+token by its secret's hash, its principal's standing) as cheaply as each backend allows, and
+keeps answers while the log's head stands still (``service.cache``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import cast
+
+from tokenledger.clock import SystemClock, ensure_utc
+from tokenledger.domain.authority import Verification, answer_token, verify_token
+from tokenledger.domain.model import Actor, Introspection, is_service_account_id
+from tokenledger.domain.names import check_path
+from tokenledger.domain.permissions import Level
+from tokenledger.domain.secrets import hash_secret, parse_secret, secret_digest
+from tokenledger.errors import PermissionDenied, ValidationError
+from tokenledger.history import state_at
+from tokenledger.keys import KeyRing, looks_like_jwt
+from tokenledger.projections import SqlLedgerView
+from tokenledger.service import oauth
+from tokenledger.service.cache import HeadGatedCache
+from tokenledger.service.reading import Reader, valid
+from tokenledger.store import EventStore
+from tokenledger.store.eventstore import read_head
+from tokenledger.store.readers import ReadConnections
+
+__all__ = ["CACHED_INACTIVE", "DEFAULT_VERIFY_STALENESS", "TokenAnswers"]
+
+#: Seconds a token answer may be reused without re-reading the log's head. ``0``: the head
+#: (one small indexed query) is read for every answer served from the cache, so no answer is
+#: ever stale. A positive bound trades that query for a delay: a revocation committed by
+#: another process reaches this one's answers within it (one committed through this
+#: ``Ledger`` at once). The one default for ``Ledger`` and the HTTP API alike.
+DEFAULT_VERIFY_STALENESS = 0.0
+
+#: The only inactive answers ever kept: those that took more than one lookup to reach.
+#: Unknown and malformed secrets are never kept, so guessing cannot fill the cache.
+CACHED_INACTIVE = frozenset({"revoked", "expired", "principal_disabled"})
+
+# A cached answer's key: the secret's SHA-256 digest, the resource and the level; an access
+# token's answer (an ``Introspection``) is kept under its exact bytes' digest after "jwt".
+_AnswerKey = tuple[object, ...]
+_Answers = HeadGatedCache[Verification | Introspection]
+
+
+class TokenAnswers:
+    """Every answer about a token, and the one cache they share.
+
+    Any write committed through ``store`` drops every cached answer at once, so this
+    process never answers from before its own writes.
+    """
+
+    def __init__(
+        self,
+        reader: Reader,
+        readers: ReadConnections | None,
+        *,
+        staleness: float | None = DEFAULT_VERIFY_STALENESS,
+    ) -> None:
+        self._reader = reader
+        self._store: EventStore = reader.store
+        self._readers = readers
+        # The system clock's "now" is read as time.time() on the hot path (no datetime
+        # built); any other clock is asked as usual.
+        self._wall_clock = type(self._store.clock) is SystemClock
+        self._answers: _Answers | None = None
+        self._head_read_at: float | None = None
+        self._observer: Callable[[bool], None] | None = None
+        self.use_cache(staleness)
+        self._store.on_commit(self._forget)
+
+    # -- the cache -----------------------------------------------------------------------
+
+    def use_cache(self, staleness: float | None) -> None:
+        """Set the cache's staleness bound in seconds (``None``: no cache, every answer read
+        from the projections). Forgets every answer kept so far."""
+        if staleness is not None and not 0 <= staleness <= 60:
+            raise ValidationError("the answer cache staleness must lie between 0 and 60 seconds")
+        self._answers = (
+            None if staleness is None else HeadGatedCache(self._read_head, staleness=staleness)
+        )
+        self._head_read_at = None
+
+    @property
+    def cached(self) -> int:
+        """How many answers the cache holds now."""
+        return 0 if self._answers is None else len(self._answers)
+
+    @property
+    def staleness(self) -> float | None:
+        return None if self._answers is None else self._answers.staleness
+
+    def observe(self, observer: Callable[[bool], None]) -> None:
+        """Call ``observer(hit)`` for each introspection answered from the cache or not."""
+        self._observer = observer
+
+    def past_bound(self) -> bool:
+        """Whether the cache, with a positive staleness, went past its bound since the head was
+        last read, so that ``peek_introspection`` answers nothing until ``refresh``. Always
+        false at staleness 0, where nothing is ever peeked."""
+        answers = self._answers
+        if answers is None or not answers.staleness:
+            return False
+        read_at = self._head_read_at
+        return read_at is None or time.monotonic() - read_at >= answers.staleness
+
+    def refresh(self) -> None:
+        """Re-read the log's head if the bound has passed (a database query); the cache
+        forgets its answers if the head moved."""
+        if self._answers is not None:
+            self._answers.generation()
+
+    def _forget(self) -> None:
+        """This process appended to the log: no earlier answer may be served any more."""
+        if self._answers is not None:
+            self._answers.invalidate()
+            self._head_read_at = None
+
+    def _read_head(self) -> int:
+        started = time.monotonic()
+        if self._readers is None:
+            with self._reader.view() as view:
+                position = read_head(view.connection).position
+        else:
+            with self._readers.statement() as connection:
+                position = read_head(connection).position
+        self._head_read_at = started
+        return position
+
+    def _observe(self, hit: bool) -> None:
+        observer = self._observer
+        if observer is not None:
+            observer(hit)
+
+    # -- ledger tokens -------------------------------------------------------------------
+
+    def verify(
+        self, secret: str, *, resource: str | None = None, level: Level | None = None
+    ) -> Verification:
+        """Is the token active, and (given a resource) does it allow ``level`` there now?
+
+        Answers are reused while the log's head stands still; an active answer is never
+        reused past its token's expiry.
+        """
+        wanted = level if level is not None else Level.READ
+        answers = self._answers
+        if answers is None:
+            return self._verify_now(secret, resource, wanted)
+        # Looked up before any validation: only answers to valid input are ever kept.
+        key = (secret_digest(secret), resource, wanted)
+        now = time.time() if self._wall_clock else self._reader.now().timestamp()
+        cached = answers.lookup(key, now)
+        if cached is not None:
+            # A secret's key never holds an Introspection (no cast: this is the hot path).
+            return cached  # type: ignore[return-value]
+        return self._verify_now(secret, resource, wanted, keep_in=(answers, key))
+
+    def _verify_now(
+        self,
+        secret: str,
+        resource: str | None,
+        wanted: Level,
+        *,
+        keep_in: tuple[_Answers, _AnswerKey] | None = None,
+    ) -> Verification:
+        """The answer read from the projections (and kept in the cache ``keep_in`` names)."""
+        if resource is not None:
+            resource = valid(check_path, resource)
+        try:
+            parse_secret(secret)
+        except ValidationError:
+            return Verification(active=False, allowed=False, reason="malformed")
+        if keep_in is None:
+            return self._read(hash_secret(secret), resource, wanted)
+        answers, key = keep_in
+        generation = answers.generation()  # before reading: see HeadGatedCache.put
+        digest = cast(bytes, key[0])  # a secret's key starts with its digest
+        answer = self._read(digest.hex(), resource, wanted)
+        if answer.active or answer.reason in CACHED_INACTIVE:
+            answers.put(key, answer, answer.exp if answer.active else None, generation)
+        return answer
+
+    def _read(self, secret_hash: str, resource: str | None, wanted: Level) -> Verification:
+        now = self._reader.now
+        if self._readers is None:
+            with self._reader.view() as view:
+                return _answer(view, secret_hash, now(), resource, wanted)
+        # A service account's token is answered from one statement (the token joined with
+        # its account's permission), which reads a snapshot by itself. A user's token takes
+        # more (their grants, memberships, roles): on SQLite those are read again, all in one
+        # snapshot.
+        with self._readers.statement() as connection:
+            view = SqlLedgerView(connection, remember=True)
+            found = view.token_and_permission(secret_hash)
+            if found is None:
+                return verify_token(view, None, now())
+            token, permission = found
+            if is_service_account_id(token.principal):
+                current = (permission,) if permission is not None else None
+                return answer_token(token, current, now()).verification(resource, wanted)
+            if not self._readers.snapshots_span_statements:
+                return verify_token(view, token, now(), resource=resource, level=wanted)
+        with self._readers.snapshot() as connection:
+            view = SqlLedgerView(connection, remember=True)
+            return _answer(view, secret_hash, now(), resource, wanted)
+
+    def verify_at(
+        self,
+        secret: str,
+        moment: datetime,
+        *,
+        resource: str | None = None,
+        level: Level | None = None,
+    ) -> tuple[Verification, int]:
+        """The answer ``verify`` would have given at ``moment``, and the log position it
+        reflects. The state is folded from the log up to that moment, so the answer holds for
+        the past even after the projections have moved on."""
+        if resource is not None:
+            resource = valid(check_path, resource)
+        wanted = level if level is not None else Level.READ
+        moment = ensure_utc(moment)
+        state, position = state_at(self._store, moment)
+        try:
+            parse_secret(secret)
+        except ValidationError:
+            return Verification(active=False, allowed=False, reason="malformed"), position
+        token = state.token_by_secret_hash(hash_secret(secret))
+        return verify_token(state, token, moment, resource=resource, level=wanted), position
+
+    def authenticate(self, secret: str) -> Actor:
+        """The actor a presented ledger token stands for (``TOKENLEDGER_TOKEN``, a Bearer
+        caller), judged like every token, through the cache; ``PermissionDenied`` unless it is
+        active. Decisions check the acting token again under the write lock."""
+        try:
+            parse_secret(secret)
+        except ValidationError as exc:
+            raise PermissionDenied(f"the presented token is not valid ({exc})") from None
+        answer = self.verify(secret)
+        if not answer.active or answer.sub is None or answer.token_id is None:
+            raise PermissionDenied(f"the presented token is not valid ({answer.reason})")
+        return Actor.through_token(answer.sub, answer.token_id)
+
+    # -- introspection (ledger tokens and access tokens) --------------------------------
+
+    def introspect(
+        self,
+        token: str,
+        keys: KeyRing | None,
+        *,
+        issuer: str,
+        resource: str | None = None,
+        level: Level | None = None,
+    ) -> Introspection:
+        """RFC 7662: is a ledger token's secret or an access token (JWT) active, for whom,
+        with which effective grants (and, given a resource, does it allow ``level`` there)?
+        Answered from the cache while the log's head stands still, as ``verify`` is."""
+        wanted = level if level is not None else Level.READ
+        answers = self._answers
+        jwt = looks_like_jwt(token)
+        if jwt and keys is None:
+            return Introspection(active=False, reason="unknown_key")
+        if answers is None:
+            return self._introspect_now(token, jwt, keys, issuer, resource, wanted)
+        key = _answer_key(token, jwt, resource, wanted)
+        cached = answers.lookup(key, self._reader.now().timestamp())
+        self._observe(cached is not None)
+        if cached is not None:
+            return _as_introspection(cached, resource)
+        if not jwt:
+            return _as_introspection(
+                self._verify_now(token, resource, wanted, keep_in=(answers, key)), resource
+            )
+        generation = answers.generation()  # before reading: see HeadGatedCache.put
+        answer = self._introspect_now(token, jwt, keys, issuer, resource, wanted)
+        if answer.active or answer.reason in CACHED_INACTIVE:
+            answers.put(key, answer, answer.exp if answer.active else None, generation)
+        return answer
+
+    def peek_introspection(
+        self, token: str, *, resource: str | None = None, level: Level | None = None
+    ) -> Introspection | None:
+        """A cached introspection answer that needs no database round trip (None when there is
+        none, or the cache is past its staleness bound): for an event loop, which must not
+        wait on the database."""
+        answers = self._answers
+        if answers is None:
+            return None
+        wanted = level if level is not None else Level.READ
+        key = _answer_key(token, looks_like_jwt(token), resource, wanted)
+        found = answers.peek(key, self._reader.now().timestamp())
+        if found is None:
+            return None
+        self._observe(True)
+        return _as_introspection(found, resource)
+
+    def _introspect_now(
+        self,
+        token: str,
+        jwt: bool,
+        keys: KeyRing | None,
+        issuer: str,
+        resource: str | None,
+        wanted: Level,
+    ) -> Introspection:
+        if jwt:
+            assert keys is not None  # answered unknown_key before
+            return oauth.introspect_access_token(
+                self._reader, token, keys, issuer, resource, wanted
+            )
+        return _as_introspection(self._verify_now(token, resource, wanted), resource)
+
+
+def _answer(
+    view: SqlLedgerView, secret_hash: str, now: datetime, resource: str | None, wanted: Level
+) -> Verification:
+    token = view.token_by_secret_hash(secret_hash)
+    return verify_token(view, token, now, resource=resource, level=wanted)
+
+
+def _answer_key(token: str, jwt: bool, resource: str | None, wanted: Level) -> _AnswerKey:
+    if jwt:  # exactly the bytes presented: an altered JWT never meets a cached answer
+        return ("jwt", hashlib.sha256(token.encode()).digest(), resource, wanted)
+    return (secret_digest(token), resource, wanted)
+
+
+def _as_introspection(answer: Verification | Introspection, resource: str | None) -> Introspection:
+    """A ledger token's answer in RFC 7662's shape (an access token's is one already)."""
+    if isinstance(answer, Introspection):
+        return answer
+    if not answer.active:
+        return Introspection(active=False, reason=answer.reason)
+    return Introspection(
+        active=True,
+        sub=answer.sub,
+        scope=answer.scope,
+        exp=answer.exp,
+        iat=answer.iat,
+        token_type=answer.token_type,
+        token_id=answer.token_id,
+        grants=answer.grants,
+        allowed=answer.allowed if resource is not None else None,
+        resource=answer.resource,
+        level=answer.level,
+    )

@@ -1,0 +1,55 @@
+"""Audit answers for an actor: the events it may see, and a token's story."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tokenledger import audit
+from tokenledger.audit import AuditEntry, AuditQuery, Explanation
+from tokenledger.domain.authority import may_see, may_see_event, sees_every_event
+from tokenledger.domain.model import Actor
+from tokenledger.domain.subjects import subjects
+from tokenledger.service import queries
+from tokenledger.service.reading import Reader
+
+__all__ = ["audit_search", "explain_token"]
+
+#: Rows read at a time when an audit answer is filtered to what the caller may see.
+_PAGE = 200
+
+
+def audit_search(reader: Reader, actor: Actor, query: AuditQuery) -> list[AuditEntry]:
+    """The events matching ``query`` that ``actor`` may see (``may_see_event``), up to its
+    limit: the limit counts the rows the actor may see, so a narrow token asking for 3 gets 3
+    while there are 3 to see, however many others lie between."""
+    if sees_every_event(actor):  # no page to filter
+        return audit.search(reader.store, query)
+    now = reader.now()
+    readable: dict[str, bool] = {}
+    page = dataclasses.replace(query, limit=max(query.limit, _PAGE))
+    visible: list[AuditEntry] = []
+    beyond: int | None = None
+    with reader.view() as view:
+
+        def may_read_org(name: str) -> bool:
+            if name not in readable:
+                readable[name] = view.org_exists(name) and may_see(view, actor, name, now)
+            return readable[name]
+
+        while len(visible) < query.limit:
+            entries = audit.search(reader.store, page, beyond=beyond)
+            visible.extend(
+                entry
+                for entry in entries
+                if may_see_event(actor, subjects(entry.event), may_read_org)
+            )
+            if len(entries) < page.limit:
+                break
+            beyond = entries[-1].record.position
+    return visible[: query.limit]
+
+
+def explain_token(reader: Reader, actor: Actor, token_id: str) -> Explanation:
+    """A token's story and the cause of its revocation, for whoever may see the token."""
+    queries.get_token(reader, actor, token_id)
+    return audit.explain(reader.store, token_id)

@@ -1,0 +1,108 @@
+"""Running a command: one transaction that takes the write lock, decides, appends the events
+and folds them into the inline projections, then commits."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+
+import msgspec
+
+from tokenledger.domain import commands as c
+from tokenledger.domain.decide import Context, decide
+from tokenledger.domain.events import Event, TokenIssued
+from tokenledger.domain.model import Actor
+from tokenledger.domain.outcome import Outcome, outcome_of
+from tokenledger.domain.secrets import TokenKind, generate_secret, hash_secret, new_token_id
+from tokenledger.gc_pause import gc_paused
+from tokenledger.projections import Projector, SqlLedgerView
+from tokenledger.projections.projector import BULK_EVENTS
+from tokenledger.store import EventStore, RecordedEvent
+from tokenledger.store.driver import pipelined
+from tokenledger.store.mapper import to_pending
+
+__all__ = ["CommandResult", "run_command"]
+
+logger = logging.getLogger("tokenledger")
+
+
+class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What a command appended (``events``, ``records``), what that amounts to (``outcome``),
+    and the one-time secret when it issued a token or credential."""
+
+    command_id: str
+    correlation_id: str
+    events: tuple[Event, ...]
+    records: tuple[RecordedEvent, ...]
+    outcome: Outcome
+    secret: str | None = None
+
+    @property
+    def revoked(self) -> list[str]:
+        """Token ids this command revoked (its cascade included), in log order."""
+        return list(self.outcome.revoked)
+
+    @property
+    def issued(self) -> TokenIssued | None:
+        return self.outcome.issued
+
+
+def run_command(
+    store: EventStore,
+    projector: Projector,
+    command: c.Command,
+    actor: Actor,
+    *,
+    correlation_id: str | None = None,
+) -> CommandResult:
+    """Decide and record ``command`` atomically; raise a ``LedgerError`` and append nothing
+    when it is refused."""
+    secrets: list[str] = []
+    minted: set[str] = set()
+    # Under the write lock, one command at a time: the collector is paused for the
+    # decision and its writes (thousands of objects in a cascade), never for long.
+    with (
+        store.transaction(actor=actor.label, correlation_id=correlation_id) as tx,
+        gc_paused(),
+    ):
+
+        def mint(kind: TokenKind) -> tuple[str, str]:
+            secret = generate_secret(kind)
+            secrets.append(secret)
+            token_id = new_token_id(tx.recorded_at)
+            minted.add(token_id)
+            return token_id, hash_secret(secret)
+
+        # The decision reads before anything is written, under the write lock: what it
+        # looked up once (an account, a user) stays as it was for the rest of it.
+        view = SqlLedgerView(tx.connection, remember=True)
+        events = decide(command, view, Context(actor=actor, now=tx.recorded_at, mint=mint))
+        for event in events:
+            if isinstance(event, TokenIssued) and event.token_id in minted:
+                tx.new_stream(event.stream_id)  # no need to read its version: none yet
+        # PostgreSQL: a command's few events and their projection rows are sent in one
+        # pipeline (one round trip); a cascade's thousands are loaded with COPY instead,
+        # which a pipeline cannot carry.
+        few = len(events) < BULK_EVENTS
+        with pipelined(tx.connection) if few else nullcontext():
+            records = tx.append([to_pending(event) for event in events])
+            # Several events (a cascade's thousands) are folded in executemany batches.
+            projector.apply(tx.connection, list(zip(records, events, strict=True)))
+        result = CommandResult(
+            command_id=tx.command_id,
+            correlation_id=tx.correlation_id,
+            events=tuple(events),
+            records=tuple(records),
+            outcome=outcome_of(events),
+            secret=secrets[0] if secrets else None,
+        )
+    # Names and ids only: a command's fields may be personal data, never a secret.
+    logger.info(
+        "%s by %s appended %d event(s) up to position %s (correlation %s)",
+        type(command).__name__,
+        actor.label,
+        len(records),
+        records[-1].position if records else "-",
+        result.correlation_id,
+    )
+    return result

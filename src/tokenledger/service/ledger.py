@@ -1,0 +1,249 @@
+"""``Ledger``: the application service's one entry point, a small facade.
+
+The CLI, the HTTP API and Python callers use ``Ledger``; each of its methods hands the work
+to the module with one reason to change: ``commands`` runs commands, ``answers`` answers about
+tokens (with the answer cache), ``queries`` lists and looks up, ``oauth`` serves client
+credentials and access tokens, ``audit`` answers audit queries. Every decision of who may do
+what is made in ``domain.authority``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import URL
+
+from tokenledger.audit import AuditEntry, AuditQuery, Explanation
+from tokenledger.clock import Clock, SystemClock, ensure_utc
+from tokenledger.domain import commands as c
+from tokenledger.domain.authority import Verification, require_operator
+from tokenledger.domain.model import (
+    Actor,
+    ClientCredentialView,
+    Introspection,
+    IssuedAccessToken,
+    ResourceView,
+    ServiceAccountView,
+    TokenView,
+    UserView,
+)
+from tokenledger.domain.permissions import Grant, Level
+from tokenledger.keys import KeyRing
+from tokenledger.projections import Projector, SqlLedgerView
+from tokenledger.service import audit, oauth, queries
+from tokenledger.service.answers import DEFAULT_VERIFY_STALENESS, TokenAnswers
+from tokenledger.service.commands import CommandResult, run_command
+from tokenledger.service.oauth import DEFAULT_ACCESS_TOKEN_LIFETIME
+from tokenledger.service.queries import GrantSource
+from tokenledger.store import DEFAULT_DATABASE_URL, EventStore, open_event_store
+from tokenledger.store.readers import ReadConnections
+
+__all__ = ["Ledger"]
+
+
+class Ledger:
+    """The service over one event store.
+
+    ``verify_staleness`` bounds, in seconds, how long a token answer may be reused without
+    re-reading the log's head (``0``, the default: re-read for every answer, so never stale;
+    ``None``: no cache, every answer read from the projections).
+    """
+
+    def __init__(
+        self, store: EventStore, *, verify_staleness: float | None = DEFAULT_VERIFY_STALENESS
+    ) -> None:
+        self.store = store
+        self.projector = Projector()
+        in_memory = store.engine.url.database in (None, "", ":memory:")
+        # An in-memory SQLite database exists on its one shared connection only.
+        self._readers = None if in_memory else ReadConnections(store.engine)
+        self.answers = TokenAnswers(self, self._readers, staleness=verify_staleness)
+
+    @classmethod
+    def open(
+        cls,
+        database_url: str | URL = DEFAULT_DATABASE_URL,
+        *,
+        clock: Clock | None = None,
+        verify_staleness: float | None = DEFAULT_VERIFY_STALENESS,
+    ) -> Ledger:
+        store = open_event_store(database_url, clock=clock or SystemClock())
+        return cls(store, verify_staleness=verify_staleness)
+
+    def close(self) -> None:
+        if self._readers is not None:
+            self._readers.close()
+        self.store.engine.dispose()
+
+    @property
+    def clock(self) -> Clock:
+        return self.store.clock
+
+    def now(self) -> datetime:
+        return ensure_utc(self.clock.now())
+
+    @contextmanager
+    def view(self) -> Iterator[SqlLedgerView]:
+        """A consistent read of the projections."""
+        with self.store.engine.connect() as connection, connection.begin():
+            yield SqlLedgerView(connection)
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def execute(
+        self, command: c.Command, actor: Actor, *, correlation_id: str | None = None
+    ) -> CommandResult:
+        """Decide and record ``command`` atomically; raise a ``LedgerError`` and append
+        nothing when it is refused."""
+        return run_command(
+            self.store, self.projector, command, actor, correlation_id=correlation_id
+        )
+
+    # -- token answers (service.answers) -------------------------------------------------------
+
+    def verify(
+        self, secret: str, *, resource: str | None = None, level: Level | None = None
+    ) -> Verification:
+        return self.answers.verify(secret, resource=resource, level=level)
+
+    def verify_at(
+        self,
+        secret: str,
+        moment: datetime,
+        *,
+        resource: str | None = None,
+        level: Level | None = None,
+    ) -> tuple[Verification, int]:
+        return self.answers.verify_at(secret, moment, resource=resource, level=level)
+
+    def authenticate(self, secret: str) -> Actor:
+        return self.answers.authenticate(secret)
+
+    def introspect(
+        self,
+        token: str,
+        keys: KeyRing | None,
+        *,
+        issuer: str,
+        resource: str | None = None,
+        level: Level | None = None,
+    ) -> Introspection:
+        return self.answers.introspect(token, keys, issuer=issuer, resource=resource, level=level)
+
+    def peek_introspection(
+        self, token: str, *, resource: str | None = None, level: Level | None = None
+    ) -> Introspection | None:
+        return self.answers.peek_introspection(token, resource=resource, level=level)
+
+    def use_answer_cache(self, staleness: float | None) -> None:
+        self.answers.use_cache(staleness)
+
+    def observe_answers(self, observer: Callable[[bool], None]) -> None:
+        self.answers.observe(observer)
+
+    @property
+    def cached_answers(self) -> int:
+        return self.answers.cached
+
+    @property
+    def answer_staleness(self) -> float | None:
+        return self.answers.staleness
+
+    def answers_past_bound(self) -> bool:
+        return self.answers.past_bound()
+
+    def refresh_answers(self) -> None:
+        self.answers.refresh()
+
+    # -- listings and lookups (service.queries) ---------------------------------------------
+
+    def list_orgs(self, actor: Actor) -> list[str]:
+        return queries.list_orgs(self, actor)
+
+    def list_users(self, actor: Actor, org: str | None = None) -> list[UserView]:
+        return queries.list_users(self, actor, org)
+
+    def members(self, actor: Actor, org: str) -> dict[str, str]:
+        return queries.members(self, actor, org)
+
+    def list_resources(self, actor: Actor, prefix: str | None = None) -> list[ResourceView]:
+        return queries.list_resources(self, actor, prefix)
+
+    def grants_of(self, actor: Actor, principal: str) -> list[GrantSource]:
+        return queries.grants_of(self, actor, principal)
+
+    def roles_of(self, actor: Actor, org: str) -> dict[str, tuple[Grant, ...]]:
+        return queries.roles_of(self, actor, org)
+
+    def service_accounts(self, actor: Actor, org: str | None = None) -> list[ServiceAccountView]:
+        return queries.service_accounts(self, actor, org)
+
+    def tokens_of(
+        self,
+        actor: Actor,
+        principal: str,
+        *,
+        include_inactive: bool = False,
+        at: datetime | None = None,
+    ) -> list[TokenView]:
+        return queries.tokens_of(self, actor, principal, include_inactive=include_inactive, at=at)
+
+    def get_token(self, actor: Actor, token_id: str, *, owner: str | None = None) -> TokenView:
+        return queries.get_token(self, actor, token_id, owner=owner)
+
+    def get_service_account(self, actor: Actor, account_id: str) -> ServiceAccountView:
+        return queries.get_service_account(self, actor, account_id)
+
+    def client_credentials_of(
+        self, actor: Actor, account_id: str, *, include_inactive: bool = False
+    ) -> list[ClientCredentialView]:
+        return queries.client_credentials_of(
+            self, actor, account_id, include_inactive=include_inactive
+        )
+
+    # -- OAuth 2.0 (service.oauth) ---------------------------------------------------------
+
+    def authenticate_client(
+        self, client_id: str, client_secret: str
+    ) -> tuple[ClientCredentialView, ServiceAccountView]:
+        return oauth.authenticate_client(self, client_id, client_secret)
+
+    def issue_access_token(
+        self,
+        credential: ClientCredentialView,
+        account: ServiceAccountView,
+        keys: KeyRing,
+        *,
+        issuer: str,
+        scope: str | None = None,
+        lifetime: timedelta = DEFAULT_ACCESS_TOKEN_LIFETIME,
+    ) -> IssuedAccessToken:
+        return oauth.issue_access_token(
+            self, credential, account, keys, issuer=issuer, scope=scope, lifetime=lifetime
+        )
+
+    def revoke_presented(
+        self,
+        secret: str,
+        actor: Actor,
+        *,
+        reason: str | None = None,
+        correlation_id: str | None = None,
+    ) -> CommandResult | None:
+        return oauth.revoke_presented(
+            self, self.execute, secret, actor, reason=reason, correlation_id=correlation_id
+        )
+
+    # -- audit (service.audit) -------------------------------------------------------------
+
+    def audit_search(self, actor: Actor, query: AuditQuery) -> list[AuditEntry]:
+        return audit.audit_search(self, actor, query)
+
+    def explain_token(self, actor: Actor, token_id: str) -> Explanation:
+        return audit.explain_token(self, actor, token_id)
+
+    def require_operator(self, actor: Actor, action: str) -> None:
+        """Maintenance (rebuilding projections, exporting the whole log) is the operator's."""
+        require_operator(actor, action)

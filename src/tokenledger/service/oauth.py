@@ -1,0 +1,267 @@
+"""OAuth 2.0 for service accounts: client credentials, the access tokens (JWT) they obtain,
+and revoking a presented secret (RFC 6749 section 4.4, RFC 7662, RFC 7009)."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from tokenledger.domain import commands as c
+from tokenledger.domain.authority import answer_token, standing
+from tokenledger.domain.commands import check_client_id
+from tokenledger.domain.model import (
+    Actor,
+    ClientCredentialView,
+    Introspection,
+    IssuedAccessToken,
+    ServiceAccountView,
+    TokenView,
+    service_account_org,
+)
+from tokenledger.domain.names import check_path
+from tokenledger.domain.permissions import Grant, Level, level_at
+from tokenledger.domain.secrets import TokenKind, hash_secret, parse_secret
+from tokenledger.errors import Conflict, PermissionDenied, ValidationError
+from tokenledger.keys import InvalidAccessToken, KeyRing
+from tokenledger.service.commands import CommandResult
+from tokenledger.service.reading import Reader, valid
+
+__all__ = [
+    "DEFAULT_ACCESS_TOKEN_LIFETIME",
+    "authenticate_client",
+    "introspect_access_token",
+    "issue_access_token",
+    "revoke_presented",
+]
+
+#: How long an access token from ``issue_access_token`` lives unless told otherwise.
+DEFAULT_ACCESS_TOKEN_LIFETIME = timedelta(hours=1)
+
+#: Runs a command for an actor (``Ledger.execute``).
+Execute = Callable[..., CommandResult]
+
+logger = logging.getLogger("tokenledger")
+
+
+def authenticate_client(
+    reader: Reader, client_id: str, client_secret: str
+) -> tuple[ClientCredentialView, ServiceAccountView]:
+    """The live credential and active account a client id and secret stand for.
+
+    ``PermissionDenied`` with one message for every failure, so that a caller
+    learns nothing about which part was wrong.
+    """
+    refused = PermissionDenied("client authentication failed")
+    try:
+        check_client_id(client_id)
+        if parse_secret(client_secret) is not TokenKind.CLIENT:
+            raise refused
+    except (ValueError, ValidationError):
+        raise refused from None
+    presented = hash_secret(client_secret)
+    with reader.view() as view:
+        found = view.client_credential_with_hash(client_id)
+        if found is None:
+            raise refused
+        credential, stored = found
+        if not hmac.compare_digest(stored, presented) or not credential.live(reader.now()):
+            raise refused
+        account = view.service_account(credential.account_id)
+        if account is None or account.deleted:
+            raise refused
+    return credential, account
+
+
+def issue_access_token(
+    reader: Reader,
+    credential: ClientCredentialView,
+    account: ServiceAccountView,
+    keys: KeyRing,
+    *,
+    issuer: str,
+    scope: str | None = None,
+    lifetime: timedelta = DEFAULT_ACCESS_TOKEN_LIFETIME,
+) -> IssuedAccessToken:
+    """Sign an access token (JWT) for a client that ``authenticate_client`` accepted
+    (RFC 6749 section 4.4).
+
+    The token carries the account's permission, or the narrower ``scope`` asked
+    for (space-separated ``level:resource``; more than the account holds is
+    ``PermissionDenied``). It never outlives its credential. Issuing one changes
+    no state, so it appends no event: its validity derives from the credential,
+    whose issue and revocation are in the log.
+    """
+    grants = (account.permission,) if not scope else _scope_grants(scope)
+    for grant in grants:
+        if level_at((account.permission,), grant.resource) < grant.rank:
+            raise PermissionDenied(
+                f"scope {grant} exceeds {account.account_id}'s permission ({account.permission})"
+            )
+    now = reader.now()
+    expires_at = now + lifetime
+    if credential.expires_at is not None and credential.expires_at < expires_at:
+        expires_at = credential.expires_at
+    jti = uuid.uuid4().hex
+    scope_text = " ".join(str(g) for g in grants)
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": account.account_id,
+        "org": account.org,
+        "client_id": credential.client_id,
+        "jti": jti,
+        "iat": int(now.timestamp()),
+        "exp": int(expires_at.timestamp()),
+        "scope": scope_text,
+        "grants": [{"resource": g.resource, "level": g.level} for g in grants],
+    }
+    token = keys.sign(claims)
+    logger.info(
+        "access token %s issued to %s through client %s until %s",
+        jti,
+        account.account_id,
+        credential.client_id,
+        expires_at.isoformat(),
+    )
+    return IssuedAccessToken(
+        access_token=token,
+        expires_in=max(0, int(expires_at.timestamp()) - int(now.timestamp())),
+        scope=scope_text,
+        jti=jti,
+        expires_at=expires_at,
+    )
+
+
+def introspect_access_token(
+    reader: Reader,
+    token: str,
+    keys: KeyRing,
+    issuer: str,
+    resource: str | None,
+    wanted: Level,
+) -> Introspection:
+    if resource is not None:
+        resource = valid(check_path, resource)
+    now = reader.now()
+    try:
+        claims = keys.decode(token, issuer=issuer, now=now)
+        granted = _claimed_grants(claims.get("grants"))
+    except InvalidAccessToken as exc:
+        return Introspection(active=False, reason=exc.reason)
+    with reader.view() as view:
+        credential = view.client_credential(str(claims["client_id"]))
+        if credential is None or credential.account_id != claims["sub"]:
+            return Introspection(active=False, reason="unknown")
+        current = standing(view, credential.account_id)
+    # The access token is judged as a token that lives while its credential does and
+    # carries the grants it was signed with: the one rule decides.
+    as_token = TokenView(
+        token_id=str(claims["jti"]),
+        principal=credential.account_id,
+        kind="access_token",
+        grants=granted,
+        name=None,
+        issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
+        parent_id=None,
+        expires_at=credential.expires_at,
+        revoked_at=credential.revoked_at,
+    )
+    answer = answer_token(as_token, current, now)
+    if not answer.usable:
+        return Introspection(active=False, reason=answer.reason)
+    effective = answer.effective_grants()
+    return Introspection(
+        active=True,
+        sub=credential.account_id,
+        scope=" ".join(str(g) for g in effective),
+        exp=int(claims["exp"]),
+        iat=int(claims["iat"]),
+        token_type="access_token",
+        client_id=credential.client_id,
+        token_id=str(claims["jti"]),
+        iss=str(claims["iss"]),
+        org=service_account_org(credential.account_id),
+        grants=effective,
+        allowed=None if resource is None else answer.level_on(resource) >= wanted,
+        resource=resource,
+        level=wanted.label if resource is not None else None,
+    )
+
+
+def revoke_presented(
+    reader: Reader,
+    execute: Execute,
+    secret: str,
+    actor: Actor,
+    *,
+    reason: str | None = None,
+    correlation_id: str | None = None,
+) -> CommandResult | None:
+    """RFC 7009: revoke the token or client credential whose secret is presented.
+
+    Authorised like ``tokens revoke``. ``None`` when there is nothing to revoke
+    (malformed, unknown or already revoked), which the RFC answers like success.
+    """
+    try:
+        kind = parse_secret(secret)
+    except ValidationError:
+        return None
+    presented = hash_secret(secret)
+    command: c.Command
+    with reader.view() as view:
+        if kind is TokenKind.CLIENT:
+            credential = view.client_credential_by_secret_hash(presented)
+            if credential is None or credential.revoked:
+                return None
+            command = c.build(
+                c.RevokeClientCredential, client_id=credential.client_id, reason=reason
+            )
+        else:
+            token = view.token_by_secret_hash(presented)
+            if token is None or token.revoked:
+                return None
+            command = c.build(c.RevokeToken, token_id=token.token_id, reason=reason)
+    try:
+        return execute(command, actor, correlation_id=correlation_id)
+    except Conflict:  # revoked concurrently: the outcome the caller asked for
+        return None
+
+
+def _scope_grants(scope: str) -> tuple[Grant, ...]:
+    """``read:acme/alpha write:acme/alpha/raw``: an OAuth2 scope as grants."""
+    grants: dict[str, Grant] = {}
+    for item in scope.split()[:100]:
+        level_text, sep, path = item.partition(":")
+        if not sep:
+            raise ValidationError(
+                f"invalid scope item {item[:80]!r}: expected level:resource, e.g. read:acme/alpha"
+            )
+        try:
+            grant_level = Level.parse(level_text)
+            path = check_path(path)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        if grant_level is Level.NONE:
+            raise ValidationError("a scope item needs a level above none")
+        if path not in grants or grant_level > grants[path].rank:
+            grants[path] = Grant(path, grant_level.label)
+    if not grants:
+        raise ValidationError("the scope is empty")
+    return tuple(sorted(grants.values()))
+
+
+def _claimed_grants(value: object) -> tuple[Grant, ...]:
+    """The ``grants`` claim of an access token we signed; anything else is malformed."""
+    try:
+        grants = msgspec.convert(value, tuple[Grant, ...])
+        for grant in grants:
+            check_path(grant.resource)
+            Level.parse(grant.level)
+    except (msgspec.ValidationError, ValueError):
+        raise InvalidAccessToken("malformed") from None
+    return grants

@@ -1,0 +1,206 @@
+"""Listings and lookups, each answering only what the actor may see (``domain.authority``
+decides; this module reads and filters)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import msgspec
+
+from tokenledger.clock import ensure_utc
+from tokenledger.domain.authority import (
+    may_see,
+    may_see_account,
+    may_see_grant,
+    require_known_org,
+    require_operator,
+    require_principal_visible,
+    require_reader,
+    require_token_access,
+)
+from tokenledger.domain.model import (
+    Actor,
+    ClientCredentialView,
+    ResourceView,
+    ServiceAccountView,
+    TokenView,
+    UserView,
+    is_service_account_id,
+)
+from tokenledger.domain.names import (
+    check_path,
+    check_principal,
+    check_service_account_id,
+    check_token_id,
+)
+from tokenledger.domain.permissions import Grant
+from tokenledger.errors import NotFound, PermissionDenied
+from tokenledger.history import state_at
+from tokenledger.service.reading import Reader, valid, valid_org
+
+__all__ = [
+    "GrantSource",
+    "client_credentials_of",
+    "get_service_account",
+    "get_token",
+    "grants_of",
+    "list_orgs",
+    "list_resources",
+    "list_users",
+    "members",
+    "roles_of",
+    "service_accounts",
+    "tokens_of",
+]
+
+
+class GrantSource(msgspec.Struct, frozen=True, kw_only=True):
+    """One of a principal's grants and where it comes from (``direct``, ``role:<org>/<name>``)."""
+
+    resource: str
+    level: str
+    source: str
+
+
+def list_orgs(reader: Reader, actor: Actor) -> list[str]:
+    now = reader.now()
+    with reader.view() as view:
+        return [o for o in view.list_orgs() if may_see(view, actor, o, now)]
+
+
+def list_users(reader: Reader, actor: Actor, org: str | None = None) -> list[UserView]:
+    org = valid_org(org) if org is not None else None
+    now = reader.now()
+    with reader.view() as view:
+        if org is None:
+            require_operator(actor, "list every user: give --org")
+            return view.list_users()
+        require_reader(view, actor, org, now, f"list the members of {org}")
+        require_known_org(view, actor, org, now)
+        return view.list_users(org)
+
+
+def members(reader: Reader, actor: Actor, org: str) -> dict[str, str]:
+    org = valid_org(org)
+    now = reader.now()
+    with reader.view() as view:
+        require_reader(view, actor, org, now, f"list the members of {org}")
+        require_known_org(view, actor, org, now)
+        return view.members(org)
+
+
+def list_resources(reader: Reader, actor: Actor, prefix: str | None = None) -> list[ResourceView]:
+    prefix = valid(check_path, prefix) if prefix is not None else None
+    now = reader.now()
+    with reader.view() as view:
+        return [r for r in view.list_resources(prefix) if may_see(view, actor, r.path, now)]
+
+
+def grants_of(reader: Reader, actor: Actor, principal: str) -> list[GrantSource]:
+    principal = valid(check_principal, principal)
+    now = reader.now()
+    with reader.view() as view:
+        require_principal_visible(view, actor, principal, now)
+        sources: list[GrantSource] = []
+        if is_service_account_id(principal):
+            account = view.service_account(principal)
+            if account is None:
+                raise NotFound(f"no service account {principal}")
+            if not account.deleted:
+                sources.append(_source(account.permission, "service account permission"))
+        else:
+            if view.user(principal) is None:
+                raise NotFound(f"no user {principal}")
+            sources.extend(_source(g, "direct") for g in view.direct_grants(principal))
+            for org, role in view.memberships(principal).items():
+                for grant in view.role(org, role) or ():
+                    sources.append(_source(grant, f"role:{org}/{role}"))
+        return [
+            s
+            for s in sources
+            if may_see_grant(view, actor, principal, Grant(s.resource, s.level), now)
+        ]
+
+
+def roles_of(reader: Reader, actor: Actor, org: str) -> dict[str, tuple[Grant, ...]]:
+    org = valid_org(org)
+    now = reader.now()
+    with reader.view() as view:
+        require_reader(view, actor, org, now, f"list the roles of {org}")
+        require_known_org(view, actor, org, now)
+        return view.roles_of(org)
+
+
+def service_accounts(
+    reader: Reader, actor: Actor, org: str | None = None
+) -> list[ServiceAccountView]:
+    org = valid_org(org) if org is not None else None
+    now = reader.now()
+    with reader.view() as view:
+        if org is not None:
+            require_known_org(view, actor, org, now)
+        return [a for a in view.service_accounts(org) if may_see_account(view, actor, a, now)]
+
+
+def tokens_of(
+    reader: Reader,
+    actor: Actor,
+    principal: str,
+    *,
+    include_inactive: bool = False,
+    at: datetime | None = None,
+) -> list[TokenView]:
+    principal = valid(check_principal, principal)
+    with reader.view() as view:
+        require_principal_visible(view, actor, principal, reader.now())
+        require_token_access(view, actor, principal, reader.now())
+        tokens: Sequence[TokenView] = view.tokens_of(principal)
+    moment = reader.now() if at is None else ensure_utc(at)
+    if at is not None:  # the tokens as they stood then
+        tokens = state_at(reader.store, moment)[0].tokens_of(principal)
+    return [t for t in tokens if include_inactive or t.live(moment)]
+
+
+def get_token(
+    reader: Reader, actor: Actor, token_id: str, *, owner: str | None = None
+) -> TokenView:
+    """One token (never its secret), for whoever may see its principal's tokens; with
+    ``owner``, only if it is that principal's (another's is not found)."""
+    token_id = valid(check_token_id, token_id)
+    with reader.view() as view:
+        token = view.token(token_id)
+        if token is None or owner not in (None, token.principal):
+            raise NotFound(f"no token {token_id}" + (f" of {owner}" if owner else ""))
+        require_token_access(view, actor, token.principal, reader.now())
+        return token
+
+
+def get_service_account(reader: Reader, actor: Actor, account_id: str) -> ServiceAccountView:
+    """One service account (deleted ones included), if the actor may see it."""
+    account_id = valid(check_service_account_id, account_id)
+    with reader.view() as view:
+        require_principal_visible(view, actor, account_id, reader.now())
+        account = view.service_account(account_id)
+        if account is None:
+            raise NotFound(f"no service account {account_id}")
+        if not may_see_account(view, actor, account, reader.now()):
+            raise PermissionDenied(f"{actor.label} may not see {account_id}")
+        return account
+
+
+def client_credentials_of(
+    reader: Reader, actor: Actor, account_id: str, *, include_inactive: bool = False
+) -> list[ClientCredentialView]:
+    """A service account's client credentials (never their secrets), seen like its tokens."""
+    account_id = valid(check_service_account_id, account_id)
+    now = reader.now()
+    with reader.view() as view:
+        require_principal_visible(view, actor, account_id, now)
+        require_token_access(view, actor, account_id, now)
+        found = view.client_credentials_of(account_id)
+    return [cred for cred in found if include_inactive or cred.live(now)]
+
+
+def _source(grant: Grant, source: str) -> GrantSource:
+    return GrantSource(resource=grant.resource, level=grant.level, source=source)
