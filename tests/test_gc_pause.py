@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tokenledger import gc_pause
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.errors import NotFound
-from tokenledger.gc_pause import gc_paused
+from tokenledger.projections import gc_pause
+from tokenledger.projections.gc_pause import gc_paused
 from tokenledger.projections.rebuild import rebuild
 from tokenledger.service import Ledger
 from tokenledger.store import open_event_store

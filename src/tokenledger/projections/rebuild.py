@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tokenledger.errors import Conflict
-from tokenledger.gc_pause import gc_paused
+from tokenledger.projections.gc_pause import gc_paused
 from tokenledger.projections.projector import PROJECTIONS, Projection, Projector, projection_tables
 from tokenledger.store import EventStore, RecordedEvent
 from tokenledger.store.chain import ChainVerifier

@@ -14,8 +14,8 @@ from tokenledger.domain.events import Event, TokenIssued
 from tokenledger.domain.model import Actor
 from tokenledger.domain.outcome import Outcome, outcome_of
 from tokenledger.domain.secrets import TokenKind, generate_secret, hash_secret, new_token_id
-from tokenledger.gc_pause import gc_paused
 from tokenledger.projections import Projector, SqlLedgerView
+from tokenledger.projections.gc_pause import gc_paused
 from tokenledger.projections.projector import BULK_EVENTS
 from tokenledger.store import EventStore, RecordedEvent
 from tokenledger.store.driver import pipelined
