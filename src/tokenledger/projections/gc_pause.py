@@ -3,10 +3,10 @@
 A rebuild's page or a cascade's thousands of events allocate hundreds of
 thousands of small objects (records, events, rows) that all live until the work
 ends and hold no reference cycles. The collector, started every 700
-allocations, walks the survivors again at each run: 7 to 10 % of a rebuild's
-time, about 6 % of a cascade's. Paused for the block, it examines them once, at
-the first allocation after it (reference counting still frees everything as
-before).
+allocations, walks the survivors again at each run, a cost that grows with the
+work (``docs/benchmarks.md`` has the figures). Paused for the block, it examines
+them once, at the first allocation after it (reference counting still frees
+everything as before).
 
 Only for work that ends soon: while any block is open in the process, no cycle
 is collected anywhere in it.
