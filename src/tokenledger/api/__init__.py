@@ -1,4 +1,4 @@
-"""The HTTP API: a thin adapter over ``tokenledger.ledger.Ledger``, like the CLI.
+"""The HTTP API: a thin adapter over ``tokenledger.Ledger``, like the CLI.
 
 ``create_app(database_url_or_ledger, settings)`` builds the FastAPI app;
 ``create_asgi_app`` puts the introspection fast path in front of it (the app as
