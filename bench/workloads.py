@@ -32,7 +32,7 @@ from tokenledger.projections import Projector
 from tokenledger.projections.rebuild import rebuild
 from tokenledger.service import Ledger
 from tokenledger.store import open_event_store
-from tokenledger.store.driver import pipelined
+from tokenledger.store.backends import pipelined
 from tokenledger.store.mapper import to_pending
 
 __all__ = ["WORKLOADS", "run"]

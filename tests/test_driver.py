@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from tokenledger.projections.schema import orgs, users
 from tokenledger.store import EventStore
-from tokenledger.store.driver import DriverStatement, copy_rows, pipelined
+from tokenledger.store.backends import backend_for, pipelined
+from tokenledger.store.driver import DriverStatement
 from tokenledger.store.readers import ReadConnections
 
 WHEN = datetime(2026, 5, 1, 9, 30, 15, 120_000, tzinfo=UTC)
@@ -71,14 +72,10 @@ def test_errors_in_a_pipeline_or_a_bulk_load_are_sqlalchemy_errors(store: EventS
     ):
         INSERT_ORG.executemany(connection, [{"org": "acme", "created_at": WHEN}])
 
-    def load_again(connection: sa.Connection) -> None:
-        if connection.dialect.name == "postgresql":
-            copy_rows(connection, orgs, ("org", "created_at"), [("acme", WHEN)])
-        else:
-            INSERT_ORG.executemany_rows(connection, [{"org": "acme", "created_at": WHEN}])
-
     with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as connection:
-        load_again(connection)
+        backend_for(connection).load_rows(
+            connection, orgs, ("org", "created_at"), [{"org": "acme", "created_at": WHEN}]
+        )
 
 
 def test_listeners_see_driver_statements(store: EventStore) -> None:

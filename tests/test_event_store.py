@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from helpers import append_worker, pending, tamper
 from tokenledger.errors import WrongExpectedVersion
 from tokenledger.store import GENESIS_HASH, EventStore, Head, PendingEvent
-from tokenledger.store.driver import pipelined
+from tokenledger.store.backends import pipelined
 
 
 def test_append_then_read_round_trips_every_field(store: EventStore) -> None:

@@ -15,7 +15,7 @@ from tokenledger.projections.projector import Projector
 from tokenledger.projections.schema import tokens, user_grants, users
 from tokenledger.projections.writes import BufferedWrites, Writes
 from tokenledger.store import EventStore, RecordedEvent
-from tokenledger.store.driver import pipelined
+from tokenledger.store.backends import pipelined
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ entries) and changes rows created shortly before (a revocation of a token
 issued a few thousand events earlier). ``PageFold`` is a ``Writes`` that keeps
 the rows a page creates in memory, applies the page's later operations on
 those rows there, and at ``flush`` loads each table's new rows with one plain
-INSERT batch (COPY on PostgreSQL); operations on rows from earlier pages run
+INSERT batch (COPY on PostgreSQL: ``Backend.load_rows``); operations on rows from earlier pages run
 after that, batched as ``BufferedWrites`` does. A page of 10,000 events is a
 handful of statements instead of one per row operation, and a token issued and
 revoked in one page is written once.
@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tokenledger.projections.writes import BufferedWrites, Row, Writes
-from tokenledger.store.driver import DriverStatement, copy_rows
+from tokenledger.store.backend import Backend
 
 __all__ = ["NotFoldable", "PageFold"]
 
@@ -43,13 +43,13 @@ class NotFoldable(Exception):
 class PageFold(Writes):
     """Row operations of one page: new rows kept in memory, the rest batched."""
 
-    def __init__(self, connection: Connection) -> None:
-        super().__init__(connection)
+    def __init__(self, connection: Connection, backend: Backend | None = None) -> None:
+        super().__init__(connection, backend)
         # Per table: the rows this page created, by primary key, in creation order.
         self._created: dict[sa.Table, dict[Any, Mapping[str, Any]]] = {}
         # Per table: keys whose operations go to SQL (their row may predate the page).
         self._elsewhere: dict[sa.Table, set[Any]] = {}
-        self._rest = BufferedWrites(connection)
+        self._rest = BufferedWrites(connection, self.backend)
 
     def insert_if_absent(self, table: sa.Table, rows: Iterable[Row]) -> None:
         created = self._created.setdefault(table, {})
@@ -106,7 +106,7 @@ class PageFold(Writes):
         """Load the new rows, then run the operations on older rows."""
         for table, created in self._created.items():
             if created:
-                _load(self.connection, table, created.values())
+                _load(self.connection, self.backend, table, created.values())
         self._rest.flush()
         self._created.clear()
         self._elsewhere.clear()
@@ -134,18 +134,15 @@ def _key_in(table: sa.Table, where: Row) -> Any:
         raise NotFoldable(f"an operation on {table.name} not by its primary key") from None
 
 
-def _load(connection: Connection, table: sa.Table, rows: Iterable[Mapping[str, Any]]) -> None:
+def _load(
+    connection: Connection,
+    backend: Backend,
+    table: sa.Table,
+    rows: Iterable[Mapping[str, Any]],
+) -> None:
     """Insert rows that must not exist yet (a duplicate key raises ``IntegrityError``)."""
     by_shape: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for row in rows:
         by_shape.setdefault(tuple(row), []).append(row)
     for columns, same in by_shape.items():
-        if connection.dialect.name == "postgresql":
-            copy_rows(connection, table, columns, [tuple(row.values()) for row in same])
-        else:
-            _insert_statement(table, columns).executemany_rows(connection, same)
-
-
-@cache
-def _insert_statement(table: sa.Table, columns: tuple[str, ...]) -> DriverStatement:
-    return DriverStatement(sa.insert(table), column_keys=columns)
+        backend.load_rows(connection, table, columns, same)

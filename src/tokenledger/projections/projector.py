@@ -10,10 +10,10 @@ whole log into fresh tables.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from tokenledger.domain.events import Event
@@ -22,11 +22,14 @@ from tokenledger.projections.bulk import NotFoldable, PageFold
 from tokenledger.projections.handlers import apply_event
 from tokenledger.projections.schema import audit_index, checkpoints, metadata
 from tokenledger.projections.writes import BufferedWrites, Writes
-from tokenledger.store.driver import DriverStatement, in_pipeline, pipelined
+from tokenledger.store.backend import BULK_EVENTS, Backend, WriteStrategy, write_strategy
+from tokenledger.store.backends import backend_for
+from tokenledger.store.driver import DriverStatement
 from tokenledger.store.records import RecordedEvent
 from tokenledger.store.schema import events
 
 __all__ = [
+    "BULK_EVENTS",
     "DEFAULT_PROJECTION",
     "PROJECTIONS",
     "LedgerProjection",
@@ -34,9 +37,6 @@ __all__ = [
     "Projector",
     "projection_tables",
 ]
-
-#: From how many events a command's row operations are folded and loaded in bulk.
-BULK_EVENTS = 100
 
 #: The checkpoint name of the ledger's state projection.
 DEFAULT_PROJECTION = "ledger"
@@ -93,70 +93,74 @@ class Projector:
         connection: Connection,
         pairs: Sequence[tuple[RecordedEvent, Event]],
         *,
+        strategy: WriteStrategy | None = None,
         batched: bool | None = None,
     ) -> None:
         """Apply each (record, event) in order, then move the checkpoints to the last position.
 
-        ``batched`` queues the row operations and runs them as a few
-        ``executemany`` statements at the end (a rebuild's pages, a cascade, any
-        command of several events: on PostgreSQL each statement is a round trip);
-        otherwise each runs at once. By default a single event's operations run
-        at once on SQLite; several events', and on PostgreSQL every command's, are
-        batched, the batches sent in one pipeline; from ``BULK_EVENTS`` events on
-        (a cascade) they go through ``apply_in_bulk``. A checkpoint never moves
-        backwards (the upsert keeps the larger position): re-applying events already
-        folded in (handlers are idempotent) leaves it where it was.
+        The row operations are written as ``write_strategy`` decides for this many events,
+        or as ``strategy`` says (the write's, chosen by the caller; ``batched``: batched or
+        row by row): at once, one after another (``ROW_BY_ROW``); queued and run as a few
+        ``executemany`` statements at the end (``BATCHED``, ``PIPELINED``), the batches
+        sent in one pipeline where the backend has pipelines; or folded in memory with the
+        rows they create loaded in bulk (``BULK``, see ``apply_in_bulk``). A checkpoint
+        never moves backwards (the upsert keeps the larger position): re-applying events
+        already folded in (handlers are idempotent) leaves it where it was.
         """
         if not pairs:
             return
-        if batched is None:
-            if len(pairs) >= BULK_EVENTS:
-                # A cascade's thousands of events: their new rows (the audit entries) are
-                # loaded in bulk, as a rebuild's are.
-                self.apply_in_bulk(connection, pairs)
-                return
-            # On PostgreSQL every statement is a round trip: batch, and pipeline the batches.
-            batched = len(pairs) > 1 or connection.dialect.name == "postgresql"
-        writes = BufferedWrites(connection) if batched else Writes(connection)
+        backend = backend_for(connection)
+        if strategy is None and batched is not None:
+            strategy = WriteStrategy.BATCHED if batched else WriteStrategy.ROW_BY_ROW
+        strategy = write_strategy(backend, connection, len(pairs), wanted=strategy)
+        if strategy is WriteStrategy.BULK:
+            self._apply_in_bulk(connection, backend, pairs)
+            return
+        writes = (
+            Writes(connection, backend)
+            if strategy is WriteStrategy.ROW_BY_ROW
+            else BufferedWrites(connection, backend)
+        )
         self._fold(writes, pairs)
-        with pipelined(connection):
+        # Nothing here needs an answer before the end: one round trip where pipelines exist.
+        with backend.pipeline(connection):
             if isinstance(writes, BufferedWrites):
                 writes.flush()
-            self._advance(connection, pairs[-1][0].position)
+            self._advance(connection, backend, pairs[-1][0].position)
 
     def apply_in_bulk(
         self, connection: Connection, pairs: Sequence[tuple[RecordedEvent, Event]]
     ) -> None:
-        """Like ``apply(batched=True)``, for a rebuild's pages: the rows the events create
-        are folded in memory and loaded in bulk (``projections.bulk``). A page that cannot
-        be folded exactly (a log creating one row twice) is rolled back to a savepoint and
-        applied one row operation after another instead."""
-        if not pairs:
-            return
-        # Inside a pipeline an error is reported only at its end, too late for the fallback
-        # below: exact row operations from the start (they need none).
-        exact = in_pipeline(connection)
-        if not exact:
-            fold = PageFold(connection)
-            try:
-                self._fold(fold, pairs)
-                with connection.begin_nested():
-                    fold.flush()
-            except (NotFoldable, sa.exc.IntegrityError):
-                exact = True
-        if exact:
-            writes = BufferedWrites(connection)
+        """``apply`` with the ``BULK`` strategy, for a rebuild's pages: the rows the events
+        create are folded in memory and loaded in bulk (``projections.bulk``). A page that
+        cannot be folded exactly (a log creating one row twice) is rolled back to a
+        savepoint and applied one row operation after another instead."""
+        self.apply(connection, pairs, strategy=WriteStrategy.BULK)
+
+    def _apply_in_bulk(
+        self,
+        connection: Connection,
+        backend: Backend,
+        pairs: Sequence[tuple[RecordedEvent, Event]],
+    ) -> None:
+        fold = PageFold(connection, backend)
+        try:
+            self._fold(fold, pairs)
+            with connection.begin_nested():
+                fold.flush()
+        except (NotFoldable, sa.exc.IntegrityError):
+            writes = BufferedWrites(connection, backend)
             self._fold(writes, pairs)
             writes.flush()
-        self._advance(connection, pairs[-1][0].position)
+        self._advance(connection, backend, pairs[-1][0].position)
 
     def _fold(self, writes: Writes, pairs: Sequence[tuple[RecordedEvent, Event]]) -> None:
         for projection in self.projections:
             for record, event in pairs:
                 projection.apply(writes, record, event)
 
-    def _advance(self, connection: Connection, position: int) -> None:
-        _ADVANCE_CHECKPOINT[connection.dialect.name].executemany(
+    def _advance(self, connection: Connection, backend: Backend, position: int) -> None:
+        _advance_checkpoint(backend).executemany(
             connection, [{"name": p.name, "position": position} for p in self.projections]
         )
 
@@ -167,23 +171,20 @@ class Projector:
         return 0 if position is None else int(position)
 
 
-def _advance_checkpoint(insert: Any) -> DriverStatement:
+@cache
+def _advance_checkpoint(backend: Backend) -> DriverStatement:
     """Set a checkpoint to ``position`` unless it is already further along."""
-    statement = insert(checkpoints)
-    further = sa.case(
-        (statement.excluded.position > checkpoints.c.position, statement.excluded.position),
-        else_=checkpoints.c.position,
-    )
-    return DriverStatement(
-        statement.on_conflict_do_update(index_elements=["name"], set_={"position": further}),
-        column_keys=["name", "position"],
-    )
+
+    def further(excluded: Any) -> dict[str, Any]:
+        position = sa.case(
+            (excluded.position > checkpoints.c.position, excluded.position),
+            else_=checkpoints.c.position,
+        )
+        return {"position": position}
+
+    return backend.insert_on_conflict(checkpoints, ("name", "position"), further)
 
 
-_ADVANCE_CHECKPOINT = {
-    "sqlite": _advance_checkpoint(sqlite.insert),
-    "postgresql": _advance_checkpoint(postgresql.insert),
-}
 _READ_CHECKPOINT = DriverStatement(
     sa.select(checkpoints.c.position).where(checkpoints.c.name == sa.bindparam("name"))
 )

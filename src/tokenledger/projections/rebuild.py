@@ -3,9 +3,10 @@
 A rebuild folds the whole log, in keyset pages (constant memory), into fresh
 *shadow* tables beside the live ones (each page's new rows folded in memory and
 loaded in bulk, ``projections.bulk``; keys and indexes built once at the end,
-before the write lock is taken): an attached database file on SQLite, a sibling
-schema on PostgreSQL, addressed through SQLAlchemy's ``schema_translate_map`` so
-that the very handlers the inline projections use write there. The live tables
+before the write lock is taken): where, and how it is swapped in, is the
+backend's (``Backend.shadow``: an attached database file on SQLite, a sibling
+schema on PostgreSQL), addressed through SQLAlchemy's ``schema_translate_map``
+so that the very handlers the inline projections use write there. The live tables
 keep serving meanwhile. At the end the rebuild takes the ledger's write lock,
 folds the few events appended since, and then either swaps the shadow tables in
 (one transaction: on PostgreSQL the tables change schema, on SQLite their
@@ -23,12 +24,10 @@ for would pass forged events off as the ledger's state.
 
 from __future__ import annotations
 
-import fcntl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -39,9 +38,9 @@ from tokenledger.errors import Conflict
 from tokenledger.projections.gc_pause import gc_paused
 from tokenledger.projections.projector import PROJECTIONS, Projection, Projector, projection_tables
 from tokenledger.store import EventStore, RecordedEvent
+from tokenledger.store.backend import WRITE_OPTION, Shadow, WriteStrategy
+from tokenledger.store.backends import backend_for
 from tokenledger.store.chain import ChainVerifier
-from tokenledger.store.engine import WRITE_OPTION
-from tokenledger.store.eventstore import acquire_write_lock
 from tokenledger.store.mapper import decode_event
 from tokenledger.store.schema import events
 
@@ -60,7 +59,6 @@ __all__ = [
 Progress = Callable[[int, int], None]
 
 DEFAULT_BATCH_SIZE = 10_000
-SHADOW = "tl_rebuild"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +104,7 @@ def rebuild(
     chain = _chain_verifier()
     with _shadow(store) as shadow:
         folded = _fold_into_shadow(store, shadow, batch_size, progress, projections, chain)
-        shadow.index(projection_tables(projections))
-        shadow.analyze(projection_tables(projections))
+        shadow.finish(projection_tables(projections))
         with _locked(shadow.connection):
             folded += _catch_up(store, shadow, projections, chain)
             position = store.head().position
@@ -131,7 +128,9 @@ def check(
         with _locked(shadow.connection), store.engine.connect() as live:
             folded += _catch_up(store, shadow, projections, chain)
             position = store.head().position
-            differences, truncated = shadow.compare(live, projection_tables(projections), limit)
+            differences, truncated = _compare(
+                shadow.connection, live, projection_tables(projections), limit
+            )
     return CheckReport(
         events=folded,
         position=position,
@@ -176,7 +175,8 @@ def build_into(
     for page in _pages(records, batch_size):
         with gc_paused(), target.engine.begin() as connection:
             connection.execute(events.insert(), [msgspec.structs.asdict(r) for r in page])
-            projector.apply(connection, [(r, decode_event(r)) for r in page], batched=True)
+            pairs = [(r, decode_event(r)) for r in page]
+            projector.apply(connection, pairs, strategy=WriteStrategy.BATCHED)
         folded += len(page)
         if progress:
             progress(folded, total)
@@ -188,153 +188,18 @@ def build_into(
 # -- the shadow tables -----------------------------------------------------------------
 
 
-class _Shadow:
-    """Where the shadow tables live, and the dialect-specific swap.
-
-    ``connection`` translates every table to the shadow location (SQLAlchemy's
-    ``schema_translate_map``), so the projections' own handlers write there; raw
-    SQL (``exec_driver_sql``) is not translated, which the swap relies on.
-    Everything about the live tables is read through other connections.
-    """
-
-    def __init__(self, connection: Connection, live_schema: str | None, name: str) -> None:
-        self.connection = connection.execution_options(schema_translate_map={None: name})
-        self.live_schema = live_schema
-        self.name = name
-
-    def create(self, tables: Sequence[sa.Table]) -> None:
-        """The tables with their keys and unique constraints, but no other index yet: loading
-        rows and then building an index (one sort) is far cheaper than updating it per row.
-        A table marked ``keyed_after_load`` (the audit index) is created without its key too."""
-        with self.connection.begin():
-            for table in tables:
-                self.connection.execute(sa.schema.CreateTable(_as_loaded(table)))
-
-    def index(self, tables: Sequence[sa.Table]) -> None:
-        """Build the shadow tables' keys and indexes after the load (one sort each), outside
-        the write lock. PostgreSQL's move with the tables; SQLite's are copied with them
-        (see ``swap_in``), so the shadow's must match the live ones index for index."""
-        quote = self.connection.dialect.identifier_preparer.quote
-        postgresql = self.connection.dialect.name == "postgresql"
-        with self.connection.begin():
-            for table in tables:
-                if _keyed_after_load(table):
-                    key = table.primary_key
-                    columns = ", ".join(quote(c.name) for c in key.columns)
-                    if postgresql:
-                        self.connection.exec_driver_sql(
-                            f"ALTER TABLE {quote(self.name)}.{quote(table.name)} "
-                            f"ADD CONSTRAINT {quote(str(key.name))} PRIMARY KEY ({columns})"
-                        )
-                    else:
-                        self._key_sqlite(table)
-                for index in table.indexes:
-                    self.connection.execute(sa.schema.CreateIndex(index))
-
-    def _key_sqlite(self, table: sa.Table) -> None:
-        """SQLite cannot add a key to a table: copy the loaded rows, in key order, into a table
-        declared as the live one is, and put it in the keyless one's place."""
-        quote = self.connection.dialect.identifier_preparer.quote
-        keyed = f"{table.name}_keyed"
-        loaded, shadow = quote(table.name), quote(self.name)
-        self.connection.execute(sa.schema.CreateTable(_renamed(table, keyed)))
-        key = ", ".join(quote(c.name) for c in table.primary_key.columns)
-        run = self.connection.exec_driver_sql  # raw SQL: schemas named, not translated
-        run(f"INSERT INTO {shadow}.{quote(keyed)} SELECT * FROM {shadow}.{loaded} ORDER BY {key}")
-        run(f"DROP TABLE {shadow}.{loaded}")
-        run(f"ALTER TABLE {shadow}.{quote(keyed)} RENAME TO {loaded}")
-
-    def analyze(self, tables: Sequence[sa.Table]) -> None:
-        """PostgreSQL: gather the new tables' planner statistics before they go live (they
-        move with the tables), outside the write lock. Fresh tables have none, and until
-        autovacuum comes by the planner would guess, e.g. sort a whole correlation's rows
-        to return its latest 50."""
-        if self.connection.dialect.name != "postgresql":
-            return
-        quote = self.connection.dialect.identifier_preparer.quote
-        names = ", ".join(f"{quote(self.name)}.{quote(t.name)}" for t in tables)
-        with self.connection.begin():
-            self.connection.exec_driver_sql(f"ANALYZE {names}")
-
-    def swap_in(self, tables: Sequence[sa.Table]) -> None:
-        run = self.connection.exec_driver_sql
-        quote = self.connection.dialect.identifier_preparer.quote
-        shadow = quote(self.name)
-        if self.connection.dialect.name == "postgresql":
-            live, old = quote(self.live_schema or "public"), quote(self.name + "_old")
-            run(f"DROP SCHEMA IF EXISTS {old} CASCADE")
-            run(f"CREATE SCHEMA {old}")
-            for table in tables:
-                name = quote(table.name)
-                run(f"ALTER TABLE {live}.{name} SET SCHEMA {old}")
-                run(f"ALTER TABLE {shadow}.{name} SET SCHEMA {live}")
-            run(f"DROP SCHEMA {old} CASCADE")
-            return
-        # SQLite cannot move a table between database files: copy each one. Into an empty
-        # table with the same columns and indexes, INSERT ... SELECT * copies the table's and
-        # each index's records as they are, in order (SQLite's transfer optimisation: no row
-        # decoded, no key compared, no sort). ``SELECT *`` needs the columns in the same
-        # order: a table whose columns differ (a live table altered since) is copied by name.
-        for table in tables:
-            name = quote(table.name)
-            run(f"DELETE FROM main.{name}")
-            if _same_columns(self.connection, "main", self.name, table.name):
-                run(f"INSERT INTO main.{name} SELECT * FROM {shadow}.{name}")
-            else:
-                columns = ", ".join(quote(c.name) for c in table.columns)
-                run(f"INSERT INTO main.{name} ({columns}) SELECT {columns} FROM {shadow}.{name}")
-
-    def compare(
-        self, live: Connection, tables: Sequence[sa.Table], limit: int
-    ) -> tuple[list[Difference], bool]:
-        differences: list[Difference] = []
-        for table in tables:
-            query = sa.select(table).order_by(*table.primary_key.columns)
-            rows = _merge_differences(table, live.execute(query), self.connection.execute(query))
-            for difference in rows:
-                if len(differences) >= limit:
-                    return differences, True
-                differences.append(difference)
-        return differences, False
-
-
-def _keyed_after_load(table: sa.Table) -> bool:
-    return bool(table.info.get("keyed_after_load"))
-
-
-def _as_loaded(table: sa.Table) -> sa.Table:
-    """The shadow's form of ``table``: itself, or for a table keyed after the load the same
-    columns without the key (a copy on a metadata of its own; same name, so the statements
-    written against ``table`` address it)."""
-    if not _keyed_after_load(table):
-        return table
-    return sa.Table(table.name, sa.MetaData(), *_copied_columns(table))
-
-
-def _renamed(table: sa.Table, name: str) -> sa.Table:
-    """``table``'s columns and key under another name (a copy on a metadata of its own)."""
-    key = table.primary_key
-    return sa.Table(
-        name,
-        sa.MetaData(),
-        *_copied_columns(table),
-        sa.PrimaryKeyConstraint(*(c.name for c in key.columns), name=str(key.name)),
-    )
-
-
-def _copied_columns(table: sa.Table) -> list[sa.Column[Any]]:
-    return [sa.Column(c.name, c.type, nullable=c.nullable) for c in table.columns]
-
-
-def _same_columns(connection: Connection, first: str, second: str, table: str) -> bool:
-    """Whether ``table`` has the same column names, in the same order, in two SQLite schemas."""
-
-    def names(schema: str) -> list[str]:
-        return [
-            row[1] for row in connection.exec_driver_sql(f'PRAGMA "{schema}".table_info("{table}")')
-        ]
-
-    return names(first) == names(second)
+def _compare(
+    shadow: Connection, live: Connection, tables: Sequence[sa.Table], limit: int
+) -> tuple[list[Difference], bool]:
+    differences: list[Difference] = []
+    for table in tables:
+        query = sa.select(table).order_by(*table.primary_key.columns)
+        rows = _merge_differences(table, live.execute(query), shadow.execute(query))
+        for difference in rows:
+            if len(differences) >= limit:
+                return differences, True
+            differences.append(difference)
+    return differences, False
 
 
 def _merge_differences(
@@ -363,113 +228,16 @@ def _merge_differences(
 
 
 @contextmanager
-def _shadow(store: EventStore) -> Iterator[_Shadow]:
+def _shadow(store: EventStore) -> Iterator[Shadow]:
     """A connection writing to an empty shadow location; the shadow is removed afterwards.
 
     One rebuild at a time: a second one would discard the first one's shadow.
     """
-    engine = store.engine
-    with engine.connect() as connection:
-        if engine.dialect.name == "postgresql":
-            with _one_rebuild_postgresql(connection), _postgresql_shadow(connection) as shadow:
-                yield shadow
-        else:
-            path = _sqlite_shadow_path(engine.url.database)
-            with _one_rebuild_sqlite(path), _sqlite_shadow(connection, path) as shadow:
-                yield shadow
-
-
-_ALREADY_RUNNING = "another rebuild or check of these projections is running"
-
-
-@contextmanager
-def _one_rebuild_postgresql(connection: Connection) -> Iterator[None]:
-    # A session-level advisory lock, keyed by the live events table: released
-    # when the rebuild ends or its connection dies.
-    key = "7236713, 'events'::regclass::oid::int4"
-    with connection.begin():
-        taken = connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({key})").scalar_one()
-    if not taken:
-        raise Conflict(_ALREADY_RUNNING)
-    try:
-        yield
-    finally:
-        if connection.in_transaction():
-            connection.rollback()
-        with connection.begin():
-            connection.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
-
-
-@contextmanager
-def _one_rebuild_sqlite(path: Path | None) -> Iterator[None]:
-    if path is None:  # an in-memory ledger lives in one process
-        yield
-        return
-    # An OS file lock: released when the rebuild ends or its process dies.
-    with Path(f"{path}.lock").open("a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Conflict(_ALREADY_RUNNING) from None
-        yield
-
-
-@contextmanager
-def _postgresql_shadow(connection: Connection) -> Iterator[_Shadow]:
-    with connection.begin():
-        live = str(connection.exec_driver_sql("SELECT current_schema()").scalar_one())
-    name = f"{live}_{SHADOW}"
-    quoted = connection.dialect.identifier_preparer.quote(name)
-
-    def drop() -> None:
-        if connection.in_transaction():
-            connection.rollback()
-        with connection.begin():
-            connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quoted} CASCADE")
-
-    drop()  # what an interrupted run left behind
-    with connection.begin():
-        connection.exec_driver_sql(f"CREATE SCHEMA {quoted}")
-    try:
-        shadow = _Shadow(connection, live, name)
-        shadow.create(projection_tables())
+    with (
+        store.engine.connect() as connection,
+        store.backend.shadow(connection, projection_tables()) as shadow,
+    ):
         yield shadow
-    finally:
-        drop()
-
-
-@contextmanager
-def _sqlite_shadow(connection: Connection, path: Path | None) -> Iterator[_Shadow]:
-    if path is not None:  # what an interrupted run left behind
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-    # ATTACH and DETACH are refused inside a transaction: run them on the driver
-    # connection, which is in autocommit mode (see store/engine.py).
-    raw = connection.connection.driver_connection
-    assert raw is not None
-    raw.execute(f"ATTACH DATABASE ? AS {SHADOW}", (str(path) if path else ":memory:",))
-    try:
-        # The shadow is disposable until swapped in: no journal, no fsync.
-        raw.execute(f"PRAGMA {SHADOW}.journal_mode=OFF")
-        raw.execute(f"PRAGMA {SHADOW}.synchronous=OFF")
-        # A fixed 64 MiB page cache: the shadow's random-key B-trees (token ids, secret
-        # hashes, audit subjects) miss the default 2 MiB at once; memory stays bounded.
-        raw.execute(f"PRAGMA {SHADOW}.cache_size=-65536")
-        shadow = _Shadow(connection, None, SHADOW)
-        shadow.create(projection_tables())
-        yield shadow
-    finally:
-        if connection.in_transaction():
-            connection.rollback()
-        raw.execute(f"DETACH DATABASE {SHADOW}")
-        if path is not None:
-            path.unlink(missing_ok=True)
-
-
-def _sqlite_shadow_path(database: str | None) -> Path | None:
-    if database in (None, "", ":memory:"):
-        return None
-    return Path(f"{database}.rebuild")
 
 
 @contextmanager
@@ -478,7 +246,7 @@ def _locked(connection: Connection) -> Iterator[None]:
     connection.execution_options(**{WRITE_OPTION: True})  # SQLite: BEGIN IMMEDIATE
     try:
         with connection.begin():
-            acquire_write_lock(connection)
+            backend_for(connection).write_lock(connection)
             yield
     finally:
         connection.execution_options(**{WRITE_OPTION: False})
@@ -492,7 +260,7 @@ def _chain_verifier() -> ChainVerifier:
 
 def _fold_into_shadow(
     store: EventStore,
-    shadow: _Shadow,
+    shadow: Shadow,
     batch_size: int,
     progress: Progress | None,
     projections: Sequence[Projection],
@@ -512,7 +280,7 @@ def _fold_into_shadow(
 
 
 def _catch_up(
-    store: EventStore, shadow: _Shadow, projections: Sequence[Projection], chain: ChainVerifier
+    store: EventStore, shadow: Shadow, projections: Sequence[Projection], chain: ChainVerifier
 ) -> int:
     """Fold what was appended since the first pass (called under the write lock). That pass
     folded exactly the events ``chain`` verified, so reading on from where the chain stands

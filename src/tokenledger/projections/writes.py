@@ -11,10 +11,11 @@ Batching preserves meaning because every operation on a table keeps its
 place relative to the other operations on that table, and no handler's
 operation on one table depends on another table's rows.
 
-Statements are built once per (table, shape) with bind parameters, compiled
-once per dialect and run on the driver's cursor (``store.driver``), so the
-per-row cost is binding values, not building SQL or SQLAlchemy's execution
-machinery.
+Statements are built once per (backend, table, shape) with bind parameters,
+compiled once per dialect and run on the driver's cursor (``store.driver``), so
+the per-row cost is binding values, not building SQL or SQLAlchemy's execution
+machinery. What differs per database (``INSERT ... ON CONFLICT``, how a run of
+updates is sent) is the backend's (``store.backend``).
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from tokenledger.errors import StorageError
+from tokenledger.store.backend import SET, WHERE, Backend, update_statement
+from tokenledger.store.backends import backend_for
 from tokenledger.store.driver import DriverStatement
 
 __all__ = ["BufferedWrites", "Writes"]
@@ -37,19 +38,13 @@ Row = Mapping[str, Any]
 # (operation, table name, where columns, value columns, columns that must still be NULL)
 Shape = tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
-# Bind parameter prefixes: SQLAlchemy reserves a column's own name in SET.
-_WHERE = "w_"
-_SET = "s_"
-
 
 class Writes:
     """Row operations executed at once on ``connection``."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, backend: Backend | None = None) -> None:
         self.connection = connection
-        self.dialect = connection.dialect.name
-        if self.dialect not in ("sqlite", "postgresql"):
-            raise StorageError(f"projections support SQLite and PostgreSQL, not {self.dialect!r}")
+        self.backend = backend or backend_for(connection)
 
     def insert_if_absent(self, table: sa.Table, rows: Iterable[Row]) -> None:
         """Insert each row unless a row with its primary key exists (then leave that one)."""
@@ -70,18 +65,18 @@ class Writes:
     ) -> None:
         """Set ``values`` on the rows equal to ``where`` (and whose ``only_if_null`` are NULL)."""
         params = {
-            **{_WHERE + k: v for k, v in where.items()},
-            **{_SET + k: v for k, v in values.items()},
+            **{WHERE + k: v for k, v in where.items()},
+            **{SET + k: v for k, v in values.items()},
         }
         shape = ("update", table.name, tuple(where), tuple(values), tuple(only_if_null))
         self._run(shape, table, params)
 
     def delete(self, table: sa.Table, where: Row) -> None:
-        params = {_WHERE + k: v for k, v in where.items()}
+        params = {WHERE + k: v for k, v in where.items()}
         self._run(("delete", table.name, tuple(where), (), ()), table, params)
 
     def _run(self, shape: Shape, table: sa.Table, params: dict[str, Any]) -> None:
-        _statement(self.dialect, table, shape).execute(self.connection, params).close()
+        _statement(self.backend, table, shape).execute(self.connection, params).close()
 
 
 class BufferedWrites(Writes):
@@ -95,8 +90,8 @@ class BufferedWrites(Writes):
     (a WHERE without the whole primary key) ends every earlier run.
     """
 
-    def __init__(self, connection: Connection) -> None:
-        super().__init__(connection)
+    def __init__(self, connection: Connection, backend: Backend | None = None) -> None:
+        super().__init__(connection, backend)
         self._tables: dict[str, _TableQueue] = {}
 
     def _run(self, shape: Shape, table: sa.Table, params: dict[str, Any]) -> None:
@@ -109,64 +104,17 @@ class BufferedWrites(Writes):
         """Run everything queued, table by table, each table's runs in order."""
         for queue in self._tables.values():
             for shape, rows in queue.runs:
-                if self.dialect == "postgresql" and _update_by_key_arrays(
-                    self.connection, queue.table, shape, rows
-                ):
+                operation, _, where, values, only_if_null = shape
+                if operation == "update":
+                    # The backend may send a run of updates in fewer statements.
+                    self.backend.update_many(
+                        self.connection, queue.table, where, values, only_if_null, rows
+                    )
                     continue
                 # Every row of a run binds every name of its shape: taken out in C.
-                statement = _statement(self.dialect, queue.table, shape)
+                statement = _statement(self.backend, queue.table, shape)
                 statement.executemany_rows(self.connection, rows)
         self._tables.clear()
-
-
-#: From how many updates in a run PostgreSQL gets them as updates of arrays of keys.
-_KEY_ARRAY_UPDATES = 50
-_KEYS = "keys"
-
-
-def _update_by_key_arrays(
-    connection: Connection, table: sa.Table, shape: Shape, rows: list[dict[str, Any]]
-) -> bool:
-    """PostgreSQL: run a run of updates by one key column, setting the same few values on
-    many distinct rows (a cascade's thousands of revocations), as one ``UPDATE ... WHERE key
-    = ANY(keys)`` per distinct set of values instead of one statement per row; False, having
-    done nothing, for a run that is not like that. The rows being distinct, the order in which
-    they are updated cannot matter."""
-    operation, _, where, values, _ = shape
-    if operation != "update" or len(where) != 1 or len(rows) < _KEY_ARRAY_UPDATES:
-        return False
-    key = _WHERE + where[0]
-    if len({row[key] for row in rows}) != len(rows):
-        return False  # a row updated twice: the order counts, row by row
-    groups: dict[tuple[Any, ...], list[Any]] = {}
-    try:
-        for row in rows:
-            groups.setdefault(tuple(row[_SET + name] for name in values), []).append(row[key])
-    except TypeError:  # a value that cannot be told apart by hashing
-        return False
-    if len(groups) * 10 > len(rows):
-        return False  # mostly different values: row by row
-    statement = _key_array_update(table, shape)
-    for assigned, keys in groups.items():
-        params = {_SET + name: value for name, value in zip(values, assigned, strict=True)}
-        params[_KEYS] = keys
-        statement.execute(connection, params).close()
-    return True
-
-
-@cache
-def _key_array_update(table: sa.Table, shape: Shape) -> DriverStatement:
-    _, _, where, values, only_if_null = shape
-    column = table.c[where[0]]
-    conditions = [column == sa.any_(sa.bindparam(_KEYS, type_=postgresql.ARRAY(column.type)))]
-    conditions += [table.c[name].is_(None) for name in only_if_null]
-    return DriverStatement(
-        sa.update(table)
-        .where(*conditions)
-        .values({name: sa.bindparam(_SET + name, type_=table.c[name].type) for name in values}),
-        # Planned for the keys it gets: a handful or thousands.
-        prepare=False,
-    )
 
 
 class _TableQueue:
@@ -213,33 +161,24 @@ def _row_key(shape: Shape, key: tuple[str, ...]) -> Callable[[dict[str, Any]], A
     if operation in ("insert", "upsert"):
         return itemgetter(*key)
     if set(key) <= set(where):
-        return itemgetter(*(_WHERE + name for name in key))
+        return itemgetter(*(WHERE + name for name in key))
     return None
 
 
 @cache
-def _statement(dialect: str, table: sa.Table, shape: Shape) -> DriverStatement:
+def _statement(backend: Backend, table: sa.Table, shape: Shape) -> DriverStatement:
     operation, _, where, values, only_if_null = shape
-    if operation in ("insert", "upsert"):
-        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-        keys = [c.name for c in table.primary_key.columns]
-        if operation == "insert":
-            return DriverStatement(
-                insert.on_conflict_do_nothing(index_elements=keys), column_keys=values
-            )
-        return DriverStatement(
-            insert.on_conflict_do_update(
-                index_elements=keys,
-                set_={name: insert.excluded[name] for name in values if name not in keys},
-            ),
-            column_keys=values,
-        )
-    conditions = [table.c[name] == sa.bindparam(_WHERE + name) for name in where]
-    conditions += [table.c[name].is_(None) for name in only_if_null]
+    if operation == "insert":
+        return backend.insert_on_conflict(table, values)
+    if operation == "upsert":
+        keys = {c.name for c in table.primary_key.columns}
+
+        def overwrite(excluded: Any) -> dict[str, Any]:
+            return {name: excluded[name] for name in values if name not in keys}
+
+        return backend.insert_on_conflict(table, values, overwrite)
     if operation == "update":
-        return DriverStatement(
-            sa.update(table)
-            .where(*conditions)
-            .values({name: sa.bindparam(_SET + name, type_=table.c[name].type) for name in values})
-        )
+        return update_statement(table, where, values, only_if_null)
+    conditions = [table.c[name] == sa.bindparam(WHERE + name) for name in where]
+    conditions += [table.c[name].is_(None) for name in only_if_null]
     return DriverStatement(sa.delete(table).where(*conditions))

@@ -16,9 +16,8 @@ from tokenledger.domain.outcome import Outcome, outcome_of
 from tokenledger.domain.secrets import TokenKind, generate_secret, hash_secret, new_token_id
 from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.projections.gc_pause import gc_paused
-from tokenledger.projections.projector import BULK_EVENTS
 from tokenledger.store import EventStore, RecordedEvent
-from tokenledger.store.driver import pipelined
+from tokenledger.store.backend import WriteStrategy
 from tokenledger.store.mapper import to_pending
 
 __all__ = ["CommandResult", "run_command"]
@@ -80,14 +79,15 @@ def run_command(
         for event in events:
             if isinstance(event, TokenIssued) and event.token_id in minted:
                 tx.new_stream(event.stream_id)  # no need to read its version: none yet
-        # PostgreSQL: a command's few events and their projection rows are sent in one
-        # pipeline (one round trip); a cascade's thousands are loaded with COPY instead,
-        # which a pipeline cannot carry.
-        few = len(events) < BULK_EVENTS
-        with pipelined(tx.connection) if few else nullcontext():
-            records = tx.append([to_pending(event) for event in events])
-            # Several events (a cascade's thousands) are folded in executemany batches.
-            projector.apply(tx.connection, list(zip(records, events, strict=True)))
+        # One decision for the events and their rows: a command's few are sent in one
+        # pipeline where the backend has them (one round trip); a cascade's thousands are
+        # loaded in bulk (COPY), which a pipeline cannot carry.
+        strategy = tx.write_strategy(len(events))
+        pipelined = strategy is WriteStrategy.PIPELINED
+        with tx.backend.pipeline(tx.connection) if pipelined else nullcontext():
+            records = tx.append([to_pending(event) for event in events], strategy=strategy)
+            pairs = list(zip(records, events, strict=True))
+            projector.apply(tx.connection, pairs, strategy=strategy)
         result = CommandResult(
             command_id=tx.command_id,
             correlation_id=tx.correlation_id,

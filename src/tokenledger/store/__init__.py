@@ -7,6 +7,7 @@ from sqlalchemy.exc import OperationalError
 
 from tokenledger.clock import Clock
 from tokenledger.errors import StorageError
+from tokenledger.store.backends import backend_for_url
 from tokenledger.store.engine import DEFAULT_DATABASE_URL, create_ledger_engine, parse_database_url
 from tokenledger.store.eventstore import ChainReport, EventStore, WriteTransaction
 from tokenledger.store.migrate import ensure_schema, upgrade
@@ -42,7 +43,7 @@ def open_event_store(
     """
     url = database_url if isinstance(database_url, URL) else parse_database_url(database_url)
     if auto_upgrade is None:
-        auto_upgrade = url.get_backend_name() == "sqlite"
+        auto_upgrade = backend_for_url(url).migrates_on_open
     engine = create_ledger_engine(url)
     try:
         ensure_schema(engine, auto_upgrade=auto_upgrade)

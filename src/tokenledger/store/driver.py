@@ -13,98 +13,25 @@ usual. The engine's ``before_cursor_execute``/``after_cursor_execute`` listeners
 
 The one type the driver does not convert the way SQLAlchemy would is
 ``UTCDateTime`` (SQLite stores naive UTC text, PostgreSQL ``timestamptz``), and
-booleans on SQLite (stored as 0/1); both are converted here the same way the
-SQLAlchemy types do, so rows written by either path read back the same.
+booleans on SQLite (stored as 0/1); each backend (``store.backend``) says how, the same
+way the SQLAlchemy types do, so rows written by either path read back the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tokenledger.store.schema import UTCDateTime
-
-__all__ = ["DriverStatement", "copy_rows", "in_pipeline", "pipelined"]
+__all__ = ["Converter", "DriverStatement", "run_on_cursor", "wrapped_error"]
 
 Converter = Callable[[Any], Any]
-
-
-def _sqlite_datetime_in(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    # The events of one transaction share a timestamp, a rebuild meets each timestamp
-    # again in every row of every table its event writes, and rows alternate between a
-    # few (issued, expires): convert each once. Aware datetimes are equal (and hash alike)
-    # exactly when they are the same instant, which is all the text depends on; a naive
-    # one equals no key, so it still fails below.
-    text = _datetime_texts.get(value)
-    if text is not None:
-        return text
-    if value.tzinfo is None:
-        raise ValueError("naive datetimes are not stored; give a UTC time")
-    # SQLAlchemy's SQLite DATETIME storage format (always six fractional digits),
-    # so that text comparisons order the same whichever path wrote the row.
-    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-    text = utc.isoformat(" ", "microseconds")[:-6]  # without the "+00:00"
-    if len(_datetime_texts) >= _DATETIME_TEXTS_KEPT:
-        _datetime_texts.clear()  # (threads may race here: at worst a text is made twice)
-    _datetime_texts[value] = text
-    return text
-
-
-def _sqlite_datetime_out(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    # A page of the log holds a few timestamps many times over (a transaction's events
-    # share one); datetimes are immutable, so one object serves them all.
-    found = _datetimes.get(value)
-    if found is None:
-        found = datetime.fromisoformat(value).replace(tzinfo=UTC)
-        if len(_datetimes) >= _DATETIME_TEXTS_KEPT:
-            _datetimes.clear()
-        _datetimes[value] = found
-    return found
-
-
-# Recently converted datetimes and their text both ways, a bounded few.
-_datetime_texts: dict[datetime, str] = {}
-_datetimes: dict[str, datetime] = {}
-_DATETIME_TEXTS_KEPT = 256
-
-
-def _pg_datetime_in(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("naive datetimes are not stored; give a UTC time")
-    return value
-
-
-def _pg_datetime_out(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC)
-
-
-def _sqlite_bool_out(value: int | None) -> bool | None:
-    return None if value is None else bool(value)
-
-
-def _bind_converter(type_: sa.types.TypeEngine[Any], dialect: str) -> Converter | None:
-    if isinstance(type_, UTCDateTime):
-        return _sqlite_datetime_in if dialect == "sqlite" else _pg_datetime_in
-    return None
-
-
-def _result_converter(type_: sa.types.TypeEngine[Any], dialect: str) -> Converter | None:
-    if isinstance(type_, UTCDateTime):
-        return _sqlite_datetime_out if dialect == "sqlite" else _pg_datetime_out
-    if isinstance(type_, sa.Boolean) and dialect == "sqlite":
-        return _sqlite_bool_out
-    return None
+#: Runs (cursor, sql, params) on a driver cursor in a way of its own.
+Action = Callable[[Any, str, Any], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +44,8 @@ class _Compiled:
     positional_binders: tuple[tuple[int, Converter], ...]
     defaults: dict[str, Any]
     readers: tuple[tuple[int, Converter], ...]
+    # How the backend runs a statement planned for its parameters (None: as usual).
+    unprepared: Action | None
 
 
 class DriverStatement:
@@ -142,7 +71,7 @@ class DriverStatement:
         # plan depends on its parameters (an IN list, a range) says prepare=False and is
         # planned for the values it gets each time.
         self.prepare = prepare
-        self._compiled: dict[tuple[str, Any], _Compiled] = {}
+        self._compiled: dict[tuple[type, Any], _Compiled] = {}
 
     def execute(self, connection: Connection, params: Mapping[str, Any] | None = None) -> Any:
         """Run once; the driver cursor (rows not yet converted: use ``all``/``first``)."""
@@ -152,13 +81,14 @@ class DriverStatement:
         self, connection: Connection, compiled: _Compiled, params: Mapping[str, Any] | None
     ) -> Any:
         bound = _bind(compiled, params or {})
-        return _run(connection, compiled.sql, bound, many=False, prepare=self.prepare)
+        action = None if self.prepare else compiled.unprepared
+        return run_on_cursor(connection, compiled.sql, bound, False, action)
 
     def executemany(self, connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         compiled = self._compile(connection)
         batch = [_bind(compiled, row) for row in rows]
         if batch:
-            _run(connection, compiled.sql, batch, many=True, prepare=self.prepare).close()
+            run_on_cursor(connection, compiled.sql, batch, True, None).close()
 
     def executemany_rows(self, connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         """``executemany`` for many rows of one shape, each a mapping holding every bind name:
@@ -181,7 +111,7 @@ class DriverStatement:
                     values[index] = converter(values[index])
                 append(values)
         if batch:
-            _run(connection, compiled.sql, batch, many=True, prepare=self.prepare).close()
+            run_on_cursor(connection, compiled.sql, batch, True, None).close()
 
     def all(
         self, connection: Connection, params: Mapping[str, Any] | None = None
@@ -212,9 +142,10 @@ class DriverStatement:
         return None if row is None else row[0]
 
     def _compile(self, connection: Connection) -> _Compiled:
-        dialect = connection.dialect
         translate = connection.get_execution_options().get("schema_translate_map")
-        key = (dialect.name, tuple(sorted(translate.items(), key=str)) if translate else None)
+        # Compiled once per kind of dialect (not per engine: tests and tools open many).
+        mapped = tuple(sorted(translate.items(), key=str)) if translate else None
+        key = (type(connection.dialect), mapped)
         found = self._compiled.get(key)
         if found is None:
             found = self._compiled[key] = _compile(
@@ -229,6 +160,10 @@ def _compile(
     connection: Connection,
     translate: Mapping[Any, Any] | None,
 ) -> _Compiled:
+    # Imported here: the backends build their statements with this module.
+    from tokenledger.store.backends import backend_for
+
+    backend = backend_for(connection)
     dialect = connection.dialect
     compiled = statement.compile(  # type: ignore[attr-defined]
         dialect=dialect,
@@ -236,16 +171,15 @@ def _compile(
         schema_translate_map=translate,
         render_schema_translate=bool(translate),
     )
-    name = dialect.name
     binders = {
         key: converter
         for key, bind in compiled.binds.items()
-        if (converter := _bind_converter(bind.type, name)) is not None
+        if (converter := backend.bind_converter(bind.type)) is not None
     }
     # INSERT values bind under the column's key; their types are the columns'.
     if isinstance(statement, sa.Insert):
         for column in statement.table.columns:
-            converter = _bind_converter(column.type, name)
+            converter = backend.bind_converter(column.type)
             if converter is not None:
                 binders[column.key] = converter
     readers: tuple[tuple[int, Converter], ...] = ()
@@ -253,7 +187,7 @@ def _compile(
         readers = tuple(
             (index, converter)
             for index, column in enumerate(statement.selected_columns)
-            if (converter := _result_converter(column.type, name)) is not None
+            if (converter := backend.result_converter(column.type)) is not None
         )
     positions = tuple(compiled.positiontup) if compiled.positional else None
     defaults = {k: v for k, v in compiled.params.items() if v is not None}
@@ -267,22 +201,11 @@ def _compile(
         positional_binders=positional_binders,
         defaults=defaults,
         readers=readers,
+        unprepared=backend.unprepared(),
     )
 
 
-Action = Callable[[Any, str, Any], None]
-
-
-def _run(connection: Connection, sql: str, params: Any, *, many: bool, prepare: bool) -> Any:
-    unprepared = not (many or prepare) and connection.dialect.name == "postgresql"
-    return _on_cursor(connection, sql, params, many, _execute_unprepared if unprepared else None)
-
-
-def _execute_unprepared(cursor: Any, sql: str, params: Any) -> None:
-    cursor.execute(sql, params, prepare=False)  # psycopg
-
-
-def _on_cursor(
+def run_on_cursor(
     connection: Connection, sql: str, params: Any, many: bool, action: Action | None
 ) -> Any:
     """Run ``sql`` with ``params`` (``executemany`` if ``many``), or ``action``, on a new
@@ -305,65 +228,13 @@ def _on_cursor(
             cursor.execute(sql, params)
     except connection.dialect.loaded_dbapi.Error as error:
         cursor.close()
-        raise _wrapped(connection, dbapi_connection, sql, error) from error
+        raise wrapped_error(connection, dbapi_connection, sql, error) from error
     if dispatch.after_cursor_execute:
         dispatch.after_cursor_execute(connection, cursor, sql, params, None, many)
     return cursor
 
 
-@contextmanager
-def pipelined(connection: Connection) -> Iterator[None]:
-    """PostgreSQL: send the block's statements without waiting for each one's answer (psycopg's
-    pipeline mode), so that a run of writes costs one round trip instead of one each. Only for
-    statements whose results are not read inside the block (reading one waits for everything
-    sent before it); an error surfaces when the block ends, raised as SQLAlchemy's exception
-    classes as elsewhere. A block inside another adds nothing: the outer one sends all. Not
-    for COPY, which psycopg refuses in a pipeline. Elsewhere a plain block."""
-    if connection.dialect.name != "postgresql":
-        yield
-        return
-    if in_pipeline(connection):
-        # Inside another block: its end sends them all (psycopg would sync here instead).
-        yield
-        return
-    dbapi_connection = connection.connection.dbapi_connection
-    assert dbapi_connection is not None
-    try:
-        with dbapi_connection.pipeline():  # psycopg
-            yield
-    except connection.dialect.loaded_dbapi.Error as error:
-        raise _wrapped(connection, dbapi_connection, "(pipeline)", error) from error
-
-
-def in_pipeline(connection: Connection) -> bool:
-    """Whether the connection is inside a ``pipelined`` block (where COPY cannot run)."""
-    if connection.dialect.name != "postgresql":
-        return False
-    dbapi_connection = connection.connection.dbapi_connection
-    assert dbapi_connection is not None
-    return bool(dbapi_connection.pgconn.pipeline_status)  # psycopg's PipelineStatus: OFF is 0
-
-
-def copy_rows(
-    connection: Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
-) -> None:
-    """PostgreSQL: load ``rows`` (values in ``columns`` order) into ``table`` with COPY, the
-    server's bulk path, in the connection's transaction and schema translation."""
-    translate = connection.get_execution_options().get("schema_translate_map") or {}
-    schema = translate.get(table.schema, table.schema)
-    quote = connection.dialect.identifier_preparer.quote
-    name = quote(table.name) if schema is None else f"{quote(schema)}.{quote(table.name)}"
-    sql = f"COPY {name} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
-
-    def copy_in(cursor: Any, sql: str, _params: Any) -> None:
-        with cursor.copy(sql) as copy:  # psycopg
-            for row in rows:
-                copy.write_row(row)
-
-    _on_cursor(connection, sql, (), True, copy_in).close()
-
-
-def _wrapped(
+def wrapped_error(
     connection: Connection, dbapi_connection: Any, sql: str, error: Any
 ) -> sa.exc.StatementError:
     """The driver's error as SQLAlchemy would raise it (``OperationalError``, ``IntegrityError``,

@@ -16,17 +16,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any
 
-import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
 from tokenledger.clock import Clock, SystemClock, ensure_utc
 from tokenledger.errors import IntegrityViolation, ValidationError, WrongExpectedVersion
+from tokenledger.store.backend import WRITE_OPTION, Backend, WriteStrategy, write_strategy
+from tokenledger.store.backends import backend_for
 from tokenledger.store.chain import (
     ChainBroken,
     ChainVerifier,
@@ -34,8 +34,7 @@ from tokenledger.store.chain import (
     chain_hash,
     saved_head_problem,
 )
-from tokenledger.store.driver import DriverStatement, copy_rows, in_pipeline
-from tokenledger.store.engine import WRITE_OPTION
+from tokenledger.store.driver import DriverStatement
 from tokenledger.store.records import EMPTY_HEAD, Head, PendingEvent, RecordedEvent, uuid7
 from tokenledger.store.schema import UTCDateTime, events
 
@@ -44,19 +43,12 @@ __all__ = [
     "ChainReport",
     "EventStore",
     "WriteTransaction",
-    "acquire_write_lock",
     "read_head",
     "stored_events_read",
     "to_record",
 ]
 
 DEFAULT_BATCH_SIZE = 1000
-# Bound on the number of parameters in one "stream IN (...)" query (SQLite; PostgreSQL
-# binds the whole list as one array).
-_STREAM_QUERY_CHUNK = 500
-# PostgreSQL: from this many events on, an append is loaded with COPY, the server's bulk
-# path (a cascade, a copied log), rather than as an INSERT per row.
-_COPY_EVENTS = 100
 
 EVENT_COLUMNS = (
     events.c.position,
@@ -81,34 +73,6 @@ _READ_HEAD = DriverStatement(
     .order_by(events.c.position.desc())
     .limit(1)
 )
-_WRITE_LOCK = DriverStatement(
-    sa.text("SELECT pg_advisory_xact_lock(7236712, 'events'::regclass::oid::int4)")
-)
-_EVENT_KEYS = tuple(column.key for column in EVENT_COLUMNS)
-_INSERT_EVENTS = DriverStatement(events.insert(), column_keys=_EVENT_KEYS)
-
-
-# PostgreSQL: the latest version of each stream in the array ``ids``, one statement
-# whatever the number of streams. Not prepared: a plan made generic while the log was
-# small (a sequential scan) would be kept as the log grows, each call then reading it all.
-_STREAM_VERSIONS_ANY = DriverStatement(
-    sa.select(events.c.stream_id, sa.func.max(events.c.stream_version))
-    .where(events.c.stream_id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.String()))))
-    .group_by(events.c.stream_id),
-    prepare=False,
-)
-
-
-@cache
-def _stream_versions_query(count: int) -> DriverStatement:
-    """The latest version of each of ``count`` streams (bound as ``s0``, ``s1``, ...)."""
-    names = [sa.bindparam(f"s{i}", type_=sa.String()) for i in range(count)]
-    return DriverStatement(
-        sa.select(events.c.stream_id, sa.func.max(events.c.stream_version))
-        .where(events.c.stream_id.in_(names))
-        .group_by(events.c.stream_id),
-        prepare=False,
-    )
 
 
 @cache
@@ -167,41 +131,6 @@ def _verification_query(bounded: bool, positions_only: bool = False) -> DriverSt
 
 
 _RECORDED_AT = EVENT_COLUMNS.index(events.c.recorded_at)
-
-# Recently read timestamp texts (SQLite) and the times they are: a transaction's events
-# share one. Bounded.
-_sqlite_times: dict[str, datetime] = {}
-_SQLITE_TIMES_KEPT = 256
-
-
-def _stored_time_sqlite(value: Any) -> Any:
-    """SQLite keeps a time as the text ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, the one form
-    both write paths store (and that time ranges compare as text): only that text is a
-    time. Anything else is returned as it is."""
-    if type(value) is not str:
-        return value
-    found = _sqlite_times.get(value)
-    if found is not None:
-        return found
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    if moment.tzinfo is not None or moment.isoformat(" ", "microseconds") != value:
-        return value
-    moment = moment.replace(tzinfo=UTC)
-    if len(_sqlite_times) >= _SQLITE_TIMES_KEPT:
-        _sqlite_times.clear()
-    _sqlite_times[value] = moment
-    return moment
-
-
-def _stored_time_postgresql(value: Any) -> Any:
-    # timestamptz comes back aware; anything else (a column whose type was changed) is not
-    # a time the ledger wrote.
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC)
-    return value
 
 
 def _as_stored(row: Sequence[Any], to_time: Callable[[Any], Any]) -> RecordedEvent:
@@ -285,18 +214,6 @@ def read_head(connection: Connection) -> Head:
     return Head(position=row[0], hash=row[1], recorded_at=row[2])
 
 
-def acquire_write_lock(connection: Connection) -> None:
-    """Take the ledger's write lock for the rest of the transaction.
-
-    SQLite already holds it: the transaction began with BEGIN IMMEDIATE. On
-    PostgreSQL a transaction-level advisory lock, keyed by this ledger's
-    ``events`` table, serialises writers without blocking readers (unlike
-    ``LOCK TABLE``, it does not queue behind autovacuum either).
-    """
-    if connection.dialect.name == "postgresql":
-        _WRITE_LOCK.execute(connection).close()
-
-
 class WriteTransaction:
     """One command's transaction: holds the write lock, appends, commits or rolls back together.
 
@@ -312,8 +229,10 @@ class WriteTransaction:
         actor: str,
         command_id: str,
         correlation_id: str,
+        backend: Backend | None = None,
     ) -> None:
         self.connection = connection
+        self.backend = backend or backend_for(connection)
         self.actor = actor
         self.command_id = command_id
         self.correlation_id = correlation_id
@@ -329,6 +248,10 @@ class WriteTransaction:
     def head(self) -> Head:
         return self._head
 
+    def write_strategy(self, events: int, *, wanted: WriteStrategy | None = None) -> WriteStrategy:
+        """How a write of ``events`` events goes in this transaction (``write_strategy``)."""
+        return write_strategy(self.backend, self.connection, events, wanted=wanted)
+
     def new_stream(self, stream_id: str) -> None:
         """Declare a stream the caller has just named with a fresh random id (a token minted by
         this command): its version is taken to be 0 without reading the log. Should it exist
@@ -338,16 +261,9 @@ class WriteTransaction:
     def stream_versions(self, stream_ids: Iterable[str]) -> dict[str, int]:
         """Current version of each stream (0 for a stream with no events)."""
         wanted = [s for s in dict.fromkeys(stream_ids) if s not in self._stream_versions]
-        if wanted and self.connection.dialect.name == "postgresql":
-            found = dict(_STREAM_VERSIONS_ANY.all(self.connection, {"ids": wanted}))
+        if wanted:
+            found = self.backend.stream_versions(self.connection, wanted)
             for stream_id in wanted:
-                self._stream_versions[stream_id] = found.get(stream_id, 0)
-            wanted = []
-        for start in range(0, len(wanted), _STREAM_QUERY_CHUNK):
-            chunk = wanted[start : start + _STREAM_QUERY_CHUNK]
-            params = {f"s{i}": stream_id for i, stream_id in enumerate(chunk)}
-            found = dict(_stream_versions_query(len(chunk)).all(self.connection, params))
-            for stream_id in chunk:
                 self._stream_versions[stream_id] = found.get(stream_id, 0)
         return {s: self._stream_versions[s] for s in stream_ids}
 
@@ -356,8 +272,12 @@ class WriteTransaction:
         pending: Sequence[PendingEvent],
         *,
         expected_versions: Mapping[str, int] | None = None,
+        strategy: WriteStrategy | None = None,
     ) -> list[RecordedEvent]:
-        """Give each event the next position and stream version, chain it and insert it."""
+        """Give each event the next position and stream version, chain it and insert it.
+
+        ``strategy``: the write's, when the caller chose it for more than this append (a
+        command's events and their rows); by default chosen for the append's size."""
         if not pending:
             return []
         versions = self.stream_versions([e.stream_id for e in pending])
@@ -405,19 +325,9 @@ class WriteTransaction:
                 )
             )
             prev_hash = hash_
-        if (
-            len(recorded) >= _COPY_EVENTS
-            and self.connection.dialect.name == "postgresql"
-            and not in_pipeline(self.connection)  # COPY cannot run in a pipeline
-        ):
-            # RecordedEvent's fields are the columns, in order.
-            copy_rows(
-                self.connection, events, _EVENT_KEYS, [msgspec.structs.astuple(r) for r in recorded]
-            )
-        else:
-            _INSERT_EVENTS.executemany_rows(
-                self.connection, [msgspec.structs.asdict(r) for r in recorded]
-            )
+        if strategy is None:
+            strategy = self.write_strategy(len(recorded))
+        self.backend.insert_events(self.connection, recorded, bulk=strategy is WriteStrategy.BULK)
         self._stream_versions.update(versions)
         self._head = Head(position=position, hash=prev_hash, recorded_at=self.recorded_at)
         return recorded
@@ -439,6 +349,7 @@ class EventStore:
 
     def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
         self.engine = engine
+        self.backend = backend_for(engine)
         self.clock: Clock = clock or SystemClock()
         self._commit_listeners: list[Callable[[], None]] = []
 
@@ -463,9 +374,10 @@ class EventStore:
             self.engine.connect().execution_options(**{WRITE_OPTION: True}) as connection,
             connection.begin(),
         ):
-            acquire_write_lock(connection)
+            self.backend.write_lock(connection)
             yield WriteTransaction(
                 connection,
+                backend=self.backend,
                 clock=self.clock,
                 actor=actor,
                 command_id=command_id,
@@ -557,9 +469,7 @@ class EventStore:
         the log once, and never folds an event the chain does not vouch for. Continuing
         with the same verifier later (under a lock, say) picks up where it stopped.
         """
-        to_time = (
-            _stored_time_sqlite if self.engine.dialect.name == "sqlite" else _stored_time_postgresql
-        )
+        to_time = self.backend.stored_time
         while True:
             params = {"from_position": verifier.position + 1, "limit": batch_size}
             if until_position is not None:

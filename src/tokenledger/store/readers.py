@@ -6,12 +6,10 @@ verification makes. ``ReadConnections`` therefore gives each thread one
 connection of its own, opened on first use and detached from the pool (so that
 a large thread pool cannot exhaust the writers' pool; the engine's connect
 settings and event listeners still apply), and ``snapshot`` brackets the
-lookups with the driver's own statements:
-
-* SQLite: ``BEGIN`` ... ``COMMIT``, so the lookups read one snapshot of the
-  database (WAL mode: readers never block the writer, nor it them);
-* PostgreSQL: autocommit, each lookup its own statement snapshot, which is
-  what a READ COMMITTED transaction (SQLAlchemy's default) would give too.
+lookups with the backend's read snapshot (``Backend.read_snapshot``: SQLite's
+``BEGIN`` ... ``COMMIT``, one snapshot across statements; PostgreSQL's
+autocommit, each lookup its own statement snapshot, which is what a READ
+COMMITTED transaction would give too).
 
 ``statement`` is for a lookup made of one statement (a service account's token
 verification): a statement reads one snapshot by itself on both databases, so
@@ -30,6 +28,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from sqlalchemy.engine import Connection, Engine
 
+from tokenledger.store.backends import backend_for
+
 __all__ = ["ReadConnections"]
 
 
@@ -45,7 +45,7 @@ class ReadConnections:
 
     def __init__(self, engine: Engine, *, limit: int = DEFAULT_LIMIT) -> None:
         self._engine = engine
-        self._sqlite = engine.dialect.name == "sqlite"
+        self._backend = backend_for(engine)
         self._limit = limit
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -55,16 +55,14 @@ class ReadConnections:
     def snapshots_span_statements(self) -> bool:
         """Whether ``snapshot`` holds one snapshot across statements (SQLite), or each of
         its statements reads its own anyway (PostgreSQL, autocommit)."""
-        return self._sqlite
+        return self._backend.snapshots_span_statements
 
     def snapshot(self) -> AbstractContextManager[Connection]:
         # Plain context managers, not generators: this brackets every uncached verification.
         connection = self._connection()
         if connection is None:
             return _pooled_snapshot(self._engine)
-        if not self._sqlite:
-            return nullcontext(connection)
-        return _SQLiteSnapshot(connection)
+        return self._backend.read_snapshot(connection)
 
     def statement(self) -> AbstractContextManager[Connection]:
         """The thread's connection for one statement, which reads a snapshot of its own."""
@@ -88,11 +86,7 @@ class ReadConnections:
             connection = self._engine.connect()
             self._open.append((threading.current_thread(), connection))
         connection.connection.detach()  # closed, not pooled, when this one closes
-        dbapi = connection.connection.dbapi_connection
-        assert dbapi is not None
-        if not self._sqlite:
-            dbapi.rollback()  # whatever connecting began
-            dbapi.autocommit = True
+        self._backend.prepare_reader(connection)
         self._local.connection = connection
         return connection
 
@@ -102,26 +96,6 @@ class ReadConnections:
             for _, connection in self._open:
                 connection.close()
             self._open.clear()
-
-
-class _SQLiteSnapshot:
-    """``BEGIN`` ... ``COMMIT`` on the connection's driver connection."""
-
-    __slots__ = ("_connection", "_dbapi")
-
-    def __init__(self, connection: Connection) -> None:
-        dbapi = connection.connection.dbapi_connection
-        assert dbapi is not None
-        self._connection = connection
-        self._dbapi = dbapi
-
-    def __enter__(self) -> Connection:
-        self._dbapi.execute("BEGIN")
-        return self._connection
-
-    def __exit__(self, *_: object) -> None:
-        if not self._connection.invalidated:
-            self._dbapi.execute("COMMIT")
 
 
 @contextmanager
