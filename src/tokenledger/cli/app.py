@@ -1,4 +1,9 @@
-"""The root command group, shared options, and the mapping of errors to exit codes."""
+"""The root command group, shared options, and the mapping of errors to exit codes.
+
+The commands live in their own modules, imported only when one of them runs (or shows its
+help): ``tokenledger --help`` and every command's ``--help`` stay clear of SQLAlchemy, the
+ledger and the HTTP API, and a command imports what it uses.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,12 @@ import getpass
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.exc import DataError, OperationalError
 
-from tokenledger.domain.authority import require_operator
-from tokenledger.domain.model import Actor
+from tokenledger.cli.defaults import DEFAULT_DATABASE_URL
+from tokenledger.cli.lazy import LazyCommand, LazyGroup
 from tokenledger.errors import (
     Conflict,
     IntegrityViolation,
@@ -22,11 +26,13 @@ from tokenledger.errors import (
     StorageError,
     ValidationError,
 )
-from tokenledger.ledger import Ledger
-from tokenledger.store import DEFAULT_DATABASE_URL, EventStore
-from tokenledger.store.engine import parse_database_url
 
-__all__ = ["EXIT_CODES", "TOKEN_ENV", "CliContext", "cli", "main"]
+if TYPE_CHECKING:
+    from tokenledger.domain.model import Actor
+    from tokenledger.ledger import Ledger
+    from tokenledger.store import EventStore
+
+__all__ = ["EXIT_CODES", "TOKEN_ENV", "CliContext", "cli", "ledger_type", "main"]
 
 #: Exit codes, one per error category (2 is also click's own for usage errors).
 EXIT_CODES: dict[type[LedgerError], int] = {
@@ -50,6 +56,13 @@ def exit_code_for(error: LedgerError) -> int:
 TOKEN_ENV = "TOKENLEDGER_TOKEN"
 
 
+def ledger_type() -> type[Ledger]:
+    """The ledger class the commands open (the one place naming its module)."""
+    from tokenledger.ledger import Ledger
+
+    return Ledger
+
+
 @dataclass
 class CliContext:
     database_url: str
@@ -61,11 +74,13 @@ class CliContext:
 
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = Ledger.open(self.database_url)
+            self._ledger = ledger_type().open(self.database_url)
         return self._ledger
 
     def actor(self) -> Actor:
         """The principal of ``TOKENLEDGER_TOKEN`` when it is set, else the local operator."""
+        from tokenledger.domain.model import Actor
+
         secret = os.environ.get(TOKEN_ENV, "").strip()
         if secret:
             return self.ledger().authenticate(secret)
@@ -74,6 +89,8 @@ class CliContext:
     def require_operator(self, action: str) -> None:
         """Maintenance commands are the operator's: a caller acting through a token (in
         ``TOKENLEDGER_TOKEN``) is refused, whatever the token."""
+        from tokenledger.domain.authority import require_operator
+
         require_operator(self.actor(), action)
 
     def close(self) -> None:
@@ -88,22 +105,54 @@ def _os_user() -> str:
         return "unknown"
 
 
-class LedgerGroup(click.Group):
+class LedgerGroup(LazyGroup):
     """Turns every expected failure into one line on stderr and a category's exit code."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_HELP_ASKED] = _asks_for_help(args, ctx.help_option_names)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LedgerError as error:
             fail(str(error), exit_code_for(error))
-        except OperationalError as error:
-            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-            fail(f"database error: {reason}", EXIT_CODES[StorageError])
-        except DataError as error:
-            # A value the database cannot hold (PostgreSQL refuses NUL bytes in text) that
-            # reached a query without a rule of its own: bad input, said in one line.
-            reason = str(error.orig).strip().splitlines()[0] if error.orig else "invalid value"
-            fail(f"invalid input: {reason}", EXIT_CODES[ValidationError])
+        except Exception as error:
+            failure = _database_failure(error)
+            if failure is None:
+                raise
+            fail(*failure)
+
+
+#: ``ctx.meta`` key: the command line asks a subcommand for its help.
+_HELP_ASKED = "tokenledger.help_asked"
+
+
+def _asks_for_help(args: list[str], help_names: list[str]) -> bool:
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg in help_names:
+            return True
+    return False
+
+
+def _database_failure(error: Exception) -> tuple[str, int] | None:
+    """The line and exit code for a database error that reached the command line, else None."""
+    # SQLAlchemy is looked up, not imported: an error can only be one of its exceptions
+    # when a command has imported it already, and most --help and usage paths never do.
+    exc = sys.modules.get("sqlalchemy.exc")
+    if exc is None:
+        return None
+    if isinstance(error, exc.OperationalError):
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        return f"database error: {reason}", EXIT_CODES[StorageError]
+    if isinstance(error, exc.DataError):
+        # A value the database cannot hold (PostgreSQL refuses NUL bytes in text) that
+        # reached a query without a rule of its own: bad input, said in one line.
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else "invalid value"
+        return f"invalid input: {reason}", EXIT_CODES[ValidationError]
+    return None
 
 
 def fail(message: str, code: int) -> None:
@@ -111,7 +160,65 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def _command(module: str, attribute: str, summary: str) -> LazyCommand:
+    return LazyCommand(f"tokenledger.cli.{module}", attribute, summary)
+
+
+#: Every top-level command: its module, and its one-line help for 'tokenledger --help'.
+COMMANDS: dict[str, LazyCommand] = {
+    "audit": _command(
+        "audit", "audit", "Who did what, when and why: the events matching every filter given."
+    ),
+    "auth": _command("auth", "auth", "Present the token in TOKENLEDGER_TOKEN to other tools."),
+    "db": _command("db", "db", "Create or migrate the ledger's database."),
+    "demo": _command(
+        "demo",
+        "demo",
+        "Walk through the ledger on a fresh SQLite file (./tokenledger-demo.db).",
+    ),
+    "events": _command(
+        "log",
+        "events_command",
+        "Print the log as JSON lines, one event each, in log order (the operator's: admins "
+        "and auditors read their org's events with 'audit').",
+    ),
+    "grants": _command("grants", "grants", "Grant users permissions on resources."),
+    "keys": _command("keys", "keys", "Rotate and list the keys that sign access tokens."),
+    "log": _command("log", "log", "Inspect the event log and prove it has not been altered."),
+    "orgs": _command("orgs", "orgs", "Create organizations and manage their members."),
+    "replay": _command(
+        "replay",
+        "replay",
+        "Rebuild every projection from the log and swap the result in atomically.",
+    ),
+    "resources": _command(
+        "resources",
+        "resources",
+        "Create, delete and list resources (org/project/collection/dataset/object).",
+    ),
+    "roles": _command(
+        "roles", "roles", "Create and list roles (admin, auditor and member are predefined)."
+    ),
+    "serve": _command(
+        "serve",
+        "serve",
+        "Serve the HTTP API (management, OAuth2 token, introspection, revocation).",
+    ),
+    "service-accounts": _command(
+        "service_accounts",
+        "service_accounts",
+        "Create, re-permission, delete and list service accounts.",
+    ),
+    "tokens": _command("tokens", "tokens", "Issue, list, revoke and verify tokens."),
+    "users": _command("users", "users", "Create, disable and list users."),
+}
+
+
+@click.group(
+    cls=LedgerGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--db",
     "database_url",
@@ -124,54 +231,16 @@ def fail(message: str, code: int) -> None:
 @click.pass_context
 def cli(ctx: click.Context, database_url: str) -> None:
     """TokenLedger: an event-sourced ledger of accounts, permissions and tokens."""
-    parse_database_url(database_url)  # a malformed URL fails before any command runs
+    if not ctx.meta.get(_HELP_ASKED):
+        # A malformed URL fails before any command runs. Not when a command is only asked
+        # for its help, which needs no database (and checking would import SQLAlchemy): a
+        # command that opens the database checks the URL then.
+        from tokenledger.store.engine import parse_database_url
+
+        parse_database_url(database_url)
     context = CliContext(database_url=database_url)
     ctx.obj = context
     ctx.call_on_close(context.close)
-
-
-def _register() -> None:
-    from tokenledger.cli import (
-        audit,
-        auth,
-        db,
-        demo,
-        grants,
-        keys,
-        log,
-        orgs,
-        replay,
-        resources,
-        roles,
-        serve,
-        service_accounts,
-        tokens,
-        users,
-    )
-
-    cli.add_command(db.db)
-    cli.add_command(demo.demo)
-    cli.add_command(log.log)
-    cli.add_command(log.events_command)
-    cli.add_command(replay.replay)
-    cli.add_command(audit.audit)
-    for group in (
-        orgs.orgs,
-        users.users,
-        resources.resources,
-        grants.grants,
-        roles.roles,
-        service_accounts.service_accounts,
-        tokens.tokens,
-        auth.auth,
-    ):
-        cli.add_command(group)
-    service_accounts.service_accounts.add_command(keys.credentials)
-    cli.add_command(keys.keys)
-    cli.add_command(serve.serve)
-
-
-_register()
 
 
 def main() -> None:

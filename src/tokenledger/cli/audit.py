@@ -5,15 +5,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
 
-from tokenledger.audit import AuditEntry, AuditQuery, cloudevent, export
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.common import parse_timestamp
-from tokenledger.cli.output import echo_json, json_line
-from tokenledger.store.chain import format_timestamp
+from tokenledger.cli.output import echo_json, format_timestamp, json_line
+
+if TYPE_CHECKING:
+    from tokenledger.audit import AuditEntry
 
 __all__ = ["audit"]
 
@@ -46,6 +47,8 @@ def audit(
     """Who did what, when and why: the events matching every filter given."""
     if ctx.invoked_subcommand is not None:
         return
+    from tokenledger.audit import AuditQuery
+
     obj: CliContext = ctx.obj
     query = AuditQuery(
         actor=actor,
@@ -121,6 +124,8 @@ def export_command(
     output: Path | None,
 ) -> None:
     """Write events for SIEM tools, one JSON object per line (no secret is ever in the log)."""
+    from tokenledger.audit import export
+
     ledger = obj.ledger()
     ledger.require_operator(obj.actor(), "export the whole log")
     entries = export(
@@ -136,6 +141,8 @@ def export_command(
 
 
 def _write(stream: IO[str], entries: Iterable[AuditEntry], output_format: str, source: str) -> None:
+    from tokenledger.audit import cloudevent
+
     for entry in entries:
         document = cloudevent(entry, source) if output_format == "cloudevents" else entry.to_dict()
         stream.write(json_line(document).decode() + "\n")

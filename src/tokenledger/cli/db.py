@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy.exc import OperationalError
 
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.output import echo_json
 from tokenledger.errors import StorageError
-from tokenledger.store import (
-    create_ledger_engine,
-    describe_connection_error,
-    parse_database_url,
-    upgrade,
-)
-from tokenledger.store.migrate import current_revision, head_revision
 
 
 @click.group()
@@ -27,6 +19,16 @@ def db() -> None:
 @click.pass_obj
 def upgrade_command(obj: CliContext, as_json: bool) -> None:
     """Create the ledger's tables or migrate them to this version's schema."""
+    from sqlalchemy.exc import OperationalError
+
+    from tokenledger.store import (
+        create_ledger_engine,
+        describe_connection_error,
+        parse_database_url,
+        upgrade,
+    )
+    from tokenledger.store.migrate import current_revision, head_revision
+
     url = parse_database_url(obj.database_url)
     engine = create_ledger_engine(url)
     try:

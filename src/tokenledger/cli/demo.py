@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from tokenledger.cli.app import CliContext
+from tokenledger.cli.app import CliContext, ledger_type
+from tokenledger.cli.defaults import DEFAULT_DATABASE_URL
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import Conflict
-from tokenledger.ledger import CommandResult, Ledger
-from tokenledger.store import DEFAULT_DATABASE_URL
-from tokenledger.store.mapper import decode_event
+
+if TYPE_CHECKING:
+    from tokenledger.ledger import CommandResult, Ledger
 
 DEMO_FILE = "tokenledger-demo.db"
 SA = "ingest@acme.service.tokenledger"
@@ -37,7 +39,7 @@ def demo(obj: CliContext) -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(DEMO_FILE + suffix).unlink(missing_ok=True)
         url = f"sqlite:///{DEMO_FILE}"
-    ledger = Ledger.open(url)
+    ledger = ledger_type().open(url)
     try:
         if ledger.store.head().position:
             raise Conflict(f"the demo needs an empty ledger; {url} already has events")
@@ -111,6 +113,8 @@ def _walk_through(ledger: Ledger, url: str) -> None:
         _ok(f"active={again.active} reason={again.reason}")
 
     _step("The cascade in the log: one command, linked events")
+    from tokenledger.store.mapper import decode_event
+
     for record in ledger.store.read_all(from_position=moved.records[0].position):
         if record.correlation_id != moved.correlation_id:
             continue

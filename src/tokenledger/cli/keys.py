@@ -10,18 +10,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tokenledger.cli.app import CliContext
-from tokenledger.cli.output import echo_json
+from tokenledger.cli.defaults import KEYS_FILE_ENV
+from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.clock import SystemClock
 from tokenledger.domain import commands as c
-from tokenledger.domain.model import ClientCredentialView
 from tokenledger.errors import ValidationError
-from tokenledger.keys import KEYS_FILE_ENV, KeyStore
-from tokenledger.store import parse_database_url
-from tokenledger.store.chain import format_timestamp
+
+if TYPE_CHECKING:
+    from tokenledger.domain.model import ClientCredentialView
+    from tokenledger.keys import KeyStore
 
 __all__ = ["credentials", "keys"]
 
@@ -34,6 +36,11 @@ _KEYS_FILE = click.option(
 
 
 def _store(obj: CliContext, keys_file: Path | None) -> KeyStore:
+    # The key store brings cryptography and the store's URL parsing brings SQLAlchemy: only
+    # the key commands need them, not the credentials commands or any --help.
+    from tokenledger.keys import KeyStore
+    from tokenledger.store import parse_database_url
+
     return KeyStore.from_environment(parse_database_url(obj.database_url), keys_file)
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import msgspec
 
 from tokenledger.cli.app import EXIT_CODES, CliContext, fail
-from tokenledger.cli.output import echo_json, json_line
+from tokenledger.cli.output import echo_json, format_timestamp, json_line
 from tokenledger.domain.names import shown
 from tokenledger.errors import CorruptEvent, IntegrityViolation, ValidationError
-from tokenledger.store import Head, RecordedEvent
-from tokenledger.store.chain import format_timestamp, saved_head_problem
+
+if TYPE_CHECKING:
+    from tokenledger.store import Head, RecordedEvent
 
 
 @click.group()
@@ -30,6 +32,9 @@ def _head_dict(head: Head) -> dict[str, object]:
 
 
 def _load_head(path: Path) -> Head:
+    from tokenledger.store import Head
+    from tokenledger.store.chain import saved_head_problem
+
     # The path is shown cut short and escaped: it may be hostile (a megabyte, a newline).
     try:
         data = path.read_bytes()

@@ -9,9 +9,7 @@ from typing import Any
 import click
 import msgspec
 
-from tokenledger.store.chain import format_timestamp
-
-__all__ = ["echo_json", "json_line"]
+__all__ = ["echo_json", "format_timestamp", "json_line"]
 
 
 def _default(value: Any) -> Any:
@@ -30,6 +28,15 @@ def _prepare(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_prepare(v) for v in value]
     return value
+
+
+def format_timestamp(moment: datetime) -> str:
+    """``moment`` as the hash chain writes it."""
+    # Imported here: the chain's module comes with the store, and the store with SQLAlchemy,
+    # which commands that print no time (and every --help) do without.
+    from tokenledger.store.chain import format_timestamp as chain_format
+
+    return chain_format(moment)
 
 
 def json_line(value: Any) -> bytes:

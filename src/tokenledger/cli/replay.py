@@ -5,27 +5,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tokenledger.cli.app import EXIT_CODES, CliContext, fail
 from tokenledger.cli.common import parse_timestamp
+from tokenledger.cli.defaults import DEFAULT_REBUILD_BATCH_SIZE
 from tokenledger.cli.output import echo_json
 from tokenledger.errors import IntegrityViolation, ValidationError
-from tokenledger.history import position_at
-from tokenledger.projections.rebuild import (
-    DEFAULT_BATCH_SIZE,
-    CheckReport,
-    Difference,
-    Progress,
-    RebuildReport,
-    build_into,
-    check,
-    rebuild,
-)
-from tokenledger.store import EventStore, open_event_store
-from tokenledger.store.chain import ChainBroken
+
+if TYPE_CHECKING:
+    from tokenledger.projections.rebuild import CheckReport, Difference, Progress, RebuildReport
+    from tokenledger.store import EventStore
 
 __all__ = ["replay"]
 
@@ -58,7 +50,7 @@ __all__ = ["replay"]
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1, max=100_000),
-    default=DEFAULT_BATCH_SIZE,
+    default=DEFAULT_REBUILD_BATCH_SIZE,
     show_default=True,
     help="Events per page read from the log.",
 )
@@ -84,6 +76,8 @@ def replay(
         )
     if check_only and into_url is not None:
         raise ValidationError("--check compares the live tables; it takes no --into")
+    from tokenledger.store.chain import ChainBroken
+
     ledger = obj.ledger()
     ledger.require_operator(obj.actor(), "rebuild or check the projections")
     store = ledger.store
@@ -114,6 +108,10 @@ def _replay(
     batch_size: int,
     as_json: bool,
 ) -> RebuildReport | CheckReport:
+    from tokenledger.history import position_at
+    from tokenledger.projections.rebuild import build_into, check, rebuild
+    from tokenledger.store import open_event_store
+
     with _progress(as_json) as progress:
         if check_only:
             report: RebuildReport | CheckReport = check(
@@ -142,6 +140,8 @@ def _replay(
 def _print(
     report: RebuildReport | CheckReport, check_only: bool, into_url: str | None, as_json: bool
 ) -> None:
+    from tokenledger.projections.rebuild import CheckReport
+
     rate = report.events / report.seconds if report.seconds > 0 else 0.0
     if as_json:
         document: dict[str, Any] = {

@@ -7,20 +7,17 @@ from pathlib import Path
 
 import click
 
-from tokenledger.api.app import (
+from tokenledger.cli.app import CliContext
+from tokenledger.cli.defaults import (
     ACCESS_TOKEN_LIFETIME_ENV,
     CACHE_STALENESS_ENV,
     DATABASE_URL_ENV,
+    DEFAULT_ISSUER,
     ISSUER_ENV,
-    parse_staleness,
+    KEYS_FILE_ENV,
 )
-from tokenledger.api.state import DEFAULT_ISSUER, ApiSettings
-from tokenledger.cli.app import CliContext
 from tokenledger.clock import SystemClock
-from tokenledger.domain.commands import parse_duration
 from tokenledger.errors import ValidationError
-from tokenledger.keys import KEYS_FILE_ENV, KeyStore
-from tokenledger.store import open_event_store, parse_database_url
 
 __all__ = ["serve"]
 
@@ -94,7 +91,14 @@ def serve(
     hosts) share a PostgreSQL ledger. A missing key file is created with a first
     signing key.
     """
+    # The HTTP API (FastAPI), uvicorn and the key store are this command's alone.
     import uvicorn
+
+    from tokenledger.api.app import parse_staleness
+    from tokenledger.api.state import ApiSettings
+    from tokenledger.domain.commands import parse_duration
+    from tokenledger.keys import KeyStore
+    from tokenledger.store import open_event_store, parse_database_url
 
     url = parse_database_url(obj.database_url)
     if workers > 1 and url.get_backend_name() == "sqlite":

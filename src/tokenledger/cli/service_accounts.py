@@ -6,6 +6,7 @@ import click
 
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.grants import org_name
+from tokenledger.cli.lazy import LazyCommand, LazyGroup
 from tokenledger.cli.output import echo_json
 from tokenledger.cli.tokens import echo_revoked
 from tokenledger.domain import commands as c
@@ -19,7 +20,12 @@ def _permission(grant: Grant) -> dict[str, str]:
     return {"resource": grant.resource, "level": grant.level}
 
 
-@click.group("service-accounts")
+@click.group(
+    "service-accounts",
+    cls=LazyGroup,
+    # The OAuth2 client credentials live with the signing keys (cli/keys.py).
+    lazy_commands={"credentials": LazyCommand("tokenledger.cli.keys", "credentials")},
+)
 def service_accounts() -> None:
     """Create, re-permission, delete and list service accounts."""
 

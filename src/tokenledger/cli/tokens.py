@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 import msgspec
@@ -20,16 +20,17 @@ import pydantic
 from tokenledger.cli.app import TOKEN_ENV, CliContext
 from tokenledger.cli.common import parse_timestamp
 from tokenledger.cli.grants import grant_dicts, grants_text, parse_level, principal_id
-from tokenledger.cli.output import echo_json
+from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.domain import commands as c
-from tokenledger.domain.events import TokenIssued
-from tokenledger.domain.model import TokenView
 from tokenledger.domain.names import shown
 from tokenledger.domain.secrets import looks_like_secret
 from tokenledger.errors import ValidationError
-from tokenledger.grant_config import GrantConfig, load_grant_config
-from tokenledger.ledger import CommandResult, Verification
-from tokenledger.store.chain import format_timestamp
+
+if TYPE_CHECKING:
+    from tokenledger.domain.events import TokenIssued
+    from tokenledger.domain.model import TokenView
+    from tokenledger.grant_config import GrantConfig
+    from tokenledger.ledger import CommandResult, Verification
 
 __all__ = ["echo_revoked", "tokens"]
 
@@ -74,6 +75,8 @@ def _load_config(source: str) -> GrantConfig:
         raise ValidationError(
             f"invalid grant config path {shown(source)}: at most {_MAX_PATH} printable characters"
         )
+    from tokenledger.grant_config import load_grant_config  # YAML, for this option only
+
     try:
         return load_grant_config(source, _stdin())
     except RecursionError:

@@ -1,0 +1,38 @@
+"""Names and defaults the commands' options show in ``--help``.
+
+Each is owned by another module (the store, the HTTP API, the key store, the rebuild), which
+imports SQLAlchemy, FastAPI or cryptography; the copies here let ``--help`` and option parsing
+go without them. tests/test_cli_startup.py checks that every copy equals its original.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ACCESS_TOKEN_LIFETIME_ENV",
+    "CACHE_STALENESS_ENV",
+    "DATABASE_URL_ENV",
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_ISSUER",
+    "DEFAULT_REBUILD_BATCH_SIZE",
+    "ISSUER_ENV",
+    "KEYS_FILE_ENV",
+]
+
+#: tokenledger.store.engine.DEFAULT_DATABASE_URL
+DEFAULT_DATABASE_URL = "sqlite:///tokenledger.db"
+
+#: tokenledger.keys.KEYS_FILE_ENV
+KEYS_FILE_ENV = "TOKENLEDGER_KEYS_FILE"
+
+#: tokenledger.api.app.DATABASE_URL_ENV, ISSUER_ENV, ACCESS_TOKEN_LIFETIME_ENV,
+#: CACHE_STALENESS_ENV
+DATABASE_URL_ENV = "TOKENLEDGER_DATABASE_URL"
+ISSUER_ENV = "TOKENLEDGER_ISSUER"
+ACCESS_TOKEN_LIFETIME_ENV = "TOKENLEDGER_ACCESS_TOKEN_LIFETIME"
+CACHE_STALENESS_ENV = "TOKENLEDGER_CACHE_STALENESS"
+
+#: tokenledger.api.state.DEFAULT_ISSUER
+DEFAULT_ISSUER = "tokenledger"
+
+#: tokenledger.projections.rebuild.DEFAULT_BATCH_SIZE
+DEFAULT_REBUILD_BATCH_SIZE = 10_000
