@@ -22,13 +22,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tokenledger.audit import AuditQuery, search
 from tokenledger.domain import commands as c
 from tokenledger.domain import events as e
 from tokenledger.domain.model import Actor, service_account_id
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.domain.secrets import TokenKind, generate_secret, hash_secret, new_token_id
 from tokenledger.projections import Projector
+from tokenledger.projections.audit_queries import AuditQuery, search
 from tokenledger.projections.rebuild import rebuild
 from tokenledger.service import Ledger
 from tokenledger.store import open_event_store

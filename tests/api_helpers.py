@@ -16,8 +16,8 @@ from tokenledger.api import ApiSettings, create_asgi_app
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
-from tokenledger.keys import KeyStore
 from tokenledger.service import Ledger
+from tokenledger.service.keys import KeyStore
 from tokenledger.store import open_event_store
 
 OPERATOR = Actor.operator("root")

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 
 from api_helpers import ISSUER, Api, make_api, seed
 from tokenledger.api import ApiSettings, create_asgi_app
-from tokenledger.keys import KeyStore
 from tokenledger.service import Ledger
 from tokenledger.service.cache import HeadGatedCache
+from tokenledger.service.keys import KeyStore
 from tokenledger.store import open_event_store
 
 

@@ -24,8 +24,8 @@ from tokenledger.api.fastpath import IntrospectionFastPath, bearer_and_form, tok
 from tokenledger.api.routes.oauth import INTROSPECT_PATH
 from tokenledger.api.state import ApiState
 from tokenledger.errors import StorageError
-from tokenledger.keys import KeyStore
 from tokenledger.service import Ledger
+from tokenledger.service.keys import KeyStore
 from tokenledger.store import open_event_store
 
 FORM = "application/x-www-form-urlencoded"

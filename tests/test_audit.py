@@ -14,12 +14,12 @@ from alembic.config import Config
 from click.testing import CliRunner, Result
 from freezegun import freeze_time
 
-from tokenledger.audit import AuditQuery, explain, search
 from tokenledger.cli import cli
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import NotFound, ValidationError
+from tokenledger.projections.audit_queries import AuditQuery, explain, search
 from tokenledger.service import CommandResult, Ledger
 from tokenledger.store import EventStore, open_event_store
 from tokenledger.store.engine import WRITE_OPTION

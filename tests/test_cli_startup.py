@@ -20,7 +20,7 @@ from tokenledger.cli import cli
 
 #: Never imported by --help (of any group or command).
 HEAVY = ("sqlalchemy", "fastapi", "uvicorn", "alembic", "psycopg")
-LEDGER = ("tokenledger.api", "tokenledger.ledger", "tokenledger.service", "tokenledger.store")
+LEDGER = ("tokenledger.api", "tokenledger.service", "tokenledger.service", "tokenledger.store")
 #: Never imported by a command that neither serves HTTP, migrates, nor uses PostgreSQL.
 NOT_FOR_SQLITE_READS = ("fastapi", "uvicorn", "alembic", "psycopg", "tokenledger.api")
 
@@ -131,8 +131,8 @@ def test_the_copied_names_and_defaults_match_their_owners() -> None:
     from tokenledger.api import app as api_app
     from tokenledger.api import state as api_state
     from tokenledger.cli import defaults
-    from tokenledger.keys import KEYS_FILE_ENV
     from tokenledger.projections.rebuild import DEFAULT_BATCH_SIZE
+    from tokenledger.service.keys import KEYS_FILE_ENV
     from tokenledger.store.engine import DEFAULT_DATABASE_URL
 
     assert defaults.DEFAULT_DATABASE_URL == DEFAULT_DATABASE_URL

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tokenledger.errors import ValidationError
-from tokenledger.grant_config import (
+from tokenledger.cli.grant_files import (
     MAX_CONFIG_BYTES,
     GrantConfig,
     GrantPair,
     load_grant_config,
     parse_grant_config,
 )
+from tokenledger.errors import ValidationError
 
 
 def pairs(config: GrantConfig) -> list[tuple[str, str]]:

@@ -23,12 +23,12 @@ from freezegun import freeze_time
 from api_helpers import OPERATOR, SA, Api, make_api
 from helpers import assert_one_line_error, cli_head, cli_run
 from tokenledger.api import create_app
-from tokenledger.audit import AuditQuery
+from tokenledger.cli.grant_files import parse_grant_config
 from tokenledger.clock import EARLIEST, LATEST, check_lifetime, checked_utc
 from tokenledger.domain import commands as c
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import ValidationError
-from tokenledger.grant_config import parse_grant_config
+from tokenledger.projections.audit_queries import AuditQuery
 from tokenledger.service import Ledger
 from tokenledger.store import open_event_store
 

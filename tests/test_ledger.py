@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from tokenledger import audit
 from tokenledger.domain import commands as c
 from tokenledger.domain.events import ServiceAccountDeleted, TokenRevoked, UserDisabled
 from tokenledger.domain.model import Actor
@@ -23,6 +22,7 @@ from tokenledger.errors import (
     PermissionDenied,
     ValidationError,
 )
+from tokenledger.projections import audit_queries as audit
 from tokenledger.projections.projector import BULK_EVENTS
 from tokenledger.service import CommandResult, Ledger
 from tokenledger.store import open_event_store

@@ -18,8 +18,8 @@ from tokenledger.api.problems import install_error_handlers
 from tokenledger.api.state import DEFAULT_ISSUER, ApiSettings, ApiState
 from tokenledger.domain.commands import parse_duration
 from tokenledger.errors import ValidationError
-from tokenledger.keys import KeyStore
 from tokenledger.service import DEFAULT_ACCESS_TOKEN_LIFETIME, Ledger
+from tokenledger.service.keys import KeyStore
 from tokenledger.store import DEFAULT_DATABASE_URL, parse_database_url
 
 __all__ = [

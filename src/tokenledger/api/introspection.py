@@ -18,8 +18,8 @@ from tokenledger.api.security import unauthorised
 from tokenledger.api.state import ApiState
 from tokenledger.domain.model import Introspection
 from tokenledger.domain.permissions import Level
+from tokenledger.domain.secrets import looks_like_jwt
 from tokenledger.errors import PermissionDenied
-from tokenledger.keys import looks_like_jwt
 
 __all__ = [
     "MAX_HINT_LENGTH",

@@ -24,8 +24,8 @@ from tokenledger.api.problems import REALM, ApiError, bearer_challenge
 from tokenledger.api.state import ApiState, api_state
 from tokenledger.domain.model import Actor
 from tokenledger.domain.names import check_no_secret
+from tokenledger.domain.secrets import looks_like_jwt
 from tokenledger.errors import PermissionDenied
-from tokenledger.keys import looks_like_jwt
 
 __all__ = [
     "CORRELATION_HEADER",

@@ -10,8 +10,8 @@ from fastapi import Request
 from tokenledger.api.metrics import Metrics
 from tokenledger.domain.model import Actor, Introspection
 from tokenledger.domain.permissions import Level
-from tokenledger.keys import KeyRing, KeyStore
 from tokenledger.service import DEFAULT_ACCESS_TOKEN_LIFETIME, DEFAULT_VERIFY_STALENESS, Ledger
+from tokenledger.service.keys import KeyRing, KeyStore
 
 __all__ = ["DEFAULT_ISSUER", "MAX_ACCESS_TOKEN_LIFETIME", "ApiSettings", "ApiState", "api_state"]
 

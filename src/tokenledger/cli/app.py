@@ -29,7 +29,7 @@ from tokenledger.errors import (
 
 if TYPE_CHECKING:
     from tokenledger.domain.model import Actor
-    from tokenledger.ledger import Ledger
+    from tokenledger.service import Ledger
     from tokenledger.store import EventStore
 
 __all__ = ["EXIT_CODES", "TOKEN_ENV", "CliContext", "cli", "ledger_type", "main"]
@@ -58,7 +58,7 @@ TOKEN_ENV = "TOKENLEDGER_TOKEN"
 
 def ledger_type() -> type[Ledger]:
     """The ledger class the commands open (the one place naming its module)."""
-    from tokenledger.ledger import Ledger
+    from tokenledger.service import Ledger
 
     return Ledger
 

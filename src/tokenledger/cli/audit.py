@@ -14,7 +14,7 @@ from tokenledger.cli.common import parse_timestamp
 from tokenledger.cli.output import echo_json, format_timestamp, json_line
 
 if TYPE_CHECKING:
-    from tokenledger.audit import AuditEntry
+    from tokenledger.projections.audit_queries import AuditEntry
 
 __all__ = ["audit"]
 
@@ -47,7 +47,7 @@ def audit(
     """Who did what, when and why: the events matching every filter given."""
     if ctx.invoked_subcommand is not None:
         return
-    from tokenledger.audit import AuditQuery
+    from tokenledger.projections.audit_queries import AuditQuery
 
     obj: CliContext = ctx.obj
     query = AuditQuery(
@@ -124,7 +124,7 @@ def export_command(
     output: Path | None,
 ) -> None:
     """Write events for SIEM tools, one JSON object per line (no secret is ever in the log)."""
-    from tokenledger.audit import export
+    from tokenledger.projections.audit_queries import export
 
     ledger = obj.ledger()
     ledger.require_operator(obj.actor(), "export the whole log")
@@ -141,7 +141,7 @@ def export_command(
 
 
 def _write(stream: IO[str], entries: Iterable[AuditEntry], output_format: str, source: str) -> None:
-    from tokenledger.audit import cloudevent
+    from tokenledger.projections.audit_queries import cloudevent
 
     for entry in entries:
         document = cloudevent(entry, source) if output_format == "cloudevents" else entry.to_dict()

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from tokenledger.clock import checked_utc
 from tokenledger.domain.names import shown
 from tokenledger.errors import ValidationError
 
-__all__ = ["parse_timestamp"]
+__all__ = ["checked", "parse_timestamp"]
+
+
+def checked(check: Callable[[str], str], value: str) -> str:
+    """An argument checked by the rule its command field uses (``domain.names``), so that the
+    command line refuses it in the same words without building the command."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 def parse_timestamp(text: str, option: str) -> datetime:

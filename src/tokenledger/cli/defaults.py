@@ -21,7 +21,7 @@ __all__ = [
 #: tokenledger.store.engine.DEFAULT_DATABASE_URL
 DEFAULT_DATABASE_URL = "sqlite:///tokenledger.db"
 
-#: tokenledger.keys.KEYS_FILE_ENV
+#: tokenledger.service.keys.KEYS_FILE_ENV
 KEYS_FILE_ENV = "TOKENLEDGER_KEYS_FILE"
 
 #: tokenledger.api.app.DATABASE_URL_ENV, ISSUER_ENV, ACCESS_TOKEN_LIFETIME_ENV,

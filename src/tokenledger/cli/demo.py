@@ -15,7 +15,7 @@ from tokenledger.domain.permissions import Level
 from tokenledger.errors import Conflict
 
 if TYPE_CHECKING:
-    from tokenledger.ledger import CommandResult, Ledger
+    from tokenledger.service import CommandResult, Ledger
 
 DEMO_FILE = "tokenledger-demo.db"
 SA = "ingest@acme.service.tokenledger"

@@ -6,12 +6,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import click
-import pydantic
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.common import checked
 from tokenledger.cli.output import echo_json
-from tokenledger.domain import commands as c
-from tokenledger.domain.names import shown
+from tokenledger.domain.names import check_name, check_path, check_principal, shown
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.errors import ValidationError
 
@@ -25,29 +24,18 @@ __all__ = [
     "resource_path",
 ]
 
-_PRINCIPAL: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(c.PrincipalId)
-_PATH: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(c.ResourcePath)
-_ORG: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(c.OrgName)
-
-
-def _validated(adapter: pydantic.TypeAdapter[str], value: str) -> str:
-    try:
-        return adapter.validate_python(value)
-    except pydantic.ValidationError as exc:
-        raise ValidationError(c.describe(exc)) from None
-
 
 def principal_id(value: str) -> str:
     """A user's email (normalised) or a service-account id, checked like a command's field."""
-    return _validated(_PRINCIPAL, value)
+    return checked(check_principal, value)
 
 
 def resource_path(value: str) -> str:
-    return _validated(_PATH, value)
+    return checked(check_path, value)
 
 
 def org_name(value: str) -> str:
-    return _validated(_ORG, value)
+    return checked(lambda v: check_name(v, "org name"), value)
 
 
 def parse_level(text: str) -> Level:
@@ -79,6 +67,8 @@ def grants() -> None:
 @click.pass_obj
 def set_command(obj: CliContext, principal: str, resource: str, level: str, as_json: bool) -> None:
     """Give PRINCIPAL (a user) LEVEL on RESOURCE and everything below it (none removes it)."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command, not --help
+
     command = c.build(c.SetGrant, principal=principal, resource=resource, level=level)
     result = obj.ledger().execute(command, obj.actor())
     if as_json:

@@ -23,7 +23,7 @@ from tokenledger.errors import ValidationError
 
 if TYPE_CHECKING:
     from tokenledger.domain.model import ClientCredentialView
-    from tokenledger.keys import KeyStore
+    from tokenledger.service.keys import KeyStore
 
 __all__ = ["credentials", "keys"]
 
@@ -38,7 +38,7 @@ _KEYS_FILE = click.option(
 def _store(obj: CliContext, keys_file: Path | None) -> KeyStore:
     # The key store brings cryptography and the store's URL parsing brings SQLAlchemy: only
     # the key commands need them, not the credentials commands or any --help.
-    from tokenledger.keys import KeyStore
+    from tokenledger.service.keys import KeyStore
     from tokenledger.store import parse_database_url
 
     return KeyStore.from_environment(parse_database_url(obj.database_url), keys_file)

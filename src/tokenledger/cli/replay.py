@@ -108,7 +108,7 @@ def _replay(
     batch_size: int,
     as_json: bool,
 ) -> RebuildReport | CheckReport:
-    from tokenledger.history import position_at
+    from tokenledger.projections.history import position_at
     from tokenledger.projections.rebuild import build_into, check, rebuild
     from tokenledger.store import open_event_store
 

@@ -97,7 +97,7 @@ def serve(
     from tokenledger.api.app import parse_staleness
     from tokenledger.api.state import ApiSettings
     from tokenledger.domain.commands import parse_duration
-    from tokenledger.keys import KeyStore
+    from tokenledger.service.keys import KeyStore
     from tokenledger.store import open_event_store, parse_database_url
 
     url = parse_database_url(obj.database_url)

@@ -15,29 +15,26 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 import msgspec
-import pydantic
 
 from tokenledger.cli.app import TOKEN_ENV, CliContext
-from tokenledger.cli.common import parse_timestamp
+from tokenledger.cli.common import checked, parse_timestamp
 from tokenledger.cli.grants import grant_dicts, grants_text, parse_level, principal_id
 from tokenledger.cli.output import echo_json, format_timestamp
-from tokenledger.domain import commands as c
-from tokenledger.domain.names import shown
+from tokenledger.domain.names import check_token_id, shown
 from tokenledger.domain.secrets import looks_like_secret
 from tokenledger.errors import ValidationError
 
 if TYPE_CHECKING:
+    from tokenledger.cli.grant_files import GrantConfig
+    from tokenledger.domain import commands as c
     from tokenledger.domain.events import TokenIssued
     from tokenledger.domain.model import TokenView
-    from tokenledger.grant_config import GrantConfig
-    from tokenledger.ledger import CommandResult, Verification
+    from tokenledger.service import CommandResult, Verification
 
 __all__ = ["echo_revoked", "tokens"]
 
 #: More than any secret with surrounding whitespace; verification refuses longer input.
 _MAX_SECRET_INPUT = 4096
-
-_TOKEN_ID: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(c.TokenId)
 
 
 def echo_revoked(token_ids: Sequence[str]) -> None:
@@ -52,10 +49,7 @@ def _token_id_arg(value: str, what: str = "token id") -> str:
         raise ValidationError(
             f"that is a token secret, not a {what}: give the token's public id (tok_...)"
         )
-    try:
-        return _TOKEN_ID.validate_python(value)
-    except pydantic.ValidationError as exc:
-        raise ValidationError(c.describe(exc)) from None
+    return checked(check_token_id, value)
 
 
 def _stdin() -> BinaryIO | None:
@@ -75,7 +69,7 @@ def _load_config(source: str) -> GrantConfig:
         raise ValidationError(
             f"invalid grant config path {shown(source)}: at most {_MAX_PATH} printable characters"
         )
-    from tokenledger.grant_config import load_grant_config  # YAML, for this option only
+    from tokenledger.cli.grant_files import load_grant_config  # YAML, for this option only
 
     try:
         return load_grant_config(source, _stdin())
@@ -124,6 +118,8 @@ class _IssueOptions:
 
 def _issue_fields(options: _IssueOptions, config: GrantConfig | None) -> dict[str, Any]:
     """The ``IssueToken`` fields: the command line's options, over the config file's values."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     grants = _cli_grants(options.resources, options.levels)
     principal, name, expires_in = options.principal, options.name, options.expires_in
     if config is not None:
@@ -217,6 +213,8 @@ def create_command(
     grants from both are combined. Default lifetime: 30 days for a user, 1 year for a
     service account, 1 hour for a derived token.
     """
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     config = _load_config(config_source) if config_source is not None else None
     options = _IssueOptions(
         principal=principal,
@@ -326,6 +324,8 @@ def get_command(obj: CliContext, token_id: str, as_json: bool) -> None:
 def _revoke_command(
     token_id: str | None, revoke_all: bool, principal: str | None, reason: str | None
 ) -> c.RevokeToken | c.RevokeAllTokens:
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     if revoke_all:
         if token_id is not None or principal is None:
             raise click.UsageError("use either 'revoke TOKEN_ID' or 'revoke --all --principal P'")
@@ -351,6 +351,8 @@ def revoke_command(
     as_json: bool,
 ) -> None:
     """Revoke TOKEN_ID, or every token of a principal; tokens derived from them go too."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     command = _revoke_command(token_id, revoke_all, principal, reason)
     result = obj.ledger().execute(command, obj.actor())
     if as_json:

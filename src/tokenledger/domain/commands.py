@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from tokenledger.clock import check_lifetime, checked_utc
 from tokenledger.domain.names import (
+    check_client_id,
     check_email,
     check_name,
     check_no_secret,
@@ -29,7 +30,6 @@ from tokenledger.domain.permissions import Grant, Level
 from tokenledger.errors import ValidationError
 
 __all__ = [
-    "CLIENT_ID_PATTERN",
     "AddMember",
     "Command",
     "CreateOrg",
@@ -49,7 +49,6 @@ __all__ = [
     "SetGrant",
     "SetServiceAccountPermission",
     "build",
-    "check_client_id",
     "parse_duration",
 ]
 
@@ -88,19 +87,6 @@ def _free_text(limit: int, what: str) -> Any:
         return check_no_secret(value, what)
 
     return AfterValidator(check)
-
-
-#: A client id: ``cid_`` and 16 base62 characters, public like a token id.
-CLIENT_ID_PATTERN = "^cid_[0-9A-Za-z]{16}$"
-_CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
-
-
-def check_client_id(value: str) -> str:
-    if not _CLIENT_ID.fullmatch(value):
-        raise ValueError(
-            f"invalid client id {shown(value)}: expected cid_ and 16 letters or digits"
-        )
-    return value
 
 
 OrgName = Annotated[str, AfterValidator(lambda v: check_name(v, "org name"))]

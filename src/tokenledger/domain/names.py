@@ -14,9 +14,11 @@ from tokenledger.domain.model import SERVICE_ACCOUNT_DOMAIN
 from tokenledger.domain.secrets import TokenKind, contains_secret, is_token_id
 
 __all__ = [
+    "CLIENT_ID_PATTERN",
     "EMAIL_RULE",
     "MAX_PATH_DEPTH",
     "NAME_RULE",
+    "check_client_id",
     "check_email",
     "check_name",
     "check_no_secret",
@@ -144,3 +146,16 @@ def check_principal(value: str) -> str:
     if value.strip().endswith("." + SERVICE_ACCOUNT_DOMAIN):
         return check_service_account_id(value.strip())
     return check_email(value)
+
+
+#: A client id: ``cid_`` and 16 base62 characters, public like a token id.
+CLIENT_ID_PATTERN = "^cid_[0-9A-Za-z]{16}$"
+_CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
+
+
+def check_client_id(value: str) -> str:
+    if not _CLIENT_ID.fullmatch(value):
+        raise ValueError(
+            f"invalid client id {shown(value)}: expected cid_ and 16 letters or digits"
+        )
+    return value

@@ -50,6 +50,7 @@ from tokenledger.errors import ValidationError
 
 __all__ = [
     "BASE62_ALPHABET",
+    "MAX_JWT_LENGTH",
     "SECRET_LENGTH",
     "SECRET_SHAPE",
     "TOKEN_ID_LENGTH",
@@ -58,6 +59,7 @@ __all__ = [
     "generate_secret",
     "hash_secret",
     "is_token_id",
+    "looks_like_jwt",
     "looks_like_secret",
     "new_token_id",
     "parse_secret",
@@ -264,3 +266,13 @@ def looks_like_secret(text: str) -> bool:
     expected, so it does not check the rest of the shape.
     """
     return text[:_MAX_INPUT_LENGTH].lstrip(_SURROUNDING_WHITESPACE).startswith(_PREFIXES)
+
+
+#: The longest access token (JWT) looked at; a longer one is malformed.
+MAX_JWT_LENGTH = 8192
+
+
+def looks_like_jwt(text: str) -> bool:
+    """Whether ``text`` has the shape of a compact JWS (three base64url parts), as opposed to a
+    ledger secret; ``service.keys.KeyRing.decode`` checks the encoding and the signature."""
+    return len(text) <= MAX_JWT_LENGTH and text.count(".") == 2 and text.startswith("eyJ")

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tokenledger.domain.events import Event
-from tokenledger.projections.audit import AuditProjection
+from tokenledger.projections.audit_index import AuditProjection
 from tokenledger.projections.bulk import NotFoldable, PageFold
 from tokenledger.projections.handlers import apply_event
 from tokenledger.projections.schema import audit_index, checkpoints, metadata

@@ -12,24 +12,26 @@ import hashlib
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from tokenledger.clock import SystemClock, ensure_utc
 from tokenledger.domain.authority import Verification, answer_token, verify_token
 from tokenledger.domain.model import Actor, Introspection, is_service_account_id
 from tokenledger.domain.names import check_path
 from tokenledger.domain.permissions import Level
-from tokenledger.domain.secrets import hash_secret, parse_secret, secret_digest
+from tokenledger.domain.secrets import hash_secret, looks_like_jwt, parse_secret, secret_digest
 from tokenledger.errors import PermissionDenied, ValidationError
-from tokenledger.history import state_at
-from tokenledger.keys import KeyRing, looks_like_jwt
 from tokenledger.projections import SqlLedgerView
+from tokenledger.projections.history import state_at
 from tokenledger.service import oauth
 from tokenledger.service.cache import HeadGatedCache
 from tokenledger.service.reading import Reader, valid
 from tokenledger.store import EventStore
 from tokenledger.store.eventstore import read_head
 from tokenledger.store.readers import ReadConnections
+
+if TYPE_CHECKING:  # the signing keys (cryptography) load with the first access token
+    from tokenledger.service.keys import KeyRing
 
 __all__ = ["CACHED_INACTIVE", "DEFAULT_VERIFY_STALENESS", "TokenAnswers"]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from tokenledger import audit
-from tokenledger.audit import AuditEntry, AuditQuery, Explanation
 from tokenledger.domain.authority import may_see, may_see_event, sees_every_event
 from tokenledger.domain.model import Actor
 from tokenledger.domain.subjects import subjects
+from tokenledger.projections import audit_queries
+from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explanation
 from tokenledger.service import queries
 from tokenledger.service.reading import Reader
 
@@ -23,7 +23,7 @@ def audit_search(reader: Reader, actor: Actor, query: AuditQuery) -> list[AuditE
     limit: the limit counts the rows the actor may see, so a narrow token asking for 3 gets 3
     while there are 3 to see, however many others lie between."""
     if sees_every_event(actor):  # no page to filter
-        return audit.search(reader.store, query)
+        return audit_queries.search(reader.store, query)
     now = reader.now()
     readable: dict[str, bool] = {}
     page = dataclasses.replace(query, limit=max(query.limit, _PAGE))
@@ -37,7 +37,7 @@ def audit_search(reader: Reader, actor: Actor, query: AuditQuery) -> list[AuditE
             return readable[name]
 
         while len(visible) < query.limit:
-            entries = audit.search(reader.store, page, beyond=beyond)
+            entries = audit_queries.search(reader.store, page, beyond=beyond)
             visible.extend(
                 entry
                 for entry in entries
@@ -52,4 +52,4 @@ def audit_search(reader: Reader, actor: Actor, query: AuditQuery) -> list[AuditE
 def explain_token(reader: Reader, actor: Actor, token_id: str) -> Explanation:
     """A token's story and the cause of its revocation, for whoever may see the token."""
     queries.get_token(reader, actor, token_id)
-    return audit.explain(reader.store, token_id)
+    return audit_queries.explain(reader.store, token_id)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from tokenledger.domain import commands as c
-from tokenledger.domain.decide import Context, decide
 from tokenledger.domain.events import Event, TokenIssued
 from tokenledger.domain.model import Actor
 from tokenledger.domain.outcome import Outcome, outcome_of
@@ -19,6 +18,9 @@ from tokenledger.projections.gc_pause import gc_paused
 from tokenledger.store import EventStore, RecordedEvent
 from tokenledger.store.backend import WriteStrategy
 from tokenledger.store.mapper import to_pending
+
+if TYPE_CHECKING:
+    from tokenledger.domain import commands as c
 
 __all__ = ["CommandResult", "run_command"]
 
@@ -56,6 +58,10 @@ def run_command(
 ) -> CommandResult:
     """Decide and record ``command`` atomically; raise a ``LedgerError`` and append nothing
     when it is refused."""
+    # The decisions (and pydantic, through the commands) load with the first command, not
+    # with a process that only verifies or lists.
+    from tokenledger.domain.decide import Context, decide
+
     secrets: list[str] = []
     minted: set[str] = set()
     # Under the write lock, one command at a time: the collector is paused for the

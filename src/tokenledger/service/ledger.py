@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL
 
-from tokenledger.audit import AuditEntry, AuditQuery, Explanation
 from tokenledger.clock import Clock, SystemClock, ensure_utc
-from tokenledger.domain import commands as c
 from tokenledger.domain.authority import Verification, require_operator
 from tokenledger.domain.model import (
     Actor,
@@ -30,8 +29,8 @@ from tokenledger.domain.model import (
     UserView,
 )
 from tokenledger.domain.permissions import Grant, Level
-from tokenledger.keys import KeyRing
 from tokenledger.projections import Projector, SqlLedgerView
+from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explanation
 from tokenledger.service import audit, oauth, queries
 from tokenledger.service.answers import DEFAULT_VERIFY_STALENESS, TokenAnswers
 from tokenledger.service.commands import CommandResult, run_command
@@ -39,6 +38,10 @@ from tokenledger.service.oauth import DEFAULT_ACCESS_TOKEN_LIFETIME
 from tokenledger.service.queries import GrantSource
 from tokenledger.store import DEFAULT_DATABASE_URL, EventStore, open_event_store
 from tokenledger.store.readers import ReadConnections
+
+if TYPE_CHECKING:  # the commands (pydantic) and the signing keys load when first used
+    from tokenledger.domain import commands as c
+    from tokenledger.service.keys import KeyRing
 
 __all__ = ["Ledger"]
 

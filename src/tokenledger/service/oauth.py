@@ -8,13 +8,11 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from tokenledger.domain import commands as c
 from tokenledger.domain.authority import answer_token, standing
-from tokenledger.domain.commands import check_client_id
 from tokenledger.domain.model import (
     Actor,
     ClientCredentialView,
@@ -24,13 +22,16 @@ from tokenledger.domain.model import (
     TokenView,
     service_account_org,
 )
-from tokenledger.domain.names import check_path
+from tokenledger.domain.names import check_client_id, check_path
 from tokenledger.domain.permissions import Grant, Level, level_at
 from tokenledger.domain.secrets import TokenKind, hash_secret, parse_secret
 from tokenledger.errors import Conflict, PermissionDenied, ValidationError
-from tokenledger.keys import InvalidAccessToken, KeyRing
 from tokenledger.service.commands import CommandResult
 from tokenledger.service.reading import Reader, valid
+
+if TYPE_CHECKING:  # the signing keys (cryptography, PyJWT) load with the first access token
+    from tokenledger.domain import commands as c
+    from tokenledger.service.keys import KeyRing
 
 __all__ = [
     "DEFAULT_ACCESS_TOKEN_LIFETIME",
@@ -145,6 +146,8 @@ def introspect_access_token(
     resource: str | None,
     wanted: Level,
 ) -> Introspection:
+    from tokenledger.service.keys import InvalidAccessToken  # see TYPE_CHECKING above
+
     if resource is not None:
         resource = valid(check_path, resource)
     now = reader.now()
@@ -212,6 +215,8 @@ def revoke_presented(
     except ValidationError:
         return None
     presented = hash_secret(secret)
+    from tokenledger.domain import commands as c  # see TYPE_CHECKING above
+
     command: c.Command
     with reader.view() as view:
         if kind is TokenKind.CLIENT:
@@ -257,6 +262,8 @@ def _scope_grants(scope: str) -> tuple[Grant, ...]:
 
 def _claimed_grants(value: object) -> tuple[Grant, ...]:
     """The ``grants`` claim of an access token we signed; anything else is malformed."""
+    from tokenledger.service.keys import InvalidAccessToken  # see TYPE_CHECKING above
+
     try:
         grants = msgspec.convert(value, tuple[Grant, ...])
         for grant in grants:

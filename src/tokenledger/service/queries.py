@@ -36,7 +36,7 @@ from tokenledger.domain.names import (
 )
 from tokenledger.domain.permissions import Grant
 from tokenledger.errors import NotFound, PermissionDenied
-from tokenledger.history import state_at
+from tokenledger.projections.history import state_at
 from tokenledger.service.reading import Reader, valid, valid_org
 
 __all__ = [

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query
 
 from tokenledger.api.deps import ERRORS, State
 from tokenledger.api.security import CurrentActor
-from tokenledger.audit import AuditQuery
 from tokenledger.clock import checked_utc
 from tokenledger.domain.names import shown
 from tokenledger.errors import ValidationError
+from tokenledger.projections.audit_queries import AuditQuery
 
 __all__ = ["router"]
 

@@ -47,8 +47,8 @@ from tokenledger.api.security import (
 from tokenledger.api.state import ApiState
 from tokenledger.domain.model import Introspection
 from tokenledger.domain.permissions import Level
+from tokenledger.domain.secrets import looks_like_jwt
 from tokenledger.errors import PermissionDenied, StorageError, ValidationError
-from tokenledger.keys import looks_like_jwt
 
 __all__ = ["INTROSPECT_PATH", "router"]
 

@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy.engine import URL
 
 from tokenledger.clock import ensure_utc
+from tokenledger.domain.secrets import MAX_JWT_LENGTH, looks_like_jwt
 from tokenledger.errors import StorageError, ValidationError
 
 __all__ = [
@@ -52,7 +53,6 @@ __all__ = [
     "SigningKey",
     "default_keys_file",
     "is_compact_jws",
-    "looks_like_jwt",
     "new_signing_key",
 ]
 
@@ -67,7 +67,6 @@ KEYS_ENV = "TOKENLEDGER_SIGNING_KEYS"
 DEFAULT_RETENTION = timedelta(days=1)
 #: How often a running server looks at the key file's modification time (seconds).
 _RELOAD_INTERVAL = 1.0
-_MAX_JWT_LENGTH = 8192
 
 
 class SigningKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,14 +108,6 @@ class InvalidAccessToken(Exception):
         self.reason = reason
 
 
-def looks_like_jwt(text: str) -> bool:
-    """Whether ``text`` has the shape of a compact JWS (three base64url parts).
-
-    Only tells a JWT from a ledger secret; :meth:`KeyRing.decode` checks the encoding.
-    """
-    return len(text) <= _MAX_JWT_LENGTH and text.count(".") == 2 and text.startswith("eyJ")
-
-
 #: One segment of a compact JWS: unpadded base64url (RFC 7515 section 2), nothing else.
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 #: An Ed25519 signature's length in bytes (RFC 8032).
@@ -147,7 +138,7 @@ def is_compact_jws(token: str) -> bool:
     Anything that answers for a JWT without decoding it (a cache of answers) must ask this
     first, or a variant of the token would be given the token's answer.
     """
-    if len(token) > _MAX_JWT_LENGTH:
+    if len(token) > MAX_JWT_LENGTH:
         return False
     segments = token.split(".")
     if len(segments) != 3:
@@ -269,14 +260,14 @@ class KeyRing:
 
 def default_keys_file(database_url: URL) -> Path:
     """``TOKENLEDGER_KEYS_FILE``, else ``<db>.keys.json`` beside a SQLite file, else
-    ``./tokenledger.keys.json``."""
+    ``./tokenledger.service.keys.json``."""
     configured = os.environ.get(KEYS_FILE_ENV, "").strip()
     if configured:
         return Path(configured).expanduser()
     if _is_sqlite_file(database_url):
         database = Path(database_url.database or "").expanduser()
         return database.with_name(database.stem + ".keys.json")
-    return Path("tokenledger.keys.json")
+    return Path("tokenledger.service.keys.json")
 
 
 def _is_sqlite_file(url: URL) -> bool:

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-
-from tokenledger.api.loadclient import introspection_requests, run_load
+from bench.http_client import introspection_requests, run_load
 
 ACTIVE = b'{"active":true,"sub":"svc"}'
 INACTIVE = b'{"active":false}'

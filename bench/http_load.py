@@ -41,7 +41,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from tokenledger.api.loadclient import introspection_requests, run_load
+from bench.http_client import introspection_requests, run_load
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
