@@ -180,8 +180,9 @@ checkpoints = sa.Table(
 #: columns repeat the event's envelope so that a filter on actor or type is
 #: answered from this table's indexes alone. It keeps no time: ``recorded_at``
 #: never decreases along the log, so a time window is a window of positions
-#: (see ``tokenledger.projections.audit_queries``), and every row writes one B-tree less. Nor is it indexed
-#: by position alone: every query reads positions off its filter's (filter, position) key.
+#: (see ``projections.audit_queries``), and every row writes one B-tree less. Nor is it
+#: indexed by position alone: every query reads positions off its filter's (filter, position)
+#: key.
 audit_index = sa.Table(
     "audit_index",
     metadata,
