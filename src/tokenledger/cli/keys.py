@@ -18,7 +18,6 @@ from tokenledger.cli.app import CliContext
 from tokenledger.cli.defaults import KEYS_FILE_ENV
 from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.clock import SystemClock
-from tokenledger.domain import commands as c
 from tokenledger.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -62,6 +61,8 @@ def keys() -> None:
 def rotate_command(obj: CliContext, keys_file: Path | None, retention: str, as_json: bool) -> None:
     """Create a new signing key and retire the current one (its public half stays
     published for --retention, so the tokens it signed still verify)."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     obj.require_operator("rotate the signing keys")
     keep = c.parse_duration(retention)
     if keep < timedelta(hours=1):
@@ -139,6 +140,8 @@ def create_credential_command(
     as_json: bool,
 ) -> None:
     """Issue a client id and secret for SA_ID and print the secret, once."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     command = c.build(
         c.IssueClientCredential,
         account_id=account_id,
@@ -200,6 +203,8 @@ def revoke_credential_command(
     obj: CliContext, client_id: str, reason: str | None, as_json: bool
 ) -> None:
     """Revoke CLIENT_ID: the access tokens it obtained answer inactive from now on."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     command = c.build(c.RevokeClientCredential, client_id=client_id, reason=reason)
     result = obj.ledger().execute(command, obj.actor())
     revoked = list(result.outcome.revoked_client_ids)

@@ -8,7 +8,6 @@ from tokenledger.cli.app import CliContext
 from tokenledger.cli.grants import org_name
 from tokenledger.cli.output import echo_json
 from tokenledger.cli.tokens import echo_revoked
-from tokenledger.domain import commands as c
 
 __all__ = ["orgs"]
 
@@ -24,6 +23,8 @@ def orgs() -> None:
 @click.pass_obj
 def create_command(obj: CliContext, org: str, as_json: bool) -> None:
     """Create the organization ORG (its name is also the root of its resource paths)."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     command = c.build(c.CreateOrg, org=org)
     result = obj.ledger().execute(command, obj.actor())
     if as_json:
@@ -53,6 +54,8 @@ def list_command(obj: CliContext, as_json: bool) -> None:
 @click.pass_obj
 def add_member_command(obj: CliContext, org: str, email: str, role: str, as_json: bool) -> None:
     """Make the user EMAIL a member of ORG (or change their role there)."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     command = c.build(c.AddMember, org=org, email=email, role=role)
     result = obj.ledger().execute(command, obj.actor())
     changed = result.outcome.role_change
@@ -80,6 +83,8 @@ def add_member_command(obj: CliContext, org: str, email: str, role: str, as_json
 @click.pass_obj
 def remove_member_command(obj: CliContext, org: str, email: str, as_json: bool) -> None:
     """Remove EMAIL from ORG: their grants there go, their tokens for ORG are revoked."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     command = c.build(c.RemoveMember, org=org, email=email)
     result = obj.ledger().execute(command, obj.actor())
     if as_json:

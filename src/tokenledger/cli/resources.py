@@ -8,7 +8,6 @@ from tokenledger.cli.app import CliContext
 from tokenledger.cli.grants import resource_path
 from tokenledger.cli.output import echo_json
 from tokenledger.cli.tokens import echo_revoked
-from tokenledger.domain import commands as c
 
 __all__ = ["resources"]
 
@@ -25,6 +24,8 @@ def resources() -> None:
 @click.pass_obj
 def create_command(obj: CliContext, path: str, kind: str | None, as_json: bool) -> None:
     """Create the resource PATH; its parent must exist."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     command = c.build(c.CreateResource, path=path, kind=kind)
     result = obj.ledger().execute(command, obj.actor())
     created = result.outcome.resource_created
@@ -49,6 +50,8 @@ def create_command(obj: CliContext, path: str, kind: str | None, as_json: bool) 
 @click.pass_obj
 def delete_command(obj: CliContext, path: str, recursive: bool, as_json: bool) -> None:
     """Delete PATH: grants on it go, every token with a grant on it or below is revoked."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     command = c.build(c.DeleteResource, path=path, recursive=recursive)
     result = obj.ledger().execute(command, obj.actor())
     deleted = list(result.outcome.resources_deleted)

@@ -7,7 +7,6 @@ import click
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.grants import grant_dicts, grants_text, org_name
 from tokenledger.cli.output import echo_json
-from tokenledger.domain import commands as c
 from tokenledger.errors import ValidationError
 
 __all__ = ["roles"]
@@ -42,6 +41,8 @@ def create_command(
     obj: CliContext, org: str, role: str, grant_texts: tuple[str, ...], as_json: bool
 ) -> None:
     """Create ROLE in ORG with the given grants (each inside ORG)."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     specs = [_grant_spec(text) for text in grant_texts]
     command = c.build(c.CreateRole, org=org, role=role, grants=specs)
     result = obj.ledger().execute(command, obj.actor())

@@ -9,7 +9,6 @@ from tokenledger.cli.grants import org_name
 from tokenledger.cli.lazy import LazyCommand, LazyGroup
 from tokenledger.cli.output import echo_json
 from tokenledger.cli.tokens import echo_revoked
-from tokenledger.domain import commands as c
 from tokenledger.domain.model import ServiceAccountView
 from tokenledger.domain.permissions import Grant
 
@@ -41,6 +40,8 @@ def create_command(
     obj: CliContext, name: str, org: str, resource: str, level: str, as_json: bool
 ) -> None:
     """Create the service account NAME in --org with one permission on a project."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     command = c.build(c.CreateServiceAccount, name=name, org=org, resource=resource, level=level)
     result = obj.ledger().execute(command, obj.actor())
     created = result.outcome.account_created
@@ -72,6 +73,8 @@ def set_permission_command(
 
     Moving it to another project revokes all its tokens; changing only the level revokes none.
     """
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     command = c.build(
         c.SetServiceAccountPermission, account_id=account_id, resource=resource, level=level
     )
@@ -102,6 +105,8 @@ def set_permission_command(
 @click.pass_obj
 def delete_command(obj: CliContext, account_id: str, as_json: bool) -> None:
     """Delete SA_ID and revoke all its tokens."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     command = c.build(c.DeleteServiceAccount, account_id=account_id)
     result = obj.ledger().execute(command, obj.actor())
     if as_json:

@@ -8,7 +8,6 @@ from tokenledger.cli.app import CliContext
 from tokenledger.cli.grants import org_name
 from tokenledger.cli.output import echo_json
 from tokenledger.cli.tokens import echo_revoked
-from tokenledger.domain import commands as c
 from tokenledger.domain.model import UserView
 
 __all__ = ["users"]
@@ -26,6 +25,8 @@ def users() -> None:
 @click.pass_obj
 def create_command(obj: CliContext, email: str, name: str | None, as_json: bool) -> None:
     """Create the user EMAIL."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     command = c.build(c.CreateUser, email=email, name=name)
     result = obj.ledger().execute(command, obj.actor())
     if as_json:
@@ -48,6 +49,8 @@ def create_command(obj: CliContext, email: str, name: str | None, as_json: bool)
 @click.pass_obj
 def disable_command(obj: CliContext, email: str, reason: str | None, as_json: bool) -> None:
     """Disable the user EMAIL and revoke all their tokens."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
     command = c.build(c.DisableUser, email=email, reason=reason)
     result = obj.ledger().execute(command, obj.actor())
     if as_json:
