@@ -97,7 +97,7 @@ def test_the_default_key_file_lies_beside_the_sqlite_file(monkeypatch: pytest.Mo
     monkeypatch.delenv("TOKENLEDGER_KEYS_FILE", raising=False)
     assert default_keys_file(parse_database_url("/srv/ledger.db")) == Path("/srv/ledger.keys.json")
     assert default_keys_file(parse_database_url("postgresql://h/db")) == Path(
-        "tokenledger.service.keys.json"
+        "tokenledger.keys.json"
     )
     monkeypatch.setenv("TOKENLEDGER_KEYS_FILE", "/etc/tl/keys.json")
     assert default_keys_file(parse_database_url("/srv/ledger.db")) == Path("/etc/tl/keys.json")

@@ -20,7 +20,7 @@ from tokenledger.cli import cli
 
 #: Never imported by --help (of any group or command).
 HEAVY = ("sqlalchemy", "fastapi", "uvicorn", "alembic", "psycopg")
-LEDGER = ("tokenledger.api", "tokenledger.service", "tokenledger.service", "tokenledger.store")
+LEDGER = ("tokenledger.api", "tokenledger.service", "tokenledger.store")
 #: Never imported by a command that neither serves HTTP, migrates, nor uses PostgreSQL.
 NOT_FOR_SQLITE_READS = ("fastapi", "uvicorn", "alembic", "psycopg", "tokenledger.api")
 

@@ -99,9 +99,10 @@ def serve(
     from tokenledger.domain.commands import parse_duration
     from tokenledger.service.keys import KeyStore
     from tokenledger.store import open_event_store, parse_database_url
+    from tokenledger.store.backends import backend_for_url
 
     url = parse_database_url(obj.database_url)
-    if workers > 1 and url.get_backend_name() == "sqlite":
+    if workers > 1 and not backend_for_url(url).serves_many_processes:
         raise ValidationError(
             f"--workers {workers} needs PostgreSQL: a SQLite ledger is served by one worker "
             "(use --db postgresql://...)"

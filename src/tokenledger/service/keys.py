@@ -260,18 +260,16 @@ class KeyRing:
 
 def default_keys_file(database_url: URL) -> Path:
     """``TOKENLEDGER_KEYS_FILE``, else ``<db>.keys.json`` beside a SQLite file, else
-    ``./tokenledger.service.keys.json``."""
+    ``./tokenledger.keys.json``."""
     configured = os.environ.get(KEYS_FILE_ENV, "").strip()
     if configured:
         return Path(configured).expanduser()
-    if _is_sqlite_file(database_url):
-        database = Path(database_url.database or "").expanduser()
+    from tokenledger.store.backends import backend_for_url
+
+    database = backend_for_url(database_url).database_file(database_url)
+    if database is not None:
         return database.with_name(database.stem + ".keys.json")
-    return Path("tokenledger.service.keys.json")
-
-
-def _is_sqlite_file(url: URL) -> bool:
-    return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    return Path("tokenledger.keys.json")
 
 
 class KeyStore:

@@ -18,6 +18,7 @@ import enum
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import cache
+from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -107,6 +108,14 @@ class Backend(Protocol):
     #: each statement reads its own snapshot (and a caller needing one state across
     #: statements must read it in one statement).
     snapshots_span_statements: bool
+    #: Whether several server processes may share one database (many API workers): a
+    #: server database, not an embedded file opened by one process.
+    serves_many_processes: bool
+
+    def database_file(self, url: URL) -> Path | None:
+        """The file the database lives in (for files kept beside it, such as the signing
+        keys), or None for a server or an in-memory database."""
+        ...
 
     def __hash__(self) -> int:
         """Backends key caches of the statements built for them (identity will do)."""

@@ -12,7 +12,6 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from tokenledger.errors import StorageError, ValidationError
 from tokenledger.store.backend import Backend
-from tokenledger.store.backends import postgresql, sqlite
 
 __all__ = ["backend_for", "backend_for_url", "backend_named", "pipelined"]
 
@@ -23,9 +22,15 @@ _chosen: dict[type, Backend] = {}
 
 def backend_named(name: str) -> Backend | None:
     """The backend for a database name (``sqlite``, ``postgresql`` or ``postgres``)."""
+    # Each backend's module is imported when first asked for: a process on SQLite never
+    # loads PostgreSQL's dialect and driver support.
     if name == "sqlite":
+        from tokenledger.store.backends import sqlite
+
         return sqlite.BACKEND
     if name in ("postgresql", "postgres"):
+        from tokenledger.store.backends import postgresql
+
         return postgresql.BACKEND
     return None
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -75,6 +76,10 @@ class PostgreSQLBackend:
     pipelines = True
     migrates_on_open = False
     snapshots_span_statements = False
+    serves_many_processes = True
+
+    def database_file(self, url: URL) -> Path | None:
+        return None
 
     # -- engines -------------------------------------------------------------------------
 

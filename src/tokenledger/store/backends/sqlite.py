@@ -116,6 +116,12 @@ class SQLiteBackend:
     pipelines = False
     migrates_on_open = True
     snapshots_span_statements = True
+    serves_many_processes = False
+
+    def database_file(self, url: URL) -> Path | None:
+        if url.database in (None, "", ":memory:"):
+            return None
+        return Path(url.database).expanduser()
 
     # -- engines -------------------------------------------------------------------------
 
