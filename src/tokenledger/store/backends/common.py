@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -13,7 +13,34 @@ from tokenledger.store.driver import DriverStatement
 from tokenledger.store.records import RecordedEvent
 from tokenledger.store.schema import events
 
-__all__ = ["EVENT_KEYS", "INSERT_EVENTS", "ShadowTables", "insert_statement", "keyed_after_load"]
+__all__ = [
+    "EVENT_KEYS",
+    "INSERT_EVENTS",
+    "ShadowTables",
+    "insert_statement",
+    "keyed_after_load",
+    "upsert_statement",
+]
+
+
+def upsert_statement(
+    insert: Any,
+    table: sa.Table,
+    columns: Sequence[str],
+    update: Callable[[Any], Mapping[str, Any]] | None,
+) -> DriverStatement:
+    """``insert`` (a dialect's INSERT with ON CONFLICT) into ``table`` keyed by its primary key:
+    the conflicting row is left alone, or updated with ``update(excluded)``. Both backends
+    spell it alike; each passes its own dialect's insert."""
+    keys = [c.name for c in table.primary_key.columns]
+    if update is None:
+        statement = insert.on_conflict_do_nothing(index_elements=keys)
+    else:
+        statement = insert.on_conflict_do_update(
+            index_elements=keys, set_=dict(update(insert.excluded))
+        )
+    return DriverStatement(statement, column_keys=columns)
+
 
 #: RecordedEvent's fields are the log's columns, in order.
 EVENT_KEYS: tuple[str, ...] = RecordedEvent.__struct_fields__

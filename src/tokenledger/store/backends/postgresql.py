@@ -23,7 +23,12 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from tokenledger.errors import Conflict
 from tokenledger.store.backend import SET, WHERE, Row, update_statement
-from tokenledger.store.backends.common import EVENT_KEYS, INSERT_EVENTS, ShadowTables
+from tokenledger.store.backends.common import (
+    EVENT_KEYS,
+    INSERT_EVENTS,
+    ShadowTables,
+    upsert_statement,
+)
 from tokenledger.store.driver import Converter, DriverStatement, run_on_cursor, wrapped_error
 from tokenledger.store.records import RecordedEvent
 from tokenledger.store.schema import UTCDateTime, events
@@ -128,15 +133,7 @@ class PostgreSQLBackend:
         columns: Sequence[str],
         update: Callable[[Any], Mapping[str, Any]] | None = None,
     ) -> DriverStatement:
-        insert = postgresql.insert(table)
-        keys = [c.name for c in table.primary_key.columns]
-        if update is None:
-            statement = insert.on_conflict_do_nothing(index_elements=keys)
-        else:
-            statement = insert.on_conflict_do_update(
-                index_elements=keys, set_=dict(update(insert.excluded))
-            )
-        return DriverStatement(statement, column_keys=columns)
+        return upsert_statement(postgresql.insert(table), table, columns, update)
 
     def load_rows(
         self, connection: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Row]

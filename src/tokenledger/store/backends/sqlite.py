@@ -32,6 +32,7 @@ from tokenledger.store.backends.common import (
     ShadowTables,
     copied_columns,
     insert_statement,
+    upsert_statement,
 )
 from tokenledger.store.driver import Converter, DriverStatement
 from tokenledger.store.records import RecordedEvent
@@ -219,15 +220,7 @@ class SQLiteBackend:
         columns: Sequence[str],
         update: Callable[[Any], Mapping[str, Any]] | None = None,
     ) -> DriverStatement:
-        insert = sqlite.insert(table)
-        keys = [c.name for c in table.primary_key.columns]
-        if update is None:
-            statement = insert.on_conflict_do_nothing(index_elements=keys)
-        else:
-            statement = insert.on_conflict_do_update(
-                index_elements=keys, set_=dict(update(insert.excluded))
-            )
-        return DriverStatement(statement, column_keys=columns)
+        return upsert_statement(sqlite.insert(table), table, columns, update)
 
     def load_rows(
         self, connection: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Row]
