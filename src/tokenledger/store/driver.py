@@ -1,8 +1,8 @@
 """Hot-path statements, compiled once and run on the database driver's own cursor.
 
-SQLAlchemy Core spends tens of microseconds per ``Connection.execute`` on
-building a cache key, an execution context and a result object around a
-statement that takes the database a few microseconds. The statements that run
+SQLAlchemy Core builds a cache key, an execution context and a result object
+around every ``Connection.execute``, which costs more than a small indexed
+statement takes the database to run. The statements that run
 on every command and every verification (the head, stream versions, the
 projection row writes, key lookups) are therefore declared once as Core
 statements with named ``bindparam``s, compiled once per dialect and schema
