@@ -195,33 +195,6 @@ def test_the_audit_index_times_migrate_down_and_up(story: Story) -> None:
     assert positions(search(store, AuditQuery(subject=SA, since=T0 + timedelta(days=1)))) == before
 
 
-def test_revision_0008_indexes_past_service_account_events_under_their_org(story: Story) -> None:
-    """A log written before 0008 had a service account's revocations only under the account
-    and the token; upgrading adds the org's rows, exactly those a rebuild writes."""
-    store = story.ledger.store
-    revoked = positions(search(store, AuditQuery(subject="acme", event_type="TokenRevoked")))
-    assert len(revoked) == 2  # the move's cascade
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir()))
-    with store.engine.connect().execution_options(**{WRITE_OPTION: True}) as connection:
-        with connection.begin():
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0007")
-            connection.execute(
-                sa.text(
-                    "DELETE FROM audit_index WHERE subject = 'acme' AND event_type = 'TokenRevoked'"
-                )
-            )
-        assert search(store, AuditQuery(subject="acme", event_type="TokenRevoked")) == []
-        with connection.begin():
-            command.upgrade(config, "head")
-    assert positions(search(store, AuditQuery(subject="acme", event_type="TokenRevoked"))) == (
-        revoked
-    )
-    check = CliRunner().invoke(cli, ["--db", story.url, "replay", "--check"])
-    assert check.exit_code == 0, check.output
-
-
 def test_search_refuses_unknown_types_and_limits() -> None:
     with pytest.raises(ValidationError, match="unknown event type"):
         AuditQuery(event_type="DROP TABLE")
@@ -362,3 +335,41 @@ def test_a_token_sees_only_what_it_may_and_may_not_maintain(story: Story) -> Non
         refused = CliRunner().invoke(cli, ["--db", story.url, *args], env=env)
         assert refused.exit_code == 4, refused.output
         assert "only an operator" in refused.stderr
+
+
+def test_an_org_subject_finds_its_service_accounts_events_in_order(database_url: str) -> None:
+    """Tokens of two accounts revoked in turn: the org's newest (or oldest) three are the
+    three newest (oldest) of both, once each, whatever the limit cuts."""
+    ledger = Ledger(open_event_store(database_url, auto_upgrade=True))
+    try:
+        for command in (
+            c.CreateOrg(org="acme"),
+            c.CreateOrg(org="other"),
+            c.CreateResource(path="acme/alpha"),
+            c.CreateResource(path="other/x"),
+            c.CreateServiceAccount(name="a", org="acme", resource="acme/alpha", level=Level.READ),
+            c.CreateServiceAccount(name="b", org="acme", resource="acme/alpha", level=Level.READ),
+            c.CreateServiceAccount(name="z", org="other", resource="other/x", level=Level.READ),
+        ):
+            ledger.execute(command, OPERATOR)
+        revoked = []
+        for name in ("a", "b", "z", "a", "b", "a"):
+            org = "other" if name == "z" else "acme"
+            issued = ledger.execute(
+                c.IssueToken(principal=f"{name}@{org}.service.tokenledger"), OPERATOR
+            ).outcome.issued
+            assert issued is not None
+            # A revocation names the token and its account only, not the org.
+            result = ledger.execute(c.RevokeToken(token_id=issued.token_id), OPERATOR)
+            revoked.append((org, result.records[0].position))
+        acme = [position for org, position in revoked if org == "acme"]
+
+        def found(**filters: object) -> list[int]:
+            query = AuditQuery(subject="acme", event_type="TokenRevoked", **filters)  # type: ignore[arg-type]
+            return positions(search(ledger.store, query))
+
+        assert found(limit=3) == sorted(acme, reverse=True)[:3]
+        assert found(limit=3, oldest_first=True) == sorted(acme)[:3]
+        assert found(limit=50) == sorted(acme, reverse=True)  # each once, other's left out
+    finally:
+        ledger.close()

@@ -434,10 +434,20 @@ def may_see_event(
 ) -> bool:
     """An operator sees every event; anyone else the events about themselves and every event
     concerning an org they may read as a whole (its admins and auditors): cascades and
-    credentials included, since those name their org too."""
+    credentials included, since those name their org or one of its service accounts."""
     if sees_every_event(actor):
         return True
     found = tuple(subjects)
     if actor.principal in found:
         return True
-    return any(may_read_org(org_of(s)) for s in found if "@" not in s and ":" not in s)
+    return any(may_read_org(org) for org in map(_org_named_by, found) if org is not None)
+
+
+def _org_named_by(subject: str) -> str | None:
+    """The org a subject id belongs to, when the id says: a resource path's or a service
+    account's (a user's email and a token's id do not)."""
+    if is_service_account_id(subject):
+        return service_account_org(subject)
+    if "@" in subject or ":" in subject:
+        return None
+    return org_of(subject)

@@ -12,7 +12,6 @@ from functools import cache
 from typing import NamedTuple
 
 from tokenledger.domain.events import Event
-from tokenledger.domain.model import is_service_account_id, service_account_org
 from tokenledger.domain.permissions import Grant, org_of
 
 __all__ = ["subjects"]
@@ -69,10 +68,6 @@ def _collect(event: Event, fields: _Fields, found: list[str]) -> None:
         if isinstance(value, str):
             if value:
                 add(value)
-                if is_service_account_id(value):
-                    # A service account's id names its org: its tokens' and credentials'
-                    # events are the org's events too, for the org's admins and auditors.
-                    add(service_account_org(value))
         elif isinstance(value, tuple):  # several ids (a revoked user token's orgs)
             found.extend(item for item in value if isinstance(item, str) and item)
     for name in fields.paths:

@@ -22,7 +22,7 @@ from tokenledger.clock import checked_utc, ensure_utc
 from tokenledger.domain import events as e
 from tokenledger.domain.names import check_token_id, shown
 from tokenledger.errors import NotFound, ValidationError
-from tokenledger.projections.schema import audit_index
+from tokenledger.projections.schema import audit_index, service_accounts
 from tokenledger.store import EventStore, RecordedEvent
 from tokenledger.store.chain import format_timestamp
 from tokenledger.store.eventstore import EVENT_COLUMNS, stored_events_read, to_record
@@ -106,7 +106,12 @@ class AuditEntry:
 
 def search(store: EventStore, query: AuditQuery, *, beyond: int | None = None) -> list[AuditEntry]:
     """The events matching every filter given, newest first unless ``oldest_first``; with
-    ``beyond``, only those after that position in that order (the next page)."""
+    ``beyond``, only those after that position in that order (the next page).
+
+    A subject that is an org also matches the events of the org's service accounts (their
+    tokens, credentials and cascades name the account, whose id names the org): the index
+    keeps one row per id an event names, and the org's rows are found beside them here.
+    """
     indexed = query.subject is not None or query.actor is not None or query.event_type is not None
     source = audit_index if indexed else events
     conditions = []
@@ -114,8 +119,6 @@ def search(store: EventStore, query: AuditQuery, *, beyond: int | None = None) -
         conditions.append(
             source.c.position > beyond if query.oldest_first else source.c.position < beyond
         )
-    if query.subject is not None:
-        conditions.append(audit_index.c.subject == query.subject)
     if query.actor is not None:
         conditions.append(source.c.actor == query.actor)
     if query.event_type is not None:
@@ -141,17 +144,54 @@ def search(store: EventStore, query: AuditQuery, *, beyond: int | None = None) -
         if query.until is not None:
             conditions.append(source.c.recorded_at < ensure_utc(query.until))
     order = source.c.position.asc() if query.oldest_first else source.c.position.desc()
-    positions = sa.select(source.c.position).where(*conditions)
-    if indexed and query.subject is None:
-        # An event has a row per subject in the audit index: once in the answer. (For one
-        # subject the key (subject, position) already makes positions unique, and without
-        # the GROUP BY the newest ones are read straight off that key, backwards.)
-        positions = positions.group_by(source.c.position)
-    positions = positions.order_by(order).limit(query.limit)
-    with store.engine.connect() as connection:
+    with store.engine.connect() as connection, connection.begin():
+        if query.subject is None:
+            positions = sa.select(source.c.position).where(*conditions)
+            if indexed:
+                # An event has a row per subject in the audit index: once in the answer.
+                positions = positions.group_by(source.c.position)
+            positions = positions.order_by(order).limit(query.limit)
+        else:
+            subjects = [query.subject]
+            if not any(mark in query.subject for mark in "@/:"):  # could be an org's name
+                subjects += _accounts_of(connection, query.subject)
+            positions = _by_subjects(subjects, conditions, query.oldest_first, query.limit)
         wanted = [row[0] for row in connection.execute(positions)]
         records = _records_at(connection, wanted)
     return [AuditEntry(r, decode_event(r)) for r in records]
+
+
+def _accounts_of(connection: sa.Connection, org: str) -> list[str]:
+    """The ids of the service accounts an org has had (deleted ones included)."""
+    rows = connection.execute(
+        sa.select(service_accounts.c.account_id).where(service_accounts.c.org == org)
+    )
+    return [row[0] for row in rows]
+
+
+def _by_subjects(
+    subjects: list[str], conditions: list[Any], oldest_first: bool, limit: int
+) -> sa.Select[tuple[int]]:
+    """Positions of the events concerning any of ``subjects``. For one, read straight off the
+    (subject, position) key; for several, each subject's first ``limit`` positions in order
+    (read off its key the same way), merged: the first ``limit`` of the merge are the answer."""
+
+    def ordered(column: sa.ColumnElement[int]) -> sa.UnaryExpression[int]:
+        return column.asc() if oldest_first else column.desc()
+
+    def page(subject: str) -> sa.Select[tuple[int]]:
+        return (
+            sa.select(audit_index.c.position)
+            .where(audit_index.c.subject == subject, *conditions)
+            .order_by(ordered(audit_index.c.position))
+            .limit(limit)
+        )
+
+    if len(subjects) == 1:
+        return page(subjects[0])
+    pages = [page(subject).subquery() for subject in subjects]
+    merged = sa.union(*(sa.select(p.c.position) for p in pages)).subquery()
+    return sa.select(merged.c.position).order_by(ordered(merged.c.position)).limit(limit)
 
 
 #: Beyond any position (the largest BIGINT).
