@@ -144,7 +144,7 @@ def search(store: EventStore, query: AuditQuery, *, beyond: int | None = None) -
         if query.until is not None:
             conditions.append(source.c.recorded_at < ensure_utc(query.until))
     order = source.c.position.asc() if query.oldest_first else source.c.position.desc()
-    with store.engine.connect() as connection, connection.begin():
+    with store.engine.connect() as connection:
         if query.subject is None:
             positions = sa.select(source.c.position).where(*conditions)
             if indexed:
