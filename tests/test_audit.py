@@ -373,3 +373,28 @@ def test_an_org_subject_finds_its_service_accounts_events_in_order(database_url:
         assert found(limit=50) == sorted(acme, reverse=True)  # each once, other's left out
     finally:
         ledger.close()
+
+
+def test_an_org_with_hundreds_of_accounts_is_searched_whole(database_url: str) -> None:
+    """More accounts than one statement may merge (SQLite allows 500 terms): still one answer."""
+    ledger = Ledger(open_event_store(database_url, auto_upgrade=True))
+    try:
+        ledger.execute(c.CreateOrg(org="big"), OPERATOR)
+        ledger.execute(c.CreateResource(path="big/p"), OPERATOR)
+        for n in range(501):
+            ledger.execute(
+                c.CreateServiceAccount(name=f"a{n}", org="big", resource="big/p", level=Level.READ),
+                OPERATOR,
+            )
+        revoked = []
+        for n in (0, 250, 500):
+            issued = ledger.execute(
+                c.IssueToken(principal=f"a{n}@big.service.tokenledger"), OPERATOR
+            ).outcome.issued
+            assert issued is not None
+            result = ledger.execute(c.RevokeToken(token_id=issued.token_id), OPERATOR)
+            revoked.append(result.records[0].position)
+        query = AuditQuery(subject="big", event_type="TokenRevoked", limit=2)
+        assert positions(search(ledger.store, query)) == sorted(revoked, reverse=True)[:2]
+    finally:
+        ledger.close()

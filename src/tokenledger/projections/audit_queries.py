@@ -155,8 +155,13 @@ def search(store: EventStore, query: AuditQuery, *, beyond: int | None = None) -
             subjects = [query.subject]
             if not any(mark in query.subject for mark in "@/:"):  # could be an org's name
                 subjects += _accounts_of(connection, query.subject)
-            positions = _by_subjects(subjects, conditions, query.oldest_first, query.limit)
-        wanted = [row[0] for row in connection.execute(positions)]
+            positions = None
+        if positions is not None:
+            wanted = [row[0] for row in connection.execute(positions)]
+        else:
+            wanted = _positions_of(
+                connection, subjects, conditions, query.oldest_first, query.limit
+            )
         records = _records_at(connection, wanted)
     return [AuditEntry(r, decode_event(r)) for r in records]
 
@@ -169,17 +174,25 @@ def _accounts_of(connection: sa.Connection, org: str) -> list[str]:
     return [row[0] for row in rows]
 
 
-def _by_subjects(
-    subjects: list[str], conditions: list[Any], oldest_first: bool, limit: int
-) -> sa.Select[tuple[int]]:
-    """Positions of the events concerning any of ``subjects``. For one, read straight off the
-    (subject, position) key; for several, each subject's first ``limit`` positions in order
-    (read off its key the same way), merged: the first ``limit`` of the merge are the answer."""
+#: Subjects merged by one statement: SQLite allows 500 terms in a compound SELECT.
+_SUBJECTS_PER_STATEMENT = 200
+
+
+def _positions_of(
+    connection: sa.Connection,
+    subjects: list[str],
+    conditions: list[Any],
+    oldest_first: bool,
+    limit: int,
+) -> list[int]:
+    """Positions of the events concerning any of ``subjects``, in order, at most ``limit``:
+    each subject's first ``limit`` positions read off its (subject, position) key, merged (the
+    first ``limit`` of the merge are the answer), an event concerning several once."""
 
     def ordered(column: sa.ColumnElement[int]) -> sa.UnaryExpression[int]:
         return column.asc() if oldest_first else column.desc()
 
-    def page(subject: str) -> sa.Select[tuple[int]]:
+    def page(subject: str) -> sa.Select[Any]:
         return (
             sa.select(audit_index.c.position)
             .where(audit_index.c.subject == subject, *conditions)
@@ -187,11 +200,20 @@ def _by_subjects(
             .limit(limit)
         )
 
-    if len(subjects) == 1:
-        return page(subjects[0])
-    pages = [page(subject).subquery() for subject in subjects]
-    merged = sa.union(*(sa.select(p.c.position) for p in pages)).subquery()
-    return sa.select(merged.c.position).order_by(ordered(merged.c.position)).limit(limit)
+    found: set[int] = set()
+    for start in range(0, len(subjects), _SUBJECTS_PER_STATEMENT):
+        chunk = subjects[start : start + _SUBJECTS_PER_STATEMENT]
+        statement: sa.Select[Any]
+        if len(chunk) == 1:
+            statement = page(chunk[0])
+        else:
+            pages = [page(subject).subquery() for subject in chunk]
+            merged = sa.union(*(sa.select(p.c.position) for p in pages)).subquery()
+            statement = (
+                sa.select(merged.c.position).order_by(ordered(merged.c.position)).limit(limit)
+            )
+        found.update(row[0] for row in connection.execute(statement))
+    return sorted(found, reverse=not oldest_first)[:limit]
 
 
 #: Beyond any position (the largest BIGINT).
