@@ -200,6 +200,8 @@ def _positions_of(
             .limit(limit)
         )
 
+    if len(subjects) == 1:  # read straight off the key, in order
+        return [row[0] for row in connection.execute(page(subjects[0]))]
     found: set[int] = set()
     for start in range(0, len(subjects), _SUBJECTS_PER_STATEMENT):
         chunk = subjects[start : start + _SUBJECTS_PER_STATEMENT]
