@@ -126,8 +126,8 @@ def export_command(
     """Write events for SIEM tools, one JSON object per line (no secret is ever in the log)."""
     from tokenledger.projections.audit_queries import export
 
+    obj.require_operator("export the whole log")
     ledger = obj.ledger()
-    ledger.require_operator(obj.actor(), "export the whole log")
     entries = export(
         ledger.store,
         since=parse_timestamp(since, "--since") if since else None,

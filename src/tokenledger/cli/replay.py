@@ -78,8 +78,8 @@ def replay(
         raise ValidationError("--check compares the live tables; it takes no --into")
     from tokenledger.store.chain import ChainBroken
 
+    obj.require_operator("rebuild or check the projections")
     ledger = obj.ledger()
-    ledger.require_operator(obj.actor(), "rebuild or check the projections")
     store = ledger.store
     try:
         report = _replay(

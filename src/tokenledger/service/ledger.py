@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import URL
 
 from tokenledger.clock import Clock, SystemClock, ensure_utc
-from tokenledger.domain.authority import Verification, require_operator
+from tokenledger.domain.authority import Verification
 from tokenledger.domain.model import (
     Actor,
     ClientCredentialView,
@@ -246,7 +246,3 @@ class Ledger:
 
     def explain_token(self, actor: Actor, token_id: str) -> Explanation:
         return audit.explain_token(self, actor, token_id)
-
-    def require_operator(self, actor: Actor, action: str) -> None:
-        """Maintenance (rebuilding projections, exporting the whole log) is the operator's."""
-        require_operator(actor, action)
