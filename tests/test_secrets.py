@@ -27,13 +27,14 @@ from tokenledger.domain.secrets import (
 from tokenledger.errors import ValidationError
 
 PREFIX_LENGTH = 4
-SECRET_RE = re.compile(r"tl[psdc]_[0-9A-Za-z]{38}")
+SECRET_RE = re.compile(r"tl[psdcr]_[0-9A-Za-z]{38}")
 TOKEN_ID_RE = re.compile(r"tok_[0-9A-Za-z]{16}")
 EXPECTED_PREFIXES = {
     TokenKind.PERSONAL: "tlp_",
     TokenKind.SERVICE: "tls_",
     TokenKind.DERIVED: "tld_",
     TokenKind.CLIENT: "tlc_",
+    TokenKind.REFRESH: "tlr_",
 }
 
 kinds = st.sampled_from(list(TokenKind))
@@ -68,7 +69,7 @@ def generate_checksum(random_part: str) -> str:
 
 
 def test_kind_values_and_prefixes() -> None:
-    assert [k.value for k in TokenKind] == ["personal", "service", "derived", "client"]
+    assert [k.value for k in TokenKind] == ["personal", "service", "derived", "client", "refresh"]
     assert {k: k.prefix for k in TokenKind} == EXPECTED_PREFIXES
 
 

@@ -26,10 +26,14 @@ from typing import NamedTuple
 import msgspec
 
 from tokenledger.domain.model import (
+    AccessVia,
     Actor,
     ActorKind,
+    ClientCredentialView,
+    IssuerTrustView,
     LedgerView,
     ServiceAccountView,
+    SessionView,
     TokenView,
     is_service_account_id,
     service_account_org,
@@ -40,10 +44,12 @@ from tokenledger.errors import NotFound, PermissionDenied
 __all__ = [
     "TokenAnswer",
     "Verification",
+    "access_token_view",
     "acting_token",
     "actor_level",
     "answer_token",
     "authorise_issue",
+    "authorise_session_management",
     "authorise_token_management",
     "forbid_service_accounts",
     "may",
@@ -55,13 +61,16 @@ __all__ = [
     "require_derivable",
     "require_known_org",
     "require_level",
+    "require_login",
     "require_operator",
     "require_principal_visible",
     "require_reader",
     "require_token_access",
     "require_user_creator",
     "sees_every_event",
+    "session_grants",
     "standing",
+    "subject_matches",
     "verify_token",
 ]
 
@@ -216,10 +225,98 @@ def acting_token(view: LedgerView, actor: Actor, now: datetime) -> TokenView | N
 def _acting_answer(view: LedgerView, actor: Actor, now: datetime) -> TokenAnswer | None:
     if actor.kind is ActorKind.OPERATOR or actor.token_id is None:
         return None
-    token = view.token(actor.token_id)
+    if actor.via is not None:
+        token = access_token_view(view, actor.principal, actor.via)
+    else:
+        token = view.token(actor.token_id)
     if token is None or token.principal != actor.principal:
         return None
     return answer_token(token, standing(view, token.principal), now)
+
+
+# -- signed access tokens ------------------------------------------------------------------
+
+
+def access_token_view(view: LedgerView, principal: str, via: AccessVia) -> TokenView | None:
+    """A signed access token (JWT) as the token it amounts to, for ``answer_token``: it
+    carries the grants it was signed with, and lives while what obtained it lives (a
+    session, a client credential or an issuer trust) and until its own expiry. None when
+    its source is unknown or another principal's."""
+    source = _access_source(view, via.source)
+    if source is None or source[0] != principal:
+        return None
+    _, expires_at, revoked_at, revoked_reason = source
+    if expires_at is None or via.expires_at < expires_at:
+        expires_at = via.expires_at
+    return TokenView(
+        token_id=via.jti,
+        principal=principal,
+        kind="access_token",
+        grants=via.grants,
+        name=None,
+        issued_at=via.issued_at,
+        parent_id=None,
+        expires_at=expires_at,
+        revoked_at=revoked_at,
+        revoked_reason=revoked_reason,
+    )
+
+
+def _access_source(
+    view: LedgerView, source: str
+) -> tuple[str, datetime | None, datetime | None, str | None] | None:
+    """(owner, expiry, revocation, reason) of what obtained an access token."""
+    kind, _, _ = source.partition("_")
+    found: SessionView | IssuerTrustView | None
+    if kind == "ses":
+        found = view.session(source)
+        return None if found is None else _window(found.principal, found)
+    if kind == "wif":
+        found = view.issuer_trust(source)
+        return None if found is None else _window(found.account_id, found)
+    if kind == "cid":
+        credential = view.client_credential(source)
+        return None if credential is None else _window(credential.account_id, credential)
+    return None
+
+
+def _window(
+    owner: str, credential: SessionView | IssuerTrustView | ClientCredentialView
+) -> tuple[str, datetime | None, datetime | None, str | None]:
+    return owner, credential.expires_at, credential.revoked_at, credential.revoked_reason
+
+
+def session_grants(view: LedgerView, principal: str, org: str) -> tuple[Grant, ...]:
+    """What a session's access tokens are signed with: the user's grants inside the org
+    whose provider vouched for them (a login through one org's provider reaches no other
+    org), one per resource, the highest."""
+    best: dict[str, Grant] = {}
+    for grant in standing(view, principal) or ():
+        if org_of(grant.resource) != org:
+            continue
+        if grant.resource not in best or grant.rank > best[grant.resource].rank:
+            best[grant.resource] = grant
+    return tuple(sorted(best.values()))
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """Whether an external ID token's subject is one a trust names: ``*`` stands for any
+    run of characters (none included), every other character for itself."""
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return subject == pattern
+    if not subject.startswith(parts[0]) or not subject.endswith(parts[-1]):
+        return False
+    position = len(parts[0])
+    end = len(subject) - len(parts[-1])
+    if end < position:
+        return False
+    for part in parts[1:-1]:
+        found = subject.find(part, position, end)
+        if found < 0:
+            return False
+        position = found + len(part)
+    return True
 
 
 def actor_level(view: LedgerView, actor: Actor, path: str, now: datetime) -> Level:
@@ -252,6 +349,28 @@ def forbid_service_accounts(actor: Actor, action: str) -> None:
 
 
 # -- commands on people -------------------------------------------------------------------
+
+
+def require_login(actor: Actor, principal: str) -> None:
+    """Starting or refreshing a session is done by the service for the user a provider
+    vouched for (or whose refresh token was presented), never by a token or an operator."""
+    if actor.kind is not ActorKind.USER or actor.token_id is not None:
+        raise PermissionDenied("a session is started and refreshed only by logging in")
+    if actor.principal != principal:
+        raise PermissionDenied(f"{actor.label} may not act on another user's session")
+
+
+def authorise_session_management(
+    view: LedgerView, actor: Actor, session: SessionView, now: datetime
+) -> None:
+    """Ending a session: an operator, its own user (logging out), or an admin of the org
+    it was started in (never a service account)."""
+    if actor.kind is ActorKind.OPERATOR or actor.principal == session.principal:
+        return
+    forbid_service_accounts(actor, "end sessions")
+    require_level(
+        view, actor, session.org, Level.ADMIN, now, f"end the sessions of {session.principal}"
+    )
 
 
 def require_user_creator(view: LedgerView, actor: Actor, now: datetime) -> None:

@@ -18,11 +18,14 @@ from tokenledger.clock import check_lifetime, checked_utc
 from tokenledger.domain.names import (
     check_client_id,
     check_email,
+    check_issuer,
     check_name,
     check_no_secret,
     check_path,
     check_principal,
     check_service_account_id,
+    check_session_id,
+    check_subject_pattern,
     check_token_id,
     shown,
 )
@@ -40,14 +43,20 @@ __all__ = [
     "DeleteResource",
     "DeleteServiceAccount",
     "DisableUser",
+    "EndSession",
     "IssueClientCredential",
     "IssueToken",
+    "RefreshSession",
     "RemoveMember",
     "RevokeAllTokens",
     "RevokeClientCredential",
     "RevokeToken",
     "SetGrant",
+    "SetIdentityProvider",
     "SetServiceAccountPermission",
+    "StartSession",
+    "TrustIssuer",
+    "UntrustIssuer",
     "build",
     "parse_duration",
 ]
@@ -99,6 +108,10 @@ PrincipalId = Annotated[str, AfterValidator(check_principal)]
 AccountId = Annotated[str, AfterValidator(check_service_account_id)]
 TokenId = Annotated[str, AfterValidator(check_token_id)]
 ClientId = Annotated[str, AfterValidator(check_client_id)]
+SessionId = Annotated[str, AfterValidator(check_session_id)]
+Issuer = Annotated[str, AfterValidator(check_issuer)]
+SubjectPattern = Annotated[str, AfterValidator(check_subject_pattern)]
+SecretHash = Annotated[str, pydantic.StringConstraints(pattern="^[0-9a-f]{64}$")]
 LevelValue = Annotated[Level, BeforeValidator(_level)]
 Reason = Annotated[str, _free_text(500, "reason")]
 DisplayName = Annotated[str, _free_text(200, "name")]
@@ -255,6 +268,74 @@ class RevokeClientCredential(Command):
     reason: Reason | None = None
     account_id: AccountId | None = None
     """The account the caller names as the credential's owner: another's is not found."""
+
+
+# -- logging in ---------------------------------------------------------------------------
+
+
+class SetIdentityProvider(Command):
+    """Register (or replace) the OpenID Connect provider an org's members log in through."""
+
+    org: OrgName
+    issuer: Issuer
+    oidc_client_id: Annotated[str, _free_text(200, "client id"), Field(min_length=1)]
+    client_secret: bool = False
+    """Whether a client secret for the provider is kept with the signing keys."""
+    session_lifetime: timedelta | None = None
+
+    @pydantic.field_validator("session_lifetime")
+    @classmethod
+    def _at_most_the_longest(cls, value: timedelta | None) -> timedelta | None:
+        from tokenledger.domain.model import MAX_SESSION_LIFETIME
+
+        if value is not None and not timedelta(minutes=5) <= value <= MAX_SESSION_LIFETIME:
+            raise ValueError("a session lives between 5 minutes and 30 days")
+        return value
+
+
+class StartSession(Command):
+    """Start a session for a user whom the org's provider vouched for (its ID token was
+    checked before this command is built: by the service, never from a caller's input)."""
+
+    session_id: SessionId
+    org: OrgName
+    email: Email
+    issuer: Issuer
+    subject: Annotated[str, Field(min_length=1, max_length=255)]
+    refresh_hash: SecretHash
+
+
+class RefreshSession(Command):
+    """Spend a refresh token (known by its hash) for a new one."""
+
+    presented_hash: SecretHash
+    refresh_hash: SecretHash
+
+
+class EndSession(Command):
+    session_id: SessionId
+    reason: Reason | None = None
+    principal: PrincipalId | None = None
+    """The user the caller names as the session's owner: another's is not found."""
+
+
+class TrustIssuer(Command):
+    """Let a service account exchange an external issuer's ID tokens for its own access
+    tokens (workload identity federation, RFC 8693)."""
+
+    account_id: AccountId
+    issuer: Issuer
+    subject: SubjectPattern
+    audience: Annotated[str, _free_text(200, "audience"), Field(min_length=1)]
+
+
+class UntrustIssuer(Command):
+    """Withdraw a service account's trust in an issuer (every subject pattern, or one)."""
+
+    account_id: AccountId
+    issuer: Issuer
+    subject: SubjectPattern | None = None
+    reason: Reason | None = None
 
 
 def _holdable(value: datetime, field: str) -> datetime:

@@ -28,6 +28,7 @@ from tokenledger.domain.authority import (
     require_principal_visible,
     require_user_creator,
 )
+from tokenledger.domain.cascades import end_sessions, withdraw_trusts
 from tokenledger.domain.events import (
     ClientCredentialIssued,
     ClientCredentialRevoked,
@@ -128,11 +129,11 @@ def _disable_user(cmd: c.DisableUser, view: LedgerView, ctx: Context) -> list[Ev
     if user.disabled:
         raise Conflict(f"user {cmd.email} is already disabled")
     detail = f"user {cmd.email} disabled by {ctx.actor.label}"
+    reason = RevocationReason.USER_DISABLED
     return [
         UserDisabled(email=cmd.email, reason=cmd.reason),
-        *_revoke(
-            view, _live(view.tokens_of(cmd.email), ctx), RevocationReason.USER_DISABLED, detail, ctx
-        ),
+        *_revoke(view, _live(view.tokens_of(cmd.email), ctx), reason, detail, ctx),
+        *end_sessions(view.sessions_of(cmd.email), reason, detail, ctx.now),
     ]
 
 
@@ -175,10 +176,12 @@ def _remove_member(cmd: c.RemoveMember, view: LedgerView, ctx: Context) -> list[
         for t in _live(view.tokens_of(cmd.email), ctx)
         if any(org_of(g.resource) == cmd.org for g in t.grants)
     ]
+    in_org_sessions = [s for s in view.sessions_of(cmd.email) if s.org == cmd.org]
     return [
         MemberRemoved(org=cmd.org, email=cmd.email),
         *grants_removed,
         *_revoke(view, in_org, reason, detail, ctx),
+        *end_sessions(in_org_sessions, reason, detail, ctx.now),
     ]
 
 
@@ -369,6 +372,11 @@ def _set_service_account_permission(
             ctx,
         ),
         *_revoke_credentials(view, account, RevocationReason.SERVICE_ACCOUNT_MOVED, detail, ctx),
+        *withdraw_trusts(
+            view.issuer_trusts_of(account.account_id),
+            RevocationReason.SERVICE_ACCOUNT_MOVED,
+            detail,
+        ),
     ]
 
 
@@ -398,6 +406,11 @@ def _delete_service_account(
             ctx,
         ),
         *_revoke_credentials(view, account, RevocationReason.SERVICE_ACCOUNT_DELETED, detail, ctx),
+        *withdraw_trusts(
+            view.issuer_trusts_of(account.account_id),
+            RevocationReason.SERVICE_ACCOUNT_DELETED,
+            detail,
+        ),
     ]
 
 
@@ -799,3 +812,8 @@ def _require_active_principal(view: LedgerView, principal: str) -> ServiceAccoun
         return _require_account(view, principal)
     _require_active_user(view, principal)
     return None
+
+
+# The decisions on logging in (identity providers, sessions, issuer trusts) live in their
+# own module, which registers them on ``decide`` when imported.
+from tokenledger.domain import decide_logins  # noqa: E402, F401

@@ -26,6 +26,9 @@ __all__ = [
     "EventUnion",
     "GrantRemoved",
     "GrantSet",
+    "IdentityProviderSet",
+    "IssuerTrusted",
+    "IssuerUntrusted",
     "MemberAdded",
     "MemberRemoved",
     "MemberRoleChanged",
@@ -38,6 +41,9 @@ __all__ = [
     "ServiceAccountDeleted",
     "ServiceAccountPermissionLevelChanged",
     "ServiceAccountPermissionMoved",
+    "SessionEnded",
+    "SessionRefreshed",
+    "SessionStarted",
     "TokenIssued",
     "TokenRevoked",
     "UserCreated",
@@ -208,6 +214,9 @@ class RevocationReason:
     MEMBER_REMOVED = "member_removed"
     PARENT_REVOKED = "parent_revoked"
     RESOURCE_DELETED = "resource_deleted"
+    LOGGED_OUT = "logged_out"
+    REFRESH_TOKEN_REUSED = "refresh_token_reused"
+    PROVIDER_CHANGED = "provider_changed"
 
 
 class TokenIssued(Event, frozen=True, kw_only=True, tag="TokenIssued"):
@@ -290,6 +299,102 @@ class ClientCredentialRevoked(Event, frozen=True, kw_only=True, tag="ClientCrede
     STREAM: ClassVar[tuple[str, str]] = ("client", "client_id")
 
 
+# -- logging in: identity providers and sessions ------------------------------------------
+
+
+class IdentityProviderSet(Event, frozen=True, kw_only=True, tag="IdentityProviderSet"):
+    """An org's members log in through this OpenID Connect provider.
+
+    The provider's client secret, where it needs one, is kept with the signing keys,
+    never here: ``client_secret`` only says whether one is kept.
+    """
+
+    org: str
+    issuer: str
+    oidc_client_id: str
+    """The ledger's client id at the provider."""
+    client_secret: bool = False
+    session_lifetime: int
+    """How long a session lives at most, in seconds (at most 30 days)."""
+
+    STREAM: ClassVar[tuple[str, str]] = ("org", "org")
+
+
+class SessionStarted(Event, frozen=True, kw_only=True, tag="SessionStarted"):
+    """A user logged in through their org's identity provider.
+
+    The session is known by its id; its refresh token only by the SHA-256 of its
+    secret. ``subject`` is the provider's ``sub`` for the user.
+    """
+
+    session_id: str
+    principal: str
+    org: str
+    issuer: str
+    subject: str
+    refresh_hash: str
+    started_at: datetime
+    expires_at: datetime
+
+    STREAM: ClassVar[tuple[str, str]] = ("session", "session_id")
+
+
+class SessionRefreshed(Event, frozen=True, kw_only=True, tag="SessionRefreshed"):
+    """The session's refresh token was used and replaced by a new one (rotation): the
+    previous one is spent, and presenting it again ends the session."""
+
+    session_id: str
+    principal: str
+    org: str
+    refresh_hash: str
+    generation: int
+
+    STREAM: ClassVar[tuple[str, str]] = ("session", "session_id")
+
+
+class SessionEnded(Event, frozen=True, kw_only=True, tag="SessionEnded"):
+    """The session is over: logged out, ended by a cascade, or its refresh token was
+    presented twice (a sign of theft). Every access token it obtained is inactive."""
+
+    session_id: str
+    principal: str
+    org: str
+    reason: str
+    """One of ``RevocationReason``."""
+    detail: str | None = None
+
+    STREAM: ClassVar[tuple[str, str]] = ("session", "session_id")
+
+
+# -- workload identity federation --------------------------------------------------------
+
+
+class IssuerTrusted(Event, frozen=True, kw_only=True, tag="IssuerTrusted"):
+    """A service account accepts ID tokens of an external OpenID Connect issuer whose
+    subject matches ``subject`` (``*`` matches any run of characters) and whose
+    audience is ``audience``, in exchange for its own access tokens (RFC 8693)."""
+
+    trust_id: str
+    account_id: str
+    issuer: str
+    subject: str
+    audience: str
+
+    STREAM: ClassVar[tuple[str, str]] = ("trust", "trust_id")
+
+
+class IssuerUntrusted(Event, frozen=True, kw_only=True, tag="IssuerUntrusted"):
+    """The trust is withdrawn (by request or by a cascade); what it obtained is inactive."""
+
+    trust_id: str
+    account_id: str
+    reason: str
+    """One of ``RevocationReason``."""
+    detail: str | None = None
+
+    STREAM: ClassVar[tuple[str, str]] = ("trust", "trust_id")
+
+
 EventUnion = (
     OrgCreated
     | UserCreated
@@ -310,6 +415,12 @@ EventUnion = (
     | TokenRevoked
     | ClientCredentialIssued
     | ClientCredentialRevoked
+    | IdentityProviderSet
+    | SessionStarted
+    | SessionRefreshed
+    | SessionEnded
+    | IssuerTrusted
+    | IssuerUntrusted
 )
 
 

@@ -9,7 +9,7 @@ inside a command's transaction.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -18,16 +18,21 @@ import msgspec
 from tokenledger.domain.permissions import Grant
 
 __all__ = [
+    "MAX_SESSION_LIFETIME",
     "PREDEFINED_ROLES",
     "SERVICE_ACCOUNT_DOMAIN",
+    "AccessVia",
     "Actor",
     "ActorKind",
     "ClientCredentialView",
+    "IdentityProviderView",
     "Introspection",
     "IssuedAccessToken",
+    "IssuerTrustView",
     "LedgerView",
     "ResourceView",
     "ServiceAccountView",
+    "SessionView",
     "TokenView",
     "UserView",
     "is_service_account_id",
@@ -38,6 +43,9 @@ __all__ = [
 
 #: Service accounts are named ``<name>@<org>.service.tokenledger`` (not a mail domain).
 SERVICE_ACCOUNT_DOMAIN = "service.tokenledger"
+
+#: The longest a login session lives (an org may choose less).
+MAX_SESSION_LIFETIME = timedelta(days=30)
 
 #: Roles every org has. ``member`` grants nothing by itself.
 PREDEFINED_ROLES = ("admin", "auditor", "member")
@@ -128,6 +136,45 @@ class ClientCredentialView(_Credential, frozen=True, kw_only=True):
     issued_at: datetime
 
 
+class IdentityProviderView(msgspec.Struct, frozen=True, kw_only=True):
+    """The OpenID Connect provider an org's members log in through."""
+
+    org: str
+    issuer: str
+    oidc_client_id: str
+    client_secret: bool
+    session_lifetime: timedelta
+    set_at: datetime
+
+
+class SessionView(_Credential, frozen=True, kw_only=True):
+    """A login session; ``revoked_at`` is when it ended. Its refresh token is known by the
+    hash of its secret (``refresh_hash``, the current one) and ``generation`` counts its
+    rotations."""
+
+    session_id: str
+    principal: str
+    org: str
+    issuer: str
+    subject: str
+    started_at: datetime
+    refresh_hash: str
+    generation: int
+    refreshed_at: datetime | None = None
+
+
+class IssuerTrustView(_Credential, frozen=True, kw_only=True):
+    """A service account's trust in an external issuer's ID tokens (``revoked_at``: when
+    the trust was withdrawn)."""
+
+    trust_id: str
+    account_id: str
+    issuer: str
+    subject: str
+    audience: str
+    created_at: datetime
+
+
 class IssuedAccessToken(msgspec.Struct, frozen=True, kw_only=True):
     """A signed access token (JWT) obtained with a client credential (RFC 6749 section 4.4)."""
 
@@ -169,12 +216,27 @@ class ActorKind(StrEnum):
     SERVICE_ACCOUNT = "service_account"
 
 
+class AccessVia(msgspec.Struct, frozen=True, kw_only=True):
+    """A signed access token (JWT) a caller presented: what obtained it (``source``: a
+    session ``ses_...``, a client credential ``cid_...`` or an issuer trust ``wif_...``),
+    and the grants and lifetime it was signed with. It is usable while its source is."""
+
+    source: str
+    jti: str
+    grants: tuple[Grant, ...]
+    issued_at: datetime
+    expires_at: datetime
+
+
 class Actor(msgspec.Struct, frozen=True, kw_only=True):
-    """Who runs a command: the local operator (full rights), or a principal acting via a token."""
+    """Who runs a command: the local operator (full rights), or a principal acting via a token
+    (``token_id``) or via a signed access token (``via``; ``token_id`` then names its
+    source, which the log records as what the actor acted through)."""
 
     kind: ActorKind
     principal: str
     token_id: str | None = None
+    via: AccessVia | None = None
 
     @property
     def label(self) -> str:
@@ -192,6 +254,13 @@ class Actor(msgspec.Struct, frozen=True, kw_only=True):
         """A principal acting through one of its tokens."""
         kind = ActorKind.SERVICE_ACCOUNT if is_service_account_id(principal) else ActorKind.USER
         return cls(kind=kind, principal=principal, token_id=token_id)
+
+    @classmethod
+    def through_access_token(cls, principal: str, via: AccessVia) -> Actor:
+        """A principal acting through a signed access token (a session's, a client
+        credential's or an exchanged one)."""
+        kind = ActorKind.SERVICE_ACCOUNT if is_service_account_id(principal) else ActorKind.USER
+        return cls(kind=kind, principal=principal, token_id=via.source, via=via)
 
 
 class LedgerView(Protocol):
@@ -249,4 +318,26 @@ class LedgerView(Protocol):
 
     def client_credentials_of(self, account_id: str) -> Sequence[ClientCredentialView]:
         """Every client credential of the service account, revoked ones included; by id."""
+        ...
+
+    def identity_provider(self, org: str) -> IdentityProviderView | None: ...
+
+    def session(self, session_id: str) -> SessionView | None: ...
+
+    def session_by_refresh_hash(self, refresh_hash: str) -> SessionView | None:
+        """The session any of whose refresh tokens, current or spent, has this hash."""
+        ...
+
+    def sessions_of(self, principal: str) -> Sequence[SessionView]:
+        """Every session of the user, ended ones included; by id."""
+        ...
+
+    def sessions_in_org(self, org: str) -> Sequence[SessionView]:
+        """Every session started through the org's provider, ended ones included; by id."""
+        ...
+
+    def issuer_trust(self, trust_id: str) -> IssuerTrustView | None: ...
+
+    def issuer_trusts_of(self, account_id: str) -> Sequence[IssuerTrustView]:
+        """Every issuer trust of the service account, withdrawn ones included; by id."""
         ...

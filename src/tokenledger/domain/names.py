@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from urllib.parse import urlsplit
 
 from tokenledger.domain.model import SERVICE_ACCOUNT_DOMAIN
 from tokenledger.domain.secrets import TokenKind, contains_secret, is_token_id
@@ -20,12 +21,16 @@ __all__ = [
     "NAME_RULE",
     "check_client_id",
     "check_email",
+    "check_issuer",
     "check_name",
     "check_no_secret",
     "check_path",
     "check_principal",
     "check_service_account_id",
+    "check_session_id",
+    "check_subject_pattern",
     "check_token_id",
+    "check_trust_id",
     "shown",
 ]
 
@@ -159,3 +164,61 @@ def check_client_id(value: str) -> str:
             f"invalid client id {shown(value)}: expected cid_ and 16 letters or digits"
         )
     return value
+
+
+#: A session id and an issuer trust's id: a prefix and 24 hexadecimal digits.
+SESSION_ID_PATTERN = "^ses_[0-9a-f]{24}$"
+TRUST_ID_PATTERN = "^wif_[0-9a-f]{24}$"
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
+_TRUST_ID = re.compile(TRUST_ID_PATTERN)
+
+
+def check_session_id(value: str) -> str:
+    if not _SESSION_ID.fullmatch(value):
+        raise ValueError(f"invalid session id {shown(value)}: expected ses_ and 24 hex digits")
+    return value
+
+
+def check_trust_id(value: str) -> str:
+    if not _TRUST_ID.fullmatch(value):
+        raise ValueError(f"invalid trust id {shown(value)}: expected wif_ and 24 hex digits")
+    return value
+
+
+#: Hosts an issuer may be reached at over plain HTTP: this machine only (a development
+#: provider); any other issuer is HTTPS, as OpenID Connect Discovery requires.
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def check_issuer(value: str) -> str:
+    """An OpenID Connect issuer: an ``https`` URL (``http`` on this machine only) with no
+    query, fragment or credentials, at most 500 characters; without a trailing slash
+    it is compared exactly, as the ID tokens' ``iss`` will be."""
+    if len(value) > 500 or not value.isprintable() or any(ch.isspace() for ch in value):
+        raise ValueError(f"invalid issuer {shown(value)}: an https URL of at most 500 characters")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        host = None
+        parts = None
+    if parts is None or not host or parts.query or parts.fragment or parts.username:
+        raise ValueError(
+            f"invalid issuer {shown(value)}: an https URL without query, fragment or user"
+        )
+    if parts.scheme != "https" and not (parts.scheme == "http" and host in _LOOPBACK_HOSTS):
+        raise ValueError(f"invalid issuer {shown(value)}: it must use https")
+    return check_no_secret(value, "issuer")
+
+
+def check_subject_pattern(value: str) -> str:
+    """The subjects a trust accepts: printable, at most 500 characters, ``*`` for any run
+    of characters (``repo:acme/site:ref:refs/heads/*``); a lone ``*`` is refused, since a
+    trust in every subject of a shared issuer trusts everyone who uses that issuer."""
+    if not value or len(value) > 500 or not value.isprintable():
+        raise ValueError("invalid subject pattern: 1 to 500 printable characters")
+    if not value.replace("*", "").strip(" :/"):
+        raise ValueError(
+            f"invalid subject pattern {shown(value)}: name the subjects to trust, not any"
+        )
+    return check_no_secret(value, "subject pattern")

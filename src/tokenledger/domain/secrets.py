@@ -105,6 +105,8 @@ class TokenKind(StrEnum):
     """A short-lived token derived from a parent token: ``tld_``."""
     CLIENT = "client"
     """A client secret: ``tlc_``."""
+    REFRESH = "refresh"
+    """A session's refresh token: ``tlr_``."""
 
     @property
     def prefix(self) -> str:
@@ -117,6 +119,7 @@ _PREFIX_BY_KIND: dict[TokenKind, str] = {
     TokenKind.SERVICE: "tls_",
     TokenKind.DERIVED: "tld_",
     TokenKind.CLIENT: "tlc_",
+    TokenKind.REFRESH: "tlr_",
 }
 _KIND_BY_PREFIX: dict[str, TokenKind] = {p: k for k, p in _PREFIX_BY_KIND.items()}
 _PREFIXES: tuple[str, ...] = tuple(_KIND_BY_PREFIX)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import singledispatch
 
 import msgspec
@@ -17,8 +17,11 @@ import msgspec
 from tokenledger.domain import events as e
 from tokenledger.domain.model import (
     ClientCredentialView,
+    IdentityProviderView,
+    IssuerTrustView,
     ResourceView,
     ServiceAccountView,
+    SessionView,
     TokenView,
     UserView,
     predefined_role_grants,
@@ -42,6 +45,10 @@ class LedgerState:
     tokens: dict[str, TokenView] = field(default_factory=dict)
     token_ids_by_secret_hash: dict[str, str] = field(default_factory=dict)
     credentials: dict[str, ClientCredentialView] = field(default_factory=dict)
+    providers: dict[str, IdentityProviderView] = field(default_factory=dict)
+    sessions: dict[str, SessionView] = field(default_factory=dict)
+    session_ids_by_refresh_hash: dict[str, str] = field(default_factory=dict)
+    trusts: dict[str, IssuerTrustView] = field(default_factory=dict)
 
     # -- LedgerView -------------------------------------------------------------
 
@@ -122,6 +129,28 @@ class LedgerState:
 
     def client_credentials_of(self, account_id: str) -> Sequence[ClientCredentialView]:
         return [c for _, c in sorted(self.credentials.items()) if c.account_id == account_id]
+
+    def identity_provider(self, org: str) -> IdentityProviderView | None:
+        return self.providers.get(org)
+
+    def session(self, session_id: str) -> SessionView | None:
+        return self.sessions.get(session_id)
+
+    def session_by_refresh_hash(self, refresh_hash: str) -> SessionView | None:
+        session_id = self.session_ids_by_refresh_hash.get(refresh_hash)
+        return self.sessions.get(session_id) if session_id is not None else None
+
+    def sessions_of(self, principal: str) -> Sequence[SessionView]:
+        return [s for _, s in sorted(self.sessions.items()) if s.principal == principal]
+
+    def sessions_in_org(self, org: str) -> Sequence[SessionView]:
+        return [s for _, s in sorted(self.sessions.items()) if s.org == org]
+
+    def issuer_trust(self, trust_id: str) -> IssuerTrustView | None:
+        return self.trusts.get(trust_id)
+
+    def issuer_trusts_of(self, account_id: str) -> Sequence[IssuerTrustView]:
+        return [t for _, t in sorted(self.trusts.items()) if t.account_id == account_id]
 
 
 @singledispatch
@@ -273,4 +302,74 @@ def _(event: e.ClientCredentialRevoked, state: LedgerState, at: datetime) -> Non
         return
     state.credentials[event.client_id] = msgspec.structs.replace(
         credential, revoked_at=at, revoked_reason=event.reason
+    )
+
+
+@evolve.register
+def _(event: e.IdentityProviderSet, state: LedgerState, at: datetime) -> None:
+    state.providers[event.org] = IdentityProviderView(
+        org=event.org,
+        issuer=event.issuer,
+        oidc_client_id=event.oidc_client_id,
+        client_secret=event.client_secret,
+        session_lifetime=timedelta(seconds=event.session_lifetime),
+        set_at=at,
+    )
+
+
+@evolve.register
+def _(event: e.SessionStarted, state: LedgerState, at: datetime) -> None:
+    state.sessions[event.session_id] = SessionView(
+        session_id=event.session_id,
+        principal=event.principal,
+        org=event.org,
+        issuer=event.issuer,
+        subject=event.subject,
+        started_at=event.started_at,
+        expires_at=event.expires_at,
+        refresh_hash=event.refresh_hash,
+        generation=0,
+    )
+    state.session_ids_by_refresh_hash[event.refresh_hash] = event.session_id
+
+
+@evolve.register
+def _(event: e.SessionRefreshed, state: LedgerState, at: datetime) -> None:
+    session = state.sessions[event.session_id]
+    state.sessions[event.session_id] = msgspec.structs.replace(
+        session, refresh_hash=event.refresh_hash, generation=event.generation, refreshed_at=at
+    )
+    state.session_ids_by_refresh_hash[event.refresh_hash] = event.session_id
+
+
+@evolve.register
+def _(event: e.SessionEnded, state: LedgerState, at: datetime) -> None:
+    session = state.sessions[event.session_id]
+    if session.revoked:  # the first end is the one that counts
+        return
+    state.sessions[event.session_id] = msgspec.structs.replace(
+        session, revoked_at=at, revoked_reason=event.reason
+    )
+
+
+@evolve.register
+def _(event: e.IssuerTrusted, state: LedgerState, at: datetime) -> None:
+    state.trusts[event.trust_id] = IssuerTrustView(
+        trust_id=event.trust_id,
+        account_id=event.account_id,
+        issuer=event.issuer,
+        subject=event.subject,
+        audience=event.audience,
+        created_at=at,
+        expires_at=None,
+    )
+
+
+@evolve.register
+def _(event: e.IssuerUntrusted, state: LedgerState, at: datetime) -> None:
+    trust = state.trusts[event.trust_id]
+    if trust.revoked:
+        return
+    state.trusts[event.trust_id] = msgspec.structs.replace(
+        trust, revoked_at=at, revoked_reason=event.reason
     )

@@ -26,6 +26,8 @@ _ID_FIELDS = (
     "token_id",
     "parent_id",
     "client_id",
+    "session_id",
+    "trust_id",
 )
 #: Fields holding a resource path.
 _PATH_FIELDS = ("path", "resource")

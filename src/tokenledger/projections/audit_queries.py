@@ -10,6 +10,8 @@ pages, newest first by default.
 
 from __future__ import annotations
 
+import difflib
+
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,8 +60,7 @@ class AuditQuery:
         if not 1 <= self.limit <= MAX_LIMIT:
             raise ValidationError(f"--limit must be between 1 and {MAX_LIMIT}")
         if self.event_type is not None and self.event_type not in e.event_types():
-            names = ", ".join(sorted(e.event_types()))
-            raise ValidationError(f"unknown event type {shown(self.event_type)}: one of {names}")
+            raise ValidationError(_unknown_event_type(self.event_type))
         for name in ("actor", "subject", "correlation_id"):
             _check_filter(getattr(self, name), name)
         # Bounds in UTC, within the span the ledger holds: refused here, in one line, rather
@@ -68,6 +69,19 @@ class AuditQuery:
             moment = getattr(self, name)
             if moment is not None:
                 object.__setattr__(self, name, checked_utc(moment, name))
+
+
+def _unknown_event_type(name: str) -> str:
+    """The closest event types by name, or the kinds there are (the whole list is longer
+    than one line)."""
+    known = sorted(e.event_types())
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    if close:
+        return f"unknown event type {shown(name)}: did you mean {' or '.join(close)}?"
+    return (
+        f"unknown event type {shown(name)}: a name such as TokenIssued, TokenRevoked or "
+        f"SessionStarted ({len(known)} in all; docs/api.md lists them)"
+    )
 
 
 def _check_filter(value: str | None, name: str) -> None:

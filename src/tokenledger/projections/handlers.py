@@ -34,6 +34,9 @@ from tokenledger.domain.events import (
     Event,
     GrantRemoved,
     GrantSet,
+    IdentityProviderSet,
+    IssuerTrusted,
+    IssuerUntrusted,
     MemberAdded,
     MemberRemoved,
     MemberRoleChanged,
@@ -45,6 +48,9 @@ from tokenledger.domain.events import (
     ServiceAccountDeleted,
     ServiceAccountPermissionLevelChanged,
     ServiceAccountPermissionMoved,
+    SessionEnded,
+    SessionRefreshed,
+    SessionStarted,
     TokenIssued,
     TokenRevoked,
     UserCreated,
@@ -53,11 +59,15 @@ from tokenledger.domain.events import (
 from tokenledger.domain.permissions import Grant, Level, parent_of
 from tokenledger.projections.schema import (
     client_credentials,
+    identity_providers,
+    issuer_trusts,
     memberships,
     orgs,
     resources,
     roles,
     service_accounts,
+    session_refresh_tokens,
+    sessions,
     token_grants,
     tokens,
     user_grants,
@@ -306,6 +316,99 @@ def _client_credential_revoked(
     writes.update(
         client_credentials,
         {"client_id": event.client_id},
+        {"revoked_at": record.recorded_at, "revoked_reason": event.reason},
+        only_if_null=("revoked_at",),
+    )
+
+
+@_handle.register
+def _identity_provider_set(
+    event: IdentityProviderSet, writes: Writes, record: RecordedEvent
+) -> None:
+    writes.upsert(
+        identity_providers,
+        {
+            "org": event.org,
+            "issuer": event.issuer,
+            "oidc_client_id": event.oidc_client_id,
+            "client_secret": event.client_secret,
+            "session_lifetime": event.session_lifetime,
+            "set_at": record.recorded_at,
+        },
+    )
+
+
+@_handle.register
+def _session_started(event: SessionStarted, writes: Writes, record: RecordedEvent) -> None:
+    row = {
+        "session_id": event.session_id,
+        "principal": event.principal,
+        "org": event.org,
+        "issuer": event.issuer,
+        "subject": event.subject,
+        "started_at": event.started_at,
+        "expires_at": event.expires_at,
+        "refresh_hash": event.refresh_hash,
+        "generation": 0,
+        "refreshed_at": None,
+        "revoked_at": None,
+        "revoked_reason": None,
+    }
+    writes.insert_if_absent(sessions, [row])
+    writes.insert_if_absent(
+        session_refresh_tokens,
+        [{"refresh_hash": event.refresh_hash, "session_id": event.session_id}],
+    )
+
+
+@_handle.register
+def _session_refreshed(event: SessionRefreshed, writes: Writes, record: RecordedEvent) -> None:
+    writes.update(
+        sessions,
+        {"session_id": event.session_id},
+        {
+            "refresh_hash": event.refresh_hash,
+            "generation": event.generation,
+            "refreshed_at": record.recorded_at,
+        },
+    )
+    writes.insert_if_absent(
+        session_refresh_tokens,
+        [{"refresh_hash": event.refresh_hash, "session_id": event.session_id}],
+    )
+
+
+@_handle.register
+def _session_ended(event: SessionEnded, writes: Writes, record: RecordedEvent) -> None:
+    # The first end is the one that counts, as for a token's revocation.
+    writes.update(
+        sessions,
+        {"session_id": event.session_id},
+        {"revoked_at": record.recorded_at, "revoked_reason": event.reason},
+        only_if_null=("revoked_at",),
+    )
+
+
+@_handle.register
+def _issuer_trusted(event: IssuerTrusted, writes: Writes, record: RecordedEvent) -> None:
+    row = {
+        "trust_id": event.trust_id,
+        "account_id": event.account_id,
+        "issuer": event.issuer,
+        "subject": event.subject,
+        "audience": event.audience,
+        "created_at": record.recorded_at,
+        "revoked_at": None,
+        "revoked_reason": None,
+    }
+    writes.insert_if_absent(issuer_trusts, [row])
+
+
+@_handle.register
+def _issuer_untrusted(event: IssuerUntrusted, writes: Writes, record: RecordedEvent) -> None:
+    writes.update(
+        issuer_trusts,
+        {"trust_id": event.trust_id},
         {"revoked_at": record.recorded_at, "revoked_reason": event.reason},
         only_if_null=("revoked_at",),
     )

@@ -28,12 +28,16 @@ __all__ = [
     "audit_index",
     "checkpoints",
     "client_credentials",
+    "identity_providers",
+    "issuer_trusts",
     "memberships",
     "metadata",
     "orgs",
     "resources",
     "roles",
     "service_accounts",
+    "session_refresh_tokens",
+    "sessions",
     "token_grants",
     "tokens",
     "user_grants",
@@ -168,6 +172,61 @@ client_credentials = sa.Table(
     sa.UniqueConstraint("secret_hash", name="uq_client_credentials_secret_hash"),
 )
 sa.Index("ix_client_credentials_account_id", client_credentials.c.account_id)
+
+# An org's OpenID Connect provider (its client secret, if any, is kept with the signing keys).
+identity_providers = sa.Table(
+    "identity_providers",
+    metadata,
+    sa.Column("org", _identifier(), primary_key=True),
+    sa.Column("issuer", sa.String(500), nullable=False),
+    sa.Column("oidc_client_id", sa.String(200), nullable=False),
+    sa.Column("client_secret", sa.Boolean, nullable=False),
+    sa.Column("session_lifetime", sa.Integer, nullable=False),
+    sa.Column("set_at", UTCDateTime, nullable=False),
+)
+
+# Login sessions; ``refresh_hash`` is the current refresh token's (the spent ones are in
+# ``session_refresh_tokens``, which maps every refresh token ever given to its session).
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("session_id", _identifier(), primary_key=True),
+    sa.Column("principal", _identifier(), nullable=False),
+    sa.Column("org", _identifier(), nullable=False),
+    sa.Column("issuer", sa.String(500), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("refresh_hash", sa.String(64), nullable=False),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("refreshed_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_reason", sa.String(100), nullable=True),
+)
+sa.Index("ix_sessions_principal", sessions.c.principal)
+sa.Index("ix_sessions_org", sessions.c.org)
+
+session_refresh_tokens = sa.Table(
+    "session_refresh_tokens",
+    metadata,
+    sa.Column("refresh_hash", sa.String(64), primary_key=True),
+    sa.Column("session_id", _identifier(), nullable=False),
+)
+
+# Service accounts' trust in external issuers (workload identity federation).
+issuer_trusts = sa.Table(
+    "issuer_trusts",
+    metadata,
+    sa.Column("trust_id", _identifier(), primary_key=True),
+    sa.Column("account_id", _identifier(), nullable=False),
+    sa.Column("issuer", sa.String(500), nullable=False),
+    sa.Column("subject", sa.String(500), nullable=False),
+    sa.Column("audience", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_reason", sa.String(100), nullable=True),
+)
+sa.Index("ix_issuer_trusts_account_id", issuer_trusts.c.account_id)
 
 checkpoints = sa.Table(
     "projection_checkpoints",

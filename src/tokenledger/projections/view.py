@@ -34,6 +34,7 @@ from tokenledger.domain.model import (
     predefined_role_grants,
 )
 from tokenledger.domain.permissions import Grant
+from tokenledger.projections.login_view import LoginViews
 from tokenledger.projections.schema import (
     client_credentials,
     memberships,
@@ -206,8 +207,9 @@ _CLIENT_CREDENTIAL_BY_HASH = _by_key(
 )
 
 
-class SqlLedgerView:
-    """``LedgerView`` over the projection tables, on the caller's connection."""
+class SqlLedgerView(LoginViews):
+    """``LedgerView`` over the projection tables, on the caller's connection (the questions
+    about logging in are answered by ``LoginViews``)."""
 
     def __init__(self, connection: Connection, *, remember: bool = False) -> None:
         """``remember``: keep each service account and user looked up for the view's
