@@ -76,10 +76,20 @@ def test_another_scheme_is_treated_as_no_token(api: Api) -> None:
     error(response, 401, "invalid_token")
 
 
-def test_an_access_token_is_not_a_management_credential(api: Api) -> None:
-    jwt = api.access_token()
+def test_an_access_token_acts_as_its_service_account_while_its_credential_lives(
+    api: Api,
+) -> None:
+    client_id, client_secret = api.credential()
+    jwt = api.exchange(client_id, client_secret)
+    seen = api.client.get(f"/v2/service_accounts/{SA}", headers=api.bearer(jwt))
+    assert seen.status_code == 200, seen.text
+    assert api.client.get("/v2/whoami", headers=api.bearer(jwt)).json()["sub"] == SA
+    revoked = api.client.delete(
+        f"/v2/service_accounts/{SA}/credentials/{client_id}", headers=api.admin
+    )
+    assert revoked.status_code == 200, revoked.text
     body = error(api.client.get("/v2/orgs", headers=api.bearer(jwt)), 401, "invalid_token")
-    assert "resource servers" in body["error_description"]
+    assert "revoked" in body["error_description"]
 
 
 def test_insufficient_permission_is_403_insufficient_scope(api: Api) -> None:
@@ -509,4 +519,10 @@ def test_discovery_metadata(sqlite_api: Api) -> None:
     metadata = sqlite_api.client.get("/.well-known/oauth-authorization-server").json()
     assert metadata["issuer"] == "https://ledger.test"
     assert metadata["token_endpoint"].endswith("/oauth2/token")
-    assert metadata["grant_types_supported"] == ["client_credentials"]
+    assert metadata["grant_types_supported"] == [
+        "client_credentials",
+        "authorization_code",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+    ]
+    assert metadata["code_challenge_methods_supported"] == ["S256"]

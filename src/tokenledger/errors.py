@@ -23,6 +23,7 @@ __all__ = [
     "Conflict",
     "CorruptEvent",
     "IntegrityViolation",
+    "InvalidGrant",
     "LedgerError",
     "NotFound",
     "PermissionDenied",
@@ -47,6 +48,11 @@ class NotFound(LedgerError):
 
 class PermissionDenied(LedgerError):
     """The acting principal lacks the permission the operation needs."""
+
+
+class InvalidGrant(PermissionDenied):
+    """A login code, refresh token or external ID token was refused (OAuth 2.0's
+    ``invalid_grant``): expired, forged, spent, or not one this ledger accepts."""
 
 
 class Conflict(LedgerError):

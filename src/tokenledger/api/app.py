@@ -27,6 +27,7 @@ __all__ = [
     "CACHE_STALENESS_ENV",
     "DATABASE_URL_ENV",
     "ISSUER_ENV",
+    "PUBLIC_URL_ENV",
     "app_from_env",
     "create_app",
     "create_asgi_app",
@@ -38,12 +39,15 @@ DATABASE_URL_ENV = "TOKENLEDGER_DATABASE_URL"
 ISSUER_ENV = "TOKENLEDGER_ISSUER"
 ACCESS_TOKEN_LIFETIME_ENV = "TOKENLEDGER_ACCESS_TOKEN_LIFETIME"
 CACHE_STALENESS_ENV = "TOKENLEDGER_CACHE_STALENESS"
+PUBLIC_URL_ENV = "TOKENLEDGER_PUBLIC_URL"
 
 _DESCRIPTION = """\
 Management of orgs, users, resources, grants, roles, service accounts and tokens;
 OAuth 2.0 client credentials (RFC 6749 4.4), introspection (RFC 7662) and
 revocation (RFC 7009). Every call but health, metrics and discovery needs
-`Authorization: Bearer <ledger token>`; errors are `{"error", "error_description"}`.
+`Authorization: Bearer <ledger token or access token>`; errors are
+`{"error", "error_description"}`. Users log in through their org's OpenID Connect
+provider (`/oauth2/authorize`, authorization code with PKCE).
 """
 
 
@@ -58,6 +62,7 @@ def create_app(source: str | URL | Ledger, settings: ApiSettings | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        state.close()
         if owned:
             ledger.close()
 
@@ -74,6 +79,8 @@ def create_app(source: str | URL | Ledger, settings: ApiSettings | None = None) 
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.include_router(routes.system.router)
     app.include_router(routes.oauth.router)
+    app.include_router(routes.login.router)
+    app.include_router(routes.sessions.router)
     app.include_router(routes.orgs.router)
     app.include_router(routes.users.router)
     app.include_router(routes.tokens.principal_tokens_router("/v2/users", "user_id", "users"))
@@ -109,6 +116,7 @@ def settings_from_env(database_url: URL) -> ApiSettings:
         access_token_lifetime=lifetime,
         keys=KeyStore.from_environment(database_url),
         cache_staleness=parse_staleness(os.environ.get(CACHE_STALENESS_ENV, "0")),
+        public_url=os.environ.get(PUBLIC_URL_ENV, "").strip() or None,
     )
 
 

@@ -1,10 +1,10 @@
 """Who is calling: bearer ledger tokens (RFC 6750) and client credentials (RFC 6749 2.3.1).
 
-Management calls take ``Authorization: Bearer <ledger token secret>`` and act
-as that token's principal, authorised by its effective grants exactly as the
-CLI is with ``TOKENLEDGER_TOKEN``. Access tokens (JWTs from ``/oauth2/token``)
-are not accepted there: they are meant for resource servers, which check them
-against the JWKS or by introspection.
+Management calls take ``Authorization: Bearer <ledger token secret>`` or
+``Bearer <access token>`` (a JWT from ``/oauth2/token``: a session's, a client
+credential's or an exchanged one) and act as its principal, authorised by its
+effective grants exactly as the CLI is with ``TOKENLEDGER_TOKEN``. An access token
+is usable while what obtained it is (its session, credential or issuer trust).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ _CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 bearer_scheme = _HTTPBearer(
     auto_error=False,
     scheme_name="ledgerToken",
-    description="A ledger token's secret (tlp_..., tls_..., tld_...).",
+    description="A ledger token's secret (tlp_..., tls_..., tld_...) or an access token (JWT).",
 )
 
 
@@ -105,15 +105,13 @@ def current_actor(
     credentials: BearerCredentials,
     state: Annotated[ApiState, Depends(api_state)],
 ) -> Actor:
-    """The principal of the presented ledger token; 401 unless it is active."""
+    """The principal of the presented ledger token or access token; 401 unless usable."""
     secret = bearer_secret(credentials)
-    if looks_like_jwt(secret):
-        state.metrics.count("authentications", "access_token_refused")
-        raise unauthorised(
-            "access tokens (JWT) are for resource servers: management calls take a ledger token"
-        )
     try:
-        actor = state.authenticate(secret)
+        if looks_like_jwt(secret):
+            actor = state.authenticate_access_token(secret)
+        else:
+            actor = state.authenticate(secret)
     except PermissionDenied as exc:
         state.metrics.count("authentications", "refused")
         raise unauthorised(str(exc)) from None

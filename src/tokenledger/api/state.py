@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from tokenledger.api.metrics import Metrics
 from tokenledger.domain.model import Actor, Introspection
 from tokenledger.domain.permissions import Level
+from tokenledger.errors import PermissionDenied
 from tokenledger.service import DEFAULT_ACCESS_TOKEN_LIFETIME, DEFAULT_VERIFY_STALENESS, Ledger
 from tokenledger.service.keys import KeyRing, KeyStore
+
+if TYPE_CHECKING:  # the OpenID Connect client (httpx) loads with the first login
+    from tokenledger.service.oidc import OidcClient
 
 __all__ = ["DEFAULT_ISSUER", "MAX_ACCESS_TOKEN_LIFETIME", "ApiSettings", "ApiState", "api_state"]
 
@@ -30,6 +36,9 @@ class ApiSettings:
     cache_staleness: float | None = DEFAULT_VERIFY_STALENESS
     """Seconds the ledger's token-answer cache may go without re-reading the log head (see
     ``tokenledger.service.cache``); ``0`` is never stale, ``None`` turns the cache off."""
+    public_url: str | None = None
+    """The server's address as browsers and identity providers reach it (behind a proxy,
+    say); ``None``: the address each request came to."""
 
     def __post_init__(self) -> None:
         lifetime = self.access_token_lifetime
@@ -47,6 +56,8 @@ class ApiState:
     ledger: Ledger
     settings: ApiSettings
     metrics: Metrics = field(default_factory=Metrics)
+    _oidc: OidcClient | None = field(default=None, repr=False)
+    _oidc_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.ledger.use_answer_cache(self.settings.cache_staleness)
@@ -84,6 +95,32 @@ class ApiState:
     def authenticate(self, secret: str) -> Actor:
         """The principal of an active ledger token (``Ledger.authenticate``)."""
         return self.ledger.authenticate(secret)
+
+    def authenticate_access_token(self, token: str) -> Actor:
+        """The principal of a usable access token (JWT) this server signed."""
+        return self.ledger.authenticate_access_token(
+            token, self.signing_keys(), issuer=self.settings.issuer
+        )
+
+    def signing_keys(self) -> KeyRing:
+        """The key ring, or ``PermissionDenied`` when this server signs nothing."""
+        ring = self.key_ring()
+        if ring is None or not ring.keys:
+            raise PermissionDenied("this server has no signing keys: it accepts no access tokens")
+        return ring
+
+    def oidc(self) -> OidcClient:
+        """One OpenID Connect client for every request (its caches are shared)."""
+        with self._oidc_lock:
+            if self._oidc is None:
+                from tokenledger.service.oidc import OidcClient
+
+                self._oidc = OidcClient()
+            return self._oidc
+
+    def close(self) -> None:
+        if self._oidc is not None:
+            self._oidc.close()
 
 
 async def api_state(request: Request) -> ApiState:

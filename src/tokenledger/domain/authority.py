@@ -47,6 +47,7 @@ __all__ = [
     "access_token_view",
     "acting_token",
     "actor_level",
+    "admitting_trust",
     "answer_token",
     "authorise_issue",
     "authorise_session_management",
@@ -57,6 +58,7 @@ __all__ = [
     "may_see_account",
     "may_see_event",
     "may_see_grant",
+    "may_see_session",
     "principal_grants",
     "require_derivable",
     "require_known_org",
@@ -299,6 +301,23 @@ def session_grants(view: LedgerView, principal: str, org: str) -> tuple[Grant, .
     return tuple(sorted(best.values()))
 
 
+def admitting_trust(
+    trusts: Iterable[IssuerTrustView], issuer: str, subject: str, audiences: Sequence[str]
+) -> IssuerTrustView | None:
+    """The trust in force that lets an external ID token (already checked against its
+    issuer's keys) act as the trusting service account: same issuer, a subject its
+    pattern matches, an audience it names. None: the token obtains nothing."""
+    for trust in sorted(trusts, key=lambda t: t.trust_id):
+        if (
+            not trust.revoked
+            and trust.issuer == issuer
+            and trust.audience in audiences
+            and subject_matches(trust.subject, subject)
+        ):
+            return trust
+    return None
+
+
 def subject_matches(pattern: str, subject: str) -> bool:
     """Whether an external ID token's subject is one a trust names: ``*`` stands for any
     run of characters (none included), every other character for itself."""
@@ -363,14 +382,13 @@ def require_login(actor: Actor, principal: str) -> None:
 def authorise_session_management(
     view: LedgerView, actor: Actor, session: SessionView, now: datetime
 ) -> None:
-    """Ending a session: an operator, its own user (logging out), or an admin of the org
-    it was started in (never a service account)."""
-    if actor.kind is ActorKind.OPERATOR or actor.principal == session.principal:
-        return
-    forbid_service_accounts(actor, "end sessions")
-    require_level(
-        view, actor, session.org, Level.ADMIN, now, f"end the sessions of {session.principal}"
-    )
+    """Ending a session: whoever may see it (``may_see_session``): an operator, its own user
+    (logging out), or an admin of the org it was started in."""
+    if not may_see_session(view, actor, session, now):
+        raise PermissionDenied(
+            f"{actor.label} may not end the sessions of {session.principal}: it needs admin "
+            f"on {session.org}"
+        )
 
 
 def require_user_creator(view: LedgerView, actor: Actor, now: datetime) -> None:
@@ -498,6 +516,19 @@ def may_see_account(
     """A service account is seen by itself and by whoever may read its project."""
     return actor.principal == account.account_id or may(
         view, actor, account.permission.resource, Level.READ, now
+    )
+
+
+def may_see_session(view: LedgerView, actor: Actor, session: SessionView, now: datetime) -> bool:
+    """A session is seen by an operator, its user, and admins of the org it was started in
+    (who may end it)."""
+    return (
+        actor.kind is ActorKind.OPERATOR
+        or actor.principal == session.principal
+        or (
+            actor.kind is not ActorKind.SERVICE_ACCOUNT
+            and may(view, actor, session.org, Level.ADMIN, now)
+        )
     )
 
 

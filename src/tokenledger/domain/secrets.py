@@ -58,6 +58,7 @@ __all__ = [
     "contains_secret",
     "generate_secret",
     "hash_secret",
+    "is_refresh_token",
     "is_token_id",
     "looks_like_jwt",
     "looks_like_secret",
@@ -167,6 +168,14 @@ def _is_base62(text: str) -> bool:
 def _malformed(reason: str) -> ValidationError:
     # Never include the input: it may be a real secret.
     return ValidationError(f"malformed token: {reason}")
+
+
+def is_refresh_token(value: str) -> bool:
+    """Whether ``value`` is a well-formed refresh token's secret (``tlr_...``)."""
+    try:
+        return parse_secret(value) is TokenKind.REFRESH
+    except ValidationError:
+        return False
 
 
 def generate_secret(kind: TokenKind) -> str:

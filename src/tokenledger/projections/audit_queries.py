@@ -11,7 +11,6 @@ pages, newest first by default.
 from __future__ import annotations
 
 import difflib
-
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime

@@ -87,6 +87,9 @@ class SigningKey(msgspec.Struct, frozen=True, kw_only=True):
 class _KeyFile(msgspec.Struct, kw_only=True):
     version: int = 1
     keys: list[SigningKey] = msgspec.field(default_factory=list)
+    provider_secrets: dict[str, str] = msgspec.field(default_factory=dict)
+    """Orgs' identity providers' client secrets, by org: kept here, beside the private
+    keys and as guarded as they are, never in the log."""
 
 
 def _encode_other(value: object) -> object:
@@ -180,10 +183,14 @@ def new_signing_key(now: datetime) -> SigningKey:
 
 
 class KeyRing:
-    """The keys in force: the active one signs, every published one verifies."""
+    """The keys in force: the active one signs, every published one verifies. Also holds
+    the identity providers' client secrets kept in the same file."""
 
-    def __init__(self, keys: list[SigningKey]) -> None:
+    def __init__(
+        self, keys: list[SigningKey], provider_secrets: Mapping[str, str] | None = None
+    ) -> None:
         self.keys = tuple(keys)
+        self.provider_secrets: Mapping[str, str] = dict(provider_secrets or {})
         active = [k for k in self.keys if k.active]
         self.active = max(active, key=lambda k: k.created_at) if active else None
         self._public: dict[str, Ed25519PublicKey] = {}
@@ -206,21 +213,49 @@ class KeyRing:
             "keys": [{**k.public_jwk, "kid": k.kid, "alg": k.alg, "use": "sig"} for k in ordered]
         }
 
-    def sign(self, claims: Mapping[str, Any]) -> str:
+    def sign(self, claims: Mapping[str, Any], *, typ: str = ACCESS_TOKEN_TYPE) -> str:
+        """A JWT of ``claims`` signed by the active key; ``typ`` tells what it is for, so
+        that no JWT made for one purpose (a login's state, say) passes for another."""
         if self.active is None or self._private is None:
             raise StorageError("no signing key: run 'tokenledger keys rotate' to create one")
         return jwt.encode(
             dict(claims),
             self._private,
             algorithm=ALGORITHM,
-            headers={"kid": self.active.kid, "typ": ACCESS_TOKEN_TYPE},
+            headers={"kid": self.active.kid, "typ": typ},
         )
+
+    def derive_secret(self, purpose: str) -> str:
+        """A secret only this server can make again from ``purpose`` while its active key
+        lasts: the key's (deterministic, RFC 8032) Ed25519 signature of it, base64url.
+        86 characters, so it serves as a PKCE code verifier (43 to 128)."""
+        if self._private is None:
+            raise StorageError("no signing key: run 'tokenledger keys rotate' to create one")
+        return _b64url(self._private.sign(b"tokenledger derived secret\n" + purpose.encode()))
 
     def decode(self, token: str, *, issuer: str, now: datetime) -> dict[str, Any]:
         """The claims of a valid access token; ``InvalidAccessToken`` otherwise.
 
         Expiry is checked against ``now`` (the ledger's clock), not the wall clock.
         """
+        return self.decode_typed(
+            token,
+            typ=ACCESS_TOKEN_TYPE,
+            issuer=issuer,
+            now=now,
+            require=("exp", "iat", "sub", "jti", "client_id", "iss"),
+        )
+
+    def decode_typed(
+        self,
+        token: str,
+        *,
+        typ: str,
+        issuer: str,
+        now: datetime,
+        require: tuple[str, ...] = ("exp", "iat", "jti", "iss"),
+    ) -> dict[str, Any]:
+        """The claims of a valid JWT of type ``typ`` that this server signed."""
         # PyJWT alone accepts a token with padding appended (``token + "=="``) as valid.
         if not looks_like_jwt(token) or not is_compact_jws(token):
             raise InvalidAccessToken("malformed")
@@ -228,7 +263,7 @@ class KeyRing:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise InvalidAccessToken("malformed") from None
-        if header.get("alg") != ALGORITHM or header.get("typ") != ACCESS_TOKEN_TYPE:
+        if header.get("alg") != ALGORITHM or header.get("typ") != typ:
             raise InvalidAccessToken("malformed")
         key = self._public.get(str(header.get("kid")))
         if key is None:
@@ -243,7 +278,7 @@ class KeyRing:
                     "verify_exp": False,
                     "verify_iat": False,
                     "verify_nbf": False,
-                    "require": ["exp", "iat", "sub", "jti", "client_id", "iss"],
+                    "require": list(require),
                 },
             )
         except jwt.InvalidSignatureError:
@@ -309,7 +344,8 @@ class KeyStore:
             self._checked = now
             signature = self._file_signature()
             if self._ring is None or signature != self._signature:
-                self._ring = KeyRing(self._read())
+                content = self._read_file()
+                self._ring = KeyRing(content.keys, content.provider_secrets)
                 self._signature = signature
             return self._ring
 
@@ -321,18 +357,36 @@ class KeyStore:
                 f"the signing keys come from ${KEYS_ENV}: rotate them where that value is made"
             )
         now = ensure_utc(now)
+        content = self._read_file()
         kept: list[SigningKey] = []
-        for key in self._read():
+        for key in content.keys:
             if key.retired_at is None:
                 key = msgspec.structs.replace(key, retired_at=now, private_pem=None)
             if key.retired_at is not None and key.retired_at + retention < now:
                 continue
             kept.append(key)
         new = new_signing_key(now)
-        self._write([new, *kept])
+        self._write(_KeyFile(keys=[new, *kept], provider_secrets=content.provider_secrets))
         with self._lock:
             self._ring = None
         return new
+
+    def set_provider_secret(self, org: str, secret: str | None) -> None:
+        """Keep (or, with None, forget) the client secret of ``org``'s identity provider."""
+        if self.path is None:
+            raise ValidationError(
+                f"the signing keys come from ${KEYS_ENV}: add the provider's secret where "
+                "that value is made"
+            )
+        content = self._read_file()
+        secrets = dict(content.provider_secrets)
+        if secret is None:
+            secrets.pop(org, None)
+        else:
+            secrets[org] = secret
+        self._write(_KeyFile(keys=content.keys, provider_secrets=secrets))
+        with self._lock:
+            self._ring = None
 
     # -- the file ---------------------------------------------------------------------
 
@@ -347,7 +401,7 @@ class KeyStore:
             raise StorageError(f"cannot read the key file {self.path}: {exc.strerror}") from None
         return (info.st_mtime_ns, info.st_size)
 
-    def _read(self) -> list[SigningKey]:
+    def _read_file(self) -> _KeyFile:
         if self.path is None:
             assert self._content is not None
             return self._decode(self._content.encode(), f"${KEYS_ENV}")
@@ -360,23 +414,23 @@ class KeyStore:
                 )
             data = self.path.read_bytes()
         except FileNotFoundError:
-            return []
+            return _KeyFile()
         except OSError as exc:
             raise StorageError(f"cannot read the key file {self.path}: {exc.strerror}") from None
         return self._decode(data, str(self.path))
 
     @staticmethod
-    def _decode(data: bytes, where: str) -> list[SigningKey]:
+    def _decode(data: bytes, where: str) -> _KeyFile:
         try:
-            return list(_file_decoder.decode(data).keys)
+            return _file_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise StorageError(f"the signing keys in {where} cannot be read: {exc}") from None
 
-    def _write(self, keys: list[SigningKey]) -> None:
+    def _write(self, content: _KeyFile) -> None:
         assert self.path is not None
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True)
-        data = _file_encoder.encode(_KeyFile(keys=keys))
+        data = _file_encoder.encode(content)
         # Written beside the target with mode 0600 from the start, then renamed over it.
         fd, temporary = tempfile.mkstemp(prefix=".keys-", suffix=".tmp", dir=directory)
         try:

@@ -25,23 +25,26 @@ from tokenledger.domain.model import (
     IssuedAccessToken,
     ResourceView,
     ServiceAccountView,
+    SessionView,
     TokenView,
     UserView,
 )
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explanation
-from tokenledger.service import audit, oauth, queries
+from tokenledger.service import audit, federation, login, oauth, queries, sessions
 from tokenledger.service.answers import DEFAULT_VERIFY_STALENESS, TokenAnswers
 from tokenledger.service.commands import CommandResult, run_command
 from tokenledger.service.oauth import DEFAULT_ACCESS_TOKEN_LIFETIME
-from tokenledger.service.queries import GrantSource
+from tokenledger.service.queries import GrantSource, Identity
 from tokenledger.store import DEFAULT_DATABASE_URL, EventStore, open_event_store
 from tokenledger.store.readers import ReadConnections
 
 if TYPE_CHECKING:  # the commands (pydantic) and the signing keys load when first used
     from tokenledger.domain import commands as c
     from tokenledger.service.keys import KeyRing
+    from tokenledger.service.oidc import OidcClient
+    from tokenledger.service.sessions import SessionTokens
 
 __all__ = ["Ledger"]
 
@@ -238,6 +241,107 @@ class Ledger:
         return oauth.revoke_presented(
             self, self.execute, secret, actor, reason=reason, correlation_id=correlation_id
         )
+
+    def authenticate_access_token(self, token: str, keys: KeyRing, *, issuer: str) -> Actor:
+        return oauth.authenticate_access_token(self, token, keys, issuer)
+
+    def exchange_token(
+        self, subject_token: str, account_id: str, keys: KeyRing, oidc: OidcClient, *, issuer: str
+    ) -> IssuedAccessToken:
+        return federation.exchange_token(
+            self, keys, oidc, issuer=issuer, subject_token=subject_token, account_id=account_id
+        )
+
+    # -- logging in and sessions (service.login, service.sessions) -----------------------------
+
+    def begin_login(
+        self,
+        keys: KeyRing,
+        oidc: OidcClient,
+        *,
+        issuer: str,
+        public_url: str,
+        org: str,
+        client_id: str,
+        redirect_uri: str,
+        challenge: str,
+        challenge_method: str,
+        state: str,
+    ) -> str:
+        return login.begin_login(
+            self,
+            keys,
+            oidc,
+            issuer=issuer,
+            public_url=public_url,
+            org=org,
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            challenge=challenge,
+            challenge_method=challenge_method,
+            state=state,
+        )
+
+    def finish_login(
+        self,
+        keys: KeyRing,
+        oidc: OidcClient,
+        *,
+        issuer: str,
+        public_url: str,
+        state: str,
+        code: str | None,
+        error: str | None,
+        error_description: str | None,
+    ) -> str:
+        return login.finish_login(
+            self,
+            keys,
+            oidc,
+            issuer=issuer,
+            public_url=public_url,
+            state=state,
+            code=code,
+            error=error,
+            error_description=error_description,
+        )
+
+    def redeem_login_code(
+        self,
+        keys: KeyRing,
+        *,
+        issuer: str,
+        code: str,
+        code_verifier: str,
+        redirect_uri: str,
+        client_id: str,
+    ) -> SessionTokens:
+        return login.redeem_login_code(
+            self,
+            self.execute,
+            keys,
+            issuer=issuer,
+            code=code,
+            code_verifier=code_verifier,
+            redirect_uri=redirect_uri,
+            client_id=client_id,
+        )
+
+    def refresh_session(self, refresh_token: str, keys: KeyRing, *, issuer: str) -> SessionTokens:
+        return sessions.refresh_session(
+            self, self.execute, keys, issuer=issuer, refresh_token=refresh_token
+        )
+
+    def log_out(self, refresh_token: str) -> CommandResult | None:
+        return sessions.end_session_by_refresh_token(self, self.execute, refresh_token)
+
+    def who_is(self, actor: Actor) -> Identity:
+        return queries.who_is(self, actor)
+
+    def sessions_of(
+        self, actor: Actor, principal: str, *, include_ended: bool = False
+    ) -> list[SessionView]:
+        return queries.sessions_of(self, actor, principal, include_ended=include_ended)
 
     # -- audit (service.audit) -------------------------------------------------------------
 

@@ -1,5 +1,7 @@
-"""OAuth 2.0 for service accounts: client credentials, the access tokens (JWT) they obtain,
-and revoking a presented secret (RFC 6749 section 4.4, RFC 7662, RFC 7009)."""
+"""OAuth 2.0: client credentials and the access tokens (JWT) they obtain (RFC 6749 section
+4.4), judging any access token this ledger signed (a client credential's, a session's or an
+exchanged one) for introspection (RFC 7662) and for callers presenting one, and revoking a
+presented secret (RFC 7009)."""
 
 from __future__ import annotations
 
@@ -12,15 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from tokenledger.domain.authority import answer_token, standing
+from tokenledger.domain.authority import TokenAnswer, access_token_view, answer_token, standing
 from tokenledger.domain.model import (
+    AccessVia,
     Actor,
     ClientCredentialView,
     Introspection,
     IssuedAccessToken,
     ServiceAccountView,
-    TokenView,
-    service_account_org,
 )
 from tokenledger.domain.names import check_client_id, check_path
 from tokenledger.domain.permissions import Grant, Level, level_at
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # the signing keys (cryptography, PyJWT) load with the first 
 
 __all__ = [
     "DEFAULT_ACCESS_TOKEN_LIFETIME",
+    "authenticate_access_token",
     "authenticate_client",
     "introspect_access_token",
     "issue_access_token",
@@ -150,50 +152,80 @@ def introspect_access_token(
 
     if resource is not None:
         resource = valid(check_path, resource)
-    now = reader.now()
     try:
-        claims = keys.decode(token, issuer=issuer, now=now)
-        granted = _claimed_grants(claims.get("grants"))
+        claims, answer = _judge_access_token(reader, token, keys, issuer)
     except InvalidAccessToken as exc:
         return Introspection(active=False, reason=exc.reason)
-    with reader.view() as view:
-        credential = view.client_credential(str(claims["client_id"]))
-        if credential is None or credential.account_id != claims["sub"]:
-            return Introspection(active=False, reason="unknown")
-        current = standing(view, credential.account_id)
-    # The access token is judged as a token that lives while its credential does and
-    # carries the grants it was signed with: the one rule decides.
-    as_token = TokenView(
-        token_id=str(claims["jti"]),
-        principal=credential.account_id,
-        kind="access_token",
-        grants=granted,
-        name=None,
-        issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
-        parent_id=None,
-        expires_at=credential.expires_at,
-        revoked_at=credential.revoked_at,
-    )
-    answer = answer_token(as_token, current, now)
     if not answer.usable:
         return Introspection(active=False, reason=answer.reason)
     effective = answer.effective_grants()
     return Introspection(
         active=True,
-        sub=credential.account_id,
+        sub=str(claims["sub"]),
         scope=" ".join(str(g) for g in effective),
         exp=int(claims["exp"]),
         iat=int(claims["iat"]),
         token_type="access_token",
-        client_id=credential.client_id,
+        client_id=str(claims["client_id"]),
         token_id=str(claims["jti"]),
         iss=str(claims["iss"]),
-        org=service_account_org(credential.account_id),
+        org=str(claims["org"]) if isinstance(claims.get("org"), str) else None,
         grants=effective,
         allowed=None if resource is None else answer.level_on(resource) >= wanted,
         resource=resource,
         level=wanted.label if resource is not None else None,
     )
+
+
+def authenticate_access_token(reader: Reader, token: str, keys: KeyRing, issuer: str) -> Actor:
+    """The actor a presented access token (JWT) stands for, judged like every token;
+    ``PermissionDenied`` unless it is usable. Decisions judge it again under the write
+    lock (``domain.authority``), so one whose session ended meanwhile acts no more."""
+    from tokenledger.service.keys import InvalidAccessToken  # see TYPE_CHECKING above
+
+    try:
+        claims, answer = _judge_access_token(reader, token, keys, issuer)
+    except InvalidAccessToken as exc:
+        raise PermissionDenied(f"the presented access token is not valid ({exc.reason})") from None
+    if not answer.usable:
+        raise PermissionDenied(f"the presented access token is not valid ({answer.reason})")
+    return Actor.through_access_token(str(claims["sub"]), _via(claims))
+
+
+def _judge_access_token(
+    reader: Reader, token: str, keys: KeyRing, issuer: str
+) -> tuple[dict[str, Any], TokenAnswer]:
+    """The claims of an access token this ledger signed, and THE answer for it: it is judged
+    as a token that carries the grants it was signed with and lives while what obtained it
+    lives (``domain.authority.access_token_view``)."""
+    now = reader.now()
+    claims = keys.decode(token, issuer=issuer, now=now)
+    via = _via(claims)
+    principal = str(claims["sub"])
+    with reader.view() as view:
+        as_token = access_token_view(view, principal, via)
+        current = standing(view, principal) if as_token is not None else None
+    return claims, answer_token(as_token, current, now)
+
+
+def _via(claims: dict[str, Any]) -> AccessVia:
+    """What obtained an access token: its session (``sid``), else its client (a client
+    credential's id, or an issuer trust's for an exchanged token)."""
+    from tokenledger.service.keys import InvalidAccessToken  # see TYPE_CHECKING above
+
+    source = claims.get("sid") or claims.get("client_id")
+    if not isinstance(source, str):
+        raise InvalidAccessToken("malformed")
+    try:
+        return AccessVia(
+            source=source,
+            jti=str(claims["jti"]),
+            grants=_claimed_grants(claims.get("grants")),
+            issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+        )
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise InvalidAccessToken("malformed") from None
 
 
 def revoke_presented(

@@ -13,6 +13,7 @@ from tokenledger.domain.authority import (
     may_see,
     may_see_account,
     may_see_grant,
+    may_see_session,
     require_known_org,
     require_operator,
     require_principal_visible,
@@ -24,11 +25,14 @@ from tokenledger.domain.model import (
     ClientCredentialView,
     ResourceView,
     ServiceAccountView,
+    SessionView,
     TokenView,
     UserView,
     is_service_account_id,
+    service_account_org,
 )
 from tokenledger.domain.names import (
+    check_email,
     check_path,
     check_principal,
     check_service_account_id,
@@ -200,6 +204,77 @@ def client_credentials_of(
         require_token_access(view, actor, account_id, now)
         found = view.client_credentials_of(account_id)
     return [cred for cred in found if include_inactive or cred.live(now)]
+
+
+def sessions_of(
+    reader: Reader, actor: Actor, principal: str, *, include_ended: bool = False
+) -> list[SessionView]:
+    """A user's sessions (never their refresh tokens), seen like their tokens (by an
+    operator or the user), and by admins of the org each session was started in."""
+    principal = valid(check_email, principal)
+    now = reader.now()
+    with reader.view() as view:
+        require_principal_visible(view, actor, principal, now)
+        found = [
+            session
+            for session in view.sessions_of(principal)
+            if may_see_session(view, actor, session, now)
+        ]
+    return [s for s in found if include_ended or s.live(now)]
+
+
+class Identity(msgspec.Struct, frozen=True, kw_only=True):
+    """Who a caller is, as ``GET /v2/whoami`` and ``auth status`` say: the principal, its
+    org (a session's or a service account's), its roles as ``org:role``, and what it
+    acts through (a token, or an access token's session or client)."""
+
+    sub: str
+    kind: str
+    email: str | None
+    org: str | None
+    groups: tuple[str, ...]
+    token_id: str | None
+    session_id: str | None = None
+    session_expires_at: datetime | None = None
+    exp: datetime | None = None
+
+
+def who_is(reader: Reader, actor: Actor) -> Identity:
+    """The caller's own identity (anyone may ask who they are)."""
+    via = actor.via
+    session = None
+    with reader.view() as view:
+        if via is not None and via.source.startswith("ses_"):
+            session = view.session(via.source)
+        if is_service_account_id(actor.principal):
+            org: str | None = service_account_org(actor.principal)
+            groups: tuple[str, ...] = ()
+        else:
+            roles = view.memberships(actor.principal)
+            org = session.org if session is not None else None
+            if org is None and len(roles) == 1:
+                org = next(iter(roles))
+            groups = tuple(
+                f"{name}:{role}"
+                for name, role in sorted(roles.items())
+                if session is None or name == session.org
+            )
+        if via is None and actor.token_id is not None:
+            token = view.token(actor.token_id)
+            expires = token.expires_at if token is not None else None
+        else:
+            expires = via.expires_at if via is not None else None
+    return Identity(
+        sub=actor.principal,
+        kind=actor.kind.value,
+        email=None if is_service_account_id(actor.principal) else actor.principal,
+        org=org,
+        groups=groups,
+        token_id=via.jti if via is not None else actor.token_id,
+        session_id=session.session_id if session is not None else None,
+        session_expires_at=session.expires_at if session is not None else None,
+        exp=expires,
+    )
 
 
 def _source(grant: Grant, source: str) -> GrantSource:

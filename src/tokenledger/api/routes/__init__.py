@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from tokenledger.api.routes import (
     audit,
+    login,
     oauth,
     orgs,
     resources,
     service_accounts,
+    sessions,
     system,
     tokens,
     users,
@@ -15,10 +17,12 @@ from tokenledger.api.routes import (
 
 __all__ = [
     "audit",
+    "login",
     "oauth",
     "orgs",
     "resources",
     "service_accounts",
+    "sessions",
     "system",
     "tokens",
     "users",

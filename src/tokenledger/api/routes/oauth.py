@@ -17,7 +17,7 @@ Who may call them:
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Depends, Form, Response
@@ -41,14 +41,23 @@ from tokenledger.api.security import (
     CORRELATION_HEADER,
     BearerCredentials,
     ClientBasic,
-    CurrentActor,
+    current_actor,
     unauthorised,
 )
 from tokenledger.api.state import ApiState
-from tokenledger.domain.model import Introspection
+from tokenledger.domain.model import Introspection, IssuedAccessToken
 from tokenledger.domain.permissions import Level
-from tokenledger.domain.secrets import looks_like_jwt
-from tokenledger.errors import PermissionDenied, StorageError, ValidationError
+from tokenledger.domain.secrets import MAX_JWT_LENGTH, is_refresh_token, looks_like_jwt
+from tokenledger.errors import InvalidGrant, PermissionDenied, StorageError, ValidationError
+from tokenledger.service.federation import (
+    ISSUED_TOKEN_TYPE,
+    SUBJECT_TOKEN_TYPES,
+    TOKEN_EXCHANGE_GRANT,
+)
+
+if TYPE_CHECKING:
+    from tokenledger.service.keys import KeyRing
+    from tokenledger.service.sessions import SessionTokens
 
 __all__ = ["INTROSPECT_PATH", "router"]
 
@@ -71,11 +80,19 @@ def _oauth_error(status: int, error: str, description: str, **headers: str) -> A
 # -- the client credentials grant ---------------------------------------------------------------
 
 
+GRANT_TYPES = (
+    "client_credentials",
+    "authorization_code",
+    "refresh_token",
+    TOKEN_EXCHANGE_GRANT,
+)
+
+
 @router.post(
     "/token",
     response_model=TokenResponseOut,
     responses={
-        400: {"model": ErrorOut, "description": "invalid_request, unsupported_grant_type, ..."},
+        400: {"model": ErrorOut, "description": "invalid_request, invalid_grant, ..."},
         401: {"model": ErrorOut, "description": "invalid_client"},
         503: {"model": ErrorOut, "description": "No signing key, or the database is down."},
     },
@@ -87,15 +104,96 @@ def token(
     scope: Annotated[str | None, Form(max_length=4000)] = None,
     client_id: OptionalField = None,
     client_secret: OptionalField = None,
+    code: Annotated[str | None, Form(max_length=4000)] = None,
+    code_verifier: OptionalField = None,
+    redirect_uri: OptionalField = None,
+    refresh_token: OptionalField = None,
+    subject_token: Annotated[str | None, Form(max_length=MAX_JWT_LENGTH)] = None,
+    subject_token_type: OptionalField = None,
+    service_account: OptionalField = None,
 ) -> Response:
-    """Exchange a client id and secret for a signed access token (a JWT, one hour by default).
+    """Obtain an access token (a signed JWT, one hour by default), by one of four grants:
 
-    ``scope`` (space-separated ``level:resource``) narrows the token below the service
-    account's permission; without it the token carries the whole permission.
+    * ``client_credentials`` (RFC 6749 4.4): a service account's client id and secret.
+      ``scope`` (space-separated ``level:resource``) narrows the token below the account's
+      permission.
+    * ``authorization_code`` (RFC 6749 4.1, PKCE): the code ``/oauth2/authorize`` gave the
+      command line, with ``code_verifier``, ``redirect_uri`` and ``client_id=tokenledger-cli``.
+      Starts a session: the answer adds a ``refresh_token`` and the session's id and end.
+    * ``refresh_token``: a session's refresh token, for a new access token and a new
+      refresh token (the one presented is spent; presenting it again ends the session).
+    * ``urn:ietf:params:oauth:grant-type:token-exchange`` (RFC 8693): an external ID token
+      (``subject_token``) that ``service_account`` trusts, for that account's access token.
     """
-    if grant_type != "client_credentials":
-        state.metrics.count("token_requests", "unsupported_grant_type")
-        raise _oauth_error(400, "unsupported_grant_type", "only client_credentials is supported")
+    ring = state.key_ring()
+    if ring is None or ring.active is None:
+        state.metrics.count("token_requests", "no_signing_key")
+        raise _oauth_error(
+            503, "temporarily_unavailable", "no signing key: run 'tokenledger keys rotate'"
+        )
+    try:
+        if grant_type == "client_credentials":
+            body = _client_credentials(state, ring, basic, scope, client_id, client_secret)
+        elif grant_type == "authorization_code":
+            body = _session_body(
+                state.ledger.redeem_login_code(
+                    ring,
+                    issuer=state.settings.issuer,
+                    code=_required(code, "code"),
+                    code_verifier=_required(code_verifier, "code_verifier"),
+                    redirect_uri=_required(redirect_uri, "redirect_uri"),
+                    client_id=_required(client_id, "client_id"),
+                )
+            )
+        elif grant_type == "refresh_token":
+            body = _session_body(
+                state.ledger.refresh_session(
+                    _required(refresh_token, "refresh_token"), ring, issuer=state.settings.issuer
+                )
+            )
+        elif grant_type == TOKEN_EXCHANGE_GRANT:
+            if _required(subject_token_type, "subject_token_type") not in SUBJECT_TOKEN_TYPES:
+                raise _oauth_error(
+                    400, "invalid_request", "subject_token_type must be an ID token or a JWT"
+                )
+            issued = state.ledger.exchange_token(
+                _required(subject_token, "subject_token"),
+                _required(service_account, "service_account"),
+                ring,
+                state.oidc(),
+                issuer=state.settings.issuer,
+            )
+            body = {**_access_token_body(issued), "issued_token_type": ISSUED_TOKEN_TYPE}
+        else:
+            state.metrics.count("token_requests", "unsupported_grant_type")
+            raise _oauth_error(
+                400,
+                "unsupported_grant_type",
+                f"grant_type must be one of {', '.join(GRANT_TYPES)}",
+            )
+    except InvalidGrant as exc:
+        state.metrics.count("token_requests", "invalid_grant")
+        raise _oauth_error(400, "invalid_grant", str(exc)) from None
+    except StorageError as exc:
+        raise _oauth_error(503, "temporarily_unavailable", str(exc)) from None
+    state.metrics.count("token_requests", grant_type.rpartition(":")[2])
+    return Response(_encoder.encode(body), media_type="application/json", headers=NO_STORE)
+
+
+def _required(value: str | None, name: str) -> str:
+    if not value:
+        raise _oauth_error(400, "invalid_request", f"{name} is missing")
+    return value
+
+
+def _client_credentials(
+    state: ApiState,
+    ring: KeyRing,
+    basic: HTTPBasicCredentials | None,
+    scope: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+) -> dict[str, Any]:
     if basic is not None and (client_id is not None or client_secret is not None):
         raise _oauth_error(400, "invalid_request", "authenticate the client one way, not two")
     if basic is not None:
@@ -104,12 +202,6 @@ def token(
     if not client_id or not client_secret:
         state.metrics.count("token_requests", "invalid_client")
         raise _oauth_error(401, "invalid_client", "client authentication is missing", **challenge)
-    ring = state.key_ring()
-    if ring is None or ring.active is None:
-        state.metrics.count("token_requests", "no_signing_key")
-        raise _oauth_error(
-            503, "temporarily_unavailable", "no signing key: run 'tokenledger keys rotate'"
-        )
     try:
         credential, account = state.ledger.authenticate_client(client_id, client_secret)
     except PermissionDenied as exc:
@@ -127,16 +219,31 @@ def token(
     except (PermissionDenied, ValidationError) as exc:
         state.metrics.count("token_requests", "invalid_scope")
         raise _oauth_error(400, "invalid_scope", str(exc)) from None
-    except StorageError as exc:
-        raise _oauth_error(503, "temporarily_unavailable", str(exc)) from None
-    state.metrics.count("token_requests", "issued")
-    body = {
+    return _access_token_body(issued)
+
+
+def _access_token_body(issued: IssuedAccessToken) -> dict[str, Any]:
+    return {
         "access_token": issued.access_token,
         "token_type": issued.token_type,
         "expires_in": issued.expires_in,
         "scope": issued.scope,
     }
-    return Response(_encoder.encode(body), media_type="application/json", headers=NO_STORE)
+
+
+def _session_body(tokens: SessionTokens) -> dict[str, Any]:
+    """RFC 6749 5.1's answer, and what a command line keeps of its session."""
+    return {
+        "access_token": tokens.access_token,
+        "token_type": tokens.token_type,
+        "expires_in": tokens.expires_in,
+        "refresh_token": tokens.refresh_token,
+        "scope": tokens.scope,
+        "session_id": tokens.session_id,
+        "session_expires_at": tokens.session_expires_at.isoformat(),
+        "org": tokens.org,
+        "sub": tokens.sub,
+    }
 
 
 # -- introspection -----------------------------------------------------------------------------
@@ -228,24 +335,33 @@ async def introspect(
 
 @router.post("/revoke", response_model=CommandOut | dict[str, str], responses=ERRORS)
 def revoke(
-    actor: CurrentActor,
     state: State,
     correlation: Correlation,
+    bearer: BearerCredentials,
     token: SecretField,
     token_type_hint: OptionalField = None,
 ) -> JSONResponse:
     """Revoke a ledger token (and the tokens derived from it) or a client credential, given
-    its secret. Unknown, malformed or already revoked: 200 all the same (RFC 7009 2.2).
-    Access tokens (JWTs) answer ``unsupported_token_type``: revoke their client credential."""
-    if looks_like_jwt(token.strip()):
+    its secret and a Bearer token authorised like ``tokenledger tokens revoke``; or end the
+    session of a refresh token (``tlr_...``, logging out: holding it is authority enough).
+    Unknown, malformed or already revoked: 200 all the same (RFC 7009 2.2). Access tokens
+    (JWTs) answer ``unsupported_token_type``: end their session or revoke their client
+    credential."""
+    presented = token.strip()
+    if looks_like_jwt(presented):
         raise _oauth_error(
             400,
             "unsupported_token_type",
-            "access tokens expire by themselves: revoke the client credential that obtained them",
+            "access tokens expire by themselves: end their session or revoke the client "
+            "credential that obtained them",
         )
-    result = state.ledger.revoke_presented(
-        token, actor, reason="revoked through /oauth2/revoke", correlation_id=correlation
-    )
+    if is_refresh_token(presented):
+        result = state.ledger.log_out(presented)
+    else:
+        actor = current_actor(bearer, state)
+        result = state.ledger.revoke_presented(
+            token, actor, reason="revoked through /oauth2/revoke", correlation_id=correlation
+        )
     state.metrics.count("revocations", "revoked" if result is not None else "nothing_to_revoke")
     if result is None:
         return JSONResponse({}, headers=NO_STORE)

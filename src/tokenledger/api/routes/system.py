@@ -10,8 +10,10 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from tokenledger.api.deps import State
+from tokenledger.api.routes.oauth import GRANT_TYPES
 from tokenledger.api.schemas import ErrorOut
 from tokenledger.errors import LedgerError
+from tokenledger.service.federation import SUBJECT_TOKEN_TYPES
 
 __all__ = ["router"]
 
@@ -61,21 +63,28 @@ def jwks(state: State) -> JSONResponse:
 
 @router.get("/.well-known/oauth-authorization-server")
 def authorization_server_metadata(request: Request, state: State) -> dict[str, Any]:
-    """RFC 8414 metadata: where the token, introspection, revocation and key endpoints are."""
-    base = str(request.base_url).rstrip("/")
+    """RFC 8414 metadata: the endpoints, grants and methods this server supports."""
+    base = (state.settings.public_url or str(request.base_url)).rstrip("/")
     return {
         "issuer": state.settings.issuer,
+        "authorization_endpoint": f"{base}/oauth2/authorize",
         "token_endpoint": f"{base}/oauth2/token",
         "jwks_uri": f"{base}/.well-known/jwks.json",
         "introspection_endpoint": f"{base}/oauth2/introspect",
         "revocation_endpoint": f"{base}/oauth2/revoke",
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "grant_types_supported": list(GRANT_TYPES),
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
         "introspection_endpoint_auth_methods_supported": [
             "bearer",
             "client_secret_basic",
         ],
-        "revocation_endpoint_auth_methods_supported": ["bearer"],
+        "revocation_endpoint_auth_methods_supported": ["bearer", "none"],
         "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
-        "response_types_supported": [],
+        "subject_token_types_supported": sorted(SUBJECT_TOKEN_TYPES),
     }
