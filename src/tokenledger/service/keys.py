@@ -278,6 +278,7 @@ class KeyRing:
                     "verify_exp": False,
                     "verify_iat": False,
                     "verify_nbf": False,
+                    "verify_aud": False,  # whoever expects an audience checks it
                     "require": list(require),
                 },
             )
