@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
+import msgspec
 from fastapi import Depends, Response
 
-from tokenledger.api.schemas import CommandOut, ErrorOut
+from tokenledger.api.schemas import CommandOut, ErrorOut, EventOut
 from tokenledger.api.security import CORRELATION_HEADER, correlation_id
 from tokenledger.api.state import ApiState, api_state
+from tokenledger.clock import checked_utc
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
+from tokenledger.domain.names import shown
+from tokenledger.errors import ValidationError
 from tokenledger.service import CommandResult
+from tokenledger.store.chain import format_timestamp
 
-__all__ = ["ERRORS", "Correlation", "State", "command_out", "run"]
+__all__ = ["ERRORS", "Correlation", "State", "command_fields", "command_out", "moment", "run"]
 
 State = Annotated[ApiState, Depends(api_state)]
 Correlation = Annotated[str | None, Depends(correlation_id)]
@@ -43,8 +49,47 @@ def run(
 
 
 def command_out(result: CommandResult) -> CommandOut:
-    return CommandOut(
-        correlation_id=result.correlation_id,
-        revoked=result.revoked,
-        revoked_client_ids=list(result.outcome.revoked_client_ids),
-    )
+    return CommandOut(**command_fields(result))
+
+
+def command_fields(result: CommandResult) -> dict[str, Any]:
+    """What every answer of a mutating call holds: ids, revocations, and the events (so that
+    a client, the command line above all, shows what a command did as it would locally)."""
+    return {
+        "correlation_id": result.correlation_id,
+        "revoked": result.revoked,
+        "revoked_client_ids": list(result.outcome.revoked_client_ids),
+        "command_id": result.command_id,
+        "events": [
+            EventOut(
+                position=record.position,
+                event_id=record.event_id,
+                event_type=record.event_type,
+                stream_id=record.stream_id,
+                recorded_at=format_timestamp(record.recorded_at),
+                data=msgspec.to_builtins(event, enc_hook=_other_time),
+            )
+            for record, event in zip(result.records, result.events, strict=True)
+        ],
+    }
+
+
+def _other_time(value: Any) -> Any:
+    """A datetime subclass (a test clock's), written as msgspec writes a datetime."""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+def moment(text: str | None, name: str) -> datetime | None:
+    """A time parameter in UTC; malformed or beyond the span the ledger holds: a 400."""
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(
+            f"invalid {name} {shown(text)}: expected an ISO 8601 time such as "
+            "2030-01-31T12:00:00Z (without a zone: UTC)"
+        ) from None
+    return checked_utc(parsed, name)

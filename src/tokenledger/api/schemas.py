@@ -9,7 +9,7 @@ as the CLI.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +27,7 @@ __all__ = [
     "CredentialOut",
     "DisableUserIn",
     "ErrorOut",
+    "EventOut",
     "GrantIn",
     "GrantOut",
     "GrantSourceOut",
@@ -44,6 +45,8 @@ __all__ = [
     "TokenOut",
     "TokenResponseOut",
     "UserOut",
+    "VerificationOut",
+    "VerifyIn",
     "credential_out",
     "grants_out",
     "service_account_out",
@@ -77,8 +80,21 @@ def grants_out(grants: tuple[Grant, ...] | list[Grant]) -> list[GrantOut]:
     return [GrantOut(resource=g.resource, level=g.level) for g in grants]
 
 
+class EventOut(BaseModel):
+    """One event a call appended, as the log holds it (``data`` is the event itself, with its
+    ``type``, as ``/v2/audit`` shows it)."""
+
+    position: int
+    event_id: str
+    event_type: str
+    stream_id: str
+    recorded_at: str = Field(description="ISO 8601 in UTC, as the hash chain writes it.")
+    data: dict[str, Any]
+
+
 class CommandOut(BaseModel):
-    """What every mutating call answers: the correlation id of the events it appended."""
+    """What every mutating call answers: the correlation id of the events it appended, and
+    those events (the caller's own doing: the log records the caller as their actor)."""
 
     correlation_id: str
     revoked: list[str] = Field(
@@ -86,6 +102,10 @@ class CommandOut(BaseModel):
     )
     revoked_client_ids: list[str] = Field(
         default_factory=list, description="Client credentials the call revoked."
+    )
+    command_id: str | None = Field(default=None, description="The command's id in the log.")
+    events: list[EventOut] = Field(
+        default_factory=list, description="The events the call appended, in log order."
     )
 
 
@@ -230,7 +250,7 @@ def credential_out(credential: ClientCredentialView, now: datetime) -> Credentia
     )
 
 
-class IssuedCredentialOut(CredentialOut):
+class IssuedCredentialOut(CredentialOut, CommandOut):
     client_secret: str = Field(description="Shown once: the ledger keeps only its SHA-256 hash.")
     correlation_id: str
 
@@ -279,7 +299,7 @@ def token_out(token: TokenView, now: datetime) -> TokenOut:
     )
 
 
-class IssuedTokenOut(TokenOut):
+class IssuedTokenOut(TokenOut, CommandOut):
     secret: str = Field(description="Shown once: the ledger keeps only its SHA-256 hash.")
     correlation_id: str
 
@@ -315,3 +335,35 @@ class IntrospectionOut(BaseModel):
     allowed: bool | None = None
     resource: str | None = None
     level: str | None = None
+
+
+# -- verification ---------------------------------------------------------------------------
+
+
+class VerifyIn(_In):
+    """``tokenledger tokens verify`` over HTTP: the secret travels in the body, never a URL."""
+
+    token: Annotated[str, Field(max_length=10_000)]
+    resource: Name | None = None
+    level: Name | None = None
+    at: Name | None = Field(default=None, description="Answer as of this past time (ISO 8601).")
+
+
+class VerificationOut(BaseModel):
+    """The CLI's verification answer: RFC 7662 names, ``allowed``, and why a token is not
+    active (``reason``); with ``at``, the log position the answer was folded up to."""
+
+    active: bool
+    allowed: bool
+    reason: str | None = None
+    token_id: str | None = None
+    sub: str | None = None
+    token_type: str | None = None
+    iat: int | None = None
+    exp: int | None = None
+    scope: str | None = None
+    grants: list[GrantOut] = Field(default_factory=list)
+    resource: str | None = None
+    level: str | None = None
+    at: str | None = None
+    as_of_position: int | None = None

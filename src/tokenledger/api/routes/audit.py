@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
 
-from tokenledger.api.deps import ERRORS, State
+from tokenledger.api.deps import ERRORS, State, moment
 from tokenledger.api.security import CurrentActor
-from tokenledger.clock import checked_utc
-from tokenledger.domain.names import shown
-from tokenledger.errors import ValidationError
-from tokenledger.projections.audit_queries import AuditQuery
+from tokenledger.projections.audit_queries import AuditEntry, AuditQuery
 
 __all__ = ["router"]
 
@@ -22,18 +18,16 @@ router = APIRouter(tags=["audit"], responses=ERRORS)
 MAX_HTTP_LIMIT = 1000
 
 
-def _moment(text: str | None, name: str) -> datetime | None:
-    """A time bound in UTC; malformed or beyond the span the ledger holds: a 400."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValidationError(
-            f"invalid {name} {shown(text)}: expected an ISO 8601 time such as "
-            "2030-01-31T12:00:00Z (without a zone: UTC)"
-        ) from None
-    return checked_utc(moment, name)
+def entry_out(entry: AuditEntry) -> dict[str, Any]:
+    """An entry as the CLI prints it, with the rest of its place in the log (its stream's
+    version and its link in the hash chain), so that a client holds the whole record."""
+    record = entry.record
+    return {
+        **entry.to_dict(),
+        "stream_version": record.stream_version,
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+    }
 
 
 @router.get("/v2/audit", response_model=list[dict[str, Any]])
@@ -61,16 +55,23 @@ def search(
         actor=actor_filter,
         subject=subject,
         event_type=event_type,
-        since=_moment(since, "since"),
-        until=_moment(until, "until"),
+        since=moment(since, "since"),
+        until=moment(until, "until"),
         correlation_id=correlation_id,
         limit=limit,
         oldest_first=oldest_first,
     )
-    return [entry.to_dict() for entry in state.ledger.audit_search(actor, query)]
+    return [entry_out(entry) for entry in state.ledger.audit_search(actor, query)]
 
 
 @router.get("/v2/tokens/{token_id}/explain", response_model=dict[str, Any])
 def explain(token_id: str, actor: CurrentActor, state: State) -> dict[str, Any]:
     """Who issued the token with which grants, what changed since, and why it was revoked."""
-    return state.ledger.explain_token(actor, token_id).to_dict()
+    explanation = state.ledger.explain_token(actor, token_id)
+    revocation, cause = explanation.revocation, explanation.root_cause
+    return {
+        **explanation.to_dict(),
+        "story": [entry_out(entry) for entry in explanation.story],
+        "revocation": entry_out(revocation) if revocation is not None else None,
+        "root_cause": entry_out(cause) if cause is not None else None,
+    }

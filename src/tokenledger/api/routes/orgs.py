@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from tokenledger.api.deps import ERRORS, Correlation, State, command_out, run
+from tokenledger.api.deps import ERRORS, Correlation, State, command_fields, command_out, run
 from tokenledger.api.schemas import (
     CommandOut,
     CreateOrgIn,
@@ -46,7 +46,7 @@ def create_org(
     """Create an organization (an operator's right: over HTTP this answers 403)."""
     command = c.build(c.CreateOrg, org=body.name)
     result = run(state, command, actor, correlation, response)
-    return CreatedOrgOut(id=command.org, **command_out(result).model_dump())
+    return CreatedOrgOut(id=command.org, **command_fields(result))
 
 
 @router.get("", response_model=list[OrgOut])
@@ -82,7 +82,7 @@ def put_member(
         email=command.email,
         role=command.role,
         previous_role=changed.previous_role if changed else None,
-        **command_out(result).model_dump(),
+        **command_fields(result),
     )
 
 
@@ -131,5 +131,5 @@ def create_role(
         org=command.org,
         role=command.role,
         grants=grants_out(grants),
-        **command_out(result).model_dump(),
+        **command_fields(result),
     )

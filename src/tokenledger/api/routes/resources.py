@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from tokenledger.api.deps import ERRORS, Correlation, State, command_out, run
+from tokenledger.api.deps import ERRORS, Correlation, State, command_fields, run
 from tokenledger.api.schemas import CommandOut, CreateResourceIn, ResourceOut
 from tokenledger.api.security import CurrentActor
 from tokenledger.domain import commands as c
@@ -41,7 +41,7 @@ def create_resource(
         path=created.path,
         kind=created.kind,
         created_at=result.records[0].recorded_at,
-        **command_out(result).model_dump(),
+        **command_fields(result),
     )
 
 
@@ -81,5 +81,5 @@ def delete_resource(
     result = run(state, command, actor, correlation, response)
     return DeletedResourceOut(
         deleted=list(result.outcome.resources_deleted),
-        **command_out(result).model_dump(),
+        **command_fields(result),
     )

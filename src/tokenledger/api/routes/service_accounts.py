@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from tokenledger.api.deps import ERRORS, Correlation, State, command_out, run
+from tokenledger.api.deps import ERRORS, Correlation, State, command_fields, command_out, run
 from tokenledger.api.schemas import (
     CommandOut,
     CreateCredentialIn,
@@ -66,7 +66,7 @@ def create_service_account(
         created_at=result.records[0].recorded_at,
     )
     return CreatedServiceAccountOut(
-        **service_account_out(account).model_dump(), **command_out(result).model_dump()
+        **service_account_out(account).model_dump(), **command_fields(result)
     )
 
 
@@ -123,7 +123,7 @@ def set_permission(
         previous=GrantOut(resource=change.previous.resource, level=change.previous.level),
         permission=GrantOut(resource=change.permission.resource, level=change.permission.level),
         moved=change.moved,
-        **command_out(result).model_dump(),
+        **command_fields(result),
     )
 
 
@@ -163,7 +163,7 @@ def create_credential(
     return IssuedCredentialOut(
         **credential_out(view, issued.issued_at).model_dump(),
         client_secret=result.secret,
-        correlation_id=result.correlation_id,
+        **command_fields(result),
     )
 
 
@@ -181,6 +181,12 @@ def list_credentials(
     return [credential_out(cred, now) for cred in found]
 
 
+#: In place of an account id, "whichever account holds the credential" (as Google's AIP-159
+#: reads "-"): a client id names one credential, so ``tokenledger service-accounts
+#: credentials revoke CLIENT_ID`` needs no account.
+ANY_ACCOUNT = "-"
+
+
 @router.delete("/{account_id}/credentials/{client_id}", response_model=CommandOut)
 def revoke_credential(
     account_id: str,
@@ -191,8 +197,12 @@ def revoke_credential(
     response: Response,
     reason: str | None = Query(default=None, max_length=500),
 ) -> CommandOut:
-    """Revoke a client credential: the access tokens it obtained become inactive."""
+    """Revoke a client credential: the access tokens it obtained become inactive. The
+    account id ``-`` stands for whichever account holds it."""
     command = c.build(
-        c.RevokeClientCredential, client_id=client_id, reason=reason, account_id=account_id
+        c.RevokeClientCredential,
+        client_id=client_id,
+        reason=reason,
+        account_id=None if account_id == ANY_ACCOUNT else account_id,
     )
     return command_out(run(state, command, actor, correlation, response))

@@ -2,7 +2,8 @@
 
 The same five calls under both kinds of principal: issue (the secret is in the
 answer, once), list, revoke all, get one, revoke one. A token named under the
-wrong principal is "not found".
+wrong principal is "not found". Under ``/v2/tokens``, a token by its id alone
+(get, revoke) and ``tokenledger tokens verify`` (``POST /v2/tokens/verify``).
 """
 
 from __future__ import annotations
@@ -10,15 +11,34 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from fastapi import APIRouter, Path, Query, Response
 
-from tokenledger.api.deps import ERRORS, Correlation, State, command_out, run
-from tokenledger.api.schemas import CommandOut, IssuedTokenOut, IssueTokenIn, TokenOut, token_out
-from tokenledger.api.security import CurrentActor
+from tokenledger.api.deps import (
+    ERRORS,
+    Correlation,
+    State,
+    command_fields,
+    command_out,
+    moment,
+    run,
+)
+from tokenledger.api.schemas import (
+    CommandOut,
+    IssuedTokenOut,
+    IssueTokenIn,
+    TokenOut,
+    VerificationOut,
+    VerifyIn,
+    token_out,
+)
+from tokenledger.api.security import BearerCredentials, CurrentActor, bearer_secret, current_actor
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import TokenView, is_service_account_id
 from tokenledger.domain.names import check_principal, shown
+from tokenledger.domain.permissions import Level
 from tokenledger.errors import NotFound, ValidationError
+from tokenledger.store.chain import format_timestamp
 
 __all__ = ["principal_tokens_router", "router"]
 
@@ -91,9 +111,7 @@ def principal_tokens_router(prefix: str, parameter: str, tag: str) -> APIRouter:
             parent_id=issued.parent_id,
         )
         out = token_out(token, issued.issued_at)
-        return IssuedTokenOut(
-            **out.model_dump(), secret=secret, correlation_id=result.correlation_id
-        )
+        return IssuedTokenOut(**out.model_dump(), secret=secret, **command_fields(result))
 
     @tokens.get("", response_model=list[TokenOut], name=f"list_{tag}_tokens")
     def list_(
@@ -102,11 +120,18 @@ def principal_tokens_router(prefix: str, parameter: str, tag: str) -> APIRouter:
         include_all: bool = Query(
             default=False, alias="all", description="Include revoked and expired tokens."
         ),
+        at: str | None = Query(
+            default=None, max_length=64, description="As they stood at this past time."
+        ),
         principal: str = Path(alias=parameter, max_length=400),
     ) -> list[TokenOut]:
-        """The principal's tokens (live ones unless ``all``); never their secrets."""
-        found = state.ledger.tokens_of(actor, checked(principal), include_inactive=include_all)
-        now = state.ledger.now()
+        """The principal's tokens (live ones unless ``all``; with ``at``, as they stood then,
+        folded from the log); never their secrets."""
+        when = moment(at, "at")
+        found = state.ledger.tokens_of(
+            actor, checked(principal), include_inactive=include_all, at=when
+        )
+        now = when or state.ledger.now()
         return [token_out(t, now) for t in found]
 
     @tokens.delete("", response_model=CommandOut, name=f"revoke_{tag}_tokens")
@@ -155,3 +180,52 @@ def principal_tokens_router(prefix: str, parameter: str, tag: str) -> APIRouter:
 def get_token(token_id: str, actor: CurrentActor, state: State) -> TokenOut:
     """One token by its public id, whoever it belongs to (if the caller may see it)."""
     return token_out(state.ledger.get_token(actor, token_id), state.ledger.now())
+
+
+@router.delete("/{token_id}", response_model=CommandOut)
+def revoke_token(
+    token_id: str,
+    actor: CurrentActor,
+    state: State,
+    correlation: Correlation,
+    response: Response,
+    reason: str | None = Query(default=None, max_length=500),
+) -> CommandOut:
+    """Revoke one token by its public id, whoever it belongs to (as ``tokenledger tokens
+    revoke``), and every token derived from it."""
+    command = c.build(c.RevokeToken, token_id=token_id, reason=reason)
+    return command_out(run(state, command, actor, correlation, response))
+
+
+@router.post("/verify", response_model=VerificationOut, response_model_exclude_none=True)
+def verify(body: VerifyIn, credentials: BearerCredentials, state: State) -> VerificationOut:
+    """Is ``token`` active, and does it allow ``level`` (default read) on ``resource``? As
+    ``tokenledger tokens verify``: a no says why (``reason``); with ``at``, the answer as of
+    that past time, folded from the log.
+
+    Any active credential may ask, as for introspection; so may the token itself (presented
+    as the Bearer), whatever its state: its holder may always learn why it is refused.
+    """
+    if bearer_secret(credentials) != body.token.strip():
+        current_actor(credentials, state)
+    if body.level is not None and body.resource is None:
+        raise ValidationError("level needs resource")
+    wanted = _level(body.level) if body.level is not None else None
+    when = moment(body.at, "at")
+    if when is None:
+        answer = state.ledger.verify(body.token, resource=body.resource, level=wanted)
+        return VerificationOut(**msgspec.to_builtins(answer))
+    answer, position = state.ledger.verify_at(
+        body.token, when, resource=body.resource, level=wanted
+    )
+    return VerificationOut(
+        **msgspec.to_builtins(answer), at=format_timestamp(when), as_of_position=position
+    )
+
+
+def _level(text: str) -> Level:
+    try:
+        return Level.parse(text)
+    except ValueError:
+        names = ", ".join(level.label for level in Level)
+        raise ValidationError(f"unknown level {shown(text)}: use one of {names}") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from tokenledger.api.deps import ERRORS, Correlation, State, command_out, run
+from tokenledger.api.deps import ERRORS, Correlation, State, command_fields, command_out, run
 from tokenledger.api.schemas import (
     CommandOut,
     CreateUserIn,
@@ -47,7 +47,7 @@ def create_user(
         name=command.name,
         disabled=False,
         created_at=result.records[0].recorded_at,
-        **command_out(result).model_dump(),
+        **command_fields(result),
     )
 
 
@@ -106,5 +106,5 @@ def set_grant(
         principal=command.principal,
         resource=command.resource,
         level=command.level.label,
-        **command_out(result).model_dump(),
+        **command_fields(result),
     )

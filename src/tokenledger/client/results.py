@@ -1,0 +1,221 @@
+"""What the client's calls return: the domain's own views where they fit (``TokenView``,
+``ServiceAccountView``, ``ClientCredentialView``, ``Verification``), and a few small structs
+for what only an answer holds (a secret shown once, the events a call appended, audit
+entries)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+import msgspec
+
+from tokenledger.domain.authority import Verification
+from tokenledger.domain.events import Event, EventUnion
+from tokenledger.domain.model import ClientCredentialView, ServiceAccountView, TokenView
+from tokenledger.domain.outcome import Outcome, outcome_of
+from tokenledger.domain.permissions import Grant
+from tokenledger.errors import LedgerError
+
+__all__ = [
+    "AuditRecord",
+    "IssuedCredential",
+    "IssuedToken",
+    "Receipt",
+    "TokenStory",
+    "Verification",
+    "audit_record",
+    "convert",
+    "receipt_of",
+    "service_account_of",
+    "token_story",
+]
+
+
+T = TypeVar("T")
+
+
+def convert(value: Any, kind: type[T], what: str) -> T:
+    """``value`` (decoded JSON) as ``kind``; an answer of the wrong shape is a ledger error
+    naming what was expected, not a traceback."""
+    try:
+        return msgspec.convert(value, kind)
+    except msgspec.ValidationError as exc:
+        raise LedgerError(f"the server's answer is not {what}: {exc}") from None
+
+
+class Receipt(msgspec.Struct, frozen=True, kw_only=True):
+    """What a mutating call did: its ids, the events it appended (in log order, with their
+    positions) and what they amount to (``outcome``: revoked tokens, and so on)."""
+
+    correlation_id: str
+    command_id: str | None
+    events: tuple[Event, ...]
+    positions: tuple[int, ...]
+    outcome: Outcome
+
+    @property
+    def revoked(self) -> list[str]:
+        return list(self.outcome.revoked)
+
+
+class _EventWire(msgspec.Struct):
+    position: int
+    data: EventUnion
+
+
+class _ReceiptWire(msgspec.Struct):
+    correlation_id: str
+    revoked: list[str] = []
+    revoked_client_ids: list[str] = []
+    command_id: str | None = None
+    events: list[_EventWire] = []
+
+
+def receipt_of(answer: Any) -> Receipt:
+    wire: _ReceiptWire = convert(answer, _ReceiptWire, "a command's answer")
+    events = tuple(e.data for e in wire.events)
+    # A server that answers no events (an older one) still says what it revoked.
+    outcome = (
+        outcome_of(events)
+        if events
+        else Outcome(revoked=tuple(wire.revoked), revoked_client_ids=tuple(wire.revoked_client_ids))
+    )
+    return Receipt(
+        correlation_id=wire.correlation_id,
+        command_id=wire.command_id,
+        events=events,
+        positions=tuple(e.position for e in wire.events),
+        outcome=outcome,
+    )
+
+
+class IssuedToken(msgspec.Struct, frozen=True, kw_only=True):
+    """A new token and its secret, which no later call shows again."""
+
+    token: TokenView
+    secret: str
+    receipt: Receipt
+
+    def __repr__(self) -> str:
+        return f"IssuedToken(token_id={self.token.token_id!r}, secret=<hidden>)"
+
+
+class IssuedCredential(msgspec.Struct, frozen=True, kw_only=True):
+    """A new client credential and its secret, which no later call shows again."""
+
+    credential: ClientCredentialView
+    client_secret: str
+    receipt: Receipt
+
+    def __repr__(self) -> str:
+        return f"IssuedCredential(client_id={self.credential.client_id!r}, client_secret=<hidden>)"
+
+
+class _AccountWire(msgspec.Struct):
+    id: str
+    org: str
+    name: str
+    permission: Grant
+    created_at: datetime
+    deleted: bool = False
+
+
+def service_account_of(answer: Any) -> ServiceAccountView:
+    wire: _AccountWire = convert(answer, _AccountWire, "a service account")
+    return ServiceAccountView(
+        account_id=wire.id,
+        org=wire.org,
+        name=wire.name,
+        permission=wire.permission,
+        deleted=wire.deleted,
+        created_at=wire.created_at,
+    )
+
+
+class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One event of an audit answer: where it sits in the log, who recorded it, and the
+    event itself."""
+
+    position: int
+    recorded_at: datetime
+    event_type: str
+    actor: str
+    stream_id: str
+    summary: str
+    command_id: str
+    correlation_id: str
+    event_id: str
+    stream_version: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+    event: Event
+
+
+class _RecordWire(msgspec.Struct):
+    position: int
+    recorded_at: datetime
+    event_type: str
+    actor: str
+    stream_id: str
+    summary: str
+    command_id: str
+    correlation_id: str
+    event_id: str
+    data: EventUnion
+    stream_version: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+
+
+# msgspec reads a struct's annotations the first time it meets the type; doing it now, at
+# import, keeps a test clock (freezegun) that runs later from standing in for ``datetime``.
+_RESOLVED = [
+    msgspec.json.Decoder(kind)
+    for kind in (
+        _ReceiptWire,
+        _AccountWire,
+        _RecordWire,
+        AuditRecord,
+        list[TokenView],
+        list[ClientCredentialView],
+        Verification,
+    )
+]
+
+
+def audit_record(answer: Any) -> AuditRecord:
+    wire: _RecordWire = convert(answer, _RecordWire, "an audit entry")
+    fields = msgspec.structs.asdict(wire)
+    return AuditRecord(event=fields.pop("data"), **fields)
+
+
+class TokenStory(msgspec.Struct, frozen=True, kw_only=True):
+    """``audit explain``: a token's events and, when it was revoked, the revocation, its root
+    cause and the other tokens revoked with it."""
+
+    token_id: str
+    principal: str
+    status: str
+    story: tuple[AuditRecord, ...]
+    revocation: AuditRecord | None
+    root_cause: AuditRecord | None
+    revoked_with_it: tuple[str, ...]
+
+
+def token_story(answer: Any) -> TokenStory:
+    if not isinstance(answer, dict):
+        raise LedgerError("the server's answer is not a token's story")
+
+    def one(value: Any) -> AuditRecord | None:
+        return audit_record(value) if value is not None else None
+
+    return TokenStory(
+        token_id=convert(answer.get("token_id"), str, "a token's story"),
+        principal=convert(answer.get("principal"), str, "a token's story"),
+        status=convert(answer.get("status"), str, "a token's story"),
+        story=tuple(audit_record(e) for e in convert(answer.get("story"), list, "a story")),
+        revocation=one(answer.get("revocation")),
+        root_cause=one(answer.get("root_cause")),
+        revoked_with_it=tuple(convert(answer.get("revoked_with_it"), list[str], "token ids")),
+    )
