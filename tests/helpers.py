@@ -178,6 +178,19 @@ def assert_projections_match_log(ledger: Ledger) -> LedgerState:
                 c.client_id: c for a in accounts for c in view.client_credentials_of(a)
             }
             assert live_credentials == credentials
+
+        for org in state.orgs:
+            assert view.identity_provider(org) == state.providers.get(org)
+        users = sorted({s.principal for s in state.sessions.values()})
+        live_sessions = {s.session_id: s for u in users for s in view.sessions_of(u)}
+        assert live_sessions == state.sessions
+        for refresh_hash, session_id in state.session_ids_by_refresh_hash.items():
+            found = view.session_by_refresh_hash(refresh_hash)
+            assert found is not None
+            assert found.session_id == session_id
+        trusting = sorted({t.account_id for t in state.trusts.values()})
+        live_trusts = {t.trust_id: t for a in trusting for t in view.issuer_trusts_of(a)}
+        assert live_trusts == state.trusts
     return state
 
 

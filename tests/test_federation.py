@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from api_helpers import OPERATOR, SA, Api, make_api
-from helpers import head_position
+from helpers import assert_projections_match_log, head_position
 from oidc_provider import OidcProvider
 from tokenledger.domain import commands as c
 from tokenledger.domain.events import IssuerUntrusted
@@ -176,6 +176,7 @@ def test_moving_or_deleting_the_account_ends_what_was_exchanged(
     assert api.client.get("/v2/whoami", headers=bearer(token)).status_code == 401
     assert api.introspect(token) == {"active": False}
     assert "does not trust" in invalid_grant(exchange(api, id_token(provider)))
+    assert_projections_match_log(api.ledger)
 
 
 def test_withdrawing_the_trust_ends_what_it_obtained(api: Api, provider: OidcProvider) -> None:

@@ -17,7 +17,7 @@ import pytest
 from freezegun import freeze_time
 
 from api_helpers import OPERATOR, Api, make_api
-from helpers import head_position
+from helpers import assert_projections_match_log, head_position
 from login_helpers import (
     CLI,
     REDIRECT,
@@ -318,6 +318,9 @@ def test_a_reused_refresh_token_ends_the_whole_session(api: Api, provider: OidcP
     oauth_error(refresh(api, second["refresh_token"]), "invalid_grant")
     whoami = api.client.get("/v2/whoami", headers=bearer(second["access_token"]))
     assert whoami.status_code == 401
+    # The sessions' tables hold what a fold of the log gives (rebuild equals live).
+    state = assert_projections_match_log(api.ledger)
+    assert state.sessions[first["session_id"]].revoked
 
 
 def test_an_unknown_or_malformed_refresh_token_is_invalid_grant(api: Api) -> None:
