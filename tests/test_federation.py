@@ -206,3 +206,23 @@ def test_a_trust_is_managed_by_admins_of_the_accounts_project(
         )
     with pytest.raises(Conflict, match="already trusts"):
         trust(api, provider.issuer)
+
+
+def test_trusts_are_managed_over_http(api: Api, provider: OidcProvider) -> None:
+    body = {"issuer": "https://ci.example", "subject": "repo:acme/*", "audience": AUDIENCE}
+    url = f"/v2/service_accounts/{SA}/trusts"
+    assert api.client.post(url, json=body, headers=bearer(api.bob)).status_code == 403
+    created = api.client.post(url, json=body, headers=api.admin)
+    assert created.status_code == 201, created.text
+    assert created.json()["trust_id"].startswith("wif_")
+    listed = api.client.get(url, headers=api.admin).json()
+    assert sorted(t["issuer"] for t in listed) == sorted([provider.issuer, "https://ci.example"])
+    removed = api.client.delete(url, params={"issuer": "https://ci.example"}, headers=api.admin)
+    assert removed.status_code == 200, removed.text
+    assert [t["issuer"] for t in api.client.get(url, headers=api.admin).json()] == [provider.issuer]
+    everything = api.client.get(url, params={"include_withdrawn": "true"}, headers=api.admin)
+    assert len(everything.json()) == 2
+    star = {**body, "subject": "*"}
+    refused = api.client.post(url, json=star, headers=api.admin)
+    assert refused.status_code == 400
+    assert "not any" in refused.json()["error_description"]

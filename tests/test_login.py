@@ -458,3 +458,61 @@ def test_the_login_client_is_named_in_the_metadata(api: Api) -> None:
     assert "refresh_token" in metadata["grant_types_supported"]
     assert metadata["code_challenge_methods_supported"] == ["S256"]
     assert CLI in metadata["authorization_endpoint"] or REDIRECT  # names the CLI sends
+
+
+# -- the provider, administered over HTTP ------------------------------------------------------
+
+
+def test_an_admin_sets_the_provider_and_its_secret_stays_out_of_the_log(
+    api: Api, provider: OidcProvider
+) -> None:
+    secret = "s3cr3t-of-the-provider"
+    body = {"issuer": provider.issuer, "client_id": "other-client", "client_secret": secret}
+    refused = api.client.put("/v2/orgs/acme/identity-provider", json=body, headers=bearer(api.bob))
+    assert refused.status_code == 403
+    assert api.keys.ring().provider_secrets["acme"] != secret
+    response = api.client.put(
+        "/v2/orgs/acme/identity-provider",
+        json={**body, "session_lifetime": "7d"},
+        headers=api.admin,
+    )
+    assert response.status_code == 200, response.text
+    shown = response.json()
+    assert shown["client_id"] == "other-client"
+    assert shown["client_secret"] is True
+    assert shown["session_lifetime_seconds"] == 7 * 86400
+    assert secret not in response.text
+    assert api.keys.ring().provider_secrets["acme"] == secret
+    with api.ledger.store.engine.connect() as connection:
+        logged = " ".join(str(row) for row in connection.exec_driver_sql("SELECT * FROM events"))
+    assert secret not in logged
+    # Only a new secret for the same provider: kept, nothing recorded.
+    before = head_position(api.ledger)
+    rotated = {**body, "client_secret": "rotated-secret", "session_lifetime": "7d"}
+    again = api.client.put("/v2/orgs/acme/identity-provider", json=rotated, headers=api.admin)
+    assert again.status_code == 200, again.text
+    assert head_position(api.ledger) == before
+    assert api.keys.ring().provider_secrets["acme"] == "rotated-secret"
+    seen = api.client.get("/v2/orgs/acme/identity-provider", headers=bearer(api.bob))
+    assert seen.status_code == 403
+    assert api.client.get("/v2/orgs/acme/identity-provider", headers=api.admin).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"issuer": "http://idp.example.com", "client_id": "x"}, "https"),
+        ({"issuer": "https://idp.example.com?x=1", "client_id": "x"}, "query"),
+        ({"issuer": "https://idp.example.com", "client_id": "x", "session_lifetime": "31d"}, "30"),
+        ({"issuer": "https://idp.example.com", "client_id": ""}, "client"),
+    ],
+    ids=["plain-http", "query", "too-long-a-session", "no-client-id"],
+)
+def test_a_bad_provider_is_refused_and_nothing_is_kept(
+    api: Api, body: dict[str, str], fragment: str
+) -> None:
+    before = head_position(api.ledger)
+    response = api.client.put("/v2/orgs/acme/identity-provider", json=body, headers=api.admin)
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["error_description"]
+    assert head_position(api.ledger) == before

@@ -50,6 +50,7 @@ __all__ = [
     "admitting_trust",
     "answer_token",
     "authorise_issue",
+    "authorise_provider_setting",
     "authorise_session_management",
     "authorise_token_management",
     "forbid_service_accounts",
@@ -368,6 +369,13 @@ def forbid_service_accounts(actor: Actor, action: str) -> None:
 
 
 # -- commands on people -------------------------------------------------------------------
+
+
+def authorise_provider_setting(view: LedgerView, actor: Actor, org: str, now: datetime) -> None:
+    """Setting an org's identity provider (and keeping its client secret): a person with
+    admin on the org, or an operator. Whoever controls the provider controls who logs in."""
+    forbid_service_accounts(actor, "set an org's identity provider")
+    require_level(view, actor, org, Level.ADMIN, now, f"set the identity provider of {org}")
 
 
 def require_login(actor: Actor, principal: str) -> None:

@@ -12,6 +12,7 @@ import hashlib
 
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import (
+    authorise_provider_setting,
     authorise_session_management,
     forbid_service_accounts,
     require_level,
@@ -45,10 +46,7 @@ __all__ = ["trust_id_for"]
 def _set_identity_provider(
     cmd: c.SetIdentityProvider, view: LedgerView, ctx: Context
 ) -> list[Event]:
-    forbid_service_accounts(ctx.actor, "set an org's identity provider")
-    require_level(
-        view, ctx.actor, cmd.org, Level.ADMIN, ctx.now, f"set the identity provider of {cmd.org}"
-    )
+    authorise_provider_setting(view, ctx.actor, cmd.org, ctx.now)
     _require_org(view, cmd.org)
     lifetime = int((cmd.session_lifetime or MAX_SESSION_LIFETIME).total_seconds())
     event = IdentityProviderSet(

@@ -21,8 +21,10 @@ from tokenledger.domain.authority import Verification
 from tokenledger.domain.model import (
     Actor,
     ClientCredentialView,
+    IdentityProviderView,
     Introspection,
     IssuedAccessToken,
+    IssuerTrustView,
     ResourceView,
     ServiceAccountView,
     SessionView,
@@ -32,7 +34,7 @@ from tokenledger.domain.model import (
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explanation
-from tokenledger.service import audit, federation, login, oauth, queries, sessions
+from tokenledger.service import audit, federation, identity, login, oauth, queries, sessions
 from tokenledger.service.answers import DEFAULT_VERIFY_STALENESS, TokenAnswers
 from tokenledger.service.commands import CommandResult, run_command
 from tokenledger.service.oauth import DEFAULT_ACCESS_TOKEN_LIFETIME
@@ -42,7 +44,7 @@ from tokenledger.store.readers import ReadConnections
 
 if TYPE_CHECKING:  # the commands (pydantic) and the signing keys load when first used
     from tokenledger.domain import commands as c
-    from tokenledger.service.keys import KeyRing
+    from tokenledger.service.keys import KeyRing, KeyStore
     from tokenledger.service.oidc import OidcClient
     from tokenledger.service.sessions import SessionTokens
 
@@ -334,6 +336,39 @@ class Ledger:
 
     def log_out(self, refresh_token: str) -> CommandResult | None:
         return sessions.end_session_by_refresh_token(self, self.execute, refresh_token)
+
+    def set_identity_provider(
+        self,
+        actor: Actor,
+        keys: KeyStore | None,
+        *,
+        org: str,
+        issuer: str,
+        oidc_client_id: str,
+        client_secret: str | None = None,
+        session_lifetime: timedelta | None = None,
+    ) -> CommandResult | None:
+        return identity.set_identity_provider(
+            self,
+            self.execute,
+            keys,
+            actor,
+            org=org,
+            issuer=issuer,
+            oidc_client_id=oidc_client_id,
+            client_secret=client_secret,
+            session_lifetime=session_lifetime,
+        )
+
+    def identity_provider(self, actor: Actor, org: str) -> IdentityProviderView:
+        return identity.identity_provider(self, actor, org)
+
+    def issuer_trusts_of(
+        self, actor: Actor, account_id: str, *, include_withdrawn: bool = False
+    ) -> list[IssuerTrustView]:
+        return queries.issuer_trusts_of(
+            self, actor, account_id, include_withdrawn=include_withdrawn
+        )
 
     def who_is(self, actor: Actor) -> Identity:
         return queries.who_is(self, actor)

@@ -23,6 +23,7 @@ from tokenledger.domain.authority import (
 from tokenledger.domain.model import (
     Actor,
     ClientCredentialView,
+    IssuerTrustView,
     ResourceView,
     ServiceAccountView,
     SessionView,
@@ -204,6 +205,19 @@ def client_credentials_of(
         require_token_access(view, actor, account_id, now)
         found = view.client_credentials_of(account_id)
     return [cred for cred in found if include_inactive or cred.live(now)]
+
+
+def issuer_trusts_of(
+    reader: Reader, actor: Actor, account_id: str, *, include_withdrawn: bool = False
+) -> list[IssuerTrustView]:
+    """A service account's issuer trusts, seen like its client credentials."""
+    account_id = valid(check_service_account_id, account_id)
+    now = reader.now()
+    with reader.view() as view:
+        require_principal_visible(view, actor, account_id, now)
+        require_token_access(view, actor, account_id, now)
+        found = view.issuer_trusts_of(account_id)
+    return [trust for trust in found if include_withdrawn or not trust.revoked]
 
 
 def sessions_of(

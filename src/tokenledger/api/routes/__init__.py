@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tokenledger.api.routes import (
     audit,
+    identity,
     login,
     oauth,
     orgs,
@@ -17,6 +18,7 @@ from tokenledger.api.routes import (
 
 __all__ = [
     "audit",
+    "identity",
     "login",
     "oauth",
     "orgs",
