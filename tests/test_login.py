@@ -516,3 +516,28 @@ def test_a_bad_provider_is_refused_and_nothing_is_kept(
     assert response.status_code == 400, response.text
     assert fragment in response.json()["error_description"]
     assert head_position(api.ledger) == before
+
+
+def test_a_token_made_through_a_session_outlives_it_and_names_it(
+    api: Api, provider: OidcProvider
+) -> None:
+    body = log_in(api, provider, BOB)
+    created = api.client.post(
+        f"/v2/users/{BOB}/tokens",
+        json={"grants": [{"resource": "acme/alpha", "level": "read"}], "name": "ci"},
+        headers=bearer(body["access_token"]),
+    )
+    assert created.status_code == 201, created.text
+    token = created.json()
+    assert token["parent_id"] is None
+    issued = next(e for e in events_of(api, token["token_id"]) if type(e).__name__ == "TokenIssued")
+    assert issued.issued_by == body["session_id"]
+    # Beyond the session's grants: refused, as through any token.
+    beyond = api.client.post(
+        f"/v2/users/{BOB}/tokens",
+        json={"grants": [{"resource": "acme/beta", "level": "read"}]},
+        headers=bearer(body["access_token"]),
+    )
+    assert beyond.status_code == 403
+    api.client.post("/oauth2/revoke", data={"token": body["refresh_token"]})
+    assert api.ledger.verify(token["secret"]).active

@@ -540,8 +540,13 @@ def _check_within(grants: Iterable[Grant], limit: Sequence[Grant], what: str) ->
 
 
 def _minted_through(view: LedgerView, ctx: Context, principal: str) -> TokenView | None:
-    """The token a principal acts through to issue a token for itself, if it does."""
-    if ctx.actor.principal != principal:
+    """The ledger token a principal acts through to issue a token for itself, if it does.
+
+    A token issued through a signed access token (a session's, say) is not tied to it: a
+    person logged in through their org's provider makes tokens that outlive the login, as
+    they would in the provider's own tools; ``issued_by`` names the session.
+    """
+    if ctx.actor.principal != principal or ctx.actor.via is not None:
         return None
     return acting_token(view, ctx.actor, ctx.now)
 
