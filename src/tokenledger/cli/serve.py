@@ -15,6 +15,7 @@ from tokenledger.cli.defaults import (
     DEFAULT_ISSUER,
     ISSUER_ENV,
     KEYS_FILE_ENV,
+    PUBLIC_URL_ENV,
 )
 from tokenledger.clock import SystemClock
 from tokenledger.errors import ValidationError
@@ -51,6 +52,13 @@ APP_FACTORY = "tokenledger.api:app_from_env"
     help="The 'iss' of access tokens.",
 )
 @click.option(
+    "--public-url",
+    envvar=PUBLIC_URL_ENV,
+    default=None,
+    help="This server's address as browsers and identity providers reach it (behind a "
+    "proxy); default: the address each request came to.",
+)
+@click.option(
     "--access-token-lifetime",
     envvar=ACCESS_TOKEN_LIFETIME_ENV,
     default="1h",
@@ -80,6 +88,7 @@ def serve(
     workers: int,
     keys_file: Path | None,
     issuer: str,
+    public_url: str | None,
     access_token_lifetime: str,
     cache_staleness: str,
     access_log: bool,
@@ -115,6 +124,8 @@ def serve(
         raise ValidationError(f"--access-token-lifetime: {exc}") from None
     if not issuer.strip() or len(issuer) > 400:
         raise ValidationError("--issuer must be 1 to 400 characters")
+    if public_url is not None:
+        _check_public_url(public_url)
     # Fails here, in one line, when the database is unreachable or not migrated
     # (and migrates a SQLite file on first use), rather than in every worker.
     open_event_store(url).engine.dispose()
@@ -127,6 +138,8 @@ def serve(
     os.environ[ISSUER_ENV] = issuer
     os.environ[ACCESS_TOKEN_LIFETIME_ENV] = access_token_lifetime
     os.environ[CACHE_STALENESS_ENV] = cache_staleness
+    if public_url is not None:
+        os.environ[PUBLIC_URL_ENV] = public_url.rstrip("/")
     if keys.path is not None:
         os.environ[KEYS_FILE_ENV] = str(keys.path.resolve())
     uvicorn.run(
@@ -139,3 +152,24 @@ def serve(
         log_level=log_level,
         server_header=False,
     )
+
+
+def _check_public_url(value: str) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.query
+        or parts.fragment
+        or len(value) > 400
+    ):
+        raise ValidationError(
+            "--public-url must be an http(s) address without query or fragment, "
+            "e.g. https://ledger.example.com"
+        )
