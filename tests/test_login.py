@@ -34,6 +34,7 @@ from login_helpers import (
 from oidc_provider import OidcProvider
 from tokenledger.domain import commands as c
 from tokenledger.domain.events import SessionEnded, SessionRefreshed, SessionStarted
+from tokenledger.errors import PermissionDenied
 from tokenledger.projections.audit_queries import AuditQuery
 
 ANN = "ann@acme.io"
@@ -541,3 +542,26 @@ def test_a_token_made_through_a_session_outlives_it_and_names_it(
     assert beyond.status_code == 403
     api.client.post("/oauth2/revoke", data={"token": body["refresh_token"]})
     assert api.ledger.verify(token["secret"]).active
+
+
+def test_audit_explain_tells_a_sessions_story_and_why_it_ended(
+    api: Api, provider: OidcProvider
+) -> None:
+    body = log_in(api, provider, BOB)
+    refresh(api, body["refresh_token"])
+    api.ledger.execute(c.DisableUser(email=BOB, reason="left the company"), OPERATOR)
+    explained = api.ledger.explain_token(OPERATOR, body["session_id"])
+    summaries = [entry.summary for entry in explained.story]
+    assert summaries[0].startswith(f"{BOB} logged in to acme")
+    assert "refreshed" in summaries[1]
+    assert explained.root_cause is not None
+    assert explained.root_cause.summary == f"user {BOB} disabled (left the company)"
+    told = explained.to_dict()
+    assert told["session_id"] == body["session_id"]
+    assert told["status"] == "ended"
+    # Only the user, an operator and the org's admins see it.
+    carol = api.ledger.authenticate(api.carol)
+    with pytest.raises(PermissionDenied):
+        api.ledger.explain_token(carol, body["session_id"])
+    ann = api.ledger.authenticate(api.ann)
+    assert api.ledger.explain_token(ann, body["session_id"]).principal == BOB

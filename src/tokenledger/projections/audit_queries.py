@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from tokenledger.clock import checked_utc, ensure_utc
 from tokenledger.domain import events as e
-from tokenledger.domain.names import check_token_id, shown
+from tokenledger.domain.names import check_session_id, check_token_id, shown
 from tokenledger.errors import NotFound, ValidationError
 from tokenledger.projections.schema import audit_index, service_accounts
 from tokenledger.store import EventStore, RecordedEvent
@@ -267,16 +267,33 @@ def _records_at(connection: sa.Connection, positions: list[int]) -> list[Recorde
 
 @dataclass(frozen=True, slots=True)
 class Explanation:
-    """A token's whole story, in log order, and the cause of its revocation if revoked."""
+    """A token's or a session's whole story, in log order, and the cause of its revocation
+    (or end) if it was revoked (or ended)."""
 
     token_id: str
+    """The token's id, or the session's (``ses_...``)."""
     principal: str
     story: list[AuditEntry]
     revocation: AuditEntry | None
     root_cause: AuditEntry | None
     siblings: list[str]
 
+    @property
+    def is_session(self) -> bool:
+        return self.token_id.startswith(_SESSION_PREFIX)
+
     def to_dict(self) -> dict[str, Any]:
+        if self.is_session:
+            ended = "ended" if self.revocation else "not ended"
+            return {
+                "session_id": self.token_id,
+                "principal": self.principal,
+                "status": ended,
+                "story": [entry.to_dict() for entry in self.story],
+                "end": self.revocation.to_dict() if self.revocation else None,
+                "root_cause": self.root_cause.to_dict() if self.root_cause else None,
+                "ended_with_it": self.siblings,
+            }
         return {
             "token_id": self.token_id,
             "principal": self.principal,
@@ -300,56 +317,78 @@ class Explanation:
         if cause is not None and cause.record.position != self.revocation.record.position:
             yield (f"root cause: #{cause.record.position} {cause.summary} by {cause.record.actor}")
         else:
-            yield f"root cause: revoked directly by {self.revocation.record.actor}"
+            done = "ended" if self.is_session else "revoked"
+            yield f"root cause: {done} directly by {self.revocation.record.actor}"
         record = self.revocation.record
         yield f"command {record.command_id}, correlation {record.correlation_id}"
         if self.siblings:
-            yield f"revoked with it ({len(self.siblings)}): {', '.join(self.siblings)}"
+            together = "ended or revoked with it" if self.is_session else "revoked with it"
+            yield f"{together} ({len(self.siblings)}): {', '.join(self.siblings)}"
+
+
+_SESSION_PREFIX = "ses_"
+#: Events that end what they name: a token's revocation, a session's end.
+_ENDINGS = (e.TokenRevoked, e.SessionEnded)
+#: Events about one token or one session: another's are not part of this story.
+_OWN_EVENTS = (
+    e.TokenIssued,
+    e.TokenRevoked,
+    e.SessionStarted,
+    e.SessionRefreshed,
+    e.SessionEnded,
+)
 
 
 def explain(store: EventStore, token_id: str) -> Explanation:
-    """Who issued the token with which grants, what changed since, and why it was revoked."""
+    """Who issued the token with which grants (or who logged in: a session's id), what
+    changed since, and why it was revoked (or ended)."""
+    is_session = token_id.startswith(_SESSION_PREFIX)
     try:
-        check_token_id(token_id)
+        (check_session_id if is_session else check_token_id)(token_id)
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
-    own = store.read_stream(f"token:{token_id}")
+    what = "session" if is_session else "token"
+    own = store.read_stream(f"{what}:{token_id}")
     if not own:
-        raise NotFound(f"no token {token_id}")
-    issued = decode_event(own[0])
-    if not isinstance(issued, e.TokenIssued):
-        raise NotFound(f"no token {token_id}")
+        raise NotFound(f"no {what} {token_id}")
+    first = decode_event(own[0])
+    if not isinstance(first, e.SessionStarted if is_session else e.TokenIssued):
+        raise NotFound(f"no {what} {token_id}")
     # Every later event about its principal: grants, roles, moves, disabling.
     about_principal = search(
-        store, AuditQuery(subject=issued.principal, limit=MAX_LIMIT, oldest_first=True)
+        store, AuditQuery(subject=first.principal, limit=MAX_LIMIT, oldest_first=True)
     )
     story_records = {r.position: AuditEntry(r, decode_event(r)) for r in own}
     for entry in about_principal:
-        if entry.record.position > own[0].position and not isinstance(
-            entry.event, e.TokenIssued | e.TokenRevoked
-        ):
+        if entry.record.position > own[0].position and not isinstance(entry.event, _OWN_EVENTS):
             story_records.setdefault(entry.record.position, entry)
     story = [story_records[p] for p in sorted(story_records)]
-    revocation = next((s for s in story if isinstance(s.event, e.TokenRevoked)), None)
+    revocation = next((s for s in story if isinstance(s.event, _ENDINGS)), None)
     root_cause, siblings = None, []
     if revocation is not None:
         command = _command_events(store, revocation.record.command_id)
-        root_cause = next(
-            (c for c in command if not isinstance(c.event, e.TokenRevoked)), command[0]
-        )
+        root_cause = next((c for c in command if not isinstance(c.event, _ENDINGS)), command[0])
         siblings = [
-            c.event.token_id
-            for c in command
-            if isinstance(c.event, e.TokenRevoked) and c.event.token_id != token_id
+            ended
+            for ended in (_ended_id(c.event) for c in command)
+            if ended is not None and ended != token_id
         ]
     return Explanation(
         token_id=token_id,
-        principal=issued.principal,
+        principal=first.principal,
         story=story,
         revocation=revocation,
         root_cause=root_cause,
         siblings=siblings,
     )
+
+
+def _ended_id(event: e.Event) -> str | None:
+    if isinstance(event, e.TokenRevoked):
+        return event.token_id
+    if isinstance(event, e.SessionEnded):
+        return event.session_id
+    return None
 
 
 def _command_events(store: EventStore, command_id: str) -> list[AuditEntry]:
@@ -465,4 +504,30 @@ def describe(event: e.Event) -> str:
         case e.ClientCredentialRevoked():
             detail = f": {event.detail}" if event.detail else ""
             return f"client credential {event.client_id} revoked ({event.reason}){detail}"
+        case e.IdentityProviderSet():
+            days = event.session_lifetime / 86400
+            return (
+                f"org {event.org} logs in through {event.issuer} (client {event.oidc_client_id}"
+                f", sessions up to {days:g} days)"
+            )
+        case e.SessionStarted():
+            return (
+                f"{event.principal} logged in to {event.org} through {event.issuer}: session "
+                f"{event.session_id} until {format_timestamp(event.expires_at)}"
+            )
+        case e.SessionRefreshed():
+            return f"session {event.session_id} of {event.principal} refreshed ({event.generation})"
+        case e.SessionEnded():
+            detail = f": {event.detail}" if event.detail else ""
+            return f"session {event.session_id} of {event.principal} ended ({event.reason}){detail}"
+        case e.IssuerTrusted():
+            return (
+                f"{event.account_id} trusts {event.issuer} for {event.subject} "
+                f"(audience {event.audience}): {event.trust_id}"
+            )
+        case e.IssuerUntrusted():
+            detail = f": {event.detail}" if event.detail else ""
+            return (
+                f"trust {event.trust_id} of {event.account_id} withdrawn ({event.reason}){detail}"
+            )
     return type(event).__name__

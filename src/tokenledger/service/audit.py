@@ -50,6 +50,10 @@ def audit_search(reader: Reader, actor: Actor, query: AuditQuery) -> list[AuditE
 
 
 def explain_token(reader: Reader, actor: Actor, token_id: str) -> Explanation:
-    """A token's story and the cause of its revocation, for whoever may see the token."""
-    queries.get_token(reader, actor, token_id)
+    """A token's story and the cause of its revocation, for whoever may see the token; or a
+    session's (``ses_...``) and the cause of its end, for whoever may see the session."""
+    if token_id.startswith("ses_"):
+        queries.get_session(reader, actor, token_id)
+    else:
+        queries.get_token(reader, actor, token_id)
     return audit_queries.explain(reader.store, token_id)

@@ -37,6 +37,7 @@ from tokenledger.domain.names import (
     check_path,
     check_principal,
     check_service_account_id,
+    check_session_id,
     check_token_id,
 )
 from tokenledger.domain.permissions import Grant
@@ -218,6 +219,18 @@ def issuer_trusts_of(
         require_token_access(view, actor, account_id, now)
         found = view.issuer_trusts_of(account_id)
     return [trust for trust in found if include_withdrawn or not trust.revoked]
+
+
+def get_session(reader: Reader, actor: Actor, session_id: str) -> SessionView:
+    """One session, for whoever may see it (its user, an operator, its org's admins)."""
+    session_id = valid(check_session_id, session_id)
+    with reader.view() as view:
+        session = view.session(session_id)
+        if session is None:
+            raise NotFound(f"no session {session_id}")
+        if not may_see_session(view, actor, session, reader.now()):
+            raise PermissionDenied(f"{actor.label} may not see the sessions of {session.principal}")
+        return session
 
 
 def sessions_of(
