@@ -19,8 +19,13 @@ import msgspec
 from tokenledger.domain.authority import session_grants
 from tokenledger.domain.events import SessionEnded
 from tokenledger.domain.model import Actor, ActorKind, SessionView
-from tokenledger.domain.secrets import TokenKind, generate_secret, hash_secret, parse_secret
-from tokenledger.errors import Conflict, InvalidGrant, NotFound, ValidationError
+from tokenledger.domain.secrets import (
+    TokenKind,
+    generate_secret,
+    hash_secret,
+    is_refresh_token,
+)
+from tokenledger.errors import Conflict, InvalidGrant, NotFound
 from tokenledger.service.commands import CommandResult
 from tokenledger.service.reading import Reader
 
@@ -157,11 +162,8 @@ def end_session_by_refresh_token(
 
 def _session_of(reader: Reader, refresh_token: str) -> SessionView:
     refused = InvalidGrant("unknown refresh token")
-    try:
-        if parse_secret(refresh_token) is not TokenKind.REFRESH:
-            raise refused
-    except ValidationError:
-        raise refused from None
+    if not is_refresh_token(refresh_token):
+        raise refused
     with reader.view() as view:
         session = view.session_by_refresh_hash(hash_secret(refresh_token))
     if session is None:
