@@ -19,10 +19,19 @@ from click.testing import CliRunner
 from tokenledger.cli import cli
 
 #: Never imported by --help (of any group or command).
-HEAVY = ("sqlalchemy", "fastapi", "uvicorn", "alembic", "psycopg")
-LEDGER = ("tokenledger.api", "tokenledger.service", "tokenledger.store")
-#: Never imported by a command that neither serves HTTP, migrates, nor uses PostgreSQL.
-NOT_FOR_SQLITE_READS = ("fastapi", "uvicorn", "alembic", "psycopg", "tokenledger.api")
+HEAVY = ("sqlalchemy", "fastapi", "uvicorn", "alembic", "psycopg", "httpx")
+LEDGER = ("tokenledger.api", "tokenledger.service", "tokenledger.store", "tokenledger.client")
+#: Never imported by a command that neither serves HTTP, migrates, uses PostgreSQL nor talks
+#: to a server.
+NOT_FOR_SQLITE_READS = (
+    "fastapi",
+    "uvicorn",
+    "alembic",
+    "psycopg",
+    "httpx",
+    "tokenledger.api",
+    "tokenledger.client",
+)
 
 # Runs each argv of argv[1] (a JSON list) through the command line in this one process, then
 # writes the exit codes and the names of every imported module to argv[2].

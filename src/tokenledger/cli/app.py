@@ -2,7 +2,14 @@
 
 The commands live in their own modules, imported only when one of them runs (or shows its
 help): ``tokenledger --help`` and every command's ``--help`` stay clear of SQLAlchemy, the
-ledger and the HTTP API, and a command imports what it uses.
+ledger, the HTTP API and the HTTP client, and a command imports what it uses.
+
+Two modes, one set of commands: against the database (``--db``, acting as the operator or as
+the principal of ``TOKENLEDGER_TOKEN``), or against a server (``--server``,
+``TOKENLEDGER_SERVER``, or the server ``tokenledger auth login`` saved), acting with the
+logged-in session or ``TOKENLEDGER_TOKEN``. ``CliContext.ledger()`` is then a ``Ledger`` or a
+``client.remote.RemoteLedger``, which answer the commands' calls alike, so that a command
+prints the same either way. What needs the database itself is refused against a server.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from tokenledger.errors import (
 )
 
 if TYPE_CHECKING:
+    from tokenledger.client.remote import RemoteLedger
     from tokenledger.domain.model import Actor
     from tokenledger.service import Ledger
     from tokenledger.store import EventStore
@@ -55,6 +63,28 @@ def exit_code_for(error: LedgerError) -> int:
 #: A token secret in this variable makes commands act as the token's principal.
 TOKEN_ENV = "TOKENLEDGER_TOKEN"
 
+#: The variable naming the server, as ``--server`` does (``tokenledger.client.urls``).
+SERVER_ENV = "TOKENLEDGER_SERVER"
+
+#: What cannot run against a server: the commands (and subcommands) that need the database
+#: itself, its log, its projections, its keys or the operator. ``audit export`` is refused
+#: where it asks for the operator (``require_operator``).
+DATABASE_ONLY: dict[str, frozenset[str] | None] = {
+    "db": None,
+    "demo": None,
+    "events": None,
+    "keys": None,
+    "log": None,
+    "replay": None,
+    "serve": None,
+    "orgs": frozenset({"create"}),
+    "users": frozenset({"disable"}),
+}
+
+
+def needs_the_database(what: str) -> PermissionDenied:
+    return PermissionDenied(f"'{what}' needs the database (--db); it cannot run against a server")
+
 
 def ledger_type() -> type[Ledger]:
     """The ledger class the commands open (the one place naming its module)."""
@@ -65,37 +95,76 @@ def ledger_type() -> type[Ledger]:
 
 @dataclass
 class CliContext:
+    """What every command works on: the database (``database_url``), or, when ``server`` is
+    set, the server at that URL."""
+
     database_url: str
-    _ledger: Ledger | None = field(default=None, repr=False)
+    server: str | None = None
+    _database: Ledger | None = field(default=None, repr=False)
+    _remote: RemoteLedger | None = field(default=None, repr=False)
+
+    @property
+    def remote(self) -> bool:
+        return self.server is not None
 
     def store(self) -> EventStore:
         """The ledger's event store (one engine for the whole command)."""
-        return self.ledger().store
+        return self._database_ledger().store
 
-    def ledger(self) -> Ledger:
-        if self._ledger is None:
-            self._ledger = ledger_type().open(self.database_url)
-        return self._ledger
+    def ledger(self) -> Ledger | RemoteLedger:
+        """The database's ``Ledger``, or the server's ``RemoteLedger``."""
+        if self.server is None:
+            return self._database_ledger()
+        if self._remote is None:
+            from tokenledger.client.remote import RemoteLedger
+
+            self._remote = RemoteLedger.open(self.server)
+        return self._remote
+
+    def _database_ledger(self) -> Ledger:
+        if self.server is not None:
+            raise needs_the_database(_command_path())
+        if self._database is None:
+            self._database = ledger_type().open(self.database_url)
+        return self._database
 
     def actor(self) -> Actor:
-        """The principal of ``TOKENLEDGER_TOKEN`` when it is set, else the local operator."""
+        """The principal of ``TOKENLEDGER_TOKEN`` when it is set, else the local operator.
+        Against a server, a stand-in: the server takes the caller from the Bearer token."""
         from tokenledger.domain.model import Actor
 
+        if self.server is not None:
+            from tokenledger.client.remote import REMOTE_CALLER
+
+            return REMOTE_CALLER
         secret = os.environ.get(TOKEN_ENV, "").strip()
         if secret:
-            return self.ledger().authenticate(secret)
+            return self._database_ledger().authenticate(secret)
         return Actor.operator(_os_user())
 
     def require_operator(self, action: str) -> None:
         """Maintenance commands are the operator's: a caller acting through a token (in
-        ``TOKENLEDGER_TOKEN``) is refused, whatever the token."""
+        ``TOKENLEDGER_TOKEN``) is refused, whatever the token, and so is every caller of a
+        server (there is no operator over HTTP)."""
+        if self.server is not None:
+            raise needs_the_database(_command_path())
         from tokenledger.domain.authority import require_operator
 
         require_operator(self.actor(), action)
 
     def close(self) -> None:
-        if self._ledger is not None:
-            self._ledger.close()
+        if self._database is not None:
+            self._database.close()
+        if self._remote is not None:
+            self._remote.close()
+
+
+def _command_path() -> str:
+    """The running command's words, as the user typed them ('log verify')."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return "this command"
+    return ctx.command_path.partition(" ")[2] or ctx.command_path
 
 
 def _os_user() -> str:
@@ -112,6 +181,15 @@ class LedgerGroup(LazyGroup):
         ctx.meta[_HELP_ASKED] = _asks_for_help(args, ctx.help_option_names)
         return super().parse_args(ctx, args)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        # The root's callback, which runs next, decides whether the command may run
+        # against a server: it needs the subcommand's words too.
+        ctx.meta[_COMMAND_WORDS] = (name, rest)
+        return name, command, rest
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -126,6 +204,9 @@ class LedgerGroup(LazyGroup):
 
 #: ``ctx.meta`` key: the command line asks a subcommand for its help.
 _HELP_ASKED = "tokenledger.help_asked"
+
+#: ``ctx.meta`` key: the top-level command's name and the arguments after it.
+_COMMAND_WORDS = "tokenledger.command_words"
 
 
 def _asks_for_help(args: list[str], help_names: list[str]) -> bool:
@@ -169,7 +250,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "audit": _command(
         "audit", "audit", "Who did what, when and why: the events matching every filter given."
     ),
-    "auth": _command("auth", "auth", "Present the token in TOKENLEDGER_TOKEN to other tools."),
+    "auth": _command("auth", "auth", "Log in to a server, and present tokens to other tools."),
     "db": _command("db", "db", "Create or migrate the ledger's database."),
     "demo": _command(
         "demo",
@@ -227,20 +308,88 @@ COMMANDS: dict[str, LazyCommand] = {
     show_default=True,
     help="Database URL (sqlite:///FILE, postgresql://...) or a SQLite file path.",
 )
+@click.option(
+    "--server",
+    "server",
+    envvar=SERVER_ENV,
+    metavar="URL",
+    help="Work through this server's HTTP API instead of a database (default: the server "
+    "'tokenledger auth login' saved, unless --db is given).",
+)
 @click.version_option(package_name="tokenledger")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str) -> None:
+def cli(ctx: click.Context, database_url: str, server: str | None) -> None:
     """TokenLedger: an event-sourced ledger of accounts, permissions and tokens."""
-    if not ctx.meta.get(_HELP_ASKED):
-        # A malformed URL fails before any command runs. Not when a command is only asked
-        # for its help, which needs no database (and checking would import SQLAlchemy): a
-        # command that opens the database checks the URL then.
-        from tokenledger.store.engine import parse_database_url
-
-        parse_database_url(database_url)
     context = CliContext(database_url=database_url)
     ctx.obj = context
     ctx.call_on_close(context.close)
+    if ctx.meta.get(_HELP_ASKED):
+        return  # help needs neither a database nor a server (nor their modules)
+    name, rest = ctx.meta.get(_COMMAND_WORDS, (None, []))
+    if name == "auth":
+        return  # logging in and out names its server itself
+    context.server = _chosen_server(ctx, server)
+    if context.server is not None:
+        refused = _database_only(name, rest)
+        if refused is not None:
+            raise needs_the_database(refused)
+        return
+    # A malformed URL fails before any command runs. Not when a command is only asked for
+    # its help, which needs no database (and checking would import SQLAlchemy): a command
+    # that opens the database checks the URL then.
+    from tokenledger.store.engine import parse_database_url
+
+    parse_database_url(database_url)
+
+
+def _chosen_server(ctx: click.Context, server: str | None) -> str | None:
+    """The server to work through, or None for the database.
+
+    The command line comes before the environment, which comes before the credentials file;
+    --db and --server from the same place contradict each other.
+    """
+    database_rank, server_rank = _rank(ctx, "database_url"), _rank(ctx, "server")
+    if server is not None and server.strip():
+        if server_rank == database_rank:
+            where = "on the command line" if server_rank == 2 else "in the environment"
+            raise ValidationError(
+                f"give --db or --server, not both ({where}: TOKENLEDGER_DATABASE_URL and "
+                f"{SERVER_ENV} are their variables)"
+            )
+        if server_rank < database_rank:
+            return None
+        from tokenledger.client.urls import server_url
+
+        return server_url(server)
+    if database_rank > 0:
+        return None
+    from tokenledger.client.credentials import load_credentials
+
+    saved = load_credentials()
+    return saved.server if saved is not None else None
+
+
+def _rank(ctx: click.Context, parameter: str) -> int:
+    """2 for the command line, 1 for the environment, 0 for a default."""
+    source = ctx.get_parameter_source(parameter)
+    if source is click.core.ParameterSource.COMMANDLINE:
+        return 2
+    return 1 if source is click.core.ParameterSource.ENVIRONMENT else 0
+
+
+def _database_only(name: str | None, rest: list[str]) -> str | None:
+    """The words of the command when it cannot run against a server, else None."""
+    if name is None or name not in DATABASE_ONLY:
+        return None
+    subcommands = DATABASE_ONLY[name]
+    first = rest[0] if rest and not rest[0].startswith("-") else None
+    if subcommands is None:
+        return f"{name} {first}" if first is not None and name in _GROUPS else name
+    return f"{name} {first}" if first in subcommands else None
+
+
+#: The database-only commands that are groups (their subcommand names the refusal).
+_GROUPS = frozenset({"db", "keys", "log"})
 
 
 def main() -> None:

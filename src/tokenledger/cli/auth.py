@@ -16,7 +16,7 @@ __all__ = ["auth"]
 
 @click.group()
 def auth() -> None:
-    """Present the token in TOKENLEDGER_TOKEN to other tools."""
+    """Log in to a server, and present tokens to other tools."""
 
 
 @auth.command("header")

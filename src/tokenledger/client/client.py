@@ -123,9 +123,12 @@ class Client:
         *,
         json: Any = None,
         params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """One authenticated call; its decoded JSON answer."""
-        return self._http.call(method, path, bearer=self.auth.token, json=json, params=params)
+        return self._http.call(
+            method, path, bearer=self.auth.token, json=json, params=params, headers=headers
+        )
 
     def whoami(self) -> dict[str, Any]:
         """``GET /v2/whoami``: who the server takes the caller for."""

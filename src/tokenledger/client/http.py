@@ -130,10 +130,13 @@ class Http:
         params: Mapping[str, Any] | None = None,
         form: Mapping[str, str] | None = None,
         basic: tuple[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         token_endpoint: bool = False,
     ) -> httpx.Response:
         """The answer to one call; a ledger error for an error answer or no answer at all."""
-        headers = {"Authorization": f"Bearer {bearer}"} if bearer is not None else None
+        headers = dict(headers or {})
+        if bearer is not None:
+            headers["Authorization"] = f"Bearer {bearer}"
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         try:
             response = self._client.request(
