@@ -100,6 +100,8 @@ class CliContext:
 
     database_url: str
     server: str | None = None
+    #: --server or TOKENLEDGER_SERVER as given (``auth`` commands choose their server).
+    requested_server: str | None = None
     _database: Ledger | None = field(default=None, repr=False)
     _remote: RemoteLedger | None = field(default=None, repr=False)
 
@@ -320,7 +322,7 @@ COMMANDS: dict[str, LazyCommand] = {
 @click.pass_context
 def cli(ctx: click.Context, database_url: str, server: str | None) -> None:
     """TokenLedger: an event-sourced ledger of accounts, permissions and tokens."""
-    context = CliContext(database_url=database_url)
+    context = CliContext(database_url=database_url, requested_server=server)
     ctx.obj = context
     ctx.call_on_close(context.close)
     if ctx.meta.get(_HELP_ASKED):
