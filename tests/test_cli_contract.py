@@ -94,6 +94,8 @@ CASES: list[Case] = [
     case("service-accounts", "list", "--org", ORG),
     case("service-accounts", "list", "--json"),
     case("roles", "list", "nowhere"),
+    case("orgs", "list", who="mistyped"),
+    case("orgs", "list", who="unprintable"),
     case("orgs", "members", "Not An Org"),
     # users, members, resources, grants, roles
     case("users", "create", CAROL, "--name", "Carol"),
@@ -322,7 +324,12 @@ def ledgers(
              "acme/alpha", "--level", "write")  # fmt: skip
     alice = issued(first, "--principal", ALICE, "--resource", ORG, "--level", "admin")
     bob = issued(first, "--principal", BOB, "--resource", "acme/alpha/raw", "--level", "read")
-    tokens = {"alice": alice["secret"], "bob": bob["secret"]}
+    tokens = {
+        "alice": alice["secret"],
+        "bob": bob["secret"],
+        "mistyped": alice["secret"][:-1] + ("A" if alice["secret"][-1] != "A" else "B"),
+        "unprintable": "tlp_\u00e9 and a space",
+    }
     # The copy: the same log (events, hashes, token hashes) built into another database.
     operator(first, "replay", "--into", copy)
     server = Server(copy, directory / "keys.json")

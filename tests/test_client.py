@@ -136,6 +136,17 @@ def receipt_time(client: Client, receipt: object) -> datetime:
     return entries[0].recorded_at - timedelta(microseconds=1)
 
 
+def test_what_an_opaque_ledger_token_says_comes_from_whoami(running: Running) -> None:
+    with Auth(running.base, token=running.secrets["ann"]) as auth:
+        assert auth.payload["sub"] == "ann@acme.io"
+        assert auth.payload["org"] == "acme"
+        assert auth.namespace == hashlib.sha1(b"ann@acme.io").hexdigest()
+        assert auth.all_acl_subjects == ["user:ann@acme.io", "org:acme", "group:acme:admin"]
+        assert auth.expires_at is None
+    with running.client() as client:
+        assert client.whoami()["sub"] == "ann@acme.io"
+
+
 def test_a_token_may_always_ask_about_itself(running: Running) -> None:
     with running.client() as client:
         issued = client.create_token(SA, grants=[("acme/alpha", "read")])

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +40,7 @@ from tokenledger.client.oauth import client_credentials_grant
 from tokenledger.client.sessions import fresh_session, login_hint
 from tokenledger.client.token_cache import AccessTokenCache
 from tokenledger.client.urls import SERVER_ENV, server_url
+from tokenledger.domain.secrets import parse_secret
 from tokenledger.errors import PermissionDenied, ValidationError
 
 __all__ = [
@@ -58,6 +60,22 @@ DEFAULT_LEEWAY = 500
 
 #: The modes, as ``Auth.mode`` names them.
 FIXED, CLIENT_CREDENTIALS, SESSION = "token", "client_credentials", "session"
+
+
+#: What an ``Authorization`` header can carry: visible ASCII, no space.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+
+
+def _presentable(token: str) -> str:
+    """A fixed token that can travel in a header; one that cannot is refused in the words the
+    ledger uses for a malformed token (the server judges every other one)."""
+    if _HEADER_SAFE.fullmatch(token):
+        return token
+    try:
+        parse_secret(token)
+    except ValidationError as exc:
+        raise PermissionDenied(f"the presented token is not valid ({exc})") from None
+    raise PermissionDenied("the presented token is not valid (malformed)")
 
 
 def _env(name: str) -> str | None:
@@ -177,7 +195,7 @@ class Auth:
         now = datetime.now(UTC)
         with self._lock:
             if self._fixed is not None:
-                return self._fixed
+                return _presentable(self._fixed)
             if self.mode == CLIENT_CREDENTIALS:
                 return self._client_token(now)
             return self._session_token(now, force=False)

@@ -151,6 +151,9 @@ class Http:
         except httpx.TransportError as exc:
             reason = _one_line(str(exc)) or type(exc).__name__
             raise StorageError(f"cannot reach the server at {self.server}: {reason}") from None
+        except httpx.RequestError as exc:  # a redirect loop, an answer that cannot be decoded
+            reason = _one_line(str(exc)) or type(exc).__name__
+            raise LedgerError(f"the call to {self.server} failed: {reason}") from None
         if response.is_success:
             return response
         raise error_for(response, token_endpoint=token_endpoint)
