@@ -38,6 +38,7 @@ from tokenledger.domain.model import (
     is_service_account_id,
     service_account_org,
 )
+from tokenledger.domain.names import is_loopback_url
 from tokenledger.domain.permissions import Grant, Level, level_at, org_of
 from tokenledger.errors import NotFound, PermissionDenied
 
@@ -60,6 +61,7 @@ __all__ = [
     "may_see_event",
     "may_see_grant",
     "may_see_session",
+    "may_see_token",
     "principal_grants",
     "require_derivable",
     "require_known_org",
@@ -68,13 +70,16 @@ __all__ = [
     "require_operator",
     "require_principal_visible",
     "require_reader",
+    "require_remote_issuer",
     "require_token_access",
     "require_user_creator",
     "sees_every_event",
     "session_grants",
     "standing",
     "subject_matches",
+    "token_orgs",
     "verify_token",
+    "within_session",
 ]
 
 
@@ -302,6 +307,25 @@ def session_grants(view: LedgerView, principal: str, org: str) -> tuple[Grant, .
     return tuple(sorted(best.values()))
 
 
+def within_session(actor: Actor, orgs: Iterable[str]) -> bool:
+    """Whether what lies in ``orgs`` is within the actor's reach as *itself*. A session
+    counts as its user only inside the org whose provider vouched for it: another org's
+    admin who adds the user and points their own org at a provider they control must not
+    reach the user's tokens, grants, sessions or history elsewhere. Any other actor: always."""
+    via = actor.via
+    if via is None or not via.session:
+        return True
+    found = set(orgs)
+    return bool(found) and found <= {via.org}
+
+
+def token_orgs(token: TokenView) -> frozenset[str]:
+    """The orgs a token reaches: a service account's, or those of a user token's grants."""
+    if is_service_account_id(token.principal):
+        return frozenset({service_account_org(token.principal)})
+    return frozenset(org_of(grant.resource) for grant in token.grants)
+
+
 def admitting_trust(
     trusts: Iterable[IssuerTrustView], issuer: str, subject: str, audiences: Sequence[str]
 ) -> IssuerTrustView | None:
@@ -371,11 +395,23 @@ def forbid_service_accounts(actor: Actor, action: str) -> None:
 # -- commands on people -------------------------------------------------------------------
 
 
-def authorise_provider_setting(view: LedgerView, actor: Actor, org: str, now: datetime) -> None:
+def authorise_provider_setting(
+    view: LedgerView, actor: Actor, org: str, issuer: str, now: datetime
+) -> None:
     """Setting an org's identity provider (and keeping its client secret): a person with
     admin on the org, or an operator. Whoever controls the provider controls who logs in."""
     forbid_service_accounts(actor, "set an org's identity provider")
     require_level(view, actor, org, Level.ADMIN, now, f"set the identity provider of {org}")
+    require_remote_issuer(actor, issuer)
+
+
+def require_remote_issuer(actor: Actor, issuer: str) -> None:
+    """An issuer on this machine (a development provider on plain http) is the operator's to
+    name: anyone else could make the server send requests to its own ports."""
+    if actor.kind is not ActorKind.OPERATOR and is_loopback_url(issuer):
+        raise PermissionDenied(
+            f"only an operator may name an issuer on this machine ({issuer}): use its https address"
+        )
 
 
 def require_login(actor: Actor, principal: str) -> None:
@@ -427,6 +463,13 @@ def authorise_issue(
     project. Never above the acting token's own effective level, grant by grant."""
     if actor.kind is ActorKind.OPERATOR:
         return
+    if actor.via is not None and not actor.via.session:
+        # What a client credential or an exchange obtained lives an hour and dies with its
+        # source; a ledger token minted through it would outlive both.
+        raise PermissionDenied(
+            f"{actor.label} acts through an access token of {actor.via.source}: it may not "
+            "issue tokens, which would outlive it"
+        )
     if actor.principal != principal:
         _require_account_admin(view, actor, principal, now, f"issue tokens for {principal}")
     for grant in grants:
@@ -473,14 +516,14 @@ def _descends_from(view: LedgerView, token: TokenView, ancestor_id: str) -> bool
 
 
 def authorise_token_management(
-    view: LedgerView, actor: Actor, principal: str, now: datetime
+    view: LedgerView, actor: Actor, principal: str, now: datetime, orgs: Iterable[str] = ()
 ) -> None:
-    """Revoking a principal's tokens or credentials: an operator, the principal itself through
-    a usable token of its own, or a person with admin on a service account's project (never
-    another service account)."""
+    """Revoking a principal's tokens or credentials (reaching ``orgs``): an operator, the
+    principal itself through a usable token of its own (a session: inside its org), or a
+    person with admin on a service account's project (never another service account)."""
     if actor.kind is ActorKind.OPERATOR:
         return
-    if actor.principal == principal:
+    if actor.principal == principal and within_session(actor, orgs):
         if acting_token(view, actor, now) is None:
             raise PermissionDenied(
                 f"{actor.label} may not manage its tokens: it acts through no live token"
@@ -532,7 +575,7 @@ def may_see_session(view: LedgerView, actor: Actor, session: SessionView, now: d
     (who may end it)."""
     return (
         actor.kind is ActorKind.OPERATOR
-        or actor.principal == session.principal
+        or (actor.principal == session.principal and within_session(actor, (session.org,)))
         or (
             actor.kind is not ActorKind.SERVICE_ACCOUNT
             and may(view, actor, session.org, Level.ADMIN, now)
@@ -546,9 +589,15 @@ def may_see_grant(
     """A principal's grant is seen by an operator, the principal, and admins of its resource."""
     return (
         actor.kind is ActorKind.OPERATOR
-        or actor.principal == principal
+        or (actor.principal == principal and within_session(actor, (org_of(grant.resource),)))
         or may(view, actor, grant.resource, Level.ADMIN, now)
     )
+
+
+def may_see_token(actor: Actor, token: TokenView) -> bool:
+    """Among a principal's tokens (once ``require_token_access`` let the actor see them), a
+    session of that principal sees only those inside its org."""
+    return actor.principal != token.principal or within_session(actor, token_orgs(token))
 
 
 def require_principal_visible(
@@ -596,9 +645,10 @@ def may_see_event(
     if sees_every_event(actor):
         return True
     found = tuple(subjects)
-    if actor.principal in found:
+    named = [org for org in map(_org_named_by, found) if org is not None]
+    if actor.principal in found and within_session(actor, named):
         return True
-    return any(may_read_org(org) for org in map(_org_named_by, found) if org is not None)
+    return any(may_read_org(org) for org in named)
 
 
 def _org_named_by(subject: str) -> str | None:

@@ -27,6 +27,7 @@ from tokenledger.domain.authority import (
     require_operator,
     require_principal_visible,
     require_user_creator,
+    token_orgs,
 )
 from tokenledger.domain.cascades import end_sessions, withdraw_trusts
 from tokenledger.domain.events import (
@@ -61,6 +62,7 @@ from tokenledger.domain.model import (
     TokenView,
     is_service_account_id,
     service_account_id,
+    service_account_org,
 )
 from tokenledger.domain.permissions import Grant, Level, is_within, level_at, org_of, parent_of
 from tokenledger.domain.secrets import TokenKind
@@ -602,7 +604,7 @@ def _revoke_token(cmd: c.RevokeToken, view: LedgerView, ctx: Context) -> list[Ev
     token = view.token(cmd.token_id)
     if token is None or cmd.principal not in (None, token.principal):
         raise NotFound(f"no token {cmd.token_id}" + _of(cmd.principal))
-    authorise_token_management(view, ctx.actor, token.principal, ctx.now)
+    authorise_token_management(view, ctx.actor, token.principal, ctx.now, token_orgs(token))
     if token.revoked:
         raise Conflict(f"token {cmd.token_id} is already revoked")
     return _revoke(view, [token], RevocationReason.REQUESTED, cmd.reason, ctx)
@@ -615,8 +617,9 @@ def _revoke_all(cmd: c.RevokeAllTokens, view: LedgerView, ctx: Context) -> list[
         _require_account(view, cmd.principal)
     elif view.user(cmd.principal) is None:
         raise NotFound(f"no user {cmd.principal}")
-    authorise_token_management(view, ctx.actor, cmd.principal, ctx.now)
     live = _live(view.tokens_of(cmd.principal), ctx)
+    reached = frozenset().union(*(token_orgs(t) for t in live)) if live else frozenset()
+    authorise_token_management(view, ctx.actor, cmd.principal, ctx.now, reached)
     return _revoke(view, live, RevocationReason.REQUESTED, cmd.reason, ctx)
 
 
@@ -680,7 +683,13 @@ def _revoke_client_credential(
     credential = view.client_credential(cmd.client_id)
     if credential is None or cmd.account_id not in (None, credential.account_id):
         raise NotFound(f"no client credential {cmd.client_id}" + _of(cmd.account_id))
-    authorise_token_management(view, ctx.actor, credential.account_id, ctx.now)
+    authorise_token_management(
+        view,
+        ctx.actor,
+        credential.account_id,
+        ctx.now,
+        (service_account_org(credential.account_id),),
+    )
     if credential.revoked:
         raise Conflict(f"client credential {cmd.client_id} is already revoked")
     return [

@@ -18,6 +18,7 @@ from tokenledger.domain.authority import (
     require_level,
     require_login,
     require_principal_visible,
+    require_remote_issuer,
     standing,
 )
 from tokenledger.domain.cascades import end_sessions
@@ -46,7 +47,7 @@ __all__ = ["trust_id_for"]
 def _set_identity_provider(
     cmd: c.SetIdentityProvider, view: LedgerView, ctx: Context
 ) -> list[Event]:
-    authorise_provider_setting(view, ctx.actor, cmd.org, ctx.now)
+    authorise_provider_setting(view, ctx.actor, cmd.org, cmd.issuer, ctx.now)
     _require_org(view, cmd.org)
     lifetime = int((cmd.session_lifetime or MAX_SESSION_LIFETIME).total_seconds())
     event = IdentityProviderSet(
@@ -203,6 +204,7 @@ def _trust_issuer(cmd: c.TrustIssuer, view: LedgerView, ctx: Context) -> list[Ev
     """Authorised like issuing a client credential: what the trust obtains carries the
     account's whole permission."""
     account = _require_account_admin(cmd, view, ctx)
+    require_remote_issuer(ctx.actor, cmd.issuer)
     for trust in view.issuer_trusts_of(account.account_id):
         if not trust.revoked and (trust.issuer, trust.subject) == (cmd.issuer, cmd.subject):
             raise Conflict(

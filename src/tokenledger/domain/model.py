@@ -226,6 +226,12 @@ class AccessVia(msgspec.Struct, frozen=True, kw_only=True):
     grants: tuple[Grant, ...]
     issued_at: datetime
     expires_at: datetime
+    org: str | None = None
+    """A session's org: the only org whose provider vouched for the caller."""
+
+    @property
+    def session(self) -> bool:
+        return self.source.startswith("ses_")
 
 
 class Actor(msgspec.Struct, frozen=True, kw_only=True):

@@ -31,6 +31,7 @@ __all__ = [
     "check_subject_pattern",
     "check_token_id",
     "check_trust_id",
+    "is_loopback_url",
     "shown",
 ]
 
@@ -190,6 +191,14 @@ def check_trust_id(value: str) -> str:
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
+def is_loopback_url(value: str) -> bool:
+    """Whether a URL names this machine (``localhost``, ``127.0.0.1`` or ``[::1]``)."""
+    try:
+        return urlsplit(value).hostname in _LOOPBACK_HOSTS
+    except ValueError:
+        return False
+
+
 def check_issuer(value: str) -> str:
     """An OpenID Connect issuer: an ``https`` URL (``http`` on this machine only) with no
     query, fragment or credentials, at most 500 characters; without a trailing slash
@@ -211,14 +220,22 @@ def check_issuer(value: str) -> str:
     return check_no_secret(value, "issuer")
 
 
+#: A trust's pattern names its subjects by this many characters at least before any ``*``.
+SUBJECT_PATTERN_PREFIX = 8
+
+
 def check_subject_pattern(value: str) -> str:
     """The subjects a trust accepts: printable, at most 500 characters, ``*`` for any run
-    of characters (``repo:acme/site:ref:refs/heads/*``); a lone ``*`` is refused, since a
-    trust in every subject of a shared issuer trusts everyone who uses that issuer."""
+    of characters (``repo:acme/site:ref:refs/heads/*``). Before its first ``*`` a pattern
+    spells out at least 8 characters (``repo:acme/``): an issuer is shared by everyone who
+    uses it, and ``*:ref:refs/heads/main`` or ``repo:*`` would trust all of them."""
     if not value or len(value) > 500 or not value.isprintable():
         raise ValueError("invalid subject pattern: 1 to 500 printable characters")
-    if not value.replace("*", "").strip(" :/"):
+    literal = value.partition("*")[0]
+    if "*" in value and len(literal.strip()) < SUBJECT_PATTERN_PREFIX:
         raise ValueError(
-            f"invalid subject pattern {shown(value)}: name the subjects to trust, not any"
+            f"invalid subject pattern {shown(value)}: name the subjects to trust, not any: "
+            f"spell out at least {SUBJECT_PATTERN_PREFIX} characters before the first *, "
+            "e.g. repo:acme/site:*"
         )
     return check_no_secret(value, "subject pattern")

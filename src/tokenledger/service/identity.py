@@ -61,7 +61,7 @@ def set_identity_provider(
         session_lifetime=session_lifetime,
     )
     with reader.view() as view:
-        authorise_provider_setting(view, actor, org, reader.now())
+        authorise_provider_setting(view, actor, org, command.issuer, reader.now())
         if not view.org_exists(org):
             raise NotFound(f"no org {org}")
         current = view.identity_provider(org)

@@ -20,6 +20,7 @@ second ``SessionStarted`` with that id is refused.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
 from datetime import datetime, timedelta
@@ -59,6 +60,8 @@ _CODE_TYPE = "login-code+jwt"
 _STATE_LIFETIME = timedelta(minutes=10)
 _CODE_LIFETIME = timedelta(minutes=2)
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: An S256 challenge: a SHA-256 digest in unpadded base64url, 43 characters.
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class LoginError(Exception):
@@ -97,7 +100,7 @@ def begin_login(
     back = _Redirect(redirect_uri, state)
     if challenge_method != "S256":
         raise LoginError("invalid_request", "code_challenge_method must be S256", back)
-    if not 43 <= len(challenge) <= 128 or not challenge.replace("-", "").replace("_", "").isalnum():
+    if not _CHALLENGE.fullmatch(challenge):
         raise LoginError("invalid_request", "code_challenge must be a PKCE S256 challenge", back)
     try:
         org = valid_org(org)
@@ -124,6 +127,7 @@ def begin_login(
             "exp": int((now + _STATE_LIFETIME).timestamp()),
             "org": org,
             "provider": provider.issuer,
+            "public_url": public_url.rstrip("/"),
             "nonce": nonce,
             "redirect_uri": redirect_uri,
             "state": state,
@@ -162,6 +166,10 @@ def finish_login(
     from tokenledger.service.oidc import OidcError
 
     login = _decode(keys, state, _STATE_TYPE, issuer, reader.now(), "login state")
+    if login.get("public_url") != public_url.rstrip("/"):
+        # The login began at another address than the one the provider came back to: a
+        # request with a forged Host header, whose code would go to the forger's "own page".
+        raise LoginError("invalid_request", "the login began at another address: start again")
     back = _Redirect(str(login["redirect_uri"]), str(login["state"]))
     if error is not None or not code:
         said = f": {shown(error_description)}" if error_description else ""
@@ -276,11 +284,16 @@ def _check_redirect_uri(redirect_uri: str, public_url: str) -> None:
     server's code page; nothing else, so a login is never sent to another site."""
     if redirect_uri == public_url.rstrip("/") + CODE_PAGE_PATH:
         return
+    refused = LoginError(
+        "invalid_request",
+        "redirect_uri must be http://127.0.0.1:<port>/... (the command line's loopback) "
+        f"or {public_url.rstrip('/')}{CODE_PAGE_PATH}",
+    )
     try:
         parts = urlsplit(redirect_uri)
         host, port = parts.hostname, parts.port
     except ValueError:
-        host, port = None, None
+        raise refused from None
     if (
         len(redirect_uri) > 200
         or parts.scheme != "http"
@@ -290,11 +303,7 @@ def _check_redirect_uri(redirect_uri: str, public_url: str) -> None:
         or parts.fragment
         or parts.username
     ):
-        raise LoginError(
-            "invalid_request",
-            "redirect_uri must be http://127.0.0.1:<port>/... (the command line's loopback) "
-            f"or {public_url.rstrip('/')}{CODE_PAGE_PATH}",
-        )
+        raise refused
 
 
 class _Redirect:

@@ -223,6 +223,7 @@ def _via(claims: dict[str, Any]) -> AccessVia:
             grants=_claimed_grants(claims.get("grants")),
             issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+            org=str(claims["org"]) if "sid" in claims and "org" in claims else None,
         )
     except (TypeError, ValueError, OverflowError, OSError):
         raise InvalidAccessToken("malformed") from None

@@ -558,7 +558,13 @@ class OidcClient:
         ):
             value = getattr(provider, name)
             if value is not None:
-                _check_url(value, f"the discovery document's {name}", query_allowed=True)
+                # A provider elsewhere may not send this server to its own machine's ports.
+                _check_url(
+                    value,
+                    f"the discovery document's {name}",
+                    query_allowed=True,
+                    loopback_allowed=_on_this_machine(issuer),
+                )
         return provider
 
     def _fetch_jwks(self, provider: Provider) -> JwkSet:
@@ -757,8 +763,16 @@ def _usable_key(jwk: object) -> bool:
     )
 
 
-def _check_url(url: str, what: str, *, query_allowed: bool) -> None:
-    """An ``https`` URL (``http`` to this machine only), without credentials or fragment."""
+def _on_this_machine(url: str) -> bool:
+    try:
+        return urlsplit(url).hostname in _LOOPBACK_HOSTS
+    except ValueError:
+        return False
+
+
+def _check_url(url: str, what: str, *, query_allowed: bool, loopback_allowed: bool = True) -> None:
+    """An ``https`` URL (``http`` to this machine only), without credentials or fragment;
+    none on this machine at all unless ``loopback_allowed``."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -780,6 +794,8 @@ def _check_url(url: str, what: str, *, query_allowed: bool) -> None:
         )
     if parts.scheme != "https" and not (parts.scheme == "http" and host in _LOOPBACK_HOSTS):
         raise OidcError("bad_discovery", f"the {what} {_shown(url)} must use https")
+    if host in _LOOPBACK_HOSTS and not loopback_allowed:
+        raise OidcError("bad_discovery", f"the {what} {_shown(url)} points at this machine")
 
 
 def _basic_authorization(client_id: str, client_secret: str) -> str:

@@ -14,6 +14,7 @@ from tokenledger.domain.authority import (
     may_see_account,
     may_see_grant,
     may_see_session,
+    may_see_token,
     require_known_org,
     require_operator,
     require_principal_visible,
@@ -165,7 +166,7 @@ def tokens_of(
     moment = reader.now() if at is None else ensure_utc(at)
     if at is not None:  # the tokens as they stood then
         tokens = state_at(reader.store, moment)[0].tokens_of(principal)
-    return [t for t in tokens if include_inactive or t.live(moment)]
+    return [t for t in tokens if (include_inactive or t.live(moment)) and may_see_token(actor, t)]
 
 
 def get_token(
@@ -179,6 +180,8 @@ def get_token(
         if token is None or owner not in (None, token.principal):
             raise NotFound(f"no token {token_id}" + (f" of {owner}" if owner else ""))
         require_token_access(view, actor, token.principal, reader.now())
+        if not may_see_token(actor, token):
+            raise PermissionDenied(f"{actor.label} may not see {token_id}: it lies outside its org")
         return token
 
 
