@@ -287,6 +287,7 @@ COMMANDS: dict[str, LazyCommand] = {
         "serve",
         "Serve the HTTP API (management, OAuth2 token, introspection, revocation).",
     ),
+    "sessions": _command("sessions", "sessions", "List and end users' login sessions."),
     "service-accounts": _command(
         "service_accounts",
         "service_accounts",

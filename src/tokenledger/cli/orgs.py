@@ -6,13 +6,21 @@ import click
 
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.grants import org_name
+from tokenledger.cli.lazy import LazyCommand, LazyGroup
 from tokenledger.cli.output import echo_json
 from tokenledger.cli.tokens import echo_revoked
 
 __all__ = ["orgs"]
 
 
-@click.group()
+@click.group(
+    cls=LazyGroup,
+    # How the org's members log in (cli/identity.py).
+    lazy_commands={
+        "get": LazyCommand("tokenledger.cli.identity", "get_org"),
+        "set-idp": LazyCommand("tokenledger.cli.identity", "set_idp"),
+    },
+)
 def orgs() -> None:
     """Create organizations and manage their members."""
 

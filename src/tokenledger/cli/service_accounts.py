@@ -23,7 +23,13 @@ def _permission(grant: Grant) -> dict[str, str]:
     "service-accounts",
     cls=LazyGroup,
     # The OAuth2 client credentials live with the signing keys (cli/keys.py).
-    lazy_commands={"credentials": LazyCommand("tokenledger.cli.keys", "credentials")},
+    lazy_commands={
+        "credentials": LazyCommand("tokenledger.cli.keys", "credentials"),
+        # Workload identity federation (cli/trusts.py).
+        "trust-issuer": LazyCommand("tokenledger.cli.trusts", "trust_issuer"),
+        "trusts": LazyCommand("tokenledger.cli.trusts", "trusts"),
+        "untrust-issuer": LazyCommand("tokenledger.cli.trusts", "untrust_issuer"),
+    },
 )
 def service_accounts() -> None:
     """Create, re-permission, delete and list service accounts."""

@@ -35,8 +35,11 @@ from tokenledger.domain.model import (
     Actor,
     ActorKind,
     ClientCredentialView,
+    IdentityProviderView,
+    IssuerTrustView,
     ResourceView,
     ServiceAccountView,
+    SessionView,
     TokenView,
     UserView,
 )
@@ -181,6 +184,20 @@ class RemoteLedger:
                 client_id = path_segment(command.client_id)
                 path = f"/v2/service_accounts/{account}/credentials/{client_id}"
                 return _Call("DELETE", path, params={"reason": command.reason})
+            case c.TrustIssuer():
+                path = f"/v2/service_accounts/{path_segment(command.account_id)}/trusts"
+                body = {
+                    "issuer": command.issuer,
+                    "subject": command.subject,
+                    "audience": command.audience,
+                }
+                return _Call("POST", path, body)
+            case c.UntrustIssuer():
+                path = f"/v2/service_accounts/{path_segment(command.account_id)}/trusts"
+                params = {"issuer": command.issuer, "subject": command.subject}
+                return _Call("DELETE", path, params=params)
+            case c.EndSession():
+                return _Call("DELETE", f"/v2/sessions/{path_segment(command.session_id)}")
         raise ValidationError(
             f"{type(command).__name__} is not a call the client makes to a server"
         )
@@ -292,6 +309,84 @@ class RemoteLedger:
         )
         return [_entry(record) for record in records]
 
+    # -- logging in: providers, trusts, sessions ---------------------------------------------
+
+    def set_identity_provider(
+        self,
+        actor: Actor,
+        keys: object,
+        *,
+        org: str,
+        issuer: str,
+        oidc_client_id: str,
+        client_secret: str | None = None,
+        session_lifetime: timedelta | None = None,
+    ) -> None:
+        """The server keeps the provider's secret with its own signing keys (``keys``, the
+        local key store, is not used)."""
+        body = {
+            "issuer": issuer,
+            "client_id": oidc_client_id,
+            "client_secret": client_secret,
+            "session_lifetime": _duration(session_lifetime),
+        }
+        self.client.call("PUT", f"/v2/orgs/{path_segment(org)}/identity-provider", json=body)
+
+    def identity_provider(self, actor: Actor, org: str) -> IdentityProviderView:
+        answer = self._get(f"/v2/orgs/{path_segment(org)}/identity-provider")
+        shown = convert(answer, _Provider, "an identity provider")
+        return IdentityProviderView(
+            org=shown.org,
+            issuer=shown.issuer,
+            oidc_client_id=shown.client_id,
+            client_secret=shown.client_secret,
+            session_lifetime=timedelta(seconds=shown.session_lifetime_seconds),
+            set_at=shown.set_at,
+        )
+
+    def issuer_trusts_of(
+        self, actor: Actor, account_id: str, *, include_withdrawn: bool = False
+    ) -> list[IssuerTrustView]:
+        path = f"/v2/service_accounts/{path_segment(account_id)}/trusts"
+        answer = self._get(path, include_withdrawn=include_withdrawn)
+        return [
+            IssuerTrustView(
+                trust_id=t.trust_id,
+                account_id=t.account_id,
+                issuer=t.issuer,
+                subject=t.subject,
+                audience=t.audience,
+                created_at=t.created_at,
+                expires_at=None,
+                revoked_at=t.withdrawn_at,
+                revoked_reason=t.withdrawn_reason,
+            )
+            for t in convert(answer, list[_Trust], "issuer trusts")
+        ]
+
+    def sessions_of(
+        self, actor: Actor, principal: str, *, include_ended: bool = False
+    ) -> list[SessionView]:
+        path = f"/v2/users/{path_segment(principal)}/sessions"
+        answer = self._get(path, include_ended=include_ended)
+        return [
+            SessionView(
+                session_id=s.session_id,
+                principal=s.principal,
+                org=s.org,
+                issuer=s.issuer,
+                subject="",  # the provider's subject for the user is not shown over HTTP
+                started_at=s.started_at,
+                expires_at=s.expires_at,
+                refresh_hash="",
+                generation=s.refreshes,
+                refreshed_at=s.refreshed_at,
+                revoked_at=s.ended_at,
+                revoked_reason=s.ended_reason,
+            )
+            for s in convert(answer, list[_Session], "sessions")
+        ]
+
     def explain_token(self, actor: Actor, token_id: str) -> Explanation:
         story = self.client.explain_token(token_id)
         return Explanation(
@@ -302,6 +397,39 @@ class RemoteLedger:
             root_cause=_entry(story.root_cause) if story.root_cause is not None else None,
             siblings=list(story.revoked_with_it),
         )
+
+
+class _Provider(msgspec.Struct):
+    org: str
+    issuer: str
+    client_id: str
+    client_secret: bool
+    session_lifetime_seconds: int
+    set_at: datetime
+
+
+class _Trust(msgspec.Struct):
+    trust_id: str
+    account_id: str
+    issuer: str
+    subject: str
+    audience: str
+    created_at: datetime
+    withdrawn_at: datetime | None
+    withdrawn_reason: str | None
+
+
+class _Session(msgspec.Struct):
+    session_id: str
+    principal: str
+    org: str
+    issuer: str
+    started_at: datetime
+    expires_at: datetime | None
+    refreshed_at: datetime | None
+    refreshes: int
+    ended_at: datetime | None
+    ended_reason: str | None
 
 
 class _Member(msgspec.Struct):

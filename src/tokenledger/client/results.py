@@ -211,7 +211,8 @@ def token_story(answer: Any) -> TokenStory:
         return audit_record(value) if value is not None else None
 
     return TokenStory(
-        token_id=convert(answer.get("token_id"), str, "a token's story"),
+        # A session's story (``audit explain ses_...``) is told in the same shape.
+        token_id=convert(answer.get("token_id", answer.get("session_id")), str, "a token's story"),
         principal=convert(answer.get("principal"), str, "a token's story"),
         status=convert(answer.get("status"), str, "a token's story"),
         story=tuple(audit_record(e) for e in convert(answer.get("story"), list, "a story")),

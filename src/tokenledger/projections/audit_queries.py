@@ -283,21 +283,13 @@ class Explanation:
         return self.token_id.startswith(_SESSION_PREFIX)
 
     def to_dict(self) -> dict[str, Any]:
-        if self.is_session:
-            ended = "ended" if self.revocation else "not ended"
-            return {
-                "session_id": self.token_id,
-                "principal": self.principal,
-                "status": ended,
-                "story": [entry.to_dict() for entry in self.story],
-                "end": self.revocation.to_dict() if self.revocation else None,
-                "root_cause": self.root_cause.to_dict() if self.root_cause else None,
-                "ended_with_it": self.siblings,
-            }
+        """The same keys for a token and a session (``revocation``: a session's end), but
+        the id's: ``token_id`` or ``session_id``."""
+        ended = ("ended", "not ended") if self.is_session else ("revoked", "not revoked")
         return {
-            "token_id": self.token_id,
+            ("session_id" if self.is_session else "token_id"): self.token_id,
             "principal": self.principal,
-            "status": "revoked" if self.revocation else "not revoked",
+            "status": ended[0] if self.revocation else ended[1],
             "story": [entry.to_dict() for entry in self.story],
             "revocation": self.revocation.to_dict() if self.revocation else None,
             "root_cause": self.root_cause.to_dict() if self.root_cause else None,

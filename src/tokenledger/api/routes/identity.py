@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tokenledger.api.deps import ERRORS, Correlation, State, command_out, run
+from tokenledger.api.deps import ERRORS, Correlation, State, command_fields, command_out, run
 from tokenledger.api.schemas import CommandOut
 from tokenledger.api.security import CurrentActor
 from tokenledger.domain import commands as c
@@ -107,6 +107,10 @@ class TrustOut(BaseModel):
     withdrawn_reason: str | None
 
 
+class CreatedTrustOut(TrustOut, CommandOut):
+    pass
+
+
 def _trust_out(trust: IssuerTrustView) -> TrustOut:
     return TrustOut(
         trust_id=trust.trust_id,
@@ -135,7 +139,9 @@ def list_trusts(
     return [_trust_out(trust) for trust in found]
 
 
-@router.post("/service_accounts/{account_id}/trusts", status_code=201, response_model=TrustOut)
+@router.post(
+    "/service_accounts/{account_id}/trusts", status_code=201, response_model=CreatedTrustOut
+)
 def create_trust(
     body: TrustIn,
     actor: CurrentActor,
@@ -143,7 +149,7 @@ def create_trust(
     correlation: Correlation,
     response: Response,
     account_id: str = _ACCOUNT,
-) -> TrustOut:
+) -> CreatedTrustOut:
     """Trust an issuer's ID tokens for a subject pattern and audience (admins of the
     account's project)."""
     command = c.build(
@@ -160,7 +166,7 @@ def create_trust(
         for t in state.ledger.issuer_trusts_of(actor, account_id, include_withdrawn=True)
         if t.trust_id == trust_id
     ]
-    return _trust_out(trust)
+    return CreatedTrustOut(**_trust_out(trust).model_dump(), **command_fields(result))
 
 
 @router.delete("/service_accounts/{account_id}/trusts", response_model=CommandOut)
