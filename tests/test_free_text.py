@@ -112,6 +112,33 @@ VALID: dict[type[c.Command], dict[str, Any]] = {
     c.RevokeAllTokens: {"principal": "ann@acme.io", "reason": "left"},
     c.IssueClientCredential: {"account_id": SA, "name": "deploy"},
     c.RevokeClientCredential: {"client_id": "cid_0000000000000000", "reason": "rotated"},
+    c.SetIdentityProvider: {
+        "org": "acme",
+        "issuer": "https://login.acme.example",
+        "oidc_client_id": "ledger",
+    },
+    c.StartSession: {
+        "session_id": "ses_" + "0" * 24,
+        "org": "acme",
+        "email": "ann@acme.io",
+        "issuer": "https://login.acme.example",
+        "subject": "00u1abcd",
+        "refresh_hash": "0" * 64,
+    },
+    c.RefreshSession: {"presented_hash": "0" * 64, "refresh_hash": "1" * 64},
+    c.EndSession: {"session_id": "ses_" + "0" * 24, "reason": "laptop lost"},
+    c.TrustIssuer: {
+        "account_id": SA,
+        "issuer": "https://token.actions.example",
+        "subject": "repo:acme/site:*",
+        "audience": "tokenledger",
+    },
+    c.UntrustIssuer: {
+        "account_id": SA,
+        "issuer": "https://token.actions.example",
+        "subject": "repo:acme/site:*",
+        "reason": "moved to another CI",
+    },
 }
 
 FREE_TEXT = [
@@ -140,12 +167,25 @@ TEXT_FIELDS: dict[str, list[str]] = {
     "grants": [f"acme/{LOWER}"],
     "name": [],  # free text, or a service account's name: see below
     "reason": [],
+    "oidc_client_id": [],  # free text
+    "audience": [],  # free text
+    "issuer": ["https://" + LOWER + ".example", "https://login.example/" + MIXED],
+    "subject": [],  # free text at a provider; a pattern of a trust: see below
+    "session_id": [MIXED, "ses_" + LOWER],
+    "refresh_hash": [MIXED],
+    "presented_hash": [MIXED],
 }
+
+#: Fields whose every value is free text.
+FREE_TEXT_FIELDS = ("name", "reason", "oidc_client_id", "audience")
 
 
 def hostile_values(command: type[c.Command], field: str) -> list[Any]:
-    if field in ("name", "reason") and command is not c.CreateServiceAccount:
+    free = field in FREE_TEXT_FIELDS or (field == "subject" and command is c.StartSession)
+    if free and command is not c.CreateServiceAccount:
         return [template.format(s=secret) for template in FREE_TEXT for secret in (MIXED, LOWER)]
+    if field == "subject":  # a trust's pattern
+        return ["repo:acme/" + MIXED + ":*", "repo:" + LOWER]
     if command is c.CreateServiceAccount and field == "name":
         return [LOWER]
     if field == "grants":

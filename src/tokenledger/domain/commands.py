@@ -301,7 +301,7 @@ class StartSession(Command):
     org: OrgName
     email: Email
     issuer: Issuer
-    subject: Annotated[str, Field(min_length=1, max_length=255)]
+    subject: Annotated[str, _free_text(255, "subject"), Field(min_length=1)]
     refresh_hash: SecretHash
 
 
