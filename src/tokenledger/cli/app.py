@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tokenledger.cli.defaults import DEFAULT_DATABASE_URL
+from tokenledger.cli.defaults import DEFAULT_DATABASE_URL, DEFAULT_ISSUER, ISSUER_ENV
 from tokenledger.cli.lazy import LazyCommand, LazyGroup
 from tokenledger.errors import (
     Conflict,
@@ -140,9 +140,21 @@ class CliContext:
 
             return REMOTE_CALLER
         secret = os.environ.get(TOKEN_ENV, "").strip()
-        if secret:
-            return self._database_ledger().authenticate(secret)
-        return Actor.operator(_os_user())
+        if not secret:
+            return Actor.operator(_os_user())
+        ledger = self._database_ledger()
+        from tokenledger.domain.secrets import looks_like_jwt
+
+        if looks_like_jwt(secret):
+            # An access token (a session's, a client credential's): checked with the signing
+            # keys the server uses for this database, and the issuer it signs as.
+            from tokenledger.service.keys import KeyStore
+            from tokenledger.store import parse_database_url
+
+            keys = KeyStore.from_environment(parse_database_url(self.database_url))
+            issuer = os.environ.get(ISSUER_ENV, "").strip() or DEFAULT_ISSUER
+            return ledger.authenticate_access_token(secret, keys.ring(), issuer=issuer)
+        return ledger.authenticate(secret)
 
     def require_operator(self, action: str) -> None:
         """Maintenance commands are the operator's: a caller acting through a token (in
