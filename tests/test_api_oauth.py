@@ -50,6 +50,7 @@ def test_a_client_gets_a_short_lived_jwt(api: Api) -> None:
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
     assert claims["sub"] == SA
     assert claims["org"] == "acme"
+    assert claims["groups"] == []
     assert claims["client_id"] == client_id
     assert claims["iss"] == ISSUER
     assert claims["exp"] - claims["iat"] == 3600

@@ -116,6 +116,7 @@ def issue_access_token(
         "iss": issuer,
         "sub": account.account_id,
         "org": account.org,
+        "groups": [],  # a service account holds no role; a session's token names the user's
         "client_id": credential.client_id,
         "jti": jti,
         "iat": int(now.timestamp()),
