@@ -72,6 +72,7 @@ __all__ = [
     "DEFAULT_EXPIRY",
     "Context",
     "Mint",
+    "administered_account",
     "decide",
 ]
 
@@ -386,16 +387,8 @@ def _set_service_account_permission(
 def _delete_service_account(
     cmd: c.DeleteServiceAccount, view: LedgerView, ctx: Context
 ) -> list[Event]:
-    forbid_service_accounts(ctx.actor, "manage service accounts")
-    require_principal_visible(view, ctx.actor, cmd.account_id, ctx.now)
-    account = _require_account(view, cmd.account_id)
-    require_level(
-        view,
-        ctx.actor,
-        account.permission.resource,
-        Level.ADMIN,
-        ctx.now,
-        f"delete {account.account_id}",
+    account = administered_account(
+        view, ctx, cmd.account_id, "manage service accounts", f"delete {cmd.account_id}"
     )
     detail = f"service account {account.account_id} deleted by {ctx.actor.label}"
     return [
@@ -640,16 +633,12 @@ def _issue_client_credential(
     (possibly narrower) tokens is not enough."""
     if ctx.mint is None:
         raise TypeError("issuing a client credential needs a mint")
-    forbid_service_accounts(ctx.actor, "issue client credentials")
-    require_principal_visible(view, ctx.actor, cmd.account_id, ctx.now)
-    account = _require_account(view, cmd.account_id)
-    require_level(
+    account = administered_account(
         view,
-        ctx.actor,
-        account.permission.resource,
-        Level.ADMIN,
-        ctx.now,
-        f"issue client credentials for {account.account_id}",
+        ctx,
+        cmd.account_id,
+        "issue client credentials",
+        f"issue client credentials for {cmd.account_id}",
     )
     if cmd.no_expiry:
         if account.permission.rank is Level.ADMIN:
@@ -809,6 +798,20 @@ def _require_active_user(view: LedgerView, email: str) -> None:
         raise NotFound(f"no user {email}")
     if user.disabled:
         raise Conflict(f"user {email} is disabled")
+
+
+def administered_account(
+    view: LedgerView, ctx: Context, account_id: str, kind_of_act: str, act: str
+) -> ServiceAccountView:
+    """The live account ``account_id``, for a person with admin on its project (or an
+    operator): what its deletion, its client credentials and its issuer trusts need, since
+    each reaches the account's whole permission. ``kind_of_act`` says what a service account
+    may not do, ``act`` what needs the admin level."""
+    forbid_service_accounts(ctx.actor, kind_of_act)
+    require_principal_visible(view, ctx.actor, account_id, ctx.now)
+    account = _require_account(view, account_id)
+    require_level(view, ctx.actor, account.permission.resource, Level.ADMIN, ctx.now, act)
+    return account
 
 
 def _require_account(view: LedgerView, account_id: str) -> ServiceAccountView:

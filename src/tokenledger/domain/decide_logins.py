@@ -14,15 +14,12 @@ from tokenledger.domain import commands as c
 from tokenledger.domain.authority import (
     authorise_provider_setting,
     authorise_session_management,
-    forbid_service_accounts,
-    require_level,
     require_login,
-    require_principal_visible,
     require_remote_issuer,
     standing,
 )
 from tokenledger.domain.cascades import end_sessions
-from tokenledger.domain.decide import Context, _require_account, _require_org, decide
+from tokenledger.domain.decide import Context, _require_org, administered_account, decide
 from tokenledger.domain.events import (
     Event,
     IdentityProviderSet,
@@ -34,7 +31,6 @@ from tokenledger.domain.events import (
     SessionStarted,
 )
 from tokenledger.domain.model import MAX_SESSION_LIFETIME, LedgerView, ServiceAccountView
-from tokenledger.domain.permissions import Level
 from tokenledger.errors import Conflict, NotFound, PermissionDenied
 
 __all__ = ["trust_id_for"]
@@ -182,28 +178,23 @@ def trust_id_for(account_id: str, issuer: str, subject: str, created: str) -> st
     return "wif_" + digest[:24]
 
 
-def _require_account_admin(
+def _trusting_account(
     cmd: c.TrustIssuer | c.UntrustIssuer, view: LedgerView, ctx: Context
 ) -> ServiceAccountView:
-    forbid_service_accounts(ctx.actor, "manage issuer trusts")
-    require_principal_visible(view, ctx.actor, cmd.account_id, ctx.now)
-    account = _require_account(view, cmd.account_id)
-    require_level(
+    return administered_account(
         view,
-        ctx.actor,
-        account.permission.resource,
-        Level.ADMIN,
-        ctx.now,
-        f"manage the issuer trusts of {account.account_id}",
+        ctx,
+        cmd.account_id,
+        "manage issuer trusts",
+        f"manage the issuer trusts of {cmd.account_id}",
     )
-    return account
 
 
 @decide.register
 def _trust_issuer(cmd: c.TrustIssuer, view: LedgerView, ctx: Context) -> list[Event]:
     """Authorised like issuing a client credential: what the trust obtains carries the
     account's whole permission."""
-    account = _require_account_admin(cmd, view, ctx)
+    account = _trusting_account(cmd, view, ctx)
     require_remote_issuer(ctx.actor, cmd.issuer)
     for trust in view.issuer_trusts_of(account.account_id):
         if not trust.revoked and (trust.issuer, trust.subject) == (cmd.issuer, cmd.subject):
@@ -225,7 +216,7 @@ def _trust_issuer(cmd: c.TrustIssuer, view: LedgerView, ctx: Context) -> list[Ev
 
 @decide.register
 def _untrust_issuer(cmd: c.UntrustIssuer, view: LedgerView, ctx: Context) -> list[Event]:
-    account = _require_account_admin(cmd, view, ctx)
+    account = _trusting_account(cmd, view, ctx)
     withdrawn = [
         trust
         for trust in view.issuer_trusts_of(account.account_id)

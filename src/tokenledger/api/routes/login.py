@@ -11,7 +11,8 @@ these routes only speak HTTP.
 from __future__ import annotations
 
 import html
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -22,6 +23,9 @@ from tokenledger.api.introspection import NO_STORE
 from tokenledger.api.state import ApiState
 from tokenledger.errors import PermissionDenied, StorageError
 from tokenledger.service.login import CALLBACK_PATH, CODE_PAGE_PATH, LoginError
+
+if TYPE_CHECKING:
+    from tokenledger.service.keys import KeyRing
 
 __all__ = ["router"]
 
@@ -74,10 +78,10 @@ async def authorize(
     """Start a login: on to the org's identity provider (a 303), or a page saying why not."""
     if response_type != "code":
         return _page("Login refused", "<p>unsupported_response_type: use code</p>", 400)
-    try:
-        keys = state.signing_keys()
-        target = await run_in_threadpool(
-            state.ledger.begin_login,
+    return await _browser_step(
+        state,
+        "started",
+        lambda keys: state.ledger.begin_login(
             keys,
             state.oidc(),
             issuer=state.settings.issuer,
@@ -88,13 +92,23 @@ async def authorize(
             challenge=code_challenge,
             challenge_method=code_challenge_method,
             state=state_,
-        )
+        ),
+    )
+
+
+async def _browser_step(state: ApiState, outcome: str, step: Callable[[KeyRing], str]) -> Response:
+    """Run a step of the login (off the event loop: it calls the provider) and send the
+    browser where it says; a refusal to the command line or, failing a trusted address, to
+    the browser itself."""
+    try:
+        keys = state.signing_keys()
+        target = await run_in_threadpool(step, keys)
     except LoginError as exc:
         state.metrics.count("logins", "refused")
         return _refused(exc)
     except (PermissionDenied, StorageError) as exc:
         return _unavailable(str(exc))
-    state.metrics.count("logins", "started")
+    state.metrics.count("logins", outcome)
     return RedirectResponse(target, status_code=303, headers=NO_STORE)
 
 
@@ -108,10 +122,10 @@ async def callback(
     error_description: OptionalParam = None,
 ) -> Response:
     """The provider's answer: on to the command line with a one-time code (a 303)."""
-    try:
-        keys = state.signing_keys()
-        target = await run_in_threadpool(
-            state.ledger.finish_login,
+    return await _browser_step(
+        state,
+        "vouched",
+        lambda keys: state.ledger.finish_login(
             keys,
             state.oidc(),
             issuer=state.settings.issuer,
@@ -120,14 +134,8 @@ async def callback(
             code=code,
             error=error,
             error_description=error_description,
-        )
-    except LoginError as exc:
-        state.metrics.count("logins", "refused")
-        return _refused(exc)
-    except (PermissionDenied, StorageError) as exc:
-        return _unavailable(str(exc))
-    state.metrics.count("logins", "vouched")
-    return RedirectResponse(target, status_code=303, headers=NO_STORE)
+        ),
+    )
 
 
 @router.get(CODE_PAGE_PATH.removeprefix("/oauth2"), response_class=HTMLResponse)
