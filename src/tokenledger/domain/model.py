@@ -335,15 +335,16 @@ class LedgerView(Protocol):
         ...
 
     def sessions_of(self, principal: str) -> Sequence[SessionView]:
-        """Every session of the user, ended ones included; by id."""
+        """Every session of the user, ended ones included; oldest first."""
         ...
 
     def sessions_in_org(self, org: str) -> Sequence[SessionView]:
-        """Every session started through the org's provider, ended ones included; by id."""
+        """Every session started through the org's provider, ended ones included; oldest
+        first."""
         ...
 
     def issuer_trust(self, trust_id: str) -> IssuerTrustView | None: ...
 
     def issuer_trusts_of(self, account_id: str) -> Sequence[IssuerTrustView]:
-        """Every issuer trust of the service account, withdrawn ones included; by id."""
+        """Every issuer trust of the service account, withdrawn ones included; oldest first."""
         ...

@@ -141,16 +141,21 @@ class LedgerState:
         return self.sessions.get(session_id) if session_id is not None else None
 
     def sessions_of(self, principal: str) -> Sequence[SessionView]:
-        return [s for _, s in sorted(self.sessions.items()) if s.principal == principal]
+        return _oldest_first(s for s in self.sessions.values() if s.principal == principal)
 
     def sessions_in_org(self, org: str) -> Sequence[SessionView]:
-        return [s for _, s in sorted(self.sessions.items()) if s.org == org]
+        return _oldest_first(s for s in self.sessions.values() if s.org == org)
 
     def issuer_trust(self, trust_id: str) -> IssuerTrustView | None:
         return self.trusts.get(trust_id)
 
     def issuer_trusts_of(self, account_id: str) -> Sequence[IssuerTrustView]:
-        return [t for _, t in sorted(self.trusts.items()) if t.account_id == account_id]
+        found = [t for t in self.trusts.values() if t.account_id == account_id]
+        return sorted(found, key=lambda t: (t.created_at, t.trust_id))
+
+
+def _oldest_first(found: Iterable[SessionView]) -> list[SessionView]:
+    return sorted(found, key=lambda s: (s.started_at, s.session_id))
 
 
 @singledispatch

@@ -113,12 +113,16 @@ class LoginViews:
         query = (
             sa.select(sessions)
             .where(sessions.c.principal == principal)
-            .order_by(sessions.c.session_id)
+            .order_by(sessions.c.started_at, sessions.c.session_id)
         )
         return [_session(row) for row in self.connection.execute(query)]
 
     def sessions_in_org(self, org: str) -> list[SessionView]:
-        query = sa.select(sessions).where(sessions.c.org == org).order_by(sessions.c.session_id)
+        query = (
+            sa.select(sessions)
+            .where(sessions.c.org == org)
+            .order_by(sessions.c.started_at, sessions.c.session_id)
+        )
         return [_session(row) for row in self.connection.execute(query)]
 
     def issuer_trust(self, trust_id: str) -> IssuerTrustView | None:
@@ -129,6 +133,6 @@ class LoginViews:
         query = (
             sa.select(issuer_trusts)
             .where(issuer_trusts.c.account_id == account_id)
-            .order_by(issuer_trusts.c.trust_id)
+            .order_by(issuer_trusts.c.created_at, issuer_trusts.c.trust_id)
         )
         return [_trust(row) for row in self.connection.execute(query)]
