@@ -29,8 +29,11 @@ NOT_FOR_SQLITE_READS = (
     "alembic",
     "psycopg",
     "httpx",
+    "jwt",  # signing keys and OpenID Connect load with an access token or a login only
+    "cryptography",
     "tokenledger.api",
     "tokenledger.client",
+    "tokenledger.service.oidc",
 )
 
 # Runs each argv of argv[1] (a JSON list) through the command line in this one process, then

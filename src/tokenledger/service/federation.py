@@ -15,8 +15,6 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import jwt
-
 from tokenledger.domain.authority import admitting_trust
 from tokenledger.domain.model import IssuedAccessToken
 from tokenledger.domain.names import check_issuer, check_service_account_id, shown
@@ -124,6 +122,8 @@ def exchange_token(
 
 def _unverified_issuer(token: str) -> str:
     """The ``iss`` a token claims, read only to know whose keys to check it with."""
+    import jwt  # PyJWT loads with the first exchange, not with every ledger
+
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
