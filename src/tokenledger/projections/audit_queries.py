@@ -10,7 +10,6 @@ pages, newest first by default.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,6 +72,8 @@ class AuditQuery:
 def _unknown_event_type(name: str) -> str:
     """The closest event types by name, or the kinds there are (the whole list is longer
     than one line)."""
+    import difflib  # only for this message
+
     known = sorted(e.event_types())
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     if close:

@@ -34,7 +34,7 @@ from tokenledger.domain.model import (
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explanation
-from tokenledger.service import audit, federation, identity, login, oauth, queries, sessions
+from tokenledger.service import audit, oauth, queries
 from tokenledger.service.answers import DEFAULT_VERIFY_STALENESS, TokenAnswers
 from tokenledger.service.commands import CommandResult, run_command
 from tokenledger.service.oauth import DEFAULT_ACCESS_TOKEN_LIFETIME
@@ -250,6 +250,8 @@ class Ledger:
     def exchange_token(
         self, subject_token: str, account_id: str, keys: KeyRing, oidc: OidcClient, *, issuer: str
     ) -> IssuedAccessToken:
+        from tokenledger.service import federation  # loaded on first use
+
         return federation.exchange_token(
             self, keys, oidc, issuer=issuer, subject_token=subject_token, account_id=account_id
         )
@@ -270,6 +272,8 @@ class Ledger:
         challenge_method: str,
         state: str,
     ) -> str:
+        from tokenledger.service import login  # loaded on first use
+
         return login.begin_login(
             self,
             keys,
@@ -296,6 +300,8 @@ class Ledger:
         error: str | None,
         error_description: str | None,
     ) -> str:
+        from tokenledger.service import login  # loaded on first use
+
         return login.finish_login(
             self,
             keys,
@@ -318,6 +324,8 @@ class Ledger:
         redirect_uri: str,
         client_id: str,
     ) -> SessionTokens:
+        from tokenledger.service import login  # loaded on first use
+
         return login.redeem_login_code(
             self,
             self.execute,
@@ -330,11 +338,15 @@ class Ledger:
         )
 
     def refresh_session(self, refresh_token: str, keys: KeyRing, *, issuer: str) -> SessionTokens:
+        from tokenledger.service import sessions  # loaded on first use
+
         return sessions.refresh_session(
             self, self.execute, keys, issuer=issuer, refresh_token=refresh_token
         )
 
     def log_out(self, refresh_token: str) -> CommandResult | None:
+        from tokenledger.service import sessions  # loaded on first use
+
         return sessions.end_session_by_refresh_token(self, self.execute, refresh_token)
 
     def set_identity_provider(
@@ -348,6 +360,8 @@ class Ledger:
         client_secret: str | None = None,
         session_lifetime: timedelta | None = None,
     ) -> CommandResult | None:
+        from tokenledger.service import identity  # loaded on first use
+
         return identity.set_identity_provider(
             self,
             self.execute,
@@ -361,6 +375,8 @@ class Ledger:
         )
 
     def identity_provider(self, actor: Actor, org: str) -> IdentityProviderView:
+        from tokenledger.service import identity  # loaded on first use
+
         return identity.identity_provider(self, actor, org)
 
     def issuer_trusts_of(
