@@ -401,9 +401,28 @@ def test_an_answer_for_another_login_is_refused(
     served: Served, browser: Browser, credentials: Path
 ) -> None:
     browser.tamper = {"state": "not-this-login"}
-    result = log_in(served, browser)
-    refused_login(result, 4, "state differs")
+    result = log_in(served, browser, "--timeout", "3")
+    # The loopback takes only its own login's answer and goes on waiting for it.
+    refused_login(result, 4, "no answer from the browser within 3 s")
     assert load_credentials(credentials) is None
+    assert browser.landed[0].status_code == 400
+    assert "Not this login" in browser.landed[0].text
+
+
+def test_a_browser_launcher_that_waits_for_the_browser_still_logs_in(
+    served: Served, browser: Browser, credentials: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``$BROWSER`` set to a terminal browser: ``webbrowser.open`` returns only once the
+    browser is done, so the loopback must already be answering."""
+
+    def open_and_wait(url: str, *args: Any, **kwargs: Any) -> bool:
+        browser.follow(url)
+        return True
+
+    monkeypatch.setattr(webbrowser, "open", open_and_wait)
+    result = log_in(served, browser, "--timeout", "20")
+    assert result.exit_code == 0, result.output
+    assert load_credentials(credentials) is not None
 
 
 @pytest.mark.parametrize(

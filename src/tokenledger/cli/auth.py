@@ -139,6 +139,7 @@ def login_command(
 
             with LoopbackReceiver() as receiver:
                 login = begin_login(chosen, org, receiver.redirect_uri)
+                receiver.expect(login.state)
                 click.echo(f"Logging in to {chosen} through {org}'s identity provider.", err=True)
                 click.echo(f"If no browser opens, visit: {login.url}", err=True)
                 webbrowser.open(login.url)

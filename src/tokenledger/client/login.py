@@ -16,7 +16,6 @@ import html
 import http.server
 import secrets
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -117,14 +116,18 @@ _DONE = (
 
 
 class LoopbackReceiver:
-    """A one-request HTTP server on ``127.0.0.1:<free port>`` for the browser's redirect.
+    """An HTTP server on ``127.0.0.1:<free port>`` for the browser's redirect, answering on a
+    thread of its own from the start: a browser launcher that waits for the browser (``w3m``,
+    ``lynx`` in ``$BROWSER``) must find it answering.
 
-    Only ``GET /callback`` counts; anything else (a favicon) is answered 404 and ignored.
-    Nothing it receives is logged: the query holds a code.
+    Only ``GET /callback`` with the expected ``state`` counts (``expect``): anything else (a
+    favicon, a request from another program on this machine) is refused and the receiver goes
+    on waiting. Nothing it receives is logged: the query holds a code.
     """
 
     def __init__(self) -> None:
         self._answer: dict[str, str] | None = None
+        self._state: str | None = None
         self._received = threading.Event()
         receiver = self
 
@@ -135,43 +138,57 @@ class LoopbackReceiver:
                     self.send_error(404)
                     return
                 answer = dict(parse_qsl(parts.query, keep_blank_values=True))
+                expected = receiver._state
+                if expected is None or not secrets.compare_digest(
+                    answer.get("state", ""), expected
+                ):
+                    self._page(400, "Not this login", "The command line waits for another one.")
+                    return
                 if "error" in answer:
                     title = "Login failed"
                     detail = html.escape(answer.get("error_description") or answer["error"])
                 else:
                     title, detail = "Logged in to TokenLedger", "The command line has the code."
+                self._page(200, title, detail)
+                receiver._answer = answer
+                receiver._received.set()
+
+            def _page(self, status: int, title: str, detail: str) -> None:
                 body = _DONE.format(title=title, detail=detail).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Cache-Control", "no-store")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-                receiver._answer = answer
-                receiver._received.set()
 
             def log_message(self, format: str, *args: Any) -> None:
                 return  # never log the query: it holds the code
 
         self._server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
         self.redirect_uri = f"http://127.0.0.1:{self._server.server_address[1]}{CALLBACK}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
+        self._thread.start()
+
+    def expect(self, state: str) -> None:
+        """The ``state`` of the login started: only its answer is taken."""
+        self._state = state
 
     def wait(self, timeout: float) -> dict[str, str]:
         """The callback's query; ``PermissionDenied`` when none came within ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while not self._received.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise PermissionDenied(
-                    f"no answer from the browser within {timeout:g} s: run 'tokenledger auth "
-                    "login' again (or 'tokenledger auth login --no-browser')"
-                )
-            self._server.timeout = min(left, 1.0)
-            self._server.handle_request()
+        if not self._received.wait(timeout):
+            raise PermissionDenied(
+                f"no answer from the browser within {timeout:g} s: run 'tokenledger auth "
+                "login' again (or 'tokenledger auth login --no-browser')"
+            )
         assert self._answer is not None
         return self._answer
 
     def close(self) -> None:
+        self._server.shutdown()
+        self._thread.join(5)
         self._server.server_close()
 
     def __enter__(self) -> LoopbackReceiver:
