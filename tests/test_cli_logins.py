@@ -209,3 +209,29 @@ def test_sessions_are_listed_and_ended(url: str) -> None:
     assert json.loads(explained.stdout)["status"] == "ended"
     assert_one_line_error(cli_run(url, "sessions", "end", SESSION), 5, "ended already")
     assert_one_line_error(cli_run(url, "sessions", "end", "ses_nope"), 2, "session id")
+
+
+def test_what_needs_the_database_never_reads_the_credentials_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A corrupt credentials file (or a saved login) stops the commands that would use it,
+    not those that work on the database anyway."""
+    from click.testing import CliRunner
+
+    from tokenledger.cli import cli
+
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text("{not json")
+    credentials.chmod(0o600)
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "TOKENLEDGER_CREDENTIALS_PATH": str(credentials),
+        "TOKENLEDGER_DATABASE_URL": None,
+        "TOKENLEDGER_SERVER": None,
+        "TOKENLEDGER_TOKEN": None,
+    }
+    upgraded = CliRunner().invoke(cli, ["db", "upgrade"], env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert (tmp_path / "tokenledger.db").exists()
+    listed = CliRunner().invoke(cli, ["users", "list"], env=env)
+    assert_one_line_error(listed, 7, "cannot be read")

@@ -343,11 +343,16 @@ def cli(ctx: click.Context, database_url: str, server: str | None) -> None:
     name, rest = ctx.meta.get(_COMMAND_WORDS, (None, []))
     if name == "auth":
         return  # logging in and out names its server itself
-    context.server = _chosen_server(ctx, server)
+    database_only = _database_only(name, rest)
+    asked_for_a_server = server is not None and bool(server.strip())
+    # A command that needs the database works on it whatever a login saved: only a server
+    # asked for (--server, TOKENLEDGER_SERVER) is refused, and the credentials file is not read.
+    context.server = (
+        None if database_only and not asked_for_a_server else _chosen_server(ctx, server)
+    )
     if context.server is not None:
-        refused = _database_only(name, rest)
-        if refused is not None:
-            raise needs_the_database(refused)
+        if database_only is not None:
+            raise needs_the_database(database_only)
         return
     # A malformed URL fails before any command runs. Not when a command is only asked for
     # its help, which needs no database (and checking would import SQLAlchemy): a command
