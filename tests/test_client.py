@@ -293,13 +293,17 @@ def test_the_access_token_is_cached_in_a_private_file_without_the_secret(
     forget_all()
     assert fetched() == token  # another process: the file
     assert running.issued_access_tokens() == before + 1
-    digest = hashlib.sha256(f"{running.base}\n{client_id}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{running.base}\n{client_id}\n{client_secret}".encode()).hexdigest()
     cached = tmp_path / "tl" / f"access-{digest}.json"
     assert stat.S_IMODE(cached.stat().st_mode) == 0o600
     content = cached.read_text()
     assert set(json.loads(content)) == {"token", "expires_at"}
     assert client_secret not in content
     assert client_id not in content
+    # A wrong secret for the same client gets nothing from the cache: the server refuses it.
+    monkeypatch.setenv("TOKENLEDGER_CLIENT_SECRET", "tlc_" + "A" * 38)
+    with pytest.raises(PermissionDenied), Auth() as wrong:
+        _ = wrong.token
 
 
 def test_a_refused_client_credential_is_permission_denied(running: Running) -> None:

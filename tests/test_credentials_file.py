@@ -187,40 +187,49 @@ def test_times_without_a_zone_are_utc(tmp_path: Path) -> None:
 # -- the access-token cache of client credentials ------------------------------------------
 
 
-def test_the_cache_keeps_a_token_per_server_and_client(tmp_path: Path, open_umask: None) -> None:
+def test_the_cache_keeps_a_token_per_server_client_and_secret(
+    tmp_path: Path, open_umask: None
+) -> None:
     forget_all()
     cache = AccessTokenCache(tmp_path / "dir")
     now = datetime(2026, 1, 1, tzinfo=UTC)
     token = AccessToken(token=JWT, expires_at=datetime(2026, 1, 1, 1, tzinfo=UTC))
-    cache.put("https://a", "cid_1", token)
-    path = cache.path("https://a", "cid_1")
+    secret = "tlc_" + "A" * 38
+    key = cache.key("https://a", "cid_1", secret)
+    cache.put(key, token)
+    path = cache.path(key)
     assert path.name.startswith("access-")
     assert len(path.name) == len("access-") + 64 + len(".json")
+    assert secret not in path.name
+    assert secret not in path.read_text()
     assert mode(path) == 0o600
     assert mode(path.parent) == 0o700
     assert json.loads(path.read_text()) == {"token": JWT, "expires_at": "2026-01-01T01:00:00+00:00"}
-    assert cache.get("https://a", "cid_1", now, 500) == token
-    assert cache.get("https://b", "cid_1", now, 500) is None
-    assert cache.get("https://a", "cid_2", now, 500) is None
+    assert cache.get(key, now, 500) == token
+    assert cache.get(cache.key("https://b", "cid_1", secret), now, 500) is None
+    assert cache.get(cache.key("https://a", "cid_2", secret), now, 500) is None
+    # A wrong secret never meets the token the right one got.
+    assert cache.get(cache.key("https://a", "cid_1", "tlc_" + "B" * 38), now, 500) is None
     forget_all()  # as a new process would: from the file
-    assert cache.get("https://a", "cid_1", now, 500) == token
+    assert cache.get(key, now, 500) == token
     # Within the leeway of its expiry, it is not handed out any more.
     late = datetime(2026, 1, 1, 0, 52, tzinfo=UTC)
-    assert cache.get("https://a", "cid_1", late, 500) is None
+    assert cache.get(key, late, 500) is None
 
 
 def test_an_unreadable_cache_file_is_ignored_and_replaced(tmp_path: Path) -> None:
     forget_all()
     cache = AccessTokenCache(tmp_path)
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    path = cache.path("https://a", "cid_1")
+    key = cache.key("https://a", "cid_1", "tlc_" + "A" * 38)
+    path = cache.path(key)
     path.write_text("garbage")
     path.chmod(0o600)
-    assert cache.get("https://a", "cid_1", now, 500) is None
+    assert cache.get(key, now, 500) is None
     path.chmod(0o644)
-    assert cache.get("https://a", "cid_1", now, 500) is None
+    assert cache.get(key, now, 500) is None
     token = AccessToken(token=JWT, expires_at=datetime(2026, 1, 1, 1, tzinfo=UTC))
-    cache.put("https://a", "cid_1", token)
+    cache.put(key, token)
     assert mode(path) == 0o600
     forget_all()
-    assert cache.get("https://a", "cid_1", now, 500) == token
+    assert cache.get(key, now, 500) == token

@@ -215,13 +215,14 @@ class Auth:
         assert self._client_secret is not None
         server = self._server_or_fail()
         cache = AccessTokenCache(self.credentials_path.parent)
-        cached = None if force else cache.get(server, self.client_id, now, self.leeway)
+        key = cache.key(server, self.client_id, self._client_secret)
+        cached = None if force else cache.get(key, now, self.leeway)
         if cached is not None:
             return cached.token
         answer = client_credentials_grant(self.http(), self.client_id, self._client_secret)
         expires_at = now + timedelta(seconds=answer.expires_in)
         token = AccessToken(token=answer.access_token, expires_at=expires_at)
-        cache.put(server, self.client_id, token)
+        cache.put(key, token)
         return answer.access_token
 
     def _session_token(self, now: datetime, *, force: bool) -> str:

@@ -1,10 +1,11 @@
 """Access tokens obtained with client credentials, kept until they near their expiry.
 
-A process asks the token endpoint once per (server, client id) and reuses the answer; so do
-later processes of the same user, through a file per client beside the credentials file:
-``access-<SHA-256 of server and client id>.json``, mode 0600, holding the access token and
-its expiry, never the client secret. The file is a cache: one that cannot be read is
-ignored and written anew.
+A process asks the token endpoint once per (server, client id, client secret) and reuses the
+answer; so do later processes of the same user, through a file per client beside the
+credentials file: ``access-<SHA-256 of server, client id and secret>.json``, mode 0600,
+holding the access token and its expiry, never the client secret. The secret is part of the
+key so that a wrong (or revoked and replaced) secret never meets a token the right one got.
+The file is a cache: one that cannot be read is ignored and written anew.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tokenledger.errors import StorageError
 
 __all__ = ["AccessTokenCache", "forget_all"]
 
-_memory: dict[tuple[str, str], AccessToken] = {}
+_memory: dict[str, AccessToken] = {}
 _memory_lock = threading.Lock()
 
 
@@ -32,27 +33,31 @@ class AccessTokenCache:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def path(self, server: str, client_id: str) -> Path:
-        digest = hashlib.sha256(f"{server}\n{client_id}".encode()).hexdigest()
-        return self.directory / f"access-{digest}.json"
+    @staticmethod
+    def key(server: str, client_id: str, client_secret: str) -> str:
+        """The cache's key: a digest, so that neither memory nor a file name holds the secret."""
+        return hashlib.sha256(f"{server}\n{client_id}\n{client_secret}".encode()).hexdigest()
 
-    def get(self, server: str, client_id: str, now: datetime, leeway: float) -> AccessToken | None:
+    def path(self, key: str) -> Path:
+        return self.directory / f"access-{key}.json"
+
+    def get(self, key: str, now: datetime, leeway: float) -> AccessToken | None:
         """A cached token valid for more than ``leeway`` seconds, else None."""
         with _memory_lock:
-            held = _memory.get((server, client_id))
+            held = _memory.get(key)
         if held is not None and held.fresh(now, leeway):
             return held
-        stored = self._read(self.path(server, client_id))
+        stored = self._read(self.path(key))
         if stored is not None and stored.fresh(now, leeway):
             with _memory_lock:
-                _memory[(server, client_id)] = stored
+                _memory[key] = stored
             return stored
         return None
 
-    def put(self, server: str, client_id: str, token: AccessToken) -> None:
+    def put(self, key: str, token: AccessToken) -> None:
         with _memory_lock:
-            _memory[(server, client_id)] = token
-        write_private(self.path(server, client_id), encode(token))
+            _memory[key] = token
+        write_private(self.path(key), encode(token))
 
     @staticmethod
     def _read(path: Path) -> AccessToken | None:
