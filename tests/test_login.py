@@ -384,10 +384,13 @@ def test_logging_out_ends_the_session(api: Api, provider: OidcProvider) -> None:
     assert ended.reason == "logged_out"
     assert api.client.get("/v2/whoami", headers=bearer(body["access_token"])).status_code == 401
     oauth_error(refresh(api, body["refresh_token"]), "invalid_grant")
-    # Logging out twice is answered like the first time, and appends nothing.
+    # Logging out twice is answered like the first time, and appends nothing; so is a
+    # mistyped refresh token, which needs no Authorization header either.
     before = head_position(api.ledger)
     again = api.client.post("/oauth2/revoke", data={"token": body["refresh_token"]})
     assert again.status_code == 200
+    mistyped = body["refresh_token"][:-1] + ("A" if body["refresh_token"][-1] != "A" else "B")
+    assert api.client.post("/oauth2/revoke", data={"token": mistyped}).status_code == 200
     assert head_position(api.ledger) == before
 
 

@@ -35,9 +35,9 @@ def set_identity_provider(
 ) -> CommandResult | None:
     """Record ``IdentityProviderSet`` and keep ``client_secret`` with the signing keys.
 
-    The actor's authority is checked before the key file is touched. Giving only a new
-    secret for the provider already set (rotating it) keeps the secret and records nothing:
-    ``None``.
+    The actor's authority is checked before anything is done, and the secret is kept once
+    the event is recorded. Giving only a new secret for the provider already set (rotating
+    it) keeps the secret and records nothing: ``None``.
     """
     from tokenledger.domain import commands as c  # pydantic loads with the first command
 
@@ -65,14 +65,25 @@ def set_identity_provider(
         if not view.org_exists(org):
             raise NotFound(f"no org {org}")
         current = view.identity_provider(org)
-    if client_secret is not None and keys is not None:
-        keys.set_provider_secret(org, client_secret)
     try:
-        return execute(command, actor)
+        result = execute(command, actor)
     except Conflict:
         if client_secret is not None and current is not None and current.client_secret:
-            return None  # the same provider, a new secret: kept, nothing to record
+            _keep(keys, org, client_secret)  # the same provider, a new secret: nothing to record
+            return None
         raise
+    # Kept once the event is recorded (a refused command leaves the old secret in force); if
+    # keeping it fails, giving the same provider and secret again keeps it.
+    if client_secret is not None:
+        _keep(keys, org, client_secret)
+    elif keys is not None and not keys.read_only:
+        keys.set_provider_secret(org, None)  # a provider without one: forget the old one
+    return result
+
+
+def _keep(keys: KeyStore | None, org: str, client_secret: str) -> None:
+    assert keys is not None  # checked above
+    keys.set_provider_secret(org, client_secret)
 
 
 def identity_provider(reader: Reader, actor: Actor, org: str) -> IdentityProviderView:

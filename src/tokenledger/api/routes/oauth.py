@@ -47,7 +47,7 @@ from tokenledger.api.security import (
 from tokenledger.api.state import ApiState
 from tokenledger.domain.model import Introspection, IssuedAccessToken
 from tokenledger.domain.permissions import Level
-from tokenledger.domain.secrets import MAX_JWT_LENGTH, is_refresh_token, looks_like_jwt
+from tokenledger.domain.secrets import MAX_JWT_LENGTH, TokenKind, looks_like_jwt
 from tokenledger.errors import InvalidGrant, PermissionDenied, StorageError, ValidationError
 from tokenledger.service.federation import (
     ISSUED_TOKEN_TYPE,
@@ -355,7 +355,9 @@ def revoke(
             "access tokens expire by themselves: end their session or revoke the client "
             "credential that obtained them",
         )
-    if is_refresh_token(presented):
+    if presented.startswith(TokenKind.REFRESH.prefix):
+        # Holding a refresh token is authority enough to end its session; a mistyped or
+        # unknown one ends nothing and is answered alike (RFC 7009 2.2).
         result = state.ledger.log_out(presented)
     else:
         actor = current_actor(bearer, state)
