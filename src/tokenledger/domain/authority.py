@@ -55,6 +55,7 @@ __all__ = [
     "authorise_session_management",
     "authorise_token_management",
     "forbid_service_accounts",
+    "groups_of",
     "may",
     "may_see",
     "may_see_account",
@@ -341,6 +342,18 @@ def admitting_trust(
         ):
             return trust
     return None
+
+
+def groups_of(view: LedgerView, principal: str, org: str | None = None) -> tuple[str, ...]:
+    """A principal's roles as ``org:role`` (inside ``org`` only, when given: a session's
+    org); a service account holds none."""
+    if is_service_account_id(principal):
+        return ()
+    return tuple(
+        f"{name}:{role}"
+        for name, role in sorted(view.memberships(principal).items())
+        if org is None or name == org
+    )
 
 
 def subject_matches(pattern: str, subject: str) -> bool:

@@ -162,6 +162,10 @@ class SessionView(_Credential, frozen=True, kw_only=True):
     generation: int
     refreshed_at: datetime | None = None
 
+    def status(self, now: datetime) -> str:
+        """``ended``, ``expired`` or ``active``: what listings show."""
+        return "ended" if self.revoked else "expired" if self.expired(now) else "active"
+
 
 class IssuerTrustView(_Credential, frozen=True, kw_only=True):
     """A service account's trust in an external issuer's ID tokens (``revoked_at``: when

@@ -11,14 +11,14 @@ they obtained. Like a client credential's access token, an exchange appends no e
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tokenledger.domain.authority import admitting_trust
 from tokenledger.domain.model import IssuedAccessToken
 from tokenledger.domain.names import check_issuer, check_service_account_id, shown
 from tokenledger.errors import InvalidGrant
+from tokenledger.service.oauth import sign_access_token
 from tokenledger.service.reading import Reader
 
 if TYPE_CHECKING:
@@ -88,21 +88,18 @@ def exchange_token(
         trust = admitting_trust(trusts, identity.issuer, identity.subject, (audience,))
         if trust is None:
             continue
-        expires_at = now + EXCHANGED_TOKEN_LIFETIME
-        grants = (account.permission,)
-        claims: dict[str, Any] = {
-            "iss": issuer,
-            "sub": account.account_id,
-            "org": account.org,
-            "groups": [],
-            "client_id": trust.trust_id,
-            "act": {"iss": identity.issuer, "sub": identity.subject},
-            "jti": uuid.uuid4().hex,
-            "iat": int(now.timestamp()),
-            "exp": int(expires_at.timestamp()),
-            "scope": " ".join(str(g) for g in grants),
-            "grants": [{"resource": g.resource, "level": g.level} for g in grants],
-        }
+        issued = sign_access_token(
+            keys,
+            issuer=issuer,
+            principal=account.account_id,
+            org=account.org,
+            groups=(),
+            client_id=trust.trust_id,
+            grants=(account.permission,),
+            now=now,
+            expires_at=now + EXCHANGED_TOKEN_LIFETIME,
+            act={"iss": identity.issuer, "sub": identity.subject},
+        )
         logger.info(
             "access token of %s exchanged for an ID token of %s (subject %s) through %s",
             account.account_id,
@@ -110,13 +107,7 @@ def exchange_token(
             identity.subject,
             trust.trust_id,
         )
-        return IssuedAccessToken(
-            access_token=keys.sign(claims),
-            expires_in=int(EXCHANGED_TOKEN_LIFETIME.total_seconds()),
-            scope=claims["scope"],
-            jti=claims["jti"],
-            expires_at=expires_at,
-        )
+        return issued
     raise refused
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "introspect_access_token",
     "issue_access_token",
     "revoke_presented",
+    "sign_access_token",
 ]
 
 #: How long an access token from ``issue_access_token`` lives unless told otherwise.
@@ -110,32 +111,63 @@ def issue_access_token(
     expires_at = now + lifetime
     if credential.expires_at is not None and credential.expires_at < expires_at:
         expires_at = credential.expires_at
-    jti = uuid.uuid4().hex
-    scope_text = " ".join(str(g) for g in grants)
-    claims: dict[str, Any] = {
-        "iss": issuer,
-        "sub": account.account_id,
-        "org": account.org,
-        "groups": [],  # a service account holds no role; a session's token names the user's
-        "client_id": credential.client_id,
-        "jti": jti,
-        "iat": int(now.timestamp()),
-        "exp": int(expires_at.timestamp()),
-        "scope": scope_text,
-        "grants": [{"resource": g.resource, "level": g.level} for g in grants],
-    }
-    token = keys.sign(claims)
+    issued = sign_access_token(
+        keys,
+        issuer=issuer,
+        principal=account.account_id,
+        org=account.org,
+        groups=(),  # a service account holds no role
+        client_id=credential.client_id,
+        grants=grants,
+        now=now,
+        expires_at=expires_at,
+    )
     logger.info(
         "access token %s issued to %s through client %s until %s",
-        jti,
+        issued.jti,
         account.account_id,
         credential.client_id,
         expires_at.isoformat(),
     )
+    return issued
+
+
+def sign_access_token(
+    keys: KeyRing,
+    *,
+    issuer: str,
+    principal: str,
+    org: str,
+    groups: tuple[str, ...],
+    client_id: str,
+    grants: tuple[Grant, ...],
+    now: datetime,
+    expires_at: datetime,
+    **more: Any,
+) -> IssuedAccessToken:
+    """Every access token this ledger signs, whatever obtained it (a client credential, a
+    session, an exchange): one set of claims, which resource servers read and ``_via``
+    reads back. ``client_id`` names what obtained it unless ``more`` holds a session's
+    ``sid``."""
+    jti = uuid.uuid4().hex
+    scope = " ".join(str(g) for g in grants)
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": principal,
+        "org": org,
+        "groups": list(groups),
+        "client_id": client_id,
+        "jti": jti,
+        "iat": int(now.timestamp()),
+        "exp": int(expires_at.timestamp()),
+        "scope": scope,
+        "grants": [{"resource": g.resource, "level": g.level} for g in grants],
+        **more,
+    }
     return IssuedAccessToken(
-        access_token=token,
+        access_token=keys.sign(claims),
         expires_in=max(0, int(expires_at.timestamp()) - int(now.timestamp())),
-        scope=scope_text,
+        scope=scope,
         jti=jti,
         expires_at=expires_at,
     )

@@ -10,6 +10,7 @@ import msgspec
 
 from tokenledger.clock import ensure_utc
 from tokenledger.domain.authority import (
+    groups_of,
     may_see,
     may_see_account,
     may_see_grant,
@@ -274,21 +275,16 @@ def who_is(reader: Reader, actor: Actor) -> Identity:
     via = actor.via
     session = None
     with reader.view() as view:
-        if via is not None and via.source.startswith("ses_"):
+        if via is not None and via.session:
             session = view.session(via.source)
+        scope = session.org if session is not None else None
+        groups = groups_of(view, actor.principal, scope)
         if is_service_account_id(actor.principal):
             org: str | None = service_account_org(actor.principal)
-            groups: tuple[str, ...] = ()
         else:
-            roles = view.memberships(actor.principal)
-            org = session.org if session is not None else None
-            if org is None and len(roles) == 1:
-                org = next(iter(roles))
-            groups = tuple(
-                f"{name}:{role}"
-                for name, role in sorted(roles.items())
-                if session is None or name == session.org
-            )
+            orgs = sorted(view.memberships(actor.principal))
+            # A session's org; else the user's org when there is only one to name.
+            org = scope if scope is not None else orgs[0] if len(orgs) == 1 else None
         if via is None and actor.token_id is not None:
             token = view.token(actor.token_id)
             expires = token.expires_at if token is not None else None

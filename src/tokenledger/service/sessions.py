@@ -10,13 +10,12 @@ signing an access token changes no state and appends none.
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from tokenledger.domain.authority import session_grants
+from tokenledger.domain.authority import groups_of, session_grants
 from tokenledger.domain.events import SessionEnded
 from tokenledger.domain.model import Actor, ActorKind, SessionView
 from tokenledger.domain.secrets import (
@@ -27,6 +26,7 @@ from tokenledger.domain.secrets import (
 )
 from tokenledger.errors import Conflict, InvalidGrant, NotFound
 from tokenledger.service.commands import CommandResult
+from tokenledger.service.oauth import sign_access_token
 from tokenledger.service.reading import Reader
 
 if TYPE_CHECKING:
@@ -180,31 +180,28 @@ def _tokens(
         if session is None:  # pragma: no cover (just recorded in this process)
             raise InvalidGrant("the session is gone")
         grants = session_grants(view, session.principal, session.org)
-        role = view.memberships(session.principal).get(session.org)
+        groups = groups_of(view, session.principal, session.org)
     # A session always ends (``SessionStarted`` carries its end); the fallback is for types.
     session_ends = session.expires_at or now + SESSION_ACCESS_TOKEN_LIFETIME
-    expires_at = min(now + SESSION_ACCESS_TOKEN_LIFETIME, session_ends)
-    scope = " ".join(str(g) for g in grants)
-    claims: dict[str, Any] = {
-        "iss": issuer,
-        "sub": session.principal,
-        "email": session.principal,
-        "org": session.org,
-        "groups": [f"{session.org}:{role}"] if role is not None else [],
-        "sid": session.session_id,
-        "client_id": LOGIN_CLIENT_ID,
-        "jti": uuid.uuid4().hex,
-        "iat": int(now.timestamp()),
-        "exp": int(expires_at.timestamp()),
-        "scope": scope,
-        "grants": [{"resource": g.resource, "level": g.level} for g in grants],
-    }
+    issued = sign_access_token(
+        keys,
+        issuer=issuer,
+        principal=session.principal,
+        org=session.org,
+        groups=groups,
+        client_id=LOGIN_CLIENT_ID,
+        grants=grants,
+        now=now,
+        expires_at=min(now + SESSION_ACCESS_TOKEN_LIFETIME, session_ends),
+        email=session.principal,
+        sid=session.session_id,
+    )
     return SessionTokens(
-        access_token=keys.sign(claims),
-        expires_in=max(0, int(expires_at.timestamp()) - int(now.timestamp())),
-        expires_at=expires_at,
+        access_token=issued.access_token,
+        expires_in=issued.expires_in,
+        expires_at=issued.expires_at,
         refresh_token=refresh_token,
-        scope=scope,
+        scope=issued.scope,
         session_id=session.session_id,
         session_expires_at=session_ends,
         org=session.org,

@@ -45,13 +45,12 @@ class SessionOut(BaseModel):
 
 
 def _session_out(session: SessionView, now: datetime) -> SessionOut:
-    status = "ended" if session.revoked else "expired" if session.expired(now) else "active"
     return SessionOut(
         session_id=session.session_id,
         principal=session.principal,
         org=session.org,
         issuer=session.issuer,
-        status=status,
+        status=session.status(now),
         started_at=session.started_at,
         expires_at=session.expires_at,
         refreshed_at=session.refreshed_at,
