@@ -42,7 +42,7 @@ def list_command(obj: CliContext, email: str, include_ended: bool, as_json: bool
     ledger = obj.ledger()
     found = ledger.sessions_of(obj.actor(), email, include_ended=include_ended)
     now = ledger.now()
-    rows = [(s, "ended" if s.revoked else "expired" if s.expired(now) else "active") for s in found]
+    rows = [(session, session.status(now)) for session in found]
     if as_json:
         echo_json([_session_dict(session, status) for session, status in rows])
         return
