@@ -542,3 +542,18 @@ def test_client_credentials_in_the_environment_give_an_access_token(
     assert answer["access_token"].count(".") == 2
     assert answer["token_type"] == "Bearer"
     assert body["client_secret"] not in result.stdout
+
+
+def test_auth_header_and_auth_token_h_take_what_tokenledger_token_may_hold(
+    credentials: Path,
+) -> None:
+    """A ledger token's secret or an access token (a JWT); a mistyped secret is refused in
+    one line by both, without being shown."""
+    jwt_like = "eyJhbGciOiJFZERTQSJ9." + "e30" + "." + "A" * 86
+    for command in (["auth", "header"], ["auth", "token", "-H"]):
+        shown = CliRunner().invoke(cli, command, env={"TOKENLEDGER_TOKEN": jwt_like})
+        assert shown.exit_code == 0, shown.output
+        assert shown.stdout == f"Authorization: Bearer {jwt_like}\n"
+        refused = CliRunner().invoke(cli, command, env={"TOKENLEDGER_TOKEN": "tlp_mistyped"})
+        assert_one_line_error(refused, 2, "malformed")
+        assert "tlp_mistyped" not in refused.output

@@ -236,6 +236,7 @@ def token_command(obj: CliContext, server: str | None, as_header: bool, as_json:
     fixed = os.environ.get(TOKEN_ENV, "").strip()
     expires_at: datetime | None = None
     if fixed:
+        _check_presentable(fixed)
         token = fixed
     else:
         from tokenledger.client.auth import Auth
@@ -322,6 +323,15 @@ def logout_command(obj: CliContext, server: str | None, as_json: bool) -> None:
 # -- header ------------------------------------------------------------------------------------
 
 
+def _check_presentable(token: str) -> None:
+    """A ledger token's secret (checked: a mistyped one fails here, without being shown) or
+    an access token (a JWT, which the server checks): what ``TOKENLEDGER_TOKEN`` may hold."""
+    from tokenledger.domain.secrets import looks_like_jwt
+
+    if not looks_like_jwt(token):
+        parse_secret(token)
+
+
 @auth.command("header")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def header_command(as_json: bool) -> None:
@@ -329,7 +339,7 @@ def header_command(as_json: bool) -> None:
     secret = os.environ.get(TOKEN_ENV, "").strip()
     if not secret:
         raise ValidationError(f"{TOKEN_ENV} is not set: export a token's secret in it first")
-    parse_secret(secret)  # a malformed or mistyped secret fails here, without being shown
+    _check_presentable(secret)
     if as_json:
         echo_json({"Authorization": f"Bearer {secret}"})
     else:
