@@ -323,6 +323,17 @@ def test_logout_ends_the_session_at_the_server_and_here(
     assert_one_line_error(run("orgs", "list"), 4, "not logged in: run 'tokenledger auth login")
 
 
+def test_a_session_ended_elsewhere_says_to_log_in_again(
+    served: Served, browser: Browser, credentials: Path
+) -> None:
+    assert log_in(served, browser).exit_code == 0
+    before = saved(credentials)
+    assert before.session is not None
+    ok("sessions", "end", before.session.session_id)  # by the session's own user
+    refused = run("orgs", "list")
+    assert_one_line_error(refused, 4, "the session has ended; log in again")
+
+
 def unreachable_session(path: Path, session_id: str) -> str:
     """A saved session whose server is gone (a closed port); its address."""
     dead = f"http://127.0.0.1:{free_port()}"
@@ -516,10 +527,11 @@ def test_a_wrong_pasted_code_is_refused_in_one_line(
 
 
 def test_a_token_in_the_environment_is_printed_as_it_is(credentials: Path) -> None:
-    assert ok("auth", "token", token="tlp_given").stdout == "tlp_given\n"
-    assert (
-        ok("auth", "token", "-H", token="tlp_given").stdout == "Authorization: Bearer tlp_given\n"
-    )
+    from tokenledger.domain.secrets import TokenKind, generate_secret
+
+    given = generate_secret(TokenKind.PERSONAL)
+    assert ok("auth", "token", token=given).stdout == f"{given}\n"
+    assert ok("auth", "token", "-H", token=given).stdout == f"Authorization: Bearer {given}\n"
 
 
 def test_client_credentials_in_the_environment_give_an_access_token(

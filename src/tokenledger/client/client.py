@@ -47,7 +47,7 @@ from tokenledger.domain.model import (
     is_service_account_id,
 )
 from tokenledger.domain.permissions import Grant
-from tokenledger.errors import ValidationError
+from tokenledger.errors import PermissionDenied, ValidationError
 
 __all__ = ["Client", "GrantSpec"]
 
@@ -126,9 +126,17 @@ class Client:
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         """One authenticated call; its decoded JSON answer."""
-        return self._http.call(
-            method, path, bearer=self.auth.token, json=json, params=params, headers=headers
-        )
+        try:
+            return self._http.call(
+                method, path, bearer=self.auth.token, json=json, params=params, headers=headers
+            )
+        except PermissionDenied as refused:
+            if self.auth.mode == "session" and "access token is not valid" in str(refused):
+                # The session ended (logged out elsewhere, ended by an admin or a cascade).
+                raise PermissionDenied(
+                    f"{refused}: the session has ended; log in again with 'tokenledger auth login'"
+                ) from None
+            raise
 
     def whoami(self) -> dict[str, Any]:
         """``GET /v2/whoami``: who the server takes the caller for."""
