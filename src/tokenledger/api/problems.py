@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -135,8 +136,21 @@ def describe_request_errors(exc: RequestValidationError) -> str:
     errors = exc.errors()
     if not errors:
         return "invalid request"
-    first = errors[0]
-    location = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    # A body that fits none of a route's shapes (native, Aruna's) fails each: tell what the
+    # nearest shape (the one with the fewest problems) found, and there a field it does not
+    # know before one it missed.
+    shapes: dict[object, list[Any]] = {}
+    for error in errors:
+        where = tuple(error.get("loc", ()))
+        shape = where[1] if len(where) > 2 and where[0] == "body" else None
+        shapes.setdefault(shape, []).append(error)
+    nearest = min(shapes.values(), key=len) if len(shapes) > 1 else list(errors)
+    unknown = [e for e in nearest if e.get("type") == "extra_forbidden"]
+    first = unknown[0] if unknown else nearest[0]
+    parts = list(first.get("loc", ()))
+    if len(shapes) > 1 and len(parts) > 2:
+        del parts[1]  # the shape's own name (a model class) says nothing to a caller
+    location = ".".join(str(part) for part in parts if part != "body")
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     if first.get("type") == "json_invalid":
         return "the request body is not valid JSON"

@@ -302,6 +302,8 @@ def token_out(token: TokenView, now: datetime) -> TokenOut:
 class IssuedTokenOut(TokenOut, CommandOut):
     secret: str = Field(description="Shown once: the ledger keeps only its SHA-256 hash.")
     correlation_id: str
+    token: dict[str, Any] = Field(description="The token as Aruna's clients read it.")
+    tokenSecret: str = Field(description="The secret again, under Aruna's name.")
 
 
 # -- OAuth2 -------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from enum import IntEnum
 import msgspec
 
 __all__ = [
+    "ARUNA_LEVEL_PREFIX",
     "Grant",
     "Level",
     "covers",
@@ -21,6 +22,10 @@ __all__ = [
     "org_of",
     "parent_of",
 ]
+
+
+#: Aruna's names for levels: ``PERMISSION_LEVEL_`` and ours in capitals.
+ARUNA_LEVEL_PREFIX = "PERMISSION_LEVEL_"
 
 
 class Level(IntEnum):
@@ -37,11 +42,23 @@ class Level(IntEnum):
 
     @classmethod
     def parse(cls, text: str) -> Level:
+        """A level by its name (``read``), in any case, or by Aruna's (``PERMISSION_LEVEL_READ``,
+        its API's enum): one rule for every place a level is given."""
+        name = text.strip().upper()
+        if name.startswith(ARUNA_LEVEL_PREFIX):
+            name = name.removeprefix(ARUNA_LEVEL_PREFIX)
         try:
-            return cls[text.strip().upper()]
+            return cls[name]
         except KeyError:
             names = ", ".join(level.label for level in cls)
-            raise ValueError(f"unknown level {text!r}: use one of {names}") from None
+            raise ValueError(
+                f"unknown level {text!r}: use one of {names} (or Aruna's PERMISSION_LEVEL_READ ...)"
+            ) from None
+
+    @property
+    def aruna_name(self) -> str:
+        """The level as Aruna's API names it (``PERMISSION_LEVEL_WRITE``)."""
+        return ARUNA_LEVEL_PREFIX + self.name
 
 
 class Grant(msgspec.Struct, frozen=True, order=True):

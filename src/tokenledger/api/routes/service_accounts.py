@@ -3,8 +3,11 @@ credentials (``/v2/service_accounts/{id}/credentials``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Query, Response
 
+from tokenledger.api.aruna import ArunaCreateServiceAccountIn, aruna_service_account
 from tokenledger.api.deps import ERRORS, Correlation, State, command_fields, command_out, run
 from tokenledger.api.schemas import (
     CommandOut,
@@ -28,7 +31,7 @@ router = APIRouter(prefix="/v2/service_accounts", tags=["service_accounts"], res
 
 
 class CreatedServiceAccountOut(ServiceAccountOut, CommandOut):
-    pass
+    serviceAccount: dict[str, Any]
 
 
 class PermissionChangedOut(CommandOut):
@@ -40,20 +43,16 @@ class PermissionChangedOut(CommandOut):
 
 @router.post("", status_code=201, response_model=CreatedServiceAccountOut)
 def create_service_account(
-    body: CreateServiceAccountIn,
+    body: CreateServiceAccountIn | ArunaCreateServiceAccountIn,
     actor: CurrentActor,
     state: State,
     correlation: Correlation,
     response: Response,
 ) -> CreatedServiceAccountOut:
-    """Create a service account with one permission on a project (admin there)."""
-    command = c.build(
-        c.CreateServiceAccount,
-        name=body.name,
-        org=body.org,
-        resource=body.resource,
-        level=body.level,
-    )
+    """Create a service account with one permission on a project (admin there). Aruna's body
+    (``{"name", "projectId", "permissionLevel"}``) is taken too."""
+    fields = body.native() if isinstance(body, ArunaCreateServiceAccountIn) else body.model_dump()
+    command = c.build(c.CreateServiceAccount, **fields)
     result = run(state, command, actor, correlation, response)
     created = result.outcome.account_created
     assert created is not None  # a CreateServiceAccount records one
@@ -66,7 +65,9 @@ def create_service_account(
         created_at=result.records[0].recorded_at,
     )
     return CreatedServiceAccountOut(
-        **service_account_out(account).model_dump(), **command_fields(result)
+        **service_account_out(account).model_dump(),
+        **command_fields(result),
+        serviceAccount=aruna_service_account(account.account_id, account.name, account.permission),
     )
 
 

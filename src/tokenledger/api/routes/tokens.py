@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 from fastapi import APIRouter, Path, Query, Response
 
+from tokenledger.api.aruna import ArunaIssueTokenIn, aruna_token
 from tokenledger.api.deps import (
     ERRORS,
     Correlation,
@@ -25,6 +26,7 @@ from tokenledger.api.deps import (
 )
 from tokenledger.api.schemas import (
     CommandOut,
+    GrantIn,
     IssuedTokenOut,
     IssueTokenIn,
     TokenOut,
@@ -87,14 +89,22 @@ def principal_tokens_router(prefix: str, parameter: str, tag: str) -> APIRouter:
 
     @tokens.post("", status_code=201, response_model=IssuedTokenOut, name=f"issue_{tag}_token")
     def issue(
-        body: IssueTokenIn,
+        body: IssueTokenIn | ArunaIssueTokenIn,
         actor: CurrentActor,
         state: State,
         correlation: Correlation,
         response: Response,
         principal: str = Path(alias=parameter, max_length=400),
     ) -> IssuedTokenOut:
-        """Issue a token; its secret is in this answer and nowhere else, ever."""
+        """Issue a token; its secret is in this answer and nowhere else, ever. Aruna's body
+        (``{"permission": {"projectId" ... "permissionLevel"}, "name", "expiresAt"}``) is
+        taken too, and the answer carries Aruna's ``token`` and ``tokenSecret``."""
+        if isinstance(body, ArunaIssueTokenIn):
+            body = IssueTokenIn(
+                grants=[GrantIn(**body.permission.grant())],
+                name=body.name,
+                expires_at=body.expiresAt,
+            )
         command = c.build(c.IssueToken, **_issue_fields(checked(principal), body))
         result = run(state, command, actor, correlation, response)
         issued, secret = result.issued, result.secret
@@ -111,7 +121,20 @@ def principal_tokens_router(prefix: str, parameter: str, tag: str) -> APIRouter:
             parent_id=issued.parent_id,
         )
         out = token_out(token, issued.issued_at)
-        return IssuedTokenOut(**out.model_dump(), secret=secret, **command_fields(result))
+        aruna = aruna_token(
+            token.token_id,
+            token.name,
+            format_timestamp(token.issued_at),
+            format_timestamp(token.expires_at) if token.expires_at else None,
+            token.grants,
+        )
+        return IssuedTokenOut(
+            **out.model_dump(),
+            secret=secret,
+            **command_fields(result),
+            token=aruna,
+            tokenSecret=secret,
+        )
 
     @tokens.get("", response_model=list[TokenOut], name=f"list_{tag}_tokens")
     def list_(
