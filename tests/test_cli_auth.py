@@ -6,6 +6,7 @@ redirects a person's browser would."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -239,6 +240,10 @@ def test_a_login_keeps_the_session_and_later_commands_use_it(
     status = ok("auth", "status")
     assert f"principal:    {ANN}" in status.stdout
     assert f"the server knows you as {ANN} (acme:admin)" in status.stdout
+    assert f"ACL subjects: user:{ANN} org:acme group:acme:admin" in status.stdout
+    assert "namespace:    " + hashlib.sha1(ANN.encode(), usedforsecurity=False).hexdigest() in (
+        status.stdout
+    )
     document = json.loads(ok("auth", "status", "--json").stdout)
     assert document["session_id"] == found.session.session_id
     assert document["confirmed"]["sub"] == ANN

@@ -7,6 +7,7 @@ session's end.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,6 +95,10 @@ def test_a_login_starts_a_session_with_an_access_token_and_a_refresh_token(
     assert claims["org"] == "acme"
     assert claims["groups"] == ["acme:admin"]
     assert claims["sid"] == body["session_id"]
+    # Descartes' identity: a stable namespace and the ACL subjects, in the token and whoami.
+    namespace = hashlib.sha1(ANN.encode(), usedforsecurity=False).hexdigest()
+    assert claims["namespace"] == namespace
+    assert claims["acl_subjects"] == [f"user:{ANN}", "org:acme", "group:acme:admin"]
     assert claims["grants"] == [{"resource": "acme", "level": "admin"}]
 
     who = api.client.get("/v2/whoami", headers=bearer(body["access_token"])).json()
@@ -101,6 +106,8 @@ def test_a_login_starts_a_session_with_an_access_token_and_a_refresh_token(
     assert who["org"] == "acme"
     assert who["groups"] == ["acme:admin"]
     assert who["session_id"] == body["session_id"]
+    assert who["namespace"] == namespace
+    assert who["acl_subjects"] == claims["acl_subjects"]
     # The session's access token manages what its user may, as a ledger token would.
     members = api.client.get("/v2/orgs/acme/members", headers=bearer(body["access_token"]))
     assert members.status_code == 200, members.text

@@ -202,6 +202,8 @@ def status_command(obj: CliContext, server: str | None, as_json: bool) -> None:
     if confirmed is not None:
         groups = ", ".join(confirmed.get("groups") or []) or "no roles"
         click.echo(f"the server knows you as {confirmed.get('sub')} ({groups})")
+        click.echo(f"namespace:    {confirmed.get('namespace')}")
+        click.echo(f"ACL subjects: {' '.join(confirmed.get('acl_subjects') or [])}")
     else:
         click.echo(f"not confirmed by the server: {problem}")
 

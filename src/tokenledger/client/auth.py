@@ -40,6 +40,7 @@ from tokenledger.client.oauth import client_credentials_grant
 from tokenledger.client.sessions import fresh_session, login_hint
 from tokenledger.client.token_cache import AccessTokenCache
 from tokenledger.client.urls import SERVER_ENV, server_url
+from tokenledger.domain.identity import acl_subjects, namespace_of
 from tokenledger.domain.secrets import parse_secret
 from tokenledger.errors import PermissionDenied, ValidationError
 
@@ -269,20 +270,19 @@ class Auth:
     @property
     def namespace(self) -> str:
         """A stable id of the principal: the SHA-1 hex digest of ``sub``."""
-        return hashlib.sha1(self._subject().encode(), usedforsecurity=False).hexdigest()
+        return namespace_of(self._subject())
 
     @property
     def all_acl_subjects(self) -> list[str]:
         """``user:<sub>``, ``org:<org>`` and ``group:<g>`` for each of its groups."""
         claims = self.payload
-        subjects = [f"user:{self._subject(claims)}"]
         org = claims.get("org")
-        if isinstance(org, str) and org:
-            subjects.append(f"org:{org}")
         groups = claims.get("groups")
-        if isinstance(groups, list):
-            subjects.extend(f"group:{g}" for g in groups if isinstance(g, str))
-        return subjects
+        return acl_subjects(
+            self._subject(claims),
+            org if isinstance(org, str) else None,
+            [g for g in groups if isinstance(g, str)] if isinstance(groups, list) else [],
+        )
 
     def _subject(self, claims: dict[str, Any] | None = None) -> str:
         sub = (claims if claims is not None else self.payload).get("sub")

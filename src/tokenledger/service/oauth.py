@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from tokenledger.domain.authority import TokenAnswer, access_token_view, answer_token, standing
+from tokenledger.domain.identity import acl_subjects, namespace_of
 from tokenledger.domain.model import (
     AccessVia,
     Actor,
@@ -162,6 +163,8 @@ def sign_access_token(
         "exp": int(expires_at.timestamp()),
         "scope": scope,
         "grants": [{"resource": g.resource, "level": g.level} for g in grants],
+        "namespace": namespace_of(principal),
+        "acl_subjects": acl_subjects(principal, org, groups),
         **more,
     }
     return IssuedAccessToken(

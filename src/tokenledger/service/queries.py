@@ -22,6 +22,7 @@ from tokenledger.domain.authority import (
     require_reader,
     require_token_access,
 )
+from tokenledger.domain.identity import acl_subjects, namespace_of
 from tokenledger.domain.model import (
     Actor,
     ClientCredentialView,
@@ -268,6 +269,14 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
     session_id: str | None = None
     session_expires_at: datetime | None = None
     exp: datetime | None = None
+
+    @property
+    def namespace(self) -> str:
+        return namespace_of(self.sub)
+
+    @property
+    def acl_subjects(self) -> list[str]:
+        return acl_subjects(self.sub, self.org, self.groups)
 
 
 def who_is(reader: Reader, actor: Actor) -> Identity:

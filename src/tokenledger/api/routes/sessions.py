@@ -20,6 +20,8 @@ router = APIRouter(prefix="/v2", tags=["sessions"], responses=ERRORS)
 
 class WhoAmIOut(BaseModel):
     sub: str
+    namespace: str
+    acl_subjects: list[str]
     kind: str
     email: str | None
     org: str | None
@@ -67,6 +69,8 @@ def whoami(actor: CurrentActor, state: State) -> WhoAmIOut:
     identity = state.ledger.who_is(actor)
     return WhoAmIOut(
         sub=identity.sub,
+        namespace=identity.namespace,
+        acl_subjects=identity.acl_subjects,
         kind=identity.kind,
         email=identity.email,
         org=identity.org,
