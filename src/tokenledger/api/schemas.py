@@ -304,6 +304,9 @@ class IssuedTokenOut(TokenOut, CommandOut):
     correlation_id: str
     token: dict[str, Any] = Field(description="The token as Aruna's clients read it.")
     tokenSecret: str = Field(description="The secret again, under Aruna's name.")
+    warning: str | None = Field(
+        default=None, description="Said of an admin token that lives longer than 7 days."
+    )
 
 
 # -- OAuth2 -------------------------------------------------------------------------------------

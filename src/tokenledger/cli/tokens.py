@@ -191,6 +191,11 @@ def _echo_issued(issued: TokenIssued, secret: str) -> None:
 @click.option("--no-expiry", is_flag=True, help="Never expire (refused for admin grants).")
 @click.option("--name", help="A name to recognise the token by.")
 @click.option("--parent", "parent_id", metavar="TOKEN_ID", help="Derive from this token.")
+@click.option(
+    "--yes-long-lived",
+    is_flag=True,
+    help="No warning for an admin token that lives longer than 7 days.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
 def create_command(
@@ -205,6 +210,7 @@ def create_command(
     no_expiry: bool,
     name: str | None,
     parent_id: str | None,
+    yes_long_lived: bool,
     as_json: bool,
 ) -> None:
     """Issue a token and print its secret, once.
@@ -233,8 +239,11 @@ def create_command(
     # IssueToken always issues exactly one token, and its secret comes with it.
     assert issued is not None
     assert secret is not None
+    warning = None if yes_long_lived else result.outcome.warning
+    if warning is not None:
+        click.echo(f"tokenledger: warning: {warning}", err=True)
     if as_json:
-        echo_json(_issued_dict(issued, result))
+        echo_json({**_issued_dict(issued, result), **({"warning": warning} if warning else {})})
     else:
         _echo_issued(issued, secret)
 

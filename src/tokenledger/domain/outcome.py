@@ -7,6 +7,7 @@ print a command's result without each searching the events for the ones they nee
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 import msgspec
 
@@ -24,7 +25,7 @@ from tokenledger.domain.events import (
     TokenIssued,
     TokenRevoked,
 )
-from tokenledger.domain.permissions import Grant
+from tokenledger.domain.permissions import Grant, Level
 
 __all__ = ["Outcome", "PermissionChange", "outcome_of"]
 
@@ -54,6 +55,31 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     account_created: ServiceAccountCreated | None = None
     permission_change: PermissionChange | None = None
     role_change: MemberRoleChanged | None = None
+
+    @property
+    def warning(self) -> str | None:
+        """What the caller should hear about what was done: an issued token that is both
+        highly privileged and long-lived (Dyff's documentation warns against those)."""
+        return long_lived_admin(self.issued) if self.issued is not None else None
+
+
+#: Longer than this, a token with an admin grant is worth a warning.
+LONG_LIVED_ADMIN = timedelta(days=7)
+
+
+def long_lived_admin(issued: TokenIssued) -> str | None:
+    """A one-line warning for a token with an admin grant that lives longer than 7 days."""
+    admin = [g for g in issued.grants if g.rank is Level.ADMIN]
+    if not admin or issued.expires_at is None:  # never expiring: refused for admin grants
+        return None
+    lifetime = issued.expires_at - issued.issued_at
+    if lifetime <= LONG_LIVED_ADMIN:
+        return None
+    days = lifetime.total_seconds() / 86400
+    return (
+        f"token {issued.token_id} has admin on {admin[0].resource} and lives {days:.0f} days: "
+        "a highly privileged token should be short-lived (--expires-in 7d or less)"
+    )
 
 
 def outcome_of(events: Iterable[Event]) -> Outcome:

@@ -134,6 +134,7 @@ def principal_tokens_router(prefix: str, parameter: str, tag: str) -> APIRouter:
             **command_fields(result),
             token=aruna,
             tokenSecret=secret,
+            warning=result.outcome.warning,
         )
 
     @tokens.get("", response_model=list[TokenOut], name=f"list_{tag}_tokens")
