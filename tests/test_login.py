@@ -20,8 +20,6 @@ from freezegun import freeze_time
 from api_helpers import OPERATOR, Api, make_api
 from helpers import assert_projections_match_log, head_position
 from login_helpers import (
-    CLI,
-    REDIRECT,
     Login,
     back_to_cli,
     browser_login,
@@ -468,7 +466,8 @@ def test_the_login_client_is_named_in_the_metadata(api: Api) -> None:
     assert metadata["authorization_endpoint"].endswith("/oauth2/authorize")
     assert "refresh_token" in metadata["grant_types_supported"]
     assert metadata["code_challenge_methods_supported"] == ["S256"]
-    assert CLI in metadata["authorization_endpoint"] or REDIRECT  # names the CLI sends
+    # The command line is a public client: it authenticates to no endpoint.
+    assert "none" in metadata["token_endpoint_auth_methods_supported"]
 
 
 # -- the provider, administered over HTTP ------------------------------------------------------

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlsplit
 
-from tokenledger.domain.names import shown
+from tokenledger.domain.names import LOOPBACK_HOSTS, shown
 from tokenledger.errors import ValidationError
 
-__all__ = ["LOOPBACK_HOSTS", "SERVER_ENV", "path_segment", "server_url"]
+__all__ = ["SERVER_ENV", "path_segment", "server_url"]
 
 #: The variable naming the server, when neither ``--server`` nor a parameter does.
 SERVER_ENV = "TOKENLEDGER_SERVER"
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 _MAX_URL = 2000
 

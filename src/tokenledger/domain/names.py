@@ -17,6 +17,7 @@ from tokenledger.domain.secrets import TokenKind, contains_secret, is_token_id
 __all__ = [
     "CLIENT_ID_PATTERN",
     "EMAIL_RULE",
+    "LOOPBACK_HOSTS",
     "MAX_PATH_DEPTH",
     "NAME_RULE",
     "check_client_id",
@@ -30,7 +31,6 @@ __all__ = [
     "check_session_id",
     "check_subject_pattern",
     "check_token_id",
-    "check_trust_id",
     "is_loopback_url",
     "shown",
 ]
@@ -167,11 +167,9 @@ def check_client_id(value: str) -> str:
     return value
 
 
-#: A session id and an issuer trust's id: a prefix and 24 hexadecimal digits.
+#: A session id: ``ses_`` and 24 hexadecimal digits.
 SESSION_ID_PATTERN = "^ses_[0-9a-f]{24}$"
-TRUST_ID_PATTERN = "^wif_[0-9a-f]{24}$"
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
-_TRUST_ID = re.compile(TRUST_ID_PATTERN)
 
 
 def check_session_id(value: str) -> str:
@@ -180,21 +178,15 @@ def check_session_id(value: str) -> str:
     return value
 
 
-def check_trust_id(value: str) -> str:
-    if not _TRUST_ID.fullmatch(value):
-        raise ValueError(f"invalid trust id {shown(value)}: expected wif_ and 24 hex digits")
-    return value
-
-
-#: Hosts an issuer may be reached at over plain HTTP: this machine only (a development
-#: provider); any other issuer is HTTPS, as OpenID Connect Discovery requires.
-_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+#: The names of this machine: the only hosts reached over plain HTTP (a development
+#: provider, the command line's login redirect, a server on the same machine).
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def is_loopback_url(value: str) -> bool:
     """Whether a URL names this machine (``localhost``, ``127.0.0.1`` or ``[::1]``)."""
     try:
-        return urlsplit(value).hostname in _LOOPBACK_HOSTS
+        return urlsplit(value).hostname in LOOPBACK_HOSTS
     except ValueError:
         return False
 
@@ -215,7 +207,7 @@ def check_issuer(value: str) -> str:
         raise ValueError(
             f"invalid issuer {shown(value)}: an https URL without query, fragment or user"
         )
-    if parts.scheme != "https" and not (parts.scheme == "http" and host in _LOOPBACK_HOSTS):
+    if parts.scheme != "https" and not (parts.scheme == "http" and host in LOOPBACK_HOSTS):
         raise ValueError(f"invalid issuer {shown(value)}: it must use https")
     return check_no_secret(value, "issuer")
 

@@ -68,6 +68,8 @@ def exchange_token(
     )
     with reader.view() as view:
         account = view.service_account(account_id)
+        # Only an issuer some trust names is ever asked for its keys (``admitting_trust``
+        # decides among these): a token naming any other is refused without a request.
         trusts = [
             t
             for t in view.issuer_trusts_of(account_id)

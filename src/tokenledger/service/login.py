@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-from tokenledger.domain.names import shown
+from tokenledger.domain.names import LOOPBACK_HOSTS, shown
 from tokenledger.domain.pkce import code_challenge, verify_code_challenge
 from tokenledger.errors import InvalidGrant, NotFound, PermissionDenied, ValidationError
 from tokenledger.service.commands import CommandResult
@@ -59,7 +59,6 @@ _CODE_TYPE = "login-code+jwt"
 #: Time to log in at the provider, and time for the command line to redeem our code.
 _STATE_LIFETIME = timedelta(minutes=10)
 _CODE_LIFETIME = timedelta(minutes=2)
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 #: An S256 challenge: a SHA-256 digest in unpadded base64url, 43 characters.
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 
@@ -297,7 +296,7 @@ def _check_redirect_uri(redirect_uri: str, public_url: str) -> None:
     if (
         len(redirect_uri) > 200
         or parts.scheme != "http"
-        or host not in _LOOPBACK_HOSTS
+        or host not in LOOPBACK_HOSTS
         or port is None
         or parts.query
         or parts.fragment

@@ -67,6 +67,7 @@ import jwt
 import msgspec
 
 from tokenledger.clock import LATEST, ensure_utc
+from tokenledger.domain.names import LOOPBACK_HOSTS, is_loopback_url
 from tokenledger.domain.pkce import CODE_CHALLENGE_METHOD
 
 __all__ = [
@@ -119,7 +120,6 @@ _ASYMMETRIC = {
 #: The ``typ`` headers of a plain JWT; an access token (``at+jwt``), a logout token
 #: (``logout+jwt``) or anything else that says what it is, is not an ID token.
 _JWT_TYPES = frozenset({"jwt", "application/jwt"})
-_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 #: Three unpadded base64url segments; the signature's is empty for ``alg: none``.
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
@@ -563,7 +563,7 @@ class OidcClient:
                     value,
                     f"the discovery document's {name}",
                     query_allowed=True,
-                    loopback_allowed=_on_this_machine(issuer),
+                    loopback_allowed=is_loopback_url(issuer),
                 )
         return provider
 
@@ -763,13 +763,6 @@ def _usable_key(jwk: object) -> bool:
     )
 
 
-def _on_this_machine(url: str) -> bool:
-    try:
-        return urlsplit(url).hostname in _LOOPBACK_HOSTS
-    except ValueError:
-        return False
-
-
 def _check_url(url: str, what: str, *, query_allowed: bool, loopback_allowed: bool = True) -> None:
     """An ``https`` URL (``http`` to this machine only), without credentials or fragment;
     none on this machine at all unless ``loopback_allowed``."""
@@ -792,9 +785,9 @@ def _check_url(url: str, what: str, *, query_allowed: bool, loopback_allowed: bo
             f"the {what} {_shown(url)} is not a URL without "
             + ("credentials or fragment" if query_allowed else "query, credentials or fragment"),
         )
-    if parts.scheme != "https" and not (parts.scheme == "http" and host in _LOOPBACK_HOSTS):
+    if parts.scheme != "https" and not (parts.scheme == "http" and host in LOOPBACK_HOSTS):
         raise OidcError("bad_discovery", f"the {what} {_shown(url)} must use https")
-    if host in _LOOPBACK_HOSTS and not loopback_allowed:
+    if host in LOOPBACK_HOSTS and not loopback_allowed:
         raise OidcError("bad_discovery", f"the {what} {_shown(url)} points at this machine")
 
 

@@ -3,8 +3,9 @@ decides; this module reads and filters)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 import msgspec
 
@@ -45,8 +46,11 @@ from tokenledger.domain.names import (
 )
 from tokenledger.domain.permissions import Grant
 from tokenledger.errors import NotFound, PermissionDenied
+from tokenledger.projections import SqlLedgerView
 from tokenledger.projections.history import state_at
 from tokenledger.service.reading import Reader, valid, valid_org
+
+_T = TypeVar("_T")
 
 __all__ = [
     "GrantSource",
@@ -204,12 +208,8 @@ def client_credentials_of(
     reader: Reader, actor: Actor, account_id: str, *, include_inactive: bool = False
 ) -> list[ClientCredentialView]:
     """A service account's client credentials (never their secrets), seen like its tokens."""
-    account_id = valid(check_service_account_id, account_id)
     now = reader.now()
-    with reader.view() as view:
-        require_principal_visible(view, actor, account_id, now)
-        require_token_access(view, actor, account_id, now)
-        found = view.client_credentials_of(account_id)
+    found = _account_credentials(reader, actor, account_id, SqlLedgerView.client_credentials_of)
     return [cred for cred in found if include_inactive or cred.live(now)]
 
 
@@ -217,13 +217,24 @@ def issuer_trusts_of(
     reader: Reader, actor: Actor, account_id: str, *, include_withdrawn: bool = False
 ) -> list[IssuerTrustView]:
     """A service account's issuer trusts, seen like its client credentials."""
+    found = _account_credentials(reader, actor, account_id, SqlLedgerView.issuer_trusts_of)
+    return [trust for trust in found if include_withdrawn or not trust.revoked]
+
+
+def _account_credentials(
+    reader: Reader,
+    actor: Actor,
+    account_id: str,
+    read: Callable[[SqlLedgerView, str], Sequence[_T]],
+) -> Sequence[_T]:
+    """What a service account holds to obtain access tokens (its client credentials, its
+    issuer trusts), for whoever may see its tokens."""
     account_id = valid(check_service_account_id, account_id)
     now = reader.now()
     with reader.view() as view:
         require_principal_visible(view, actor, account_id, now)
         require_token_access(view, actor, account_id, now)
-        found = view.issuer_trusts_of(account_id)
-    return [trust for trust in found if include_withdrawn or not trust.revoked]
+        return read(view, account_id)
 
 
 def get_session(reader: Reader, actor: Actor, session_id: str) -> SessionView:
