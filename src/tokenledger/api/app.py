@@ -92,6 +92,7 @@ def create_app(source: str | URL | Ledger, settings: ApiSettings | None = None) 
             "/v2/service_accounts", "account_id", "service_accounts"
         )
     )
+    app.include_router(routes.endpoints.router)
     app.include_router(routes.audit.router)
     app.include_router(routes.tokens.router)
     return app

@@ -16,8 +16,10 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from tokenledger.clock import check_lifetime, checked_utc
 from tokenledger.domain.names import (
+    check_access_key_id,
     check_client_id,
     check_email,
+    check_endpoint_url,
     check_issuer,
     check_name,
     check_no_secret,
@@ -27,6 +29,7 @@ from tokenledger.domain.names import (
     check_session_id,
     check_subject_pattern,
     check_token_id,
+    is_endpoint_id,
     shown,
 )
 from tokenledger.domain.permissions import Grant, Level
@@ -35,27 +38,33 @@ from tokenledger.errors import ValidationError
 __all__ = [
     "AddMember",
     "Command",
+    "CreateEndpoint",
     "CreateOrg",
     "CreateResource",
     "CreateRole",
     "CreateServiceAccount",
     "CreateUser",
+    "DeleteEndpoint",
     "DeleteResource",
     "DeleteServiceAccount",
     "DisableUser",
     "EndSession",
     "IssueClientCredential",
+    "IssueS3Credential",
     "IssueToken",
     "RefreshSession",
     "RemoveMember",
     "RevokeAllTokens",
     "RevokeClientCredential",
+    "RevokeS3Credential",
     "RevokeToken",
     "SetGrant",
     "SetIdentityProvider",
     "SetServiceAccountPermission",
     "StartSession",
+    "TrustEndpoint",
     "TrustIssuer",
+    "UntrustEndpoint",
     "UntrustIssuer",
     "build",
     "parse_duration",
@@ -336,6 +345,66 @@ class UntrustIssuer(Command):
     issuer: Issuer
     subject: SubjectPattern | None = None
     reason: Reason | None = None
+
+
+# -- the data plane -----------------------------------------------------------------------
+
+
+def _endpoint_ref(value: str) -> str:
+    """An endpoint as a command names it: its id (``ep_...``) or its name."""
+    return value if is_endpoint_id(value) else check_name(value, "endpoint name")
+
+
+EndpointName = Annotated[str, AfterValidator(lambda v: check_name(v, "endpoint name"))]
+EndpointRefOrId = Annotated[str, AfterValidator(_endpoint_ref)]
+EndpointUrl = Annotated[str, AfterValidator(check_endpoint_url)]
+AccessKeyId = Annotated[str, AfterValidator(check_access_key_id)]
+
+
+class CreateEndpoint(Command):
+    """Register a data proxy (an S3-compatible gateway)."""
+
+    name: EndpointName
+    url: EndpointUrl
+
+
+class DeleteEndpoint(Command):
+    endpoint: EndpointRefOrId
+
+
+class TrustEndpoint(Command):
+    """Put an endpoint on a service account's trusted list."""
+
+    account_id: AccountId
+    endpoint: EndpointRefOrId
+
+
+class UntrustEndpoint(Command):
+    account_id: AccountId
+    endpoint: EndpointRefOrId
+    reason: Reason | None = None
+
+
+class IssueS3Credential(Command):
+    """S3 credentials for a service account at one of its trusted endpoints."""
+
+    account_id: AccountId
+    endpoint: EndpointRefOrId
+
+
+class RevokeS3Credential(Command):
+    """Revoke the account's S3 credentials at an endpoint, or one by its access key id."""
+
+    account_id: AccountId
+    endpoint: EndpointRefOrId | None = None
+    access_key_id: AccessKeyId | None = None
+    reason: Reason | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _one_target(self) -> RevokeS3Credential:
+        if (self.endpoint is None) == (self.access_key_id is None):
+            raise ValueError("name the endpoint or the access key id (one of them)")
+        return self
 
 
 def _holdable(value: datetime, field: str) -> datetime:

@@ -29,7 +29,12 @@ from tokenledger.domain.authority import (
     require_user_creator,
     token_orgs,
 )
-from tokenledger.domain.cascades import end_sessions, withdraw_trusts
+from tokenledger.domain.cascades import (
+    end_sessions,
+    revoke_s3_credentials,
+    untrust_endpoints,
+    withdraw_trusts,
+)
 from tokenledger.domain.events import (
     ClientCredentialIssued,
     ClientCredentialRevoked,
@@ -380,6 +385,11 @@ def _set_service_account_permission(
             RevocationReason.SERVICE_ACCOUNT_MOVED,
             detail,
         ),
+        *revoke_s3_credentials(
+            view.s3_credentials_of(account.account_id),
+            RevocationReason.SERVICE_ACCOUNT_MOVED,
+            detail,
+        ),
     ]
 
 
@@ -403,6 +413,16 @@ def _delete_service_account(
         *_revoke_credentials(view, account, RevocationReason.SERVICE_ACCOUNT_DELETED, detail, ctx),
         *withdraw_trusts(
             view.issuer_trusts_of(account.account_id),
+            RevocationReason.SERVICE_ACCOUNT_DELETED,
+            detail,
+        ),
+        *untrust_endpoints(
+            view.trusted_endpoints_of(account.account_id),
+            RevocationReason.SERVICE_ACCOUNT_DELETED,
+            detail,
+        ),
+        *revoke_s3_credentials(
+            view.s3_credentials_of(account.account_id),
             RevocationReason.SERVICE_ACCOUNT_DELETED,
             detail,
         ),
@@ -831,6 +851,7 @@ def _require_active_principal(view: LedgerView, principal: str) -> ServiceAccoun
     return None
 
 
-# The decisions on logging in (identity providers, sessions, issuer trusts) live in their
-# own module, which registers them on ``decide`` when imported.
-from tokenledger.domain import decide_logins  # noqa: E402, F401
+# The decisions on logging in (identity providers, sessions, issuer trusts) and on the data
+# plane (endpoints, S3 credentials) live in their own modules, which register them on
+# ``decide`` when imported.
+from tokenledger.domain import decide_endpoints, decide_logins  # noqa: E402, F401

@@ -22,6 +22,10 @@ from tokenledger.domain.permissions import Grant
 __all__ = [
     "ClientCredentialIssued",
     "ClientCredentialRevoked",
+    "EndpointCreated",
+    "EndpointDeleted",
+    "EndpointTrusted",
+    "EndpointUntrusted",
     "Event",
     "EventUnion",
     "GrantRemoved",
@@ -37,6 +41,8 @@ __all__ = [
     "ResourceDeleted",
     "RevocationReason",
     "RoleCreated",
+    "S3CredentialIssued",
+    "S3CredentialRevoked",
     "ServiceAccountCreated",
     "ServiceAccountDeleted",
     "ServiceAccountPermissionLevelChanged",
@@ -217,6 +223,8 @@ class RevocationReason:
     LOGGED_OUT = "logged_out"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     PROVIDER_CHANGED = "provider_changed"
+    ENDPOINT_UNTRUSTED = "endpoint_untrusted"
+    ENDPOINT_DELETED = "endpoint_deleted"
 
 
 class TokenIssued(Event, frozen=True, kw_only=True, tag="TokenIssued"):
@@ -395,6 +403,81 @@ class IssuerUntrusted(Event, frozen=True, kw_only=True, tag="IssuerUntrusted"):
     STREAM: ClassVar[tuple[str, str]] = ("trust", "trust_id")
 
 
+# -- the data plane: endpoints and S3 credentials -----------------------------------------
+
+
+class EndpointCreated(Event, frozen=True, kw_only=True, tag="EndpointCreated"):
+    """A data proxy (an S3-compatible gateway) is known to the ledger by id and name."""
+
+    endpoint_id: str
+    name: str
+    url: str
+
+    STREAM: ClassVar[tuple[str, str]] = ("endpoint", "endpoint_id")
+
+
+class EndpointDeleted(Event, frozen=True, kw_only=True, tag="EndpointDeleted"):
+    """The endpoint is gone: no account trusts it and its S3 credentials are revoked (each
+    by its own event, in the same command)."""
+
+    endpoint_id: str
+    name: str
+
+    STREAM: ClassVar[tuple[str, str]] = ("endpoint", "endpoint_id")
+
+
+class EndpointTrusted(Event, frozen=True, kw_only=True, tag="EndpointTrusted"):
+    """A service account put the endpoint on its trusted list: it may hold S3 credentials
+    there."""
+
+    account_id: str
+    endpoint_id: str
+
+    STREAM: ClassVar[tuple[str, str]] = ("sa", "account_id")
+
+
+class EndpointUntrusted(Event, frozen=True, kw_only=True, tag="EndpointUntrusted"):
+    """The endpoint left the account's trusted list (by request, or because it was deleted)."""
+
+    account_id: str
+    endpoint_id: str
+    reason: str
+    """One of ``RevocationReason``."""
+    detail: str | None = None
+
+    STREAM: ClassVar[tuple[str, str]] = ("sa", "account_id")
+
+
+class S3CredentialIssued(Event, frozen=True, kw_only=True, tag="S3CredentialIssued"):
+    """A service account was given S3 credentials for one trusted endpoint.
+
+    Only the access key id is recorded: the secret key is derived from it with a key kept
+    beside the signing keys (``service.s3``), never stored anywhere.
+    """
+
+    access_key_id: str
+    account_id: str
+    endpoint_id: str
+    issued_at: datetime
+    issued_by: str | None = None
+    """The id of the token the issuer acted through (None for the operator)."""
+
+    STREAM: ClassVar[tuple[str, str]] = ("s3", "access_key_id")
+
+
+class S3CredentialRevoked(Event, frozen=True, kw_only=True, tag="S3CredentialRevoked"):
+    """The S3 credentials stopped working (by request or by a cascade)."""
+
+    access_key_id: str
+    account_id: str
+    endpoint_id: str
+    reason: str
+    """One of ``RevocationReason``."""
+    detail: str | None = None
+
+    STREAM: ClassVar[tuple[str, str]] = ("s3", "access_key_id")
+
+
 EventUnion = (
     OrgCreated
     | UserCreated
@@ -421,6 +504,12 @@ EventUnion = (
     | SessionEnded
     | IssuerTrusted
     | IssuerUntrusted
+    | EndpointCreated
+    | EndpointDeleted
+    | EndpointTrusted
+    | EndpointUntrusted
+    | S3CredentialIssued
+    | S3CredentialRevoked
 )
 
 

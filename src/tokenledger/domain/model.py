@@ -25,15 +25,18 @@ __all__ = [
     "Actor",
     "ActorKind",
     "ClientCredentialView",
+    "EndpointView",
     "IdentityProviderView",
     "Introspection",
     "IssuedAccessToken",
     "IssuerTrustView",
     "LedgerView",
     "ResourceView",
+    "S3CredentialView",
     "ServiceAccountView",
     "SessionView",
     "TokenView",
+    "TrustedEndpointView",
     "UserView",
     "is_service_account_id",
     "predefined_role_grants",
@@ -177,6 +180,38 @@ class IssuerTrustView(_Credential, frozen=True, kw_only=True):
     subject: str
     audience: str
     created_at: datetime
+
+
+class EndpointView(msgspec.Struct, frozen=True, kw_only=True):
+    """A data proxy (an S3-compatible gateway); ``deleted_at`` once it is gone."""
+
+    endpoint_id: str
+    name: str
+    url: str
+    created_at: datetime
+    deleted_at: datetime | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class TrustedEndpointView(msgspec.Struct, frozen=True, kw_only=True):
+    """An endpoint on a service account's trusted list."""
+
+    account_id: str
+    endpoint_id: str
+    trusted_at: datetime
+
+
+class S3CredentialView(_Credential, frozen=True, kw_only=True):
+    """A service account's S3 credentials at one endpoint, known by the access key id (the
+    secret key is derived, never kept)."""
+
+    access_key_id: str
+    account_id: str
+    endpoint_id: str
+    issued_at: datetime
 
 
 class IssuedAccessToken(msgspec.Struct, frozen=True, kw_only=True):
@@ -351,4 +386,34 @@ class LedgerView(Protocol):
 
     def issuer_trusts_of(self, account_id: str) -> Sequence[IssuerTrustView]:
         """Every issuer trust of the service account, withdrawn ones included; oldest first."""
+        ...
+
+    def endpoint(self, endpoint_id: str) -> EndpointView | None:
+        """The endpoint with this id, deleted or not."""
+        ...
+
+    def endpoint_named(self, name: str) -> EndpointView | None:
+        """The endpoint (not deleted) with this name."""
+        ...
+
+    def live_endpoints(self) -> Sequence[EndpointView]:
+        """Every endpoint not deleted, by name."""
+        ...
+
+    def trusted_endpoints_of(self, account_id: str) -> Sequence[TrustedEndpointView]:
+        """The service account's trusted endpoints, oldest first."""
+        ...
+
+    def accounts_trusting(self, endpoint_id: str) -> Sequence[TrustedEndpointView]:
+        """Every service account trusting the endpoint, by account id."""
+        ...
+
+    def s3_credential(self, access_key_id: str) -> S3CredentialView | None: ...
+
+    def s3_credentials_of(self, account_id: str) -> Sequence[S3CredentialView]:
+        """Every S3 credential of the service account, revoked ones included; oldest first."""
+        ...
+
+    def s3_credentials_at(self, endpoint_id: str) -> Sequence[S3CredentialView]:
+        """Every unrevoked S3 credential at the endpoint, by access key id."""
         ...

@@ -15,13 +15,18 @@ from tokenledger.domain.model import SERVICE_ACCOUNT_DOMAIN
 from tokenledger.domain.secrets import TokenKind, contains_secret, is_token_id
 
 __all__ = [
+    "ACCESS_KEY_ID_PATTERN",
     "CLIENT_ID_PATTERN",
     "EMAIL_RULE",
+    "ENDPOINT_ID_PATTERN",
     "LOOPBACK_HOSTS",
     "MAX_PATH_DEPTH",
     "NAME_RULE",
+    "check_access_key_id",
     "check_client_id",
     "check_email",
+    "check_endpoint_id",
+    "check_endpoint_url",
     "check_issuer",
     "check_name",
     "check_no_secret",
@@ -31,6 +36,7 @@ __all__ = [
     "check_session_id",
     "check_subject_pattern",
     "check_token_id",
+    "is_endpoint_id",
     "is_loopback_url",
     "shown",
 ]
@@ -231,3 +237,59 @@ def check_subject_pattern(value: str) -> str:
             "e.g. repo:acme/site:*"
         )
     return check_no_secret(value, "subject pattern")
+
+
+#: An endpoint's id: ``ep_`` and 24 hexadecimal digits.
+ENDPOINT_ID_PATTERN = "^ep_[0-9a-f]{24}$"
+_ENDPOINT_ID = re.compile(ENDPOINT_ID_PATTERN)
+
+
+def is_endpoint_id(value: str) -> bool:
+    return _ENDPOINT_ID.fullmatch(value) is not None
+
+
+def check_endpoint_id(value: str) -> str:
+    if not is_endpoint_id(value):
+        raise ValueError(f"invalid endpoint id {shown(value)}: expected ep_ and 24 hex digits")
+    return value
+
+
+def check_endpoint_url(value: str) -> str:
+    """A data proxy's base URL: ``http`` or ``https``, a host, no query, fragment or
+    credentials, at most 500 characters. Plain HTTP is allowed: gateways often sit on a
+    private network behind their own TLS terminator."""
+    if len(value) > 500 or not value.isprintable() or any(ch.isspace() for ch in value):
+        raise ValueError(f"invalid endpoint url {shown(value)}: a URL of at most 500 characters")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not host
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or parts.password
+    ):
+        raise ValueError(
+            f"invalid endpoint url {shown(value)}: an http(s) URL with a host and no query, "
+            "fragment or user"
+        )
+    return value
+
+
+#: An S3 access key id: ``TLS3`` and 16 base32 letters or digits (20 characters, the
+#: length S3 clients expect).
+ACCESS_KEY_ID_PATTERN = "^TLS3[A-Z2-7]{16}$"
+_ACCESS_KEY_ID = re.compile(ACCESS_KEY_ID_PATTERN)
+
+
+def check_access_key_id(value: str) -> str:
+    if not _ACCESS_KEY_ID.fullmatch(value):
+        raise ValueError(
+            f"invalid access key id {shown(value)}: expected TLS3 and 16 letters or digits"
+        )
+    return value

@@ -17,12 +17,15 @@ import msgspec
 from tokenledger.domain import events as e
 from tokenledger.domain.model import (
     ClientCredentialView,
+    EndpointView,
     IdentityProviderView,
     IssuerTrustView,
     ResourceView,
+    S3CredentialView,
     ServiceAccountView,
     SessionView,
     TokenView,
+    TrustedEndpointView,
     UserView,
     predefined_role_grants,
 )
@@ -49,6 +52,9 @@ class LedgerState:
     sessions: dict[str, SessionView] = field(default_factory=dict)
     session_ids_by_refresh_hash: dict[str, str] = field(default_factory=dict)
     trusts: dict[str, IssuerTrustView] = field(default_factory=dict)
+    endpoints: dict[str, EndpointView] = field(default_factory=dict)
+    trusted_endpoints: dict[tuple[str, str], TrustedEndpointView] = field(default_factory=dict)
+    s3_credentials: dict[str, S3CredentialView] = field(default_factory=dict)
 
     # -- LedgerView -------------------------------------------------------------
 
@@ -152,6 +158,38 @@ class LedgerState:
     def issuer_trusts_of(self, account_id: str) -> Sequence[IssuerTrustView]:
         found = [t for t in self.trusts.values() if t.account_id == account_id]
         return sorted(found, key=lambda t: (t.created_at, t.trust_id))
+
+    def endpoint(self, endpoint_id: str) -> EndpointView | None:
+        return self.endpoints.get(endpoint_id)
+
+    def endpoint_named(self, name: str) -> EndpointView | None:
+        return next((p for p in self.endpoints.values() if p.name == name and not p.deleted), None)
+
+    def live_endpoints(self) -> list[EndpointView]:
+        return sorted((p for p in self.endpoints.values() if not p.deleted), key=lambda p: p.name)
+
+    def trusted_endpoints_of(self, account_id: str) -> Sequence[TrustedEndpointView]:
+        found = [t for t in self.trusted_endpoints.values() if t.account_id == account_id]
+        return sorted(found, key=lambda t: (t.trusted_at, t.endpoint_id))
+
+    def accounts_trusting(self, endpoint_id: str) -> Sequence[TrustedEndpointView]:
+        found = [t for t in self.trusted_endpoints.values() if t.endpoint_id == endpoint_id]
+        return sorted(found, key=lambda t: t.account_id)
+
+    def s3_credential(self, access_key_id: str) -> S3CredentialView | None:
+        return self.s3_credentials.get(access_key_id)
+
+    def s3_credentials_of(self, account_id: str) -> Sequence[S3CredentialView]:
+        found = [c for c in self.s3_credentials.values() if c.account_id == account_id]
+        return sorted(found, key=lambda c: (c.issued_at, c.access_key_id))
+
+    def s3_credentials_at(self, endpoint_id: str) -> Sequence[S3CredentialView]:
+        found = [
+            c
+            for c in self.s3_credentials.values()
+            if c.endpoint_id == endpoint_id and not c.revoked
+        ]
+        return sorted(found, key=lambda c: c.access_key_id)
 
 
 def _oldest_first(found: Iterable[SessionView]) -> list[SessionView]:
@@ -377,4 +415,50 @@ def _(event: e.IssuerUntrusted, state: LedgerState, at: datetime) -> None:
         return
     state.trusts[event.trust_id] = msgspec.structs.replace(
         trust, revoked_at=at, revoked_reason=event.reason
+    )
+
+
+@evolve.register
+def _(event: e.EndpointCreated, state: LedgerState, at: datetime) -> None:
+    state.endpoints[event.endpoint_id] = EndpointView(
+        endpoint_id=event.endpoint_id, name=event.name, url=event.url, created_at=at
+    )
+
+
+@evolve.register
+def _(event: e.EndpointDeleted, state: LedgerState, at: datetime) -> None:
+    endpoint = state.endpoints[event.endpoint_id]
+    state.endpoints[event.endpoint_id] = msgspec.structs.replace(endpoint, deleted_at=at)
+
+
+@evolve.register
+def _(event: e.EndpointTrusted, state: LedgerState, at: datetime) -> None:
+    state.trusted_endpoints[(event.account_id, event.endpoint_id)] = TrustedEndpointView(
+        account_id=event.account_id, endpoint_id=event.endpoint_id, trusted_at=at
+    )
+
+
+@evolve.register
+def _(event: e.EndpointUntrusted, state: LedgerState, at: datetime) -> None:
+    state.trusted_endpoints.pop((event.account_id, event.endpoint_id), None)
+
+
+@evolve.register
+def _(event: e.S3CredentialIssued, state: LedgerState, at: datetime) -> None:
+    state.s3_credentials[event.access_key_id] = S3CredentialView(
+        access_key_id=event.access_key_id,
+        account_id=event.account_id,
+        endpoint_id=event.endpoint_id,
+        issued_at=event.issued_at,
+        expires_at=None,
+    )
+
+
+@evolve.register
+def _(event: e.S3CredentialRevoked, state: LedgerState, at: datetime) -> None:
+    credential = state.s3_credentials[event.access_key_id]
+    if credential.revoked:
+        return
+    state.s3_credentials[event.access_key_id] = msgspec.structs.replace(
+        credential, revoked_at=at, revoked_reason=event.reason
     )

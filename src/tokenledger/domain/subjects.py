@@ -28,6 +28,8 @@ _ID_FIELDS = (
     "client_id",
     "session_id",
     "trust_id",
+    "endpoint_id",
+    "access_key_id",
 )
 #: Fields holding a resource path.
 _PATH_FIELDS = ("path", "resource")

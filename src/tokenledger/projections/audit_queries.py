@@ -10,7 +10,7 @@ pages, newest first by default.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from tokenledger.clock import checked_utc, ensure_utc
 from tokenledger.domain import events as e
-from tokenledger.domain.names import check_session_id, check_token_id, shown
+from tokenledger.domain.names import check_access_key_id, check_session_id, check_token_id, shown
 from tokenledger.errors import NotFound, ValidationError
 from tokenledger.projections.schema import audit_index, service_accounts
 from tokenledger.store import EventStore, RecordedEvent
@@ -267,12 +267,42 @@ def _records_at(connection: sa.Connection, positions: list[int]) -> list[Recorde
 
 
 @dataclass(frozen=True, slots=True)
+class _Explained:
+    """What can be explained: a token, a session (``ses_...``) or S3 credentials
+    (``TLS3...``), each with its own stream, first event and word for its end."""
+
+    what: str
+    id_field: str
+    stream: str
+    check: Callable[[str], str]
+    first: type[e.Event]
+    ended: str
+
+
+_TOKEN = _Explained("token", "token_id", "token", check_token_id, e.TokenIssued, "revoked")
+_SESSION = _Explained(
+    "session", "session_id", "session", check_session_id, e.SessionStarted, "ended"
+)
+_S3 = _Explained(
+    "S3 credentials", "access_key_id", "s3", check_access_key_id, e.S3CredentialIssued, "revoked"
+)
+
+
+def _explained(credential_id: str) -> _Explained:
+    if credential_id.startswith("ses_"):
+        return _SESSION
+    if credential_id.startswith("TLS3"):
+        return _S3
+    return _TOKEN
+
+
+@dataclass(frozen=True, slots=True)
 class Explanation:
-    """A token's or a session's whole story, in log order, and the cause of its revocation
-    (or end) if it was revoked (or ended)."""
+    """A token's, a session's or S3 credentials' whole story, in log order, and the cause of
+    its revocation (or end) if it was revoked (or ended)."""
 
     token_id: str
-    """The token's id, or the session's (``ses_...``)."""
+    """The token's id, the session's (``ses_...``) or the access key id (``TLS3...``)."""
     principal: str
     story: list[AuditEntry]
     revocation: AuditEntry | None
@@ -281,16 +311,16 @@ class Explanation:
 
     @property
     def is_session(self) -> bool:
-        return self.token_id.startswith(_SESSION_PREFIX)
+        return _explained(self.token_id) is _SESSION
 
     def to_dict(self) -> dict[str, Any]:
-        """The same keys for a token and a session (``revocation``: a session's end), but
-        the id's: ``token_id`` or ``session_id``."""
-        ended = ("ended", "not ended") if self.is_session else ("revoked", "not revoked")
+        """The same keys for every kind (``revocation``: a session's end), but the id's:
+        ``token_id``, ``session_id`` or ``access_key_id``."""
+        kind = _explained(self.token_id)
         return {
-            ("session_id" if self.is_session else "token_id"): self.token_id,
+            kind.id_field: self.token_id,
             "principal": self.principal,
-            "status": ended[0] if self.revocation else ended[1],
+            "status": kind.ended if self.revocation else f"not {kind.ended}",
             "story": [entry.to_dict() for entry in self.story],
             "revocation": self.revocation.to_dict() if self.revocation else None,
             "root_cause": self.root_cause.to_dict() if self.root_cause else None,
@@ -310,7 +340,7 @@ class Explanation:
         if cause is not None and cause.record.position != self.revocation.record.position:
             yield (f"root cause: #{cause.record.position} {cause.summary} by {cause.record.actor}")
         else:
-            done = "ended" if self.is_session else "revoked"
+            done = _explained(self.token_id).ended
             yield f"root cause: {done} directly by {self.revocation.record.actor}"
         record = self.revocation.record
         yield f"command {record.command_id}, correlation {record.correlation_id}"
@@ -319,37 +349,40 @@ class Explanation:
             yield f"{together} ({len(self.siblings)}): {', '.join(self.siblings)}"
 
 
-_SESSION_PREFIX = "ses_"
-#: Events that end what they name: a token's revocation, a session's end.
-_ENDINGS = (e.TokenRevoked, e.SessionEnded)
-#: Events about one token or one session: another's are not part of this story.
+#: Events that end what they name: a token's revocation, a session's end, S3 credentials'
+#: revocation.
+_ENDINGS = (e.TokenRevoked, e.SessionEnded, e.S3CredentialRevoked)
+#: Events about one credential: another's are not part of this story.
 _OWN_EVENTS = (
     e.TokenIssued,
     e.TokenRevoked,
     e.SessionStarted,
     e.SessionRefreshed,
     e.SessionEnded,
+    e.S3CredentialIssued,
+    e.S3CredentialRevoked,
 )
 
 
 def explain(store: EventStore, token_id: str) -> Explanation:
-    """Who issued the token with which grants (or who logged in: a session's id), what
-    changed since, and why it was revoked (or ended)."""
-    is_session = token_id.startswith(_SESSION_PREFIX)
+    """Who issued the token with which grants (who logged in: a session's id; who was given
+    S3 credentials: an access key id), what changed since, and why it was revoked (or
+    ended)."""
+    kind = _explained(token_id)
     try:
-        (check_session_id if is_session else check_token_id)(token_id)
+        kind.check(token_id)
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
-    what = "session" if is_session else "token"
-    own = store.read_stream(f"{what}:{token_id}")
+    own = store.read_stream(f"{kind.stream}:{token_id}")
     if not own:
-        raise NotFound(f"no {what} {token_id}")
+        raise NotFound(f"no {kind.what} {token_id}")
     first = decode_event(own[0])
-    if not isinstance(first, e.SessionStarted if is_session else e.TokenIssued):
-        raise NotFound(f"no {what} {token_id}")
+    if not isinstance(first, kind.first):
+        raise NotFound(f"no {kind.what} {token_id}")
+    principal = str(getattr(first, "principal", None) or getattr(first, "account_id", ""))
     # Every later event about its principal: grants, roles, moves, disabling.
     about_principal = search(
-        store, AuditQuery(subject=first.principal, limit=MAX_LIMIT, oldest_first=True)
+        store, AuditQuery(subject=principal, limit=MAX_LIMIT, oldest_first=True)
     )
     story_records = {r.position: AuditEntry(r, decode_event(r)) for r in own}
     for entry in about_principal:
@@ -368,7 +401,7 @@ def explain(store: EventStore, token_id: str) -> Explanation:
         ]
     return Explanation(
         token_id=token_id,
-        principal=first.principal,
+        principal=principal,
         story=story,
         revocation=revocation,
         root_cause=root_cause,
@@ -381,6 +414,8 @@ def _ended_id(event: e.Event) -> str | None:
         return event.token_id
     if isinstance(event, e.SessionEnded):
         return event.session_id
+    if isinstance(event, e.S3CredentialRevoked):
+        return event.access_key_id
     return None
 
 
@@ -523,4 +558,24 @@ def describe(event: e.Event) -> str:
             return (
                 f"trust {event.trust_id} of {event.account_id} withdrawn ({event.reason}){detail}"
             )
+        case e.EndpointCreated():
+            return f"endpoint {event.name} ({event.endpoint_id}) created at {event.url}"
+        case e.EndpointDeleted():
+            return f"endpoint {event.name} ({event.endpoint_id}) deleted"
+        case e.EndpointTrusted():
+            return f"{event.account_id} trusts endpoint {event.endpoint_id}"
+        case e.EndpointUntrusted():
+            detail = f": {event.detail}" if event.detail else ""
+            return (
+                f"endpoint {event.endpoint_id} left the trusted endpoints of {event.account_id} "
+                f"({event.reason}){detail}"
+            )
+        case e.S3CredentialIssued():
+            return (
+                f"S3 credentials {event.access_key_id} issued to {event.account_id} at "
+                f"endpoint {event.endpoint_id}"
+            )
+        case e.S3CredentialRevoked():
+            detail = f": {event.detail}" if event.detail else ""
+            return f"S3 credentials {event.access_key_id} revoked ({event.reason}){detail}"
     return type(event).__name__

@@ -412,3 +412,7 @@ def _issuer_untrusted(event: IssuerUntrusted, writes: Writes, record: RecordedEv
         {"revoked_at": record.recorded_at, "revoked_reason": event.reason},
         only_if_null=("revoked_at",),
     )
+
+
+# The data plane's handlers live in their own module, which registers them here.
+from tokenledger.projections import endpoint_handlers  # noqa: E402, F401

@@ -28,6 +28,7 @@ __all__ = [
     "audit_index",
     "checkpoints",
     "client_credentials",
+    "endpoints",
     "identity_providers",
     "issuer_trusts",
     "memberships",
@@ -35,11 +36,13 @@ __all__ = [
     "orgs",
     "resources",
     "roles",
+    "s3_credentials",
     "service_accounts",
     "session_refresh_tokens",
     "sessions",
     "token_grants",
     "tokens",
+    "trusted_endpoints",
     "user_grants",
     "users",
 ]
@@ -227,6 +230,41 @@ issuer_trusts = sa.Table(
     sa.Column("revoked_reason", sa.String(100), nullable=True),
 )
 sa.Index("ix_issuer_trusts_account_id", issuer_trusts.c.account_id)
+
+# The data plane: endpoints (data proxies), service accounts' trusted endpoints, and their
+# S3 credentials (known by access key id only).
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    sa.Column("endpoint_id", _identifier(), primary_key=True),
+    sa.Column("name", _identifier(), nullable=False),
+    sa.Column("url", sa.String(500), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("deleted_at", UTCDateTime, nullable=True),
+)
+sa.Index("ix_endpoints_name", endpoints.c.name)
+
+trusted_endpoints = sa.Table(
+    "trusted_endpoints",
+    metadata,
+    sa.Column("account_id", _identifier(), primary_key=True),
+    sa.Column("endpoint_id", _identifier(), primary_key=True),
+    sa.Column("trusted_at", UTCDateTime, nullable=False),
+)
+sa.Index("ix_trusted_endpoints_endpoint_id", trusted_endpoints.c.endpoint_id)
+
+s3_credentials = sa.Table(
+    "s3_credentials",
+    metadata,
+    sa.Column("access_key_id", _identifier(), primary_key=True),
+    sa.Column("account_id", _identifier(), nullable=False),
+    sa.Column("endpoint_id", _identifier(), nullable=False),
+    sa.Column("issued_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_reason", sa.String(100), nullable=True),
+)
+sa.Index("ix_s3_credentials_account_id", s3_credentials.c.account_id)
+sa.Index("ix_s3_credentials_endpoint_id", s3_credentials.c.endpoint_id)
 
 checkpoints = sa.Table(
     "projection_checkpoints",

@@ -34,6 +34,7 @@ from tokenledger.domain.model import (
     predefined_role_grants,
 )
 from tokenledger.domain.permissions import Grant
+from tokenledger.projections.endpoint_view import EndpointViews
 from tokenledger.projections.login_view import LoginViews
 from tokenledger.projections.schema import (
     client_credentials,
@@ -207,9 +208,10 @@ _CLIENT_CREDENTIAL_BY_HASH = _by_key(
 )
 
 
-class SqlLedgerView(LoginViews):
+class SqlLedgerView(LoginViews, EndpointViews):
     """``LedgerView`` over the projection tables, on the caller's connection (the questions
-    about logging in are answered by ``LoginViews``)."""
+    about logging in are answered by ``LoginViews``, those about the data plane by
+    ``EndpointViews``)."""
 
     def __init__(self, connection: Connection, *, remember: bool = False) -> None:
         """``remember``: keep each service account and user looked up for the view's

@@ -7,6 +7,7 @@ import dataclasses
 from tokenledger.domain.authority import may_see, may_see_event, sees_every_event
 from tokenledger.domain.model import Actor
 from tokenledger.domain.subjects import subjects
+from tokenledger.errors import NotFound
 from tokenledger.projections import audit_queries
 from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explanation
 from tokenledger.service import queries
@@ -51,9 +52,23 @@ def audit_search(reader: Reader, actor: Actor, query: AuditQuery) -> list[AuditE
 
 def explain_token(reader: Reader, actor: Actor, token_id: str) -> Explanation:
     """A token's story and the cause of its revocation, for whoever may see the token; or a
-    session's (``ses_...``) and the cause of its end, for whoever may see the session."""
+    session's (``ses_...``) and the cause of its end, for whoever may see the session; or S3
+    credentials' (``TLS3...``), for whoever may see their account's tokens."""
     if token_id.startswith("ses_"):
         queries.get_session(reader, actor, token_id)
+    elif token_id.startswith("TLS3"):
+        _s3_credential(reader, actor, token_id)
     else:
         queries.get_token(reader, actor, token_id)
     return audit_queries.explain(reader.store, token_id)
+
+
+def _s3_credential(reader: Reader, actor: Actor, access_key_id: str) -> None:
+    """Not found unless the credentials exist and ``actor`` may see their account's."""
+    from tokenledger.service import s3  # loaded on first use
+
+    with reader.view() as view:
+        credential = view.s3_credential(access_key_id)
+    if credential is None:
+        raise NotFound(f"no S3 credentials {access_key_id}")
+    s3.s3_credentials_of(reader, actor, credential.account_id, include_revoked=True)

@@ -90,6 +90,9 @@ class _KeyFile(msgspec.Struct, kw_only=True):
     provider_secrets: dict[str, str] = msgspec.field(default_factory=dict)
     """Orgs' identity providers' client secrets, by org: kept here, beside the private
     keys and as guarded as they are, never in the log."""
+    s3_key: str | None = None
+    """The key S3 credentials' secret keys are derived from (base64url, 32 bytes): made
+    once, never rotated, since every live credential's secret depends on it."""
 
 
 def _encode_other(value: object) -> object:
@@ -187,10 +190,14 @@ class KeyRing:
     the identity providers' client secrets kept in the same file."""
 
     def __init__(
-        self, keys: list[SigningKey], provider_secrets: Mapping[str, str] | None = None
+        self,
+        keys: list[SigningKey],
+        provider_secrets: Mapping[str, str] | None = None,
+        s3_key: str | None = None,
     ) -> None:
         self.keys = tuple(keys)
         self.provider_secrets: Mapping[str, str] = dict(provider_secrets or {})
+        self.s3_key = base64.urlsafe_b64decode(s3_key + "==") if s3_key else None
         active = [k for k in self.keys if k.active]
         self.active = max(active, key=lambda k: k.created_at) if active else None
         self._public: dict[str, Ed25519PublicKey] = {}
@@ -346,7 +353,7 @@ class KeyStore:
             signature = self._file_signature()
             if self._ring is None or signature != self._signature:
                 content = self._read_file()
-                self._ring = KeyRing(content.keys, content.provider_secrets)
+                self._ring = KeyRing(content.keys, content.provider_secrets, content.s3_key)
                 self._signature = signature
             return self._ring
 
@@ -367,7 +374,7 @@ class KeyStore:
                 continue
             kept.append(key)
         new = new_signing_key(now)
-        self._write(_KeyFile(keys=[new, *kept], provider_secrets=content.provider_secrets))
+        self._write(msgspec.structs.replace(content, keys=[new, *kept]))
         with self._lock:
             self._ring = None
         return new
@@ -385,9 +392,28 @@ class KeyStore:
             secrets.pop(org, None)
         else:
             secrets[org] = secret
-        self._write(_KeyFile(keys=content.keys, provider_secrets=secrets))
+        self._write(msgspec.structs.replace(content, provider_secrets=secrets))
         with self._lock:
             self._ring = None
+
+    def s3_key(self) -> bytes:
+        """The key S3 secret keys are derived from, made (and kept in the file) on first use."""
+        current = self.ring().s3_key
+        if current is not None:
+            return current
+        if self.path is None:
+            raise ValidationError(
+                f"the signing keys come from ${KEYS_ENV} and hold no S3 key: add one where "
+                "that value is made"
+            )
+        content = self._read_file()
+        if content.s3_key is None:
+            content = msgspec.structs.replace(content, s3_key=_b64url(os.urandom(32)))
+            self._write(content)
+        with self._lock:
+            self._ring = None
+        assert content.s3_key is not None
+        return base64.urlsafe_b64decode(content.s3_key + "==")
 
     # -- the file ---------------------------------------------------------------------
 

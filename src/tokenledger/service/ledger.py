@@ -9,6 +9,7 @@ what is made in ``domain.authority``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -21,14 +22,17 @@ from tokenledger.domain.authority import Verification
 from tokenledger.domain.model import (
     Actor,
     ClientCredentialView,
+    EndpointView,
     IdentityProviderView,
     Introspection,
     IssuedAccessToken,
     IssuerTrustView,
     ResourceView,
+    S3CredentialView,
     ServiceAccountView,
     SessionView,
     TokenView,
+    TrustedEndpointView,
     UserView,
 )
 from tokenledger.domain.permissions import Grant, Level
@@ -44,8 +48,11 @@ from tokenledger.store.readers import ReadConnections
 
 if TYPE_CHECKING:  # the commands (pydantic) and the signing keys load when first used
     from tokenledger.domain import commands as c
+    from tokenledger.domain.s3 import S3Answer
+    from tokenledger.domain.sigv4 import ReceivedRequest
     from tokenledger.service.keys import KeyRing, KeyStore
     from tokenledger.service.oidc import OidcClient
+    from tokenledger.service.s3 import IssuedS3Credential
     from tokenledger.service.sessions import SessionTokens
 
 __all__ = ["Ledger"]
@@ -385,6 +392,59 @@ class Ledger:
         return queries.issuer_trusts_of(
             self, actor, account_id, include_withdrawn=include_withdrawn
         )
+
+    # -- the data plane (service.s3) ------------------------------------------------------
+
+    def endpoints(self) -> list[EndpointView]:
+        from tokenledger.service import s3  # loaded on first use
+
+        return s3.endpoints(self)
+
+    def get_endpoint(self, ref: str) -> EndpointView:
+        from tokenledger.service import s3  # loaded on first use
+
+        return s3.get_endpoint(self, ref)
+
+    def trusted_endpoints_of(
+        self, actor: Actor, account_id: str
+    ) -> list[tuple[TrustedEndpointView, EndpointView]]:
+        from tokenledger.service import s3  # loaded on first use
+
+        return s3.trusted_endpoints_of(self, actor, account_id)
+
+    def s3_credentials_of(
+        self, actor: Actor, account_id: str, *, include_revoked: bool = False
+    ) -> list[S3CredentialView]:
+        from tokenledger.service import s3  # loaded on first use
+
+        return s3.s3_credentials_of(self, actor, account_id, include_revoked=include_revoked)
+
+    def issue_s3_credential(
+        self,
+        actor: Actor,
+        keys: KeyStore | None,
+        *,
+        account_id: str,
+        endpoint: str,
+        correlation_id: str | None = None,
+    ) -> IssuedS3Credential:
+        from tokenledger.service import s3  # loaded on first use
+
+        return s3.issue_s3_credential(
+            self,
+            functools.partial(self.execute, correlation_id=correlation_id),
+            keys,
+            actor,
+            account_id=account_id,
+            endpoint=endpoint,
+        )
+
+    def check_s3_request(
+        self, keys: KeyStore | None, endpoint: str, request: ReceivedRequest
+    ) -> S3Answer:
+        from tokenledger.service import s3  # loaded on first use
+
+        return s3.check_request(self, keys, endpoint, request)
 
     def who_is(self, actor: Actor) -> Identity:
         return queries.who_is(self, actor)

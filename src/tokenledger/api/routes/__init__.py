@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tokenledger.api.routes import (
     audit,
+    endpoints,
     identity,
     login,
     oauth,
@@ -18,6 +19,7 @@ from tokenledger.api.routes import (
 
 __all__ = [
     "audit",
+    "endpoints",
     "identity",
     "login",
     "oauth",

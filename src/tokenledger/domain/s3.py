@@ -1,0 +1,179 @@
+"""The data plane's rules: S3 credentials' ids and secret keys, and whether a signed S3
+request may be done.
+
+A service account holds S3 credentials per trusted endpoint (a data proxy). The log
+records only the access key id; the secret key is ``HMAC(endpoint key, access key id)``,
+where the endpoint key is derived from one S3 key kept in the key file beside the signing
+keys. So neither the log nor the projections hold anything that signs a request, and the
+ledger can make any live credential's secret again to check a signature.
+
+A gateway (the endpoint) asks the ledger about each request it receives
+(``check_s3_request``): the ledger finds the credential by the access key id, checks the
+signature (AWS Signature Version 4, ``domain.sigv4``), and says which account signed and
+whether that account may do the request's operation on the path it names. The bucket is a
+project of the account's org, the key the path below it; GET and HEAD need read, PUT and
+POST append (write covers it), DELETE write.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import unquote
+
+from tokenledger.domain.authority import standing
+from tokenledger.domain.model import EndpointView, LedgerView, S3CredentialView
+from tokenledger.domain.names import is_endpoint_id, shown
+from tokenledger.domain.permissions import Level, level_at
+from tokenledger.domain.sigv4 import (
+    ReceivedRequest,
+    SignatureMismatch,
+    parse_authorization,
+    verify_signature,
+)
+from tokenledger.errors import NotFound, ValidationError
+
+__all__ = [
+    "LEVEL_BY_METHOD",
+    "S3Answer",
+    "access_key_id_for",
+    "check_s3_request",
+    "endpoint_key",
+    "find_endpoint",
+    "object_resource",
+    "secret_key_for",
+]
+
+#: The level each S3 method needs on the path it names.
+LEVEL_BY_METHOD = {
+    "GET": Level.READ,
+    "HEAD": Level.READ,
+    "PUT": Level.APPEND,
+    "POST": Level.APPEND,
+    "DELETE": Level.WRITE,
+}
+
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def access_key_id_for(account_id: str, endpoint_id: str, ordinal: int, issued: str) -> str:
+    """The id of the account's ``ordinal``-th credential at the endpoint: ``TLS3`` and 16
+    base32 characters, made from what it is for (so a decision is deterministic)."""
+    digest = hashlib.sha256(
+        f"s3 credential\n{account_id}\n{endpoint_id}\n{ordinal}\n{issued}".encode()
+    ).digest()
+    return "TLS3" + "".join(_BASE32[b % 32] for b in digest[:16])
+
+
+def endpoint_key(s3_key: bytes, endpoint_id: str) -> bytes:
+    """The endpoint's own key, derived from the ledger's S3 key."""
+    return hmac.new(s3_key, f"endpoint\n{endpoint_id}".encode(), hashlib.sha256).digest()
+
+
+def secret_key_for(s3_key: bytes, credential: S3CredentialView) -> str:
+    """The credential's secret key: 40 characters, as S3 clients expect."""
+    key = endpoint_key(s3_key, credential.endpoint_id)
+    mac = hmac.new(key, f"secret\n{credential.access_key_id}".encode(), hashlib.sha256)
+    return base64.b64encode(mac.digest()).decode()[:40]
+
+
+def find_endpoint(view: LedgerView, ref: str) -> EndpointView:
+    """The endpoint (not deleted) named by id or name; ``NotFound`` otherwise."""
+    found = view.endpoint(ref) if is_endpoint_id(ref) else view.endpoint_named(ref)
+    if found is None or found.deleted:
+        raise NotFound(f"no endpoint {shown(ref)}")
+    return found
+
+
+def object_resource(org: str, path: str) -> str:
+    """The ledger path an S3 request names: ``/bucket/key`` (percent-encoded, as on the
+    request line) in ``org`` is ``org/bucket/key``. ``/`` alone names the org."""
+    segments = [unquote(part) for part in path.split("/")[1:]]
+    while segments and segments[-1] == "":
+        segments.pop()  # a trailing slash names the same place
+    if any(part in ("", ".", "..") for part in segments):
+        raise ValidationError(
+            f"invalid S3 path {shown(path)}: empty, . or .. segments name no object"
+        )
+    return "/".join([org, *segments])
+
+
+@dataclass(frozen=True, slots=True)
+class S3Answer:
+    """A signed request's verdict: who signed it, and whether they may do it."""
+
+    access_key_id: str
+    account_id: str
+    endpoint_id: str
+    operation: str
+    resource: str
+    needed: Level
+    level: Level
+
+    @property
+    def allowed(self) -> bool:
+        return self.level >= self.needed
+
+
+def check_s3_request(
+    view: LedgerView,
+    endpoint_ref: str,
+    request: ReceivedRequest,
+    secret_of: Callable[[S3CredentialView], str],
+    now: datetime,
+) -> S3Answer:
+    """THE rule for a request an endpoint received: ``ValidationError`` when the request or
+    its ``Authorization`` header is malformed, ``NotFound`` for an unknown endpoint,
+    ``SignatureMismatch`` (with S3's error code) when the signature does not hold or its
+    credentials are not usable there; otherwise the answer."""
+    needed = LEVEL_BY_METHOD.get(request.method.upper())
+    if needed is None:
+        raise ValidationError(f"S3 has no operation {shown(request.method)} here")
+    try:
+        auth = parse_authorization(request.headers.get("authorization", ""))
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+    endpoint = find_endpoint(view, endpoint_ref)
+    credential = view.s3_credential(auth.access_key_id)
+    if credential is None:
+        raise SignatureMismatch("InvalidAccessKeyId", "no such access key")
+    if credential.revoked:
+        raise SignatureMismatch("InvalidAccessKeyId", "the access key is revoked")
+    if credential.endpoint_id != endpoint.endpoint_id:
+        raise SignatureMismatch(
+            "InvalidAccessKeyId", f"the access key is not for endpoint {endpoint.name}"
+        )
+    if not _trusts(view, credential.account_id, endpoint.endpoint_id):
+        raise SignatureMismatch(
+            "AccessDenied", f"{credential.account_id} does not trust endpoint {endpoint.name}"
+        )
+    grants = standing(view, credential.account_id)
+    if grants is None:
+        raise SignatureMismatch("InvalidAccessKeyId", "the access key's account is deleted")
+    try:
+        verify_signature(request, auth, secret_of(credential), now)
+    except SignatureMismatch:
+        raise
+    except ValueError as exc:  # a malformed x-amz-date
+        raise ValidationError(str(exc)) from None
+    account = view.service_account(credential.account_id)
+    assert account is not None  # standing() found it
+    resource = object_resource(account.org, request.path)
+    return S3Answer(
+        access_key_id=credential.access_key_id,
+        account_id=credential.account_id,
+        endpoint_id=endpoint.endpoint_id,
+        operation=request.method.upper(),
+        resource=resource,
+        needed=needed,
+        level=level_at(grants, resource),
+    )
+
+
+def _trusts(view: LedgerView, account_id: str, endpoint_id: str) -> bool:
+    trusted: Iterable[str] = (t.endpoint_id for t in view.trusted_endpoints_of(account_id))
+    return endpoint_id in trusted
