@@ -191,6 +191,22 @@ def assert_projections_match_log(ledger: Ledger) -> LedgerState:
         trusting = sorted({t.account_id for t in state.trusts.values()})
         live_trusts = {t.trust_id: t for a in trusting for t in view.issuer_trusts_of(a)}
         assert live_trusts == state.trusts
+
+        endpoints = getattr(state, "endpoints", None)
+        if endpoints is not None:
+            for endpoint_id, endpoint in endpoints.items():
+                assert view.endpoint(endpoint_id) == endpoint
+            assert view.live_endpoints() == state.live_endpoints()
+            holders = sorted(
+                {a for a, _ in state.trusted_endpoints}
+                | {c.account_id for c in state.s3_credentials.values()}
+            )
+            for account in holders:
+                assert view.trusted_endpoints_of(account) == state.trusted_endpoints_of(account)
+                assert view.s3_credentials_of(account) == state.s3_credentials_of(account)
+            for endpoint_id in endpoints:
+                assert view.accounts_trusting(endpoint_id) == state.accounts_trusting(endpoint_id)
+                assert view.s3_credentials_at(endpoint_id) == state.s3_credentials_at(endpoint_id)
     return state
 
 

@@ -77,6 +77,7 @@ DATABASE_ONLY: dict[str, frozenset[str] | None] = {
     "log": None,
     "replay": None,
     "serve": None,
+    "endpoints": frozenset({"create", "delete"}),
     "orgs": frozenset({"create"}),
     "users": frozenset({"disable"}),
 }
@@ -277,6 +278,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "Print the log as JSON lines, one event each, in log order (the operator's: admins "
         "and auditors read their org's events with 'audit').",
     ),
+    "endpoints": _command(
+        "data_plane",
+        "endpoints",
+        "Register, list and delete endpoints (data proxies: S3-compatible gateways).",
+    ),
     "grants": _command("grants", "grants", "Grant users permissions on resources."),
     "keys": _command("keys", "keys", "Rotate and list the keys that sign access tokens."),
     "log": _command("log", "log", "Inspect the event log and prove it has not been altered."),
@@ -293,6 +299,11 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "roles": _command(
         "roles", "roles", "Create and list roles (admin, auditor and member are predefined)."
+    ),
+    "s3-credentials": _command(
+        "data_plane",
+        "s3_credentials",
+        "Issue, list and revoke service accounts' S3 credentials at their trusted endpoints.",
     ),
     "serve": _command(
         "serve",

@@ -29,6 +29,10 @@ def _permission(grant: Grant) -> dict[str, str]:
         "trust-issuer": LazyCommand("tokenledger.cli.trusts", "trust_issuer"),
         "trusts": LazyCommand("tokenledger.cli.trusts", "trusts"),
         "untrust-issuer": LazyCommand("tokenledger.cli.trusts", "untrust_issuer"),
+        # The data plane's trusted endpoints (cli/data_plane.py).
+        "trust-endpoint": LazyCommand("tokenledger.cli.data_plane", "trust_endpoint"),
+        "trusted-endpoints": LazyCommand("tokenledger.cli.data_plane", "trusted_endpoints"),
+        "untrust-endpoint": LazyCommand("tokenledger.cli.data_plane", "untrust_endpoint"),
     },
 )
 def service_accounts() -> None:

@@ -27,6 +27,7 @@ import msgspec
 
 from tokenledger.client.auth import Auth
 from tokenledger.client.client import Client, principal_path
+from tokenledger.client.data_plane import DataPlaneCalls, data_plane_route
 from tokenledger.client.results import AuditRecord, convert, receipt_of
 from tokenledger.client.urls import path_segment
 from tokenledger.domain import commands as c
@@ -74,7 +75,7 @@ def _duration(lifetime: timedelta | None) -> str | None:
     return f"{int(lifetime.total_seconds())}s" if lifetime is not None else None
 
 
-class RemoteLedger:
+class RemoteLedger(DataPlaneCalls):
     """The ledger service of a server, as the command line uses ``service.Ledger``."""
 
     def __init__(self, client: Client) -> None:
@@ -198,6 +199,9 @@ class RemoteLedger:
                 return _Call("DELETE", path, params=params)
             case c.EndSession():
                 return _Call("DELETE", f"/v2/sessions/{path_segment(command.session_id)}")
+        route = data_plane_route(command)
+        if route is not None:
+            return _Call(*route)
         raise ValidationError(
             f"{type(command).__name__} is not a call the client makes to a server"
         )

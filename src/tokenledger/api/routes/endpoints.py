@@ -1,6 +1,7 @@
-"""The data plane over HTTP: endpoints (``/v2/endpoints``), a service account's trusted
-endpoints and S3 credentials (native paths and Aruna's), and the check a gateway makes of
-each signed S3 request it receives (``POST /v2/s3/check``)."""
+"""The data plane over HTTP: endpoints (``/v2/endpoints``, read only: registering and
+deleting one is the operator's, on the command line), a service account's trusted endpoints
+and S3 credentials (native paths and Aruna's), and the check a gateway makes of each signed
+S3 request it receives (``POST /v2/s3/check``)."""
 
 from __future__ import annotations
 
@@ -34,20 +35,11 @@ class _In(BaseModel):
 # -- endpoints ------------------------------------------------------------------------------
 
 
-class EndpointIn(_In):
-    name: str = Field(max_length=100)
-    url: str = Field(max_length=500, description="The gateway's base URL (http or https).")
-
-
 class EndpointOut(BaseModel):
     id: str
     name: str
     url: str
     created_at: datetime
-
-
-class CreatedEndpointOut(EndpointOut, CommandOut):
-    pass
 
 
 def _endpoint_out(endpoint: EndpointView) -> EndpointOut:
@@ -59,21 +51,6 @@ def _endpoint_out(endpoint: EndpointView) -> EndpointOut:
     )
 
 
-@router.post("/endpoints", status_code=201, response_model=CreatedEndpointOut)
-def create_endpoint(
-    body: EndpointIn,
-    actor: CurrentActor,
-    state: State,
-    correlation: Correlation,
-    response: Response,
-) -> CreatedEndpointOut:
-    """Register a data proxy (operators only)."""
-    command = c.build(c.CreateEndpoint, name=body.name, url=body.url)
-    result = run(state, command, actor, correlation, response)
-    endpoint = state.ledger.get_endpoint(getattr(result.events[0], "endpoint_id", ""))
-    return CreatedEndpointOut(**_endpoint_out(endpoint).model_dump(), **command_fields(result))
-
-
 @router.get("/endpoints", response_model=list[EndpointOut])
 def list_endpoints(actor: CurrentActor, state: State) -> list[EndpointOut]:
     """Every endpoint in force, by name."""
@@ -83,20 +60,6 @@ def list_endpoints(actor: CurrentActor, state: State) -> list[EndpointOut]:
 @router.get("/endpoints/{endpoint}", response_model=EndpointOut)
 def get_endpoint(actor: CurrentActor, state: State, endpoint: str = _ENDPOINT) -> EndpointOut:
     return _endpoint_out(state.ledger.get_endpoint(endpoint))
-
-
-@router.delete("/endpoints/{endpoint}", response_model=CommandOut)
-def delete_endpoint(
-    actor: CurrentActor,
-    state: State,
-    correlation: Correlation,
-    response: Response,
-    endpoint: str = _ENDPOINT,
-) -> CommandOut:
-    """Delete an endpoint (operators only): it leaves every trusted list, and every S3
-    credential there is revoked, each by its own event."""
-    command = c.build(c.DeleteEndpoint, endpoint=endpoint)
-    return command_out(run(state, command, actor, correlation, response))
 
 
 # -- trusted endpoints ------------------------------------------------------------------------
