@@ -6,12 +6,17 @@ PostgreSQL."""
 from __future__ import annotations
 
 import hashlib
+import http.server
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+import botocore.config
+import botocore.exceptions
+import botocore.session
 import pytest
 import sqlalchemy as sa
 from botocore.auth import S3SigV4Auth
@@ -395,3 +400,95 @@ def test_the_command_line(database_url: str, tmp_path: Path, monkeypatch: Any) -
     story = cli_run(url, "audit", "explain", key)
     assert "root cause" in story.stdout
     assert "endpoint proxy" in story.stdout
+
+
+# -- a standard S3 client, through a gateway that asks the ledger ---------------------------------
+
+
+class _Gateway(http.server.BaseHTTPRequestHandler):
+    """An S3-compatible gateway reduced to its authorisation: each request is checked with
+    the ledger (``POST /v2/s3/check``) and answered as S3 would."""
+
+    api: Api
+    lock: ClassVar[threading.Lock] = threading.Lock()
+    stored: ClassVar[dict[str, bytes]]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        path, _, query = self.path.partition("?")
+        request = {
+            "endpoint": "proxy",
+            "method": self.command,
+            "path": path,
+            "query": query,
+            "headers": dict(self.headers.items()),
+            "payload_sha256": hashlib.sha256(body).hexdigest(),
+        }
+        with self.lock:
+            answer = self.api.client.post("/v2/s3/check", json=request)
+        verdict = answer.json()
+        if answer.status_code != 200 or not verdict["allowed"]:
+            code = (
+                verdict.get("error", "AccessDenied")
+                if answer.status_code != 200
+                else "AccessDenied"
+            )
+            self._reply(403, f"<Error><Code>{code}</Code><Message>no</Message></Error>".encode())
+            return
+        if self.command == "PUT":
+            self.stored[path] = body
+            self._reply(200, b"")
+        elif self.command in ("GET", "HEAD"):
+            self._reply(200, self.stored.get(path, b""))
+        else:
+            self.stored.pop(path, None)
+            self._reply(204, b"")
+
+    def _reply(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", "application/xml")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_PUT = do_HEAD = do_DELETE = _handle
+
+
+@pytest.fixture
+def gateway(api: Api) -> Iterator[str]:
+    handler = type("Gateway", (_Gateway,), {"api": api, "stored": {}})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_standard_s3_client_through_a_gateway(api: Api, gateway: str) -> None:
+    trust(api)
+    issued = credentials(api)
+    s3 = botocore.session.get_session().create_client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=gateway,
+        aws_access_key_id=issued["s3AccessKey"],
+        aws_secret_access_key=issued["s3SecretKey"],
+        config=botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+    s3.put_object(Bucket="alpha", Key="raw/readings.csv", Body=b"t,v\n1,2\n")
+    assert s3.get_object(Bucket="alpha", Key="raw/readings.csv")["Body"].read() == b"t,v\n1,2\n"
+    s3.head_object(Bucket="alpha", Key="raw/readings.csv")
+    s3.delete_object(Bucket="alpha", Key="raw/readings.csv")
+    with pytest.raises(botocore.exceptions.ClientError) as elsewhere:
+        s3.put_object(Bucket="beta", Key="x", Body=b"no")
+    assert elsewhere.value.response["Error"]["Code"] == "AccessDenied"
+    api.client.patch(f"/v2/user/s3_credentials/{SA}/s3_credentials/proxy/revoke", headers=api.admin)
+    with pytest.raises(botocore.exceptions.ClientError) as revoked_now:
+        s3.put_object(Bucket="alpha", Key="raw/again.csv", Body=b"no")
+    assert revoked_now.value.response["Error"]["Code"] == "InvalidAccessKeyId"

@@ -108,6 +108,9 @@ def build_world(url: str, tmp_path: Path) -> World:
             for n in ("etl", "doomed", "mover")
         ),
         c.CreateServiceAccount(name="spy", org="other", resource="other/secret", level=write),
+        c.CreateEndpoint(name="proxy", url="https://proxy.example"),
+        c.CreateEndpoint(name="proxy2", url="https://proxy2.example"),
+        c.TrustEndpoint(account_id=sa("etl"), endpoint="proxy"),
     ):
         ledger.execute(command, OPERATOR)
 
@@ -350,6 +353,22 @@ OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
                 "audience": "tokenledger",
             },
         ),
+    ),
+    "endpoints create": (
+        lambda w, k: ["endpoints", "create", w.unique(), "--url", "https://gateway.example"],
+        None,
+    ),
+    "service-accounts trust-endpoint": (
+        lambda w, k: ["service-accounts", "trust-endpoint", sa("etl"), "proxy2"],
+        lambda w, k: (
+            "POST",
+            f"/v2/service_accounts/{sa('etl')}/trusted_endpoints",
+            {"endpointId": "proxy2"},
+        ),
+    ),
+    "s3-credentials create": (
+        lambda w, k: ["s3-credentials", "create", sa("etl"), "proxy"],
+        lambda w, k: ("GET", f"/v2/user/s3_credentials/{sa('etl')}/s3_credentials/proxy", None),
     ),
     "audit search": (
         lambda w, k: ["audit", "--limit", "500"],

@@ -39,6 +39,9 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = timedelta(minutes=15)
 #: The payload hash a client sends when it does not sign the body.
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+#: Unsigned too: the body is sent in aws-chunked encoding with a trailing checksum, which the
+#: gateway checks (current AWS SDKs send uploads so by default).
+_UNSIGNED = frozenset({UNSIGNED_PAYLOAD, "STREAMING-UNSIGNED-PAYLOAD-TRAILER"})
 
 _HEADER = re.compile(
     r"AWS4-HMAC-SHA256\s+"
@@ -164,10 +167,12 @@ def verify_signature(
         raise SignatureMismatch(
             "SignatureDoesNotMatch", "an S3 request signs its x-amz-content-sha256 header"
         )
-    if declared != UNSIGNED_PAYLOAD:
+    if declared not in _UNSIGNED:
         if not _HASH.fullmatch(declared):
             raise SignatureMismatch(
-                "InvalidArgument", "x-amz-content-sha256 must be 64 hex digits or UNSIGNED-PAYLOAD"
+                "InvalidArgument",
+                "x-amz-content-sha256 must be 64 hex digits or an unsigned payload's name "
+                "(signed streaming uploads are not taken)",
             )
         if request.payload_sha256 is None:
             raise SignatureMismatch(
