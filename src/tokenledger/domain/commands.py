@@ -21,12 +21,13 @@ from tokenledger.domain.names import (
     check_issuer,
     check_name,
     check_no_secret,
-    check_path,
     check_principal,
     check_service_account_id,
     check_session_id,
     check_subject_pattern,
     check_token_id,
+    resource_path,
+    role_reference,
     shown,
 )
 from tokenledger.domain.permissions import Grant, Level
@@ -34,6 +35,7 @@ from tokenledger.errors import ValidationError
 
 __all__ = [
     "AddMember",
+    "AddRolePolicy",
     "Command",
     "CreateOrg",
     "CreateResource",
@@ -41,15 +43,19 @@ __all__ = [
     "CreateServiceAccount",
     "CreateUser",
     "DeleteResource",
+    "DeleteRole",
     "DeleteServiceAccount",
     "DisableUser",
     "EndSession",
     "IssueClientCredential",
+    "IssueRoleKey",
     "IssueToken",
     "RefreshSession",
     "RemoveMember",
+    "RemoveRolePolicy",
     "RevokeAllTokens",
     "RevokeClientCredential",
+    "RevokeRoleKey",
     "RevokeToken",
     "SetGrant",
     "SetIdentityProvider",
@@ -76,12 +82,10 @@ def _level(value: Any) -> Level:
 
 
 def check_role_reference(value: str) -> str:
-    """``ROLE`` or ``ORG:ROLE``, each part a name (checked here, before any lookup)."""
-    org, sep, role = value.rpartition(":")
-    if sep:
-        check_name(org, "org name")
-    check_name(role, "role name")
-    return value
+    """``ROLE``, ``ORG:ROLE`` or ``ORG.ACCOUNT.ROLE``, each part a name (checked here, before
+    any lookup): kept as ``ROLE`` or ``ORG:ROLE``."""
+    found = role_reference(value)
+    return found.role if found.org is None else f"{found.org}:{found.role}"
 
 
 def _free_text(limit: int, what: str) -> Any:
@@ -102,7 +106,7 @@ OrgName = Annotated[str, AfterValidator(lambda v: check_name(v, "org name"))]
 RoleName = Annotated[str, AfterValidator(lambda v: check_name(v, "role name"))]
 KindName = Annotated[str, AfterValidator(lambda v: check_name(v, "resource kind"))]
 AccountName = Annotated[str, AfterValidator(lambda v: check_name(v, "service account name"))]
-ResourcePath = Annotated[str, AfterValidator(check_path)]
+ResourcePath = Annotated[str, AfterValidator(resource_path)]
 Email = Annotated[str, AfterValidator(check_email)]
 PrincipalId = Annotated[str, AfterValidator(check_principal)]
 AccountId = Annotated[str, AfterValidator(check_service_account_id)]
@@ -173,9 +177,12 @@ class SetGrant(Command):
 
 
 class CreateRole(Command):
+    """A role with the given grants, or none yet (Element creates a role empty, then adds
+    policies)."""
+
     org: OrgName
     role: RoleName
-    grants: tuple[GrantSpec, ...] = Field(min_length=1, max_length=1000)
+    grants: tuple[GrantSpec, ...] = Field(default=(), max_length=1000)
 
 
 class CreateServiceAccount(Command):
@@ -336,6 +343,44 @@ class UntrustIssuer(Command):
     issuer: Issuer
     subject: SubjectPattern | None = None
     reason: Reason | None = None
+
+
+# -- role keys and role policies ------------------------------------------------------------
+
+
+class IssueRoleKey(Command):
+    """Give a role a key (a long-lived token acting with the role's grants as they stand)."""
+
+    org: OrgName
+    role: RoleName
+    name: DisplayName | None = None
+
+
+class RevokeRoleKey(Command):
+    org: OrgName
+    role: RoleName
+    token_id: TokenId
+    reason: Reason | None = None
+
+
+class AddRolePolicy(Command):
+    """Let the role do ``level`` on ``resource`` (replacing what it had there)."""
+
+    org: OrgName
+    role: RoleName
+    resource: ResourcePath
+    level: LevelValue
+
+
+class RemoveRolePolicy(Command):
+    org: OrgName
+    role: RoleName
+    resource: ResourcePath
+
+
+class DeleteRole(Command):
+    org: OrgName
+    role: RoleName
 
 
 def _holdable(value: datetime, field: str) -> datetime:

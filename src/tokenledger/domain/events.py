@@ -37,6 +37,9 @@ __all__ = [
     "ResourceDeleted",
     "RevocationReason",
     "RoleCreated",
+    "RoleDeleted",
+    "RolePolicyAdded",
+    "RolePolicyRemoved",
     "ServiceAccountCreated",
     "ServiceAccountDeleted",
     "ServiceAccountPermissionLevelChanged",
@@ -217,6 +220,7 @@ class RevocationReason:
     LOGGED_OUT = "logged_out"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     PROVIDER_CHANGED = "provider_changed"
+    ROLE_DELETED = "role_deleted"
 
 
 class TokenIssued(Event, frozen=True, kw_only=True, tag="TokenIssued"):
@@ -395,6 +399,38 @@ class IssuerUntrusted(Event, frozen=True, kw_only=True, tag="IssuerUntrusted"):
     STREAM: ClassVar[tuple[str, str]] = ("trust", "trust_id")
 
 
+# -- role policies and role deletion (a role's keys are tokens: TokenIssued, kind "role") ---
+
+
+class _RoleEvent(Event, frozen=True, kw_only=True):
+    org: str
+    role: str
+
+    @property
+    def stream_id(self) -> str:
+        return f"role:{self.org}/{self.role}"
+
+
+class RolePolicyAdded(_RoleEvent, frozen=True, kw_only=True, tag="RolePolicyAdded"):
+    """The role now grants ``grant`` (replacing any level it had on that resource);
+    ``grants`` is the role's whole set after the change. Its keys act with it at their
+    next verification."""
+
+    grant: Grant
+    grants: tuple[Grant, ...]
+
+
+class RolePolicyRemoved(_RoleEvent, frozen=True, kw_only=True, tag="RolePolicyRemoved"):
+    """The role no longer grants anything on ``resource``; ``grants`` is what is left."""
+
+    resource: str
+    grants: tuple[Grant, ...]
+
+
+class RoleDeleted(_RoleEvent, frozen=True, kw_only=True, tag="RoleDeleted"):
+    """The role is gone; its keys are revoked in the same command (``role_deleted``)."""
+
+
 EventUnion = (
     OrgCreated
     | UserCreated
@@ -421,6 +457,9 @@ EventUnion = (
     | SessionEnded
     | IssuerTrusted
     | IssuerUntrusted
+    | RolePolicyAdded
+    | RolePolicyRemoved
+    | RoleDeleted
 )
 
 

@@ -481,6 +481,8 @@ def describe(event: e.Event) -> str:
             )
         case e.ServiceAccountDeleted():
             return f"service account {event.account_id} deleted"
+        case e.TokenIssued() if event.kind == "role":
+            return f"key {event.token_id} of role {event.principal} issued (acts as the role)"
         case e.TokenIssued():
             grants = " ".join(str(g) for g in event.grants)
             expiry = format_timestamp(event.expires_at) if event.expires_at else "never"
@@ -523,4 +525,10 @@ def describe(event: e.Event) -> str:
             return (
                 f"trust {event.trust_id} of {event.account_id} withdrawn ({event.reason}){detail}"
             )
+        case e.RolePolicyAdded():
+            return f"role {event.org}:{event.role} now grants {event.grant}"
+        case e.RolePolicyRemoved():
+            return f"role {event.org}:{event.role} no longer grants anything on {event.resource}"
+        case e.RoleDeleted():
+            return f"role {event.org}:{event.role} deleted"
     return type(event).__name__
