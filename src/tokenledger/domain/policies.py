@@ -12,6 +12,7 @@ import re
 
 from tokenledger.domain.names import resource_path, resource_urn, shown
 from tokenledger.domain.permissions import Grant, Level
+from tokenledger.errors import ValidationError
 
 __all__ = [
     "LEVEL_BY_FUNCTION",
@@ -19,6 +20,7 @@ __all__ = [
     "POLICY_SHAPE",
     "level_of_function",
     "parse_policy",
+    "policy_resource",
     "policy_text",
     "split_policy",
 ]
@@ -53,18 +55,33 @@ def level_of_function(function: str) -> str | None:
 
 
 def parse_policy(text: str) -> Grant:
-    """A policy as the grant it gives; ``ValueError`` (one line) when it is not one."""
+    """A policy as the grant it gives; a one-line ``ValidationError`` when it is not one."""
     if len(text) > 1000:
-        raise ValueError("invalid policy: too long")
+        raise ValidationError("invalid policy: too long")
     parts = split_policy(text)
     if parts is None:
-        raise ValueError(f"invalid policy {shown(text)}: expected {POLICY_SHAPE}")
+        raise ValidationError(f"invalid policy {shown(text)}: expected {POLICY_SHAPE}")
     verb, resource = parts
     level = level_of_function(verb)
     if level is None:
         known = ", ".join(LEVEL_BY_FUNCTION)
-        raise ValueError(f"invalid policy {shown(text)}: unknown verb {shown(verb)}: use {known}")
-    return Grant(resource_path(resource), level)
+        raise ValidationError(
+            f"invalid policy {shown(text)}: unknown verb {shown(verb)}: use one of {known}"
+        )
+    try:
+        return Grant(resource_path(resource), level)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def policy_resource(text: str) -> str:
+    """The resource a policy to delete names: a policy's text, a path or a URN."""
+    if split_policy(text) is not None and not text.lower().startswith("urn:"):
+        return parse_policy(text).resource
+    try:
+        return resource_path(text.strip())
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 def policy_text(grant: Grant) -> str:
