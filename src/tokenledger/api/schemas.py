@@ -267,7 +267,9 @@ class IssuedCredentialOut(CredentialOut, CommandOut):
 
 class IssueTokenIn(_In):
     grants: list[GrantIn] = Field(default_factory=list, max_length=1000)
-    role: Name | None = Field(default=None, description="Grant a role's grants (ROLE or ORG:ROLE).")
+    role: Name | None = Field(
+        default=None, description="Grant a role's grants (ROLE, ORG:ROLE or ORG.ACCOUNT.ROLE)."
+    )
     name: Text | None = None
     expires_in: Name | None = Field(default=None, description="A lifetime such as 30d or 12h.")
     expires_at: Name | None = Field(default=None, description="An ISO 8601 time (UTC if no zone).")

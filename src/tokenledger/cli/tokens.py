@@ -178,7 +178,7 @@ def _echo_issued(issued: TokenIssued, secret: str) -> None:
 @click.option("--principal", help="The user's email or the service account's id.")
 @click.option("--resource", "resources", multiple=True, help="A granted resource (repeatable).")
 @click.option("--level", "levels", multiple=True, help="The level for each --resource, in order.")
-@click.option("--role", help="Grant a role's grants (ROLE or ORG:ROLE).")
+@click.option("--role", help="Grant a role's grants (ROLE, ORG:ROLE or ORG.ACCOUNT.ROLE).")
 @click.option(
     "-c",
     "--config",
