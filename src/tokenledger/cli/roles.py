@@ -65,8 +65,8 @@ def _policy_dict(grant: Grant) -> dict[str, str]:
 
 @click.group()
 def roles() -> None:
-    """Create, list and delete roles (admin, auditor and member are predefined), their
-    policies and their keys."""
+    """Create, list and delete roles, their policies and their keys (admin, auditor and
+    member are predefined)."""
 
 
 @roles.command("create")

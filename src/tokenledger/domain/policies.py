@@ -39,7 +39,7 @@ _VERB_BY_LEVEL = {"read": "get", "append": "create", "write": "update", "admin":
 #: The domain policies are printed back with.
 POLICY_DOMAIN = "data"
 
-POLICY_SHAPE = "<domain>:<verb>@<resource>"
+POLICY_SHAPE = "<domain>:<verb>@<path>"
 _POLICY = re.compile(r"(?P<domain>[a-z][a-z0-9_.-]*):(?P<verb>[^@\s]+)@(?P<path>\S+)")
 
 

@@ -208,7 +208,7 @@ def parse_secret(text: str) -> TokenKind:
         raise _malformed(f"too long (a token has {SECRET_LENGTH} characters)")
     text = text.strip(_SURROUNDING_WHITESPACE)
     access, colon, secret = text.rpartition(":")
-    if colon:
+    if colon and access.startswith(_TOKEN_ID_PREFIX):
         if not is_token_id(access):
             raise _malformed("a role key is ACCESS:SECRET, its access id (tok_...) first")
         if _parse_bare(secret) is not TokenKind.ROLE:
