@@ -330,3 +330,42 @@ def test_auth_token_header_prints_the_bearer_header_of_a_role_key(api: Api, url:
     result = cli_run(url, "auth", "token", "-H", token=bare)
     assert_one_line_error(result, 2, "ACCESS:SECRET")
     assert bare not in result.stderr
+
+
+# -- --server ----------------------------------------------------------------------------------
+
+
+def test_the_role_commands_work_against_a_server(
+    api: Api, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_api_serve import Server
+
+    monkeypatch.setenv("TOKENLEDGER_CREDENTIALS_PATH", str(tmp_path / "credentials.json"))
+    server = Server(url, tmp_path / "served-keys.json")
+
+    def remote(*args: str) -> Result:
+        env = {"TOKENLEDGER_TOKEN": api.ann, "TOKENLEDGER_DATABASE_URL": None}
+        result = CliRunner().invoke(cli, ["--server", server.base, *args], env=env)
+        assert result.exit_code == 0, result.output
+        return result
+
+    try:
+        remote("roles", "create", ROLE)
+        key = remote("roles", "key", "new", ROLE).stdout.strip()
+        assert KEY.fullmatch(key), key
+        urn = remote("resources", "get", "acme/alpha", "--field", "urn").stdout.strip()
+        remote("roles", "policy", "new", ROLE, f"data:get@{urn}")
+        listed = json.loads(remote("roles", "policy", "list", ROLE, "--json").stdout)
+        assert [p["resource"] for p in listed] == ["acme/alpha"]
+        assert verify(url, key, "acme/alpha")["allowed"] is True
+        access = key.partition(":")[0]
+        assert access in remote("roles", "key", "list", ROLE).stdout
+        remote("roles", "policy", "delete", ROLE, urn)
+        assert verify(url, key, "acme/alpha")["allowed"] is False
+        second = remote("roles", "key", "new", ROLE).stdout.strip()
+        remote("roles", "key", "revoke", ROLE, access)
+        assert "revoked 1 token(s)" in remote("roles", "delete", ROLE).stdout
+        assert verify(url, second, "acme")["reason"] == "revoked"
+    finally:
+        server.stop()
+    assert_projections_match_log(api.ledger)
