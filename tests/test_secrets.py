@@ -23,11 +23,12 @@ from tokenledger.domain.secrets import (
     looks_like_secret,
     new_token_id,
     parse_secret,
+    role_key_text,
 )
 from tokenledger.errors import ValidationError
 
 PREFIX_LENGTH = 4
-SECRET_RE = re.compile(r"tl[psdcr]_[0-9A-Za-z]{38}")
+SECRET_RE = re.compile(r"tl[psdcrk]_[0-9A-Za-z]{38}")
 TOKEN_ID_RE = re.compile(r"tok_[0-9A-Za-z]{16}")
 EXPECTED_PREFIXES = {
     TokenKind.PERSONAL: "tlp_",
@@ -35,6 +36,7 @@ EXPECTED_PREFIXES = {
     TokenKind.DERIVED: "tld_",
     TokenKind.CLIENT: "tlc_",
     TokenKind.REFRESH: "tlr_",
+    TokenKind.ROLE: "tlk_",
 }
 
 kinds = st.sampled_from(list(TokenKind))
@@ -69,7 +71,14 @@ def generate_checksum(random_part: str) -> str:
 
 
 def test_kind_values_and_prefixes() -> None:
-    assert [k.value for k in TokenKind] == ["personal", "service", "derived", "client", "refresh"]
+    assert [k.value for k in TokenKind] == [
+        "personal",
+        "service",
+        "derived",
+        "client",
+        "refresh",
+        "role",
+    ]
     assert {k: k.prefix for k in TokenKind} == EXPECTED_PREFIXES
 
 
@@ -81,10 +90,30 @@ def test_generated_secret_has_the_documented_shape(kind: TokenKind) -> None:
     assert secret.startswith(EXPECTED_PREFIXES[kind])
 
 
+def presented(kind: TokenKind) -> str:
+    """A new secret of ``kind`` as its holder presents it (a role key with its access id)."""
+    secret = generate_secret(kind)
+    if kind is TokenKind.ROLE:
+        return role_key_text(new_token_id(datetime.now(UTC)), secret)
+    return secret
+
+
 @pytest.mark.parametrize("kind", list(TokenKind))
 def test_generated_secret_parses_back_to_its_kind(kind: TokenKind) -> None:
     for _ in range(50):
-        assert parse_secret(generate_secret(kind)) is kind
+        assert parse_secret(presented(kind)) is kind
+
+
+def test_a_role_key_is_presented_only_with_its_access_id() -> None:
+    key = presented(TokenKind.ROLE)
+    access, _, secret = key.partition(":")
+    with pytest.raises(ValidationError, match="ACCESS:SECRET"):
+        parse_secret(secret)
+    with pytest.raises(ValidationError, match="only a role key"):
+        parse_secret(f"{access}:{generate_secret(TokenKind.PERSONAL)}")
+    with pytest.raises(ValidationError, match="access id"):
+        parse_secret(f"tok_short:{secret}")
+    assert hash_secret(key) != hash_secret(secret)  # the whole key is what is stored
 
 
 def test_checksum_is_zero_padded_base62_crc32_of_the_random_part() -> None:

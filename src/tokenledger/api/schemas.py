@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from tokenledger.domain.model import ClientCredentialView, ServiceAccountView, TokenView
+from tokenledger.domain.names import resource_urn
 from tokenledger.domain.permissions import Grant
 
 __all__ = [
@@ -133,7 +134,7 @@ class MemberOut(BaseModel):
 
 class CreateRoleIn(_In):
     name: Name
-    grants: list[GrantIn] = Field(max_length=1000)
+    grants: list[GrantIn] = Field(default_factory=list, max_length=1000)
 
 
 class RoleOut(BaseModel):
@@ -182,6 +183,12 @@ class ResourceOut(BaseModel):
     path: str
     kind: str
     created_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def urn(self) -> str:
+        """The resource's URN (``urn:tokenledger:ORG:PROJECT...``), accepted wherever a path is."""
+        return resource_urn(self.path)
 
 
 # -- service accounts and client credentials ---------------------------------------------------
@@ -260,7 +267,9 @@ class IssuedCredentialOut(CredentialOut, CommandOut):
 
 class IssueTokenIn(_In):
     grants: list[GrantIn] = Field(default_factory=list, max_length=1000)
-    role: Name | None = Field(default=None, description="Grant a role's grants (ROLE or ORG:ROLE).")
+    role: Name | None = Field(
+        default=None, description="Grant a role's grants (ROLE, ORG:ROLE or ORG.ACCOUNT.ROLE)."
+    )
     name: Text | None = None
     expires_in: Name | None = Field(default=None, description="A lifetime such as 30d or 12h.")
     expires_at: Name | None = Field(default=None, description="An ISO 8601 time (UTC if no zone).")

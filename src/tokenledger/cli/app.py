@@ -298,7 +298,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "Create, delete and list resources (org/project/collection/dataset/object).",
     ),
     "roles": _command(
-        "roles", "roles", "Create and list roles (admin, auditor and member are predefined)."
+        "roles",
+        "roles",
+        "Create, list and delete roles, their policies and their keys (admin, auditor and "
+        "member are predefined).",
     ),
     "s3-credentials": _command(
         "data_plane",

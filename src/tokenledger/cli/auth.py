@@ -247,10 +247,7 @@ def token_command(obj: CliContext, server: str | None, as_header: bool, as_json:
             token = held.token
             expires_at = held.expires_at
     if as_header:
-        if as_json:
-            echo_json({"Authorization": f"Bearer {token}"})
-        else:
-            click.echo(f"Authorization: Bearer {token}")
+        _echo_header(token, as_json)
     elif as_json:
         echo_json({"access_token": token, "token_type": "Bearer", "expires_at": expires_at})
     else:
@@ -342,7 +339,13 @@ def header_command(as_json: bool) -> None:
     if not secret:
         raise ValidationError(f"{TOKEN_ENV} is not set: export a token's secret in it first")
     _check_presentable(secret)
+    _echo_header(secret, as_json)
+
+
+def _echo_header(token: str, as_json: bool) -> None:
+    """The header curl's -H takes (Element's ``eai login token -H``): ``auth header`` and
+    ``auth token -H`` print it alike."""
     if as_json:
-        echo_json({"Authorization": f"Bearer {secret}"})
+        echo_json({"Authorization": f"Bearer {token}"})
     else:
-        click.echo(f"Authorization: Bearer {secret}")
+        click.echo(f"Authorization: Bearer {token}")

@@ -23,8 +23,8 @@ The three grant forms all become (resource, level) pairs, the ledger's native gr
    gives one grant on ``<account>/<resource>`` for every account and resource (a resource of
    ``"*"`` means the account's path itself), at the highest level any of the functions maps to.
 3. **Element-style policy**: ``{policy: "data:get@acme/alpha"}``, that is
-   ``<domain>:<verb>@<path>``, a grant on ``<path>`` at the level the verb maps to (the domain
-   names the kind of API and does not change the grant).
+   ``<domain>:<verb>@<path>``, a grant on ``<path>`` (or the resource a URN names) at the
+   level the verb maps to (the domain names the kind of API and does not change the grant).
 
 Functions and verbs map to levels as follows (case-insensitive; anything else is refused):
 
@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import codecs
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +52,12 @@ from typing import IO, Any
 
 import yaml
 
+from tokenledger.domain.policies import (
+    LEVEL_BY_FUNCTION,
+    POLICY_SHAPE,
+    level_of_function,
+    split_policy,
+)
 from tokenledger.errors import ValidationError
 
 __all__ = [
@@ -68,20 +73,12 @@ __all__ = [
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_GRANTS = 1000
 
-#: Dyff functions and Element verbs, and the ledger level each one needs.
-LEVEL_BY_FUNCTION: dict[str, str] = {
-    **dict.fromkeys(("get", "list", "read", "consume", "download"), "read"),
-    **dict.fromkeys(("create", "append", "upload"), "append"),
-    **dict.fromkeys(("edit", "update", "write", "delete"), "write"),
-    **dict.fromkeys(("admin", "manage", "*"), "admin"),
-}
 _LEVEL_ORDER = ("read", "append", "write", "admin")
 
 _TOP_LEVEL_KEYS = ("grants", "principal", "account", "name", "expires_in")
 _NATIVE_KEYS = frozenset({"resource", "level"})
 _DYFF_KEYS = frozenset({"resources", "functions", "accounts"})
 _POLICY_KEYS = frozenset({"policy"})
-_POLICY = re.compile(r"(?P<domain>[a-z][a-z0-9_.-]*):(?P<verb>[^@\s]+)@(?P<path>\S+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,18 +333,17 @@ def _dyff(item: Mapping[Any, Any], where: str, name: str, *, budget: int) -> lis
 
 def _policy(value: Any, where: str, name: str) -> GrantPair:
     text = _text(value, f"{where}.policy", name)
-    match = _POLICY.fullmatch(text.strip())
-    if match is None:
+    parts = split_policy(text)
+    if parts is None:
         raise _error(
-            name, f"{where}.policy: invalid policy {_shown(text)}: expected <domain>:<verb>@<path>"
+            name, f"{where}.policy: invalid policy {_shown(text)}: expected {POLICY_SHAPE}"
         )
-    return GrantPair(
-        resource=match["path"], level=_level_of(match["verb"], f"{where}.policy", name)
-    )
+    verb, path = parts
+    return GrantPair(resource=path, level=_level_of(verb, f"{where}.policy", name))
 
 
 def _level_of(function: str, where: str, name: str) -> str:
-    level = LEVEL_BY_FUNCTION.get(function.strip().lower())
+    level = level_of_function(function)
     if level is None:
         known = ", ".join(LEVEL_BY_FUNCTION)
         raise _error(name, f"{where}: unknown function {_shown(function)}: use one of {known}")

@@ -10,7 +10,8 @@ import click
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.common import checked
 from tokenledger.cli.output import echo_json
-from tokenledger.domain.names import check_name, check_path, check_principal, shown
+from tokenledger.domain.names import check_name, check_principal, shown
+from tokenledger.domain.names import resource_path as _resource_path
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.errors import ValidationError
 
@@ -31,7 +32,8 @@ def principal_id(value: str) -> str:
 
 
 def resource_path(value: str) -> str:
-    return checked(check_path, value)
+    """A path, or a URN (urn:tokenledger:ORG:...), as its path."""
+    return checked(_resource_path, value)
 
 
 def org_name(value: str) -> str:

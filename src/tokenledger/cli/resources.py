@@ -6,7 +6,7 @@ import click
 
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.grants import resource_path
-from tokenledger.cli.output import echo_json
+from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.cli.tokens import echo_revoked
 
 __all__ = ["resources"]
@@ -73,6 +73,45 @@ def delete_command(obj: CliContext, path: str, recursive: bool, as_json: bool) -
     if removed:
         click.echo(f"removed {len(removed)} grant(s)")
     echo_revoked(result.revoked)
+
+
+#: What ``resources get --field`` prints (Element's ``data get --field urn``).
+_FIELDS = ("id", "path", "urn", "kind", "created_at")
+
+
+@resources.command("get")
+@click.argument("path")
+@click.option(
+    "--field",
+    type=click.Choice(_FIELDS),
+    help="Print only this field of the resource (e.g. urn).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def get_command(obj: CliContext, path: str, field: str | None, as_json: bool) -> None:
+    """One resource, named by its PATH or its URN (urn:tokenledger:ORG:PROJECT...)."""
+    from tokenledger.domain.names import resource_urn
+    from tokenledger.errors import NotFound
+
+    wanted = resource_path(path)
+    found = [r for r in obj.ledger().list_resources(obj.actor(), wanted) if r.path == wanted]
+    if not found:
+        raise NotFound(f"no resource {wanted} that you may read")
+    resource = found[0]
+    row = {
+        "id": resource.path,
+        "path": resource.path,
+        "urn": resource_urn(resource.path),
+        "kind": resource.kind,
+        "created_at": resource.created_at,
+    }
+    if field is not None:
+        value = row[field]
+        click.echo(format_timestamp(value) if field == "created_at" else value)  # type: ignore[arg-type]
+    elif as_json:
+        echo_json(row)
+    else:
+        click.echo(f"{resource.path}  ({resource.kind})  {row['urn']}")
 
 
 @resources.command("list")

@@ -43,7 +43,7 @@ def echo_revoked(token_ids: Sequence[str]) -> None:
         click.echo(f"revoked {len(token_ids)} token(s): {', '.join(token_ids)}")
 
 
-def _token_id_arg(value: str, what: str = "token id") -> str:
+def token_id_arg(value: str, what: str = "token id") -> str:
     """A token id, refusing a secret given by mistake without repeating it."""
     if looks_like_secret(value):
         raise ValidationError(
@@ -141,7 +141,7 @@ def _issue_fields(options: _IssueOptions, config: GrantConfig | None) -> dict[st
         ),
         "no_expiry": options.no_expiry,
         "parent_id": (
-            _token_id_arg(options.parent_id, "parent token id")
+            token_id_arg(options.parent_id, "parent token id")
             if options.parent_id is not None
             else None
         ),
@@ -178,7 +178,7 @@ def _echo_issued(issued: TokenIssued, secret: str) -> None:
 @click.option("--principal", help="The user's email or the service account's id.")
 @click.option("--resource", "resources", multiple=True, help="A granted resource (repeatable).")
 @click.option("--level", "levels", multiple=True, help="The level for each --resource, in order.")
-@click.option("--role", help="Grant a role's grants (ROLE or ORG:ROLE).")
+@click.option("--role", help="Grant a role's grants (ROLE, ORG:ROLE or ORG.ACCOUNT.ROLE).")
 @click.option(
     "-c",
     "--config",
@@ -311,7 +311,7 @@ def list_command(
 def get_command(obj: CliContext, token_id: str, as_json: bool) -> None:
     """One token by its id (never its secret)."""
     ledger = obj.ledger()
-    token = ledger.get_token(obj.actor(), _token_id_arg(token_id))
+    token = ledger.get_token(obj.actor(), token_id_arg(token_id))
     now = ledger.now()
     if as_json:
         echo_json(_token_dict(token, now))
@@ -341,7 +341,7 @@ def _revoke_command(
         return c.build(c.RevokeAllTokens, principal=principal, reason=reason)
     if token_id is None or principal is not None:
         raise click.UsageError("use either 'revoke TOKEN_ID' or 'revoke --all --principal P'")
-    return c.build(c.RevokeToken, token_id=_token_id_arg(token_id), reason=reason)
+    return c.build(c.RevokeToken, token_id=token_id_arg(token_id), reason=reason)
 
 
 @tokens.command("revoke")

@@ -199,12 +199,31 @@ class RemoteLedger(DataPlaneCalls):
                 return _Call("DELETE", path, params=params)
             case c.EndSession():
                 return _Call("DELETE", f"/v2/sessions/{path_segment(command.session_id)}")
+            case (
+                c.IssueRoleKey()
+                | c.RevokeRoleKey()
+                | c.AddRolePolicy()
+                | c.RemoveRolePolicy()
+                | c.DeleteRole()
+            ):
+                return _role_call(command)
         route = data_plane_route(command)
         if route is not None:
             return _Call(*route)
         raise ValidationError(
             f"{type(command).__name__} is not a call the client makes to a server"
         )
+
+    def role_grants(self, actor: Actor, org: str, role: str) -> tuple[Grant, ...]:
+        answer = self._get(f"{_role_path(org, role)}/policies")
+        rows = convert(answer, list[_Policy], "a list of role policies")
+        return tuple(Grant(row.resource, row.level) for row in rows)
+
+    def role_keys(
+        self, actor: Actor, org: str, role: str, *, include_inactive: bool = False
+    ) -> list[TokenView]:
+        answer = self._get(f"{_role_path(org, role)}/keys", all=include_inactive)
+        return list(convert(answer, list[TokenView], "a list of role keys"))
 
     def _issue_token(self, command: c.IssueToken) -> _Call:
         principal = command.principal
@@ -439,6 +458,36 @@ class _Session(msgspec.Struct):
 class _Member(msgspec.Struct):
     email: str
     role: str
+
+
+class _Policy(msgspec.Struct):
+    resource: str
+    level: str
+
+
+def _role_path(org: str, role: str) -> str:
+    return f"/v2/orgs/{path_segment(org)}/roles/{path_segment(role)}"
+
+
+def _role_call(
+    command: c.IssueRoleKey | c.RevokeRoleKey | c.AddRolePolicy | c.RemoveRolePolicy | c.DeleteRole,
+) -> _Call:
+    """The routes of a role's keys and policies (``api.routes.roles``)."""
+    path = _role_path(command.org, command.role)
+    match command:
+        case c.IssueRoleKey():
+            return _Call("POST", f"{path}/keys", {"name": command.name})
+        case c.RevokeRoleKey():
+            key = path_segment(command.token_id)
+            return _Call("DELETE", f"{path}/keys/{key}", params={"reason": command.reason})
+        case c.AddRolePolicy():
+            body = {"resource": command.resource, "level": command.level.label}
+            return _Call("POST", f"{path}/policies", body)
+        case c.RemoveRolePolicy():
+            return _Call(
+                "DELETE", f"{path}/policies/{path_segment(command.resource, slashes=True)}"
+            )
+    return _Call("DELETE", path)
 
 
 class _Role(msgspec.Struct):

@@ -35,7 +35,9 @@ from tokenledger.domain.model import (
     ServiceAccountView,
     SessionView,
     TokenView,
+    is_role_principal,
     is_service_account_id,
+    role_of_principal,
     service_account_org,
 )
 from tokenledger.domain.names import is_loopback_url
@@ -52,6 +54,7 @@ __all__ = [
     "answer_token",
     "authorise_issue",
     "authorise_provider_setting",
+    "authorise_role_management",
     "authorise_session_management",
     "authorise_token_management",
     "forbid_service_accounts",
@@ -180,7 +183,14 @@ def answer_token(
         return TokenAnswer(token, "expired", ())
     if current is None:
         return TokenAnswer(token, "principal_disabled", ())
+    if token.kind == _ROLE_KEY:
+        # A role key holds no grants of its own: it may do what its role grants now.
+        token = msgspec.structs.replace(token, grants=current)
     return TokenAnswer(token, None, current)
+
+
+#: The kind of a role's keys (``TokenKind.ROLE``).
+_ROLE_KEY = "role"
 
 
 def standing(view: LedgerView, principal: str) -> tuple[Grant, ...] | None:
@@ -190,6 +200,8 @@ def standing(view: LedgerView, principal: str) -> tuple[Grant, ...] | None:
         if account is None or account.deleted:
             return None
         return (account.permission,)
+    if is_role_principal(principal):
+        return view.role(*role_of_principal(principal))  # None once the role is deleted
     user = view.user(principal)
     if user is None or user.disabled:
         return None
@@ -324,6 +336,8 @@ def token_orgs(token: TokenView) -> frozenset[str]:
     """The orgs a token reaches: a service account's, or those of a user token's grants."""
     if is_service_account_id(token.principal):
         return frozenset({service_account_org(token.principal)})
+    if is_role_principal(token.principal):
+        return frozenset({role_of_principal(token.principal)[0]})
     return frozenset(org_of(grant.resource) for grant in token.grants)
 
 
@@ -401,8 +415,22 @@ def require_operator(actor: Actor, action: str) -> None:
 
 
 def forbid_service_accounts(actor: Actor, action: str) -> None:
-    if actor.kind is ActorKind.SERVICE_ACCOUNT:
-        raise PermissionDenied(f"a service account may not {action}")
+    """What only people (and the operator) do: a service account's or a role's key is a
+    machine's credential."""
+    if actor.kind is ActorKind.SERVICE_ACCOUNT or actor.kind is ActorKind.ROLE_KEY:
+        raise PermissionDenied(f"a {actor.kind.value.replace('_', ' ')} may not {action}")
+
+
+# -- roles ----------------------------------------------------------------------------------
+
+
+def authorise_role_management(
+    view: LedgerView, actor: Actor, org: str, now: datetime, action: str | None = None
+) -> None:
+    """Creating and deleting an org's roles, changing their policies, and issuing, listing
+    and revoking their keys: a person with admin on the org, or an operator."""
+    forbid_service_accounts(actor, "manage roles")
+    require_level(view, actor, org, Level.ADMIN, now, action or f"manage roles of {org}")
 
 
 # -- commands on people -------------------------------------------------------------------
@@ -589,10 +617,7 @@ def may_see_session(view: LedgerView, actor: Actor, session: SessionView, now: d
     return (
         actor.kind is ActorKind.OPERATOR
         or (actor.principal == session.principal and within_session(actor, (session.org,)))
-        or (
-            actor.kind is not ActorKind.SERVICE_ACCOUNT
-            and may(view, actor, session.org, Level.ADMIN, now)
-        )
+        or (actor.kind is ActorKind.USER and may(view, actor, session.org, Level.ADMIN, now))
     )
 
 
@@ -669,6 +694,8 @@ def _org_named_by(subject: str) -> str | None:
     account's (a user's email and a token's id do not)."""
     if is_service_account_id(subject):
         return service_account_org(subject)
+    if is_role_principal(subject):  # a role (``org:role``) or its keys' principal
+        return role_of_principal(subject)[0]
     if "@" in subject or ":" in subject:
         return None
     return org_of(subject)

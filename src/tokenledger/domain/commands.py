@@ -23,13 +23,14 @@ from tokenledger.domain.names import (
     check_issuer,
     check_name,
     check_no_secret,
-    check_path,
     check_principal,
     check_service_account_id,
     check_session_id,
     check_subject_pattern,
     check_token_id,
     is_endpoint_id,
+    resource_path,
+    role_reference,
     shown,
 )
 from tokenledger.domain.permissions import Grant, Level
@@ -37,6 +38,7 @@ from tokenledger.errors import ValidationError
 
 __all__ = [
     "AddMember",
+    "AddRolePolicy",
     "Command",
     "CreateEndpoint",
     "CreateOrg",
@@ -46,16 +48,20 @@ __all__ = [
     "CreateUser",
     "DeleteEndpoint",
     "DeleteResource",
+    "DeleteRole",
     "DeleteServiceAccount",
     "DisableUser",
     "EndSession",
     "IssueClientCredential",
+    "IssueRoleKey",
     "IssueS3Credential",
     "IssueToken",
     "RefreshSession",
     "RemoveMember",
+    "RemoveRolePolicy",
     "RevokeAllTokens",
     "RevokeClientCredential",
+    "RevokeRoleKey",
     "RevokeS3Credential",
     "RevokeToken",
     "SetGrant",
@@ -85,12 +91,10 @@ def _level(value: Any) -> Level:
 
 
 def check_role_reference(value: str) -> str:
-    """``ROLE`` or ``ORG:ROLE``, each part a name (checked here, before any lookup)."""
-    org, sep, role = value.rpartition(":")
-    if sep:
-        check_name(org, "org name")
-    check_name(role, "role name")
-    return value
+    """``ROLE``, ``ORG:ROLE`` or ``ORG.ACCOUNT.ROLE``, each part a name (checked here, before
+    any lookup): kept as ``ROLE`` or ``ORG:ROLE``."""
+    found = role_reference(value)
+    return found.role if found.org is None else f"{found.org}:{found.role}"
 
 
 def _free_text(limit: int, what: str) -> Any:
@@ -111,7 +115,7 @@ OrgName = Annotated[str, AfterValidator(lambda v: check_name(v, "org name"))]
 RoleName = Annotated[str, AfterValidator(lambda v: check_name(v, "role name"))]
 KindName = Annotated[str, AfterValidator(lambda v: check_name(v, "resource kind"))]
 AccountName = Annotated[str, AfterValidator(lambda v: check_name(v, "service account name"))]
-ResourcePath = Annotated[str, AfterValidator(check_path)]
+ResourcePath = Annotated[str, AfterValidator(resource_path)]
 Email = Annotated[str, AfterValidator(check_email)]
 PrincipalId = Annotated[str, AfterValidator(check_principal)]
 AccountId = Annotated[str, AfterValidator(check_service_account_id)]
@@ -182,9 +186,12 @@ class SetGrant(Command):
 
 
 class CreateRole(Command):
+    """A role with the given grants, or none yet (Element creates a role empty, then adds
+    policies)."""
+
     org: OrgName
     role: RoleName
-    grants: tuple[GrantSpec, ...] = Field(min_length=1, max_length=1000)
+    grants: tuple[GrantSpec, ...] = Field(default=(), max_length=1000)
 
 
 class CreateServiceAccount(Command):
@@ -405,6 +412,44 @@ class RevokeS3Credential(Command):
         if (self.endpoint is None) == (self.access_key_id is None):
             raise ValueError("name the endpoint or the access key id (one of them)")
         return self
+
+
+# -- role keys and role policies ------------------------------------------------------------
+
+
+class IssueRoleKey(Command):
+    """Give a role a key (a long-lived token acting with the role's grants as they stand)."""
+
+    org: OrgName
+    role: RoleName
+    name: DisplayName | None = None
+
+
+class RevokeRoleKey(Command):
+    org: OrgName
+    role: RoleName
+    token_id: TokenId
+    reason: Reason | None = None
+
+
+class AddRolePolicy(Command):
+    """Let the role do ``level`` on ``resource`` (replacing what it had there)."""
+
+    org: OrgName
+    role: RoleName
+    resource: ResourcePath
+    level: LevelValue
+
+
+class RemoveRolePolicy(Command):
+    org: OrgName
+    role: RoleName
+    resource: ResourcePath
+
+
+class DeleteRole(Command):
+    org: OrgName
+    role: RoleName
 
 
 def _holdable(value: datetime, field: str) -> datetime:

@@ -19,6 +19,7 @@ from tokenledger.domain import commands as c
 from tokenledger.domain.authority import (
     acting_token,
     authorise_issue,
+    authorise_role_management,
     authorise_token_management,
     forbid_service_accounts,
     principal_grants,
@@ -279,17 +280,24 @@ def _set_grant(cmd: c.SetGrant, view: LedgerView, ctx: Context) -> list[Event]:
 
 @decide.register
 def _create_role(cmd: c.CreateRole, view: LedgerView, ctx: Context) -> list[Event]:
-    forbid_service_accounts(ctx.actor, "manage roles")
-    require_level(view, ctx.actor, cmd.org, Level.ADMIN, ctx.now, f"manage roles of {cmd.org}")
+    authorise_role_management(view, ctx.actor, cmd.org, ctx.now)
     _require_org(view, cmd.org)
     if cmd.role in PREDEFINED_ROLES or view.role(cmd.org, cmd.role) is not None:
         raise Conflict(f"role {cmd.role} already exists in org {cmd.org}")
     grants = _normalise(g.to_grant() for g in cmd.grants)
     for grant in grants:
-        if org_of(grant.resource) != cmd.org:
-            raise ValidationError(f"role grant {grant} lies outside org {cmd.org}")
-        _require_resource(view, grant.resource)
+        require_role_grant(view, cmd.org, grant)
     return [RoleCreated(org=cmd.org, role=cmd.role, grants=grants)]
+
+
+def require_role_grant(view: LedgerView, org: str, grant: Grant) -> None:
+    """What a role may grant: a level above none on an existing resource inside its org
+    (when it is created, and with each policy added later)."""
+    if org_of(grant.resource) != org:
+        raise ValidationError(f"role grant {grant} lies outside org {org}")
+    if grant.rank is Level.NONE:
+        raise ValidationError(f"role grant {grant} needs a level above none")
+    _require_resource(view, grant.resource)
 
 
 # -- service accounts -------------------------------------------------------------
@@ -782,7 +790,7 @@ def _orgs_of(token: TokenView) -> tuple[str, ...]:
     id names its org already)."""
     if is_service_account_id(token.principal):
         return ()
-    return tuple(sorted({org_of(grant.resource) for grant in token.grants}))
+    return tuple(sorted(token_orgs(token)))
 
 
 def _of(owner: str | None) -> str:
@@ -851,7 +859,7 @@ def _require_active_principal(view: LedgerView, principal: str) -> ServiceAccoun
     return None
 
 
-# The decisions on logging in (identity providers, sessions, issuer trusts) and on the data
-# plane (endpoints, S3 credentials) live in their own modules, which register them on
-# ``decide`` when imported.
-from tokenledger.domain import decide_endpoints, decide_logins  # noqa: E402, F401
+# The decisions on logging in (identity providers, sessions, issuer trusts), on roles' keys
+# and policies, and on the data plane (endpoints, S3 credentials) live in their own modules,
+# which register them on ``decide`` when imported.
+from tokenledger.domain import decide_endpoints, decide_logins, decide_roles  # noqa: E402, F401

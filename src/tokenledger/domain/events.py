@@ -41,6 +41,9 @@ __all__ = [
     "ResourceDeleted",
     "RevocationReason",
     "RoleCreated",
+    "RoleDeleted",
+    "RolePolicyAdded",
+    "RolePolicyRemoved",
     "S3CredentialIssued",
     "S3CredentialRevoked",
     "ServiceAccountCreated",
@@ -225,6 +228,7 @@ class RevocationReason:
     PROVIDER_CHANGED = "provider_changed"
     ENDPOINT_UNTRUSTED = "endpoint_untrusted"
     ENDPOINT_DELETED = "endpoint_deleted"
+    ROLE_DELETED = "role_deleted"
 
 
 class TokenIssued(Event, frozen=True, kw_only=True, tag="TokenIssued"):
@@ -478,6 +482,38 @@ class S3CredentialRevoked(Event, frozen=True, kw_only=True, tag="S3CredentialRev
     STREAM: ClassVar[tuple[str, str]] = ("s3", "access_key_id")
 
 
+# -- role policies and role deletion (a role's keys are tokens: TokenIssued, kind "role") ---
+
+
+class _RoleEvent(Event, frozen=True, kw_only=True):
+    org: str
+    role: str
+
+    @property
+    def stream_id(self) -> str:
+        return f"role:{self.org}/{self.role}"
+
+
+class RolePolicyAdded(_RoleEvent, frozen=True, kw_only=True, tag="RolePolicyAdded"):
+    """The role now grants ``grant`` (replacing any level it had on that resource);
+    ``grants`` is the role's whole set after the change. Its keys act with it at their
+    next verification."""
+
+    grant: Grant
+    grants: tuple[Grant, ...]
+
+
+class RolePolicyRemoved(_RoleEvent, frozen=True, kw_only=True, tag="RolePolicyRemoved"):
+    """The role no longer grants anything on ``resource``; ``grants`` is what is left."""
+
+    resource: str
+    grants: tuple[Grant, ...]
+
+
+class RoleDeleted(_RoleEvent, frozen=True, kw_only=True, tag="RoleDeleted"):
+    """The role is gone; its keys are revoked in the same command (``role_deleted``)."""
+
+
 EventUnion = (
     OrgCreated
     | UserCreated
@@ -510,6 +546,9 @@ EventUnion = (
     | EndpointUntrusted
     | S3CredentialIssued
     | S3CredentialRevoked
+    | RolePolicyAdded
+    | RolePolicyRemoved
+    | RoleDeleted
 )
 
 

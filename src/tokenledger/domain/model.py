@@ -38,8 +38,11 @@ __all__ = [
     "TokenView",
     "TrustedEndpointView",
     "UserView",
+    "is_role_principal",
     "is_service_account_id",
     "predefined_role_grants",
+    "role_of_principal",
+    "role_principal",
     "service_account_id",
     "service_account_org",
 ]
@@ -68,6 +71,26 @@ def service_account_org(account_id: str) -> str:
 
 
 _SERVICE_ACCOUNT_SUFFIX = "." + SERVICE_ACCOUNT_DOMAIN
+
+
+# -- role keys' principals ------------------------------------------------------------
+# A role key acts as its role, named ``ORG:ROLE``: no email and no service account id has a
+# ':' without an '@', so the name cannot pass for either.
+
+
+def role_principal(org: str, role: str) -> str:
+    """The principal a role's keys act as: ``ORG:ROLE``."""
+    return f"{org}:{role}"
+
+
+def is_role_principal(principal: str) -> bool:
+    return ":" in principal and "@" not in principal
+
+
+def role_of_principal(principal: str) -> tuple[str, str]:
+    """(org, role) of a role key's principal."""
+    org, _, role = principal.partition(":")
+    return org, role
 
 
 def predefined_role_grants(org: str, role: str) -> tuple[Grant, ...] | None:
@@ -253,6 +276,9 @@ class ActorKind(StrEnum):
     OPERATOR = "operator"
     USER = "user"
     SERVICE_ACCOUNT = "service_account"
+    ROLE_KEY = "role_key"
+    """A role's key: acts with the role's grants, and (like a service account) is a
+    machine's credential, not a person."""
 
 
 class AccessVia(msgspec.Struct, frozen=True, kw_only=True):
@@ -296,8 +322,10 @@ class Actor(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def through_token(cls, principal: str, token_id: str) -> Actor:
-        """A principal acting through one of its tokens."""
+        """A principal acting through one of its tokens (a role through one of its keys)."""
         kind = ActorKind.SERVICE_ACCOUNT if is_service_account_id(principal) else ActorKind.USER
+        if is_role_principal(principal):
+            kind = ActorKind.ROLE_KEY
         return cls(kind=kind, principal=principal, token_id=token_id)
 
     @classmethod

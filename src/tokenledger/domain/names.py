@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from tokenledger.domain.model import SERVICE_ACCOUNT_DOMAIN
@@ -22,6 +23,8 @@ __all__ = [
     "LOOPBACK_HOSTS",
     "MAX_PATH_DEPTH",
     "NAME_RULE",
+    "URN_PREFIX",
+    "RoleReference",
     "check_access_key_id",
     "check_client_id",
     "check_email",
@@ -38,6 +41,9 @@ __all__ = [
     "check_token_id",
     "is_endpoint_id",
     "is_loopback_url",
+    "resource_path",
+    "resource_urn",
+    "role_reference",
     "shown",
 ]
 
@@ -293,3 +299,66 @@ def check_access_key_id(value: str) -> str:
             f"invalid access key id {shown(value)}: expected TLS3 and 16 letters or digits"
         )
     return value
+
+
+# -- resource URNs ----------------------------------------------------------------------------
+
+#: A resource's URN: this prefix, then its path's segments joined by ':'
+#: (``urn:tokenledger:acme:alpha`` is ``acme/alpha``).
+URN_PREFIX = "urn:tokenledger:"
+
+
+def resource_urn(path: str) -> str:
+    """The URN naming the resource at ``path``."""
+    return URN_PREFIX + path.replace("/", ":")
+
+
+@functools.lru_cache(maxsize=1024)
+def resource_path(value: str) -> str:
+    """A resource named by its path or by its URN, as its path: the one rule for every place
+    a resource is given (commands, queries, policies, scopes)."""
+    if value[: len(URN_PREFIX)].lower() != URN_PREFIX:
+        return check_path(value)
+    rest = value[len(URN_PREFIX) :]
+    if "/" in rest:
+        raise ValueError(f"invalid resource URN {shown(value)}: its segments are joined by ':'")
+    try:
+        return check_path(rest.replace(":", "/"))
+    except ValueError:
+        raise ValueError(
+            f"invalid resource URN {shown(value)}: expected {URN_PREFIX}ORG[:PROJECT...], "
+            f"each segment {NAME_RULE_TEXT}"
+        ) from None
+
+
+# -- role references --------------------------------------------------------------------------
+
+
+class RoleReference(NamedTuple):
+    """A role as a caller names it: ``org`` None when the name leaves it to the context."""
+
+    org: str | None
+    role: str
+    #: As typed, to be printed back in the same form.
+    typed: str
+
+
+def role_reference(value: str) -> RoleReference:
+    """``ORG:ROLE`` (native), ``ORG.ACCOUNT.ROLE`` (Element AI's form: the role
+    ``ACCOUNT.ROLE`` of org ``ORG``) or a bare ``ROLE``.
+
+    A name without ':' made of exactly three dot-separated parts is Element's form; a role
+    whose own name has two dots, or of an org whose name has a dot, is named ``ORG:ROLE``.
+    """
+    org, sep, role = value.rpartition(":")
+    if sep:
+        check_name(org, "org name")
+        check_name(role, "role name")
+        return RoleReference(org, role, value)
+    parts = value.split(".")
+    if len(parts) == 3:
+        if not all(parts):
+            raise ValueError(f"invalid role name {shown(value)}: expected ORG.ACCOUNT.ROLE")
+        org = check_name(parts[0], "org name")
+        return RoleReference(org, check_name(f"{parts[1]}.{parts[2]}", "role name"), value)
+    return RoleReference(None, check_name(value, "role name"), value)

@@ -8,7 +8,10 @@ checksum, 42 characters in all (the same idea as GitHub's ``ghp_`` tokens):
   pattern and few false positives, and tells a person at a glance what kind of
   credential they hold: ``tlp_`` personal (user) tokens, ``tls_`` service-account
   tokens, ``tld_`` short-lived tokens derived from a parent, ``tlc_`` client
-  secrets.
+  secrets, ``tlk_`` role keys.
+* A role key is presented as ``ACCESS:SECRET`` (Element AI's role tokens): its public
+  token id, a colon, and its ``tlk_`` secret. What is hashed and stored is that whole
+  text, so the secret works only together with its own access id.
 * The 32 random characters come from :mod:`secrets` and carry about 190 bits
   (32 x log2 62), well above the 160 bits the design asks for.
 * The checksum is the CRC32 of the random part, in base62 and zero-padded to 6
@@ -64,6 +67,7 @@ __all__ = [
     "looks_like_secret",
     "new_token_id",
     "parse_secret",
+    "role_key_text",
     "secret_digest",
 ]
 
@@ -108,6 +112,8 @@ class TokenKind(StrEnum):
     """A client secret: ``tlc_``."""
     REFRESH = "refresh"
     """A session's refresh token: ``tlr_``."""
+    ROLE = "role"
+    """A role key's secret: ``tlk_``, presented as ``ACCESS:SECRET`` (see ``role_key_text``)."""
 
     @property
     def prefix(self) -> str:
@@ -121,6 +127,7 @@ _PREFIX_BY_KIND: dict[TokenKind, str] = {
     TokenKind.DERIVED: "tld_",
     TokenKind.CLIENT: "tlc_",
     TokenKind.REFRESH: "tlr_",
+    TokenKind.ROLE: "tlk_",
 }
 _KIND_BY_PREFIX: dict[str, TokenKind] = {p: k for k, p in _PREFIX_BY_KIND.items()}
 _PREFIXES: tuple[str, ...] = tuple(_KIND_BY_PREFIX)
@@ -192,10 +199,33 @@ def parse_secret(text: str) -> TokenKind:
     :class:`~tokenledger.errors.ValidationError` with a one-line message that
     never contains the input. A valid shape says nothing about whether the token
     exists or is still active; that takes a lookup by :func:`hash_secret`.
+
+    A role key is the one secret presented with its access id, as ``ACCESS:SECRET``
+    (``tok_...:tlk_...``); its ``tlk_`` secret alone is refused, and so is any other
+    secret behind an access id.
     """
     if len(text) > _MAX_INPUT_LENGTH:
         raise _malformed(f"too long (a token has {SECRET_LENGTH} characters)")
     text = text.strip(_SURROUNDING_WHITESPACE)
+    access, colon, secret = text.rpartition(":")
+    if colon and access.startswith(_TOKEN_ID_PREFIX):
+        if not is_token_id(access):
+            raise _malformed("a role key is ACCESS:SECRET, its access id (tok_...) first")
+        if _parse_bare(secret) is not TokenKind.ROLE:
+            raise _malformed("only a role key (tlk_...) is presented as ACCESS:SECRET")
+        return TokenKind.ROLE
+    kind = _parse_bare(text)
+    if kind is TokenKind.ROLE:
+        raise _malformed("a role key is presented as ACCESS:SECRET (its access id, ':', tlk_...)")
+    return kind
+
+
+def role_key_text(access: str, secret: str) -> str:
+    """What a role key's holder presents, and whose hash the ledger stores: ``ACCESS:SECRET``."""
+    return f"{access}:{secret}"
+
+
+def _parse_bare(text: str) -> TokenKind:
     if not text:
         raise _malformed("empty")
     kind = _KIND_BY_PREFIX.get(text[:_PREFIX_LENGTH])

@@ -273,6 +273,17 @@ def _(event: e.RoleCreated, state: LedgerState, at: datetime) -> None:
     state.roles[(event.org, event.role)] = event.grants
 
 
+@evolve.register(e.RolePolicyAdded)
+@evolve.register(e.RolePolicyRemoved)
+def _(event: e.RolePolicyAdded | e.RolePolicyRemoved, state: LedgerState, at: datetime) -> None:
+    state.roles[(event.org, event.role)] = event.grants
+
+
+@evolve.register
+def _(event: e.RoleDeleted, state: LedgerState, at: datetime) -> None:
+    state.roles.pop((event.org, event.role), None)
+
+
 @evolve.register
 def _(event: e.ServiceAccountCreated, state: LedgerState, at: datetime) -> None:
     state.accounts[event.account_id] = ServiceAccountView(

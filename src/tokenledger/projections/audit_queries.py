@@ -516,6 +516,8 @@ def describe(event: e.Event) -> str:
             )
         case e.ServiceAccountDeleted():
             return f"service account {event.account_id} deleted"
+        case e.TokenIssued() if event.kind == "role":
+            return f"key {event.token_id} of role {event.principal} issued (acts as the role)"
         case e.TokenIssued():
             grants = " ".join(str(g) for g in event.grants)
             expiry = format_timestamp(event.expires_at) if event.expires_at else "never"
@@ -578,4 +580,10 @@ def describe(event: e.Event) -> str:
         case e.S3CredentialRevoked():
             detail = f": {event.detail}" if event.detail else ""
             return f"S3 credentials {event.access_key_id} revoked ({event.reason}){detail}"
+        case e.RolePolicyAdded():
+            return f"role {event.org}:{event.role} now grants {event.grant}"
+        case e.RolePolicyRemoved():
+            return f"role {event.org}:{event.role} no longer grants anything on {event.resource}"
+        case e.RoleDeleted():
+            return f"role {event.org}:{event.role} deleted"
     return type(event).__name__

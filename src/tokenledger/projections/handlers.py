@@ -44,6 +44,9 @@ from tokenledger.domain.events import (
     ResourceCreated,
     ResourceDeleted,
     RoleCreated,
+    RoleDeleted,
+    RolePolicyAdded,
+    RolePolicyRemoved,
     ServiceAccountCreated,
     ServiceAccountDeleted,
     ServiceAccountPermissionLevelChanged,
@@ -209,6 +212,22 @@ def _delete_user_grant(writes: Writes, email: str, resource: str) -> None:
 def _role_created(event: RoleCreated, writes: Writes, record: RecordedEvent) -> None:
     row = {"org": event.org, "role": event.role, "grants": encode_grants(event.grants)}
     writes.insert_if_absent(roles, [row])
+
+
+@_handle.register(RolePolicyAdded)
+@_handle.register(RolePolicyRemoved)
+def _role_policy_changed(
+    event: RolePolicyAdded | RolePolicyRemoved, writes: Writes, record: RecordedEvent
+) -> None:
+    # The event carries the role's whole set after the change: a handler never reads.
+    writes.update(
+        roles, {"org": event.org, "role": event.role}, {"grants": encode_grants(event.grants)}
+    )
+
+
+@_handle.register
+def _role_deleted(event: RoleDeleted, writes: Writes, record: RecordedEvent) -> None:
+    writes.delete(roles, {"org": event.org, "role": event.role})
 
 
 @_handle.register

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, cast
 from tokenledger.clock import SystemClock, ensure_utc
 from tokenledger.domain.authority import Verification, answer_token, verify_token
 from tokenledger.domain.model import Actor, Introspection, is_service_account_id
-from tokenledger.domain.names import check_path
+from tokenledger.domain.names import resource_path
 from tokenledger.domain.permissions import Level
 from tokenledger.domain.secrets import hash_secret, looks_like_jwt, parse_secret, secret_digest
 from tokenledger.errors import PermissionDenied, ValidationError
@@ -174,7 +174,7 @@ class TokenAnswers:
     ) -> Verification:
         """The answer read from the projections (and kept in the cache ``keep_in`` names)."""
         if resource is not None:
-            resource = valid(check_path, resource)
+            resource = valid(resource_path, resource)
         try:
             parse_secret(secret)
         except ValidationError:
@@ -225,7 +225,7 @@ class TokenAnswers:
         reflects. The state is folded from the log up to that moment, so the answer holds for
         the past even after the projections have moved on."""
         if resource is not None:
-            resource = valid(check_path, resource)
+            resource = valid(resource_path, resource)
         wanted = level if level is not None else Level.READ
         moment = ensure_utc(moment)
         state, position = state_at(self._store, moment)

@@ -12,7 +12,13 @@ import msgspec
 from tokenledger.domain.events import Event, TokenIssued
 from tokenledger.domain.model import Actor
 from tokenledger.domain.outcome import Outcome, outcome_of
-from tokenledger.domain.secrets import TokenKind, generate_secret, hash_secret, new_token_id
+from tokenledger.domain.secrets import (
+    TokenKind,
+    generate_secret,
+    hash_secret,
+    new_token_id,
+    role_key_text,
+)
 from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.projections.gc_pause import gc_paused
 from tokenledger.store import EventStore, RecordedEvent
@@ -73,8 +79,11 @@ def run_command(
 
         def mint(kind: TokenKind) -> tuple[str, str]:
             secret = generate_secret(kind)
-            secrets.append(secret)
             token_id = new_token_id(tx.recorded_at)
+            if kind is TokenKind.ROLE:
+                # A role key is presented (and so hashed) with its access id.
+                secret = role_key_text(token_id, secret)
+            secrets.append(secret)
             minted.add(token_id)
             return token_id, hash_secret(secret)
 

@@ -38,7 +38,7 @@ from tokenledger.domain.model import (
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explanation
-from tokenledger.service import audit, oauth, queries
+from tokenledger.service import audit, oauth, queries, roles
 from tokenledger.service.answers import DEFAULT_VERIFY_STALENESS, TokenAnswers
 from tokenledger.service.commands import CommandResult, run_command
 from tokenledger.service.oauth import DEFAULT_ACCESS_TOKEN_LIFETIME
@@ -217,6 +217,16 @@ class Ledger:
         return queries.client_credentials_of(
             self, actor, account_id, include_inactive=include_inactive
         )
+
+    # -- roles' policies and keys (service.roles) -------------------------------------------
+
+    def role_grants(self, actor: Actor, org: str, role: str) -> tuple[Grant, ...]:
+        return roles.role_grants(self, actor, org, role)
+
+    def role_keys(
+        self, actor: Actor, org: str, role: str, *, include_inactive: bool = False
+    ) -> list[TokenView]:
+        return roles.role_keys(self, actor, org, role, include_inactive=include_inactive)
 
     # -- OAuth 2.0 (service.oauth) ---------------------------------------------------------
 

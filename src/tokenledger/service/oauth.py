@@ -24,7 +24,7 @@ from tokenledger.domain.model import (
     IssuedAccessToken,
     ServiceAccountView,
 )
-from tokenledger.domain.names import check_client_id, check_path
+from tokenledger.domain.names import check_client_id, check_path, resource_path
 from tokenledger.domain.permissions import Grant, Level, level_at
 from tokenledger.domain.secrets import TokenKind, hash_secret, parse_secret
 from tokenledger.errors import Conflict, PermissionDenied, ValidationError
@@ -187,7 +187,7 @@ def introspect_access_token(
     from tokenledger.service.keys import InvalidAccessToken  # see TYPE_CHECKING above
 
     if resource is not None:
-        resource = valid(check_path, resource)
+        resource = valid(resource_path, resource)
     try:
         claims, answer = _judge_access_token(reader, token, keys, issuer)
     except InvalidAccessToken as exc:
@@ -317,7 +317,7 @@ def _scope_grants(scope: str) -> tuple[Grant, ...]:
             )
         try:
             grant_level = Level.parse(level_text)
-            path = check_path(path)
+            path = resource_path(path)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
         if grant_level is Level.NONE:

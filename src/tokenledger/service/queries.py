@@ -38,11 +38,11 @@ from tokenledger.domain.model import (
 )
 from tokenledger.domain.names import (
     check_email,
-    check_path,
     check_principal,
     check_service_account_id,
     check_session_id,
     check_token_id,
+    resource_path,
 )
 from tokenledger.domain.permissions import Grant
 from tokenledger.errors import NotFound, PermissionDenied
@@ -104,7 +104,7 @@ def members(reader: Reader, actor: Actor, org: str) -> dict[str, str]:
 
 
 def list_resources(reader: Reader, actor: Actor, prefix: str | None = None) -> list[ResourceView]:
-    prefix = valid(check_path, prefix) if prefix is not None else None
+    prefix = valid(resource_path, prefix) if prefix is not None else None
     now = reader.now()
     with reader.view() as view:
         return [r for r in view.list_resources(prefix) if may_see(view, actor, r.path, now)]

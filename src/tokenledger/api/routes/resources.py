@@ -8,7 +8,9 @@ from tokenledger.api.deps import ERRORS, Correlation, State, command_fields, run
 from tokenledger.api.schemas import CommandOut, CreateResourceIn, ResourceOut
 from tokenledger.api.security import CurrentActor
 from tokenledger.domain import commands as c
+from tokenledger.domain.names import resource_path
 from tokenledger.errors import NotFound
+from tokenledger.service.reading import valid
 
 __all__ = ["router"]
 
@@ -60,6 +62,8 @@ def list_resources(
 
 @router.get("/{path:path}", response_model=ResourceOut)
 def get_resource(path: str, actor: CurrentActor, state: State) -> ResourceOut:
+    """A resource by its path or its URN."""
+    path = valid(resource_path, path)
     found = [r for r in state.ledger.list_resources(actor, path) if r.path == path]
     if not found:
         raise NotFound(f"no resource {path} that this token may read")
