@@ -121,6 +121,25 @@ def test_a_key_may_do_what_its_role_grants_at_each_verification(api: Api, url: s
     assert_projections_match_log(api.ledger)
 
 
+def test_a_deleted_resource_takes_the_roles_grants_on_it_along(api: Api, url: str) -> None:
+    ok(url, "roles", "create", ROLE)
+    key = new_key(url)
+    ok(url, "resources", "create", "acme/gamma")
+    ok(url, "resources", "create", "acme/gamma/raw")
+    ok(url, "roles", "policy", "new", ROLE, "data:get@acme/gamma/raw")
+    ok(url, "roles", "policy", "new", ROLE, "data:get@acme/alpha")
+    assert verify(url, key, "acme/gamma/raw")["allowed"] is True
+    ok(url, "resources", "delete", "acme/gamma", "--recursive")
+    # Made again, the path is a new resource: what the role granted on the old one is gone.
+    ok(url, "resources", "create", "acme/gamma")
+    ok(url, "resources", "create", "acme/gamma/raw")
+    assert verify(url, key, "acme/gamma/raw")["allowed"] is False
+    assert verify(url, key, "acme/alpha")["allowed"] is True
+    listed = json.loads(ok(url, "roles", "policy", "list", ROLE, "--json").stdout)
+    assert [p["policy"] for p in listed] == [f"data:get@{ALPHA_URN}"]
+    assert_projections_match_log(api.ledger)
+
+
 def test_deleting_a_role_revokes_each_key_with_an_event_linked_to_the_deletion(
     api: Api, url: str
 ) -> None:

@@ -50,6 +50,7 @@ from tokenledger.domain.events import (
     ResourceDeleted,
     RevocationReason,
     RoleCreated,
+    RolePolicyRemoved,
     ServiceAccountCreated,
     ServiceAccountDeleted,
     ServiceAccountPermissionLevelChanged,
@@ -247,8 +248,26 @@ def _delete_resource(cmd: c.DeleteResource, view: LedgerView, ctx: Context) -> l
             GrantRemoved(principal=email, resource=g.resource, reason=reason)
             for email, g in view.direct_grants_under(cmd.path)
         ),
+        *_withdraw_role_grants(view, cmd.path),
         *_revoke(view, doomed, reason, detail, ctx),
     ]
+
+
+def _withdraw_role_grants(view: LedgerView, path: str) -> list[Event]:
+    """A role's grants on a deleted path or below it go with it: a grant left there would
+    come back to life, for the role's members and keys, if the path were created again."""
+    org = org_of(path)
+    events: list[Event] = []
+    for role, grants in view.roles_of(org).items():
+        if role in PREDEFINED_ROLES:
+            continue
+        left = list(grants)
+        for grant in sorted(g for g in grants if is_within(g.resource, path)):
+            left.remove(grant)
+            events.append(
+                RolePolicyRemoved(org=org, role=role, resource=grant.resource, grants=tuple(left))
+            )
+    return events
 
 
 @decide.register

@@ -361,6 +361,10 @@ class LedgerView(Protocol):
         """A role's grants, predefined roles included; None for an unknown role."""
         ...
 
+    def roles_of(self, org: str) -> dict[str, tuple[Grant, ...]]:
+        """Every role of ``org`` (predefined and custom), by name; empty for an unknown org."""
+        ...
+
     def direct_grants(self, email: str) -> Sequence[Grant]: ...
 
     def direct_grants_under(self, path: str) -> Sequence[tuple[str, Grant]]:

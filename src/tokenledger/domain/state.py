@@ -16,6 +16,7 @@ import msgspec
 
 from tokenledger.domain import events as e
 from tokenledger.domain.model import (
+    PREDEFINED_ROLES,
     ClientCredentialView,
     EndpointView,
     IdentityProviderView,
@@ -87,6 +88,16 @@ class LedgerState:
         if predefined is not None:
             return predefined
         return self.roles.get((org, name))
+
+    def roles_of(self, org: str) -> dict[str, tuple[Grant, ...]]:
+        if org not in self.orgs:
+            return {}
+        found = {name: grants for (o, name), grants in self.roles.items() if o == org}
+        for name in PREDEFINED_ROLES:
+            grants = predefined_role_grants(org, name)
+            assert grants is not None
+            found[name] = grants
+        return dict(sorted(found.items()))
 
     def direct_grants(self, email: str) -> Sequence[Grant]:
         return sorted(self.user_grants.get(email, {}).values())
