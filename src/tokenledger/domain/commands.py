@@ -15,7 +15,9 @@ import pydantic
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from tokenledger.clock import check_lifetime, checked_utc
+from tokenledger.domain.builtin_roles import is_builtin_role
 from tokenledger.domain.names import (
+    check_account_name,
     check_client_id,
     check_email,
     check_issuer,
@@ -27,6 +29,7 @@ from tokenledger.domain.names import (
     check_session_id,
     check_subject_pattern,
     check_token_id,
+    check_token_principal,
     shown,
 )
 from tokenledger.domain.permissions import Grant, Level
@@ -35,6 +38,7 @@ from tokenledger.errors import ValidationError
 __all__ = [
     "AddMember",
     "Command",
+    "CreateAccount",
     "CreateOrg",
     "CreateResource",
     "CreateRole",
@@ -76,7 +80,10 @@ def _level(value: Any) -> Level:
 
 
 def check_role_reference(value: str) -> str:
-    """``ROLE`` or ``ORG:ROLE``, each part a name (checked here, before any lookup)."""
+    """``ROLE`` or ``ORG:ROLE``, each part a name (checked here, before any lookup), or one
+    of Dyff's built-in roles (``Admin``, ``AuditDeveloper``: ``domain.builtin_roles``)."""
+    if is_builtin_role(value):
+        return value
     org, sep, role = value.rpartition(":")
     if sep:
         check_name(org, "org name")
@@ -105,6 +112,7 @@ AccountName = Annotated[str, AfterValidator(lambda v: check_name(v, "service acc
 ResourcePath = Annotated[str, AfterValidator(check_path)]
 Email = Annotated[str, AfterValidator(check_email)]
 PrincipalId = Annotated[str, AfterValidator(check_principal)]
+TokenPrincipal = Annotated[str, AfterValidator(check_token_principal)]
 AccountId = Annotated[str, AfterValidator(check_service_account_id)]
 TokenId = Annotated[str, AfterValidator(check_token_id)]
 ClientId = Annotated[str, AfterValidator(check_client_id)]
@@ -196,9 +204,10 @@ class DeleteServiceAccount(Command):
 
 
 class IssueToken(Command):
-    """Issue a token; expiry: ``expires_in``, ``expires_at``, ``no_expiry`` or the default."""
+    """Issue a token; expiry: ``expires_in``, ``expires_at``, ``no_expiry`` or the default.
+    The principal may be named by a Dyff account id too (``domain.decide_accounts``)."""
 
-    principal: PrincipalId | None = None
+    principal: TokenPrincipal | None = None
     grants: tuple[GrantSpec, ...] = Field(default=(), max_length=1000)
     role: Annotated[str, AfterValidator(check_role_reference)] | None = None
     name: DisplayName | None = None
@@ -336,6 +345,18 @@ class UntrustIssuer(Command):
     issuer: Issuer
     subject: SubjectPattern | None = None
     reason: Reason | None = None
+
+
+# -- Dyff's accounts ------------------------------------------------------------------------
+
+
+class CreateAccount(Command):
+    """Dyff's ``accounts create -n NAME``: a user named by the email NAME, given a new account
+    id (by the service, as a token's id is minted) that names them wherever a token's
+    principal is named."""
+
+    email: Annotated[str, AfterValidator(check_account_name)]
+    name: DisplayName | None = None
 
 
 def _holdable(value: datetime, field: str) -> datetime:

@@ -15,11 +15,14 @@ from tokenledger.domain.model import SERVICE_ACCOUNT_DOMAIN
 from tokenledger.domain.secrets import TokenKind, contains_secret, is_token_id
 
 __all__ = [
+    "ACCOUNT_ID_PATTERN",
     "CLIENT_ID_PATTERN",
     "EMAIL_RULE",
     "LOOPBACK_HOSTS",
     "MAX_PATH_DEPTH",
     "NAME_RULE",
+    "check_account_id",
+    "check_account_name",
     "check_client_id",
     "check_email",
     "check_issuer",
@@ -31,6 +34,8 @@ __all__ = [
     "check_session_id",
     "check_subject_pattern",
     "check_token_id",
+    "check_token_principal",
+    "is_account_id",
     "is_loopback_url",
     "shown",
 ]
@@ -231,3 +236,45 @@ def check_subject_pattern(value: str) -> str:
             "e.g. repo:acme/site:*"
         )
     return check_no_secret(value, "subject pattern")
+
+
+# -- Dyff account ids ----------------------------------------------------------------------
+
+#: A Dyff account id: 32 hexadecimal digits (a UUID without its dashes), naming a user
+#: created by ``accounts create``. Stored and compared in lowercase.
+ACCOUNT_ID_PATTERN = "^[0-9a-f]{32}$"
+_ACCOUNT_ID = re.compile(ACCOUNT_ID_PATTERN)
+_ACCOUNT_ID_TEXT = "32 hexadecimal digits, as 'accounts create' prints"
+
+
+def is_account_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a Dyff account id (lowercase, as stored)."""
+    return _ACCOUNT_ID.fullmatch(value) is not None
+
+
+def check_account_id(value: str) -> str:
+    """A Dyff account id (uppercase digits are taken, and stored in lowercase)."""
+    account_id = value.strip().lower()
+    if len(account_id) != 32 or not is_account_id(account_id):
+        raise ValueError(f"invalid account id {shown(value)}: expected {_ACCOUNT_ID_TEXT}")
+    return account_id
+
+
+def check_token_principal(value: str) -> str:
+    """Whom a token is issued for: a user's email, a service account id, or a Dyff account
+    id (anything without an ``@`` is taken for one, and must have its shape). The account id
+    is resolved to its user by the decision (``domain.decide_accounts``)."""
+    if "@" not in value:
+        return check_account_id(value)
+    return check_principal(value)
+
+
+def check_account_name(value: str) -> str:
+    """The NAME of ``accounts create -n NAME``: a Dyff account is a user here, and a user is
+    named by an email address."""
+    if "@" not in value:
+        raise ValueError(
+            f"invalid account name {shown(value)}: an account is a user here, named by an "
+            f"email address ({EMAIL_RULE})"
+        )
+    return check_email(value)
