@@ -22,6 +22,7 @@ from tokenledger.domain.names import (
     check_email,
     check_issuer,
     check_name,
+    check_new_org_name,
     check_no_secret,
     check_path,
     check_principal,
@@ -140,7 +141,7 @@ class Command(BaseModel):
 
 
 class CreateOrg(Command):
-    org: OrgName
+    org: Annotated[str, AfterValidator(check_new_org_name)]
 
 
 class CreateUser(Command):

@@ -837,9 +837,7 @@ def _require_active_principal(view: LedgerView, principal: str) -> ServiceAccoun
     return None
 
 
-# The decisions on logging in (identity providers, sessions, issuer trusts) live in their
-# own module, which registers them on ``decide`` when imported.
-from tokenledger.domain import decide_logins  # noqa: E402, F401
-
-# Dyff's accounts: ``accounts create``, and an account id naming a token's principal.
-from tokenledger.domain import decide_accounts  # noqa: E402
+# The decisions on logging in (identity providers, sessions, issuer trusts) and on Dyff's
+# accounts (``accounts create``; an account id naming a token's principal) live in their own
+# modules, which register them on ``decide`` when imported.
+from tokenledger.domain import decide_accounts, decide_logins  # noqa: E402, F401

@@ -27,6 +27,7 @@ __all__ = [
     "check_email",
     "check_issuer",
     "check_name",
+    "check_new_org_name",
     "check_no_secret",
     "check_path",
     "check_principal",
@@ -278,3 +279,15 @@ def check_account_name(value: str) -> str:
             f"email address ({EMAIL_RULE})"
         )
     return check_email(value)
+
+
+def check_new_org_name(value: str) -> str:
+    """A new org's name: a name, and not an account id's shape, so that an id in the log
+    (a user's creation names its account id) never names an org as well."""
+    check_name(value, "org name")
+    if is_account_id(value):
+        raise ValueError(
+            f"invalid org name {shown(value)}: 32 hexadecimal digits are the shape of an "
+            "account id, which no org may take"
+        )
+    return value
