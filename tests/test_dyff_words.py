@@ -240,6 +240,7 @@ def test_a_role_never_exceeds_the_account(url: str) -> None:
     head = cli_head(url)
     admin = cli_run(url, "tokens", "create", "-t", "account", "-i", DEV_ID, "--role", "Admin")
     assert_one_line_error(admin, 4, "grant admin:test exceeds dev@example.com's permission")
+    assert cli_head(url) == head
     assert cli_run(url, "orgs", "create", "other").exit_code == 0
     assert cli_run(url, "orgs", "add-member", "other", "dev@example.com").exit_code == 0
     head = cli_head(url)
