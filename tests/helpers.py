@@ -125,6 +125,8 @@ def assert_projections_match_log(ledger: Ledger) -> LedgerState:
 
         assert view.list_orgs() == sorted(state.orgs)
         assert view.list_users() == [state.users[e] for e in sorted(state.users)]
+        for account_id in sorted(state.emails_by_account_id):
+            assert view.user_by_account_id(account_id) == state.user_by_account_id(account_id)
         live_memberships = {tuple(row) for row in connection.execute(sa.select(memberships))}
         folded_memberships = {
             (org, email, role)

@@ -88,6 +88,7 @@ def assert_not_repeated(text: str, *leaked: str) -> None:
 VALID: dict[type[c.Command], dict[str, Any]] = {
     c.CreateOrg: {"org": "acme"},
     c.CreateUser: {"email": "ann@acme.io", "name": "Ann"},
+    c.CreateAccount: {"email": "ann@acme.io", "name": "Ann"},
     c.DisableUser: {"email": "ann@acme.io", "reason": "left"},
     c.AddMember: {"org": "acme", "email": "ann@acme.io", "role": "admin"},
     c.RemoveMember: {"org": "acme", "email": "ann@acme.io"},
@@ -159,7 +160,12 @@ TEXT_FIELDS: dict[str, list[str]] = {
     "path": ["acme/" + LOWER, LOWER],
     "resource": ["acme/" + LOWER, LOWER + "/alpha"],
     "email": [LOWER + "@acme.io", MIXED + "@acme.io", "ann@" + LOWER + ".io"],
-    "principal": [LOWER + "@acme.io", MIXED + "@acme.io", LOWER + "@acme.service.tokenledger"],
+    "principal": [
+        LOWER + "@acme.io",
+        MIXED + "@acme.io",
+        LOWER + "@acme.service.tokenledger",
+        LOWER,  # no @: a token's principal may be a Dyff account id, which this is not
+    ],
     "account_id": [LOWER + "@acme.service.tokenledger", "ci@" + LOWER + ".service.tokenledger"],
     "token_id": [MIXED],
     "parent_id": [MIXED],

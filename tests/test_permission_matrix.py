@@ -176,6 +176,10 @@ OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
         lambda w, k: ["users", "create", f"{w.unique()}@acme.io"],
         lambda w, k: ("POST", "/v2/users", {"email": f"{w.unique()}@acme.io"}),
     ),
+    "accounts create": (
+        lambda w, k: ["accounts", "create", "-n", f"{w.unique()}@acme.io"],
+        lambda w, k: ("POST", "/v2/users", {"email": f"{w.unique()}@acme.io", "account": True}),
+    ),
     "users disable": (
         lambda w, k: ["users", "disable", DAVE],
         lambda w, k: ("POST", f"/v2/users/{DAVE}/disable", {}),

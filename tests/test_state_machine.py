@@ -45,6 +45,7 @@ from tokenledger.store import open_event_store
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 OPERATOR = Actor.operator("fuzzer")
 UNKNOWN_TOKEN = "tok_0000000000000000"
+UNKNOWN_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 
 # Pools of values: valid ones (weighted eight to one), then invalid ones: bad names,
 # look-alikes (a Cyrillic a, U+0430), paths that climb or go too deep, unknown names.
@@ -76,6 +77,8 @@ def weighted(valid: list[str], invalid: list[str]) -> st.SearchStrategy[str]:
 
 orgs = weighted(VALID_ORGS, BAD_ORGS)
 emails = weighted(VALID_EMAILS, BAD_EMAILS)
+#: Dyff's accounts: NAME is an email (``acme`` is refused), often one no user has yet.
+account_emails = weighted([*VALID_EMAILS, "frank@beta.io"], [*BAD_EMAILS, "acme"])
 paths = weighted(VALID_PATHS, BAD_PATHS)
 levels = weighted(VALID_LEVELS, BAD_LEVELS)
 roles = weighted(VALID_ROLES, BAD_ROLES)
@@ -133,6 +136,9 @@ WORLD: list[c.Command] = [
     c.build(
         c.CreateRole, org="acme", role="reader", grants=[{"resource": "acme", "level": "read"}]
     ),
+    c.CreateAccount(email="erin@acme.io"),
+    c.AddMember(org="acme", email="erin@acme.io", role="reader"),
+    c.SetGrant(principal="erin@acme.io", resource="acme/beta", level=Level.WRITE),
 ]
 
 #: Tokens the world starts with (and one derived from the first of them).
@@ -261,6 +267,35 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(email=emails, actor=actors)
     def create_user(self, email: str, actor: int | None) -> None:
         self._run(lambda: c.build(c.CreateUser, email=email, name="Name O'Brien"), actor)
+
+    @rule(email=account_emails, actor=actors)
+    def create_account(self, email: str, actor: int | None) -> None:
+        """Dyff's ``accounts create``: a user with an account id."""
+        self._run(lambda: c.build(c.CreateAccount, email=email), actor)
+
+    @rule(
+        data=st.data(),
+        role=st.sampled_from([None, "Admin", "AuditDeveloper"]),
+        expiry=expiries,
+        actor=actors,
+    )
+    def issue_token_for_account(
+        self,
+        data: st.DataObject,
+        role: str | None,
+        expiry: dict[str, Any] | None,
+        actor: int | None,
+    ) -> None:
+        """A token whose principal is named by a Dyff account id (or an id naming nobody),
+        with Dyff's built-in roles or (some of) what the account's user may have."""
+        state = self.state()
+        # By email: the ids are random, and a replayed run must draw the same account.
+        by_email = sorted(state.emails_by_account_id, key=state.emails_by_account_id.__getitem__)
+        ids = [*by_email, UNKNOWN_ACCOUNT_ID]
+        account_id = data.draw(st.sampled_from(ids))
+        email = state.emails_by_account_id.get(account_id, "")
+        grants = [] if role else self._some_of(data, principal_grants(state, email))
+        self._issue(account_id, grants, role, expiry, None, actor)
 
     @rule(email=emails, actor=actors, really=destroy)
     def disable_user(self, email: str, actor: int | None, really: bool) -> None:
@@ -451,6 +486,8 @@ class LedgerMachine(RuleBasedStateMachine):
         issued = result.issued
         assert isinstance(issued, TokenIssued)
         assert [type(e) for e in result.events] == [TokenIssued]
+        if principal is not None and principal in before.emails_by_account_id:
+            assert issued.principal == before.emails_by_account_id[principal]
         # At issue time: within the principal's permission, the parent and the acting token.
         limits = [principal_grants(before, issued.principal)]
         if issued.parent_id is not None:

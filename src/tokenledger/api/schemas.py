@@ -150,6 +150,10 @@ class RoleOut(BaseModel):
 class CreateUserIn(_In):
     email: Name
     name: Text | None = None
+    account: bool = Field(
+        default=False,
+        description="Create a Dyff-style account: the user is given an account id.",
+    )
 
 
 class DisableUserIn(_In):
@@ -162,6 +166,9 @@ class UserOut(BaseModel):
     name: str | None
     disabled: bool
     created_at: datetime
+    account_id: str | None = Field(
+        default=None, description="The Dyff account id naming the user, if it has one."
+    )
 
 
 class GrantSourceOut(BaseModel):

@@ -262,6 +262,9 @@ def _command(module: str, attribute: str, summary: str) -> LazyCommand:
 
 #: Every top-level command: its module, and its one-line help for 'tokenledger --help'.
 COMMANDS: dict[str, LazyCommand] = {
+    "accounts": _command(
+        "accounts", "accounts", "Create and list Dyff-style accounts (users with an account id)."
+    ),
     "audit": _command(
         "audit", "audit", "Who did what, when and why: the events matching every filter given."
     ),

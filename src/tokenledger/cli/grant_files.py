@@ -7,7 +7,8 @@ in one mapping is refused, in JSON and YAML alike):
 ``grants`` (required)
     A non-empty list of at most 1000 grants (after expansion), each in one of three forms.
 ``principal`` (or its Dyff alias ``account``)
-    The token's user email or service-account id.
+    The token's user email, service-account id, or Dyff account id (32 hexadecimal digits,
+    as ``accounts create`` prints).
 ``name``
     The token's display name.
 ``expires_in``
@@ -66,6 +67,7 @@ __all__ = [
     "MAX_GRANTS",
     "GrantConfig",
     "GrantPair",
+    "dyff_grants",
     "load_grant_config",
     "parse_grant_config",
 ]
@@ -323,7 +325,21 @@ def _dyff(item: Mapping[Any, Any], where: str, name: str, *, budget: int) -> lis
     functions = _text_list(item["functions"], f"{where}.functions", name)
     if len(resources) * len(accounts) > budget:
         raise _error(name, f"grants: more than {MAX_GRANTS} grants")
-    level = _highest(_level_of(f, f"{where}.functions", name) for f in functions)
+    return dyff_grants(resources, functions, accounts, f"{name}: {where}.functions")
+
+
+def dyff_grants(
+    resources: Sequence[str],
+    functions: Sequence[str],
+    accounts: Sequence[str],
+    functions_label: str,
+) -> list[GrantPair]:
+    """One Dyff grant (resources x functions x accounts) as (resource, level) pairs: one on
+    ``<account>/<resource>`` for every account and resource (``*``: the account's path
+    itself), at the highest level any function maps to. The config file's form and
+    ``tokens create -f -a -r`` alike; an unknown function is refused naming
+    ``functions_label``."""
+    level = _highest(_level_of(f, functions_label) for f in functions)
     return [
         GrantPair(resource=account if resource == "*" else f"{account}/{resource}", level=level)
         for account in accounts
@@ -339,14 +355,14 @@ def _policy(value: Any, where: str, name: str) -> GrantPair:
             name, f"{where}.policy: invalid policy {_shown(text)}: expected {POLICY_SHAPE}"
         )
     verb, path = parts
-    return GrantPair(resource=path, level=_level_of(verb, f"{where}.policy", name))
+    return GrantPair(resource=path, level=_level_of(verb, f"{name}: {where}.policy"))
 
 
-def _level_of(function: str, where: str, name: str) -> str:
+def _level_of(function: str, label: str) -> str:
     level = level_of_function(function)
     if level is None:
         known = ", ".join(LEVEL_BY_FUNCTION)
-        raise _error(name, f"{where}: unknown function {_shown(function)}: use one of {known}")
+        raise ValidationError(f"{label}: unknown function {_shown(function)}: use one of {known}")
     return level
 
 

@@ -99,6 +99,51 @@ def _cli_grants(resources: Sequence[str], levels: Sequence[str]) -> list[dict[st
     return [{"resource": r, "level": lvl} for r, lvl in zip(resources, levels, strict=True)]
 
 
+# Dyff's words (``python3 -m dyff.api.mgmt tokens create ...``): -t account, and one grant
+# given by -f FUNCTIONS -a ACCOUNTS -r RESOURCES, expanded as the config file's Dyff form is.
+
+#: Dyff's token types this command takes: a token for an account (a user or service account).
+_DYFF_TOKEN_TYPES = ("account",)
+
+
+def _check_token_type(token_type: str | None) -> None:
+    if token_type is not None and token_type.strip().lower() not in _DYFF_TOKEN_TYPES:
+        raise ValidationError(
+            f"invalid token type {shown(token_type)}: only 'account' is taken "
+            "(-t/--type is Dyff's, and every token here belongs to an account)"
+        )
+
+
+def _comma_list(value: str, option: str) -> list[str]:
+    items = [item.strip() for item in value.split(",")]
+    if not all(items):
+        raise ValidationError(f"invalid {option} {shown(value)}: a comma-separated list of names")
+    return items
+
+
+def _dyff_switch_grants(
+    functions: str | None, accounts: str | None, resources: str | None
+) -> list[dict[str, str]]:
+    """The grant of ``-f FUNCTIONS -a ACCOUNTS -r RESOURCES`` (all three, or none)."""
+    if functions is None and accounts is None and resources is None:
+        return []
+    if functions is None or accounts is None or resources is None:
+        raise ValidationError(
+            "give -f/--functions, -a/--accounts and -r/--resources together: "
+            "Dyff's grant is every resource of every account, at the functions' level"
+        )
+    from tokenledger.cli.grant_files import MAX_GRANTS, dyff_grants  # YAML-free, but one copy
+
+    listed = {
+        option: _comma_list(value, option)
+        for option, value in (("-f", functions), ("-a", accounts), ("-r", resources))
+    }
+    if len(listed["-a"]) * len(listed["-r"]) > MAX_GRANTS:
+        raise ValidationError(f"-a and -r: more than {MAX_GRANTS} grants")
+    pairs = dyff_grants(listed["-r"], listed["-f"], listed["-a"], "-f/--functions")
+    return [pair.as_spec() for pair in pairs]
+
+
 @dataclass(frozen=True, slots=True)
 class _IssueOptions:
     principal: str | None
@@ -175,10 +220,32 @@ def _echo_issued(issued: TokenIssued, secret: str) -> None:
 
 
 @tokens.command("create")
-@click.option("--principal", help="The user's email or the service account's id.")
+@click.option(
+    "-i",
+    "--principal",
+    help="The user's email, the service account's id, or a Dyff account id (32 hex digits).",
+)
 @click.option("--resource", "resources", multiple=True, help="A granted resource (repeatable).")
 @click.option("--level", "levels", multiple=True, help="The level for each --resource, in order.")
-@click.option("--role", help="Grant a role's grants (ROLE, ORG:ROLE or ORG.ACCOUNT.ROLE).")
+@click.option(
+    "--role",
+    help="Grant a role's grants (ROLE, ORG:ROLE or ORG.ACCOUNT.ROLE), or Dyff's Admin or "
+    "AuditDeveloper.",
+)
+@click.option(
+    "-t", "--type", "token_type", metavar="account", help="Dyff's token type: only 'account'."
+)
+@click.option(
+    "-f", "--functions", metavar="F,...", help="Dyff: the functions granted (consume, ...)."
+)
+@click.option("-a", "--accounts", metavar="A,...", help="Dyff: the accounts (orgs) granted on.")
+@click.option(
+    "-r",
+    "--resources",
+    "dyff_resources",
+    metavar="R,...",
+    help="Dyff: the resources of each account (paths below it; * for the account itself).",
+)
 @click.option(
     "-c",
     "--config",
@@ -204,6 +271,10 @@ def create_command(
     resources: tuple[str, ...],
     levels: tuple[str, ...],
     role: str | None,
+    token_type: str | None,
+    functions: str | None,
+    accounts: str | None,
+    dyff_resources: str | None,
     config_source: str | None,
     expires_in: str | None,
     expires_at: str | None,
@@ -217,10 +288,13 @@ def create_command(
 
     Options on the command line win over the config file's principal, name and expiry;
     grants from both are combined. Default lifetime: 30 days for a user, 1 year for a
-    service account, 1 hour for a derived token.
+    service account, 1 hour for a derived token. Dyff's words are taken too: -t account,
+    -i ACCOUNT_ID, --role Admin|AuditDeveloper, -f FUNCTIONS -a ACCOUNTS -r RESOURCES.
     """
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
+    _check_token_type(token_type)
+    dyff_grants = _dyff_switch_grants(functions, accounts, dyff_resources)
     config = _load_config(config_source) if config_source is not None else None
     options = _IssueOptions(
         principal=principal,
@@ -233,7 +307,9 @@ def create_command(
         name=name,
         parent_id=parent_id,
     )
-    command = c.build(c.IssueToken, **_issue_fields(options, config))
+    fields = _issue_fields(options, config)
+    fields["grants"] = [*fields["grants"], *dyff_grants]
+    command = c.build(c.IssueToken, **fields)
     result = obj.ledger().execute(command, obj.actor())
     issued, secret = result.issued, result.secret
     # IssueToken always issues exactly one token, and its secret comes with it.

@@ -73,6 +73,7 @@ def _user_dict(user: UserView) -> dict[str, object]:
         "name": user.name,
         "disabled": user.disabled,
         "created_at": user.created_at,
+        "account_id": user.account_id,
     }
 
 
@@ -89,4 +90,5 @@ def list_command(obj: CliContext, org: str | None, as_json: bool) -> None:
     for user in found:
         state = "  (disabled)" if user.disabled else ""
         name = f"  {user.name}" if user.name else ""
-        click.echo(f"{user.email}{name}{state}")
+        account = f"  account {user.account_id}" if user.account_id else ""
+        click.echo(f"{user.email}{name}{account}{state}")

@@ -130,6 +130,9 @@ class RemoteLedger(DataPlaneCalls):
                 return _Call("POST", "/v2/orgs", {"name": command.org})
             case c.CreateUser():
                 return _Call("POST", "/v2/users", {"email": command.email, "name": command.name})
+            case c.CreateAccount():
+                body = {"email": command.email, "name": command.name, "account": True}
+                return _Call("POST", "/v2/users", body)
             case c.DisableUser():
                 path = f"/v2/users/{path_segment(command.email)}/disable"
                 return _Call("POST", path, {"reason": command.reason})

@@ -35,12 +35,13 @@ from tokenledger.domain.model import (
     ServiceAccountView,
     SessionView,
     TokenView,
+    UserView,
     is_role_principal,
     is_service_account_id,
     role_of_principal,
     service_account_org,
 )
-from tokenledger.domain.names import is_loopback_url
+from tokenledger.domain.names import is_account_id, is_loopback_url
 from tokenledger.domain.permissions import Grant, Level, level_at, org_of
 from tokenledger.errors import NotFound, PermissionDenied
 
@@ -67,6 +68,7 @@ __all__ = [
     "may_see_session",
     "may_see_token",
     "principal_grants",
+    "require_account_visible",
     "require_derivable",
     "require_known_org",
     "require_level",
@@ -659,6 +661,24 @@ def require_principal_visible(
     raise PermissionDenied(f"{actor.label} may not see {principal}")
 
 
+def require_account_visible(
+    view: LedgerView, actor: Actor, account_id: str, user: UserView | None, now: datetime
+) -> None:
+    """A Dyff account id (``user``: the user it names, None when it names nobody) is seen as
+    that user is (``require_principal_visible``); ``NotFound`` for an unknown id only to an
+    operator, and a refusal names the id, never the email behind it."""
+    if user is not None:
+        try:
+            require_principal_visible(view, actor, user.email, now)
+        except PermissionDenied:
+            pass
+        else:
+            return
+    elif actor.kind is ActorKind.OPERATOR:
+        raise NotFound(f"no account {account_id}")
+    raise PermissionDenied(f"{actor.label} may not see {account_id}")
+
+
 def _exists(view: LedgerView, principal: str) -> bool:
     if is_service_account_id(principal):
         return view.service_account(principal) is not None
@@ -697,5 +717,9 @@ def _org_named_by(subject: str) -> str | None:
     if is_role_principal(subject):  # a role (``org:role``) or its keys' principal
         return role_of_principal(subject)[0]
     if "@" in subject or ":" in subject:
+        return None
+    if is_account_id(subject):
+        # A Dyff account id (a user's creation names it) is no org's, even if an org was
+        # given the same 32 digits as its name: that org's readers must not see the user.
         return None
     return org_of(subject)

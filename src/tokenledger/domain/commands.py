@@ -15,19 +15,23 @@ import pydantic
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from tokenledger.clock import check_lifetime, checked_utc
+from tokenledger.domain.builtin_roles import is_builtin_role
 from tokenledger.domain.names import (
     check_access_key_id,
+    check_account_name,
     check_client_id,
     check_email,
     check_endpoint_url,
     check_issuer,
     check_name,
+    check_new_org_name,
     check_no_secret,
     check_principal,
     check_service_account_id,
     check_session_id,
     check_subject_pattern,
     check_token_id,
+    check_token_principal,
     is_endpoint_id,
     resource_path,
     role_reference,
@@ -40,6 +44,7 @@ __all__ = [
     "AddMember",
     "AddRolePolicy",
     "Command",
+    "CreateAccount",
     "CreateEndpoint",
     "CreateOrg",
     "CreateResource",
@@ -92,7 +97,10 @@ def _level(value: Any) -> Level:
 
 def check_role_reference(value: str) -> str:
     """``ROLE``, ``ORG:ROLE`` or ``ORG.ACCOUNT.ROLE``, each part a name (checked here, before
-    any lookup): kept as ``ROLE`` or ``ORG:ROLE``."""
+    any lookup): kept as ``ROLE`` or ``ORG:ROLE``; or one of Dyff's built-in roles
+    (``Admin``, ``AuditDeveloper``: ``domain.builtin_roles``)."""
+    if is_builtin_role(value):
+        return value
     found = role_reference(value)
     return found.role if found.org is None else f"{found.org}:{found.role}"
 
@@ -118,6 +126,7 @@ AccountName = Annotated[str, AfterValidator(lambda v: check_name(v, "service acc
 ResourcePath = Annotated[str, AfterValidator(resource_path)]
 Email = Annotated[str, AfterValidator(check_email)]
 PrincipalId = Annotated[str, AfterValidator(check_principal)]
+TokenPrincipal = Annotated[str, AfterValidator(check_token_principal)]
 AccountId = Annotated[str, AfterValidator(check_service_account_id)]
 TokenId = Annotated[str, AfterValidator(check_token_id)]
 ClientId = Annotated[str, AfterValidator(check_client_id)]
@@ -145,7 +154,7 @@ class Command(BaseModel):
 
 
 class CreateOrg(Command):
-    org: OrgName
+    org: Annotated[str, AfterValidator(check_new_org_name)]
 
 
 class CreateUser(Command):
@@ -212,9 +221,10 @@ class DeleteServiceAccount(Command):
 
 
 class IssueToken(Command):
-    """Issue a token; expiry: ``expires_in``, ``expires_at``, ``no_expiry`` or the default."""
+    """Issue a token; expiry: ``expires_in``, ``expires_at``, ``no_expiry`` or the default.
+    The principal may be named by a Dyff account id too (``domain.decide_accounts``)."""
 
-    principal: PrincipalId | None = None
+    principal: TokenPrincipal | None = None
     grants: tuple[GrantSpec, ...] = Field(default=(), max_length=1000)
     role: Annotated[str, AfterValidator(check_role_reference)] | None = None
     name: DisplayName | None = None
@@ -450,6 +460,18 @@ class RemoveRolePolicy(Command):
 class DeleteRole(Command):
     org: OrgName
     role: RoleName
+
+
+# -- Dyff's accounts ------------------------------------------------------------------------
+
+
+class CreateAccount(Command):
+    """Dyff's ``accounts create -n NAME``: a user named by the email NAME, given a new account
+    id (by the service, as a token's id is minted) that names them wherever a token's
+    principal is named."""
+
+    email: Annotated[str, AfterValidator(check_account_name)]
+    name: DisplayName | None = None
 
 
 def _holdable(value: datetime, field: str) -> datetime:

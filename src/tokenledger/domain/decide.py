@@ -30,6 +30,7 @@ from tokenledger.domain.authority import (
     require_user_creator,
     token_orgs,
 )
+from tokenledger.domain.builtin_roles import builtin_role_grants, is_builtin_role
 from tokenledger.domain.cascades import (
     end_sessions,
     revoke_s3_credentials,
@@ -104,6 +105,8 @@ class Context:
     actor: Actor
     now: datetime
     mint: Mint | None = None
+    #: Makes a new Dyff account id (``accounts create``), as ``mint`` makes a token's id.
+    new_account_id: Callable[[], str] | None = None
 
 
 @singledispatch
@@ -467,6 +470,7 @@ def _issue_token(cmd: c.IssueToken, view: LedgerView, ctx: Context) -> list[Even
     if parent is not None:
         require_derivable(view, ctx.actor, parent, ctx.now)
     principal = cmd.principal or (parent.principal if parent else "")
+    principal = decide_accounts.account_user(view, ctx, principal)  # a Dyff id names a user
     if parent is not None and principal != parent.principal:
         raise ValidationError(
             f"a derived token belongs to its parent's principal ({parent.principal})"
@@ -553,6 +557,8 @@ def _requested_grants(
 def _role_grants(
     view: LedgerView, role: str, principal: str, account: ServiceAccountView | None
 ) -> tuple[Grant, ...]:
+    if is_builtin_role(role):
+        return builtin_role_grants(view, role, principal, account)
     org, sep, name = role.rpartition(":")
     if not sep:
         if account is not None:
@@ -879,6 +885,12 @@ def _require_active_principal(view: LedgerView, principal: str) -> ServiceAccoun
 
 
 # The decisions on logging in (identity providers, sessions, issuer trusts), on roles' keys
-# and policies, and on the data plane (endpoints, S3 credentials) live in their own modules,
+# and policies, on the data plane (endpoints, S3 credentials) and on Dyff's accounts
+# (``accounts create``; an account id naming a token's principal) live in their own modules,
 # which register them on ``decide`` when imported.
-from tokenledger.domain import decide_endpoints, decide_logins, decide_roles  # noqa: E402, F401
+from tokenledger.domain import (  # noqa: E402, F401
+    decide_accounts,
+    decide_endpoints,
+    decide_logins,
+    decide_roles,
+)

@@ -84,8 +84,12 @@ class OrgCreated(Event, frozen=True, kw_only=True, tag="OrgCreated"):
 
 
 class UserCreated(Event, frozen=True, kw_only=True, tag="UserCreated"):
+    """A user was created; by ``accounts create`` (Dyff's word), with the account id it was
+    given, a UUID's 32 hexadecimal digits (events recorded before account ids have none)."""
+
     email: str
     name: str | None = None
+    account_id: str | None = None
 
     STREAM: ClassVar[tuple[str, str]] = ("user", "email")
 

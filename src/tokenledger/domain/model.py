@@ -108,6 +108,8 @@ class UserView(msgspec.Struct, frozen=True, kw_only=True):
     name: str | None
     disabled: bool
     created_at: datetime
+    account_id: str | None = None
+    """The Dyff account id ``accounts create`` gave the user (None for other users)."""
 
 
 class ResourceView(msgspec.Struct, frozen=True, kw_only=True):
@@ -342,6 +344,10 @@ class LedgerView(Protocol):
     def org_exists(self, org: str) -> bool: ...
 
     def user(self, email: str) -> UserView | None: ...
+
+    def user_by_account_id(self, account_id: str) -> UserView | None:
+        """The user ``accounts create`` gave this Dyff account id."""
+        ...
 
     def memberships(self, email: str) -> dict[str, str]:
         """The user's orgs and their role in each."""

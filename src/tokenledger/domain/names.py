@@ -17,6 +17,7 @@ from tokenledger.domain.secrets import TokenKind, contains_secret, is_token_id
 
 __all__ = [
     "ACCESS_KEY_ID_PATTERN",
+    "ACCOUNT_ID_PATTERN",
     "CLIENT_ID_PATTERN",
     "EMAIL_RULE",
     "ENDPOINT_ID_PATTERN",
@@ -26,12 +27,15 @@ __all__ = [
     "URN_PREFIX",
     "RoleReference",
     "check_access_key_id",
+    "check_account_id",
+    "check_account_name",
     "check_client_id",
     "check_email",
     "check_endpoint_id",
     "check_endpoint_url",
     "check_issuer",
     "check_name",
+    "check_new_org_name",
     "check_no_secret",
     "check_path",
     "check_principal",
@@ -39,6 +43,8 @@ __all__ = [
     "check_session_id",
     "check_subject_pattern",
     "check_token_id",
+    "check_token_principal",
+    "is_account_id",
     "is_endpoint_id",
     "is_loopback_url",
     "resource_path",
@@ -362,3 +368,57 @@ def role_reference(value: str) -> RoleReference:
         org = check_name(parts[0], "org name")
         return RoleReference(org, check_name(f"{parts[1]}.{parts[2]}", "role name"), value)
     return RoleReference(None, check_name(value, "role name"), value)
+
+
+# -- Dyff account ids ----------------------------------------------------------------------
+
+#: A Dyff account id: 32 hexadecimal digits (a UUID without its dashes), naming a user
+#: created by ``accounts create``. Stored and compared in lowercase.
+ACCOUNT_ID_PATTERN = "^[0-9a-f]{32}$"
+_ACCOUNT_ID = re.compile(ACCOUNT_ID_PATTERN)
+_ACCOUNT_ID_TEXT = "32 hexadecimal digits, as 'accounts create' prints"
+
+
+def is_account_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a Dyff account id (lowercase, as stored)."""
+    return _ACCOUNT_ID.fullmatch(value) is not None
+
+
+def check_account_id(value: str) -> str:
+    """A Dyff account id (uppercase digits are taken, and stored in lowercase)."""
+    account_id = value.strip().lower()
+    if len(account_id) != 32 or not is_account_id(account_id):
+        raise ValueError(f"invalid account id {shown(value)}: expected {_ACCOUNT_ID_TEXT}")
+    return account_id
+
+
+def check_token_principal(value: str) -> str:
+    """Whom a token is issued for: a user's email, a service account id, or a Dyff account
+    id (anything without an ``@`` is taken for one, and must have its shape). The account id
+    is resolved to its user by the decision (``domain.decide_accounts``)."""
+    if "@" not in value:
+        return check_account_id(value)
+    return check_principal(value)
+
+
+def check_account_name(value: str) -> str:
+    """The NAME of ``accounts create -n NAME``: a Dyff account is a user here, and a user is
+    named by an email address."""
+    if "@" not in value:
+        raise ValueError(
+            f"invalid account name {shown(value)}: an account is a user here, named by an "
+            f"email address ({EMAIL_RULE})"
+        )
+    return check_email(value)
+
+
+def check_new_org_name(value: str) -> str:
+    """A new org's name: a name, and not an account id's shape, so that an id in the log
+    (a user's creation names its account id) never names an org as well."""
+    check_name(value, "org name")
+    if is_account_id(value):
+        raise ValueError(
+            f"invalid org name {shown(value)}: 32 hexadecimal digits are the shape of an "
+            "account id, which no org may take"
+        )
+    return value

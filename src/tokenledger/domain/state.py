@@ -56,6 +56,7 @@ class LedgerState:
     endpoints: dict[str, EndpointView] = field(default_factory=dict)
     trusted_endpoints: dict[tuple[str, str], TrustedEndpointView] = field(default_factory=dict)
     s3_credentials: dict[str, S3CredentialView] = field(default_factory=dict)
+    emails_by_account_id: dict[str, str] = field(default_factory=dict)
 
     # -- LedgerView -------------------------------------------------------------
 
@@ -64,6 +65,10 @@ class LedgerState:
 
     def user(self, email: str) -> UserView | None:
         return self.users.get(email)
+
+    def user_by_account_id(self, account_id: str) -> UserView | None:
+        email = self.emails_by_account_id.get(account_id)
+        return self.users.get(email) if email is not None else None
 
     def memberships(self, email: str) -> dict[str, str]:
         return {
@@ -231,8 +236,14 @@ def _(event: e.OrgCreated, state: LedgerState, at: datetime) -> None:
 @evolve.register
 def _(event: e.UserCreated, state: LedgerState, at: datetime) -> None:
     state.users[event.email] = UserView(
-        email=event.email, name=event.name, disabled=False, created_at=at
+        email=event.email,
+        name=event.name,
+        disabled=False,
+        created_at=at,
+        account_id=event.account_id,
     )
+    if event.account_id is not None:
+        state.emails_by_account_id[event.account_id] = event.email
 
 
 @evolve.register

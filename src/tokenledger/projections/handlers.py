@@ -135,6 +135,7 @@ def _user_created(event: UserCreated, writes: Writes, record: RecordedEvent) -> 
         "disabled": False,
         "disabled_at": None,
         "created_at": record.recorded_at,
+        "account_id": event.account_id,
     }
     writes.insert_if_absent(users, [row])
 

@@ -75,7 +75,10 @@ users = sa.Table(
     sa.Column("disabled", sa.Boolean, nullable=False),
     sa.Column("disabled_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # The Dyff account id ``accounts create`` gave the user (NULL for other users).
+    sa.Column("account_id", _identifier(32), nullable=True),
 )
+sa.Index("ix_users_account_id", users.c.account_id, unique=True)
 
 memberships = sa.Table(
     "memberships",

@@ -81,8 +81,14 @@ def _decode_grants(stored: str) -> tuple[Grant, ...]:
 
 
 def _user(row: Any) -> UserView:
-    email, name, disabled, _disabled_at, created_at = row
-    return UserView(email=email, name=name, disabled=bool(disabled), created_at=created_at)
+    email, name, disabled, _disabled_at, created_at, account_id = row
+    return UserView(
+        email=email,
+        name=name,
+        disabled=bool(disabled),
+        created_at=created_at,
+        account_id=account_id,
+    )
 
 
 def _resource(row: Any) -> ResourceView:
@@ -162,6 +168,7 @@ def _by_key(table: sa.Table, **where: sa.Column[Any]) -> DriverStatement:
 # The lookups decisions and verifications make on every call (see ``store.driver``).
 _ORG = DriverStatement(sa.select(orgs.c.org).where(orgs.c.org == sa.bindparam("org")))
 _USER = _by_key(users, email=users.c.email)
+_USER_BY_ACCOUNT_ID = _by_key(users, account_id=users.c.account_id)
 _MEMBERSHIPS = DriverStatement(
     sa.select(memberships.c.org, memberships.c.role)
     .where(memberships.c.email == sa.bindparam("email"))
@@ -235,6 +242,10 @@ class SqlLedgerView(LoginViews, EndpointViews):
 
     def _user(self, email: str) -> UserView | None:
         row = _USER.first(self.connection, {"email": email})
+        return None if row is None else _user(row)
+
+    def user_by_account_id(self, account_id: str) -> UserView | None:
+        row = _USER_BY_ACCOUNT_ID.first(self.connection, {"account_id": account_id})
         return None if row is None else _user(row)
 
     def list_users(self, org: str | None = None) -> list[UserView]:

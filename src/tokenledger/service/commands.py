@@ -4,6 +4,7 @@ and folds them into the inline projections, then commits."""
 from __future__ import annotations
 
 import logging
+import uuid
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ from tokenledger.store.mapper import to_pending
 if TYPE_CHECKING:
     from tokenledger.domain import commands as c
 
-__all__ = ["CommandResult", "run_command"]
+__all__ = ["CommandResult", "new_account_id", "run_command"]
 
 logger = logging.getLogger("tokenledger")
 
@@ -52,6 +53,11 @@ class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def issued(self) -> TokenIssued | None:
         return self.outcome.issued
+
+
+def new_account_id() -> str:
+    """A new Dyff account id: a random UUID's 32 hexadecimal digits, as Dyff makes them."""
+    return uuid.uuid4().hex
 
 
 def run_command(
@@ -90,7 +96,8 @@ def run_command(
         # The decision reads before anything is written, under the write lock: what it
         # looked up once (an account, a user) stays as it was for the rest of it.
         view = SqlLedgerView(tx.connection, remember=True)
-        events = decide(command, view, Context(actor=actor, now=tx.recorded_at, mint=mint))
+        context = Context(actor=actor, now=tx.recorded_at, mint=mint, new_account_id=new_account_id)
+        events = decide(command, view, context)
         for event in events:
             if isinstance(event, TokenIssued) and event.token_id in minted:
                 tx.new_stream(event.stream_id)  # no need to read its version: none yet

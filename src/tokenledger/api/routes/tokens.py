@@ -8,6 +8,7 @@ wrong principal is "not found". Under ``/v2/tokens``, a token by its id alone
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +38,7 @@ from tokenledger.api.schemas import (
 from tokenledger.api.security import BearerCredentials, CurrentActor, bearer_secret, current_actor
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import TokenView, is_service_account_id
-from tokenledger.domain.names import check_principal, shown
+from tokenledger.domain.names import check_principal, check_token_principal, shown
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import NotFound, ValidationError
 from tokenledger.store.chain import format_timestamp
@@ -77,13 +78,13 @@ def principal_tokens_router(prefix: str, parameter: str, tag: str) -> APIRouter:
     tokens = APIRouter(prefix=f"{prefix}/{{{parameter}}}/tokens", tags=[tag], responses=ERRORS)
     accounts = tag == "service_accounts"
 
-    def checked(principal: str) -> str:
+    def checked(principal: str, check: Callable[[str], str] = check_principal) -> str:
         """A user id under /v2/users, a service account id under /v2/service_accounts."""
         if is_service_account_id(principal) != accounts:
             kind = "service account" if accounts else "user"
             raise NotFound(f"no {kind} {shown(principal)}")
         try:
-            return check_principal(principal)
+            return check(principal)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
 
@@ -105,7 +106,9 @@ def principal_tokens_router(prefix: str, parameter: str, tag: str) -> APIRouter:
                 name=body.name,
                 expires_at=body.expiresAt,
             )
-        command = c.build(c.IssueToken, **_issue_fields(checked(principal), body))
+        # A token's principal may be a Dyff account id too (/v2/users/{account id}/tokens).
+        principal = checked(principal, check_token_principal)
+        command = c.build(c.IssueToken, **_issue_fields(principal, body))
         result = run(state, command, actor, correlation, response)
         issued, secret = result.issued, result.secret
         assert issued is not None

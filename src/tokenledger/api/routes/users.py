@@ -16,6 +16,7 @@ from tokenledger.api.schemas import (
 )
 from tokenledger.api.security import CurrentActor
 from tokenledger.domain import commands as c
+from tokenledger.domain.events import UserCreated
 
 __all__ = ["router"]
 
@@ -38,15 +39,19 @@ def create_user(
     correlation: Correlation,
     response: Response,
 ) -> CreatedUserOut:
-    """Create a user (an operator, or an admin of some org)."""
-    command = c.build(c.CreateUser, email=body.email, name=body.name)
+    """Create a user (an operator, or an admin of some org); with ``account``, a Dyff-style
+    account: the user is given an account id, in the answer's ``account_id``."""
+    kind = c.CreateAccount if body.account else c.CreateUser
+    command = c.build(kind, email=body.email, name=body.name)
     result = run(state, command, actor, correlation, response)
+    (created,) = [e for e in result.events if isinstance(e, UserCreated)]
     return CreatedUserOut(
-        id=command.email,
-        email=command.email,
-        name=command.name,
+        id=created.email,
+        email=created.email,
+        name=created.name,
         disabled=False,
         created_at=result.records[0].recorded_at,
+        account_id=created.account_id,
         **command_fields(result),
     )
 
@@ -60,7 +65,12 @@ def list_users(
     """The members of ``org`` (listing every user is an operator's right)."""
     return [
         UserOut(
-            id=u.email, email=u.email, name=u.name, disabled=u.disabled, created_at=u.created_at
+            id=u.email,
+            email=u.email,
+            name=u.name,
+            disabled=u.disabled,
+            created_at=u.created_at,
+            account_id=u.account_id,
         )
         for u in state.ledger.list_users(actor, org)
     ]
