@@ -1,32 +1,51 @@
-"""``tokenledger resources``: the tree of paths permissions are granted on."""
+"""``tokenledger resources``: the tree of paths permissions are granted on, with each
+resource's license and data class."""
 
 from __future__ import annotations
 
 import click
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.common import parse_timestamp
 from tokenledger.cli.grants import resource_path
 from tokenledger.cli.output import echo_json
 from tokenledger.cli.tokens import echo_revoked
+from tokenledger.domain.model import ResourceView
 
 __all__ = ["resources"]
 
 
 @click.group()
 def resources() -> None:
-    """Create, delete and list resources (org/project/collection/dataset/object)."""
+    """Resources (org/project/...): create, delete, list, show; set license and data class."""
+
+
+_LICENSE_HELP = "An SPDX-style license identifier (CC-BY-4.0, MIT, proprietary ...)."
+_DATA_CLASS_HELP = "public, private, workspace or confidential (or Aruna's DATA_CLASS_PUBLIC ...)."
 
 
 @resources.command("create")
 @click.argument("path")
 @click.option("--kind", help="The node's kind (default: project, collection, ... by depth).")
+@click.option("--license", "license_", metavar="LICENSE", help=_LICENSE_HELP)
+@click.option("--data-class", metavar="CLASS", help=_DATA_CLASS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
-def create_command(obj: CliContext, path: str, kind: str | None, as_json: bool) -> None:
-    """Create the resource PATH; its parent must exist."""
+def create_command(
+    obj: CliContext,
+    path: str,
+    kind: str | None,
+    license_: str | None,
+    data_class: str | None,
+    as_json: bool,
+) -> None:
+    """Create the resource PATH; its parent must exist. A license or data class given here
+    needs admin on PATH, as ``resources set`` does."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
-    command = c.build(c.CreateResource, path=path, kind=kind)
+    command = c.build(
+        c.CreateResource, path=path, kind=kind, license=license_, data_class=data_class
+    )
     result = obj.ledger().execute(command, obj.actor())
     created = result.outcome.resource_created
     assert created is not None  # a CreateResource records one
@@ -85,12 +104,80 @@ def list_command(obj: CliContext, prefix: str | None, as_json: bool) -> None:
         obj.actor(), resource_path(prefix) if prefix is not None else None
     )
     if as_json:
-        echo_json(
-            [
-                {"id": r.path, "path": r.path, "kind": r.kind, "created_at": r.created_at}
-                for r in found
-            ]
-        )
+        echo_json([_resource_dict(r) for r in found])
         return
     for resource in found:
-        click.echo(f"{resource.path}  ({resource.kind})")
+        click.echo(f"{resource.path}  ({_described(resource)})")
+
+
+def _described(resource: ResourceView) -> str:
+    """``project``, then its license and data class where set."""
+    parts = [resource.kind]
+    if resource.license is not None:
+        parts.append(f"license {resource.license}")
+    if resource.data_class is not None:
+        parts.append(f"data class {resource.data_class}")
+    return ", ".join(parts)
+
+
+def _resource_dict(resource: ResourceView) -> dict[str, object]:
+    return {
+        "id": resource.path,
+        "path": resource.path,
+        "kind": resource.kind,
+        "created_at": resource.created_at,
+        "license": resource.license,
+        "data_class": resource.data_class,
+    }
+
+
+@resources.command("get")
+@click.argument("path")
+@click.option("--at", "at_time", metavar="TIME", help="As it stood at this past time (ISO 8601).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def get_command(obj: CliContext, path: str, at_time: str | None, as_json: bool) -> None:
+    """The resource PATH: its kind, license and data class."""
+    at = parse_timestamp(at_time, "--at") if at_time is not None else None
+    found = obj.ledger().get_resource(obj.actor(), resource_path(path), at=at)
+    if as_json:
+        echo_json(_resource_dict(found))
+        return
+    click.echo(f"{found.path}  ({found.kind})")
+    click.echo(f"  license: {found.license or '-'}")
+    click.echo(f"  data class: {found.data_class or '-'}")
+
+
+@resources.command("set")
+@click.argument("path")
+@click.option("--license", "license_", metavar="LICENSE", help=_LICENSE_HELP)
+@click.option("--data-class", metavar="CLASS", help=_DATA_CLASS_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def set_command(
+    obj: CliContext, path: str, license_: str | None, data_class: str | None, as_json: bool
+) -> None:
+    """Set the license, the data class or both of PATH (admin on PATH; never a service
+    account). Setting what PATH already has is refused when nothing would change."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+    from tokenledger.domain.events import ResourceDataClassSet, ResourceLicenseSet
+
+    command = c.build(c.SetResourceAttributes, path=path, license=license_, data_class=data_class)
+    result = obj.ledger().execute(command, obj.actor())
+    licenses = [e.license for e in result.events if isinstance(e, ResourceLicenseSet)]
+    classes = [e.data_class for e in result.events if isinstance(e, ResourceDataClassSet)]
+    if as_json:
+        echo_json(
+            {
+                "id": command.path,
+                "path": command.path,
+                "license": licenses[0] if licenses else None,
+                "data_class": classes[0] if classes else None,
+                "correlation_id": result.correlation_id,
+            }
+        )
+        return
+    for license in licenses:
+        click.echo(f"license of {command.path} set to {license}")
+    for data_class_set in classes:
+        click.echo(f"data class of {command.path} set to {data_class_set}")

@@ -17,11 +17,14 @@ from functools import singledispatch
 from tokenledger.clock import check_lifetime
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import (
+    ServiceAccountLimit,
     acting_token,
     authorise_issue,
+    authorise_resource_attributes,
     authorise_token_management,
     forbid_service_accounts,
     principal_grants,
+    refuse_service_account,
     require_derivable,
     require_level,
     require_operator,
@@ -41,7 +44,9 @@ from tokenledger.domain.events import (
     MemberRoleChanged,
     OrgCreated,
     ResourceCreated,
+    ResourceDataClassSet,
     ResourceDeleted,
+    ResourceLicenseSet,
     RevocationReason,
     RoleCreated,
     ServiceAccountCreated,
@@ -125,6 +130,7 @@ def _create_user(cmd: c.CreateUser, view: LedgerView, ctx: Context) -> list[Even
 
 @decide.register
 def _disable_user(cmd: c.DisableUser, view: LedgerView, ctx: Context) -> list[Event]:
+    refuse_service_account(ctx.actor, ServiceAccountLimit.MANAGE_USERS)
     require_operator(ctx.actor, "disable users")
     user = view.user(cmd.email)
     if user is None:
@@ -142,7 +148,7 @@ def _disable_user(cmd: c.DisableUser, view: LedgerView, ctx: Context) -> list[Ev
 
 @decide.register
 def _add_member(cmd: c.AddMember, view: LedgerView, ctx: Context) -> list[Event]:
-    forbid_service_accounts(ctx.actor, "manage memberships")
+    refuse_service_account(ctx.actor, ServiceAccountLimit.MANAGE_USERS)
     # Authority before existence, here and below: only those who may act on the org learn
     # what it holds.
     require_level(view, ctx.actor, cmd.org, Level.ADMIN, ctx.now, f"manage members of {cmd.org}")
@@ -162,7 +168,7 @@ def _add_member(cmd: c.AddMember, view: LedgerView, ctx: Context) -> list[Event]
 
 @decide.register
 def _remove_member(cmd: c.RemoveMember, view: LedgerView, ctx: Context) -> list[Event]:
-    forbid_service_accounts(ctx.actor, "manage memberships")
+    refuse_service_account(ctx.actor, ServiceAccountLimit.MANAGE_USERS)
     require_level(view, ctx.actor, cmd.org, Level.ADMIN, ctx.now, f"manage members of {cmd.org}")
     _require_org(view, cmd.org)
     if cmd.org not in view.memberships(cmd.email):
@@ -203,7 +209,21 @@ def _create_resource(cmd: c.CreateResource, view: LedgerView, ctx: Context) -> l
     if view.resource(cmd.path) is not None:
         raise Conflict(f"resource {cmd.path} already exists")
     kind = cmd.kind or _KIND_BY_DEPTH[cmd.path.count("/") + 1]
-    return [ResourceCreated(path=cmd.path, kind=kind)]
+    return [ResourceCreated(path=cmd.path, kind=kind), *_initial_attributes(cmd, view, ctx)]
+
+
+def _initial_attributes(cmd: c.CreateResource, view: LedgerView, ctx: Context) -> list[Event]:
+    """A license and data class given at creation: set as ``SetResourceAttributes`` would
+    set them, by whom it would let (creating needs write on the parent, these admin)."""
+    if cmd.license is None and cmd.data_class is None:
+        return []
+    authorise_resource_attributes(view, ctx.actor, cmd.path, ctx.now)
+    events: list[Event] = []
+    if cmd.license is not None:
+        events.append(ResourceLicenseSet(path=cmd.path, license=cmd.license))
+    if cmd.data_class is not None:
+        events.append(ResourceDataClassSet(path=cmd.path, data_class=cmd.data_class))
+    return events
 
 
 @decide.register
@@ -247,7 +267,7 @@ def _delete_resource(cmd: c.DeleteResource, view: LedgerView, ctx: Context) -> l
 
 @decide.register
 def _set_grant(cmd: c.SetGrant, view: LedgerView, ctx: Context) -> list[Event]:
-    forbid_service_accounts(ctx.actor, "grant permissions")
+    refuse_service_account(ctx.actor, ServiceAccountLimit.MANAGE_GRANTS)
     if is_service_account_id(cmd.principal):
         raise ValidationError(
             "a service account holds exactly one permission: use 'service-accounts set-permission'"
@@ -274,7 +294,7 @@ def _set_grant(cmd: c.SetGrant, view: LedgerView, ctx: Context) -> list[Event]:
 
 @decide.register
 def _create_role(cmd: c.CreateRole, view: LedgerView, ctx: Context) -> list[Event]:
-    forbid_service_accounts(ctx.actor, "manage roles")
+    refuse_service_account(ctx.actor, ServiceAccountLimit.MANAGE_ROLES)
     require_level(view, ctx.actor, cmd.org, Level.ADMIN, ctx.now, f"manage roles of {cmd.org}")
     _require_org(view, cmd.org)
     if cmd.role in PREDEFINED_ROLES or view.role(cmd.org, cmd.role) is not None:
@@ -831,6 +851,7 @@ def _require_active_principal(view: LedgerView, principal: str) -> ServiceAccoun
     return None
 
 
-# The decisions on logging in (identity providers, sessions, issuer trusts) live in their
-# own module, which registers them on ``decide`` when imported.
-from tokenledger.domain import decide_logins  # noqa: E402, F401
+# The decisions on logging in (identity providers, sessions, issuer trusts) and on a
+# resource's license and data class live in their own modules, which register them on
+# ``decide`` when imported.
+from tokenledger.domain import decide_attributes, decide_logins  # noqa: E402, F401

@@ -523,4 +523,8 @@ def describe(event: e.Event) -> str:
             return (
                 f"trust {event.trust_id} of {event.account_id} withdrawn ({event.reason}){detail}"
             )
+        case e.ResourceLicenseSet():
+            return f"license of {event.path} set to {event.license}"
+        case e.ResourceDataClassSet():
+            return f"data class of {event.path} set to {event.data_class}"
     return type(event).__name__
