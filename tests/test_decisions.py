@@ -310,7 +310,7 @@ def test_a_service_account_manages_no_users_accounts_or_members() -> None:
         c.CreateServiceAccount(name="x", org="acme", resource="acme/alpha", level="read"),
         c.SetGrant(principal="bob@acme.io", resource="acme/alpha", level="read"),
     ):
-        with pytest.raises(PermissionDenied, match="service account may not"):
+        with pytest.raises(PermissionDenied, match=r"service accounts? may not"):
             when(state, command, actor)
 
 

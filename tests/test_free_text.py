@@ -92,8 +92,14 @@ VALID: dict[type[c.Command], dict[str, Any]] = {
     c.DisableUser: {"email": "ann@acme.io", "reason": "left"},
     c.AddMember: {"org": "acme", "email": "ann@acme.io", "role": "admin"},
     c.RemoveMember: {"org": "acme", "email": "ann@acme.io"},
-    c.CreateResource: {"path": "acme/alpha", "kind": "project"},
+    c.CreateResource: {
+        "path": "acme/alpha",
+        "kind": "project",
+        "license": "CC-BY-4.0",
+        "data_class": "public",
+    },
     c.DeleteResource: {"path": "acme/alpha"},
+    c.SetResourceAttributes: {"path": "acme/alpha", "license": "MIT", "data_class": "private"},
     c.SetGrant: {"principal": "ann@acme.io", "resource": "acme/alpha", "level": "read"},
     c.CreateRole: {
         "org": "acme",
@@ -180,6 +186,8 @@ TEXT_FIELDS: dict[str, list[str]] = {
     "session_id": [MIXED, "ses_" + LOWER],
     "refresh_hash": [MIXED],
     "presented_hash": [MIXED],
+    "license": [MIXED, LOWER, "MIT+" + LOWER],
+    "data_class": [LOWER, MIXED],
 }
 
 #: Fields whose every value is free text.

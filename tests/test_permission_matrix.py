@@ -212,6 +212,14 @@ OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
         lambda w, k: ["resources", "create", f"acme/alpha/{w.unique()}"],
         lambda w, k: ("POST", "/v2/resources", {"path": f"acme/alpha/{w.unique()}"}),
     ),
+    "resources set (license of acme/alpha)": (
+        lambda w, k: ["resources", "set", "acme/alpha", "--license", f"LicenseRef-{w.unique()}"],
+        lambda w, k: (
+            "PATCH",
+            "/v2/resources/acme/alpha",
+            {"license": f"LicenseRef-{w.unique()}"},
+        ),
+    ),
     "resources delete": (
         lambda w, k: ["resources", "delete", "acme/alpha/raw"],
         lambda w, k: ("DELETE", "/v2/resources/acme/alpha/raw", None),

@@ -85,6 +85,11 @@ roles = weighted(VALID_ROLES, BAD_ROLES)
 accounts = weighted(VALID_ACCOUNTS, BAD_ACCOUNTS)
 principals = weighted(VALID_EMAILS + VALID_ACCOUNTS, BAD_EMAILS + BAD_ACCOUNTS)
 grant_lists = st.lists(st.tuples(paths, levels), max_size=3)
+#: A resource's license and data class (None: left as it is).
+licenses = st.one_of(st.none(), weighted(["MIT", "CC-BY-4.0"], ["bad license"]))
+data_classes = st.one_of(
+    st.none(), weighted(["public", "DATA_CLASS_PRIVATE", "confidential"], ["secret"])
+)
 #: None: the operator; a number: act through one of the secrets issued so far (an even
 #: number picks among the live ones, an odd one among all, revoked and expired included).
 actors = st.one_of(st.none(), st.integers(min_value=0, max_value=63))
@@ -322,6 +327,17 @@ class LedgerMachine(RuleBasedStateMachine):
         if not really:
             return
         self._run(lambda: c.build(c.DeleteResource, path=path, recursive=recursive), actor)
+
+    @rule(path=paths, license=licenses, data_class=data_classes, actor=actors)
+    def set_resource_attributes(
+        self, path: str, license: str | None, data_class: str | None, actor: int | None
+    ) -> None:
+        self._run(
+            lambda: c.build(
+                c.SetResourceAttributes, path=path, license=license, data_class=data_class
+            ),
+            actor,
+        )
 
     @rule(principal=principals, path=paths, level=levels, actor=actors)
     def set_grant(self, principal: str, path: str, level: str, actor: int | None) -> None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from tokenledger.domain.model import ClientCredentialView, ServiceAccountView, TokenView
 from tokenledger.domain.names import resource_urn
 from tokenledger.domain.permissions import Grant
+from tokenledger.errors import ValidationError
 
 __all__ = [
     "CommandOut",
@@ -40,6 +41,7 @@ __all__ = [
     "MemberOut",
     "OrgOut",
     "PermissionIn",
+    "ResourceAttributesIn",
     "ResourceOut",
     "RoleOut",
     "ServiceAccountOut",
@@ -180,7 +182,22 @@ class GrantSourceOut(BaseModel):
 # -- resources ------------------------------------------------------------------------------
 
 
-class CreateResourceIn(_In):
+class ResourceAttributesIn(_In):
+    """A resource's license and data class (``PATCH /v2/resources/{path}``, and on creation):
+    the data class as ``data_class`` or Aruna's ``dataClass``, named ``public`` or
+    ``DATA_CLASS_PUBLIC`` alike (checked by the command, as everywhere)."""
+
+    license: Name | None = None
+    data_class: Name | None = None
+    dataClass: Name | None = None
+
+    def attributes(self) -> dict[str, str | None]:
+        if self.data_class is not None and self.dataClass is not None:
+            raise ValidationError("give the data class once: data_class or dataClass")
+        return {"license": self.license, "data_class": self.data_class or self.dataClass}
+
+
+class CreateResourceIn(ResourceAttributesIn):
     path: Name
     kind: Name | None = None
 
@@ -190,6 +207,8 @@ class ResourceOut(BaseModel):
     path: str
     kind: str
     created_at: datetime
+    license: str | None = None
+    data_class: str | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

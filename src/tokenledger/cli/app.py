@@ -298,7 +298,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "resources": _command(
         "resources",
         "resources",
-        "Create, delete and list resources (org/project/collection/dataset/object).",
+        "Resources (org/project/...): create, delete, list, show; set license and data class.",
     ),
     "roles": _command(
         "roles",

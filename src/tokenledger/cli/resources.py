@@ -1,32 +1,53 @@
-"""``tokenledger resources``: the tree of paths permissions are granted on."""
+"""``tokenledger resources``: the tree of paths permissions are granted on, with each
+resource's license and data class."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import click
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.common import parse_timestamp
 from tokenledger.cli.grants import resource_path
 from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.cli.tokens import echo_revoked
+from tokenledger.domain.model import ResourceView
 
 __all__ = ["resources"]
 
 
 @click.group()
 def resources() -> None:
-    """Create, delete and list resources (org/project/collection/dataset/object)."""
+    """Resources (org/project/...): create, delete, list, show; set license and data class."""
+
+
+_LICENSE_HELP = "An SPDX-style license identifier (CC-BY-4.0, MIT, proprietary ...)."
+_DATA_CLASS_HELP = "public, private, workspace or confidential (or Aruna's DATA_CLASS_PUBLIC ...)."
 
 
 @resources.command("create")
 @click.argument("path")
 @click.option("--kind", help="The node's kind (default: project, collection, ... by depth).")
+@click.option("--license", "license_", metavar="LICENSE", help=_LICENSE_HELP)
+@click.option("--data-class", metavar="CLASS", help=_DATA_CLASS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
-def create_command(obj: CliContext, path: str, kind: str | None, as_json: bool) -> None:
-    """Create the resource PATH; its parent must exist."""
+def create_command(
+    obj: CliContext,
+    path: str,
+    kind: str | None,
+    license_: str | None,
+    data_class: str | None,
+    as_json: bool,
+) -> None:
+    """Create the resource PATH; its parent must exist. A license or data class given here
+    needs admin on PATH, as ``resources set`` does."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
-    command = c.build(c.CreateResource, path=path, kind=kind)
+    command = c.build(
+        c.CreateResource, path=path, kind=kind, license=license_, data_class=data_class
+    )
     result = obj.ledger().execute(command, obj.actor())
     created = result.outcome.resource_created
     assert created is not None  # a CreateResource records one
@@ -75,45 +96,6 @@ def delete_command(obj: CliContext, path: str, recursive: bool, as_json: bool) -
     echo_revoked(result.revoked)
 
 
-#: What ``resources get --field`` prints (Element's ``data get --field urn``).
-_FIELDS = ("id", "path", "urn", "kind", "created_at")
-
-
-@resources.command("get")
-@click.argument("path")
-@click.option(
-    "--field",
-    type=click.Choice(_FIELDS),
-    help="Print only this field of the resource (e.g. urn).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@click.pass_obj
-def get_command(obj: CliContext, path: str, field: str | None, as_json: bool) -> None:
-    """One resource, named by its PATH or its URN (urn:tokenledger:ORG:PROJECT...)."""
-    from tokenledger.domain.names import resource_urn
-    from tokenledger.errors import NotFound
-
-    wanted = resource_path(path)
-    found = [r for r in obj.ledger().list_resources(obj.actor(), wanted) if r.path == wanted]
-    if not found:
-        raise NotFound(f"no resource {wanted} that you may read")
-    resource = found[0]
-    row = {
-        "id": resource.path,
-        "path": resource.path,
-        "urn": resource_urn(resource.path),
-        "kind": resource.kind,
-        "created_at": resource.created_at,
-    }
-    if field is not None:
-        value = row[field]
-        click.echo(format_timestamp(value) if field == "created_at" else value)  # type: ignore[arg-type]
-    elif as_json:
-        echo_json(row)
-    else:
-        click.echo(f"{resource.path}  ({resource.kind})  {row['urn']}")
-
-
 @resources.command("list")
 @click.argument("prefix", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
@@ -124,12 +106,101 @@ def list_command(obj: CliContext, prefix: str | None, as_json: bool) -> None:
         obj.actor(), resource_path(prefix) if prefix is not None else None
     )
     if as_json:
-        echo_json(
-            [
-                {"id": r.path, "path": r.path, "kind": r.kind, "created_at": r.created_at}
-                for r in found
-            ]
-        )
+        echo_json([_resource_dict(r) for r in found])
         return
     for resource in found:
-        click.echo(f"{resource.path}  ({resource.kind})")
+        click.echo(f"{resource.path}  ({_described(resource)})")
+
+
+def _described(resource: ResourceView) -> str:
+    """``project``, then its license and data class where set."""
+    parts = [resource.kind]
+    if resource.license is not None:
+        parts.append(f"license {resource.license}")
+    if resource.data_class is not None:
+        parts.append(f"data class {resource.data_class}")
+    return ", ".join(parts)
+
+
+def _resource_dict(resource: ResourceView) -> dict[str, object]:
+    from tokenledger.domain.names import resource_urn
+
+    return {
+        "id": resource.path,
+        "path": resource.path,
+        "urn": resource_urn(resource.path),
+        "kind": resource.kind,
+        "created_at": resource.created_at,
+        "license": resource.license,
+        "data_class": resource.data_class,
+    }
+
+
+#: What ``resources get --field`` prints (Element's ``data get --field urn``).
+_FIELDS = ("id", "path", "urn", "kind", "created_at", "license", "data_class")
+
+
+@resources.command("get")
+@click.argument("path")
+@click.option("--at", "at_time", metavar="TIME", help="As it stood at this past time (ISO 8601).")
+@click.option(
+    "--field",
+    type=click.Choice(_FIELDS),
+    help="Print only this field of the resource (e.g. urn).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def get_command(
+    obj: CliContext, path: str, at_time: str | None, field: str | None, as_json: bool
+) -> None:
+    """The resource PATH (or its URN, urn:tokenledger:ORG:PROJECT...): its kind, URN,
+    license and data class."""
+    at = parse_timestamp(at_time, "--at") if at_time is not None else None
+    found = obj.ledger().get_resource(obj.actor(), resource_path(path), at=at)
+    row = _resource_dict(found)
+    if field is not None:
+        value = row[field]
+        shown = format_timestamp(value) if isinstance(value, datetime) else value
+        click.echo("" if shown is None else str(shown))
+        return
+    if as_json:
+        echo_json(row)
+        return
+    click.echo(f"{found.path}  ({found.kind})  {row['urn']}")
+    click.echo(f"  license: {found.license or '-'}")
+    click.echo(f"  data class: {found.data_class or '-'}")
+
+
+@resources.command("set")
+@click.argument("path")
+@click.option("--license", "license_", metavar="LICENSE", help=_LICENSE_HELP)
+@click.option("--data-class", metavar="CLASS", help=_DATA_CLASS_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def set_command(
+    obj: CliContext, path: str, license_: str | None, data_class: str | None, as_json: bool
+) -> None:
+    """Set the license, the data class or both of PATH (admin on PATH; never a service
+    account). Setting what PATH already has is refused when nothing would change."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+    from tokenledger.domain.events import ResourceDataClassSet, ResourceLicenseSet
+
+    command = c.build(c.SetResourceAttributes, path=path, license=license_, data_class=data_class)
+    result = obj.ledger().execute(command, obj.actor())
+    licenses = [e.license for e in result.events if isinstance(e, ResourceLicenseSet)]
+    classes = [e.data_class for e in result.events if isinstance(e, ResourceDataClassSet)]
+    if as_json:
+        echo_json(
+            {
+                "id": command.path,
+                "path": command.path,
+                "license": licenses[0] if licenses else None,
+                "data_class": classes[0] if classes else None,
+                "correlation_id": result.correlation_id,
+            }
+        )
+        return
+    for license in licenses:
+        click.echo(f"license of {command.path} set to {license}")
+    for data_class_set in classes:
+        click.echo(f"data class of {command.path} set to {data_class_set}")

@@ -143,7 +143,14 @@ class RemoteLedger(DataPlaneCalls):
                 path = f"/v2/orgs/{path_segment(command.org)}/members/{path_segment(command.email)}"
                 return _Call("DELETE", path)
             case c.CreateResource():
-                return _Call("POST", "/v2/resources", {"path": command.path, "kind": command.kind})
+                body = {"path": command.path, "kind": command.kind}
+                if command.license is not None or command.data_class is not None:
+                    body |= {"license": command.license, "data_class": command.data_class}
+                return _Call("POST", "/v2/resources", body)
+            case c.SetResourceAttributes():
+                path = f"/v2/resources/{path_segment(command.path, slashes=True)}"
+                body = {"license": command.license, "data_class": command.data_class}
+                return _Call("PATCH", path, body)
             case c.DeleteResource():
                 path = f"/v2/resources/{path_segment(command.path, slashes=True)}"
                 return _Call("DELETE", path, params={"recursive": command.recursive})
@@ -283,6 +290,11 @@ class RemoteLedger(DataPlaneCalls):
     def list_resources(self, actor: Actor, prefix: str | None = None) -> list[ResourceView]:
         answer = self._get("/v2/resources", prefix=prefix)
         return convert(answer, list[ResourceView], "a list of resources")
+
+    def get_resource(self, actor: Actor, path: str, *, at: datetime | None = None) -> ResourceView:
+        where = f"/v2/resources/{path_segment(path, slashes=True)}"
+        answer = self._get(where, at=at.isoformat() if at is not None else None)
+        return convert(answer, ResourceView, "a resource")
 
     def grants_of(self, actor: Actor, principal: str) -> list[GrantSource]:
         answer = self._get(f"/v2/users/{path_segment(principal)}/grants")

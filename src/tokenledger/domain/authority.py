@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import NamedTuple
 
 import msgspec
@@ -46,6 +47,7 @@ from tokenledger.domain.permissions import Grant, Level, level_at, org_of
 from tokenledger.errors import NotFound, PermissionDenied
 
 __all__ = [
+    "ServiceAccountLimit",
     "TokenAnswer",
     "Verification",
     "access_token_view",
@@ -55,6 +57,7 @@ __all__ = [
     "answer_token",
     "authorise_issue",
     "authorise_provider_setting",
+    "authorise_resource_attributes",
     "authorise_role_management",
     "authorise_session_management",
     "authorise_token_management",
@@ -68,6 +71,7 @@ __all__ = [
     "may_see_session",
     "may_see_token",
     "principal_grants",
+    "refuse_service_account",
     "require_account_visible",
     "require_derivable",
     "require_known_org",
@@ -419,8 +423,13 @@ def require_operator(actor: Actor, action: str) -> None:
 def forbid_service_accounts(actor: Actor, action: str) -> None:
     """What only people (and the operator) do: a service account's or a role's key is a
     machine's credential."""
-    if actor.kind is ActorKind.SERVICE_ACCOUNT or actor.kind is ActorKind.ROLE_KEY:
+    if _is_machine(actor):
         raise PermissionDenied(f"a {actor.kind.value.replace('_', ' ')} may not {action}")
+
+
+def _is_machine(actor: Actor) -> bool:
+    """A service account's credential or a role's key: what many people or a machine hold."""
+    return actor.kind is ActorKind.SERVICE_ACCOUNT or actor.kind is ActorKind.ROLE_KEY
 
 
 # -- roles ----------------------------------------------------------------------------------
@@ -431,8 +440,45 @@ def authorise_role_management(
 ) -> None:
     """Creating and deleting an org's roles, changing their policies, and issuing, listing
     and revoking their keys: a person with admin on the org, or an operator."""
-    forbid_service_accounts(actor, "manage roles")
+    refuse_service_account(actor, ServiceAccountLimit.MANAGE_ROLES)
     require_level(view, actor, org, Level.ADMIN, now, action or f"manage roles of {org}")
+
+
+# -- what a service account may never do ---------------------------------------------------
+
+
+class ServiceAccountLimit(StrEnum):
+    """What no service account may do, whatever its permission and whichever of its
+    credentials it acts through (a token, an access token from a client credential or an
+    exchange): Aruna's limits, which keep its endpoints, authorisation, users and licenses
+    out of reach of an account that many people or a machine may hold. The value is what
+    the refusal says the account may not do."""
+
+    MANAGE_ENDPOINTS = "manage endpoints"
+    MANAGE_GRANTS = "manage grants"
+    MANAGE_ROLES = "manage roles"
+    MANAGE_USERS = "manage users"
+    CHANGE_LICENSES = "change licenses or data classes"
+
+
+def refuse_service_account(actor: Actor, limit: ServiceAccountLimit | str) -> None:
+    """THE rule of the limits: a service account is refused whatever it holds (admin on its
+    project included); a person and the operator pass on to the command's own rule.
+
+    ``limit`` is one of ``ServiceAccountLimit`` or its text (``"manage endpoints"``); any
+    other text is a mistake in the caller and raises ``ValueError``, never a quiet pass."""
+    named = ServiceAccountLimit(limit)
+    if actor.kind is ActorKind.SERVICE_ACCOUNT:
+        raise PermissionDenied(f"service accounts may not {named}")
+    if _is_machine(actor):
+        raise PermissionDenied(f"a role key may not {named}")
+
+
+def authorise_resource_attributes(view: LedgerView, actor: Actor, path: str, now: datetime) -> None:
+    """Setting a resource's license or data class: never a service account; otherwise whoever
+    administers the resource (admin on it or above it), as for deleting it."""
+    refuse_service_account(actor, ServiceAccountLimit.CHANGE_LICENSES)
+    require_level(view, actor, path, Level.ADMIN, now, f"set the license and data class of {path}")
 
 
 # -- commands on people -------------------------------------------------------------------
@@ -481,7 +527,7 @@ def authorise_session_management(
 def require_user_creator(view: LedgerView, actor: Actor, now: datetime) -> None:
     """Users are created by the operator and by a person acting as an admin of some org (who
     then adds them to it); never by a service account."""
-    forbid_service_accounts(actor, "manage users")
+    refuse_service_account(actor, ServiceAccountLimit.MANAGE_USERS)
     if actor.kind is ActorKind.OPERATOR:
         return
     if not any(

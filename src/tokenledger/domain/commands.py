@@ -38,6 +38,7 @@ from tokenledger.domain.names import (
     shown,
 )
 from tokenledger.domain.permissions import Grant, Level
+from tokenledger.domain.resource_attributes import check_data_class, check_license
 from tokenledger.errors import ValidationError
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "RevokeToken",
     "SetGrant",
     "SetIdentityProvider",
+    "SetResourceAttributes",
     "SetServiceAccountPermission",
     "StartSession",
     "TrustEndpoint",
@@ -137,6 +139,8 @@ SecretHash = Annotated[str, pydantic.StringConstraints(pattern="^[0-9a-f]{64}$")
 LevelValue = Annotated[Level, BeforeValidator(_level)]
 Reason = Annotated[str, _free_text(500, "reason")]
 DisplayName = Annotated[str, _free_text(200, "name")]
+License = Annotated[str, AfterValidator(check_license)]
+DataClassName = Annotated[str, AfterValidator(check_data_class)]
 
 
 class GrantSpec(BaseModel):
@@ -181,11 +185,27 @@ class RemoveMember(Command):
 class CreateResource(Command):
     path: ResourcePath
     kind: KindName | None = None
+    license: License | None = None
+    data_class: DataClassName | None = None
 
 
 class DeleteResource(Command):
     path: ResourcePath
     recursive: bool = False
+
+
+class SetResourceAttributes(Command):
+    """Set a resource's license, its data class, or both (``None``: left as it is)."""
+
+    path: ResourcePath
+    license: License | None = None
+    data_class: DataClassName | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _something_to_set(self) -> SetResourceAttributes:
+        if self.license is None and self.data_class is None:
+            raise ValueError("give a license, a data class or both")
+        return self
 
 
 class SetGrant(Command):

@@ -17,12 +17,15 @@ from functools import singledispatch
 from tokenledger.clock import check_lifetime
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import (
+    ServiceAccountLimit,
     acting_token,
     authorise_issue,
+    authorise_resource_attributes,
     authorise_role_management,
     authorise_token_management,
     forbid_service_accounts,
     principal_grants,
+    refuse_service_account,
     require_derivable,
     require_level,
     require_operator,
@@ -48,7 +51,9 @@ from tokenledger.domain.events import (
     MemberRoleChanged,
     OrgCreated,
     ResourceCreated,
+    ResourceDataClassSet,
     ResourceDeleted,
+    ResourceLicenseSet,
     RevocationReason,
     RoleCreated,
     RolePolicyRemoved,
@@ -135,6 +140,7 @@ def _create_user(cmd: c.CreateUser, view: LedgerView, ctx: Context) -> list[Even
 
 @decide.register
 def _disable_user(cmd: c.DisableUser, view: LedgerView, ctx: Context) -> list[Event]:
+    refuse_service_account(ctx.actor, ServiceAccountLimit.MANAGE_USERS)
     require_operator(ctx.actor, "disable users")
     user = view.user(cmd.email)
     if user is None:
@@ -152,7 +158,7 @@ def _disable_user(cmd: c.DisableUser, view: LedgerView, ctx: Context) -> list[Ev
 
 @decide.register
 def _add_member(cmd: c.AddMember, view: LedgerView, ctx: Context) -> list[Event]:
-    forbid_service_accounts(ctx.actor, "manage memberships")
+    refuse_service_account(ctx.actor, ServiceAccountLimit.MANAGE_USERS)
     # Authority before existence, here and below: only those who may act on the org learn
     # what it holds.
     require_level(view, ctx.actor, cmd.org, Level.ADMIN, ctx.now, f"manage members of {cmd.org}")
@@ -172,7 +178,7 @@ def _add_member(cmd: c.AddMember, view: LedgerView, ctx: Context) -> list[Event]
 
 @decide.register
 def _remove_member(cmd: c.RemoveMember, view: LedgerView, ctx: Context) -> list[Event]:
-    forbid_service_accounts(ctx.actor, "manage memberships")
+    refuse_service_account(ctx.actor, ServiceAccountLimit.MANAGE_USERS)
     require_level(view, ctx.actor, cmd.org, Level.ADMIN, ctx.now, f"manage members of {cmd.org}")
     _require_org(view, cmd.org)
     if cmd.org not in view.memberships(cmd.email):
@@ -213,7 +219,21 @@ def _create_resource(cmd: c.CreateResource, view: LedgerView, ctx: Context) -> l
     if view.resource(cmd.path) is not None:
         raise Conflict(f"resource {cmd.path} already exists")
     kind = cmd.kind or _KIND_BY_DEPTH[cmd.path.count("/") + 1]
-    return [ResourceCreated(path=cmd.path, kind=kind)]
+    return [ResourceCreated(path=cmd.path, kind=kind), *_initial_attributes(cmd, view, ctx)]
+
+
+def _initial_attributes(cmd: c.CreateResource, view: LedgerView, ctx: Context) -> list[Event]:
+    """A license and data class given at creation: set as ``SetResourceAttributes`` would
+    set them, by whom it would let (creating needs write on the parent, these admin)."""
+    if cmd.license is None and cmd.data_class is None:
+        return []
+    authorise_resource_attributes(view, ctx.actor, cmd.path, ctx.now)
+    events: list[Event] = []
+    if cmd.license is not None:
+        events.append(ResourceLicenseSet(path=cmd.path, license=cmd.license))
+    if cmd.data_class is not None:
+        events.append(ResourceDataClassSet(path=cmd.path, data_class=cmd.data_class))
+    return events
 
 
 @decide.register
@@ -275,7 +295,7 @@ def _withdraw_role_grants(view: LedgerView, path: str) -> list[Event]:
 
 @decide.register
 def _set_grant(cmd: c.SetGrant, view: LedgerView, ctx: Context) -> list[Event]:
-    forbid_service_accounts(ctx.actor, "grant permissions")
+    refuse_service_account(ctx.actor, ServiceAccountLimit.MANAGE_GRANTS)
     if is_service_account_id(cmd.principal):
         raise ValidationError(
             "a service account holds exactly one permission: use 'service-accounts set-permission'"
@@ -885,11 +905,12 @@ def _require_active_principal(view: LedgerView, principal: str) -> ServiceAccoun
 
 
 # The decisions on logging in (identity providers, sessions, issuer trusts), on roles' keys
-# and policies, on the data plane (endpoints, S3 credentials) and on Dyff's accounts
-# (``accounts create``; an account id naming a token's principal) live in their own modules,
-# which register them on ``decide`` when imported.
+# and policies, on the data plane (endpoints, S3 credentials), on Dyff's accounts
+# (``accounts create``; an account id naming a token's principal) and on a resource's license
+# and data class live in their own modules, which register them on ``decide`` when imported.
 from tokenledger.domain import (  # noqa: E402, F401
     decide_accounts,
+    decide_attributes,
     decide_endpoints,
     decide_logins,
     decide_roles,

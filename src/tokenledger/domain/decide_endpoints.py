@@ -12,7 +12,11 @@ from __future__ import annotations
 import hashlib
 
 from tokenledger.domain import commands as c
-from tokenledger.domain.authority import forbid_service_accounts, require_operator
+from tokenledger.domain.authority import (
+    ServiceAccountLimit,
+    refuse_service_account,
+    require_operator,
+)
 from tokenledger.domain.cascades import revoke_s3_credentials, untrust_endpoints
 from tokenledger.domain.decide import Context, administered_account, decide
 from tokenledger.domain.events import (
@@ -35,7 +39,7 @@ __all__: list[str] = []
 
 
 def _endpoint_manager(ctx: Context) -> None:
-    forbid_service_accounts(ctx.actor, "manage endpoints")
+    refuse_service_account(ctx.actor, ServiceAccountLimit.MANAGE_ENDPOINTS)
     require_operator(ctx.actor, "manage endpoints")
 
 

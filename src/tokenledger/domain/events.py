@@ -38,7 +38,9 @@ __all__ = [
     "MemberRoleChanged",
     "OrgCreated",
     "ResourceCreated",
+    "ResourceDataClassSet",
     "ResourceDeleted",
+    "ResourceLicenseSet",
     "RevocationReason",
     "RoleCreated",
     "RoleDeleted",
@@ -170,6 +172,29 @@ class RoleCreated(Event, frozen=True, kw_only=True, tag="RoleCreated"):
     @property
     def stream_id(self) -> str:
         return f"role:{self.org}/{self.role}"
+
+
+# -- a resource's license and data class ------------------------------------------------
+
+
+class ResourceLicenseSet(Event, frozen=True, kw_only=True, tag="ResourceLicenseSet"):
+    """The license a resource's data is under (an SPDX-style identifier), replacing any
+    earlier one. A resource deleted and created again starts without one."""
+
+    path: str
+    license: str
+
+    STREAM: ClassVar[tuple[str, str]] = ("resource", "path")
+
+
+class ResourceDataClassSet(Event, frozen=True, kw_only=True, tag="ResourceDataClassSet"):
+    """Who a resource's data is for: ``public``, ``private``, ``workspace`` or
+    ``confidential`` (``domain.resource_attributes.DataClass``), replacing any earlier one."""
+
+    path: str
+    data_class: str
+
+    STREAM: ClassVar[tuple[str, str]] = ("resource", "path")
 
 
 # -- service accounts -----------------------------------------------------------------
@@ -553,6 +578,8 @@ EventUnion = (
     | RolePolicyAdded
     | RolePolicyRemoved
     | RoleDeleted
+    | ResourceLicenseSet
+    | ResourceDataClassSet
 )
 
 

@@ -116,6 +116,10 @@ class ResourceView(msgspec.Struct, frozen=True, kw_only=True):
     path: str
     kind: str
     created_at: datetime
+    license: str | None = None
+    """An SPDX-style identifier; None until an admin sets one."""
+    data_class: str | None = None
+    """``public``, ``private``, ``workspace`` or ``confidential``; None until set."""
 
 
 class ServiceAccountView(msgspec.Struct, frozen=True, kw_only=True):

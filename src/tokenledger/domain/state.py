@@ -495,3 +495,20 @@ def _(event: e.S3CredentialRevoked, state: LedgerState, at: datetime) -> None:
     state.s3_credentials[event.access_key_id] = msgspec.structs.replace(
         credential, revoked_at=at, revoked_reason=event.reason
     )
+
+
+# -- a resource's license and data class ------------------------------------------------------
+
+
+@evolve.register
+def _(event: e.ResourceLicenseSet, state: LedgerState, at: datetime) -> None:
+    resource = state.resources.get(event.path)
+    if resource is not None:
+        state.resources[event.path] = msgspec.structs.replace(resource, license=event.license)
+
+
+@evolve.register
+def _(event: e.ResourceDataClassSet, state: LedgerState, at: datetime) -> None:
+    resource = state.resources.get(event.path)
+    if resource is not None:
+        state.resources[event.path] = msgspec.structs.replace(resource, data_class=event.data_class)

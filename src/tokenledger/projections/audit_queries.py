@@ -586,4 +586,8 @@ def describe(event: e.Event) -> str:
             return f"role {event.org}:{event.role} no longer grants anything on {event.resource}"
         case e.RoleDeleted():
             return f"role {event.org}:{event.role} deleted"
+        case e.ResourceLicenseSet():
+            return f"license of {event.path} set to {event.license}"
+        case e.ResourceDataClassSet():
+            return f"data class of {event.path} set to {event.data_class}"
     return type(event).__name__

@@ -42,7 +42,9 @@ from tokenledger.domain.events import (
     MemberRoleChanged,
     OrgCreated,
     ResourceCreated,
+    ResourceDataClassSet,
     ResourceDeleted,
+    ResourceLicenseSet,
     RoleCreated,
     RoleDeleted,
     RolePolicyAdded,
@@ -432,6 +434,21 @@ def _issuer_untrusted(event: IssuerUntrusted, writes: Writes, record: RecordedEv
         {"revoked_at": record.recorded_at, "revoked_reason": event.reason},
         only_if_null=("revoked_at",),
     )
+
+
+# -- a resource's license and data class ------------------------------------------------------
+
+
+@_handle.register
+def _resource_license_set(event: ResourceLicenseSet, writes: Writes, record: RecordedEvent) -> None:
+    writes.update(resources, {"path": event.path}, {"license": event.license})
+
+
+@_handle.register
+def _resource_data_class_set(
+    event: ResourceDataClassSet, writes: Writes, record: RecordedEvent
+) -> None:
+    writes.update(resources, {"path": event.path}, {"data_class": event.data_class})
 
 
 # The data plane's handlers live in their own module, which registers them here.

@@ -102,6 +102,11 @@ resources = sa.Table(
 sa.Index("ix_resources_parent", resources.c.parent)
 sa.Index("ix_resources_org", resources.c.org)
 
+# A resource's license and data class (None until set), after the columns revision 0002
+# made: revision 0012 adds them at the end of the table, as here.
+resources.append_column(sa.Column("license", sa.String(100), nullable=True))
+resources.append_column(sa.Column("data_class", sa.String(20), nullable=True))
+
 roles = sa.Table(
     "roles",
     metadata,

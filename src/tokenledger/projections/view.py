@@ -92,8 +92,10 @@ def _user(row: Any) -> UserView:
 
 
 def _resource(row: Any) -> ResourceView:
-    path, _org, _parent, kind, _depth, created_at = row
-    return ResourceView(path=path, kind=kind, created_at=created_at)
+    path, _org, _parent, kind, _depth, created_at, license, data_class = row
+    return ResourceView(
+        path=path, kind=kind, created_at=created_at, license=license, data_class=data_class
+    )
 
 
 def _service_account(row: Any) -> ServiceAccountView:

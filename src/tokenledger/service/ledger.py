@@ -186,6 +186,9 @@ class Ledger:
     def list_resources(self, actor: Actor, prefix: str | None = None) -> list[ResourceView]:
         return queries.list_resources(self, actor, prefix)
 
+    def get_resource(self, actor: Actor, path: str, *, at: datetime | None = None) -> ResourceView:
+        return queries.get_resource(self, actor, path, at=at)
+
     def grants_of(self, actor: Actor, principal: str) -> list[GrantSource]:
         return queries.grants_of(self, actor, principal)
 

@@ -55,6 +55,7 @@ _T = TypeVar("_T")
 __all__ = [
     "GrantSource",
     "client_credentials_of",
+    "get_resource",
     "get_service_account",
     "get_token",
     "grants_of",
@@ -108,6 +109,25 @@ def list_resources(reader: Reader, actor: Actor, prefix: str | None = None) -> l
     now = reader.now()
     with reader.view() as view:
         return [r for r in view.list_resources(prefix) if may_see(view, actor, r.path, now)]
+
+
+def get_resource(
+    reader: Reader, actor: Actor, path: str, *, at: datetime | None = None
+) -> ResourceView:
+    """One resource (its license and data class included) for whoever may read it; with
+    ``at``, as it stood then (who may read it is judged now, as for tokens). A resource the
+    actor may not read is not found, whether it exists or not."""
+    path = valid(resource_path, path)
+    with reader.view() as view:
+        visible = may_see(view, actor, path, reader.now())
+        found = view.resource(path)
+    if not visible:
+        raise NotFound(f"no resource {path} that {actor.label} may read")
+    if at is not None:
+        found = state_at(reader.store, ensure_utc(at))[0].resource(path)
+    if found is None:
+        raise NotFound(f"no resource {path}" + (f" at {ensure_utc(at).isoformat()}" if at else ""))
+    return found
 
 
 def grants_of(reader: Reader, actor: Actor, principal: str) -> list[GrantSource]:

@@ -1,16 +1,21 @@
-"""``/v2/resources``: the tree of paths permissions are granted on."""
+"""``/v2/resources``: the tree of paths permissions are granted on, with each resource's
+license and data class."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from tokenledger.api.deps import ERRORS, Correlation, State, command_fields, run
-from tokenledger.api.schemas import CommandOut, CreateResourceIn, ResourceOut
+from tokenledger.api.deps import ERRORS, Correlation, State, command_fields, moment, run
+from tokenledger.api.schemas import (
+    CommandOut,
+    CreateResourceIn,
+    ResourceAttributesIn,
+    ResourceOut,
+)
 from tokenledger.api.security import CurrentActor
 from tokenledger.domain import commands as c
-from tokenledger.domain.names import resource_path
-from tokenledger.errors import NotFound
-from tokenledger.service.reading import valid
+from tokenledger.domain.events import ResourceDataClassSet, ResourceLicenseSet
+from tokenledger.domain.model import ResourceView
 
 __all__ = ["router"]
 
@@ -25,6 +30,26 @@ class DeletedResourceOut(CommandOut):
     deleted: list[str]
 
 
+class UpdatedResourceOut(CommandOut):
+    """What ``PATCH`` set (each None when left as it was)."""
+
+    id: str
+    path: str
+    license: str | None = None
+    data_class: str | None = None
+
+
+def resource_out(resource: ResourceView) -> ResourceOut:
+    return ResourceOut(
+        id=resource.path,
+        path=resource.path,
+        kind=resource.kind,
+        created_at=resource.created_at,
+        license=resource.license,
+        data_class=resource.data_class,
+    )
+
+
 @router.post("", status_code=201, response_model=CreatedResourceOut)
 def create_resource(
     body: CreateResourceIn,
@@ -33,8 +58,9 @@ def create_resource(
     correlation: Correlation,
     response: Response,
 ) -> CreatedResourceOut:
-    """Create a node below an existing parent (write on the parent)."""
-    command = c.build(c.CreateResource, path=body.path, kind=body.kind)
+    """Create a node below an existing parent (write on the parent; a license or data class
+    given with it needs what setting them needs: admin there, and not a service account)."""
+    command = c.build(c.CreateResource, path=body.path, kind=body.kind, **body.attributes())
     result = run(state, command, actor, correlation, response)
     created = result.outcome.resource_created
     assert created is not None  # a CreateResource records one
@@ -43,6 +69,8 @@ def create_resource(
         path=created.path,
         kind=created.kind,
         created_at=result.records[0].recorded_at,
+        license=command.license,
+        data_class=command.data_class,
         **command_fields(result),
     )
 
@@ -54,21 +82,44 @@ def list_resources(
     prefix: str | None = Query(default=None, max_length=400, description="This path and below."),
 ) -> list[ResourceOut]:
     """The resources the token may read."""
-    return [
-        ResourceOut(id=r.path, path=r.path, kind=r.kind, created_at=r.created_at)
-        for r in state.ledger.list_resources(actor, prefix)
-    ]
+    return [resource_out(r) for r in state.ledger.list_resources(actor, prefix)]
 
 
 @router.get("/{path:path}", response_model=ResourceOut)
-def get_resource(path: str, actor: CurrentActor, state: State) -> ResourceOut:
-    """A resource by its path or its URN."""
-    path = valid(resource_path, path)
-    found = [r for r in state.ledger.list_resources(actor, path) if r.path == path]
-    if not found:
-        raise NotFound(f"no resource {path} that this token may read")
-    r = found[0]
-    return ResourceOut(id=r.path, path=r.path, kind=r.kind, created_at=r.created_at)
+def get_resource(
+    path: str,
+    actor: CurrentActor,
+    state: State,
+    at: str | None = Query(
+        default=None, max_length=64, description="As it stood at this past time."
+    ),
+) -> ResourceOut:
+    """One resource the token may read (with ``at``, as it stood then, folded from the log)."""
+    return resource_out(state.ledger.get_resource(actor, path, at=moment(at, "at")))
+
+
+@router.patch("/{path:path}", response_model=UpdatedResourceOut)
+def set_resource_attributes(
+    path: str,
+    body: ResourceAttributesIn,
+    actor: CurrentActor,
+    state: State,
+    correlation: Correlation,
+    response: Response,
+) -> UpdatedResourceOut:
+    """Set the license, the data class or both (admin on the resource; never a service
+    account). A value the resource already has is refused (409) when nothing would change."""
+    command = c.build(c.SetResourceAttributes, path=path, **body.attributes())
+    result = run(state, command, actor, correlation, response)
+    licenses = [e.license for e in result.events if isinstance(e, ResourceLicenseSet)]
+    classes = [e.data_class for e in result.events if isinstance(e, ResourceDataClassSet)]
+    return UpdatedResourceOut(
+        id=command.path,
+        path=command.path,
+        license=licenses[0] if licenses else None,
+        data_class=classes[0] if classes else None,
+        **command_fields(result),
+    )
 
 
 @router.delete("/{path:path}", response_model=DeletedResourceOut)
