@@ -388,3 +388,13 @@ def test_the_role_commands_work_against_a_server(
     finally:
         server.stop()
     assert_projections_match_log(api.ledger)
+
+
+def test_a_key_says_who_it_is_as_its_role(api: Api, url: str) -> None:
+    ok(url, "roles", "create", ROLE)
+    key = new_key(url)
+    answer = api.client.get("/v2/whoami", headers=api.bearer(key))
+    assert answer.status_code == 200, answer.text
+    who = answer.json()
+    assert (who["sub"], who["email"], who["org"]) == ("acme:alice.token", None, "acme")
+    assert who["acl_subjects"][:2] == ["role:acme:alice.token", "org:acme"]

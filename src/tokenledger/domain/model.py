@@ -38,6 +38,7 @@ __all__ = [
     "TokenView",
     "TrustedEndpointView",
     "UserView",
+    "is_machine_principal",
     "is_role_principal",
     "is_service_account_id",
     "predefined_role_grants",
@@ -85,6 +86,11 @@ def role_principal(org: str, role: str) -> str:
 
 def is_role_principal(principal: str) -> bool:
     return ":" in principal and "@" not in principal
+
+
+def is_machine_principal(principal: str) -> bool:
+    """A service account, or a role whose keys act as it: a principal with no email."""
+    return is_service_account_id(principal) or is_role_principal(principal)
 
 
 def role_of_principal(principal: str) -> tuple[str, str]:

@@ -33,7 +33,10 @@ from tokenledger.domain.model import (
     SessionView,
     TokenView,
     UserView,
+    is_machine_principal,
+    is_role_principal,
     is_service_account_id,
+    role_of_principal,
     service_account_org,
 )
 from tokenledger.domain.names import (
@@ -321,6 +324,8 @@ def who_is(reader: Reader, actor: Actor) -> Identity:
         groups = groups_of(view, actor.principal, scope)
         if is_service_account_id(actor.principal):
             org: str | None = service_account_org(actor.principal)
+        elif is_role_principal(actor.principal):
+            org = role_of_principal(actor.principal)[0]
         else:
             orgs = sorted(view.memberships(actor.principal))
             # A session's org; else the user's org when there is only one to name.
@@ -333,7 +338,7 @@ def who_is(reader: Reader, actor: Actor) -> Identity:
     return Identity(
         sub=actor.principal,
         kind=actor.kind.value,
-        email=None if is_service_account_id(actor.principal) else actor.principal,
+        email=None if is_machine_principal(actor.principal) else actor.principal,
         org=org,
         groups=groups,
         token_id=via.jti if via is not None else actor.token_id,
