@@ -77,6 +77,7 @@ def user_row(n: int) -> dict[str, Any]:
         "disabled": False,
         "disabled_at": None,
         "created_at": WHEN,
+        "account_id": None,
     }
 
 
@@ -289,7 +290,7 @@ class BackendContract:
             ignore.execute(connection, {**user_row(1), "name": "Other"}).close()
             assert rows_of(connection, users)[0][1] == "User 1"
             overwrite.executemany(connection, [{**user_row(1), "name": "New"}])
-            assert rows_of(connection, users) == [("u0001@acme.io", "New", False, None, WHEN)]
+            assert rows_of(connection, users) == [("u0001@acme.io", "New", False, None, WHEN, None)]
 
     def test_loading_rows_in_bulk_equals_inserting_them_one_by_one(
         self, engine: Engine, backend: Backend
