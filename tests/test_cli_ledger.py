@@ -516,7 +516,6 @@ def test_a_secret_given_as_a_token_id_is_refused_without_repeating_it(
             id="revoke-principal-without-all",
         ),
         pytest.param(["tokens", "verify", "--level", "read"], id="verify-level-alone"),
-        pytest.param(["roles", "create", ORG, "x"], id="role-without-grants"),
     ],
 )
 def test_usage_errors_exit_2_and_log_nothing(shared_session: Session, args: list[str]) -> None:

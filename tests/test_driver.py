@@ -39,8 +39,8 @@ def test_rows_read_back_the_same_through_either_path(store: EventStore) -> None:
         # ... and the other way round.
         connection.execute(users.insert(), {**row, "email": "ann@acme.io", "disabled": False})
         by_driver = USER.first(connection, {"email": "ann@acme.io"})
-    assert tuple(by_sqlalchemy) == ("bob@acme.io", "Bob", True, None, WHEN)
-    assert by_driver == ("ann@acme.io", "Bob", False, None, WHEN)
+    assert tuple(by_sqlalchemy) == ("bob@acme.io", "Bob", True, None, WHEN, None)
+    assert by_driver == ("ann@acme.io", "Bob", False, None, WHEN, None)
 
 
 def test_naive_timestamps_are_refused(store: EventStore) -> None:

@@ -146,6 +146,22 @@ VALID: dict[type[c.Command], dict[str, Any]] = {
         "subject": "repo:acme/site:*",
         "reason": "moved to another CI",
     },
+    c.CreateEndpoint: {"name": "proxy", "url": "https://gateway.example"},
+    c.DeleteEndpoint: {"endpoint": "proxy"},
+    c.TrustEndpoint: {"account_id": SA, "endpoint": "proxy"},
+    c.UntrustEndpoint: {"account_id": SA, "endpoint": "proxy", "reason": "moved"},
+    c.IssueS3Credential: {"account_id": SA, "endpoint": "proxy"},
+    c.RevokeS3Credential: {"account_id": SA, "endpoint": "proxy", "reason": "leaked"},
+    c.IssueRoleKey: {"org": "acme", "role": "alice.token", "name": "ci"},
+    c.RevokeRoleKey: {
+        "org": "acme",
+        "role": "alice.token",
+        "token_id": "tok_0000000000000000",
+        "reason": "rotated",
+    },
+    c.AddRolePolicy: {"org": "acme", "role": "alice.token", "resource": "acme", "level": "read"},
+    c.RemoveRolePolicy: {"org": "acme", "role": "alice.token", "resource": "acme"},
+    c.DeleteRole: {"org": "acme", "role": "alice.token"},
 }
 
 FREE_TEXT = [
@@ -188,6 +204,9 @@ TEXT_FIELDS: dict[str, list[str]] = {
     "presented_hash": [MIXED],
     "license": [MIXED, LOWER, "MIT+" + LOWER],
     "data_class": [LOWER, MIXED],
+    "url": ["https://" + LOWER + ".example", "https://gateway.example/" + MIXED],
+    "endpoint": [LOWER, MIXED],
+    "access_key_id": [MIXED, LOWER],
 }
 
 #: Fields whose every value is free text.

@@ -415,4 +415,4 @@ def test_json_answers_name_every_field(world: World) -> None:
     shown = json.loads(
         world.cli("resources", "get", "acme/alpha", "--json", token=world.api.ann).stdout
     )
-    assert set(shown) == {"id", "path", "kind", "created_at", "license", "data_class"}
+    assert set(shown) == {"id", "path", "urn", "kind", "created_at", "license", "data_class"}

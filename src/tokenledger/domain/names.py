@@ -290,7 +290,7 @@ def check_endpoint_url(value: str) -> str:
             f"invalid endpoint url {shown(value)}: an http(s) URL with a host and no query, "
             "fragment or user"
         )
-    return value
+    return check_no_secret(value, "endpoint url")
 
 
 #: An S3 access key id: ``TLS3`` and 16 base32 letters or digits (20 characters, the
