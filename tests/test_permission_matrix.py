@@ -108,6 +108,9 @@ def build_world(url: str, tmp_path: Path) -> World:
             for n in ("etl", "doomed", "mover")
         ),
         c.CreateServiceAccount(name="spy", org="other", resource="other/secret", level=write),
+        c.build(
+            c.CreateRole, org="acme", role="reader", grants=[{"resource": "acme", "level": "read"}]
+        ),
         c.CreateEndpoint(name="proxy", url="https://proxy.example"),
         c.CreateEndpoint(name="proxy2", url="https://proxy2.example"),
         c.TrustEndpoint(account_id=sa("etl"), endpoint="proxy"),
@@ -206,6 +209,18 @@ OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
             "POST",
             "/v2/orgs/acme/roles",
             {"name": w.unique(), "grants": [{"resource": "acme/alpha", "level": "read"}]},
+        ),
+    ),
+    "roles key new": (
+        lambda w, k: ["roles", "key", "new", "acme:reader"],
+        lambda w, k: ("POST", "/v2/orgs/acme/roles/reader/keys", {}),
+    ),
+    "roles policy new": (
+        lambda w, k: ["roles", "policy", "new", "acme:reader", "data:get@acme/alpha/raw"],
+        lambda w, k: (
+            "POST",
+            "/v2/orgs/acme/roles/reader/policies",
+            {"policy": "data:get@acme/alpha/raw"},
         ),
     ),
     "resources create (in acme/alpha)": (
