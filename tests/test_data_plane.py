@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,8 @@ def test_credentials_sign_requests_the_gateway_can_check(api: Api) -> None:
         "resource": "acme/alpha/raw/file one.csv",
         "needed": "append",
         "level": "write",
+        "copy_source": None,
+        "copy_source_level": None,
         "allowed": True,
     }
     listing = check(api, signed("GET", "/alpha", b"", key, secret, query="list-type=2&prefix=r"))
@@ -185,9 +188,79 @@ def test_a_path_with_dot_segments_names_no_object(api: Api) -> None:
     trust(api)
     issued = credentials(api)
     key, secret = issued["s3AccessKey"], issued["s3SecretKey"]
-    response = check(api, signed("GET", "/alpha/../beta/x", b"", key, secret))
-    assert response.status_code == 400, response.text
-    assert "segments name no object" in response.json()["error_description"]
+    for path in (
+        "/alpha/../beta/x",
+        "/alpha/..%2Fbeta%2Fx",
+        "/alpha%2F..%2Fbeta/x",
+        "/alpha/..%5Cx",
+    ):
+        response = check(api, signed("GET", path, b"", key, secret))
+        assert response.status_code == 400, (path, response.text)
+        assert "name no object" in response.json()["error_description"]
+
+
+def test_what_a_request_does_decides_the_level_it_needs(api: Api) -> None:
+    """Not the method alone: a bulk delete (POST ?delete) needs write, a configuration change
+    (?acl, ?policy) admin, a copy read on its source; multipart steps are uploads."""
+    trust(api)
+    issued = credentials(api)
+    key, secret = issued["s3AccessKey"], issued["s3SecretKey"]
+    api.ledger.execute(
+        c.SetServiceAccountPermission(account_id=SA, resource="acme/alpha", level=Level.APPEND),
+        OPERATOR,
+    )
+
+    def verdict(method: str, path: str, query: str = "", **headers: str) -> dict[str, Any]:
+        url = f"http://{GATEWAY}{path}" + (f"?{query}" if query else "")
+        request = AWSRequest(method=method, url=url, data=b"", headers=headers)
+        S3SigV4Auth(Credentials(key, secret), "s3", "us-east-1").add_auth(request)
+        sent = {**dict(request.headers.items()), "Host": GATEWAY}
+        body = {"endpoint": "proxy", "method": method, "path": path, "query": query}
+        body |= {"headers": sent, "payload_sha256": hashlib.sha256(b"").hexdigest()}
+        response = check(api, body)
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    assert verdict("PUT", "/alpha/new")["allowed"] is True
+    assert verdict("POST", "/alpha/big", "uploads=")["allowed"] is True
+    assert verdict("PUT", "/alpha/big", "partNumber=1&uploadId=u1")["allowed"] is True
+    assert verdict("DELETE", "/alpha/big", "uploadId=u1")["allowed"] is True
+    assert (verdict("DELETE", "/alpha/x")["needed"], verdict("DELETE", "/alpha/x")["allowed"]) == (
+        "write",
+        False,
+    )
+    bulk = verdict("POST", "/alpha", "delete=")
+    assert (bulk["needed"], bulk["allowed"]) == ("write", False)
+    acl = verdict("PUT", "/alpha", "acl=")
+    assert (acl["needed"], acl["allowed"]) == ("admin", False)
+    copied = verdict("PUT", "/alpha/stolen", **{"x-amz-copy-source": "beta/secret.csv"})
+    assert copied["copy_source"] == "acme/beta/secret.csv"
+    assert (copied["copy_source_level"], copied["allowed"]) == ("none", False)
+    own = verdict("PUT", "/alpha/copy", **{"x-amz-copy-source": "/alpha/raw/a.csv?versionId=3"})
+    assert (own["copy_source"], own["allowed"]) == ("acme/alpha/raw/a.csv", True)
+
+
+def test_text_no_wire_carries_is_refused_in_one_line(api: Api) -> None:
+    trust(api)
+    issued = credentials(api)
+    request = signed("GET", "/alpha/f", b"", issued["s3AccessKey"], issued["s3SecretKey"])
+    for tamper in (
+        lambda r: r["headers"].update(
+            Authorization=r["headers"]["Authorization"].replace("TLS3", "TLS3\ud800", 1)
+        ),
+        lambda r: r["headers"].update(Host="proxy\ud800.test"),
+    ):
+        body = json.loads(json.dumps(request))
+        tamper(body)
+        raw = json.dumps(body).replace("\\\\ud800", "\\ud800")
+        response = api.client.post(
+            "/v2/s3/check", content=raw, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error_description"] == (
+            "the request's method, path, query and headers must be UTF-8 text"
+        )
 
 
 def test_a_signature_over_another_body_is_refused(api: Api) -> None:

@@ -398,3 +398,26 @@ def test_a_key_says_who_it_is_as_its_role(api: Api, url: str) -> None:
     who = answer.json()
     assert (who["sub"], who["email"], who["org"]) == ("acme:alice.token", None, "acme")
     assert who["acl_subjects"][:2] == ["role:acme:alice.token", "org:acme"]
+
+
+def test_a_key_learns_nothing_of_another_principals_permission(api: Api, url: str) -> None:
+    ok(url, "roles", "create", ROLE)
+    ok(url, "roles", "policy", "new", ROLE, "data:get@acme")  # it may see bob
+    key = new_key(url)
+    before = head_position(api.ledger)
+    for level in ("read", "admin"):  # within bob's permission, and beyond it
+        refused = cli_run(
+            url,
+            "tokens",
+            "create",
+            "--principal",
+            "bob@acme.io",
+            "--resource",
+            "acme/alpha",
+            "--level",
+            level,
+            token=key,
+        )
+        assert_one_line_error(refused, 4, "may not issue tokens for bob@acme.io")
+        assert "permission" not in refused.stderr
+    assert head_position(api.ledger) == before

@@ -56,6 +56,7 @@ __all__ = [
     "admitting_trust",
     "answer_token",
     "authorise_issue",
+    "authorise_issuer",
     "authorise_provider_setting",
     "authorise_resource_attributes",
     "authorise_role_management",
@@ -548,8 +549,22 @@ def authorise_issue(
     grants: Sequence[Grant],
     now: datetime,
 ) -> None:
-    """An operator; the principal itself; or a person with admin on a service account's
-    project. Never above the acting token's own effective level, grant by grant."""
+    """``authorise_issuer``, then never above the acting token's own effective level, grant
+    by grant."""
+    authorise_issuer(view, actor, principal, now)
+    if actor.kind is ActorKind.OPERATOR:
+        return
+    for grant in grants:
+        if actor_level(view, actor, grant.resource, now) < grant.rank:
+            raise PermissionDenied(
+                f"{actor.label} may not issue a token with {grant}: it exceeds the acting token"
+            )
+
+
+def authorise_issuer(view: LedgerView, actor: Actor, principal: str, now: datetime) -> None:
+    """Who may issue tokens for ``principal`` at all: an operator; the principal itself; or a
+    person with admin on a service account's project. Asked before anything about the
+    principal's own permission is looked at, so that a refusal tells nothing of it."""
     if actor.kind is ActorKind.OPERATOR:
         return
     if actor.via is not None and not actor.via.session:
@@ -561,11 +576,6 @@ def authorise_issue(
         )
     if actor.principal != principal:
         _require_account_admin(view, actor, principal, now, f"issue tokens for {principal}")
-    for grant in grants:
-        if actor_level(view, actor, grant.resource, now) < grant.rank:
-            raise PermissionDenied(
-                f"{actor.label} may not issue a token with {grant}: it exceeds the acting token"
-            )
 
 
 def _require_account_admin(

@@ -20,6 +20,7 @@ from tokenledger.domain.authority import (
     ServiceAccountLimit,
     acting_token,
     authorise_issue,
+    authorise_issuer,
     authorise_resource_attributes,
     authorise_role_management,
     authorise_token_management,
@@ -496,6 +497,7 @@ def _issue_token(cmd: c.IssueToken, view: LedgerView, ctx: Context) -> list[Even
             f"a derived token belongs to its parent's principal ({parent.principal})"
         )
     require_principal_visible(view, ctx.actor, principal, ctx.now)
+    authorise_issuer(view, ctx.actor, principal, ctx.now)
     account = _require_active_principal(view, principal)
     grants = _requested_grants(cmd, view, principal, account, parent)
     for grant in grants:

@@ -12,7 +12,9 @@ A gateway (the endpoint) asks the ledger about each request it receives
 signature (AWS Signature Version 4, ``domain.sigv4``), and says which account signed and
 whether that account may do the request's operation on the path it names. The bucket is a
 project of the account's org, the key the path below it; GET and HEAD need read, PUT and
-POST append (write covers it), DELETE write.
+POST append (write covers it), DELETE write, a change of configuration (``?acl``,
+``?policy`` ...) admin, and a copy read on its source as well (``needed_level``,
+``copy_source``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote
@@ -42,8 +44,10 @@ __all__ = [
     "S3Answer",
     "access_key_id_for",
     "check_s3_request",
+    "copy_source",
     "endpoint_key",
     "find_endpoint",
+    "needed_level",
     "object_resource",
     "secret_key_for",
 ]
@@ -91,15 +95,68 @@ def find_endpoint(view: LedgerView, ref: str) -> EndpointView:
 
 def object_resource(org: str, path: str) -> str:
     """The ledger path an S3 request names: ``/bucket/key`` (percent-encoded, as on the
-    request line) in ``org`` is ``org/bucket/key``. ``/`` alone names the org."""
+    request line) in ``org`` is ``org/bucket/key``. ``/`` alone names the org.
+
+    Each segment is decoded on its own; one that decodes to nothing, ``.``, ``..`` or to
+    text holding a ``/`` or ``\\`` is refused: it would name a place other than the one its
+    prefix seems to (``/alpha/..%2Fbeta`` is not inside ``alpha``)."""
     segments = [unquote(part) for part in path.split("/")[1:]]
     while segments and segments[-1] == "":
         segments.pop()  # a trailing slash names the same place
-    if any(part in ("", ".", "..") for part in segments):
-        raise ValidationError(
-            f"invalid S3 path {shown(path)}: empty, . or .. segments name no object"
-        )
+    for part in segments:
+        if part in ("", ".", "..") or "/" in part or "\\" in part:
+            raise ValidationError(
+                f"invalid S3 path {shown(path)}: empty, . or .. segments, and encoded / or "
+                "\\, name no object"
+            )
     return "/".join([org, *segments])
+
+
+#: Query parameters that make a request change a bucket's or an object's configuration
+#: (its ACL, policy, lifecycle...): the account's admin level, whatever the method.
+_CONFIGURATION = frozenset(
+    {
+        "accelerate", "acl", "analytics", "cors", "encryption", "intelligent-tiering",
+        "inventory", "legal-hold", "lifecycle", "logging", "metrics", "notification",
+        "object-lock", "ownershipControls", "policy", "publicAccessBlock", "replication",
+        "requestPayment", "retention", "tagging", "versioning", "website",
+    }
+)  # fmt: skip
+#: Query parameters of the steps of a multipart upload: writing new data, as a PUT does.
+_MULTIPART = frozenset({"uploads", "uploadId", "partNumber"})
+
+
+def needed_level(method: str, query: str) -> Level:
+    """The level an S3 request needs on the path it names: GET and HEAD read; PUT and POST
+    append (an upload, each multipart step included); DELETE write, as POST ``?delete`` (a
+    bulk delete) and POST ``?restore`` do; and a change to a configuration (``?acl``,
+    ``?policy``, ``?lifecycle`` ... with PUT, POST or DELETE) admin."""
+    base = LEVEL_BY_METHOD.get(method.upper())
+    if base is None:
+        raise ValidationError(f"S3 has no operation {shown(method)} here")
+    names = {unquote(item.partition("=")[0]) for item in query.split("&") if item}
+    if base is Level.READ:
+        return base
+    if names & _CONFIGURATION:
+        return Level.ADMIN
+    if names & {"delete", "restore"}:
+        return Level.WRITE
+    if method.upper() == "DELETE" and names & _MULTIPART:
+        return Level.APPEND  # aborting an upload deletes nothing stored
+    return base
+
+
+def copy_source(org: str, headers: Mapping[str, str], signed: Iterable[str]) -> str | None:
+    """The ledger path a copy reads from (``x-amz-copy-source: bucket/key[?versionId=...]``),
+    or None for a request that copies nothing. The header must be signed: unsigned, anyone
+    on the way could change what is copied."""
+    value = headers.get("x-amz-copy-source")
+    if value is None:
+        return None
+    if "x-amz-copy-source" not in signed:
+        raise ValidationError("x-amz-copy-source must be a signed header")
+    source = value.partition("?")[0]
+    return object_resource(org, source if source.startswith("/") else "/" + source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +170,14 @@ class S3Answer:
     resource: str
     needed: Level
     level: Level
+    source: str | None = None
+    """What a copy reads from (``x-amz-copy-source``): it needs read there too."""
+    source_level: Level = Level.NONE
 
     @property
     def allowed(self) -> bool:
-        return self.level >= self.needed
+        reads = self.source is None or self.source_level >= Level.READ
+        return self.level >= self.needed and reads
 
 
 def check_s3_request(
@@ -130,9 +191,7 @@ def check_s3_request(
     its ``Authorization`` header is malformed, ``NotFound`` for an unknown endpoint,
     ``SignatureMismatch`` (with S3's error code) when the signature does not hold or its
     credentials are not usable there; otherwise the answer."""
-    needed = LEVEL_BY_METHOD.get(request.method.upper())
-    if needed is None:
-        raise ValidationError(f"S3 has no operation {shown(request.method)} here")
+    needed = needed_level(request.method, request.query)
     try:
         auth = parse_authorization(request.headers.get("authorization", ""))
     except ValueError as exc:
@@ -163,6 +222,7 @@ def check_s3_request(
     account = view.service_account(credential.account_id)
     assert account is not None  # standing() found it
     resource = object_resource(account.org, request.path)
+    source = copy_source(account.org, request.headers, auth.signed_headers)
     return S3Answer(
         access_key_id=credential.access_key_id,
         account_id=credential.account_id,
@@ -171,6 +231,8 @@ def check_s3_request(
         resource=resource,
         needed=needed,
         level=level_at(grants, resource),
+        source=source,
+        source_level=level_at(grants, source) if source is not None else Level.NONE,
     )
 
 

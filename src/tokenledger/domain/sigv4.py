@@ -96,6 +96,8 @@ class ReceivedRequest:
 
 def parse_authorization(value: str) -> Authorization:
     """The header's parts; ``ValueError`` (one line) when it is not SigV4's shape."""
+    if not value.isascii():
+        raise ValueError("malformed S3 authorization header: it must be ASCII")
     match = _HEADER.fullmatch(value.strip())
     if match is None:
         raise ValueError(

@@ -349,7 +349,20 @@ class S3CheckOut(BaseModel):
     resource: str = Field(description="The ledger path the request names (org/bucket/key).")
     needed: str = Field(description="The level the operation needs there.")
     level: str = Field(description="The account's level there.")
+    copy_source: str | None = Field(
+        None, description="What a copy reads from (x-amz-copy-source): it needs read there."
+    )
+    copy_source_level: str | None = Field(None, description="The account's level there.")
     allowed: bool
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` is real text: JSON may carry lone surrogates, which no wire holds."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @router.post("/s3/check", response_model=S3CheckOut)
@@ -359,6 +372,16 @@ def check_s3_request(body: S3CheckIn, state: State) -> S3CheckOut:
     needed. A signature that does not hold is 403 with S3's error code as ``error``."""
     if any(len(name) > 200 or len(value) > 8000 for name, value in body.headers.items()):
         raise ValidationError("a header name or value is too long")
+    texts = [
+        body.endpoint,
+        body.method,
+        body.path,
+        body.query,
+        *body.headers,
+        *body.headers.values(),
+    ]
+    if not all(_utf8(text) for text in texts):
+        raise ValidationError("the request's method, path, query and headers must be UTF-8 text")
     request = ReceivedRequest(
         method=body.method,
         path=body.path,
@@ -379,5 +402,7 @@ def check_s3_request(body: S3CheckIn, state: State) -> S3CheckOut:
         resource=answer.resource,
         needed=answer.needed.label,
         level=answer.level.label,
+        copy_source=answer.source,
+        copy_source_level=answer.source_level.label if answer.source is not None else None,
         allowed=answer.allowed,
     )
