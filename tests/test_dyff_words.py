@@ -266,6 +266,7 @@ def test_a_role_never_exceeds_the_account(url: str) -> None:
         (["-i", DEV_ID, "-f", "consume", "-a", "test"], 2, "give -f/--functions, -a/--accounts"),
         (["-i", DEV_ID, "-f", "consume", "-a", "test", "-r", "datasets,"], 2, "invalid -r"),
         (["-i", DEV_ID, "--role", "test:Admin"], 2, "invalid role name"),
+        (["-i", DEV_ID, "--principal", "bob@acme.io", "--role", "Admin"], 2, "principal once"),
     ],
     ids=[
         "not-hex",
@@ -277,6 +278,7 @@ def test_a_role_never_exceeds_the_account(url: str) -> None:
         "switches-apart",
         "empty-resource",
         "org-qualified-builtin",
+        "principal-twice",
     ],
 )
 def test_refused_in_one_line_with_the_log_untouched(

@@ -223,6 +223,8 @@ def _echo_issued(issued: TokenIssued, secret: str) -> None:
 @click.option(
     "-i",
     "--principal",
+    "principals",
+    multiple=True,
     help="The user's email, the service account's id, or a Dyff account id (32 hex digits).",
 )
 @click.option("--resource", "resources", multiple=True, help="A granted resource (repeatable).")
@@ -267,7 +269,7 @@ def _echo_issued(issued: TokenIssued, secret: str) -> None:
 @click.pass_obj
 def create_command(
     obj: CliContext,
-    principal: str | None,
+    principals: tuple[str, ...],
     resources: tuple[str, ...],
     levels: tuple[str, ...],
     role: str | None,
@@ -294,6 +296,10 @@ def create_command(
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
     _check_token_type(token_type)
+    if len(principals) > 1:
+        # -i and --principal are one option: a second one would silently win.
+        raise ValidationError("give the token's principal once (-i or --principal)")
+    principal = principals[0] if principals else None
     dyff_grants = _dyff_switch_grants(functions, accounts, dyff_resources)
     config = _load_config(config_source) if config_source is not None else None
     options = _IssueOptions(
