@@ -421,3 +421,25 @@ def test_a_key_learns_nothing_of_another_principals_permission(api: Api, url: st
         assert_one_line_error(refused, 4, "may not issue tokens for bob@acme.io")
         assert "permission" not in refused.stderr
     assert head_position(api.ledger) == before
+
+
+def test_a_key_reaches_only_itself_and_the_orgs_admins_see_every_key(api: Api, url: str) -> None:
+    ok(url, "roles", "create", ROLE)
+    first, second = new_key(url), new_key(url)
+    first_id, second_id = first.split(":")[0], second.split(":")[0]
+    before = head_position(api.ledger)
+    assert_one_line_error(
+        cli_run(url, "tokens", "revoke", second_id, token=first), 4, "role key may not"
+    )
+    assert_one_line_error(
+        cli_run(url, "tokens", "get", second_id, token=first), 4, "role key may not"
+    )
+    assert head_position(api.ledger) == before
+    assert cli_run(url, "tokens", "get", first_id, token=first).exit_code == 0
+    assert api.client.get(f"/v2/tokens/{second_id}", headers=api.admin).status_code == 200
+    ok(url, "tokens", "revoke", first_id, token=first)  # a key may revoke itself
+    story = api.client.get(f"/v2/tokens/{first_id}/explain", headers=api.admin)
+    assert story.status_code == 200, story.text
+    assert story.json()["status"] == "revoked"
+    bob = api.client.get(f"/v2/tokens/{second_id}", headers=api.bearer(api.bob))
+    assert bob.status_code == 403

@@ -615,12 +615,22 @@ def _descends_from(view: LedgerView, token: TokenView, ancestor_id: str) -> bool
 
 
 def authorise_token_management(
-    view: LedgerView, actor: Actor, principal: str, now: datetime, orgs: Iterable[str] = ()
+    view: LedgerView,
+    actor: Actor,
+    principal: str,
+    now: datetime,
+    orgs: Iterable[str] = (),
+    *,
+    token_id: str | None = None,
 ) -> None:
-    """Revoking a principal's tokens or credentials (reaching ``orgs``): an operator, the
-    principal itself through a usable token of its own (a session: inside its org), or a
-    person with admin on a service account's project (never another service account)."""
+    """Revoking a principal's tokens or credentials (reaching ``orgs``; ``token_id``: one of
+    them): an operator, the principal itself through a usable token of its own (a session:
+    inside its org), or a person with admin on a service account's project (never another
+    service account). A role's keys are its managers' (``_require_role_key_access``)."""
     if actor.kind is ActorKind.OPERATOR:
+        return
+    if is_role_principal(principal):
+        _require_role_key_access(view, actor, principal, token_id, now, "manage")
         return
     if actor.principal == principal and within_session(actor, orgs):
         if acting_token(view, actor, now) is None:
@@ -651,13 +661,32 @@ def require_known_org(view: LedgerView, actor: Actor, org: str, now: datetime) -
         raise NotFound(f"no org {org}")
 
 
-def require_token_access(view: LedgerView, actor: Actor, principal: str, now: datetime) -> None:
+def require_token_access(
+    view: LedgerView, actor: Actor, principal: str, now: datetime, *, token_id: str | None = None
+) -> None:
     """Seeing a principal's tokens and credentials (list, get, explain): an operator, the
     principal itself, or a person with admin on a service account's project (never another
     service account, as for managing them)."""
-    if actor.kind is ActorKind.OPERATOR or actor.principal == principal:
+    if actor.kind is ActorKind.OPERATOR:
+        return
+    if is_role_principal(principal):
+        _require_role_key_access(view, actor, principal, token_id, now, "see")
+        return
+    if actor.principal == principal:
         return
     _require_account_admin(view, actor, principal, now, f"see the tokens of {principal}")
+
+
+def _require_role_key_access(
+    view: LedgerView, actor: Actor, role: str, token_id: str | None, now: datetime, verb: str
+) -> None:
+    """Every key of a role has the role as its principal, so "the principal itself" would
+    let one key see and revoke its siblings: a key reaches only itself; the role's keys
+    are otherwise its managers' (the org's admins), as issuing them is."""
+    if token_id is not None and actor.token_id == token_id:
+        return
+    org, name = role_of_principal(role)
+    authorise_role_management(view, actor, org, now, f"{verb} the keys of role {name} of {org}")
 
 
 def may_see_account(

@@ -672,7 +672,9 @@ def _revoke_token(cmd: c.RevokeToken, view: LedgerView, ctx: Context) -> list[Ev
     token = view.token(cmd.token_id)
     if token is None or cmd.principal not in (None, token.principal):
         raise NotFound(f"no token {cmd.token_id}" + _of(cmd.principal))
-    authorise_token_management(view, ctx.actor, token.principal, ctx.now, token_orgs(token))
+    authorise_token_management(
+        view, ctx.actor, token.principal, ctx.now, token_orgs(token), token_id=token.token_id
+    )
     if token.revoked:
         raise Conflict(f"token {cmd.token_id} is already revoked")
     return _revoke(view, [token], RevocationReason.REQUESTED, cmd.reason, ctx)

@@ -208,7 +208,7 @@ def get_token(
         token = view.token(token_id)
         if token is None or owner not in (None, token.principal):
             raise NotFound(f"no token {token_id}" + (f" of {owner}" if owner else ""))
-        require_token_access(view, actor, token.principal, reader.now())
+        require_token_access(view, actor, token.principal, reader.now(), token_id=token_id)
         if not may_see_token(actor, token):
             raise PermissionDenied(f"{actor.label} may not see {token_id}: it lies outside its org")
         return token
