@@ -184,6 +184,37 @@ def test_a_request_that_does_not_hold_is_refused(
         assert error["error"] == code
 
 
+def test_only_requests_to_the_endpoints_own_host_are_judged(api: Api) -> None:
+    """A virtual-hosted request (``alpha.host/raw/x``) names its bucket in the host: read
+    path-style, it would be judged on another path than the one it writes."""
+    trust(api)
+    issued = credentials(api)
+    key, secret = issued["s3AccessKey"], issued["s3SecretKey"]
+    url = f"http://alpha.{GATEWAY}/raw/x"
+    request = AWSRequest(method="PUT", url=url, data=b"x")
+    S3SigV4Auth(Credentials(key, secret), "s3", "us-east-1").add_auth(request)
+    headers = {**dict(request.headers.items()), "Host": f"alpha.{GATEWAY}"}
+    body = {"endpoint": "proxy", "method": "PUT", "path": "/raw/x", "query": "", "headers": headers}
+    response = check(api, {**body, "payload_sha256": hashlib.sha256(b"x").hexdigest()})
+    assert response.status_code == 403, response.text
+    assert response.json()["error"] == "AccessDenied"
+    assert "path-style" in response.json()["error_description"]
+
+
+def test_a_revoked_key_is_told_only_to_whoever_holds_its_secret(api: Api) -> None:
+    trust(api)
+    issued = credentials(api)
+    key, secret = issued["s3AccessKey"], issued["s3SecretKey"]
+    api.client.patch(f"/v2/user/s3_credentials/{SA}/s3_credentials/proxy/revoke", headers=api.admin)
+    forged = check(api, signed("GET", "/alpha/f", b"", key, "y" * 40)).json()
+    assert (forged["error"], "revoked" in forged["error_description"]) == (
+        "SignatureDoesNotMatch",
+        False,
+    )
+    held = check(api, signed("GET", "/alpha/f", b"", key, secret)).json()
+    assert (held["error"], "revoked" in held["error_description"]) == ("InvalidAccessKeyId", True)
+
+
 def test_a_path_with_dot_segments_names_no_object(api: Api) -> None:
     trust(api)
     issued = credentials(api)
@@ -494,7 +525,7 @@ class _Gateway(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         path, _, query = self.path.partition("?")
         request = {
-            "endpoint": "proxy",
+            "endpoint": "gateway",
             "method": self.command,
             "path": path,
             "query": query,
@@ -538,14 +569,16 @@ def gateway(api: Api) -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    api.ledger.execute(c.CreateEndpoint(name="gateway", url=url), OPERATOR)
+    yield url
     server.shutdown()
     server.server_close()
 
 
 def test_a_standard_s3_client_through_a_gateway(api: Api, gateway: str) -> None:
-    trust(api)
-    issued = credentials(api)
+    trust(api, "gateway")
+    issued = credentials(api, "gateway")
     s3 = botocore.session.get_session().create_client(
         "s3",
         region_name="us-east-1",
@@ -561,7 +594,9 @@ def test_a_standard_s3_client_through_a_gateway(api: Api, gateway: str) -> None:
     with pytest.raises(botocore.exceptions.ClientError) as elsewhere:
         s3.put_object(Bucket="beta", Key="x", Body=b"no")
     assert elsewhere.value.response["Error"]["Code"] == "AccessDenied"
-    api.client.patch(f"/v2/user/s3_credentials/{SA}/s3_credentials/proxy/revoke", headers=api.admin)
+    api.client.patch(
+        f"/v2/user/s3_credentials/{SA}/s3_credentials/gateway/revoke", headers=api.admin
+    )
     with pytest.raises(botocore.exceptions.ClientError) as revoked_now:
         s3.put_object(Bucket="alpha", Key="raw/again.csv", Body=b"no")
     assert revoked_now.value.response["Error"]["Code"] == "InvalidAccessKeyId"

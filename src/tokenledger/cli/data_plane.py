@@ -206,7 +206,8 @@ def s3_credentials() -> None:
 def create_s3_credential(obj: CliContext, account_id: str, endpoint: str, as_json: bool) -> None:
     """S3 credentials for ACCOUNT_ID at ENDPOINT (one of its trusted endpoints).
 
-    The secret key is printed this once: the ledger keeps nothing it could show again.
+    The secret key is printed this once: the ledger keeps no copy of it (it derives it
+    again, from its key file, only to check signatures).
     """
     keys = None
     if not obj.remote:

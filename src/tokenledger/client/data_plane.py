@@ -45,7 +45,7 @@ def data_plane_route(command: c.Command) -> Route | None:
             assert command.endpoint is not None
             account, endpoint = path_segment(command.account_id), path_segment(command.endpoint)
             path = f"/v2/user/s3_credentials/{account}/s3_credentials/{endpoint}/revoke"
-            return Route("PATCH", path)
+            return Route("PATCH", path, params={"reason": command.reason})
     return None
 
 

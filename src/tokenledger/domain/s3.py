@@ -25,7 +25,7 @@ import hmac
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from tokenledger.domain.authority import standing
 from tokenledger.domain.model import EndpointView, LedgerView, S3CredentialView
@@ -45,6 +45,7 @@ __all__ = [
     "access_key_id_for",
     "check_s3_request",
     "copy_source",
+    "default_endpoint",
     "endpoint_key",
     "find_endpoint",
     "needed_level",
@@ -200,25 +201,31 @@ def check_s3_request(
     credential = view.s3_credential(auth.access_key_id)
     if credential is None:
         raise SignatureMismatch("InvalidAccessKeyId", "no such access key")
-    if credential.revoked:
-        raise SignatureMismatch("InvalidAccessKeyId", "the access key is revoked")
-    if credential.endpoint_id != endpoint.endpoint_id:
-        raise SignatureMismatch(
-            "InvalidAccessKeyId", f"the access key is not for endpoint {endpoint.name}"
-        )
-    if not _trusts(view, credential.account_id, endpoint.endpoint_id):
-        raise SignatureMismatch(
-            "AccessDenied", f"{credential.account_id} does not trust endpoint {endpoint.name}"
-        )
-    grants = standing(view, credential.account_id)
-    if grants is None:
-        raise SignatureMismatch("InvalidAccessKeyId", "the access key's account is deleted")
+    # The signature first: what is said of a key after it (revoked, for another endpoint)
+    # is said only to whoever holds its secret.
     try:
         verify_signature(request, auth, secret_of(credential), now)
     except SignatureMismatch:
         raise
     except ValueError as exc:  # a malformed x-amz-date
         raise ValidationError(str(exc)) from None
+    if credential.revoked:
+        raise SignatureMismatch("InvalidAccessKeyId", "the access key is revoked")
+    if credential.endpoint_id != endpoint.endpoint_id:
+        raise SignatureMismatch(
+            "InvalidAccessKeyId", f"the access key is not for endpoint {endpoint.name}"
+        )
+    if not _same_host(request.headers["host"], endpoint.url):
+        # A virtual-hosted request (bucket.host/key) would name its bucket in the host, which
+        # the path-style reading below would not see.
+        raise SignatureMismatch(
+            "AccessDenied",
+            f"the request was sent to {shown(request.headers['host'])}, not to endpoint "
+            f"{endpoint.name}'s host (path-style requests only)",
+        )
+    grants = standing(view, credential.account_id)
+    if grants is None:
+        raise SignatureMismatch("InvalidAccessKeyId", "the access key's account is deleted")
     account = view.service_account(credential.account_id)
     assert account is not None  # standing() found it
     resource = object_resource(account.org, request.path)
@@ -236,6 +243,23 @@ def check_s3_request(
     )
 
 
-def _trusts(view: LedgerView, account_id: str, endpoint_id: str) -> bool:
-    trusted: Iterable[str] = (t.endpoint_id for t in view.trusted_endpoints_of(account_id))
-    return endpoint_id in trusted
+def _same_host(host: str, url: str) -> bool:
+    """Whether a ``Host`` header names the endpoint's URL's host and port (the scheme's
+    default port when either leaves it out)."""
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    try:
+        sent = urlsplit("//" + host.strip())
+        return (sent.hostname, sent.port or default) == (parts.hostname, parts.port or default)
+    except ValueError:
+        return False
+
+
+def default_endpoint(view: LedgerView, account_id: str) -> str:
+    """Aruna's "default data proxy" for an account: its one trusted endpoint."""
+    trusted = view.trusted_endpoints_of(account_id)
+    if len(trusted) != 1:
+        raise ValidationError(
+            f"{account_id} trusts {len(trusted)} endpoints: name the endpoint in the path"
+        )
+    return trusted[0].endpoint_id

@@ -438,7 +438,7 @@ class Ledger:
         keys: KeyStore | None,
         *,
         account_id: str,
-        endpoint: str,
+        endpoint: str | None,
         correlation_id: str | None = None,
     ) -> IssuedS3Credential:
         from tokenledger.service import s3  # loaded on first use

@@ -16,7 +16,13 @@ from tokenledger.domain.authority import require_principal_visible, require_toke
 from tokenledger.domain.events import S3CredentialIssued
 from tokenledger.domain.model import Actor, EndpointView, S3CredentialView, TrustedEndpointView
 from tokenledger.domain.names import check_service_account_id
-from tokenledger.domain.s3 import S3Answer, check_s3_request, find_endpoint, secret_key_for
+from tokenledger.domain.s3 import (
+    S3Answer,
+    check_s3_request,
+    default_endpoint,
+    find_endpoint,
+    secret_key_for,
+)
 from tokenledger.domain.sigv4 import ReceivedRequest
 from tokenledger.errors import NotFound, ValidationError
 from tokenledger.projections import SqlLedgerView
@@ -55,13 +61,17 @@ def issue_s3_credential(
     actor: Actor,
     *,
     account_id: str,
-    endpoint: str,
+    endpoint: str | None,
 ) -> IssuedS3Credential:
-    """Record ``S3CredentialIssued`` and make its secret key."""
+    """Record ``S3CredentialIssued`` and make its secret key; with no ``endpoint``, at the
+    account's one trusted endpoint (Aruna's default data proxy)."""
     from tokenledger.domain import commands as c  # pydantic loads with the first command
 
     if keys is None:
         raise ValidationError("this server keeps no signing keys, so no S3 credentials")
+    if endpoint is None:
+        with _account_view(reader, actor, account_id) as view:
+            endpoint = default_endpoint(view, account_id)
     command = c.build(c.IssueS3Credential, account_id=account_id, endpoint=endpoint)
     # Made before the event is recorded, so that a recorded credential always has its key.
     s3_key = keys.s3_key()

@@ -162,7 +162,9 @@ class S3CredentialOut(BaseModel):
 
 
 class IssuedS3CredentialOut(S3CredentialOut, CommandOut):
-    secret_access_key: str = Field(description="Shown once; the ledger keeps none of it.")
+    secret_access_key: str = Field(
+        description="Shown once: the ledger keeps no copy (it derives it to check signatures)."
+    )
     endpoint_url: str
     s3AccessKey: str
     s3SecretKey: str
@@ -204,7 +206,7 @@ def _issue(
     correlation: str | None,
     response: Response,
     account_id: str,
-    endpoint: str,
+    endpoint: str | None,
 ) -> IssuedS3CredentialOut:
     issued = state.ledger.issue_s3_credential(
         actor,
@@ -295,12 +297,7 @@ def aruna_get_default_s3_credentials(
 ) -> IssuedS3CredentialOut:
     """Aruna's call without an endpoint id: the account's one trusted endpoint (its default
     data proxy); refused when it trusts none or several."""
-    trusted = state.ledger.trusted_endpoints_of(actor, account_id)
-    if len(trusted) != 1:
-        raise ValidationError(
-            f"{account_id} trusts {len(trusted)} endpoints: name the endpoint in the path"
-        )
-    return _issue(state, actor, correlation, response, account_id, trusted[0][1].endpoint_id)
+    return _issue(state, actor, correlation, response, account_id, None)
 
 
 @router.patch(
@@ -314,10 +311,11 @@ def aruna_revoke_s3_credentials(
     response: Response,
     account_id: str = _ACCOUNT,
     endpoint: str = _ENDPOINT,
+    reason: str | None = Query(default=None, max_length=500),
 ) -> CommandOut:
     """Aruna's ``DeleteS3CredentialsSvcAccount``: revoke the account's S3 credentials at the
     endpoint."""
-    command = c.build(c.RevokeS3Credential, account_id=account_id, endpoint=endpoint)
+    command = c.build(c.RevokeS3Credential, account_id=account_id, endpoint=endpoint, reason=reason)
     return command_out(run(state, command, actor, correlation, response))
 
 
