@@ -36,6 +36,7 @@ from helpers import (
 from tokenledger.domain import commands as c
 from tokenledger.domain.permissions import Level
 from tokenledger.service import Ledger
+from tokenledger.service.keys import KeyStore
 from tokenledger.store import open_event_store
 
 GATEWAY = "proxy.test:9000"
@@ -600,3 +601,25 @@ def test_a_standard_s3_client_through_a_gateway(api: Api, gateway: str) -> None:
     with pytest.raises(botocore.exceptions.ClientError) as revoked_now:
         s3.put_object(Bucket="alpha", Key="raw/again.csv", Body=b"no")
     assert revoked_now.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+
+
+def test_processes_making_the_first_s3_key_at_once_agree_on_one(tmp_path: Path) -> None:
+    """Each store reads, adds the key and writes under one lock: no writer keeps a key that
+    another's write then drops (every credential's secret depends on it)."""
+    path = tmp_path / "keys.json"
+    start = threading.Barrier(8)
+    made: list[bytes] = []
+
+    def first_key() -> None:
+        store = KeyStore(path)
+        start.wait(timeout=10)
+        made.append(store.s3_key())
+
+    threads = [threading.Thread(target=first_key) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(made) == 8
+    assert len(set(made)) == 1
+    assert KeyStore(path).ring().s3_key == made[0]

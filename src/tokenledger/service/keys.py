@@ -18,6 +18,7 @@ Each key's ``kid`` is its RFC 7638 JWK thumbprint.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
@@ -26,7 +27,8 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -365,6 +367,10 @@ class KeyStore:
                 f"the signing keys come from ${KEYS_ENV}: rotate them where that value is made"
             )
         now = ensure_utc(now)
+        with self._exclusive():
+            return self._rotate(now, retention)
+
+    def _rotate(self, now: datetime, retention: timedelta) -> SigningKey:
         content = self._read_file()
         kept: list[SigningKey] = []
         for key in content.keys:
@@ -386,13 +392,14 @@ class KeyStore:
                 f"the signing keys come from ${KEYS_ENV}: add the provider's secret where "
                 "that value is made"
             )
-        content = self._read_file()
-        secrets = dict(content.provider_secrets)
-        if secret is None:
-            secrets.pop(org, None)
-        else:
-            secrets[org] = secret
-        self._write(msgspec.structs.replace(content, provider_secrets=secrets))
+        with self._exclusive():
+            content = self._read_file()
+            secrets = dict(content.provider_secrets)
+            if secret is None:
+                secrets.pop(org, None)
+            else:
+                secrets[org] = secret
+            self._write(msgspec.structs.replace(content, provider_secrets=secrets))
         with self._lock:
             self._ring = None
 
@@ -406,16 +413,32 @@ class KeyStore:
                 f"the signing keys come from ${KEYS_ENV} and hold no S3 key: add one where "
                 "that value is made"
             )
-        content = self._read_file()
-        if content.s3_key is None:
-            content = msgspec.structs.replace(content, s3_key=_b64url(os.urandom(32)))
-            self._write(content)
+        with self._exclusive():  # two first issuances at once must not make two keys
+            content = self._read_file()
+            if content.s3_key is None:
+                content = msgspec.structs.replace(content, s3_key=_b64url(os.urandom(32)))
+                self._write(content)
         with self._lock:
             self._ring = None
         assert content.s3_key is not None
         return base64.urlsafe_b64decode(content.s3_key + "==")
 
     # -- the file ---------------------------------------------------------------------
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Every read-modify-write of the file under one lock (a file beside it, across
+        processes): a change made from a stale read would drop another's (a new S3 key, a
+        rotation)."""
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def _file_signature(self) -> tuple[int, int] | None:
         if self.path is None:
