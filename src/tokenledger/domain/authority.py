@@ -44,6 +44,7 @@ from tokenledger.domain.model import (
 )
 from tokenledger.domain.names import is_account_id, is_loopback_url
 from tokenledger.domain.permissions import Grant, Level, level_at, org_of
+from tokenledger.domain.secrets import TokenKind
 from tokenledger.errors import NotFound, PermissionDenied
 
 __all__ = [
@@ -196,8 +197,8 @@ def answer_token(
     return TokenAnswer(token, None, current)
 
 
-#: The kind of a role's keys (``TokenKind.ROLE``).
-_ROLE_KEY = "role"
+#: The kind of a role's keys, read once: every token answer compares it.
+_ROLE_KEY = TokenKind.ROLE.value
 
 
 def standing(view: LedgerView, principal: str) -> tuple[Grant, ...] | None:
@@ -464,7 +465,8 @@ class ServiceAccountLimit(StrEnum):
 
 def refuse_service_account(actor: Actor, limit: ServiceAccountLimit | str) -> None:
     """THE rule of the limits: a service account is refused whatever it holds (admin on its
-    project included); a person and the operator pass on to the command's own rule.
+    project included), and so is a role's key, the other machine credential; a person and
+    the operator pass on to the command's own rule.
 
     ``limit`` is one of ``ServiceAccountLimit`` or its text (``"manage endpoints"``); any
     other text is a mistake in the caller and raises ``ValueError``, never a quiet pass."""
@@ -542,16 +544,10 @@ def require_user_creator(view: LedgerView, actor: Actor, now: datetime) -> None:
 
 
 def authorise_issue(
-    view: LedgerView,
-    actor: Actor,
-    principal: str,
-    account: ServiceAccountView | None,
-    grants: Sequence[Grant],
-    now: datetime,
+    view: LedgerView, actor: Actor, principal: str, grants: Sequence[Grant], now: datetime
 ) -> None:
-    """``authorise_issuer``, then never above the acting token's own effective level, grant
-    by grant."""
-    authorise_issuer(view, actor, principal, now)
+    """``authorise_issuer`` (which the decision asks first), then never above the acting
+    token's own effective level, grant by grant."""
     if actor.kind is ActorKind.OPERATOR:
         return
     for grant in grants:

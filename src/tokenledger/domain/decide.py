@@ -509,7 +509,7 @@ def _issue_token(cmd: c.IssueToken, view: LedgerView, ctx: Context) -> list[Even
     _check_within(grants, principal_grants(view, principal), f"{principal}'s permission")
     if parent is not None:
         _check_within(grants, parent.grants, f"its parent token {parent.token_id}")
-    authorise_issue(view, ctx.actor, principal, account, grants, ctx.now)
+    authorise_issue(view, ctx.actor, principal, grants, ctx.now)
     kind = (
         TokenKind.DERIVED
         if parent is not None

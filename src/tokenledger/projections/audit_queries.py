@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from tokenledger.clock import checked_utc, ensure_utc
 from tokenledger.domain import events as e
 from tokenledger.domain.names import check_access_key_id, check_session_id, check_token_id, shown
+from tokenledger.domain.secrets import TokenKind
 from tokenledger.errors import NotFound, ValidationError
 from tokenledger.projections.schema import audit_index, service_accounts
 from tokenledger.store import EventStore, RecordedEvent
@@ -516,7 +517,7 @@ def describe(event: e.Event) -> str:
             )
         case e.ServiceAccountDeleted():
             return f"service account {event.account_id} deleted"
-        case e.TokenIssued() if event.kind == "role":
+        case e.TokenIssued() if event.kind == TokenKind.ROLE.value:
             return f"key {event.token_id} of role {event.principal} issued (acts as the role)"
         case e.TokenIssued():
             grants = " ".join(str(g) for g in event.grants)

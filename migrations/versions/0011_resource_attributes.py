@@ -1,8 +1,8 @@
 """A resource's license and data class.
 
-Revision ID: 0012
-Revises: 0011
-Create Date: 2026-12-20
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-06
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
