@@ -162,6 +162,13 @@ class Backend(Protocol):
         pipeline when it ends); the caller's transaction then rolls back."""
         ...
 
+    def announce_head(self, connection: Connection, position: int) -> None:
+        """Tell listeners in other processes that the log reaches ``position`` once the
+        caller's transaction commits (nothing if it rolls back); nothing to do for a
+        database whose readers notice commits by themselves (``store.notify``). Sends
+        without waiting for an answer (it may run inside a pipeline)."""
+        ...
+
     def stored_time(self, value: Any) -> Any:
         """A ``recorded_at`` value read raw (as ``String``, unconverted) as an aware UTC
         ``datetime``, if it is one the ledger wrote; anything else returned as it is,

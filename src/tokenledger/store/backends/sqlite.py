@@ -191,6 +191,9 @@ class SQLiteBackend:
         # One executemany whatever the size: no round trips to save.
         INSERT_EVENTS.executemany_rows(connection, [msgspec.structs.asdict(r) for r in records])
 
+    def announce_head(self, connection: Connection, position: int) -> None:
+        pass  # readers watch the file's change counter (``store.notify``)
+
     def stored_time(self, value: Any) -> Any:
         # SQLite keeps a time as the text ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, the one
         # form both write paths store (and that time ranges compare as text): only that

@@ -1,0 +1,223 @@
+"""Wake-ups when the log grows: one watcher per database per process, shared by its readers.
+
+A ``CommitSignal`` is a counter that a watcher bumps whenever the log may have grown. A
+reader notes the counter, reads the log, and, finding nothing new, waits for the counter
+to move: any commit it did not see happened after its read began, so its wake-up comes
+after the noted value and the wait ends. Nothing reads the log while nothing changes.
+
+* PostgreSQL: every append sends ``pg_notify`` with the new head in the writer's
+  transaction (``Backend.announce_head``), delivered only if it commits. Each process
+  holds one ``LISTEN`` connection per database (``PostgresListener``). When it is lost,
+  it reconnects with a short backoff and bumps the counter once listening again: a
+  notification sent while it was down is lost, so every reader re-reads from its
+  checkpoint.
+* SQLite: a dedicated connection asks for ``PRAGMA data_version`` a few milliseconds
+  apart (``SQLiteWatcher``); the value changes when another connection commits, and only
+  then is the counter bumped. It reads no table.
+
+Watchers are counted by their subscribers (``acquire``/``release``) and stop with the
+last one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import URL, Engine
+
+__all__ = [
+    "CHANNEL_SQL",
+    "LISTENER_APPLICATION_NAME",
+    "CommitSignal",
+    "PostgresListener",
+    "SQLiteWatcher",
+    "channel_query",
+    "commit_signal",
+    "release",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The ``application_name`` of each process's listening connection (``pg_stat_activity``).
+LISTENER_APPLICATION_NAME = "tokenledger-listen"
+
+#: The channel name, computed on the server from the events table's oid: ledgers in other
+#: schemas or databases of one server do not wake each other.
+CHANNEL_SQL = "'tokenledger_events_' || 'events'::regclass::oid::text"
+
+#: How often SQLite's change counter is asked for (seconds): a cheap pragma, no table read.
+SQLITE_CHECK_INTERVAL = 0.005
+#: Backoff between attempts to re-establish a lost listening connection (seconds).
+RECONNECT_BACKOFF = (0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def channel_query() -> str:
+    return f"SELECT {CHANNEL_SQL}"
+
+
+class CommitSignal:
+    """A counter bumped when the log may have grown, with waiting for it to move."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        with self._condition:
+            return self._generation
+
+    def bump(self) -> None:
+        with self._condition:
+            self._generation += 1
+            self._condition.notify_all()
+
+    def poke(self) -> None:
+        """Wake every waiter without a change (a subscription closing)."""
+        with self._condition:
+            self._condition.notify_all()
+
+    def wait(self, seen: int, timeout: float | None, stop: Callable[[], bool]) -> bool:
+        """Wait until the counter differs from ``seen`` (True), ``stop()`` holds or
+        ``timeout`` seconds pass (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._condition:
+            while self._generation == seen:
+                if stop():
+                    return False
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._condition.wait(remaining)
+            return True
+
+
+class _Watcher:
+    """A daemon thread bumping a ``CommitSignal``, counted by its users."""
+
+    def __init__(self, key: tuple[Any, ...]) -> None:
+        self.key = key
+        self.signal = CommitSignal()
+        self.users = 0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"tokenledger-{key[0]}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.signal.poke()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class SQLiteWatcher(_Watcher):
+    """``PRAGMA data_version`` on a connection of its own: it changes when another
+    connection commits (every writer's, this process's or another's)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(("sqlite", path))
+        self.path = path
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            last = connection.execute("PRAGMA data_version").fetchone()[0]
+            while not self._stopped.wait(SQLITE_CHECK_INTERVAL):
+                current = connection.execute("PRAGMA data_version").fetchone()[0]
+                if current != last:
+                    last = current
+                    self.signal.bump()
+        except sqlite3.Error as error:  # the file went away: wake readers, who will see
+            logger.warning("stopped watching %s for commits: %s", self.path, error)
+            self.signal.bump()
+        finally:
+            connection.close()
+
+
+class PostgresListener(_Watcher):
+    """One ``LISTEN`` connection, re-established when lost."""
+
+    def __init__(self, conninfo: str) -> None:
+        super().__init__(("postgresql", conninfo))
+        self.conninfo = conninfo
+        self.listening = threading.Event()
+
+    def _run(self) -> None:
+        import psycopg
+
+        failures = 0
+        while not self._stopped.is_set():
+            try:
+                with psycopg.connect(
+                    self.conninfo, autocommit=True, application_name=LISTENER_APPLICATION_NAME
+                ) as connection:
+                    channel = connection.execute(channel_query()).fetchone()[0]  # type: ignore[index]
+                    connection.execute(f'LISTEN "{channel}"')
+                    failures = 0
+                    self.listening.set()
+                    # Whatever was committed while no one listened is read now.
+                    self.signal.bump()
+                    while not self._stopped.is_set():
+                        for _ in connection.notifies(timeout=1.0):
+                            self.signal.bump()
+            except Exception as error:  # any loss of the connection: reconnect
+                self.listening.clear()
+                if self._stopped.is_set():
+                    return
+                logger.warning("listening for commits failed, reconnecting: %s", error)
+                self.signal.bump()
+                delay = RECONNECT_BACKOFF[min(failures, len(RECONNECT_BACKOFF) - 1)]
+                failures += 1
+                self._stopped.wait(delay)
+
+
+_watchers: dict[tuple[Any, ...], _Watcher] = {}
+_watchers_lock = threading.Lock()
+
+
+def _postgres_conninfo(url: URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _new_watcher(engine: Engine) -> _Watcher | None:
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        if url.database in (None, "", ":memory:"):
+            return None  # one process, one connection: the store's own commits wake it
+        return SQLiteWatcher(url.database or "")
+    return PostgresListener(_postgres_conninfo(url))
+
+
+def commit_signal(engine: Engine) -> tuple[CommitSignal, object]:
+    """The shared signal for ``engine``'s database and a handle to ``release``; for an
+    in-memory database, a signal of its own that the caller bumps on its commits."""
+    fresh = _new_watcher(engine)
+    if fresh is None:
+        return CommitSignal(), None
+    with _watchers_lock:
+        watcher = _watchers.get(fresh.key)
+        if watcher is None:
+            watcher = _watchers[fresh.key] = fresh
+            watcher.start()
+        watcher.users += 1
+        return watcher.signal, watcher
+
+
+def release(handle: object) -> None:
+    """One user fewer of a watcher; the last one stops it."""
+    if not isinstance(handle, _Watcher):
+        return
+    with _watchers_lock:
+        handle.users -= 1
+        if handle.users > 0:
+            return
+        _watchers.pop(handle.key, None)
+    handle.stop()
