@@ -48,6 +48,8 @@ class Subscription:
         self._closed = False
         # True when the last read returned a full page: more is there, read without waiting.
         self._behind = True
+        # The signal's value just before the last read of the log.
+        self._read_at = self._signal.generation
 
     # -- the sync form ---------------------------------------------------------------------
 
@@ -57,23 +59,23 @@ class Subscription:
         if self._closed:
             return []
         deadline = None if timeout is None else time.monotonic() + timeout
-        seen = self._signal.generation
         if self._behind:
             page = self._read()
             if page:
                 return page
-        # Caught up as of ``seen``: any commit after it moves the signal.
         while True:
+            # Caught up as of the signal's value before the last read: any commit that read
+            # did not see moves the signal past it.
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not self._signal.wait(seen, remaining, lambda: self._closed):
+            if not self._signal.wait(self._read_at, remaining, lambda: self._closed):
                 return []
-            seen = self._signal.generation
             page = self._read()
             if page:
                 return page
             # A wake-up for a commit already read (or a reconnect): nothing lost, wait on.
 
     def _read(self) -> list[RecordedEvent]:
+        self._read_at = self._signal.generation
         page = list(self._page())
         self._behind = len(page) == self._page_size
         if page:
