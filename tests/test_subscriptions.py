@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -207,6 +208,30 @@ def test_events_follow_prints_what_follows_then_stops(ledger: Ledger, writer: Le
         process.kill()
     assert process.returncode == 0, err
     assert [json.loads(line)["position"] for line in out.splitlines()] == [4, 5, 6]
+
+
+def test_events_follow_ends_quietly_on_ctrl_c(ledger: Ledger) -> None:
+    ledger.store.append(pending("a", 1), actor="t")
+    url = ledger.store.engine.url.render_as_string(hide_password=False)
+    cli = [sys.executable, "-c", "from tokenledger.cli import main; main()"]
+    process = subprocess.Popen(
+        [*cli, "--db", url, "events", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TOKENLEDGER_")},
+        # Whatever this process does with Ctrl-C, the command gets the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        assert process.stdout is not None
+        assert json.loads(process.stdout.readline())["position"] == 1  # it is following
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=WAIT)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert (out, err) == ("", "")
 
 
 def test_events_follow_refuses_a_stream(ledger: Ledger) -> None:

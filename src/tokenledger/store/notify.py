@@ -28,12 +28,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import Engine
 
 __all__ = [
     "CHANNEL_SQL",
     "LISTENER_APPLICATION_NAME",
     "CommitSignal",
+    "CommitWatcher",
     "PostgresListener",
     "SQLiteWatcher",
     "channel_query",
@@ -97,8 +98,9 @@ class CommitSignal:
             return True
 
 
-class _Watcher:
-    """A daemon thread bumping a ``CommitSignal``, counted by its users."""
+class CommitWatcher:
+    """A daemon thread bumping a ``CommitSignal``, counted by its users; one per ``key``
+    (the database) per process."""
 
     def __init__(self, key: tuple[Any, ...]) -> None:
         self.key = key
@@ -118,7 +120,7 @@ class _Watcher:
         raise NotImplementedError
 
 
-class SQLiteWatcher(_Watcher):
+class SQLiteWatcher(CommitWatcher):
     """``PRAGMA data_version`` on a connection of its own: it changes when another
     connection commits (every writer's, this process's or another's)."""
 
@@ -142,7 +144,7 @@ class SQLiteWatcher(_Watcher):
             connection.close()
 
 
-class PostgresListener(_Watcher):
+class PostgresListener(CommitWatcher):
     """One ``LISTEN`` connection, re-established when lost."""
 
     def __init__(self, conninfo: str) -> None:
@@ -172,34 +174,24 @@ class PostgresListener(_Watcher):
                 self.listening.clear()
                 if self._stopped.is_set():
                     return
-                logger.warning("listening for commits failed, reconnecting: %s", error)
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                logger.warning("listening for commits failed, reconnecting: %s", reason)
                 self.signal.bump()
                 delay = RECONNECT_BACKOFF[min(failures, len(RECONNECT_BACKOFF) - 1)]
                 failures += 1
                 self._stopped.wait(delay)
 
 
-_watchers: dict[tuple[Any, ...], _Watcher] = {}
+_watchers: dict[tuple[Any, ...], CommitWatcher] = {}
 _watchers_lock = threading.Lock()
-
-
-def _postgres_conninfo(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def _new_watcher(engine: Engine) -> _Watcher | None:
-    url = engine.url
-    if url.get_backend_name() == "sqlite":
-        if url.database in (None, "", ":memory:"):
-            return None  # one process, one connection: the store's own commits wake it
-        return SQLiteWatcher(url.database or "")
-    return PostgresListener(_postgres_conninfo(url))
 
 
 def commit_signal(engine: Engine) -> tuple[CommitSignal, object]:
     """The shared signal for ``engine``'s database and a handle to ``release``; for an
     in-memory database, a signal of its own that the caller bumps on its commits."""
-    fresh = _new_watcher(engine)
+    from tokenledger.store.backends import backend_for
+
+    fresh = backend_for(engine).commit_watcher(engine.url)
     if fresh is None:
         return CommitSignal(), None
     with _watchers_lock:
@@ -213,7 +205,7 @@ def commit_signal(engine: Engine) -> tuple[CommitSignal, object]:
 
 def release(handle: object) -> None:
     """One user fewer of a watcher; the last one stops it."""
-    if not isinstance(handle, _Watcher):
+    if not isinstance(handle, CommitWatcher):
         return
     with _watchers_lock:
         handle.users -= 1

@@ -30,7 +30,7 @@ from tokenledger.store.backends.common import (
     upsert_statement,
 )
 from tokenledger.store.driver import Converter, DriverStatement, run_on_cursor, wrapped_error
-from tokenledger.store.notify import CHANNEL_SQL
+from tokenledger.store.notify import CHANNEL_SQL, PostgresListener
 from tokenledger.store.records import RecordedEvent
 from tokenledger.store.schema import UTCDateTime, events
 
@@ -128,6 +128,11 @@ class PostgreSQLBackend:
     def announce_head(self, connection: Connection, position: int) -> None:
         # NOTIFY is transactional: listeners hear it at commit, never after a rollback.
         _ANNOUNCE_HEAD.execute(connection, {"head": str(position)}).close()
+
+    def commit_watcher(self, url: URL) -> PostgresListener:
+        # libpq takes the URL itself (search_path and all), without SQLAlchemy's driver name.
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return PostgresListener(conninfo)
 
     def stored_time(self, value: Any) -> Any:
         # timestamptz comes back aware; anything else (a column whose type was changed) is
