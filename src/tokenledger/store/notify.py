@@ -164,9 +164,9 @@ class PostgresListener(CommitWatcher):
                     channel = connection.execute(channel_query()).fetchone()[0]  # type: ignore[index]
                     connection.execute(f'LISTEN "{channel}"')
                     failures = 0
-                    self.listening.set()
                     # Whatever was committed while no one listened is read now.
                     self.signal.bump()
+                    self.listening.set()
                     while not self._stopped.is_set():
                         for _ in connection.notifies(timeout=1.0):
                             self.signal.bump()
