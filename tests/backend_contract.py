@@ -195,6 +195,19 @@ class BackendContract:
         assert read < committed
         assert counted == [0]  # what was committed, not the holder's insert
 
+    def test_a_commit_wakes_the_commit_watcher(self, store: EventStore, engine: Engine) -> None:
+        # Subscriptions wait on this (``store.notify``): a commit after the value noted
+        # (here by another connection's append, announced with ``announce_head``) moves it.
+        from tokenledger.store.notify import commit_signal, release
+
+        signal, watcher = commit_signal(engine)
+        try:
+            seen = signal.generation
+            store.append([PendingEvent(stream_id="w", event_type="E", data=b"{}")], actor="t")
+            assert signal.wait(seen, 30, lambda: False)
+        finally:
+            release(watcher)
+
     def test_the_migration_lock_serialises_migrations(
         self, engine: Engine, backend: Backend
     ) -> None:

@@ -147,13 +147,23 @@ def event_dict(record: RecordedEvent) -> dict[str, object]:
 )
 @click.option("--stream", "stream_id", help="Only this stream's events, in stream order.")
 @click.option("--limit", type=click.IntRange(min=1), help="Print at most this many events.")
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Keep printing events as they are committed (until --limit, or Ctrl-C).",
+)
 @click.pass_obj
 def events_command(
-    obj: CliContext, from_position: int, stream_id: str | None, limit: int | None
+    obj: CliContext, from_position: int, stream_id: str | None, limit: int | None, follow: bool
 ) -> None:
     """Print the log as JSON lines, one event each, in log order (the operator's: admins and
     auditors read their org's events with 'audit')."""
     obj.require_operator("read the whole log")
+    if follow:
+        if stream_id is not None:
+            raise ValidationError("--follow follows the whole log; it takes no --stream")
+        _follow(obj, from_position, limit)
+        return
     store = obj.store()
     records: Iterator[RecordedEvent]
     if stream_id is not None:
@@ -164,3 +174,20 @@ def events_command(
         click.echo(json_line(event_dict(record)).decode())
         if limit is not None and count >= limit:
             break
+
+
+def _follow(obj: CliContext, from_position: int, limit: int | None) -> None:
+    """Print from ``from_position`` on, then each event as it is committed; Ctrl-C ends it
+    quietly."""
+    from tokenledger.service.subscription import Subscription
+
+    printed = 0
+    try:
+        with Subscription(obj.store(), after=from_position - 1) as subscription:
+            for record in subscription:
+                click.echo(json_line(event_dict(record)).decode())
+                printed += 1
+                if limit is not None and printed >= limit:
+                    return
+    except KeyboardInterrupt:
+        return

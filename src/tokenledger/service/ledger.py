@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # the commands (pydantic) and the signing keys load when firs
     from tokenledger.service.oidc import OidcClient
     from tokenledger.service.s3 import IssuedS3Credential
     from tokenledger.service.sessions import SessionTokens
+    from tokenledger.service.subscription import Subscription
 
 __all__ = ["Ledger"]
 
@@ -466,6 +467,18 @@ class Ledger:
         self, actor: Actor, principal: str, *, include_ended: bool = False
     ) -> list[SessionView]:
         return queries.sessions_of(self, actor, principal, include_ended=include_ended)
+
+    # -- following the log (service.subscription) --------------------------------------------
+
+    def subscribe(self, after: int = 0) -> Subscription:
+        """The log's events after position ``after``, then each commit as it lands."""
+        from tokenledger.service.subscription import Subscription  # loaded on first use
+
+        return Subscription(self.store, after=after)
+
+    def subscribe_async(self, after: int = 0) -> Subscription:
+        """``subscribe``, for ``async for`` (or ``await next_batch_async``)."""
+        return self.subscribe(after)
 
     # -- audit (service.audit) -------------------------------------------------------------
 

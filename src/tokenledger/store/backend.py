@@ -19,13 +19,16 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
 from tokenledger.store.driver import Converter, DriverStatement
 from tokenledger.store.records import RecordedEvent
+
+if TYPE_CHECKING:
+    from tokenledger.store.notify import CommitWatcher
 
 __all__ = [
     "BULK_EVENTS",
@@ -160,6 +163,19 @@ class Backend(Protocol):
         final). ``bulk``: the write's strategy is ``BULK`` (the backend may use its bulk
         path). A constraint the rows break raises ``IntegrityError`` (at once, or inside a
         pipeline when it ends); the caller's transaction then rolls back."""
+        ...
+
+    def announce_head(self, connection: Connection, position: int) -> None:
+        """Tell listeners in other processes that the log reaches ``position`` once the
+        caller's transaction commits (nothing if it rolls back); nothing to do for a
+        database whose readers notice commits by themselves (``store.notify``). Sends
+        without waiting for an answer (it may run inside a pipeline)."""
+        ...
+
+    def commit_watcher(self, url: URL) -> CommitWatcher | None:
+        """A watcher (not started) that wakes subscribers when the database at ``url`` may
+        have new commits, without reading the log (``store.notify``); None for a database
+        that lives in this process only, whose store's own commits wake them."""
         ...
 
     def stored_time(self, value: Any) -> Any:

@@ -328,6 +328,8 @@ class WriteTransaction:
         if strategy is None:
             strategy = self.write_strategy(len(recorded))
         self.backend.insert_events(self.connection, recorded, bulk=strategy is WriteStrategy.BULK)
+        # Every append goes through here: subscribers elsewhere hear of it at commit.
+        self.backend.announce_head(self.connection, position)
         self._stream_versions.update(versions)
         self._head = Head(position=position, hash=prev_hash, recorded_at=self.recorded_at)
         return recorded

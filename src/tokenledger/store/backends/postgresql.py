@@ -30,6 +30,7 @@ from tokenledger.store.backends.common import (
     upsert_statement,
 )
 from tokenledger.store.driver import Converter, DriverStatement, run_on_cursor, wrapped_error
+from tokenledger.store.notify import CHANNEL_SQL, PostgresListener
 from tokenledger.store.records import RecordedEvent
 from tokenledger.store.schema import UTCDateTime, events
 
@@ -40,6 +41,12 @@ __all__ = ["BACKEND", "PostgreSQLBackend"]
 # does not queue behind autovacuum either).
 _WRITE_LOCK = DriverStatement(
     sa.text("SELECT pg_advisory_xact_lock(7236712, 'events'::regclass::oid::int4)")
+)
+# The new head, to every process listening on this ledger's channel (``store.notify``).
+_ANNOUNCE_HEAD = DriverStatement(
+    sa.text(f"SELECT pg_notify({CHANNEL_SQL}, :head)").bindparams(
+        sa.bindparam("head", type_=sa.String())
+    )
 )
 # One rebuild at a time: a session-level advisory lock, keyed by the live events table,
 # released when the rebuild ends or its connection dies.
@@ -117,6 +124,15 @@ class PostgreSQLBackend:
             _copy_rows(connection, events, EVENT_KEYS, rows)
         else:
             INSERT_EVENTS.executemany_rows(connection, [msgspec.structs.asdict(r) for r in records])
+
+    def announce_head(self, connection: Connection, position: int) -> None:
+        # NOTIFY is transactional: listeners hear it at commit, never after a rollback.
+        _ANNOUNCE_HEAD.execute(connection, {"head": str(position)}).close()
+
+    def commit_watcher(self, url: URL) -> PostgresListener:
+        # libpq takes the URL itself (search_path and all), without SQLAlchemy's driver name.
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return PostgresListener(conninfo)
 
     def stored_time(self, value: Any) -> Any:
         # timestamptz comes back aware; anything else (a column whose type was changed) is

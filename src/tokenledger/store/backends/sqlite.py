@@ -35,6 +35,7 @@ from tokenledger.store.backends.common import (
     upsert_statement,
 )
 from tokenledger.store.driver import Converter, DriverStatement
+from tokenledger.store.notify import SQLiteWatcher
 from tokenledger.store.records import RecordedEvent
 from tokenledger.store.schema import UTCDateTime, events
 
@@ -190,6 +191,13 @@ class SQLiteBackend:
     ) -> None:
         # One executemany whatever the size: no round trips to save.
         INSERT_EVENTS.executemany_rows(connection, [msgspec.structs.asdict(r) for r in records])
+
+    def announce_head(self, connection: Connection, position: int) -> None:
+        pass  # readers watch the file's change counter (``store.notify``)
+
+    def commit_watcher(self, url: URL) -> SQLiteWatcher | None:
+        path = self.database_file(url)
+        return None if path is None else SQLiteWatcher(str(path))
 
     def stored_time(self, value: Any) -> Any:
         # SQLite keeps a time as the text ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, the one

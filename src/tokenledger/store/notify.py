@@ -1,0 +1,215 @@
+"""Wake-ups when the log grows: one watcher per database per process, shared by its readers.
+
+A ``CommitSignal`` is a counter that a watcher bumps whenever the log may have grown. A
+reader notes the counter, reads the log, and, finding nothing new, waits for the counter
+to move: any commit it did not see happened after its read began, so its wake-up comes
+after the noted value and the wait ends. Nothing reads the log while nothing changes.
+
+* PostgreSQL: every append sends ``pg_notify`` with the new head in the writer's
+  transaction (``Backend.announce_head``), delivered only if it commits. Each process
+  holds one ``LISTEN`` connection per database (``PostgresListener``). When it is lost,
+  it reconnects with a short backoff and bumps the counter once listening again: a
+  notification sent while it was down is lost, so every reader re-reads from its
+  checkpoint.
+* SQLite: a dedicated connection asks for ``PRAGMA data_version`` a few milliseconds
+  apart (``SQLiteWatcher``); the value changes when another connection commits, and only
+  then is the counter bumped. It reads no table.
+
+Watchers are counted by their subscribers (``acquire``/``release``) and stop with the
+last one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+__all__ = [
+    "CHANNEL_SQL",
+    "LISTENER_APPLICATION_NAME",
+    "CommitSignal",
+    "CommitWatcher",
+    "PostgresListener",
+    "SQLiteWatcher",
+    "channel_query",
+    "commit_signal",
+    "release",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The ``application_name`` of each process's listening connection (``pg_stat_activity``).
+LISTENER_APPLICATION_NAME = "tokenledger-listen"
+
+#: The channel name, computed on the server from the events table's oid: ledgers in other
+#: schemas or databases of one server do not wake each other.
+CHANNEL_SQL = "'tokenledger_events_' || 'events'::regclass::oid::text"
+
+#: How often SQLite's change counter is asked for (seconds): a cheap pragma, no table read.
+SQLITE_CHECK_INTERVAL = 0.005
+#: Backoff between attempts to re-establish a lost listening connection (seconds).
+RECONNECT_BACKOFF = (0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def channel_query() -> str:
+    return f"SELECT {CHANNEL_SQL}"
+
+
+class CommitSignal:
+    """A counter bumped when the log may have grown, with waiting for it to move."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        with self._condition:
+            return self._generation
+
+    def bump(self) -> None:
+        with self._condition:
+            self._generation += 1
+            self._condition.notify_all()
+
+    def poke(self) -> None:
+        """Wake every waiter without a change (a subscription closing)."""
+        with self._condition:
+            self._condition.notify_all()
+
+    def wait(self, seen: int, timeout: float | None, stop: Callable[[], bool]) -> bool:
+        """Wait until the counter differs from ``seen`` (True), ``stop()`` holds or
+        ``timeout`` seconds pass (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._condition:
+            while self._generation == seen:
+                if stop():
+                    return False
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._condition.wait(remaining)
+            return True
+
+
+class CommitWatcher:
+    """A daemon thread bumping a ``CommitSignal``, counted by its users; one per ``key``
+    (the database) per process."""
+
+    def __init__(self, key: tuple[Any, ...]) -> None:
+        self.key = key
+        self.signal = CommitSignal()
+        self.users = 0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"tokenledger-{key[0]}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.signal.poke()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class SQLiteWatcher(CommitWatcher):
+    """``PRAGMA data_version`` on a connection of its own: it changes when another
+    connection commits (every writer's, this process's or another's)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(("sqlite", path))
+        self.path = path
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            last = connection.execute("PRAGMA data_version").fetchone()[0]
+            while not self._stopped.wait(SQLITE_CHECK_INTERVAL):
+                current = connection.execute("PRAGMA data_version").fetchone()[0]
+                if current != last:
+                    last = current
+                    self.signal.bump()
+        except sqlite3.Error as error:  # the file went away: wake readers, who will see
+            logger.warning("stopped watching %s for commits: %s", self.path, error)
+            self.signal.bump()
+        finally:
+            connection.close()
+
+
+class PostgresListener(CommitWatcher):
+    """One ``LISTEN`` connection, re-established when lost."""
+
+    def __init__(self, conninfo: str) -> None:
+        super().__init__(("postgresql", conninfo))
+        self.conninfo = conninfo
+        self.listening = threading.Event()
+
+    def _run(self) -> None:
+        import psycopg
+
+        failures = 0
+        while not self._stopped.is_set():
+            try:
+                with psycopg.connect(
+                    self.conninfo, autocommit=True, application_name=LISTENER_APPLICATION_NAME
+                ) as connection:
+                    channel = connection.execute(channel_query()).fetchone()[0]  # type: ignore[index]
+                    connection.execute(f'LISTEN "{channel}"')
+                    failures = 0
+                    # Whatever was committed while no one listened is read now.
+                    self.signal.bump()
+                    self.listening.set()
+                    while not self._stopped.is_set():
+                        for _ in connection.notifies(timeout=1.0):
+                            self.signal.bump()
+            except Exception as error:  # any loss of the connection: reconnect
+                self.listening.clear()
+                if self._stopped.is_set():
+                    return
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                logger.warning("listening for commits failed, reconnecting: %s", reason)
+                self.signal.bump()
+                delay = RECONNECT_BACKOFF[min(failures, len(RECONNECT_BACKOFF) - 1)]
+                failures += 1
+                self._stopped.wait(delay)
+
+
+_watchers: dict[tuple[Any, ...], CommitWatcher] = {}
+_watchers_lock = threading.Lock()
+
+
+def commit_signal(engine: Engine) -> tuple[CommitSignal, object]:
+    """The shared signal for ``engine``'s database and a handle to ``release``; for an
+    in-memory database, a signal of its own that the caller bumps on its commits."""
+    from tokenledger.store.backends import backend_for
+
+    fresh = backend_for(engine).commit_watcher(engine.url)
+    if fresh is None:
+        return CommitSignal(), None
+    with _watchers_lock:
+        watcher = _watchers.get(fresh.key)
+        if watcher is None:
+            watcher = _watchers[fresh.key] = fresh
+            watcher.start()
+        watcher.users += 1
+        return watcher.signal, watcher
+
+
+def release(handle: object) -> None:
+    """One user fewer of a watcher; the last one stops it."""
+    if not isinstance(handle, CommitWatcher):
+        return
+    with _watchers_lock:
+        handle.users -= 1
+        if handle.users > 0:
+            return
+        _watchers.pop(handle.key, None)
+    handle.stop()
