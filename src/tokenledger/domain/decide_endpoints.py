@@ -28,7 +28,12 @@ from tokenledger.domain.events import (
     RevocationReason,
     S3CredentialIssued,
 )
-from tokenledger.domain.model import EndpointView, LedgerView, ServiceAccountView
+from tokenledger.domain.model import (
+    EndpointView,
+    LedgerView,
+    S3CredentialView,
+    ServiceAccountView,
+)
 from tokenledger.domain.s3 import access_key_id_for, find_endpoint
 from tokenledger.errors import Conflict, NotFound
 
@@ -93,6 +98,17 @@ def _account_and_endpoint(
     return account, find_endpoint(view, cmd.endpoint)
 
 
+def _held_at(
+    view: LedgerView, account: ServiceAccountView, endpoint: EndpointView
+) -> list[S3CredentialView]:
+    """Every S3 credential the account was given at the endpoint, revoked ones included."""
+    return [
+        credential
+        for credential in view.s3_credentials_of(account.account_id)
+        if credential.endpoint_id == endpoint.endpoint_id
+    ]
+
+
 def _trusted(view: LedgerView, account_id: str, endpoint_id: str) -> bool:
     return any(t.endpoint_id == endpoint_id for t in view.trusted_endpoints_of(account_id))
 
@@ -114,11 +130,7 @@ def _untrust_endpoint(cmd: c.UntrustEndpoint, view: LedgerView, ctx: Context) ->
         f"endpoint {endpoint.name} left the trusted endpoints of {account.account_id} "
         f"by {ctx.actor.label}"
     )
-    at_endpoint = [
-        credential
-        for credential in view.s3_credentials_of(account.account_id)
-        if credential.endpoint_id == endpoint.endpoint_id
-    ]
+    at_endpoint = _held_at(view, account, endpoint)
     return [
         EndpointUntrusted(
             account_id=account.account_id,
@@ -141,11 +153,7 @@ def _issue_s3_credential(cmd: c.IssueS3Credential, view: LedgerView, ctx: Contex
             f"{account.account_id} does not trust endpoint {endpoint.name}: add it to the "
             "account's trusted endpoints first"
         )
-    at_endpoint = [
-        credential
-        for credential in view.s3_credentials_of(account.account_id)
-        if credential.endpoint_id == endpoint.endpoint_id
-    ]
+    at_endpoint = _held_at(view, account, endpoint)
     live = [credential for credential in at_endpoint if not credential.revoked]
     if live:
         raise Conflict(
@@ -180,8 +188,8 @@ def _revoke_s3_credential(cmd: c.RevokeS3Credential, view: LedgerView, ctx: Cont
         "manage S3 credentials",
         f"manage the S3 credentials of {cmd.account_id}",
     )
-    held = view.s3_credentials_of(account.account_id)
     if cmd.access_key_id is not None:
+        held = view.s3_credentials_of(account.account_id)
         chosen = [cred for cred in held if cred.access_key_id == cmd.access_key_id]
         if not chosen:
             raise NotFound(f"{account.account_id} has no S3 credentials {cmd.access_key_id}")
@@ -190,9 +198,7 @@ def _revoke_s3_credential(cmd: c.RevokeS3Credential, view: LedgerView, ctx: Cont
     else:
         assert cmd.endpoint is not None  # the command names one or the other
         endpoint = find_endpoint(view, cmd.endpoint)
-        chosen = [
-            cred for cred in held if cred.endpoint_id == endpoint.endpoint_id and not cred.revoked
-        ]
+        chosen = [cred for cred in _held_at(view, account, endpoint) if not cred.revoked]
         if not chosen:
             raise NotFound(
                 f"{account.account_id} holds no S3 credentials at endpoint {endpoint.name}"

@@ -32,7 +32,7 @@ from tokenledger.domain.model import (
 )
 from tokenledger.domain.permissions import Grant, is_within
 
-__all__ = ["LedgerState", "evolve", "fold"]
+__all__ = ["LedgerState", "evolve", "fold", "issued_token"]
 
 
 @dataclass
@@ -335,9 +335,9 @@ def _(event: e.ServiceAccountDeleted, state: LedgerState, at: datetime) -> None:
     state.accounts[event.account_id] = msgspec.structs.replace(account, deleted=True)
 
 
-@evolve.register
-def _(event: e.TokenIssued, state: LedgerState, at: datetime) -> None:
-    state.tokens[event.token_id] = TokenView(
+def issued_token(event: e.TokenIssued) -> TokenView:
+    """The token an issue recorded, as it stands before anything else happens to it."""
+    return TokenView(
         token_id=event.token_id,
         principal=event.principal,
         kind=event.kind,
@@ -347,6 +347,11 @@ def _(event: e.TokenIssued, state: LedgerState, at: datetime) -> None:
         expires_at=event.expires_at,
         parent_id=event.parent_id,
     )
+
+
+@evolve.register
+def _(event: e.TokenIssued, state: LedgerState, at: datetime) -> None:
+    state.tokens[event.token_id] = issued_token(event)
     state.token_ids_by_secret_hash[event.secret_hash] = event.token_id
 
 

@@ -10,10 +10,10 @@ from tokenledger.api.deps import ERRORS, Correlation, State, command_fields, com
 from tokenledger.api.schemas import CommandOut, Text, TokenOut, _In, token_out
 from tokenledger.api.security import CurrentActor
 from tokenledger.domain import commands as c
-from tokenledger.domain.model import TokenView
 from tokenledger.domain.names import resource_urn
 from tokenledger.domain.permissions import Grant
 from tokenledger.domain.policies import parse_policy, policy_resource, policy_text
+from tokenledger.domain.state import issued_token
 from tokenledger.errors import ValidationError
 
 __all__ = ["router"]
@@ -97,16 +97,7 @@ def issue_role_key(
     issued, secret = result.issued, result.secret
     assert issued is not None
     assert secret is not None
-    key = TokenView(
-        token_id=issued.token_id,
-        principal=issued.principal,
-        kind=issued.kind,
-        grants=issued.grants,
-        name=issued.name,
-        issued_at=issued.issued_at,
-        expires_at=issued.expires_at,
-        parent_id=issued.parent_id,
-    )
+    key = issued_token(issued)
     out = token_out(key, issued.issued_at)
     return IssuedRoleKeyOut(
         **out.model_dump(), access=issued.token_id, secret=secret, **command_fields(result)

@@ -37,9 +37,10 @@ from tokenledger.api.schemas import (
 )
 from tokenledger.api.security import BearerCredentials, CurrentActor, bearer_secret, current_actor
 from tokenledger.domain import commands as c
-from tokenledger.domain.model import TokenView, is_service_account_id
+from tokenledger.domain.model import is_service_account_id
 from tokenledger.domain.names import check_principal, check_token_principal, shown
 from tokenledger.domain.permissions import Level
+from tokenledger.domain.state import issued_token
 from tokenledger.errors import NotFound, ValidationError
 from tokenledger.store.chain import format_timestamp
 
@@ -113,16 +114,7 @@ def principal_tokens_router(prefix: str, parameter: str, tag: str) -> APIRouter:
         issued, secret = result.issued, result.secret
         assert issued is not None
         assert secret is not None
-        token = TokenView(
-            token_id=issued.token_id,
-            principal=issued.principal,
-            kind=issued.kind,
-            grants=issued.grants,
-            name=issued.name,
-            issued_at=issued.issued_at,
-            expires_at=issued.expires_at,
-            parent_id=issued.parent_id,
-        )
+        token = issued_token(issued)
         out = token_out(token, issued.issued_at)
         aruna = aruna_token(
             token.token_id,
