@@ -7,6 +7,12 @@ port with 1, then 2 workers, and drives ``POST /oauth2/introspect`` from
 rotating through the tokens. It prints introspections per second and p50/p99
 latency, stops the servers and drops the database, whatever happens.
 
+Each ``--modes`` value is one way of serving: ``follow`` (the default: each worker
+follows the log and answers from its cache, as fresh as the last notification),
+``min-position`` (the same, every request asking for ``min_position`` = the log's
+head after seeding, so each answer is known to reflect it) and ``no-follow`` (each
+worker re-reads the log's head for every answer, ``serve --no-follow``).
+
 The load comes from ``wrk`` when it is installed (a C client, so the figures
 are the server's rather than the client's), else from the lean asyncio client
 of ``api.loadclient`` in this process (raw keep-alive HTTP/1.1, uvloop when
@@ -55,8 +61,12 @@ _STARTUP_SECONDS = 60.0
 _WARMUP_SECONDS = 3.0
 
 
+MODES = ("follow", "min-position", "no-follow")
+
+
 @dataclass(frozen=True, slots=True)
 class Figures:
+    mode: str
     workers: int
     cache_staleness: str
     client: str
@@ -73,6 +83,8 @@ class Figures:
 class Seeded:
     caller: str
     tokens: tuple[str, ...]
+    head: int
+    """The log's head once seeded: what ``min-position`` asks for."""
 
 
 # -- the database ----------------------------------------------------------------------------------
@@ -123,7 +135,7 @@ def seed(database_url: str, tokens: int) -> Seeded:
         issued = tuple(
             issue("svc@bench.service.tokenledger", "bench/p", "read") for _ in range(tokens)
         )
-        return Seeded(caller=caller, tokens=issued)
+        return Seeded(caller=caller, tokens=issued, head=ledger.store.head().position)
     finally:
         ledger.close()
 
@@ -140,7 +152,7 @@ def _free_port() -> int:
 
 @contextmanager
 def serving(
-    database_url: str, keys_file: Path, workers: int, cache_staleness: str
+    database_url: str, keys_file: Path, workers: int, cache_staleness: str, follow: bool = True
 ) -> Iterator[str]:
     """``tokenledger serve`` on a free loopback port until the block ends."""
     port = _free_port()
@@ -157,6 +169,7 @@ def serving(
         str(keys_file),
         "--cache-staleness",
         cache_staleness,
+        "--follow" if follow else "--no-follow",
         "--no-access-log",
         "--log-level",
         "warning",
@@ -206,18 +219,26 @@ end
 """
 
 
-def _bodies(seeded: Seeded) -> list[str]:
+def _bodies(seeded: Seeded, mode: str) -> list[str]:
+    if mode == "min-position":
+        return [urlencode({"token": t, "min_position": seeded.head}) for t in seeded.tokens]
     return [urlencode({"token": t}) for t in seeded.tokens]
 
 
 def run_wrk(
-    base: str, seeded: Seeded, connections: int, seconds: float, workers: int, staleness: str
+    base: str,
+    seeded: Seeded,
+    connections: int,
+    seconds: float,
+    workers: int,
+    staleness: str,
+    mode: str,
 ) -> Figures:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
             _WRK_SCRIPT
             % {
-                "bodies": ", ".join(json.dumps(b) for b in _bodies(seeded)),
+                "bodies": ", ".join(json.dumps(b) for b in _bodies(seeded, mode)),
                 "caller": seeded.caller,
             }
         )
@@ -234,6 +255,7 @@ def run_wrk(
     result = json.loads(line.removeprefix("RESULT "))
     elapsed = result["duration_us"] / 1e6
     return Figures(
+        mode=mode,
         workers=workers,
         cache_staleness=staleness,
         client="wrk",
@@ -248,15 +270,22 @@ def run_wrk(
 
 
 def run_python(
-    base: str, seeded: Seeded, connections: int, seconds: float, workers: int, staleness: str
+    base: str,
+    seeded: Seeded,
+    connections: int,
+    seconds: float,
+    workers: int,
+    staleness: str,
+    mode: str,
 ) -> Figures:
     address = urlsplit(base)
     host, port = address.hostname or "127.0.0.1", address.port or 80
-    requests = introspection_requests(host, port, seeded.caller, _bodies(seeded))
+    requests = introspection_requests(host, port, seeded.caller, _bodies(seeded, mode))
     result = run_load(host, port, requests, connections, seconds)
     latencies = result.latencies
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     return Figures(
+        mode=mode,
         workers=workers,
         cache_staleness=staleness,
         client="python-raw",
@@ -293,6 +322,7 @@ def run(
     tokens: int,
     client: str,
     staleness: Sequence[str],
+    modes: Sequence[str] = ("follow",),
 ) -> list[Figures]:
     use_wrk = client == "wrk" or (client == "auto" and shutil.which("wrk") is not None)
     drive = run_wrk if use_wrk else run_python
@@ -300,14 +330,16 @@ def run(
     with bench_database(admin_url) as database_url, tempfile.TemporaryDirectory() as scratch:
         seeded = seed(database_url, tokens)
         keys_file = Path(scratch) / "keys.json"
-        for cache, workers in itertools.product(staleness, worker_counts):
-            with serving(database_url, keys_file, workers, cache) as base:
+        for mode, cache, workers in itertools.product(modes, staleness, worker_counts):
+            follow = mode != "no-follow"
+            with serving(database_url, keys_file, workers, cache, follow) as base:
                 _check(base, seeded)
-                drive(base, seeded, connections, _WARMUP_SECONDS, workers, cache)
-                result = drive(base, seeded, connections, seconds, workers, cache)
+                drive(base, seeded, connections, _WARMUP_SECONDS, workers, cache, mode)
+                result = drive(base, seeded, connections, seconds, workers, cache, mode)
             figures.append(result)
             print(
-                f"workers={result.workers} cache-staleness={cache} client={result.client} "
+                f"mode={mode} workers={result.workers} cache-staleness={cache} "
+                f"client={result.client} "
                 f"connections={result.connections} {result.seconds}s: "
                 f"{result.per_second:.0f} introspections/s, p50 {result.p50_ms} ms, "
                 f"p99 {result.p99_ms} ms, {result.requests} requests, {result.errors} errors",
@@ -336,6 +368,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=["0"],
         help="serve --cache-staleness values to measure (seconds or 'off').",
     )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES,
+        default=["follow", "min-position"],
+        help="How the workers serve (see the module's documentation).",
+    )
     parser.add_argument("--json", action="store_true", help="Also print the figures as JSON.")
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= 300 or not 1 <= args.connections <= 1024:
@@ -348,6 +387,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.tokens,
         args.client,
         args.cache_staleness,
+        args.modes,
     )
     if args.json:
         print(json.dumps([asdict(f) for f in figures], indent=2))

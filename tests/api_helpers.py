@@ -5,6 +5,7 @@ No tests live here; each ``test_api*`` module makes its fixtures with ``make_api
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,16 +74,21 @@ class Api:
         )
         assert response.status_code == 200, response.text
         answer: dict[str, object] = response.json()
+        # Every answer says the log position it reflects; the rest is the token's.
+        position = answer.pop("log_position")
+        assert isinstance(position, int), answer
+        assert position >= 0
         return answer
 
-    def revoke_elsewhere(self, secret: str, database_url: str) -> None:
+    def revoke_elsewhere(self, secret: str, database_url: str) -> int:
         """Revoke ``secret``'s token through another ledger on the same database, as another
-        process would: this app's caches are not told."""
+        process would (this app's caches are not told); the revocation's log position."""
         token_id = self.ledger.authenticate(secret).token_id
         assert token_id is not None
         other = Ledger(open_event_store(database_url))
-        other.execute(c.RevokeToken(token_id=token_id), OPERATOR)
+        result = other.execute(c.RevokeToken(token_id=token_id), OPERATOR)
         other.close()
+        return result.records[-1].position
 
 
 def seed(ledger: Ledger) -> dict[str, str]:
@@ -126,3 +132,11 @@ def make_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(ledger=ledger, keys=keys, client=client, **secrets)
     ledger.close()
+
+
+#: An inactive token's introspection answer, byte for byte.
+INACTIVE_BODY = re.compile(rb'\{"active":false,"log_position":[0-9]+\}')
+
+
+def is_inactive_body(content: bytes) -> bool:
+    return INACTIVE_BODY.fullmatch(content) is not None

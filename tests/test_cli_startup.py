@@ -153,6 +153,7 @@ def test_the_copied_names_and_defaults_match_their_owners() -> None:
     assert defaults.ISSUER_ENV == api_app.ISSUER_ENV
     assert defaults.ACCESS_TOKEN_LIFETIME_ENV == api_app.ACCESS_TOKEN_LIFETIME_ENV
     assert defaults.CACHE_STALENESS_ENV == api_app.CACHE_STALENESS_ENV
+    assert defaults.FOLLOW_LOG_ENV == api_app.FOLLOW_LOG_ENV
     assert defaults.PUBLIC_URL_ENV == api_app.PUBLIC_URL_ENV
     assert defaults.DEFAULT_ISSUER == api_state.DEFAULT_ISSUER
     assert defaults.DEFAULT_REBUILD_BATCH_SIZE == DEFAULT_BATCH_SIZE

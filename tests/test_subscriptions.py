@@ -124,7 +124,7 @@ def wait_listening() -> PostgresListener:
     from tokenledger.store import notify
 
     listener = next(w for w in notify._watchers.values() if isinstance(w, PostgresListener))
-    assert listener.listening.wait(WAIT)
+    assert listener.watching.wait(WAIT)
     return listener
 
 
@@ -165,7 +165,7 @@ def test_a_lost_listening_connection_is_re_established(
         # Appended whether or not the listener has noticed yet: nothing may be missed.
         writer.store.append(pending("b", 2), actor="t")
         assert [e.position for e in collect(subscription, 2)] == [2, 3]
-        assert listener.listening.wait(WAIT)
+        assert listener.watching.wait(WAIT)
         writer.store.append(pending("c", 1), actor="t")
         assert [e.position for e in collect(subscription, 1)] == [4]
 

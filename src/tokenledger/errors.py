@@ -7,7 +7,8 @@ The tree::
     ├── NotFound                 an org, user, resource, account or token that does not exist
     ├── PermissionDenied         the acting principal may not do this
     ├── Conflict                 the request contradicts the ledger's current state
-    │   └── WrongExpectedVersion a stream moved on since the caller read it
+    │   ├── WrongExpectedVersion a stream moved on since the caller read it
+    │   └── PositionNotReached   an answer was asked to reflect a position not yet in the log
     ├── IntegrityViolation       the log is not what it was written as
     │   └── CorruptEvent         a stored payload cannot be decoded
     └── StorageError             the database cannot be used as a ledger
@@ -27,6 +28,7 @@ __all__ = [
     "LedgerError",
     "NotFound",
     "PermissionDenied",
+    "PositionNotReached",
     "SchemaOutOfDate",
     "StorageError",
     "ValidationError",
@@ -69,6 +71,15 @@ class WrongExpectedVersion(Conflict):
         self.stream_id = stream_id
         self.expected = expected
         self.actual = actual
+
+
+class PositionNotReached(Conflict):
+    """An answer was asked to reflect a log position beyond the log's head."""
+
+    def __init__(self, wanted: int, head: int) -> None:
+        super().__init__(f"log position {wanted} is not reached yet: the log's head is at {head}")
+        self.wanted = wanted
+        self.head = head
 
 
 class IntegrityViolation(LedgerError):

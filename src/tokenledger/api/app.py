@@ -26,6 +26,7 @@ __all__ = [
     "ACCESS_TOKEN_LIFETIME_ENV",
     "CACHE_STALENESS_ENV",
     "DATABASE_URL_ENV",
+    "FOLLOW_LOG_ENV",
     "ISSUER_ENV",
     "PUBLIC_URL_ENV",
     "app_from_env",
@@ -39,6 +40,7 @@ DATABASE_URL_ENV = "TOKENLEDGER_DATABASE_URL"
 ISSUER_ENV = "TOKENLEDGER_ISSUER"
 ACCESS_TOKEN_LIFETIME_ENV = "TOKENLEDGER_ACCESS_TOKEN_LIFETIME"
 CACHE_STALENESS_ENV = "TOKENLEDGER_CACHE_STALENESS"
+FOLLOW_LOG_ENV = "TOKENLEDGER_FOLLOW_LOG"
 PUBLIC_URL_ENV = "TOKENLEDGER_PUBLIC_URL"
 
 _DESCRIPTION = """\
@@ -108,7 +110,8 @@ def create_asgi_app(source: str | URL | Ledger, settings: ApiSettings | None = N
 
 def settings_from_env(database_url: URL) -> ApiSettings:
     """``TOKENLEDGER_ISSUER``, ``TOKENLEDGER_ACCESS_TOKEN_LIFETIME`` (e.g. ``1h``),
-    ``TOKENLEDGER_CACHE_STALENESS`` (seconds, ``off`` for no cache) and the signing keys
+    ``TOKENLEDGER_CACHE_STALENESS`` (seconds, ``off`` for no cache),
+    ``TOKENLEDGER_FOLLOW_LOG`` (``0`` re-reads the log's head instead) and the signing keys
     (``TOKENLEDGER_SIGNING_KEYS``, ``TOKENLEDGER_KEYS_FILE`` or the default file)."""
     lifetime_text = os.environ.get(ACCESS_TOKEN_LIFETIME_ENV, "").strip()
     lifetime: timedelta = (
@@ -119,6 +122,7 @@ def settings_from_env(database_url: URL) -> ApiSettings:
         access_token_lifetime=lifetime,
         keys=KeyStore.from_environment(database_url),
         cache_staleness=parse_staleness(os.environ.get(CACHE_STALENESS_ENV, "0")),
+        follow_log=os.environ.get(FOLLOW_LOG_ENV, "1").strip().lower() not in ("0", "no", "off"),
         public_url=os.environ.get(PUBLIC_URL_ENV, "").strip() or None,
     )
 

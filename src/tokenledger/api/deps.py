@@ -60,6 +60,7 @@ def command_fields(result: CommandResult) -> dict[str, Any]:
         "revoked": result.revoked,
         "revoked_client_ids": list(result.outcome.revoked_client_ids),
         "command_id": result.command_id,
+        "log_position": result.records[-1].position if result.records else None,
         "events": [
             EventOut(
                 position=record.position,

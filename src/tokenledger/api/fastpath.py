@@ -13,10 +13,11 @@ request under the route's path template), hence the same status, headers and
 body bytes. Anything else is handed to the FastAPI app unchanged, with the body
 this layer has already read replayed to it: another method or path, a missing,
 repeated or non-Bearer ``Authorization`` (Basic client credentials included),
-another content type, a body over 16 KiB, fields other than ``token`` and
-``token_type_hint`` (``resource``, ``level``), a repeated or empty field, a
-value that is too long or that needs decoding (``%``, ``+``) — FastAPI's answer
-to those is the reference, so they are never re-implemented here.
+another content type, a body over 16 KiB, fields other than ``token``,
+``token_type_hint`` and ``min_position`` (``resource``, ``level``), a repeated or
+empty field, a value that is too long or that needs decoding (``%``, ``+``), a
+``min_position`` that is not digits — FastAPI's answer to those is the
+reference, so they are never re-implemented here.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import anyio.to_thread
 from anyio import CapacityLimiter
@@ -36,14 +37,17 @@ from fastapi import FastAPI
 from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.pool import QueuePool
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tokenledger.api.introspection import (
     MAX_HINT_LENGTH,
     MAX_SECRET_LENGTH,
+    MIN_POSITION_HEADER,
     cached_bearer_caller,
     introspect_as_bearer,
     introspection_response,
+    min_position_of,
 )
 from tokenledger.api.problems import error_response
 from tokenledger.api.routes.oauth import INTROSPECT_PATH
@@ -53,6 +57,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_DATABASE_THREADS",
     "IntrospectionFastPath",
+    "Presented",
     "bearer_and_form",
     "database_threads",
     "token_field",
@@ -70,17 +75,35 @@ _FORM = "application/x-www-form-urlencoded"
 # Values made only of these characters mean the same before and after URL-decoding
 # (ledger tokens and JWTs are such), so no decoding is needed to match FastAPI's.
 _PLAIN_VALUE = re.compile(rb"[A-Za-z0-9._~-]*")
+_DIGITS = re.compile(rb"[0-9]{1,19}")
+_MIN_POSITION_HEADER = MIN_POSITION_HEADER.encode()
 
 
-def bearer_and_form(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """The Bearer credential, if the request has exactly one ``Authorization: Bearer ...``
-    and exactly one form content type; ``None`` sends the request to FastAPI.
+class Presented(NamedTuple):
+    """What the fast path reads of a request's headers."""
+
+    credential: str
+    min_position: str | None
+
+
+class Fields(NamedTuple):
+    """What the fast path reads of a request's form."""
+
+    token: str
+    min_position: str | None
+
+
+def bearer_and_form(headers: Iterable[tuple[bytes, bytes]]) -> Presented | None:
+    """The Bearer credential (and any ``TokenLedger-Min-Position``), if the request has
+    exactly one ``Authorization: Bearer ...`` and exactly one form content type; ``None``
+    sends the request to FastAPI.
 
     The credential is taken apart with FastAPI's own ``get_authorization_scheme_param``,
     as its ``HTTPBearer`` does, so it is the string the route would see.
     """
     authorization: bytes | None = None
     content_type: bytes | None = None
+    min_position: bytes | None = None
     for name, value in headers:  # ASGI header names are lower case
         if name == b"authorization":
             if authorization is not None:
@@ -90,6 +113,10 @@ def bearer_and_form(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
             if content_type is not None:
                 return None
             content_type = value
+        elif name == _MIN_POSITION_HEADER:
+            if min_position is not None:
+                return None
+            min_position = value
     if authorization is None or content_type is None:
         return None
     if content_type.decode("latin-1").strip().lower() != _FORM:
@@ -97,14 +124,17 @@ def bearer_and_form(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     scheme, credentials = get_authorization_scheme_param(authorization.decode("latin-1"))
     if scheme.lower() != "bearer" or not credentials:
         return None
-    return credentials.strip()
+    wanted = None if min_position is None else min_position.decode("latin-1")
+    return Presented(credentials.strip(), wanted)
 
 
-def token_field(body: bytes) -> str | None:
-    """``token`` from a body of ``token=...`` and at most one ``token_type_hint=...``, each
-    within the route's length limits and needing no URL-decoding; ``None`` otherwise."""
+def token_field(body: bytes) -> Fields | None:
+    """``token`` (and ``min_position``) from a body of ``token=...`` with at most one
+    ``token_type_hint=...`` and one ``min_position=<digits>``, each within the route's
+    length limits and needing no URL-decoding; ``None`` otherwise."""
     token: bytes | None = None
     hint: bytes | None = None
+    min_position: bytes | None = None
     for pair in body.split(b"&"):
         name, separator, value = pair.partition(b"=")
         if not separator or not _PLAIN_VALUE.fullmatch(value):
@@ -113,6 +143,8 @@ def token_field(body: bytes) -> str | None:
             token = value
         elif name == b"token_type_hint" and hint is None:
             hint = value
+        elif name == b"min_position" and min_position is None and _DIGITS.fullmatch(value):
+            min_position = value
         else:
             return None
     # FastAPI takes an empty field for a missing one: its 400 is the reference.
@@ -120,7 +152,8 @@ def token_field(body: bytes) -> str | None:
         return None
     if hint is not None and len(hint) > MAX_HINT_LENGTH:
         return None
-    return token.decode("ascii")
+    wanted = None if min_position is None else min_position.decode("ascii")
+    return Fields(token.decode("ascii"), wanted)
 
 
 def database_threads(state: ApiState) -> int:
@@ -197,19 +230,20 @@ class IntrospectionFastPath:
             await self.app(scope, receive, send)
             return
         messages, body = await _read_body(receive, MAX_BODY_BYTES)
-        token = None if body is None else token_field(body)
-        if token is None:
+        fields = None if body is None else token_field(body)
+        if fields is None:
             await self.app(scope, _replay(messages, receive), send)
             return
-        status = await self._answer(scope, receive, send, presented, token)
+        status = await self._answer(scope, receive, send, presented, fields)
         self.state.metrics.observe_request(
             "POST", self.route_path, status, time.perf_counter() - started
         )
 
     async def _answer(
-        self, scope: Scope, receive: Receive, send: Send, presented: str, token: str
+        self, scope: Scope, receive: Receive, send: Send, presented: Presented, fields: Fields
     ) -> int:
         state = self.state
+        token = fields.token
         try:
             # As the route does: answered on the event loop only when the cache vouches for
             # both the token and the caller. ``peek`` hashes the secrets and reads a dict
@@ -218,19 +252,37 @@ class IntrospectionFastPath:
             # thread pool does the caller's check and the answer together. Unlike the
             # route, a cache past its staleness bound first has the head re-read once for
             # all waiting requests (``_refresh_head``), in the thread pool as well.
-            answer = state.peek(token)
-            if answer is None and state.head_is_stale():
-                await self._refresh_head()
-                answer = state.peek(token)
-            if answer is None or not cached_bearer_caller(state, presented):
-                answer = await self._in_thread(introspect_as_bearer, state, presented, token)
-            response = introspection_response(state, answer)
+            # With a ``min_position`` the follower has not applied yet, the thread waits
+            # for it (bounded).
+            wanted = min_position_of(fields.min_position, presented.min_position)
+            response = await self._cached(token, presented.credential, wanted)
+            if response is None:
+                answer, position = await self._in_thread(
+                    introspect_as_bearer, state, presented.credential, token, wanted
+                )
+                response = introspection_response(state, answer, position)
         except Exception as exc:
             # What FastAPI's error handlers would answer; unforeseen errors are logged
             # there and answered 500 without a traceback.
             response = await error_response(Request(scope, receive), exc)
         await response(scope, receive, send)
         return response.status_code
+
+    async def _cached(self, token: str, caller: str, wanted: int | None) -> Response | None:
+        """The answer when the cache vouches for both the token and the caller, at a
+        position the follower has applied (``wanted`` at least): no database needed."""
+        state = self.state
+        position = state.followed_position(wanted)
+        if position is None:
+            return None
+        answer = state.peek(token)
+        if answer is None and state.head_is_stale():
+            await self._refresh_head()
+            position = state.followed_position(wanted)
+            answer = None if position is None else state.peek(token)
+        if answer is None or position is None or not cached_bearer_caller(state, caller):
+            return None
+        return introspection_response(state, answer, position)
 
     async def _refresh_head(self) -> None:
         """Re-read the log's head once for all the requests that find the cache past its

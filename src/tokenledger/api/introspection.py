@@ -17,28 +17,31 @@ from tokenledger.api.problems import REALM, ApiError
 from tokenledger.api.security import unauthorised
 from tokenledger.api.state import ApiState
 from tokenledger.domain.model import Introspection
-from tokenledger.domain.permissions import Level
 from tokenledger.domain.secrets import looks_like_jwt
 from tokenledger.errors import PermissionDenied
 
 __all__ = [
     "MAX_HINT_LENGTH",
     "MAX_SECRET_LENGTH",
+    "MIN_POSITION_HEADER",
     "NO_STORE",
     "bearer_caller",
     "cached_bearer_caller",
     "client_caller",
     "introspect_as_bearer",
     "introspection_response",
+    "min_position_of",
 ]
 
 #: The longest secret a form field may carry (``token``, ``client_secret``).
 MAX_SECRET_LENGTH = 10_000
+#: The header asking for an answer that reflects at least a log position.
+MIN_POSITION_HEADER = "tokenledger-min-position"
 #: The longest optional form field (``token_type_hint``, ``resource``, ``level``, ...).
 MAX_HINT_LENGTH = 400
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_INACTIVE = b'{"active":false}'
+_INACTIVE_PREFIX = b'{"active":false,"log_position":'
 _encoder = msgspec.json.Encoder()
 
 
@@ -78,23 +81,42 @@ def introspect_as_bearer(
     state: ApiState,
     presented: str,
     token: str,
-    resource: str | None = None,
-    level: Level | None = None,
-) -> Introspection:
-    """The caller's check and the answer in one call: one trip to the thread pool."""
+    min_position: int | None = None,
+) -> tuple[Introspection, int]:
+    """The caller's check and the answer (with the log position it reflects) in one call:
+    one trip to the thread pool."""
     bearer_caller(state, presented)
-    return state.introspect(token, resource=resource, level=level)
+    return state.introspect_at_least(token, min_position)
 
 
-def introspection_response(state: ApiState, answer: Introspection) -> Response:
-    """The HTTP answer (counted by outcome): exactly ``{"active":false}`` when inactive."""
+def min_position_of(field: str | None, header: str | None) -> int | None:
+    """The position an answer must reflect at least: the ``min_position`` form field or the
+    ``TokenLedger-Min-Position`` header (the larger, if both); 400 unless a whole number."""
+    wanted: int | None = None
+    for given in (field, header):
+        if given is None:
+            continue
+        text = given.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 19:
+            raise ApiError(
+                400, "invalid_request", "min_position must be a log position (a whole number)"
+            )
+        wanted = int(text) if wanted is None else max(wanted, int(text))
+    return wanted
+
+
+def introspection_response(state: ApiState, answer: Introspection, position: int) -> Response:
+    """The HTTP answer (counted by outcome): exactly ``{"active":false,"log_position":N}``
+    when inactive; ``log_position`` is the log position the answer reflects at least."""
     state.metrics.count("introspections", "active" if answer.active else answer.reason or "?")
     if not answer.active:
-        return Response(_INACTIVE, media_type="application/json", headers=NO_STORE)
+        inactive = _INACTIVE_PREFIX + str(position).encode() + b"}"
+        return Response(inactive, media_type="application/json", headers=NO_STORE)
     body: dict[str, Any] = {
         name: value
         for name, value in msgspec.structs.asdict(answer).items()
         if value is not None and name not in ("reason", "grants")
     }
     body["grants"] = [{"resource": g.resource, "level": g.level} for g in answer.grants]
+    body["log_position"] = position
     return Response(_encoder.encode(body), media_type="application/json", headers=NO_STORE)

@@ -11,6 +11,7 @@ error category::
     PermissionDenied                     403  insufficient_scope
     NotFound / unknown route             404  not_found
     wrong method                         405  method_not_allowed
+    PositionNotReached (min_position)    425  position_not_reached (Retry-After: 1)
     Conflict                             409  conflict
     StorageError, database unreachable   503  temporarily_unavailable
     IntegrityViolation, anything else    500  server_error (logged, never a traceback)
@@ -37,6 +38,7 @@ from tokenledger.errors import (
     LedgerError,
     NotFound,
     PermissionDenied,
+    PositionNotReached,
     StorageError,
     ValidationError,
 )
@@ -58,6 +60,8 @@ _STATUS: tuple[tuple[type[LedgerError], int, str], ...] = (
     (ValidationError, 400, "invalid_request"),
     (PermissionDenied, 403, "insufficient_scope"),
     (NotFound, 404, "not_found"),
+    # RFC 8470's "Too Early": the answer asked for depends on what is not in the log yet.
+    (PositionNotReached, 425, "position_not_reached"),
     (Conflict, 409, "conflict"),
     (StorageError, 503, "temporarily_unavailable"),
 )
@@ -119,6 +123,8 @@ async def _ledger_error(request: Request, exc: Exception) -> JSONResponse:
             headers = {}
             if status == 403 and request.headers.get("authorization"):
                 headers["WWW-Authenticate"] = bearer_challenge(error, str(exc))
+            if status == 425:
+                headers["Retry-After"] = "1"
             if status == 503:
                 logger.warning("storage error on %s: %s", request.url.path, exc)
             return _answer(status, error, str(exc), headers)

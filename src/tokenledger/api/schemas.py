@@ -107,6 +107,11 @@ class CommandOut(BaseModel):
         default_factory=list, description="Client credentials the call revoked."
     )
     command_id: str | None = Field(default=None, description="The command's id in the log.")
+    log_position: int | None = Field(
+        default=None,
+        description="The log position of the last event appended: ask introspection for "
+        "min_position at least this to be answered after the call everywhere.",
+    )
     events: list[EventOut] = Field(
         default_factory=list, description="The events the call appended, in log order."
     )
@@ -357,7 +362,8 @@ class TokenResponseOut(BaseModel):
 
 
 class IntrospectionOut(BaseModel):
-    """RFC 7662 section 2.2; an inactive token's answer is exactly ``{"active": false}``."""
+    """RFC 7662 section 2.2, and the log position the answer reflects at least; an inactive
+    token's answer is exactly ``{"active": false, "log_position": N}``."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -375,6 +381,7 @@ class IntrospectionOut(BaseModel):
     allowed: bool | None = None
     resource: str | None = None
     level: str | None = None
+    log_position: int
 
 
 # -- verification ---------------------------------------------------------------------------
@@ -387,6 +394,12 @@ class VerifyIn(_In):
     resource: Name | None = None
     level: Name | None = None
     at: Name | None = Field(default=None, description="Answer as of this past time (ISO 8601).")
+    min_position: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**62,
+        description="Answer reflecting at least this log position (425 while beyond the head).",
+    )
 
 
 class VerificationOut(BaseModel):
@@ -407,3 +420,6 @@ class VerificationOut(BaseModel):
     level: str | None = None
     at: str | None = None
     as_of_position: int | None = None
+    log_position: int | None = Field(
+        default=None, description="The log position the answer reflects at least (not with at)."
+    )

@@ -34,8 +34,12 @@ class ApiSettings:
     keys: KeyStore | None = None
     """Where the signing keys are; ``None`` serves no access tokens (``/oauth2/token`` is 503)."""
     cache_staleness: float | None = DEFAULT_VERIFY_STALENESS
-    """Seconds the ledger's token-answer cache may go without re-reading the log head (see
-    ``tokenledger.service.cache``); ``0`` is never stale, ``None`` turns the cache off."""
+    """While the worker does not hear of every commit (its database connection for
+    notifications is lost), seconds its token-answer cache may go without re-reading the
+    log head (``tokenledger.service.cache``); ``0`` is never stale, ``None`` turns the
+    cache off."""
+    follow_log: bool = True
+    """Keep the answer cache exact by following the log (``service.follower``)."""
     public_url: str | None = None
     """The server's address as browsers and identity providers reach it (behind a proxy,
     say); ``None``: the address each request came to."""
@@ -61,6 +65,8 @@ class ApiState:
 
     def __post_init__(self) -> None:
         self.ledger.use_answer_cache(self.settings.cache_staleness)
+        if self.settings.follow_log:
+            self.ledger.answers.follow()
         self.ledger.observe_answers(
             lambda hit: self.metrics.count("answer_cache", "hit" if hit else "miss")
         )
@@ -79,12 +85,46 @@ class ApiState:
         return None if store is None else store.ring()
 
     def introspect(
-        self, token: str, *, resource: str | None = None, level: Level | None = None
+        self,
+        token: str,
+        *,
+        resource: str | None = None,
+        level: Level | None = None,
+        read_through: bool = False,
     ) -> Introspection:
         """``Ledger.introspect`` with this app's issuer and signing keys."""
         return self.ledger.introspect(
-            token, self.key_ring(), issuer=self.settings.issuer, resource=resource, level=level
+            token,
+            self.key_ring(),
+            issuer=self.settings.issuer,
+            resource=resource,
+            level=level,
+            read_through=read_through,
         )
+
+    def introspect_at_least(
+        self,
+        token: str,
+        min_position: int | None,
+        *,
+        resource: str | None = None,
+        level: Level | None = None,
+    ) -> tuple[Introspection, int]:
+        """The answer and the log position it reflects, at least ``min_position`` (waiting
+        for it, bounded; ``PositionNotReached`` past the head). May query the database."""
+        fresh = self.ledger.answers.freshness(min_position)
+        answer = self.introspect(
+            token, resource=resource, level=level, read_through=fresh.read_through
+        )
+        return answer, fresh.position
+
+    def followed_position(self, min_position: int | None = None) -> int | None:
+        """The position cached answers reflect, if they may be peeked for a caller asking
+        for ``min_position``; None when the answer needs the thread pool."""
+        position = self.ledger.answers.followed_position()
+        if position is None or (min_position is not None and position < min_position):
+            return None
+        return position
 
     def peek(
         self, token: str, *, resource: str | None = None, level: Level | None = None
@@ -119,6 +159,7 @@ class ApiState:
             return self._oidc
 
     def close(self) -> None:
+        self.ledger.answers.stop_following()
         if self._oidc is not None:
             self._oidc.close()
 

@@ -13,6 +13,7 @@ from tokenledger.cli.defaults import (
     CACHE_STALENESS_ENV,
     DATABASE_URL_ENV,
     DEFAULT_ISSUER,
+    FOLLOW_LOG_ENV,
     ISSUER_ENV,
     KEYS_FILE_ENV,
     PUBLIC_URL_ENV,
@@ -70,8 +71,19 @@ APP_FACTORY = "tokenledger.api:app_from_env"
     envvar=CACHE_STALENESS_ENV,
     default="0",
     show_default=True,
-    help="Seconds a worker may reuse token answers without re-reading the log head "
-    "(0: re-read on every request; 'off': no cache).",
+    help="Each worker keeps its token answers exact by following the log; while it "
+    "cannot hear of new commits (its database connection is lost), the seconds it may "
+    "reuse them without re-reading the log head (0: re-read on every request; 'off': no "
+    "cache).",
+)
+@click.option(
+    "--follow/--no-follow",
+    "follow_log",
+    default=True,
+    show_default=True,
+    help="Keep each worker's token answers exact by following the log (notifications); "
+    "--no-follow re-reads the log head per answer instead (for a connection pooler that "
+    "forbids LISTEN).",
 )
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option(
@@ -91,6 +103,7 @@ def serve(
     public_url: str | None,
     access_token_lifetime: str,
     cache_staleness: str,
+    follow_log: bool,
     access_log: bool,
     log_level: str,
 ) -> None:
@@ -138,6 +151,7 @@ def serve(
     os.environ[ISSUER_ENV] = issuer
     os.environ[ACCESS_TOKEN_LIFETIME_ENV] = access_token_lifetime
     os.environ[CACHE_STALENESS_ENV] = cache_staleness
+    os.environ[FOLLOW_LOG_ENV] = "1" if follow_log else "0"
     if public_url is not None:
         os.environ[PUBLIC_URL_ENV] = public_url.rstrip("/")
     if keys.path is not None:

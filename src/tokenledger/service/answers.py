@@ -12,28 +12,36 @@ import hashlib
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from tokenledger.clock import SystemClock, ensure_utc
+from tokenledger.domain.affected import Affected
 from tokenledger.domain.authority import Verification, answer_token, verify_token
 from tokenledger.domain.model import Actor, Introspection, is_service_account_id
 from tokenledger.domain.names import resource_path
 from tokenledger.domain.permissions import Level
 from tokenledger.domain.secrets import hash_secret, looks_like_jwt, parse_secret, secret_digest
-from tokenledger.errors import PermissionDenied, ValidationError
+from tokenledger.errors import PermissionDenied, PositionNotReached, ValidationError
 from tokenledger.projections import SqlLedgerView
 from tokenledger.projections.history import state_at
 from tokenledger.service import oauth
-from tokenledger.service.cache import HeadGatedCache
+from tokenledger.service.cache import FollowedCache, HeadGatedCache
 from tokenledger.service.reading import Reader, valid
 from tokenledger.store import EventStore
 from tokenledger.store.eventstore import read_head
 from tokenledger.store.readers import ReadConnections
 
 if TYPE_CHECKING:  # the signing keys (cryptography) load with the first access token
+    from tokenledger.service.follower import LogFollower
     from tokenledger.service.keys import KeyRing
 
-__all__ = ["CACHED_INACTIVE", "DEFAULT_VERIFY_STALENESS", "TokenAnswers"]
+__all__ = [
+    "CACHED_INACTIVE",
+    "DEFAULT_VERIFY_STALENESS",
+    "MIN_POSITION_WAIT",
+    "Freshness",
+    "TokenAnswers",
+]
 
 #: Seconds a token answer may be reused without re-reading the log's head. ``0``: the head
 #: (one small indexed query) is read for every answer served from the cache, so no answer is
@@ -49,7 +57,21 @@ CACHED_INACTIVE = frozenset({"revoked", "expired", "principal_disabled"})
 # A cached answer's key: the secret's SHA-256 digest, the resource and the level; an access
 # token's answer (an ``Introspection``) is kept under its exact bytes' digest after "jwt".
 _AnswerKey = tuple[object, ...]
-_Answers = HeadGatedCache[Verification | Introspection]
+_Answers = (
+    HeadGatedCache[Verification | Introspection] | FollowedCache[Verification | Introspection]
+)
+
+#: How long an answer asked to reflect at least a position waits for this process's
+#: follower to apply it (seconds) before reading the projections directly.
+MIN_POSITION_WAIT = 0.5
+
+
+class Freshness(NamedTuple):
+    """The log position the next answers reflect at least, and whether they must be read
+    from the projections (``read_through``) because the cache is not known to be there."""
+
+    position: int
+    read_through: bool
 
 
 class TokenAnswers:
@@ -73,6 +95,7 @@ class TokenAnswers:
         # built); any other clock is asked as usual.
         self._wall_clock = type(self._store.clock) is SystemClock
         self._answers: _Answers | None = None
+        self._follower: LogFollower | None = None
         self._head_read_at: float | None = None
         self._observer: Callable[[bool], None] | None = None
         self.use_cache(staleness)
@@ -85,10 +108,80 @@ class TokenAnswers:
         from the projections). Forgets every answer kept so far."""
         if staleness is not None and not 0 <= staleness <= 60:
             raise ValidationError("the answer cache staleness must lie between 0 and 60 seconds")
-        self._answers = (
-            None if staleness is None else HeadGatedCache(self._read_head, staleness=staleness)
-        )
         self._head_read_at = None
+        if staleness is None:
+            self._answers = None
+        elif self._follower is not None:
+            self._answers = FollowedCache(self._follower, self._read_head, staleness=staleness)
+        else:
+            self._answers = HeadGatedCache(self._read_head, staleness=staleness)
+
+    def follow(self) -> None:
+        """Keep the cache exact by following the log (``service.follower``) instead of
+        re-reading its head: each event drops the answers it may change. ``staleness``
+        then bounds only how long the cache trusts a read of the head while the follower
+        does not hear of every commit."""
+        if self._follower is not None or self._readers is None:
+            # An in-memory database's commits are all this process's own, and each one
+            # already drops the cache (``_forget``).
+            return
+        from tokenledger.service.follower import LogFollower  # loaded with the first follower
+
+        self._follower = LogFollower(self._store, self._drop)
+        self.use_cache(self.staleness if self._answers is not None else None)
+
+    @property
+    def following(self) -> bool:
+        return self._follower is not None
+
+    def _drop(self, affected: Affected) -> None:
+        answers = self._answers
+        if isinstance(answers, FollowedCache):
+            answers.drop(affected)
+
+    def stop_following(self) -> None:
+        """Stop following the log; the cache re-reads the head again."""
+        follower = self._follower
+        if follower is None:
+            return
+        self._follower = None
+        follower.close()
+        self.use_cache(self.staleness if self._answers is not None else None)
+
+    def followed_position(self) -> int | None:
+        """The position the follower has applied, if this process follows the log with a
+        cache (no database query: for an event loop); None otherwise."""
+        follower = self._follower
+        if follower is None or self._answers is None or follower.position < 0:
+            return None
+        return follower.position
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the follower to apply ``position`` (True at
+        once when not following: every answer is then read against the head)."""
+        follower = self._follower
+        return follower is None or follower.wait_for(position, timeout)
+
+    def freshness(self, min_position: int | None = None) -> Freshness:
+        """The position the next answers reflect at least. Given ``min_position``, first
+        wait (at most ``MIN_POSITION_WAIT``) for the follower to apply it; if it has not,
+        read the head: answers read through from the projections then reflect it, and
+        ``PositionNotReached`` says when even the head is short of ``min_position``."""
+        follower = self._follower
+        if (
+            follower is not None
+            and self._answers is not None
+            and follower.position >= 0
+            and (min_position is None or follower.wait_for(min_position, MIN_POSITION_WAIT))
+        ):
+            return Freshness(follower.position, read_through=False)
+        head = self._read_head()
+        if min_position is not None and head < min_position:
+            raise PositionNotReached(min_position, head)
+        # Without a follower, only a cache that re-reads the head for every answer is
+        # known to be there; one with a staleness bound may lag behind the head just read.
+        lagging = follower is not None or self.staleness != 0
+        return Freshness(head, read_through=lagging)
 
     @property
     def cached(self) -> int:
@@ -106,8 +199,10 @@ class TokenAnswers:
     def past_bound(self) -> bool:
         """Whether the cache, with a positive staleness, went past its bound since the head was
         last read, so that ``peek_introspection`` answers nothing until ``refresh``. Always
-        false at staleness 0, where nothing is ever peeked."""
+        false at staleness 0, where nothing is ever peeked (unless following the log)."""
         answers = self._answers
+        if isinstance(answers, FollowedCache):
+            return bool(answers.staleness) and answers.past_bound()
         if answers is None or not answers.staleness:
             return False
         read_at = self._head_read_at
@@ -116,8 +211,11 @@ class TokenAnswers:
     def refresh(self) -> None:
         """Re-read the log's head if the bound has passed (a database query); the cache
         forgets its answers if the head moved."""
-        if self._answers is not None:
-            self._answers.generation()
+        answers = self._answers
+        if isinstance(answers, FollowedCache):
+            answers.vouched()
+        elif answers is not None:
+            answers.generation()
 
     def _forget(self) -> None:
         """This process appended to the log: no earlier answer may be served any more."""
@@ -144,16 +242,22 @@ class TokenAnswers:
     # -- ledger tokens -------------------------------------------------------------------
 
     def verify(
-        self, secret: str, *, resource: str | None = None, level: Level | None = None
+        self,
+        secret: str,
+        *,
+        resource: str | None = None,
+        level: Level | None = None,
+        read_through: bool = False,
     ) -> Verification:
         """Is the token active, and (given a resource) does it allow ``level`` there now?
 
         Answers are reused while the log's head stands still; an active answer is never
-        reused past its token's expiry.
+        reused past its token's expiry. ``read_through`` reads the projections whatever
+        the cache holds (see ``freshness``).
         """
         wanted = level if level is not None else Level.READ
         answers = self._answers
-        if answers is None:
+        if answers is None or read_through:
             return self._verify_now(secret, resource, wanted)
         # Looked up before any validation: only answers to valid input are ever kept.
         key = (secret_digest(secret), resource, wanted)
@@ -186,7 +290,8 @@ class TokenAnswers:
         digest = cast(bytes, key[0])  # a secret's key starts with its digest
         answer = self._read(digest.hex(), resource, wanted)
         if answer.active or answer.reason in CACHED_INACTIVE:
-            answers.put(key, answer, answer.exp if answer.active else None, generation)
+            expires = answer.exp if answer.active else None
+            answers.put(key, answer, expires, generation, (answer.token_id, answer.sub))
         return answer
 
     def _read(self, secret_hash: str, resource: str | None, wanted: Level) -> Verification:
@@ -259,6 +364,7 @@ class TokenAnswers:
         issuer: str,
         resource: str | None = None,
         level: Level | None = None,
+        read_through: bool = False,
     ) -> Introspection:
         """RFC 7662: is a ledger token's secret or an access token (JWT) active, for whom,
         with which effective grants (and, given a resource, does it allow ``level`` there)?
@@ -268,7 +374,7 @@ class TokenAnswers:
         jwt = looks_like_jwt(token)
         if jwt and keys is None:
             return Introspection(active=False, reason="unknown_key")
-        if answers is None:
+        if answers is None or read_through:
             return self._introspect_now(token, jwt, keys, issuer, resource, wanted)
         key = _answer_key(token, jwt, resource, wanted)
         cached = answers.lookup(key, self._reader.now().timestamp())
@@ -282,7 +388,8 @@ class TokenAnswers:
         generation = answers.generation()  # before reading: see HeadGatedCache.put
         answer = self._introspect_now(token, jwt, keys, issuer, resource, wanted)
         if answer.active or answer.reason in CACHED_INACTIVE:
-            answers.put(key, answer, answer.exp if answer.active else None, generation)
+            expires = answer.exp if answer.active else None
+            answers.put(key, answer, expires, generation, (answer.token_id, answer.sub))
         return answer
 
     def peek_introspection(

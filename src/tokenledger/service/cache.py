@@ -1,4 +1,4 @@
-"""Answers reused while the log stands still.
+"""Answers reused while the log stands still, or until an event changes them.
 
 Every answer the ledger gives about a token (is it active, whose is it, what
 may it do) is a function of the log and of the time. So an answer computed
@@ -12,6 +12,11 @@ stale; a positive value trades that query for a bounded delay, e.g. ``0.05``
 lets a revocation reach this process's answers within 50 ms. Each ``Ledger``
 owns one cache (so each worker process its own); writes made through it
 invalidate it at once.
+
+A process that follows the log (``service.follower``: every API worker) keeps a
+``FollowedCache`` instead, which the events themselves keep exact: each drops
+the answers it may change, and the head is read only while the follower cannot
+hear of new commits.
 """
 
 from __future__ import annotations
@@ -20,9 +25,14 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-__all__ = ["HeadGatedCache"]
+from tokenledger.domain.affected import EVERY_ANSWER, Affected
+
+if TYPE_CHECKING:
+    from tokenledger.service.follower import LogFollower
+
+__all__ = ["FollowedCache", "HeadGatedCache"]
 
 V = TypeVar("V")
 
@@ -127,8 +137,16 @@ class HeadGatedCache(Generic[V]):
             self.hits += 1
             return entry.value
 
-    def put(self, key: Hashable, value: V, expires: int | None, generation: int) -> None:
-        """Keep ``value`` unless the head moved while it was being computed."""
+    def put(
+        self,
+        key: Hashable,
+        value: V,
+        expires: int | None,
+        generation: int,
+        filed_under: tuple[str | None, ...] = (),
+    ) -> None:
+        """Keep ``value`` unless the head moved while it was being computed (the head is
+        all this cache goes by: ``filed_under`` is for ``FollowedCache``)."""
         with self._lock:
             if generation != self._head:
                 return
@@ -146,3 +164,142 @@ class HeadGatedCache(Generic[V]):
             self._entries.clear()
             self._head = -1
             self._checked = None
+
+
+class FollowedCache(Generic[V]):
+    """A map from keys to answers, kept exact by the events a ``LogFollower`` applies.
+
+    Each answer is filed under the ids it depends on (its token's id, its principal); an
+    event drops the answers filed under the ids it names, or every answer
+    (``domain.affected``). While the follower hears of every commit, an answer is served
+    with no database query at all. While it does not (its database connection is lost,
+    or it has not caught up since it came back), an answer is served only if the log's
+    head, re-read at most every ``staleness`` seconds, is no further than the follower
+    has applied: otherwise answers are read through until it has caught up.
+    """
+
+    def __init__(
+        self,
+        follower: LogFollower,
+        read_head: Callable[[], int],
+        *,
+        staleness: float = 0.0,
+        max_entries: int = 100_000,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        self._follower = follower
+        self._read_head = read_head
+        self._staleness = staleness
+        self._max_entries = max_entries
+        self._clock = monotonic
+        self._lock = threading.Lock()
+        self._entries: dict[Hashable, _Entry[V]] = {}
+        self._filed: dict[str, set[Hashable]] = {}
+        # Moves with every drop: an answer computed across a drop is not kept (see ``put``).
+        self._epoch = 0
+        # The last fallback check: when, and whether the follower had applied the head.
+        self._checked: float | None = None
+        self._head_applied = False
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def staleness(self) -> float:
+        return self._staleness
+
+    def generation(self) -> int:
+        """The epoch to ``put`` a new answer under; take it before computing the answer."""
+        return self._epoch
+
+    def vouched(self) -> bool:
+        """Whether the kept answers may be served now (may read the head; see the class)."""
+        if self._follower.is_current():
+            return True
+        if self._fresh_check():
+            return self._head_applied
+        now = self._monotonic()
+        applied = self._follower.position
+        head = self._read_head()
+        with self._lock:
+            self._checked = now
+            self._head_applied = head <= applied
+            return self._head_applied
+
+    def past_bound(self) -> bool:
+        """Whether serving needs a read of the head first (the follower does not hear of
+        every commit, and the last check is older than ``staleness``)."""
+        return not self._follower.is_current() and not self._fresh_check()
+
+    def _fresh_check(self) -> bool:
+        checked = self._checked
+        return checked is not None and self._monotonic() - checked < self._staleness
+
+    def lookup(self, key: Hashable, now_epoch: float) -> V | None:
+        """The kept answer, or None (then compute it, taking ``generation()`` first)."""
+        entry = self._entries.get(key)
+        if entry is None or not self.vouched():
+            self.misses += 1
+            return None
+        if entry.expires is not None and entry.expires <= now_epoch:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry.value
+
+    def get(self, key: Hashable, now_epoch: float) -> tuple[V | None, int]:
+        generation = self.generation()
+        return self.lookup(key, now_epoch), generation
+
+    def peek(self, key: Hashable, now_epoch: float) -> V | None:
+        """The kept answer if it may be served without reading the head (for the event loop)."""
+        if not self._follower.is_current() and not (self._fresh_check() and self._head_applied):
+            return None
+        entry = self._entries.get(key)
+        if entry is None or (entry.expires is not None and entry.expires <= now_epoch):
+            return None
+        self.hits += 1
+        return entry.value
+
+    def put(
+        self,
+        key: Hashable,
+        value: V,
+        expires: int | None,
+        generation: int,
+        filed_under: tuple[str | None, ...] = (),
+    ) -> None:
+        """Keep ``value`` unless something was dropped while it was being computed (the
+        event that dropped it may be one the answer did not see)."""
+        with self._lock:
+            if generation != self._epoch:
+                return
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()
+                self._filed.clear()
+            self._entries[key] = _Entry(value, expires)
+            for name in filed_under:
+                if name is not None:
+                    self._filed.setdefault(name, set()).add(key)
+
+    def drop(self, affected: Affected) -> None:
+        """Forget the answers an applied event may have changed."""
+        with self._lock:
+            self._epoch += 1
+            if affected.everything:
+                self._entries.clear()
+                self._filed.clear()
+                return
+            for name in affected.ids:
+                for key in self._filed.pop(name, ()):
+                    self._entries.pop(key, None)
+
+    def invalidate(self) -> None:
+        """Forget everything (this process just wrote to the log)."""
+        self.drop(EVERY_ANSWER)
+
+    def _monotonic(self) -> float:
+        clock = self._clock
+        return time.monotonic() if clock is None else clock()

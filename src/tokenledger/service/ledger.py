@@ -89,6 +89,7 @@ class Ledger:
         return cls(store, verify_staleness=verify_staleness)
 
     def close(self) -> None:
+        self.answers.stop_following()
         if self._readers is not None:
             self._readers.close()
         self.store.engine.dispose()
@@ -120,9 +121,16 @@ class Ledger:
     # -- token answers (service.answers) -------------------------------------------------------
 
     def verify(
-        self, secret: str, *, resource: str | None = None, level: Level | None = None
+        self,
+        secret: str,
+        *,
+        resource: str | None = None,
+        level: Level | None = None,
+        read_through: bool = False,
     ) -> Verification:
-        return self.answers.verify(secret, resource=resource, level=level)
+        return self.answers.verify(
+            secret, resource=resource, level=level, read_through=read_through
+        )
 
     def verify_at(
         self,
@@ -145,8 +153,11 @@ class Ledger:
         issuer: str,
         resource: str | None = None,
         level: Level | None = None,
+        read_through: bool = False,
     ) -> Introspection:
-        return self.answers.introspect(token, keys, issuer=issuer, resource=resource, level=level)
+        return self.answers.introspect(
+            token, keys, issuer=issuer, resource=resource, level=level, read_through=read_through
+        )
 
     def peek_introspection(
         self, token: str, *, resource: str | None = None, level: Level | None = None

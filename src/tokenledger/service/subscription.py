@@ -17,7 +17,7 @@ from types import TracebackType
 from tokenledger.errors import ValidationError
 from tokenledger.store import EventStore, RecordedEvent
 from tokenledger.store.eventstore import DEFAULT_BATCH_SIZE
-from tokenledger.store.notify import commit_signal, release
+from tokenledger.store.notify import CommitWatcher, commit_signal, release
 
 __all__ = ["Subscription"]
 
@@ -50,6 +50,8 @@ class Subscription:
         self._behind = True
         # The signal's value just before the last read of the log.
         self._read_at = self._signal.generation
+        # The watcher's start count when this subscription last caught up (-1: never).
+        self._caught_up_at = -1
 
     # -- the sync form ---------------------------------------------------------------------
 
@@ -76,11 +78,32 @@ class Subscription:
 
     def _read(self) -> list[RecordedEvent]:
         self._read_at = self._signal.generation
+        starts = self._watcher_starts()
+        self._behind = True  # until the read succeeds: a failed one is retried at once
         page = list(self._page())
         self._behind = len(page) == self._page_size
+        if not self._behind:
+            self._caught_up_at = starts
         if page:
             self.position = page[-1].position
         return page
+
+    def _watcher_starts(self) -> int:
+        watcher = self._watcher
+        return watcher.starts if isinstance(watcher, CommitWatcher) else 0
+
+    def is_current(self) -> bool:
+        """Whether every commit so far has either been delivered or will wake this
+        subscription: it has caught up since its watcher last started watching, and the
+        watcher still watches. False while the database connection that carries the
+        wake-ups is lost, and until the subscription has read the log again after it is
+        back (whatever was committed in between was announced to no one)."""
+        watcher = self._watcher
+        if not isinstance(watcher, CommitWatcher):
+            return True  # an in-memory database: its commits are this process's own
+        return (
+            watcher.watching.is_set() and not self._behind and self._caught_up_at == watcher.starts
+        )
 
     def _page(self) -> Iterator[RecordedEvent]:
         # One page only: read_all would go on to the next.

@@ -106,6 +106,11 @@ class CommitWatcher:
         self.key = key
         self.signal = CommitSignal()
         self.users = 0
+        #: Set while the watcher sees every commit; cleared when it may miss some.
+        self.watching = threading.Event()
+        #: How many times watching (re)started: a reader that caught up before the last
+        #: start may have missed commits made while no one watched.
+        self.starts = 0
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"tokenledger-{key[0]}", daemon=True)
 
@@ -118,6 +123,12 @@ class CommitWatcher:
 
     def _run(self) -> None:
         raise NotImplementedError
+
+    def _started_watching(self) -> None:
+        """Watching from now on: whatever was committed before is for readers to re-read."""
+        self.starts += 1
+        self.watching.set()
+        self.signal.bump()
 
 
 class SQLiteWatcher(CommitWatcher):
@@ -132,6 +143,7 @@ class SQLiteWatcher(CommitWatcher):
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         try:
             last = connection.execute("PRAGMA data_version").fetchone()[0]
+            self._started_watching()
             while not self._stopped.wait(SQLITE_CHECK_INTERVAL):
                 current = connection.execute("PRAGMA data_version").fetchone()[0]
                 if current != last:
@@ -139,6 +151,7 @@ class SQLiteWatcher(CommitWatcher):
                     self.signal.bump()
         except sqlite3.Error as error:  # the file went away: wake readers, who will see
             logger.warning("stopped watching %s for commits: %s", self.path, error)
+            self.watching.clear()
             self.signal.bump()
         finally:
             connection.close()
@@ -150,7 +163,6 @@ class PostgresListener(CommitWatcher):
     def __init__(self, conninfo: str) -> None:
         super().__init__(("postgresql", conninfo))
         self.conninfo = conninfo
-        self.listening = threading.Event()
 
     def _run(self) -> None:
         import psycopg
@@ -165,13 +177,12 @@ class PostgresListener(CommitWatcher):
                     connection.execute(f'LISTEN "{channel}"')
                     failures = 0
                     # Whatever was committed while no one listened is read now.
-                    self.signal.bump()
-                    self.listening.set()
+                    self._started_watching()
                     while not self._stopped.is_set():
                         for _ in connection.notifies(timeout=1.0):
                             self.signal.bump()
             except Exception as error:  # any loss of the connection: reconnect
-                self.listening.clear()
+                self.watching.clear()
                 if self._stopped.is_set():
                     return
                 reason = (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Depends, Form, Response
+from fastapi import APIRouter, Depends, Form, Header, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasicCredentials
 from starlette.concurrency import run_in_threadpool
@@ -29,11 +29,13 @@ from tokenledger.api.deps import ERRORS, Correlation, State, command_out
 from tokenledger.api.introspection import (
     MAX_HINT_LENGTH,
     MAX_SECRET_LENGTH,
+    MIN_POSITION_HEADER,
     NO_STORE,
     bearer_caller,
     cached_bearer_caller,
     client_caller,
     introspection_response,
+    min_position_of,
 )
 from tokenledger.api.problems import REALM, ApiError
 from tokenledger.api.schemas import CommandOut, ErrorOut, IntrospectionOut, TokenResponseOut
@@ -279,10 +281,15 @@ def _cached_caller(state: ApiState, credentials: Caller) -> bool:
 
 
 def _introspect(
-    state: ApiState, credentials: Caller, token: str, resource: str | None, wanted: Level | None
-) -> Introspection:
+    state: ApiState,
+    credentials: Caller,
+    token: str,
+    resource: str | None,
+    wanted: Level | None,
+    min_position: int | None,
+) -> tuple[Introspection, int]:
     introspection_caller(state, credentials)
-    return state.introspect(token, resource=resource, level=wanted)
+    return state.introspect_at_least(token, min_position, resource=resource, level=wanted)
 
 
 @router.post(
@@ -291,6 +298,10 @@ def _introspect(
     responses={
         400: {"model": ErrorOut, "description": "invalid_request"},
         401: {"model": ErrorOut, "description": "The caller is not authenticated."},
+        425: {
+            "model": ErrorOut,
+            "description": "position_not_reached: min_position is beyond the log's head.",
+        },
         503: {"model": ErrorOut, "description": "The database cannot be used."},
     },
 )
@@ -301,6 +312,10 @@ async def introspect(
     token_type_hint: OptionalField = None,
     resource: OptionalField = None,
     level: OptionalField = None,
+    min_position: OptionalField = None,
+    min_position_header: Annotated[
+        str | None, Header(alias=MIN_POSITION_HEADER, max_length=MAX_HINT_LENGTH)
+    ] = None,
 ) -> Response:
     """Is ``token`` (a ledger token's secret or an access token) active, and what may it do?
 
@@ -308,7 +323,15 @@ async def introspect(
     ``exp``, ``iat``, ``token_type``, ``token_id``, ``client_id`` (access tokens) and
     ``grants``. With ``resource`` (and ``level``, default ``read``) the answer also says
     whether the token allows that there now (``allowed``). An inactive token's answer is
-    exactly ``{"active": false}``. ``token_type_hint`` is accepted and not needed.
+    exactly ``{"active": false, "log_position": N}``. ``token_type_hint`` is accepted and
+    not needed.
+
+    Every answer carries ``log_position``: it reflects every event of the log up to that
+    position at least. ``min_position`` (form field, or the ``TokenLedger-Min-Position``
+    header) asks for an answer reflecting at least that position, as a service that just
+    revoked a token at position *p* may ask of every worker: the worker waits (up to half
+    a second) for the events to reach it, then reads the projections directly; a position
+    beyond the log's head is answered ``425 position_not_reached`` with ``Retry-After``.
 
     The common call (a Bearer caller, ``token`` and perhaps ``token_type_hint``) is
     answered by ``api.fastpath`` before it reaches FastAPI, with the same functions
@@ -322,12 +345,18 @@ async def introspect(
             wanted = Level.parse(level)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
+    wanted_position = min_position_of(min_position, min_position_header)
     # Served from the cache on the event loop when nothing needs the database; otherwise
     # one trip to the thread pool for the caller's check and the answer together.
-    answer = state.peek(token, resource=resource, level=wanted)
-    if answer is None or not _cached_caller(state, credentials):
-        answer = await run_in_threadpool(_introspect, state, credentials, token, resource, wanted)
-    return introspection_response(state, answer)
+    followed = state.followed_position(wanted_position)
+    if followed is not None:
+        cached = state.peek(token, resource=resource, level=wanted)
+        if cached is not None and _cached_caller(state, credentials):
+            return introspection_response(state, cached, followed)
+    answer, position = await run_in_threadpool(
+        _introspect, state, credentials, token, resource, wanted, wanted_position
+    )
+    return introspection_response(state, answer, position)
 
 
 # -- revocation ---------------------------------------------------------------------------------

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from tokenledger.api.aruna import ArunaIssueTokenIn, aruna_token
 from tokenledger.api.deps import (
@@ -25,6 +25,7 @@ from tokenledger.api.deps import (
     moment,
     run,
 )
+from tokenledger.api.introspection import MAX_HINT_LENGTH, MIN_POSITION_HEADER, min_position_of
 from tokenledger.api.schemas import (
     CommandOut,
     GrantIn,
@@ -217,7 +218,14 @@ def revoke_token(
 
 
 @router.post("/verify", response_model=VerificationOut, response_model_exclude_none=True)
-def verify(body: VerifyIn, credentials: BearerCredentials, state: State) -> VerificationOut:
+def verify(
+    body: VerifyIn,
+    credentials: BearerCredentials,
+    state: State,
+    min_position: Annotated[
+        str | None, Header(alias=MIN_POSITION_HEADER, max_length=MAX_HINT_LENGTH)
+    ] = None,
+) -> VerificationOut:
     """Is ``token`` active, and does it allow ``level`` (default read) on ``resource``? As
     ``tokenledger tokens verify``: a no says why (``reason``); with ``at``, the answer as of
     that past time, folded from the log.
@@ -232,8 +240,15 @@ def verify(body: VerifyIn, credentials: BearerCredentials, state: State) -> Veri
     wanted = _level(body.level) if body.level is not None else None
     when = moment(body.at, "at")
     if when is None:
-        answer = state.ledger.verify(body.token, resource=body.resource, level=wanted)
-        return VerificationOut(**msgspec.to_builtins(answer))
+        asked = (body.min_position, min_position_of(None, min_position))
+        wanted_position = max((p for p in asked if p is not None), default=None)
+        fresh = state.ledger.answers.freshness(wanted_position)
+        answer = state.ledger.verify(
+            body.token, resource=body.resource, level=wanted, read_through=fresh.read_through
+        )
+        return VerificationOut(**msgspec.to_builtins(answer), log_position=fresh.position)
+    if body.min_position is not None or min_position is not None:
+        raise ValidationError("min_position asks of the current answer: it takes no at")
     answer, position = state.ledger.verify_at(
         body.token, when, resource=body.resource, level=wanted
     )
