@@ -345,3 +345,47 @@ def test_answers_kept_across_events_equal_fresh_ones(database_url: str, tmp_path
                     assert got["scope"] == fresh.scope, (label, secret[:8], resource)
     writer.close()
     ledger.close()
+
+
+def test_while_deaf_a_read_of_the_head_vouches_for_the_staleness_bound() -> None:
+    follower = StillFollower(current=False, position=10)
+    reads: list[int] = []
+    now = [0.0]
+
+    def read_head() -> int:
+        reads.append(1)
+        return 10
+
+    cache: FollowedCache[str] = FollowedCache(
+        follower,  # type: ignore[arg-type]
+        read_head,
+        staleness=0.05,
+        monotonic=lambda: now[0],
+    )
+    cache.put("a", "A", None, cache.generation(), ("t1", "ann"))
+    assert cache.past_bound()
+    assert cache.lookup("a", 0) == "A"
+    assert cache.lookup("a", 0) == "A"
+    assert cache.peek("a", 0) == "A"  # a fresh read of the head vouches, on the event loop too
+    assert len(reads) == 1
+    now[0] = 0.06
+    assert cache.past_bound()
+    assert cache.peek("a", 0) is None
+    assert cache.lookup("a", 0) == "A"
+    assert len(reads) == 2
+
+
+def test_without_following_every_answer_reads_the_head(database_url: str, tmp_path: Path) -> None:
+    ledger = Ledger(open_event_store(database_url, auto_upgrade=True))
+    secrets = seed(ledger)
+    keys = KeyStore(tmp_path / "keys.json")
+    keys.rotate(datetime.now(UTC))
+    settings = ApiSettings(issuer=ISSUER, keys=keys, follow_log=False)
+    with TestClient(create_asgi_app(ledger, settings)) as client:
+        api = Api(ledger=ledger, keys=keys, client=client, **secrets)
+        assert not ledger.answers.following
+        assert introspect(api, api.bob)["active"] is True
+        position = api.revoke_elsewhere(api.bob, database_url)
+        answer = introspect(api, api.bob)  # at once: the head was read
+        assert answer == {"active": False, "log_position": position}
+    ledger.close()
