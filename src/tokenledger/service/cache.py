@@ -43,8 +43,8 @@ class _Entry(Generic[V]):
     expires: int | None
 
 
-class HeadGatedCache(Generic[V]):
-    """A map from keys to answers, emptied whenever the log's head moves."""
+class _KeptAnswers(Generic[V]):
+    """What both caches share: the entries, the head reader, the staleness bound, the clock."""
 
     def __init__(
         self,
@@ -62,7 +62,7 @@ class HeadGatedCache(Generic[V]):
         self._clock = monotonic
         self._lock = threading.Lock()
         self._entries: dict[Hashable, _Entry[V]] = {}
-        self._head = -1
+        # When the head was last read (by ``monotonic``), None: not since the last drop.
         self._checked: float | None = None
         self.hits = 0
         self.misses = 0
@@ -73,6 +73,35 @@ class HeadGatedCache(Generic[V]):
     @property
     def staleness(self) -> float:
         return self._staleness
+
+    def _monotonic(self) -> float:
+        clock = self._clock
+        return time.monotonic() if clock is None else clock()
+
+    def _serve(self, key: Hashable, now_epoch: float) -> V | None:
+        """The kept answer, if there is one still within its token's expiry (counted)."""
+        entry = self._entries.get(key)
+        if entry is None or (entry.expires is not None and entry.expires <= now_epoch):
+            return None
+        self.hits += 1
+        return entry.value
+
+
+class HeadGatedCache(_KeptAnswers[V]):
+    """A map from keys to answers, emptied whenever the log's head moves."""
+
+    def __init__(
+        self,
+        read_head: Callable[[], int],
+        *,
+        staleness: float = 0.0,
+        max_entries: int = 100_000,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(
+            read_head, staleness=staleness, max_entries=max_entries, monotonic=monotonic
+        )
+        self._head = -1
 
     def generation(self) -> int:
         """The head the cache is at (re-read if older than ``staleness``)."""
@@ -131,11 +160,7 @@ class HeadGatedCache(Generic[V]):
         with self._lock:
             if self._checked is None or self._monotonic() - self._checked >= self._staleness:
                 return None
-            entry = self._entries.get(key)
-            if entry is None or (entry.expires is not None and entry.expires <= now_epoch):
-                return None
-            self.hits += 1
-            return entry.value
+            return self._serve(key, now_epoch)
 
     def put(
         self,
@@ -154,10 +179,6 @@ class HeadGatedCache(Generic[V]):
                 self._entries.clear()
             self._entries[key] = _Entry(value, expires)
 
-    def _monotonic(self) -> float:
-        clock = self._clock
-        return time.monotonic() if clock is None else clock()
-
     def invalidate(self) -> None:
         """Forget everything (this process just wrote to the log)."""
         with self._lock:
@@ -166,7 +187,7 @@ class HeadGatedCache(Generic[V]):
             self._checked = None
 
 
-class FollowedCache(Generic[V]):
+class FollowedCache(_KeptAnswers[V]):
     """A map from keys to answers, kept exact by the events a ``LogFollower`` applies.
 
     Each answer is filed under the ids it depends on (its token's id, its principal); an
@@ -187,28 +208,15 @@ class FollowedCache(Generic[V]):
         max_entries: int = 100_000,
         monotonic: Callable[[], float] | None = None,
     ) -> None:
+        super().__init__(
+            read_head, staleness=staleness, max_entries=max_entries, monotonic=monotonic
+        )
         self._follower = follower
-        self._read_head = read_head
-        self._staleness = staleness
-        self._max_entries = max_entries
-        self._clock = monotonic
-        self._lock = threading.Lock()
-        self._entries: dict[Hashable, _Entry[V]] = {}
         self._filed: dict[str, set[Hashable]] = {}
         # Moves with every drop: an answer computed across a drop is not kept (see ``put``).
         self._epoch = 0
-        # The last fallback check: when, and whether the follower had applied the head.
-        self._checked: float | None = None
+        # Whether the follower had applied the head at the last read of it (``_checked``).
         self._head_applied = False
-        self.hits = 0
-        self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def staleness(self) -> float:
-        return self._staleness
 
     def generation(self) -> int:
         """The epoch to ``put`` a new answer under; take it before computing the answer."""
@@ -257,11 +265,7 @@ class FollowedCache(Generic[V]):
         """The kept answer if it may be served without reading the head (for the event loop)."""
         if not self._follower.is_current() and not (self._fresh_check() and self._head_applied):
             return None
-        entry = self._entries.get(key)
-        if entry is None or (entry.expires is not None and entry.expires <= now_epoch):
-            return None
-        self.hits += 1
-        return entry.value
+        return self._serve(key, now_epoch)
 
     def put(
         self,
@@ -299,7 +303,3 @@ class FollowedCache(Generic[V]):
     def invalidate(self) -> None:
         """Forget everything (this process just wrote to the log)."""
         self.drop(EVERY_ANSWER)
-
-    def _monotonic(self) -> float:
-        clock = self._clock
-        return time.monotonic() if clock is None else clock()
