@@ -286,7 +286,7 @@ class Relay:
             if exc.err_code == _WRONG_LAST_SEQUENCE:
                 raise _Interrupted(
                     f"the subject {self._target.subject} moved on without this relay "
-                    "(another relay publishing to it?); resuming from its last message"
+                    "(another relay publishing to it?)"
                 ) from exc
             raise
         return ack.seq
