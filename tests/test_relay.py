@@ -55,11 +55,11 @@ class Target:
     stream: str
     subject: str
 
-    def args(self, *more: str) -> list[str]:
+    def args(self, *more: str, to: str = NATS_URL) -> list[str]:
         return [
             "relay",
             "--to",
-            NATS_URL,
+            to,
             "--stream",
             self.stream,
             "--subject",
@@ -442,3 +442,129 @@ def test_a_stream_relaying_another_ledger_is_refused(
 def test_a_stream_without_the_subject_is_refused(url: str, target: Target) -> None:
     args = ["relay", "--to", NATS_URL, "--stream", target.stream, "--subject", "tltest.elsewhere"]
     assert_refused(run_relay(url, *args, "--once"), 5, "does not store the subject")
+
+
+async def _publish_foreign(target: Target) -> None:
+    client = await _connect()
+    try:
+        await client.jetstream().publish(target.subject, b"{}", headers={"Nats-Msg-Id": "x"})
+    finally:
+        await client.close()
+
+
+def test_a_subject_holding_messages_of_something_else_is_refused(
+    store: EventStore, url: str, target: Target
+) -> None:
+    append_events(store, 2)
+    run_nats(_publish_foreign(target))
+    assert_refused(run_relay(url, *target.args("--once")), 5, "Tl-Position")
+    assert stored(target) == 1
+
+
+# -- NATS going away and coming back ----------------------------------------------------------
+
+
+class Gate:
+    """A TCP forwarder to the NATS server, which the test opens and whose connections it cuts.
+
+    Until ``open`` its port is bound but not listening: connecting is refused.
+    """
+
+    def __init__(self) -> None:
+        host, _, port = NATS_URL.removeprefix("nats://").partition(":")
+        self._upstream = (host, int(port or 4222))
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self.url = f"nats://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._links: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def open(self) -> None:
+        self._listener.listen()
+        self._start(self._accept)
+
+    def cut(self) -> None:
+        """Drop every connection through the gate (it goes on accepting new ones)."""
+        with self._lock:
+            links, self._links = self._links, []
+        for link in links:
+            with contextlib.suppress(OSError):
+                link.shutdown(socket.SHUT_RDWR)
+            link.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # ends a blocked accept on Linux
+        self._listener.close()
+        self.cut()
+        for thread in self._threads:
+            thread.join(WAIT)
+
+    def _start(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._upstream, timeout=WAIT)
+            upstream.settimeout(None)
+            with self._lock:
+                self._links += [client, upstream]
+            self._start(_pump, client, upstream)
+            self._start(_pump, upstream, client)
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    for end in (source, sink):
+        with contextlib.suppress(OSError):
+            end.shutdown(socket.SHUT_RDWR)
+
+
+def test_nats_down_then_back_and_a_dropped_connection_lose_and_repeat_nothing(
+    store: EventStore, url: str, target: Target
+) -> None:
+    append_events(store, 20)
+    gate = Gate()
+    process = subprocess.Popen(
+        [*CLI, "--db", url, *target.args(to=gate.url)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TOKENLEDGER_")},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in process.stderr or ()])
+    reader.start()
+
+    def next_line() -> str:
+        return lines.get(timeout=WAIT)
+
+    try:
+        assert "connection refused" in next_line()  # down at the start
+        gate.open()
+        while "relayed up to position 20" not in (line := next_line()):
+            assert "cannot relay" in line, line
+        gate.cut()  # while the log is quiet: noticed without anything to send
+        assert "the connection closed" in next_line()
+        append_events(store, 15)
+        assert "relayed up to position 35" in next_line()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(WAIT)
+    finally:
+        process.kill()
+        process.wait(WAIT)
+        reader.join(WAIT)
+        assert process.stderr is not None
+        process.stderr.close()
+        gate.close()
+    assert code == 0
+    assert_the_log_once_in_order(store, target)
