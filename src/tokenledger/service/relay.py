@@ -199,7 +199,7 @@ class Relay:
 
     async def _session(self, stop: asyncio.Event, once: bool, connected: asyncio.Event) -> None:
         lost = asyncio.Event()
-        errors: list[Exception] = []
+        last_error: list[Exception] = []  # the client's latest, for the line ``run`` says
 
         async def closed() -> None:
             lost.set()
@@ -207,7 +207,7 @@ class Relay:
         async def keep(error: Exception) -> None:
             # What goes wrong surfaces as the exception of the call it breaks, reported
             # once by ``run``; the client's own report would be a traceback per error.
-            errors.append(error)
+            last_error[:] = [error]
 
         # The client's own retrying is kept to the least it allows (its connect tries a
         # server twice at least; 0 would mean forever): one loop, ``run``'s, retries, always
@@ -225,7 +225,7 @@ class Relay:
             )
         except nats.errors.NoServersError as exc:
             # Says only that every attempt failed; the last attempt's error says why.
-            raise (errors[-1] if errors else exc) from None
+            raise (last_error[0] if last_error else exc) from None
         try:
             js = client.jetstream(timeout=ACK_TIMEOUT)
             await self._ensure_stream(js)
