@@ -307,6 +307,7 @@ def test_the_stream_is_created_when_missing(store: EventStore, url: str, nats_se
         run_nats(_delete_stream(target.stream))
 
 
+@pytest.mark.slow
 def test_a_kill_9_midway_loses_and_repeats_nothing(
     store: EventStore, url: str, target: Target
 ) -> None:
@@ -326,6 +327,7 @@ def test_a_kill_9_midway_loses_and_repeats_nothing(
     assert_the_log_once_in_order(store, target)
 
 
+@pytest.mark.slow
 def test_two_relays_at_once_store_each_event_once_in_order(
     store: EventStore, url: str, target: Target
 ) -> None:
