@@ -146,7 +146,7 @@ class _Checkpoint:
 
 
 class _Interrupted(Exception):
-    """The session must start over: the connection closed, or another writer moved the
+    """The connection must start over: it closed, or another writer moved the
     subject on."""
 
 
@@ -184,7 +184,7 @@ class Relay:
         while not stop.is_set():
             connected = asyncio.Event()
             try:
-                await self._session(stop, once, connected)
+                await self._connection(stop, once, connected)
                 return self.position
             except (OSError, TimeoutError, nats.errors.Error, _Interrupted) as exc:
                 if connected.is_set():
@@ -197,7 +197,9 @@ class Relay:
             delay = min(delay * 2, longest_delay)
         return self.position
 
-    async def _session(self, stop: asyncio.Event, once: bool, connected: asyncio.Event) -> None:
+    async def _connection(self, stop: asyncio.Event, once: bool, connected: asyncio.Event) -> None:
+        """Connect, resume after the stream's last message, and relay until stopped (or, with
+        ``once``, at the head); raises when the connection fails."""
         lost = asyncio.Event()
         last_error: list[Exception] = []  # the client's latest, for the line ``run`` says
 
