@@ -151,6 +151,7 @@ def test_events_and_keys_refuse_a_token(world: World, who: str, tmp_path: object
     keys_file = f"{tmp_path}/keys.json"
     for args in (
         ("events",),
+        ("relay", "--to", "nats://127.0.0.1:4222", "--once"),
         ("keys", "rotate", "--keys-file", keys_file),
         ("keys", "list", "--keys-file", keys_file),
     ):

@@ -411,6 +411,7 @@ def remote(server: str, *args: str, token: str | None, credentials: Path) -> Res
         (["log", "verify"], "log verify"),
         (["log", "head", "--json"], "log head"),
         (["events", "--limit", "1"], "events"),
+        (["relay", "--to", "nats://127.0.0.1:4222", "--once"], "relay"),
         (["replay", "--check"], "replay"),
         (["keys", "list"], "keys list"),
         (["demo"], "demo"),

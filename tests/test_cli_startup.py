@@ -19,11 +19,12 @@ from click.testing import CliRunner
 from tokenledger.cli import cli
 
 #: Never imported by --help (of any group or command).
-HEAVY = ("sqlalchemy", "fastapi", "uvicorn", "alembic", "psycopg", "httpx")
+HEAVY = ("sqlalchemy", "fastapi", "uvicorn", "alembic", "psycopg", "httpx", "nats")
 LEDGER = ("tokenledger.api", "tokenledger.service", "tokenledger.store", "tokenledger.client")
 #: Never imported by a command that neither serves HTTP, migrates, uses PostgreSQL nor talks
 #: to a server.
 NOT_FOR_SQLITE_READS = (
+    "nats",  # the relay's client
     "fastapi",
     "uvicorn",
     "alembic",
@@ -144,6 +145,7 @@ def test_the_copied_names_and_defaults_match_their_owners() -> None:
     from tokenledger.api import state as api_state
     from tokenledger.cli import defaults
     from tokenledger.projections.rebuild import DEFAULT_BATCH_SIZE
+    from tokenledger.service import relay
     from tokenledger.service.keys import KEYS_FILE_ENV
     from tokenledger.store.engine import DEFAULT_DATABASE_URL
 
@@ -157,6 +159,9 @@ def test_the_copied_names_and_defaults_match_their_owners() -> None:
     assert defaults.PUBLIC_URL_ENV == api_app.PUBLIC_URL_ENV
     assert defaults.DEFAULT_ISSUER == api_state.DEFAULT_ISSUER
     assert defaults.DEFAULT_REBUILD_BATCH_SIZE == DEFAULT_BATCH_SIZE
+    assert defaults.DEFAULT_RELAY_STREAM == relay.DEFAULT_STREAM
+    assert defaults.DEFAULT_RELAY_SUBJECT == relay.DEFAULT_SUBJECT
+    assert defaults.DEFAULT_RELAY_SOURCE == relay.DEFAULT_SOURCE
 
 
 def test_the_listing_shows_each_commands_own_help() -> None:

@@ -75,6 +75,7 @@ DATABASE_ONLY: dict[str, frozenset[str] | None] = {
     "events": None,
     "keys": None,
     "log": None,
+    "relay": None,
     "replay": None,
     "serve": None,
     "endpoints": frozenset({"create", "delete"}),
@@ -290,6 +291,12 @@ COMMANDS: dict[str, LazyCommand] = {
     "keys": _command("keys", "keys", "Rotate and list the keys that sign access tokens."),
     "log": _command("log", "log", "Inspect the event log and prove it has not been altered."),
     "orgs": _command("orgs", "orgs", "Create organizations and manage their members."),
+    "relay": _command(
+        "relay",
+        "relay",
+        "Publish every event, once and in log order, to a NATS JetStream stream as CloudEvents, "
+        "then each commit as it lands (until --once's head, or Ctrl-C / SIGTERM).",
+    ),
     "replay": _command(
         "replay",
         "replay",

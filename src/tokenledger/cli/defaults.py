@@ -1,8 +1,9 @@
 """Names and defaults the commands' options show in ``--help``.
 
-Each is owned by another module (the store, the HTTP API, the key store, the rebuild), which
-imports SQLAlchemy, FastAPI or cryptography; the copies here let ``--help`` and option parsing
-go without them. tests/test_cli_startup.py checks that every copy equals its original.
+Each is owned by another module (the store, the HTTP API, the key store, the rebuild, the
+relay), which imports SQLAlchemy, FastAPI, cryptography or the NATS client; the copies here
+let ``--help`` and option parsing go without them. tests/test_cli_startup.py checks that every
+copy equals its original.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_ISSUER",
     "DEFAULT_REBUILD_BATCH_SIZE",
+    "DEFAULT_RELAY_SOURCE",
+    "DEFAULT_RELAY_STREAM",
+    "DEFAULT_RELAY_SUBJECT",
     "FOLLOW_LOG_ENV",
     "ISSUER_ENV",
     "KEYS_FILE_ENV",
@@ -40,3 +44,8 @@ DEFAULT_ISSUER = "tokenledger"
 
 #: tokenledger.projections.rebuild.DEFAULT_BATCH_SIZE
 DEFAULT_REBUILD_BATCH_SIZE = 10_000
+
+#: tokenledger.service.relay.DEFAULT_STREAM, DEFAULT_SUBJECT, DEFAULT_SOURCE
+DEFAULT_RELAY_STREAM = "TOKENLEDGER"
+DEFAULT_RELAY_SUBJECT = "tokenledger.events"
+DEFAULT_RELAY_SOURCE = "urn:tokenledger"
