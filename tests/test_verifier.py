@@ -341,39 +341,57 @@ def free_port() -> int:
         return port
 
 
-@dataclass
 class LiveServer:
-    base: str
-    ledger: Ledger
-    secrets: dict[str, str]
+    """The API over ``ledger`` on uvicorn in a thread, on a loopback port: Server-Sent Events
+    over a real socket. ``stop`` and ``start`` again on the same port, as a restart would."""
+
+    def __init__(self, ledger: Ledger, keys: KeyStore, secrets: dict[str, str]) -> None:
+        self.ledger = ledger
+        self.secrets = secrets
+        self.app = create_asgi_app(ledger, ApiSettings(issuer=ISSUER, keys=keys))
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
+        self.server = server = uvicorn.Server(config)
+        self.thread = thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + WAIT
+        while not server.started:  # a thread, not a process: polled, never long
+            assert thread.is_alive(), "the server did not start"
+            assert time.monotonic() < deadline, "the server did not start in time"
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        assert self.server is not None
+        assert self.thread is not None
+        self.server.should_exit = True
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive()
 
 
 @pytest.fixture
 def live_server(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LiveServer]:
-    """The API on uvicorn in a thread, on a loopback port: Server-Sent Events over a socket."""
     monkeypatch.setattr(event_routes, "HEARTBEAT", 0.2)
     ledger = Ledger(open_event_store(database_url, auto_upgrade=True))
     secrets = seed(ledger)
     keys = KeyStore(tmp_path / "keys.json")
     keys.rotate(datetime.now(UTC))
-    app = create_asgi_app(ledger, ApiSettings(issuer=ISSUER, keys=keys))
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + WAIT
-    while not server.started:
-        assert thread.is_alive(), "the server did not start"
-        assert time.monotonic() < deadline, "the server did not start in time"
-        time.sleep(0.01)
-    yield LiveServer(f"http://127.0.0.1:{port}", ledger, secrets)
-    server.should_exit = True
-    thread.join(WAIT)
+    server = LiveServer(ledger, keys, secrets)
+    server.start()
+    yield server
+    server.stop()
     ledger.close()
 
 
@@ -421,3 +439,22 @@ def test_a_server_verifier_with_a_refused_credential_stops(live_server: LiveServ
         assert not verifier.wait_ready(WAIT)
         assert verifier.error is not None
         assert "not valid" in str(verifier.error)
+
+
+def test_a_server_verifier_resumes_after_the_server_restarts(live_server: LiveServer) -> None:
+    ledger, secrets = live_server.ledger, live_server.secrets
+    bob = secrets["bob"]
+    with Verifier(server=live_server.base, token=secrets["ann"]) as verifier:
+        assert verifier.wait_ready(WAIT)
+        assert verifier.verify(bob).active
+        live_server.stop()  # the stream is cut; reconnecting fails until it is back
+        token_id = ledger.authenticate(bob).token_id
+        assert token_id is not None
+        result = ledger.execute(c.RevokeToken(token_id=token_id), OPERATOR)
+        position = result.records[-1].position
+        assert not verifier.wait_for(position, timeout=0.05)
+        live_server.start()
+        assert verifier.wait_for(position, WAIT)  # resumed from where it was, with Last-Event-ID
+        assert verifier.verify(bob) == ledger.verify(bob)
+        assert verifier.verify(bob).reason == "revoked"
+        assert verifier.error is None

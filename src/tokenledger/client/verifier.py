@@ -31,6 +31,10 @@ Answers are kept in a dict keyed by the secret's digest, the resource and the le
 of them are dropped whenever the log moves; an active answer is never served past its
 ``exp``. Unknown and malformed secrets are not kept. A warm answer is one dict lookup and one
 read of the clock.
+
+When its source goes away, a database-fed verifier answers as of ``position`` and reads on
+from there once the database is back; a server-fed one drops the answers it kept (the server
+is asked again, or the call fails) and reconnects. A refused credential stops it (``error``).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
@@ -61,6 +65,9 @@ from tokenledger.domain.state import TOKEN_ANSWER_EVENTS, LedgerState, evolve
 from tokenledger.errors import LedgerError, PermissionDenied, ValidationError
 from tokenledger.service.answers import CACHED_INACTIVE
 from tokenledger.service.reading import valid
+
+if TYPE_CHECKING:
+    from tokenledger.store import EventStore
 
 __all__ = ["RECONNECT_BACKOFF", "Verifier"]
 
@@ -118,6 +125,7 @@ class Verifier:
         self._thread: threading.Thread | None = None
         self._stop_source: Any = None  # what close() closes to end a blocking read
         self._http: httpx.Client | None = None
+        self._failures = 0  # attempts to reach the stream since it was last connected
         #: Why the verifier stopped following the log, if it did (a refused credential).
         self.error: LedgerError | None = None
 
@@ -286,6 +294,11 @@ class Verifier:
             return  # a revocation of a token this credential did not see issued
         evolve(event, self._state, at)
 
+    def _forget(self) -> None:
+        with self._moved:
+            self._generation += 1
+            self._answers.clear()
+
     def _caught_up_at(self, head: int) -> None:
         with self._moved:
             if self._ready_at is None:
@@ -293,9 +306,9 @@ class Verifier:
             self._moved.notify_all()
 
     def _follow_database(self) -> None:
-        from tokenledger.service.subscription import Subscription
+        from sqlalchemy.exc import SQLAlchemyError
+
         from tokenledger.store import open_event_store
-        from tokenledger.store.mapper import decode_event
 
         assert self._database is not None
         try:
@@ -304,32 +317,50 @@ class Verifier:
             self._fail(exc)
             return
         try:
-            head = store.head().position
-            with Subscription(store, after=self._position) as subscription:
-                self._stop_source = subscription
-                self._caught_up_at(head)
-                while not self._stopping.is_set():
-                    batch = subscription.next_batch(timeout=1.0)
-                    if not batch:
-                        continue
-                    folded = [
-                        (decode_event(record), record.recorded_at)
-                        for record in batch
-                        if record.event_type in self._folded
-                    ]
-                    self._apply(folded, batch[-1].position)
-        except Exception as exc:  # the thread must say why it stopped
+            while not self._stopping.is_set():
+                try:
+                    self._read_database(store)
+                except (LedgerError, SQLAlchemyError, OSError) as exc:
+                    if self._stopping.is_set():
+                        return
+                    # The database went away: read on from the position applied, once back.
+                    logger.warning("reading the log failed, reading again: %s", exc)
+                    self._back_off()
+        except Exception as exc:  # a fault of its own: the thread must say why it stopped
             logger.exception("the verifier stopped following the log")
-            self._fail(exc if isinstance(exc, LedgerError) else LedgerError(str(exc)))
+            self._fail(LedgerError(f"the verifier stopped: {exc}"))
         finally:
             store.engine.dispose()
 
+    def _read_database(self, store: EventStore) -> None:
+        from tokenledger.service.subscription import Subscription
+        from tokenledger.store.mapper import decode_event
+
+        head = store.head().position
+        with Subscription(store, after=self._position) as subscription:
+            self._stop_source = subscription
+            self._failures = 0
+            self._caught_up_at(head)
+            while not self._stopping.is_set():
+                batch = subscription.next_batch(timeout=1.0)
+                if not batch:
+                    continue
+                folded = [
+                    (decode_event(record), record.recorded_at)
+                    for record in batch
+                    if record.event_type in self._folded
+                ]
+                self._apply(folded, batch[-1].position)
+
+    def _back_off(self) -> None:
+        delay = RECONNECT_BACKOFF[min(self._failures, len(RECONNECT_BACKOFF) - 1)]
+        self._failures += 1
+        self._stopping.wait(delay)
+
     def _follow_server(self) -> None:
-        failures = 0
         while not self._stopping.is_set():
             try:
                 self._read_stream()
-                failures = 0
             except PermissionDenied as exc:  # the credential is refused: retrying will not do
                 self._fail(exc)
                 return
@@ -340,9 +371,9 @@ class Verifier:
                     self._fail(exc)
                     return
                 logger.warning("the event stream was lost, reconnecting: %s", exc)
-            delay = RECONNECT_BACKOFF[min(failures, len(RECONNECT_BACKOFF) - 1)]
-            failures += 1
-            self._stopping.wait(delay)
+            # Unfollowed, the server's kept answers could outlive a change: ask it again.
+            self._forget()
+            self._back_off()
 
     def _read_stream(self) -> None:
         assert self._server is not None
@@ -360,6 +391,7 @@ class Verifier:
                 if not response.is_success:
                     response.read()
                     raise error_for(response)
+                self._failures = 0  # connected: the next loss starts the backoff again
                 for message in _messages(response.iter_lines()):
                     if self._stopping.is_set():
                         return
