@@ -62,14 +62,14 @@ from tokenledger.domain.names import resource_path
 from tokenledger.domain.permissions import Level
 from tokenledger.domain.secrets import hash_secret, parse_secret, secret_digest
 from tokenledger.domain.state import TOKEN_ANSWER_EVENTS, LedgerState, evolve
-from tokenledger.errors import LedgerError, PermissionDenied, ValidationError
+from tokenledger.errors import LedgerError, PermissionDenied, StorageError, ValidationError
 from tokenledger.service.answers import CACHED_INACTIVE
 from tokenledger.service.reading import valid
 
 if TYPE_CHECKING:
     from tokenledger.store import EventStore
 
-__all__ = ["RECONNECT_BACKOFF", "Verifier"]
+__all__ = ["MAX_KEPT", "RECONNECT_BACKOFF", "Verifier"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,9 @@ RECONNECT_BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 #: Seconds without a byte from the server (it sends a keep-alive every 15) before the
 #: connection is taken for lost.
 STREAM_READ_TIMEOUT = 60.0
+
+#: The most answers kept at once (all are dropped when there would be more).
+MAX_KEPT = 100_000
 
 #: The event types folded, by name (what the log and the stream call them).
 _FOLDED = frozenset(kind.__struct_config__.tag for kind in TOKEN_ANSWER_EVENTS)
@@ -238,6 +241,8 @@ class Verifier:
         return answer
 
     def _keep(self, key: _Key, answer: Verification) -> None:
+        if len(self._answers) >= MAX_KEPT:  # a bound on memory, as the server's cache has
+            self._answers.clear()
         if answer.active:
             self._answers[key] = (answer, float(answer.exp) if answer.exp is not None else None)
         elif answer.reason in CACHED_INACTIVE:
@@ -261,7 +266,7 @@ class Verifier:
                 "/v2/tokens/verify", json=body, headers={"Authorization": f"Bearer {self._token}"}
             )
         except httpx.HTTPError as exc:
-            raise LedgerError(f"cannot reach the server at {self._server}: {exc}") from None
+            raise StorageError(f"cannot reach the server at {self._server}: {exc}") from None
         if not response.is_success:
             raise error_for(response)
         return convert(msgspec.json.decode(response.content), Verification, "a verification")
