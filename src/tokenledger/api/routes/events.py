@@ -51,6 +51,9 @@ __all__ = ["HEARTBEAT", "router"]
 
 router = APIRouter(tags=["audit"], responses=ERRORS)
 
+#: Beyond any position a log reaches, and within what a database's bigint holds.
+MAX_POSITION = 2**62
+
 #: Seconds between keep-alive comments while nothing is committed.
 HEARTBEAT = 15.0
 
@@ -68,7 +71,8 @@ async def stream(
     credentials: BearerCredentials,
     state: State,
     after: Annotated[
-        int | None, Query(ge=0, description="Resume after this log position (default 0).")
+        int | None,
+        Query(ge=0, le=MAX_POSITION, description="Resume after this log position (default 0)."),
     ] = None,
     last_event_id: Annotated[
         str | None,
@@ -90,7 +94,7 @@ async def stream(
 def _resume_point(after: int | None, last_event_id: str | None) -> int:
     if last_event_id is not None and last_event_id.strip():
         text = last_event_id.strip()
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()) or int(text) > MAX_POSITION:
             raise ValidationError("Last-Event-ID must be a log position (0 or more)")
         return int(text)
     return after or 0
