@@ -31,7 +31,13 @@ def sqlite_api(tmp_path: Path) -> Iterator[Api]:
 
 def test_no_operation_answers_a_server_error(sqlite_api: Api) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", sqlite_api.client.app)
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # The event stream answers a valid call with a stream that never ends; its refusals of
+    # bad input are tested in test_event_stream.
+    operations = [
+        operation
+        for operation in (result.ok() for result in schema.get_all_operations())
+        if operation.path != "/v2/events/stream"
+    ]
     assert len(operations) > 30
     failures: list[str] = []
     for operation in operations:

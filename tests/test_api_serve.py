@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from click.testing import CliRunner, Result
 from api_helpers import SA, seed
 from helpers import assert_one_line_error
 from tokenledger.cli import cli
+from tokenledger.cli.serve import SHUTDOWN_GRACE
 from tokenledger.service import Ledger
 from tokenledger.store import open_event_store
 
@@ -136,6 +138,29 @@ def test_a_real_server_answers_and_stops(
     assert oct(keys_file.stat().st_mode & 0o777) == "0o600"
     leaked = [line for line in server.log if secrets["ann"] in line]
     assert leaked == []
+
+
+def test_a_server_with_an_open_event_stream_stops(
+    seeded: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    url, secrets = seeded
+    server = Server(url, tmp_path / "keys.json")
+    try:
+        with httpx.Client(base_url=server.base, timeout=30) as client:
+            admin = {"Authorization": f"Bearer {secrets['ann']}"}
+            with client.stream("GET", "/v2/events/stream", headers=admin) as response:
+                assert response.status_code == 200
+                lines = response.iter_lines()
+                assert next(lines).startswith("id: 0")
+                assert next(lines) == "event: position"
+                # The stream is open (and never ends by itself) while the server stops.
+                started = time.monotonic()
+                code = server.stop()
+    finally:
+        if server.process.poll() is None:
+            server.stop()
+    assert code in (0, -signal.SIGTERM), "".join(server.log)
+    assert time.monotonic() - started < SHUTDOWN_GRACE + 20
 
 
 def test_several_workers_need_postgresql(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "BearerCredentials",
     "ClientBasic",
     "CurrentActor",
+    "authenticate_bearer",
     "bearer_secret",
     "correlation_id",
     "current_actor",
@@ -108,15 +109,20 @@ def current_actor(
     """The principal of the presented ledger token or access token; 401 unless usable."""
     secret = bearer_secret(credentials)
     try:
-        if looks_like_jwt(secret):
-            actor = state.authenticate_access_token(secret)
-        else:
-            actor = state.authenticate(secret)
+        actor = authenticate_bearer(state, secret)
     except PermissionDenied as exc:
         state.metrics.count("authentications", "refused")
         raise unauthorised(str(exc)) from None
     state.metrics.count("authentications", "ok")
     return actor
+
+
+def authenticate_bearer(state: ApiState, secret: str) -> Actor:
+    """The principal of a presented ledger token or access token; ``PermissionDenied`` unless
+    it is usable now (a long-lived call asks again as it goes)."""
+    if looks_like_jwt(secret):
+        return state.authenticate_access_token(secret)
+    return state.authenticate(secret)
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

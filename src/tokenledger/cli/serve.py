@@ -23,6 +23,9 @@ from tokenledger.errors import ValidationError
 
 __all__ = ["serve"]
 
+#: Seconds a stopping server waits for open calls (event streams above all) to end.
+SHUTDOWN_GRACE = 5
+
 #: What uvicorn imports in each worker process.
 APP_FACTORY = "tokenledger.api:app_from_env"
 
@@ -165,6 +168,9 @@ def serve(
         access_log=access_log,
         log_level=log_level,
         server_header=False,
+        # An event stream (GET /v2/events/stream) never ends by itself: on shutdown, calls
+        # still open after this many seconds are cancelled rather than waited for.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
     )
 
 

@@ -3,6 +3,8 @@
 ``Client`` makes the management calls (tokens, service accounts, client credentials, audit);
 ``Auth`` holds the credential they are made with (a fixed token, client credentials, or the
 session ``tokenledger auth login`` saved) and renews its access token before it expires.
+``Verifier`` answers "is this token valid, and may it do this?" in process, following the
+log from a database or a server's event stream.
 See ``docs/client.md``.
 
 Importing this package costs nothing: each name is imported when first used, so that the
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
         save_credentials,
     )
     from tokenledger.client.results import IssuedCredential, IssuedToken, Receipt
+    from tokenledger.client.verifier import Verifier
 
 __all__ = [
     "Auth",
@@ -33,6 +36,7 @@ __all__ = [
     "IssuedCredential",
     "IssuedToken",
     "Receipt",
+    "Verifier",
     "credentials_path",
     "load_credentials",
     "remove_session",
@@ -50,6 +54,7 @@ _WHERE = {
     "IssuedCredential": "results",
     "IssuedToken": "results",
     "Receipt": "results",
+    "Verifier": "verifier",
 }
 
 

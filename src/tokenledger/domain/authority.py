@@ -44,8 +44,8 @@ from tokenledger.domain.model import (
 )
 from tokenledger.domain.names import is_account_id, is_loopback_url
 from tokenledger.domain.permissions import Grant, Level, level_at, org_of
-from tokenledger.domain.secrets import TokenKind
-from tokenledger.errors import NotFound, PermissionDenied
+from tokenledger.domain.secrets import TokenKind, hash_secret, parse_secret
+from tokenledger.errors import NotFound, PermissionDenied, ValidationError
 
 __all__ = [
     "ServiceAccountLimit",
@@ -235,6 +235,24 @@ def verify_token(
     """The answer for a token already looked up by its secret's hash (None: no such token)."""
     current = standing(view, token.principal) if token is not None else None
     return answer_token(token, current, now).verification(resource, level)
+
+
+def verify_secret(
+    view: LedgerView,
+    secret: str,
+    now: datetime,
+    *,
+    resource: str | None = None,
+    level: Level = Level.READ,
+) -> Verification:
+    """The answer for a presented secret: ``malformed`` unless it has a secret's shape,
+    otherwise ``verify_token`` for the token its hash names (``resource`` already checked)."""
+    try:
+        parse_secret(secret)
+    except ValidationError:
+        return Verification(active=False, allowed=False, reason="malformed")
+    token = view.token_by_secret_hash(hash_secret(secret))
+    return verify_token(view, token, now, resource=resource, level=level)
 
 
 # -- who acts ------------------------------------------------------------------------

@@ -395,6 +395,10 @@ class LedgerView(Protocol):
 
     def token(self, token_id: str) -> TokenView | None: ...
 
+    def token_by_secret_hash(self, secret_hash: str) -> TokenView | None:
+        """The token whose secret hashes (``hash_secret``) to ``secret_hash``."""
+        ...
+
     def tokens_of(self, principal: str) -> Sequence[TokenView]:
         """Every token of the principal, revoked and expired ones included."""
         ...

@@ -32,7 +32,7 @@ from tokenledger.domain.model import (
 )
 from tokenledger.domain.permissions import Grant, is_within
 
-__all__ = ["LedgerState", "evolve", "fold", "issued_token"]
+__all__ = ["TOKEN_ANSWER_EVENTS", "LedgerState", "evolve", "fold", "issued_token"]
 
 
 @dataclass
@@ -210,6 +210,37 @@ class LedgerState:
 
 def _oldest_first(found: Iterable[SessionView]) -> list[SessionView]:
     return sorted(found, key=lambda s: (s.started_at, s.session_id))
+
+
+#: The events a token's answer (``authority.verify_token``) reads the fold of: the token
+#: itself (issued, revoked) and its principal's standing (``authority.standing``): a user's
+#: existence and being disabled, direct grants, memberships, the org (whose predefined roles
+#: exist with it) and its roles, a service account's permission and deletion. Nothing else
+#: (resources, sessions, credentials, providers, trusts, endpoints, S3 credentials) is read,
+#: and no fold of these events reads anything else: a state folded from these alone answers
+#: every token exactly as the whole log's does.
+TOKEN_ANSWER_EVENTS: frozenset[type[e.Event]] = frozenset(
+    {
+        e.OrgCreated,
+        e.UserCreated,
+        e.UserDisabled,
+        e.MemberAdded,
+        e.MemberRoleChanged,
+        e.MemberRemoved,
+        e.GrantSet,
+        e.GrantRemoved,
+        e.RoleCreated,
+        e.RolePolicyAdded,
+        e.RolePolicyRemoved,
+        e.RoleDeleted,
+        e.ServiceAccountCreated,
+        e.ServiceAccountPermissionMoved,
+        e.ServiceAccountPermissionLevelChanged,
+        e.ServiceAccountDeleted,
+        e.TokenIssued,
+        e.TokenRevoked,
+    }
+)
 
 
 @singledispatch

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple, cast
 
 from tokenledger.clock import SystemClock, ensure_utc
 from tokenledger.domain.affected import Affected
-from tokenledger.domain.authority import Verification, answer_token, verify_token
+from tokenledger.domain.authority import Verification, answer_token, verify_secret, verify_token
 from tokenledger.domain.model import Actor, Introspection, is_service_account_id
 from tokenledger.domain.names import resource_path
 from tokenledger.domain.permissions import Level
@@ -334,12 +334,7 @@ class TokenAnswers:
         wanted = level if level is not None else Level.READ
         moment = ensure_utc(moment)
         state, position = state_at(self._store, moment)
-        try:
-            parse_secret(secret)
-        except ValidationError:
-            return Verification(active=False, allowed=False, reason="malformed"), position
-        token = state.token_by_secret_hash(hash_secret(secret))
-        return verify_token(state, token, moment, resource=resource, level=wanted), position
+        return verify_secret(state, secret, moment, resource=resource, level=wanted), position
 
     def authenticate(self, secret: str) -> Actor:
         """The actor a presented ledger token stands for (``TOKENLEDGER_TOKEN``, a Bearer

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
+from tokenledger.domain import events as e
 from tokenledger.domain.authority import may_see, may_see_event, sees_every_event
 from tokenledger.domain.model import Actor
 from tokenledger.domain.subjects import subjects
@@ -13,23 +16,22 @@ from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explan
 from tokenledger.service import queries
 from tokenledger.service.reading import Reader
 
-__all__ = ["audit_search", "explain_token"]
+__all__ = ["audit_search", "explain_token", "visible_events"]
 
 #: Rows read at a time when an audit answer is filtered to what the caller may see.
 _PAGE = 200
 
 
-def audit_search(reader: Reader, actor: Actor, query: AuditQuery) -> list[AuditEntry]:
-    """The events matching ``query`` that ``actor`` may see (``may_see_event``), up to its
-    limit: the limit counts the rows the actor may see, so a narrow token asking for 3 gets 3
-    while there are 3 to see, however many others lie between."""
-    if sees_every_event(actor):  # no page to filter
-        return audit_queries.search(reader.store, query)
+@contextmanager
+def visible_events(reader: Reader, actor: Actor) -> Iterator[Callable[[e.Event], bool]]:
+    """Whether ``actor`` may see an event (``may_see_event``), judged against one read of the
+    projections at one moment: the one rule of what an actor sees of the log, for audit
+    answers and the event stream alike. An operator sees every event and reads nothing."""
+    if sees_every_event(actor):
+        yield _every_event
+        return
     now = reader.now()
     readable: dict[str, bool] = {}
-    page = dataclasses.replace(query, limit=max(query.limit, _PAGE))
-    visible: list[AuditEntry] = []
-    beyond: int | None = None
     with reader.view() as view:
 
         def may_read_org(name: str) -> bool:
@@ -37,13 +39,29 @@ def audit_search(reader: Reader, actor: Actor, query: AuditQuery) -> list[AuditE
                 readable[name] = view.org_exists(name) and may_see(view, actor, name, now)
             return readable[name]
 
+        def visible(event: e.Event) -> bool:
+            return may_see_event(actor, subjects(event), may_read_org)
+
+        yield visible
+
+
+def _every_event(event: e.Event) -> bool:
+    return True
+
+
+def audit_search(reader: Reader, actor: Actor, query: AuditQuery) -> list[AuditEntry]:
+    """The events matching ``query`` that ``actor`` may see (``visible_events``), up to its
+    limit: the limit counts the rows the actor may see, so a narrow token asking for 3 gets 3
+    while there are 3 to see, however many others lie between."""
+    if sees_every_event(actor):  # no page to filter
+        return audit_queries.search(reader.store, query)
+    page = dataclasses.replace(query, limit=max(query.limit, _PAGE))
+    visible: list[AuditEntry] = []
+    beyond: int | None = None
+    with visible_events(reader, actor) as may_see_it:
         while len(visible) < query.limit:
             entries = audit_queries.search(reader.store, page, beyond=beyond)
-            visible.extend(
-                entry
-                for entry in entries
-                if may_see_event(actor, subjects(entry.event), may_read_org)
-            )
+            visible.extend(entry for entry in entries if may_see_it(entry.event))
             if len(entries) < page.limit:
                 break
             beyond = entries[-1].record.position

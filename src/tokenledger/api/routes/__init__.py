@@ -5,6 +5,7 @@ from __future__ import annotations
 from tokenledger.api.routes import (
     audit,
     endpoints,
+    events,
     identity,
     login,
     oauth,
@@ -21,6 +22,7 @@ from tokenledger.api.routes import (
 __all__ = [
     "audit",
     "endpoints",
+    "events",
     "identity",
     "login",
     "oauth",
