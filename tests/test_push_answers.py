@@ -4,6 +4,7 @@ position (``min_position``). Every wait has a timeout; nothing waits for time to
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from tokenledger.service import answers as answers_module
 from tokenledger.service.cache import FollowedCache
 from tokenledger.service.keys import KeyStore
 from tokenledger.store import open_event_store
-from tokenledger.store.notify import LISTENER_APPLICATION_NAME
+from tokenledger.store.notify import LISTENER_APPLICATION_NAME, PostgresListener
 
 WAIT = 30.0
 INTROSPECT = "/oauth2/introspect"
@@ -389,3 +390,80 @@ def test_without_following_every_answer_reads_the_head(database_url: str, tmp_pa
         answer = introspect(api, api.bob)  # at once: the head was read
         assert answer == {"active": False, "log_position": position}
     ledger.close()
+
+
+def test_answers_kept_before_the_follower_started_are_dropped_when_it_does(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tokenledger.service import follower as follower_module
+
+    ledger = Ledger(open_event_store(database_url, auto_upgrade=True))
+    secrets = seed(ledger)
+    real_read_head = follower_module.read_head
+    unreachable = [True]
+
+    def read_head(connection: Any) -> Any:
+        if unreachable[0]:
+            raise OSError("the database is unreachable")
+        return real_read_head(connection)
+
+    monkeypatch.setattr(follower_module, "read_head", read_head)
+    ledger.answers.follow()
+    assert ledger.answers.followed_position() is None  # not started yet
+    assert ledger.verify(secrets["bob"]).active  # kept before the follower knows its start
+    token_id = ledger.authenticate(secrets["bob"]).token_id
+    other = Ledger(open_event_store(database_url))
+    revoked = other.execute(c.RevokeToken(token_id=token_id), OPERATOR).records[-1].position
+    other.close()
+    unreachable[0] = False  # the follower starts after the revocation: it never applies it
+    assert ledger.answers.wait_for(revoked, WAIT)
+    assert ledger.verify(secrets["bob"]).reason == "revoked"
+    ledger.close()
+
+
+def test_a_listener_that_has_not_proved_itself_lately_does_not_vouch(
+    database_url: str, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's LISTEN connection")
+    from tokenledger.store import notify
+
+    listener = next(w for w in notify._watchers.values() if isinstance(w, PostgresListener))
+    assert listener.watching.wait(WAIT)
+    caught_up(api)
+    follower = api.ledger.answers._follower
+    assert follower is not None
+    # Its own notification comes back: proven again with nothing committed, no reader woken.
+    monkeypatch.setattr(notify, "PROOF_INTERVAL", 0.0)
+    before, woken = listener._proven_at, listener.signal.generation
+    deadline = time.monotonic() + WAIT
+    while listener._proven_at == before and time.monotonic() < deadline:
+        listener.signal.wait(woken, 0.05, lambda: False)
+    assert listener._proven_at > before
+    assert listener.signal.generation == woken
+    assert follower.is_current()
+    # A connection silent for longer than the bound (a half-open one, a pooler that never
+    # delivers) is not trusted, whatever it says.
+    monkeypatch.setattr(notify, "PROOF_INTERVAL", 3600.0)
+    monkeypatch.setattr(listener, "_proven_at", time.monotonic() - notify.PROOF_BOUND - 1)
+    assert not listener.hears_every_commit()
+    assert not follower.is_current()
+
+
+def test_a_dropped_answer_is_unfiled_from_every_id_it_was_filed_under() -> None:
+    cache: FollowedCache[str] = FollowedCache(StillFollower(), lambda: 10)  # type: ignore[arg-type]
+    cache.put("a", "A", None, cache.generation(), ("t1", "ann"))
+    cache.put("a2", "A2", None, cache.generation(), ("t2", "ann"))
+    cache.drop(Affected(False, ("t1",)))
+    assert cache._filed == {"ann": {"a2"}, "t2": {"a2"}}
+    cache.drop(Affected(False, ("ann",)))
+    assert cache._filed == {}
+    assert len(cache) == 0
+
+
+def test_a_head_behind_what_was_applied_vouches_for_nothing() -> None:
+    """A log restored to an earlier point: its new events reuse applied positions."""
+    follower = StillFollower(current=False, position=10)
+    cache: FollowedCache[str] = FollowedCache(follower, lambda: 9)  # type: ignore[arg-type]
+    cache.put("a", "A", None, cache.generation(), ("t1", "ann"))
+    assert cache.lookup("a", 0) is None

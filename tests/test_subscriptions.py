@@ -120,6 +120,14 @@ class EventReads:
         sa.event.remove(self.engine, "before_cursor_execute", self)
 
 
+def wait_watching() -> None:
+    """Until the process's watcher (either database's) has started watching."""
+    from tokenledger.store import notify
+
+    for watcher in list(notify._watchers.values()):
+        assert watcher.watching.wait(WAIT)
+
+
 def wait_listening() -> PostgresListener:
     from tokenledger.store import notify
 
@@ -132,8 +140,7 @@ def test_nothing_is_read_while_nothing_is_appended(ledger: Ledger, writer: Ledge
     ledger.store.append(pending("a", 3), actor="t")
     with ledger.subscribe() as subscription:
         assert len(subscription.next_batch(timeout=WAIT)) == 3
-        if ledger.store.backend.name == "postgresql":
-            wait_listening()  # it then wakes its subscribers once, to catch up
+        wait_watching()  # it then wakes its subscribers once, to catch up
         with EventReads(ledger.store.engine) as reads:
             assert subscription.next_batch(timeout=0) == []  # that wake-up, if not yet seen
             settled = reads.count

@@ -163,25 +163,33 @@ class TokenAnswers:
         return follower is None or follower.wait_for(position, timeout)
 
     def freshness(self, min_position: int | None = None) -> Freshness:
-        """The position the next answers reflect at least. Given ``min_position``, first
-        wait (at most ``MIN_POSITION_WAIT``) for the follower to apply it; if it has not,
-        read the head: answers read through from the projections then reflect it, and
-        ``PositionNotReached`` says when even the head is short of ``min_position``."""
+        """The position the next answers reflect at least, and whether they must be read
+        from the projections. Given ``min_position`` that the cache is not known to reflect,
+        the head is read: ``PositionNotReached`` at once when it is short (so no caller can
+        hold a thread waiting for a position that may never come); otherwise the follower
+        is given ``MIN_POSITION_WAIT`` to apply it, and answers are read through if it has
+        not."""
+        answers = self._answers
         follower = self._follower
-        if (
-            follower is not None
-            and self._answers is not None
-            and follower.position >= 0
-            and (min_position is None or follower.wait_for(min_position, MIN_POSITION_WAIT))
-        ):
-            return Freshness(follower.position, read_through=False)
+        known: int | None = None
+        if answers is not None and follower is not None:
+            known = follower.position if follower.position >= 0 else None
+        elif isinstance(answers, HeadGatedCache):
+            known = answers.generation()  # its entries hold for that head
+        if known is not None and (min_position is None or known >= min_position):
+            return Freshness(known, read_through=False)
         head = self._read_head()
         if min_position is not None and head < min_position:
             raise PositionNotReached(min_position, head)
-        # Without a follower, only a cache that re-reads the head for every answer is
-        # known to be there; one with a staleness bound may lag behind the head just read.
-        lagging = follower is not None or self.staleness != 0
-        return Freshness(head, read_through=lagging)
+        if (
+            min_position is not None
+            and answers is not None
+            and follower is not None
+            and follower.position >= 0
+            and follower.wait_for(min_position, MIN_POSITION_WAIT)
+        ):
+            return Freshness(follower.position, read_through=False)
+        return Freshness(head, read_through=True)
 
     @property
     def cached(self) -> int:

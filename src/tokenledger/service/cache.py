@@ -62,8 +62,6 @@ class _KeptAnswers(Generic[V]):
         self._clock = monotonic
         self._lock = threading.Lock()
         self._entries: dict[Hashable, _Entry[V]] = {}
-        # When the head was last read (by ``monotonic``), None: not since the last drop.
-        self._checked: float | None = None
         self.hits = 0
         self.misses = 0
 
@@ -102,6 +100,8 @@ class HeadGatedCache(_KeptAnswers[V]):
             read_head, staleness=staleness, max_entries=max_entries, monotonic=monotonic
         )
         self._head = -1
+        # When the head was last read (by ``monotonic``); None: not since the last drop.
+        self._checked: float | None = None
 
     def generation(self) -> int:
         """The head the cache is at (re-read if older than ``staleness``)."""
@@ -212,11 +212,14 @@ class FollowedCache(_KeptAnswers[V]):
             read_head, staleness=staleness, max_entries=max_entries, monotonic=monotonic
         )
         self._follower = follower
+        # Each kept answer's key under the ids it depends on, and those ids by key.
         self._filed: dict[str, set[Hashable]] = {}
+        self._names_of: dict[Hashable, tuple[str, ...]] = {}
         # Moves with every drop: an answer computed across a drop is not kept (see ``put``).
         self._epoch = 0
-        # Whether the follower had applied the head at the last read of it (``_checked``).
-        self._head_applied = False
+        # The last read of the head while the follower was not current: when (monotonic
+        # seconds), and whether the follower had applied exactly that head.
+        self._last_check: tuple[float, bool] | None = None
 
     def generation(self) -> int:
         """The epoch to ``put`` a new answer under; take it before computing the answer."""
@@ -226,32 +229,34 @@ class FollowedCache(_KeptAnswers[V]):
         """Whether the kept answers may be served now (may read the head; see the class)."""
         if self._follower.is_current():
             return True
-        if self._fresh_check():
-            return self._head_applied
+        check = self._last_check
+        if check is not None and self._monotonic() - check[0] < self._staleness:
+            return check[1]
         now = self._monotonic()
         applied = self._follower.position
-        head = self._read_head()
-        with self._lock:
-            self._checked = now
-            self._head_applied = head <= applied
-            return self._head_applied
+        # Equal, not merely no further: a head behind what was applied is a log restored
+        # to an earlier point, whose new events reuse positions already applied.
+        applied_head = self._read_head() == applied
+        self._last_check = (now, applied_head)  # one attribute: read without the lock
+        return applied_head
 
     def past_bound(self) -> bool:
         """Whether serving needs a read of the head first (the follower does not hear of
         every commit, and the last check is older than ``staleness``)."""
-        return not self._follower.is_current() and not self._fresh_check()
-
-    def _fresh_check(self) -> bool:
-        checked = self._checked
-        return checked is not None and self._monotonic() - checked < self._staleness
+        if self._follower.is_current():
+            return False
+        check = self._last_check
+        return check is None or self._monotonic() - check[0] >= self._staleness
 
     def lookup(self, key: Hashable, now_epoch: float) -> V | None:
         """The kept answer, or None (then compute it, taking ``generation()`` first)."""
-        entry = self._entries.get(key)
-        if entry is None or not self.vouched():
+        # Vouched for before the entry is read: an entry read first could be one that an
+        # event applied meanwhile has dropped.
+        if not self.vouched():
             self.misses += 1
             return None
-        if entry.expires is not None and entry.expires <= now_epoch:
+        entry = self._entries.get(key)
+        if entry is None or (entry.expires is not None and entry.expires <= now_epoch):
             self.misses += 1
             return None
         self.hits += 1
@@ -263,8 +268,10 @@ class FollowedCache(_KeptAnswers[V]):
 
     def peek(self, key: Hashable, now_epoch: float) -> V | None:
         """The kept answer if it may be served without reading the head (for the event loop)."""
-        if not self._follower.is_current() and not (self._fresh_check() and self._head_applied):
-            return None
+        if not self._follower.is_current():
+            check = self._last_check
+            if check is None or not check[1] or self._monotonic() - check[0] >= self._staleness:
+                return None
         return self._serve(key, now_epoch)
 
     def put(
@@ -277,28 +284,39 @@ class FollowedCache(_KeptAnswers[V]):
     ) -> None:
         """Keep ``value`` unless something was dropped while it was being computed (the
         event that dropped it may be one the answer did not see)."""
+        names = tuple(name for name in filed_under if name is not None)
         with self._lock:
             if generation != self._epoch:
                 return
             if len(self._entries) >= self._max_entries:
-                self._entries.clear()
-                self._filed.clear()
+                self._forget_all()
             self._entries[key] = _Entry(value, expires)
-            for name in filed_under:
-                if name is not None:
-                    self._filed.setdefault(name, set()).add(key)
+            self._names_of[key] = names
+            for name in names:
+                self._filed.setdefault(name, set()).add(key)
 
     def drop(self, affected: Affected) -> None:
         """Forget the answers an applied event may have changed."""
         with self._lock:
             self._epoch += 1
             if affected.everything:
-                self._entries.clear()
-                self._filed.clear()
+                self._forget_all()
                 return
             for name in affected.ids:
                 for key in self._filed.pop(name, ()):
                     self._entries.pop(key, None)
+                    # Unfiled from its other names too, so no set keeps a dead key.
+                    for other in self._names_of.pop(key, ()):
+                        filed = self._filed.get(other)
+                        if filed is not None:
+                            filed.discard(key)
+                            if not filed:
+                                del self._filed[other]
+
+    def _forget_all(self) -> None:
+        self._entries.clear()
+        self._filed.clear()
+        self._names_of.clear()
 
     def invalidate(self) -> None:
         """Forget everything (this process just wrote to the log)."""

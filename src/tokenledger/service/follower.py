@@ -58,7 +58,14 @@ class LogFollower:
         """Whether the follower hears of every commit (see ``Subscription.is_current``):
         while it does not, the cache must not vouch for its answers by itself."""
         subscription = self._subscription
-        return subscription is not None and subscription.is_current() and not self._stopped.is_set()
+        return (
+            subscription is not None
+            and not self._stopped.is_set()
+            and subscription.is_current()
+            # What the subscription has read is applied: its caught-up page may still be
+            # on its way to ``_apply``.
+            and self._position >= subscription.position
+        )
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds until ``position`` has been applied."""
@@ -80,10 +87,13 @@ class LogFollower:
         self._thread.join(timeout=5)
 
     def _start(self) -> Subscription:
-        """A subscription from the log's head: nothing before it needs applying, since the
-        cache starts empty."""
+        """A subscription from the log's head, with every answer kept so far dropped: one
+        kept before the follower knew where it starts may predate events it will never
+        apply. Dropped after the head is read, so an answer computed from then on (the drop
+        refuses those computed across it) reflects at least the head."""
         with self._store.engine.connect() as connection:
             head = read_head(connection).position
+        self._drop(EVERY_ANSWER)
         subscription = Subscription(self._store, after=head)
         with self._advanced:
             self._position = head
@@ -100,6 +110,8 @@ class LogFollower:
                     if subscription is None:
                         subscription = self._start()
                     batch = subscription.next_batch(timeout=_WAIT_SLICE)
+                    if batch:
+                        self._apply(batch)
                     failures = 0
                 except Exception as error:  # the database is unreachable: try again, logged
                     if self._stopped.is_set():
@@ -108,18 +120,20 @@ class LogFollower:
                     logger.warning("following the log failed, retrying: %s", reason)
                     self._stopped.wait(_RETRY_BACKOFF[min(failures, len(_RETRY_BACKOFF) - 1)])
                     failures += 1
-                    continue
-                if batch:
-                    self._apply(batch)
         finally:
+            # Stopped, or failed in a way of its own: never vouch again.
+            self._stopped.set()
             if subscription is not None:  # started after ``close`` looked, perhaps
                 subscription.close()
 
     def _apply(self, batch: list[RecordedEvent]) -> None:
+        """Drop what ``batch`` affects, then move ``position`` past it. The subscription has
+        moved past it already, so nothing here may fail half-way: an event this version
+        cannot read may change anything."""
         for record in batch:
             try:
                 affected = answers_affected(decode_event(record))
-            except Exception:  # an event this version cannot read: it may change anything
+            except Exception:
                 affected = EVERY_ANSWER
             if affected:
                 self._drop(affected)

@@ -98,11 +98,15 @@ class Subscription:
         watcher still watches. False while the database connection that carries the
         wake-ups is lost, and until the subscription has read the log again after it is
         back (whatever was committed in between was announced to no one)."""
+        if self._closed:
+            return False
         watcher = self._watcher
         if not isinstance(watcher, CommitWatcher):
             return True  # an in-memory database: its commits are this process's own
         return (
-            watcher.watching.is_set() and not self._behind and self._caught_up_at == watcher.starts
+            not self._behind
+            and self._caught_up_at == watcher.starts
+            and watcher.hears_every_commit()
         )
 
     def _page(self) -> Iterator[RecordedEvent]:

@@ -55,6 +55,25 @@ CHANNEL_SQL = "'tokenledger_events_' || 'events'::regclass::oid::text"
 SQLITE_CHECK_INTERVAL = 0.005
 #: Backoff between attempts to re-establish a lost listening connection (seconds).
 RECONNECT_BACKOFF = (0.05, 0.1, 0.25, 0.5, 1.0)
+#: After this many quiet seconds a listening connection proves it still hears notifications:
+#: it notifies its own channel and waits for that to come back. A connection can go silent
+#: without an error (a half-open TCP connection, a pooler that accepts LISTEN but never
+#: delivers), and only a notification that makes the round trip shows it does not.
+PROOF_INTERVAL = 2.0
+#: A listener whose last proof (any notification received) is older than this no longer
+#: vouches that it hears every commit; one whose own notification has not come back in this
+#: long reconnects.
+PROOF_BOUND = 6.0
+#: The payload of a proof: not a commit, so no reader is woken for it.
+PROOF_PAYLOAD = "proof"
+#: So that sending on a connection that went silent fails in seconds rather than hours.
+_LISTENER_TCP = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+    "tcp_user_timeout": 5000,
+}
 
 
 def channel_query() -> str:
@@ -119,10 +138,15 @@ class CommitWatcher:
 
     def stop(self) -> None:
         self._stopped.set()
+        self.watching.clear()
         self.signal.poke()
 
     def _run(self) -> None:
         raise NotImplementedError
+
+    def hears_every_commit(self) -> bool:
+        """Whether every commit from now on will bump the signal."""
+        return self.watching.is_set()
 
     def _started_watching(self) -> None:
         """Watching from now on: whatever was committed before is for readers to re-read."""
@@ -163,6 +187,11 @@ class PostgresListener(CommitWatcher):
     def __init__(self, conninfo: str) -> None:
         super().__init__(("postgresql", conninfo))
         self.conninfo = conninfo
+        # When a notification last arrived on the connection (monotonic seconds).
+        self._proven_at = 0.0
+
+    def hears_every_commit(self) -> bool:
+        return self.watching.is_set() and time.monotonic() - self._proven_at < PROOF_BOUND
 
     def _run(self) -> None:
         import psycopg
@@ -171,16 +200,18 @@ class PostgresListener(CommitWatcher):
         while not self._stopped.is_set():
             try:
                 with psycopg.connect(
-                    self.conninfo, autocommit=True, application_name=LISTENER_APPLICATION_NAME
+                    self.conninfo,
+                    autocommit=True,
+                    application_name=LISTENER_APPLICATION_NAME,
+                    **_LISTENER_TCP,  # type: ignore[arg-type]
                 ) as connection:
                     channel = connection.execute(channel_query()).fetchone()[0]  # type: ignore[index]
                     connection.execute(f'LISTEN "{channel}"')
                     failures = 0
+                    self._proven_at = time.monotonic()
                     # Whatever was committed while no one listened is read now.
                     self._started_watching()
-                    while not self._stopped.is_set():
-                        for _ in connection.notifies(timeout=1.0):
-                            self.signal.bump()
+                    self._listen(connection, channel)
             except Exception as error:  # any loss of the connection: reconnect
                 self.watching.clear()
                 if self._stopped.is_set():
@@ -191,6 +222,26 @@ class PostgresListener(CommitWatcher):
                 delay = RECONNECT_BACKOFF[min(failures, len(RECONNECT_BACKOFF) - 1)]
                 failures += 1
                 self._stopped.wait(delay)
+
+    def _listen(self, connection: Any, channel: str) -> None:
+        """Bump the signal for each commit announced; prove the connection when quiet."""
+        own = connection.info.backend_pid
+        proof_sent: float | None = None
+        while not self._stopped.is_set():
+            for note in connection.notifies(timeout=1.0):
+                if note.payload == PROOF_PAYLOAD:
+                    if note.pid == own:  # ours came back: the connection hears
+                        self._proven_at = time.monotonic()
+                        proof_sent = None
+                    continue  # another process's proof: nothing was committed
+                self._proven_at = time.monotonic()
+                self.signal.bump()
+            now = time.monotonic()
+            if proof_sent is None and now - self._proven_at >= PROOF_INTERVAL:
+                connection.execute("SELECT pg_notify(%s, %s)", (channel, PROOF_PAYLOAD))
+                proof_sent = now
+            elif proof_sent is not None and now - proof_sent > PROOF_BOUND:
+                raise ConnectionError("its own notification did not come back")
 
 
 _watchers: dict[tuple[Any, ...], CommitWatcher] = {}
