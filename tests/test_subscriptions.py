@@ -250,3 +250,11 @@ def test_events_follow_refuses_a_stream(ledger: Ledger) -> None:
     url = ledger.store.engine.url.render_as_string(hide_password=False)
     result = CliRunner().invoke(cli, ["--db", url, "events", "--follow", "--stream", "a"])
     assert_one_line_error(result, 2, "--stream")
+
+
+def test_a_subscriber_far_behind_holds_one_page_at_a_time(ledger: Ledger) -> None:
+    ledger.store.append(pending("a", 95), actor="t")
+    with Subscription(ledger.store, after=0, page_size=10) as subscription:
+        pages = [subscription.next_batch(timeout=0) for _ in range(10)]
+    assert [len(page) for page in pages] == [10] * 9 + [5]
+    assert [e.position for page in pages for e in page] == list(range(1, 96))
