@@ -115,7 +115,12 @@ def test_tokens_issued_listed_verified_and_revoked(running: Running) -> None:
 
         receipt = client.revoke_token(token.token_id, reason="done")
         assert receipt.revoked == [token.token_id]
+        assert receipt.log_position == receipt.positions[-1]
         assert client.verify_token(issued.secret).reason == "revoked"
+        at_least = client.verify_token(issued.secret, min_position=receipt.log_position)
+        assert at_least.reason == "revoked"
+        with pytest.raises(Conflict, match="not reached yet"):
+            client.verify_token(issued.secret, min_position=receipt.log_position + 1000)
         assert token.token_id not in [t.token_id for t in client.list_tokens(SA)]
         everything = client.list_tokens(SA, include_inactive=True)
         assert [t.revoked_reason for t in everything if t.token_id == token.token_id] == [

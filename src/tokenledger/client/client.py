@@ -205,11 +205,21 @@ class Client:
         return receipt_of(answer)
 
     def verify_token(
-        self, secret: str, *, resource: str | None = None, level: str | None = None
+        self,
+        secret: str,
+        *,
+        resource: str | None = None,
+        level: str | None = None,
+        min_position: int | None = None,
     ) -> Verification:
         """Is the token of ``secret`` active (and does it allow ``level`` on ``resource``)?
-        A no says why (``reason``). The secret travels in the body, never in a URL."""
-        answer = self._verify({"token": secret, "resource": resource, "level": level})
+        A no says why (``reason``). The secret travels in the body, never in a URL. With
+        ``min_position`` (a ``Receipt.log_position``), the answer reflects at least that
+        position (``Conflict`` while the log has not reached it)."""
+        body: dict[str, Any] = {"token": secret, "resource": resource, "level": level}
+        if min_position is not None:
+            body["min_position"] = min_position
+        answer = self._verify(body)
         return convert(answer, Verification, "a verification")
 
     def verify_token_at(

@@ -7,7 +7,7 @@ database::
 
     400  ValidationError      404  NotFound        503  StorageError
     401  PermissionDenied     409  Conflict        unreachable  StorageError
-    403  PermissionDenied     other  LedgerError
+    403  PermissionDenied     425  Conflict        other  LedgerError
 
 The token endpoint's errors (RFC 6749 section 5.2: ``invalid_grant``, ``invalid_client``,
 ...) say that a credential was refused, whatever their status: ``PermissionDenied``.
@@ -42,6 +42,7 @@ _BY_STATUS: dict[int, type[LedgerError]] = {
     403: PermissionDenied,
     404: NotFound,
     409: Conflict,
+    425: Conflict,  # a min_position beyond the log's head
     503: StorageError,
 }
 

@@ -58,6 +58,12 @@ class Receipt(msgspec.Struct, frozen=True, kw_only=True):
     def revoked(self) -> list[str]:
         return list(self.outcome.revoked)
 
+    @property
+    def log_position(self) -> int | None:
+        """The position of the last event the call appended (None when it appended none):
+        what to ask ``min_position`` or ``Verifier.wait_for`` for to see its effect."""
+        return self.positions[-1] if self.positions else None
+
 
 class _EventWire(msgspec.Struct):
     position: int
