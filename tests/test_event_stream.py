@@ -169,7 +169,7 @@ def test_unauthenticated_and_bad_positions_are_refused(api: Api) -> None:
     assert api.client.get("/v2/events/stream").status_code == 401
     bad = api.client.get("/v2/events/stream", headers={"Authorization": "Bearer tlp_nope"})
     assert bad.status_code == 401
-    for after in ("-1", "x", "1.5", str(10**20)):
+    for after in ("-1", "x", "1.5", str(10**20), "%2B5", "1_0", "%D9%A1"):
         answer = api.client.get(f"/v2/events/stream?after={after}", headers=api.admin)
         assert answer.status_code == 400, after
         assert answer.json()["error"] == "invalid_request"
@@ -177,3 +177,50 @@ def test_unauthenticated_and_bad_positions_are_refused(api: Api) -> None:
         answer = api.client.get("/v2/events/stream", headers={**api.admin, "Last-Event-ID": last})
         assert answer.status_code == 400, last
         assert "Last-Event-ID" in answer.json()["error_description"]
+
+    beyond = head(api) + 1
+    for options in ({"params": {"after": beyond}}, {"headers": {"Last-Event-ID": str(beyond)}}):
+        headers = {**api.admin, **options.get("headers", {})}
+        answer = api.client.get("/v2/events/stream", params=options.get("params"), headers=headers)
+        assert answer.status_code == 425, options
+        assert answer.json()["error"] == "position_not_reached"
+
+
+def test_a_role_key_sees_its_own_events_not_its_siblings(api: Api) -> None:
+    api.ledger.execute(c.CreateRole(org="acme", role="dev"), OPERATOR)
+    keys = [
+        api.ledger.execute(c.IssueRoleKey(org="acme", role="dev", name=name), OPERATOR)
+        for name in ("mine", "sibling")
+    ]
+    mine, sibling = (key.outcome.issued for key in keys)
+    assert mine is not None
+    assert sibling is not None
+    secret = keys[0].secret
+    assert secret is not None
+    seen = events_of(stream(api, secret, reaches(head(api))))
+    tokens = {e["data"].get("token_id") for e in seen}
+    assert mine.token_id in tokens
+    assert sibling.token_id not in tokens
+    audit = api.client.get(
+        "/v2/audit", params={"subject": sibling.token_id}, headers=api.bearer(secret)
+    )
+    assert sibling.token_id not in audit.text
+
+
+def test_a_credential_revoked_elsewhere_is_judged_before_its_batch_is_sent(
+    api: Api, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    end = head(api)
+    follower = api.ledger.answers._follower
+    assert follower is not None
+    with api.client.stream("GET", "/v2/events/stream", headers=api.admin) as response:
+        lines = lines_of(response)
+        read_messages(lines, reaches(end))
+        # This worker's answer cache vouches for ann's token and never hears of the
+        # revocation (its follower stands still): the stream must not go by it.
+        monkeypatch.setattr(follower, "is_current", lambda: True)
+        monkeypatch.setattr(follower, "_apply", lambda batch: None)
+        revoked = api.revoke_elsewhere(api.ann, database_url)
+        # The stream ends without sending the batch (nor moving the checkpoint to it).
+        with pytest.raises(AssertionError, match="the stream ended"):
+            read_messages(lines, reaches(revoked))

@@ -467,3 +467,14 @@ def test_a_head_behind_what_was_applied_vouches_for_nothing() -> None:
     cache: FollowedCache[str] = FollowedCache(follower, lambda: 9)  # type: ignore[arg-type]
     cache.put("a", "A", None, cache.generation(), ("t1", "ann"))
     assert cache.lookup("a", 0) is None
+
+
+@pytest.mark.parametrize("given", ["5", True, 1.0, -1, 2**63])
+def test_verify_takes_min_position_as_a_whole_number_only(api: Api, given: object) -> None:
+    before = head_position(api.ledger)
+    answer = api.client.post(
+        "/v2/tokens/verify", json={"token": api.bob, "min_position": given}, headers=api.admin
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "invalid_request"
+    assert head_position(api.ledger) == before

@@ -406,7 +406,15 @@ def test_unreachable_nats_is_retried_one_line_per_attempt(url: str, store: Event
 
 @pytest.mark.parametrize(
     "to",
-    ["http://127.0.0.1:4222", "127.0.0.1:4222", "nats://", "nats://host:99999", "nats://h/x"],
+    [
+        "http://127.0.0.1:4222",
+        "127.0.0.1:4222",
+        "nats://",
+        "nats://host:99999",
+        "nats://h/x",
+        "nats://[::1",
+        "nats://[zz]:4222",
+    ],
 )
 def test_a_url_that_is_no_nats_server_is_one_line(to: str, tmp_path: Any) -> None:
     database = f"sqlite:///{tmp_path / 'ledger.db'}"
@@ -416,7 +424,13 @@ def test_a_url_that_is_no_nats_server_is_one_line(to: str, tmp_path: Any) -> Non
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("--stream", "a.b"), ("--stream", ""), ("--subject", "a.*"), ("--subject", "a..b")],
+    [
+        ("--stream", "a.b"),
+        ("--stream", ""),
+        ("--subject", "a.*"),
+        ("--subject", "a..b"),
+        ("--subject", "a" * 2000),
+    ],
 )
 def test_a_bad_stream_or_subject_is_one_line(option: str, value: str, tmp_path: Any) -> None:
     database = f"sqlite:///{tmp_path / 'ledger.db'}"

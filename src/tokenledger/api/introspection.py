@@ -94,10 +94,10 @@ def min_position_of(field: str | None, header: str | None) -> int | None:
     ``TokenLedger-Min-Position`` header (the larger, if both); 400 unless a whole number."""
     wanted: int | None = None
     for given in (field, header):
-        if given is None:
+        if given is None or not given.strip():  # empty: absent, as FastAPI takes a form field
             continue
         text = given.strip()
-        if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > 2**62:
             raise ApiError(
                 400, "invalid_request", "min_position must be a log position (a whole number)"
             )

@@ -398,6 +398,7 @@ class VerifyIn(_In):
         default=None,
         ge=0,
         le=2**62,
+        strict=True,
         description="Answer reflecting at least this log position (425 while beyond the head).",
     )
 

@@ -117,12 +117,13 @@ def current_actor(
     return actor
 
 
-def authenticate_bearer(state: ApiState, secret: str) -> Actor:
+def authenticate_bearer(state: ApiState, secret: str, *, read_through: bool = False) -> Actor:
     """The principal of a presented ledger token or access token; ``PermissionDenied`` unless
-    it is usable now (a long-lived call asks again as it goes)."""
+    it is usable now (a long-lived call asks again as it goes, ``read_through`` the cache: it
+    must judge the credential as of what it is about to send)."""
     if looks_like_jwt(secret):
         return state.authenticate_access_token(secret)
-    return state.authenticate(secret)
+    return state.authenticate(secret, read_through=read_through)
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

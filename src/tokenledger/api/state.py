@@ -132,9 +132,9 @@ class ApiState:
         """A cached answer that needs no database round trip (``None`` when there is none)."""
         return self.ledger.peek_introspection(token, resource=resource, level=level)
 
-    def authenticate(self, secret: str) -> Actor:
+    def authenticate(self, secret: str, *, read_through: bool = False) -> Actor:
         """The principal of an active ledger token (``Ledger.authenticate``)."""
-        return self.ledger.authenticate(secret)
+        return self.ledger.authenticate(secret, read_through=read_through)
 
     def authenticate_access_token(self, token: str) -> Actor:
         """The principal of a usable access token (JWT) this server signed."""

@@ -227,6 +227,7 @@ class Verifier:
             resource = valid(resource_path, resource)
         with self._lock:
             generation = self._generation
+            position = self._position
             if self._database is not None or self._seen_revoked(secret):
                 answer = verify_secret(
                     self._state, secret, ensure_utc(self._clock.now()), resource=resource,
@@ -234,7 +235,7 @@ class Verifier:
                 )  # fmt: skip
                 self._keep(key, answer)
                 return answer
-        answer = self._ask_server(secret, resource, wanted)
+        answer = self._ask_server(secret, resource, wanted, position)
         with self._lock:
             if generation == self._generation:  # nothing moved while the server answered
                 self._keep(key, answer)
@@ -256,9 +257,13 @@ class Verifier:
         token = self._state.token_by_secret_hash(hash_secret(secret))
         return token is not None and token.revoked
 
-    def _ask_server(self, secret: str, resource: str | None, wanted: Level) -> Verification:
+    def _ask_server(
+        self, secret: str, resource: str | None, wanted: Level, position: int
+    ) -> Verification:
+        """The server's answer, reflecting at least ``position`` (what the stream has said):
+        a worker whose own follower lags is made to catch up, or to read through."""
         http = self._client()
-        body = {"token": secret, "resource": resource}
+        body: dict[str, object] = {"token": secret, "resource": resource, "min_position": position}
         if resource is not None:
             body["level"] = wanted.label
         try:

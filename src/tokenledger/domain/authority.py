@@ -803,7 +803,12 @@ def may_see_event(
         return True
     found = tuple(subjects)
     named = [org for org in map(_org_named_by, found) if org is not None]
-    if actor.principal in found and within_session(actor, named):
+    # Every key of a role has the role as its principal: a key's own events are those naming
+    # it, as it reaches only itself (``_require_role_key_access``).
+    about_itself = actor.principal in found and (
+        not is_role_principal(actor.principal) or actor.token_id in found
+    )
+    if about_itself and within_session(actor, named):
         return True
     return any(may_read_org(org) for org in named)
 

@@ -344,15 +344,16 @@ class TokenAnswers:
         state, position = state_at(self._store, moment)
         return verify_secret(state, secret, moment, resource=resource, level=wanted), position
 
-    def authenticate(self, secret: str) -> Actor:
+    def authenticate(self, secret: str, *, read_through: bool = False) -> Actor:
         """The actor a presented ledger token stands for (``TOKENLEDGER_TOKEN``, a Bearer
-        caller), judged like every token, through the cache; ``PermissionDenied`` unless it is
-        active. Decisions check the acting token again under the write lock."""
+        caller), judged like every token, through the cache (``read_through``: from the
+        projections); ``PermissionDenied`` unless it is active. Decisions check the acting
+        token again under the write lock."""
         try:
             parse_secret(secret)
         except ValidationError as exc:
             raise PermissionDenied(f"the presented token is not valid ({exc})") from None
-        answer = self.verify(secret)
+        answer = self.verify(secret, read_through=read_through)
         if not answer.active or answer.sub is None or answer.token_id is None:
             raise PermissionDenied(f"the presented token is not valid ({answer.reason})")
         return Actor.through_token(answer.sub, answer.token_id)

@@ -142,8 +142,8 @@ class Ledger:
     ) -> tuple[Verification, int]:
         return self.answers.verify_at(secret, moment, resource=resource, level=level)
 
-    def authenticate(self, secret: str) -> Actor:
-        return self.answers.authenticate(secret)
+    def authenticate(self, secret: str, *, read_through: bool = False) -> Actor:
+        return self.answers.authenticate(secret, read_through=read_through)
 
     def introspect(
         self,

@@ -82,6 +82,8 @@ _WRONG_LAST_SEQUENCE: Final = 10071
 
 _STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _SUBJECT_TOKEN = re.compile(r"[A-Za-z0-9_$-]+")
+#: Longer subjects are a typo, not a name (NATS itself bounds a control line at 4 KiB).
+_MAX_SUBJECT = 1024
 
 
 @dataclass(frozen=True)
@@ -108,12 +110,13 @@ def relay_target(
     source: str = DEFAULT_SOURCE,
 ) -> RelayTarget:
     """A checked ``RelayTarget``; ``ValidationError`` names what is wrong."""
-    parts = urlsplit(url.strip())
-    try:
+    try:  # a malformed host (``[::1``, ``[zz]``) fails in urlsplit or in .hostname
+        parts = urlsplit(url.strip())
         port = parts.port
+        hostname = parts.hostname
     except ValueError as exc:
         raise ValidationError(f"--to {shown(url)}: {exc}") from exc
-    if parts.scheme != "nats" or not parts.hostname:
+    if parts.scheme != "nats" or not hostname:
         raise ValidationError(f"--to takes a NATS server as nats://HOST:PORT, not {shown(url)}")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValidationError(f"--to {shown(url)}: a NATS server's URL has no path or query")
@@ -125,7 +128,9 @@ def relay_target(
         )
     # A fixed subject: the stream's last message on it is the relay's checkpoint, which a
     # wildcard would not name.
-    if not all(_SUBJECT_TOKEN.fullmatch(token) for token in subject.split(".")):
+    if len(subject) > _MAX_SUBJECT or not all(
+        _SUBJECT_TOKEN.fullmatch(token) for token in subject.split(".")
+    ):
         raise ValidationError(
             f"--subject {shown(subject)}: a subject is dot-separated words of letters, digits, "
             "'-', '_' and '$', without wildcards"
@@ -310,7 +315,7 @@ class Relay:
                 ) from exc
             return
         if not any(_matches(pattern, subject) for pattern in info.config.subjects or ()):
-            raise Conflict(f"the stream {name} does not store the subject {subject}")
+            raise Conflict(f"the stream {name} does not store the subject {shown(subject)}")
 
     async def _checkpoint(self, js: JetStreamContext) -> _Checkpoint:
         """Where the stream's last message on the subject leaves the relay."""

@@ -41,7 +41,7 @@ from tokenledger.api.security import (
 )
 from tokenledger.api.state import ApiState
 from tokenledger.domain.model import Actor
-from tokenledger.errors import LedgerError, ValidationError
+from tokenledger.errors import LedgerError, PositionNotReached, ValidationError
 from tokenledger.projections.audit_queries import AuditEntry, cloudevent
 from tokenledger.service.audit import visible_events
 from tokenledger.store import RecordedEvent
@@ -71,8 +71,8 @@ async def stream(
     credentials: BearerCredentials,
     state: State,
     after: Annotated[
-        int | None,
-        Query(ge=0, le=MAX_POSITION, description="Resume after this log position (default 0)."),
+        str | None,
+        Query(max_length=20, description="Resume after this log position (default 0)."),
     ] = None,
     last_event_id: Annotated[
         str | None,
@@ -84,6 +84,10 @@ async def stream(
     start = _resume_point(after, last_event_id)
     secret = bearer_secret(credentials)
     head = (await asyncio.to_thread(state.ledger.store.head)).position
+    if start > head:
+        # A checkpoint the log has not reached (a client of a log since restored to an
+        # earlier point, say) would wait in silence while new events took its positions.
+        raise PositionNotReached(start, head)
     return StreamingResponse(
         _messages(request, state, secret, actor, start, head),
         media_type=_MEDIA_TYPE,
@@ -91,13 +95,20 @@ async def stream(
     )
 
 
-def _resume_point(after: int | None, last_event_id: str | None) -> int:
+def _resume_point(after: str | None, last_event_id: str | None) -> int:
+    """``Last-Event-ID`` if given (it wins), else ``after``, else 0: each a log position."""
     if last_event_id is not None and last_event_id.strip():
-        text = last_event_id.strip()
-        if not (text.isascii() and text.isdigit()) or int(text) > MAX_POSITION:
-            raise ValidationError("Last-Event-ID must be a log position (0 or more)")
-        return int(text)
-    return after or 0
+        return _position_named(last_event_id, "Last-Event-ID")
+    if after is not None and after.strip():
+        return _position_named(after, "after")
+    return 0
+
+
+def _position_named(given: str, name: str) -> int:
+    text = given.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_POSITION:
+        raise ValidationError(f"{name} must be a log position (0 or more)")
+    return int(text)
 
 
 async def _messages(
@@ -108,11 +119,16 @@ async def _messages(
         yield _position(start, head)
         while not await request.is_disconnected():
             batch = await subscription.next_batch_async(timeout=HEARTBEAT)
-            if not batch:
-                yield ": keep-alive\n\n"
-                continue
             try:
-                actor = await asyncio.to_thread(authenticate_bearer, state, secret)
+                # Judged from the projections, not the worker's cache: they already hold
+                # what this batch holds (the credential's own revocation included), which
+                # the cache's follower may not have applied yet.
+                actor = await asyncio.to_thread(
+                    authenticate_bearer, state, secret, read_through=True
+                )
+                if not batch:  # an expired credential's stream ends too
+                    yield ": keep-alive\n\n"
+                    continue
                 shown = await asyncio.to_thread(_visible, state, actor, batch)
             except LedgerError:  # the credential is no longer usable, or the database went
                 return
