@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api_helpers import ISSUER, OPERATOR, seed
+from test_state_machine import WORLD as STATE_MACHINE_WORLD
 from tokenledger.api import ApiSettings, create_asgi_app
 from tokenledger.api.routes import events as event_routes
 from tokenledger.client import Verifier
@@ -51,25 +52,9 @@ class SteppedClock:
         return self.moment
 
 
+#: The state machine's starting world, with one user of beta also reading in acme.
 WORLD: list[c.Command] = [
-    c.CreateOrg(org="acme"),
-    c.CreateOrg(org="beta"),
-    c.CreateResource(path="acme/alpha"),
-    c.CreateResource(path="acme/alpha/raw"),
-    c.CreateResource(path="acme/beta"),
-    c.CreateResource(path="beta/gamma"),
-    c.CreateUser(email="alice@acme.io"),
-    c.AddMember(org="acme", email="alice@acme.io", role="admin"),
-    c.CreateUser(email="bob@acme.io"),
-    c.AddMember(org="acme", email="bob@acme.io"),
-    c.SetGrant(principal="bob@acme.io", resource="acme/alpha", level=Level.WRITE),
-    c.CreateUser(email="carol@beta.io"),
-    c.AddMember(org="beta", email="carol@beta.io", role="auditor"),
-    c.CreateServiceAccount(name="ci", org="acme", resource="acme/alpha", level=Level.ADMIN),
-    c.CreateServiceAccount(name="etl", org="beta", resource="beta/gamma", level=Level.READ),
-    c.build(
-        c.CreateRole, org="acme", role="reader", grants=[{"resource": "acme", "level": "read"}]
-    ),
+    *STATE_MACHINE_WORLD,
     c.AddMember(org="acme", email="carol@beta.io", role="reader"),
 ]
 
