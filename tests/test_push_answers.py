@@ -25,7 +25,6 @@ from tokenledger.domain.affected import EVERY_ANSWER, NO_ANSWER, Affected, answe
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.errors import LedgerError
 from tokenledger.service import Ledger
-from tokenledger.service import answers as answers_module
 from tokenledger.service.cache import FollowedCache
 from tokenledger.service.keys import KeyStore
 from tokenledger.store import open_event_store
@@ -171,8 +170,7 @@ def test_a_call_answers_the_position_to_ask_for(api: Api) -> None:
     assert introspect(api, api.bob, min_position=str(position))["active"] is False
 
 
-def test_a_position_beyond_the_head_is_too_early(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(answers_module, "MIN_POSITION_WAIT", 0.01)
+def test_a_position_beyond_the_head_is_too_early(api: Api) -> None:
     before = head_position(api.ledger)
     wanted = before + 5
     for request in (

@@ -89,11 +89,14 @@ def introspect_as_bearer(
     return state.introspect_at_least(token, min_position)
 
 
-def min_position_of(field: str | None, header: str | None) -> int | None:
-    """The position an answer must reflect at least: the ``min_position`` form field or the
-    ``TokenLedger-Min-Position`` header (the larger, if both); 400 unless a whole number."""
+def min_position_of(field: str | int | None, header: str | None) -> int | None:
+    """The position an answer must reflect at least: the ``min_position`` field (form text,
+    or a JSON number already checked) or the ``TokenLedger-Min-Position`` header (the larger,
+    if both); 400 unless a whole number."""
     wanted: int | None = None
     for given in (field, header):
+        if isinstance(given, int):
+            given = str(given)
         if given is None or not given.strip():  # empty: absent, as FastAPI takes a form field
             continue
         text = given.strip()

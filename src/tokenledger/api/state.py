@@ -85,21 +85,11 @@ class ApiState:
         return None if store is None else store.ring()
 
     def introspect(
-        self,
-        token: str,
-        *,
-        resource: str | None = None,
-        level: Level | None = None,
-        read_through: bool = False,
+        self, token: str, *, resource: str | None = None, level: Level | None = None
     ) -> Introspection:
         """``Ledger.introspect`` with this app's issuer and signing keys."""
         return self.ledger.introspect(
-            token,
-            self.key_ring(),
-            issuer=self.settings.issuer,
-            resource=resource,
-            level=level,
-            read_through=read_through,
+            token, self.key_ring(), issuer=self.settings.issuer, resource=resource, level=level
         )
 
     def introspect_at_least(
@@ -110,13 +100,15 @@ class ApiState:
         resource: str | None = None,
         level: Level | None = None,
     ) -> tuple[Introspection, int]:
-        """The answer and the log position it reflects, at least ``min_position`` (waiting
-        for it, bounded; ``PositionNotReached`` past the head). May query the database."""
-        fresh = self.ledger.answers.freshness(min_position)
-        answer = self.introspect(
-            token, resource=resource, level=level, read_through=fresh.read_through
+        """``TokenAnswers.introspect_at_least`` with this app's issuer and signing keys."""
+        return self.ledger.answers.introspect_at_least(
+            token,
+            self.key_ring(),
+            min_position,
+            issuer=self.settings.issuer,
+            resource=resource,
+            level=level,
         )
-        return answer, fresh.position
 
     def followed_position(self, min_position: int | None = None) -> int | None:
         """The position cached answers reflect, if they may be peeked for a caller asking

@@ -3,7 +3,9 @@ ledger token's secret or an access token, through the one answer cache.
 
 The rule itself is ``domain.authority.answer_token``; this module finds what it needs (the
 token by its secret's hash, its principal's standing) as cheaply as each backend allows, and
-keeps answers while the log's head stands still (``service.cache``).
+keeps answers while the log's head stands still or, in a process that follows the log
+(``service.follower``), until an event changes them (``service.cache``). The ``*_at_least``
+forms also say the log position an answer reflects, at least a position asked for.
 """
 
 from __future__ import annotations
@@ -190,6 +192,45 @@ class TokenAnswers:
         ):
             return Freshness(follower.position, read_through=False)
         return Freshness(head, read_through=True)
+
+    def verify_at_least(
+        self,
+        secret: str,
+        min_position: int | None,
+        *,
+        resource: str | None = None,
+        level: Level | None = None,
+    ) -> tuple[Verification, int]:
+        """``verify``, and the log position the answer reflects: at least ``min_position``
+        (``freshness``). May query the database."""
+        fresh = self.freshness(min_position)
+        answer = self.verify(
+            secret, resource=resource, level=level, read_through=fresh.read_through
+        )
+        return answer, fresh.position
+
+    def introspect_at_least(
+        self,
+        token: str,
+        keys: KeyRing | None,
+        min_position: int | None,
+        *,
+        issuer: str,
+        resource: str | None = None,
+        level: Level | None = None,
+    ) -> tuple[Introspection, int]:
+        """``introspect``, and the log position the answer reflects: at least
+        ``min_position`` (``freshness``). May query the database."""
+        fresh = self.freshness(min_position)
+        answer = self.introspect(
+            token,
+            keys,
+            issuer=issuer,
+            resource=resource,
+            level=level,
+            read_through=fresh.read_through,
+        )
+        return answer, fresh.position
 
     @property
     def cached(self) -> int:

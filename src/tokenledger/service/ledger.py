@@ -121,16 +121,9 @@ class Ledger:
     # -- token answers (service.answers) -------------------------------------------------------
 
     def verify(
-        self,
-        secret: str,
-        *,
-        resource: str | None = None,
-        level: Level | None = None,
-        read_through: bool = False,
+        self, secret: str, *, resource: str | None = None, level: Level | None = None
     ) -> Verification:
-        return self.answers.verify(
-            secret, resource=resource, level=level, read_through=read_through
-        )
+        return self.answers.verify(secret, resource=resource, level=level)
 
     def verify_at(
         self,
@@ -153,11 +146,8 @@ class Ledger:
         issuer: str,
         resource: str | None = None,
         level: Level | None = None,
-        read_through: bool = False,
     ) -> Introspection:
-        return self.answers.introspect(
-            token, keys, issuer=issuer, resource=resource, level=level, read_through=read_through
-        )
+        return self.answers.introspect(token, keys, issuer=issuer, resource=resource, level=level)
 
     def peek_introspection(
         self, token: str, *, resource: str | None = None, level: Level | None = None

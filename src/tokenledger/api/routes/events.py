@@ -17,9 +17,10 @@ batch whose last event was not sent, and first of all on connecting, comes::
 (``head`` only in the first), so a checkpoint (``Last-Event-ID``) moves past what the caller
 cannot see. While nothing is committed, a comment line (``: keep-alive``) is sent every
 ``HEARTBEAT`` seconds. A client resumes with ``?after=N`` or, on reconnecting, with the
-``Last-Event-ID`` header, which wins when both are given. The caller's credential is judged
-again before each batch: once it is no longer usable the stream ends (and a reconnection is
-answered 401).
+``Last-Event-ID`` header, which wins when both are given; one beyond the log's head is
+answered 425. The caller's credential is judged again, from the projections, before each batch
+and at each keep-alive: once it is no longer usable the stream ends without sending the batch
+(and a reconnection is answered 401).
 """
 
 from __future__ import annotations

@@ -240,13 +240,13 @@ def verify(
     wanted = _level(body.level) if body.level is not None else None
     when = moment(body.at, "at")
     if when is None:
-        asked = (body.min_position, min_position_of(None, min_position))
-        wanted_position = max((p for p in asked if p is not None), default=None)
-        fresh = state.ledger.answers.freshness(wanted_position)
-        answer = state.ledger.verify(
-            body.token, resource=body.resource, level=wanted, read_through=fresh.read_through
+        answer, position = state.ledger.answers.verify_at_least(
+            body.token,
+            min_position_of(body.min_position, min_position),
+            resource=body.resource,
+            level=wanted,
         )
-        return VerificationOut(**msgspec.to_builtins(answer), log_position=fresh.position)
+        return VerificationOut(**msgspec.to_builtins(answer), log_position=position)
     if body.min_position is not None or min_position is not None:
         raise ValidationError("min_position asks of the current answer: it takes no at")
     answer, position = state.ledger.verify_at(
