@@ -290,6 +290,39 @@ OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
         lambda w, k: ["tokens", "create", "--principal", sa("etl")],
         lambda w, k: ("POST", f"/v2/service_accounts/{sa('etl')}/tokens", {}),
     ),
+    # Suspension: each undone right after, so the operations below find the account whole.
+    "tokens disable (another account's)": (
+        lambda w, k: ["tokens", "disable", w.ids["etl"]],
+        lambda w, k: ("POST", f"/v2/tokens/{w.ids['etl']}/disable", None),
+    ),
+    "tokens enable (another account's)": (
+        lambda w, k: ["tokens", "enable", w.ids["etl"]],
+        lambda w, k: ("POST", f"/v2/tokens/{w.ids['etl']}/enable", None),
+    ),
+    "service-accounts disable": (
+        lambda w, k: ["service-accounts", "disable", sa("etl")],
+        lambda w, k: ("POST", f"/v2/service_accounts/{sa('etl')}/disable", None),
+    ),
+    "service-accounts enable": (
+        lambda w, k: ["service-accounts", "enable", sa("etl")],
+        lambda w, k: ("POST", f"/v2/service_accounts/{sa('etl')}/enable", None),
+    ),
+    "credentials disable": (
+        lambda w, k: ["service-accounts", "credentials", "disable", w.ids["etl credential"]],
+        lambda w, k: (
+            "POST",
+            f"/v2/service_accounts/-/credentials/{w.ids['etl credential']}/disable",
+            None,
+        ),
+    ),
+    "credentials enable": (
+        lambda w, k: ["service-accounts", "credentials", "enable", w.ids["etl credential"]],
+        lambda w, k: (
+            "POST",
+            f"/v2/service_accounts/-/credentials/{w.ids['etl credential']}/enable",
+            None,
+        ),
+    ),
     "tokens revoke (another account's)": (
         lambda w, k: ["tokens", "revoke", w.ids["etl"]],
         lambda w, k: ("DELETE", f"/v2/service_accounts/{sa('etl')}/tokens/{w.ids['etl']}", None),

@@ -90,6 +90,7 @@ def create_app(source: str | URL | Ledger, settings: ApiSettings | None = None) 
     app.include_router(routes.tokens.principal_tokens_router("/v2/users", "user_id", "users"))
     app.include_router(routes.resources.router)
     app.include_router(routes.service_accounts.router)
+    app.include_router(routes.suspension.router)
     app.include_router(
         routes.tokens.principal_tokens_router(
             "/v2/service_accounts", "account_id", "service_accounts"

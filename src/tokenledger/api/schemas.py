@@ -167,6 +167,12 @@ class DisableUserIn(_In):
     reason: Text | None = None
 
 
+class DisableIn(_In):
+    """Suspending a token, a service account or a client credential: why (optional)."""
+
+    reason: Text | None = None
+
+
 class UserOut(BaseModel):
     id: str
     email: str
@@ -244,6 +250,7 @@ class ServiceAccountOut(BaseModel):
     permission: GrantOut
     deleted: bool
     created_at: datetime
+    disabled_at: datetime | None = Field(default=None, description="Since when it is suspended.")
 
 
 def service_account_out(account: ServiceAccountView) -> ServiceAccountOut:
@@ -254,6 +261,7 @@ def service_account_out(account: ServiceAccountView) -> ServiceAccountOut:
         permission=GrantOut(resource=account.permission.resource, level=account.permission.level),
         deleted=account.deleted,
         created_at=account.created_at,
+        disabled_at=account.disabled_at,
     )
 
 
@@ -267,24 +275,25 @@ class CredentialOut(BaseModel):
     client_id: str
     account_id: str
     name: str | None
-    status: str = Field(description="active, revoked or expired")
+    status: str = Field(description="active, disabled, revoked or expired")
     issued_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
     revoked_reason: str | None
+    disabled_at: datetime | None = None
 
 
 def credential_out(credential: ClientCredentialView, now: datetime) -> CredentialOut:
-    status = "revoked" if credential.revoked else "expired" if credential.expired(now) else "active"
     return CredentialOut(
         client_id=credential.client_id,
         account_id=credential.account_id,
         name=credential.name,
-        status=status,
+        status=credential.status(now),
         issued_at=credential.issued_at,
         expires_at=credential.expires_at,
         revoked_at=credential.revoked_at,
         revoked_reason=credential.revoked_reason,
+        disabled_at=credential.disabled_at,
     )
 
 
@@ -313,29 +322,34 @@ class TokenOut(BaseModel):
     principal: str
     kind: str
     name: str | None
-    status: str = Field(description="active, revoked or expired")
+    status: str = Field(description="active, disabled, revoked or expired")
     grants: list[GrantOut]
     issued_at: datetime
     expires_at: datetime | None
     parent_id: str | None
     revoked_at: datetime | None
     revoked_reason: str | None
+    disabled_at: datetime | None = None
+    disabled_cause: str | None = Field(
+        default=None, description="While disabled with a token it derives from: that token."
+    )
 
 
 def token_out(token: TokenView, now: datetime) -> TokenOut:
-    status = "revoked" if token.revoked else "expired" if token.expired(now) else "active"
     return TokenOut(
         token_id=token.token_id,
         principal=token.principal,
         kind=token.kind,
         name=token.name,
-        status=status,
+        status=token.status(now),
         grants=grants_out(token.grants),
         issued_at=token.issued_at,
         expires_at=token.expires_at,
         parent_id=token.parent_id,
         revoked_at=token.revoked_at,
         revoked_reason=token.revoked_reason,
+        disabled_at=token.disabled_at,
+        disabled_cause=token.disabled_cause,
     )
 
 

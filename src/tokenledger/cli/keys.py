@@ -16,6 +16,7 @@ import click
 
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.defaults import KEYS_FILE_ENV
+from tokenledger.cli.lazy import LazyCommand, LazyGroup
 from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.clock import SystemClock
 from tokenledger.errors import ValidationError
@@ -116,10 +117,19 @@ def _credential_dict(credential: ClientCredentialView) -> dict[str, object]:
         "expires_at": credential.expires_at,
         "revoked_at": credential.revoked_at,
         "revoked_reason": credential.revoked_reason,
+        "disabled_at": credential.disabled_at,
     }
 
 
-@click.group("credentials")
+@click.group(
+    "credentials",
+    cls=LazyGroup,
+    # Suspension (cli/suspension.py).
+    lazy_commands={
+        "disable": LazyCommand("tokenledger.cli.suspension", "disable_credential"),
+        "enable": LazyCommand("tokenledger.cli.suspension", "enable_credential"),
+    },
+)
 def credentials() -> None:
     """OAuth2 client credentials of service accounts (for POST /oauth2/token)."""
 
@@ -190,6 +200,8 @@ def list_credentials_command(
         return
     for cred in found:
         state = f"revoked ({cred.revoked_reason})" if cred.revoked else "live"
+        if not cred.revoked and cred.disabled:
+            state = "disabled"
         name = f"  {cred.name}" if cred.name else ""
         click.echo(f"{cred.client_id}  {state}{name}")
 

@@ -33,6 +33,9 @@ def _permission(grant: Grant) -> dict[str, str]:
         "trust-endpoint": LazyCommand("tokenledger.cli.data_plane", "trust_endpoint"),
         "trusted-endpoints": LazyCommand("tokenledger.cli.data_plane", "trusted_endpoints"),
         "untrust-endpoint": LazyCommand("tokenledger.cli.data_plane", "untrust_endpoint"),
+        # Suspension (cli/suspension.py).
+        "disable": LazyCommand("tokenledger.cli.suspension", "disable_account"),
+        "enable": LazyCommand("tokenledger.cli.suspension", "enable_account"),
     },
 )
 def service_accounts() -> None:
@@ -139,6 +142,7 @@ def _account_dict(account: ServiceAccountView) -> dict[str, object]:
         "name": account.name,
         "permission": _permission(account.permission),
         "created_at": account.created_at,
+        "disabled_at": account.disabled_at,
     }
 
 
@@ -153,4 +157,5 @@ def list_command(obj: CliContext, org: str | None, as_json: bool) -> None:
         echo_json([_account_dict(a) for a in found])
         return
     for account in found:
-        click.echo(f"{account.account_id}  {account.permission}")
+        suspended = "  (disabled)" if account.disabled else ""
+        click.echo(f"{account.account_id}  {account.permission}{suspended}")

@@ -19,6 +19,7 @@ import msgspec
 from tokenledger.cli.app import TOKEN_ENV, CliContext
 from tokenledger.cli.common import checked, parse_timestamp
 from tokenledger.cli.grants import grant_dicts, grants_text, parse_level, principal_id
+from tokenledger.cli.lazy import LazyCommand, LazyGroup
 from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.domain.names import check_token_id, shown
 from tokenledger.domain.secrets import looks_like_secret
@@ -82,7 +83,14 @@ def _when(moment: datetime | None) -> str:
     return format_timestamp(moment) if moment is not None else "never"
 
 
-@click.group()
+@click.group(
+    cls=LazyGroup,
+    # Suspension (cli/suspension.py).
+    lazy_commands={
+        "disable": LazyCommand("tokenledger.cli.suspension", "disable_token"),
+        "enable": LazyCommand("tokenledger.cli.suspension", "enable_token"),
+    },
+)
 def tokens() -> None:
     """Issue, list, revoke and verify tokens."""
 
@@ -333,32 +341,28 @@ def create_command(
 # -- list, get ------------------------------------------------------------------------------
 
 
-def _status(token: TokenView, now: datetime) -> str:
-    if token.revoked:
-        return "revoked"
-    return "expired" if token.expired(now) else "active"
-
-
 def _token_dict(token: TokenView, now: datetime) -> dict[str, Any]:
     return {
         "token_id": token.token_id,
         "principal": token.principal,
         "kind": token.kind,
         "name": token.name,
-        "status": _status(token, now),
+        "status": token.status(now),
         "grants": grant_dicts(token.grants),
         "issued_at": token.issued_at,
         "expires_at": token.expires_at,
         "parent_id": token.parent_id,
         "revoked_at": token.revoked_at,
         "revoked_reason": token.revoked_reason,
+        "disabled_at": token.disabled_at,
+        "disabled_cause": token.disabled_cause,
     }
 
 
 def _token_line(token: TokenView, now: datetime) -> str:
     name = f"  {token.name}" if token.name else ""
     return (
-        f"{token.token_id}  {_status(token, now):<7}  {token.kind:<8}  "
+        f"{token.token_id}  {token.status(now):<8}  {token.kind:<8}  "
         f"expires {_when(token.expires_at)}  {grants_text(token.grants)}{name}"
     )
 
@@ -407,6 +411,9 @@ def get_command(obj: CliContext, token_id: str, as_json: bool) -> None:
     click.echo(f"{'expires_at:':<15} {_when(token.expires_at)}")
     if token.revoked_at is not None:
         click.echo(f"{'revoked_at:':<15} {_when(token.revoked_at)} ({token.revoked_reason})")
+    if token.disabled_at is not None:
+        cause = f" (with {token.disabled_cause})" if token.disabled_cause else ""
+        click.echo(f"{'disabled_at:':<15} {_when(token.disabled_at)}{cause}")
 
 
 # -- revoke ---------------------------------------------------------------------------------

@@ -195,6 +195,15 @@ class RemoteLedger(DataPlaneCalls):
                 client_id = path_segment(command.client_id)
                 path = f"/v2/service_accounts/{account}/credentials/{client_id}"
                 return _Call("DELETE", path, params={"reason": command.reason})
+            case (
+                c.DisableToken()
+                | c.EnableToken()
+                | c.DisableServiceAccount()
+                | c.EnableServiceAccount()
+                | c.DisableClientCredential()
+                | c.EnableClientCredential()
+            ):
+                return _suspension_call(command)
             case c.TrustIssuer():
                 path = f"/v2/service_accounts/{path_segment(command.account_id)}/trusts"
                 body = {
@@ -478,6 +487,31 @@ class _Member(msgspec.Struct):
 class _Policy(msgspec.Struct):
     resource: str
     level: str
+
+
+def _suspension_call(
+    command: c.DisableToken
+    | c.EnableToken
+    | c.DisableServiceAccount
+    | c.EnableServiceAccount
+    | c.DisableClientCredential
+    | c.EnableClientCredential,
+) -> _Call:
+    """``POST .../disable`` or ``.../enable`` on what the command names."""
+    match command:
+        case c.DisableToken() | c.EnableToken():
+            target = f"/v2/tokens/{path_segment(command.token_id)}"
+        case c.DisableServiceAccount() | c.EnableServiceAccount():
+            target = f"/v2/service_accounts/{path_segment(command.account_id)}"
+        case _:
+            account = path_segment(command.account_id) if command.account_id else "-"
+            target = f"/v2/service_accounts/{account}/credentials/{path_segment(command.client_id)}"
+    disabling = isinstance(
+        command, c.DisableToken | c.DisableServiceAccount | c.DisableClientCredential
+    )
+    reason = getattr(command, "reason", None)
+    body = {"reason": reason} if reason is not None else None
+    return _Call("POST", f"{target}/{'disable' if disabling else 'enable'}", body)
 
 
 def _role_path(org: str, role: str) -> str:

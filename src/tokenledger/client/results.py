@@ -125,6 +125,7 @@ class _AccountWire(msgspec.Struct):
     permission: Grant
     created_at: datetime
     deleted: bool = False
+    disabled_at: datetime | None = None
 
 
 def service_account_of(answer: Any) -> ServiceAccountView:
@@ -136,6 +137,7 @@ def service_account_of(answer: Any) -> ServiceAccountView:
         permission=wire.permission,
         deleted=wire.deleted,
         created_at=wire.created_at,
+        disabled_at=wire.disabled_at,
     )
 
 

@@ -57,8 +57,8 @@ def answers_affected(event: e.Event) -> Affected:
     kind = type(event)
     if kind in _NOTHING:
         return NO_ANSWER
-    if isinstance(event, e.TokenRevoked):
-        # A cascade records one TokenRevoked per token, children included.
+    if isinstance(event, e.TokenRevoked | e.TokenDisabled | e.TokenEnabled):
+        # A cascade records one event per token, children included.
         return Affected(False, (event.token_id,))
     if isinstance(event, e.UserDisabled):
         return Affected(False, (event.email,))
@@ -67,7 +67,11 @@ def answers_affected(event: e.Event) -> Affected:
         e.ServiceAccountPermissionMoved
         | e.ServiceAccountPermissionLevelChanged
         | e.ServiceAccountDeleted
+        | e.ServiceAccountDisabled
+        | e.ServiceAccountEnabled
         | e.ClientCredentialRevoked
+        | e.ClientCredentialDisabled
+        | e.ClientCredentialEnabled
         | e.IssuerUntrusted,
     ):
         # The account's standing, or what obtained its access tokens.

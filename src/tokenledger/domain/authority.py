@@ -52,6 +52,8 @@ __all__ = [
     "TokenAnswer",
     "Verification",
     "access_token_view",
+    "account_active",
+    "account_suspended",
     "acting_token",
     "actor_level",
     "admitting_trust",
@@ -63,8 +65,10 @@ __all__ = [
     "authorise_role_management",
     "authorise_session_management",
     "authorise_token_management",
+    "client_credential_refusal",
     "forbid_service_accounts",
     "groups_of",
+    "judge_token",
     "may",
     "may_see",
     "may_see_account",
@@ -174,14 +178,20 @@ class TokenAnswer(NamedTuple):
 
 
 def answer_token(
-    token: TokenView | None, current: tuple[Grant, ...] | None, now: datetime
+    token: TokenView | None,
+    current: tuple[Grant, ...] | None,
+    now: datetime,
+    *,
+    suspended: bool = False,
 ) -> TokenAnswer:
     """THE rule: is ``token`` usable at ``now``, given what its principal may do now
-    (``current``; None once the principal is disabled, deleted or unknown)?
+    (``current``; None once the principal is disabled, deleted or unknown) and whether its
+    principal is suspended (``suspended``: a service account disabled for now)?
 
     Every way a token is judged comes here: ``verify``, ``tokens verify --at``,
     introspection of ledger tokens and of access tokens, authenticating a caller,
-    and the acting token of every decision.
+    and the acting token of every decision (``judge_token`` finds what it needs).
+    A revocation and an expiry come first: enabling a token never brings it back.
     """
     if token is None:
         return TokenAnswer(None, "unknown", ())
@@ -189,6 +199,8 @@ def answer_token(
         return TokenAnswer(token, "revoked", ())
     if token.expires_at is not None and token.expires_at <= now:
         return TokenAnswer(token, "expired", ())
+    if token.disabled_at is not None or suspended:
+        return TokenAnswer(token, "disabled", ())
     if current is None:
         return TokenAnswer(token, "principal_disabled", ())
     if token.kind == _ROLE_KEY:
@@ -202,11 +214,13 @@ _ROLE_KEY = TokenKind.ROLE.value
 
 
 def standing(view: LedgerView, principal: str) -> tuple[Grant, ...] | None:
-    """Everything the principal may do now; None once it is disabled, deleted or unknown."""
+    """Everything the principal may do now; None once it is disabled (a service account:
+    suspended), deleted or unknown."""
     if is_service_account_id(principal):
         account = view.service_account(principal)
-        if account is None or account.deleted:
+        if not account_active(account):
             return None
+        assert account is not None  # account_active says so
         return (account.permission,)
     if is_role_principal(principal):
         return view.role(*role_of_principal(principal))  # None once the role is deleted
@@ -217,6 +231,48 @@ def standing(view: LedgerView, principal: str) -> tuple[Grant, ...] | None:
     for org, role in view.memberships(principal).items():
         grants.extend(view.role(org, role) or ())
     return tuple(grants)
+
+
+def account_active(account: ServiceAccountView | None) -> bool:
+    """Whether a service account acts at all: it exists, is not deleted and not suspended.
+    Everything that lets an account act (its tokens, client credentials, exchanged and S3
+    credentials) asks this, directly or through ``standing``."""
+    return account is not None and not account.deleted and account.disabled_at is None
+
+
+def account_suspended(view: LedgerView, principal: str) -> bool:
+    """Whether ``principal`` is a service account that exists and is suspended."""
+    if not is_service_account_id(principal):
+        return False
+    account = view.service_account(principal)
+    return account is not None and not account.deleted and account.disabled_at is not None
+
+
+def judge_token(view: LedgerView, token: TokenView | None, now: datetime) -> TokenAnswer:
+    """``answer_token`` for ``token``, with its principal's standing and suspension read
+    from ``view`` (the suspension only when the standing says the principal acts not)."""
+    if token is None:
+        return answer_token(None, None, now)
+    current = standing(view, token.principal)
+    suspended = current is None and account_suspended(view, token.principal)
+    return answer_token(token, current, now, suspended=suspended)
+
+
+def client_credential_refusal(
+    credential: ClientCredentialView, account: ServiceAccountView | None, now: datetime
+) -> str | None:
+    """THE rule for a client credential obtaining access tokens: None when it may, else why
+    not (``revoked``, ``expired``, ``disabled``: it or its account is suspended, or
+    ``principal_disabled``: its account is deleted)."""
+    if credential.revoked:
+        return "revoked"
+    if credential.expired(now):
+        return "expired"
+    if credential.disabled_at is not None or (account is not None and account.disabled):
+        return "disabled"
+    if not account_active(account):
+        return "principal_disabled"
+    return None
 
 
 def principal_grants(view: LedgerView, principal: str) -> tuple[Grant, ...]:
@@ -233,8 +289,7 @@ def verify_token(
     level: Level = Level.READ,
 ) -> Verification:
     """The answer for a token already looked up by its secret's hash (None: no such token)."""
-    current = standing(view, token.principal) if token is not None else None
-    return answer_token(token, current, now).verification(resource, level)
+    return judge_token(view, token, now).verification(resource, level)
 
 
 def verify_secret(
@@ -278,7 +333,7 @@ def _acting_answer(view: LedgerView, actor: Actor, now: datetime) -> TokenAnswer
         token = view.token(actor.token_id)
     if token is None or token.principal != actor.principal:
         return None
-    return answer_token(token, standing(view, token.principal), now)
+    return judge_token(view, token, now)
 
 
 # -- signed access tokens ------------------------------------------------------------------
@@ -292,7 +347,7 @@ def access_token_view(view: LedgerView, principal: str, via: AccessVia) -> Token
     source = _access_source(view, via.source)
     if source is None or source[0] != principal:
         return None
-    _, expires_at, revoked_at, revoked_reason = source
+    _, expires_at, revoked_at, revoked_reason, disabled_at = source
     if expires_at is None or via.expires_at < expires_at:
         expires_at = via.expires_at
     return TokenView(
@@ -306,13 +361,15 @@ def access_token_view(view: LedgerView, principal: str, via: AccessVia) -> Token
         expires_at=expires_at,
         revoked_at=revoked_at,
         revoked_reason=revoked_reason,
+        disabled_at=disabled_at,
     )
 
 
-def _access_source(
-    view: LedgerView, source: str
-) -> tuple[str, datetime | None, datetime | None, str | None] | None:
-    """(owner, expiry, revocation, reason) of what obtained an access token."""
+_Window = tuple[str, datetime | None, datetime | None, str | None, datetime | None]
+
+
+def _access_source(view: LedgerView, source: str) -> _Window | None:
+    """(owner, expiry, revocation, reason, suspension) of what obtained an access token."""
     kind, _, _ = source.partition("_")
     found: SessionView | IssuerTrustView | None
     if kind == "ses":
@@ -329,8 +386,14 @@ def _access_source(
 
 def _window(
     owner: str, credential: SessionView | IssuerTrustView | ClientCredentialView
-) -> tuple[str, datetime | None, datetime | None, str | None]:
-    return owner, credential.expires_at, credential.revoked_at, credential.revoked_reason
+) -> _Window:
+    return (
+        owner,
+        credential.expires_at,
+        credential.revoked_at,
+        credential.revoked_reason,
+        credential.disabled_at,
+    )
 
 
 def session_grants(view: LedgerView, principal: str, org: str) -> tuple[Grant, ...]:

@@ -56,7 +56,13 @@ __all__ = [
     "DeleteResource",
     "DeleteRole",
     "DeleteServiceAccount",
+    "DisableClientCredential",
+    "DisableServiceAccount",
+    "DisableToken",
     "DisableUser",
+    "EnableClientCredential",
+    "EnableServiceAccount",
+    "EnableToken",
     "EndSession",
     "IssueClientCredential",
     "IssueRoleKey",
@@ -314,6 +320,46 @@ class RevokeClientCredential(Command):
     reason: Reason | None = None
     account_id: AccountId | None = None
     """The account the caller names as the credential's owner: another's is not found."""
+
+
+# -- suspension ----------------------------------------------------------------------------
+
+
+class DisableToken(Command):
+    """Suspend a token (and the tokens derived from it) until it is enabled again."""
+
+    token_id: TokenId
+    reason: Reason | None = None
+    principal: PrincipalId | None = None
+    """The principal the caller names as the token's owner (a URL's): another's is not found."""
+
+
+class EnableToken(Command):
+    token_id: TokenId
+    principal: PrincipalId | None = None
+
+
+class DisableServiceAccount(Command):
+    """Suspend a service account: every credential of it, at once, until it is enabled."""
+
+    account_id: AccountId
+    reason: Reason | None = None
+
+
+class EnableServiceAccount(Command):
+    account_id: AccountId
+
+
+class DisableClientCredential(Command):
+    client_id: ClientId
+    reason: Reason | None = None
+    account_id: AccountId | None = None
+    """The account the caller names as the credential's owner: another's is not found."""
+
+
+class EnableClientCredential(Command):
+    client_id: ClientId
+    account_id: AccountId | None = None
 
 
 # -- logging in ---------------------------------------------------------------------------

@@ -717,6 +717,7 @@ def _issue_client_credential(
         "issue client credentials",
         f"issue client credentials for {cmd.account_id}",
     )
+    _require_unsuspended(account)
     if cmd.no_expiry:
         if account.permission.rank is Level.ADMIN:
             raise ValidationError(
@@ -891,6 +892,13 @@ def administered_account(
     return account
 
 
+def _require_unsuspended(account: ServiceAccountView) -> ServiceAccountView:
+    """A suspended account is given no new credential: it could not use one."""
+    if account.disabled:
+        raise Conflict(f"service account {account.account_id} is disabled: enable it first")
+    return account
+
+
 def _require_account(view: LedgerView, account_id: str) -> ServiceAccountView:
     account = view.service_account(account_id)
     if account is None:
@@ -903,7 +911,7 @@ def _require_account(view: LedgerView, account_id: str) -> ServiceAccountView:
 def _require_active_principal(view: LedgerView, principal: str) -> ServiceAccountView | None:
     """Check the principal exists and is active; return its service account, if it is one."""
     if is_service_account_id(principal):
-        return _require_account(view, principal)
+        return _require_unsuspended(_require_account(view, principal))
     _require_active_user(view, principal)
     return None
 
@@ -911,11 +919,13 @@ def _require_active_principal(view: LedgerView, principal: str) -> ServiceAccoun
 # The decisions on logging in (identity providers, sessions, issuer trusts), on roles' keys
 # and policies, on the data plane (endpoints, S3 credentials), on Dyff's accounts
 # (``accounts create``; an account id naming a token's principal) and on a resource's license
-# and data class live in their own modules, which register them on ``decide`` when imported.
+# and data class, and on suspending credentials live in their own modules, which register
+# them on ``decide`` when imported.
 from tokenledger.domain import (  # noqa: E402, F401
     decide_accounts,
     decide_attributes,
     decide_endpoints,
     decide_logins,
     decide_roles,
+    decide_suspension,
 )

@@ -20,6 +20,8 @@ import msgspec
 from tokenledger.domain.permissions import Grant
 
 __all__ = [
+    "ClientCredentialDisabled",
+    "ClientCredentialEnabled",
     "ClientCredentialIssued",
     "ClientCredentialRevoked",
     "EndpointCreated",
@@ -50,11 +52,15 @@ __all__ = [
     "S3CredentialRevoked",
     "ServiceAccountCreated",
     "ServiceAccountDeleted",
+    "ServiceAccountDisabled",
+    "ServiceAccountEnabled",
     "ServiceAccountPermissionLevelChanged",
     "ServiceAccountPermissionMoved",
     "SessionEnded",
     "SessionRefreshed",
     "SessionStarted",
+    "TokenDisabled",
+    "TokenEnabled",
     "TokenIssued",
     "TokenRevoked",
     "UserCreated",
@@ -543,6 +549,73 @@ class RoleDeleted(_RoleEvent, frozen=True, kw_only=True, tag="RoleDeleted"):
     """The role is gone; its keys are revoked in the same command (``role_deleted``)."""
 
 
+# -- suspension: disabling and enabling credentials, reversibly -----------------------------
+
+
+class TokenDisabled(Event, frozen=True, kw_only=True, tag="TokenDisabled"):
+    """The token is suspended: it answers ``disabled`` until a ``TokenEnabled``. A revoked or
+    expired token stays so whatever happens here.
+
+    ``cause`` is None when the token itself was asked to be disabled, and otherwise the token
+    whose disabling this follows: a token derived from a disabled one is disabled with it
+    (each by its own event, in the same command), and enabled with it."""
+
+    token_id: str
+    principal: str
+    reason: str | None = None
+    """The request's text."""
+    cause: str | None = None
+    orgs: tuple[str, ...] = ()
+
+    STREAM: ClassVar[tuple[str, str]] = ("token", "token_id")
+
+
+class TokenEnabled(Event, frozen=True, kw_only=True, tag="TokenEnabled"):
+    """The token's suspension is over (``cause``: as for ``TokenDisabled``)."""
+
+    token_id: str
+    principal: str
+    cause: str | None = None
+    orgs: tuple[str, ...] = ()
+
+    STREAM: ClassVar[tuple[str, str]] = ("token", "token_id")
+
+
+class ServiceAccountDisabled(Event, frozen=True, kw_only=True, tag="ServiceAccountDisabled"):
+    """The account is suspended: every credential of it (tokens, client credentials and
+    their access tokens, exchanged tokens, S3 credentials) answers ``disabled`` until a
+    ``ServiceAccountEnabled``; none is revoked."""
+
+    account_id: str
+    reason: str | None = None
+
+    STREAM: ClassVar[tuple[str, str]] = ("sa", "account_id")
+
+
+class ServiceAccountEnabled(Event, frozen=True, kw_only=True, tag="ServiceAccountEnabled"):
+    account_id: str
+
+    STREAM: ClassVar[tuple[str, str]] = ("sa", "account_id")
+
+
+class ClientCredentialDisabled(Event, frozen=True, kw_only=True, tag="ClientCredentialDisabled"):
+    """The client credential is suspended: it obtains nothing, and the access tokens it
+    obtained answer ``disabled``, until a ``ClientCredentialEnabled``."""
+
+    client_id: str
+    account_id: str
+    reason: str | None = None
+
+    STREAM: ClassVar[tuple[str, str]] = ("client", "client_id")
+
+
+class ClientCredentialEnabled(Event, frozen=True, kw_only=True, tag="ClientCredentialEnabled"):
+    client_id: str
+    account_id: str
+
+    STREAM: ClassVar[tuple[str, str]] = ("client", "client_id")
+
+
 EventUnion = (
     OrgCreated
     | UserCreated
@@ -580,6 +653,12 @@ EventUnion = (
     | RoleDeleted
     | ResourceLicenseSet
     | ResourceDataClassSet
+    | TokenDisabled
+    | TokenEnabled
+    | ServiceAccountDisabled
+    | ServiceAccountEnabled
+    | ClientCredentialDisabled
+    | ClientCredentialEnabled
 )
 
 

@@ -135,6 +135,12 @@ class ServiceAccountView(msgspec.Struct, frozen=True, kw_only=True):
     permission: Grant
     deleted: bool
     created_at: datetime
+    disabled_at: datetime | None = None
+    """Since when the account is suspended (None: it is not)."""
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
 
 
 class _Credential(msgspec.Struct, frozen=True, kw_only=True):
@@ -143,16 +149,32 @@ class _Credential(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: datetime | None
     revoked_at: datetime | None = None
     revoked_reason: str | None = None
+    disabled_at: datetime | None = None
+    """Since when the credential is suspended (None: it is not). A suspension is reversible;
+    it neither revokes nor extends anything, so ``live`` ignores it."""
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
 
     def live(self, now: datetime) -> bool:
         return not self.revoked and not self.expired(now)
+
+    def status(self, now: datetime) -> str:
+        """``revoked``, ``expired``, ``disabled`` or ``active``: what listings show (a
+        revocation or an expiry outranks a suspension, which enabling cannot undo)."""
+        if self.revoked:
+            return "revoked"
+        if self.expired(now):
+            return "expired"
+        return "disabled" if self.disabled else "active"
 
 
 class TokenView(_Credential, frozen=True, kw_only=True):
@@ -163,6 +185,8 @@ class TokenView(_Credential, frozen=True, kw_only=True):
     name: str | None
     issued_at: datetime
     parent_id: str | None
+    disabled_cause: str | None = None
+    """While disabled: None when asked for, else the token whose disabling this followed."""
 
 
 class ClientCredentialView(_Credential, frozen=True, kw_only=True):

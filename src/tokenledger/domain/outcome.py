@@ -22,6 +22,8 @@ from tokenledger.domain.events import (
     ServiceAccountCreated,
     ServiceAccountPermissionLevelChanged,
     ServiceAccountPermissionMoved,
+    TokenDisabled,
+    TokenEnabled,
     TokenIssued,
     TokenRevoked,
 )
@@ -55,6 +57,10 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     account_created: ServiceAccountCreated | None = None
     permission_change: PermissionChange | None = None
     role_change: MemberRoleChanged | None = None
+    disabled: tuple[str, ...] = ()
+    """Token ids disabled (the tokens derived from them included), in log order."""
+    enabled: tuple[str, ...] = ()
+    """Token ids enabled (those disabled with them included), in log order."""
 
     @property
     def warning(self) -> str | None:
@@ -90,6 +96,8 @@ def outcome_of(events: Iterable[Event]) -> Outcome:
     revoked_clients: list[str] = []
     deleted: list[str] = []
     removed: list[GrantRemoved] = []
+    disabled: list[str] = []
+    enabled: list[str] = []
     for event in events:
         match event:
             case TokenIssued() if issued is None:
@@ -117,6 +125,10 @@ def outcome_of(events: Iterable[Event]) -> Outcome:
                 )
             case MemberRoleChanged():
                 role_change = event
+            case TokenDisabled():
+                disabled.append(event.token_id)
+            case TokenEnabled():
+                enabled.append(event.token_id)
     return Outcome(
         issued=issued,
         revoked=tuple(revoked),
@@ -128,4 +140,6 @@ def outcome_of(events: Iterable[Event]) -> Outcome:
         account_created=account,
         permission_change=change,
         role_change=role_change,
+        disabled=tuple(disabled),
+        enabled=tuple(enabled),
     )

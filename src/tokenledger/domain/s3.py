@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote, urlsplit
 
-from tokenledger.domain.authority import standing
+from tokenledger.domain.authority import account_suspended, standing
 from tokenledger.domain.model import EndpointView, LedgerView, S3CredentialView
 from tokenledger.domain.names import is_endpoint_id, shown
 from tokenledger.domain.permissions import Level, level_at
@@ -225,7 +225,8 @@ def check_s3_request(
         )
     grants = standing(view, credential.account_id)
     if grants is None:
-        raise SignatureMismatch("InvalidAccessKeyId", "the access key's account is deleted")
+        state = "disabled" if account_suspended(view, credential.account_id) else "deleted"
+        raise SignatureMismatch("InvalidAccessKeyId", f"the access key's account is {state}")
     account = view.service_account(credential.account_id)
     assert account is not None  # standing() found it
     resource = object_resource(account.org, request.path)

@@ -213,12 +213,13 @@ def _oldest_first(found: Iterable[SessionView]) -> list[SessionView]:
 
 
 #: The events a token's answer (``authority.verify_token``) reads the fold of: the token
-#: itself (issued, revoked) and its principal's standing (``authority.standing``): a user's
-#: existence and being disabled, direct grants, memberships, the org (whose predefined roles
-#: exist with it) and its roles, a service account's permission and deletion. Nothing else
-#: (resources, sessions, credentials, providers, trusts, endpoints, S3 credentials) is read,
-#: and no fold of these events reads anything else: a state folded from these alone answers
-#: every token exactly as the whole log's does.
+#: itself (issued, revoked, disabled, enabled) and its principal's standing
+#: (``authority.standing``): a user's existence and being disabled, direct grants,
+#: memberships, the org (whose predefined roles exist with it) and its roles, a service
+#: account's permission, deletion and suspension. Nothing else (resources, sessions,
+#: credentials, providers, trusts, endpoints, S3 credentials) is read, and no fold of these
+#: events reads anything else: a state folded from these alone answers every token exactly
+#: as the whole log's does.
 TOKEN_ANSWER_EVENTS: frozenset[type[e.Event]] = frozenset(
     {
         e.OrgCreated,
@@ -239,6 +240,10 @@ TOKEN_ANSWER_EVENTS: frozenset[type[e.Event]] = frozenset(
         e.ServiceAccountDeleted,
         e.TokenIssued,
         e.TokenRevoked,
+        e.TokenDisabled,
+        e.TokenEnabled,
+        e.ServiceAccountDisabled,
+        e.ServiceAccountEnabled,
     }
 )
 
@@ -548,3 +553,44 @@ def _(event: e.ResourceDataClassSet, state: LedgerState, at: datetime) -> None:
     resource = state.resources.get(event.path)
     if resource is not None:
         state.resources[event.path] = msgspec.structs.replace(resource, data_class=event.data_class)
+
+
+# -- suspension ------------------------------------------------------------------------------
+
+
+@evolve.register
+def _(event: e.TokenDisabled, state: LedgerState, at: datetime) -> None:
+    token = state.tokens[event.token_id]
+    state.tokens[event.token_id] = msgspec.structs.replace(
+        token, disabled_at=at, disabled_cause=event.cause
+    )
+
+
+@evolve.register
+def _(event: e.TokenEnabled, state: LedgerState, at: datetime) -> None:
+    token = state.tokens[event.token_id]
+    state.tokens[event.token_id] = msgspec.structs.replace(
+        token, disabled_at=None, disabled_cause=None
+    )
+
+
+@evolve.register(e.ServiceAccountDisabled)
+@evolve.register(e.ServiceAccountEnabled)
+def _(
+    event: e.ServiceAccountDisabled | e.ServiceAccountEnabled, state: LedgerState, at: datetime
+) -> None:
+    disabled_at = at if isinstance(event, e.ServiceAccountDisabled) else None
+    account = state.accounts[event.account_id]
+    state.accounts[event.account_id] = msgspec.structs.replace(account, disabled_at=disabled_at)
+
+
+@evolve.register(e.ClientCredentialDisabled)
+@evolve.register(e.ClientCredentialEnabled)
+def _(
+    event: e.ClientCredentialDisabled | e.ClientCredentialEnabled, state: LedgerState, at: datetime
+) -> None:
+    disabled_at = at if isinstance(event, e.ClientCredentialDisabled) else None
+    credential = state.credentials[event.client_id]
+    state.credentials[event.client_id] = msgspec.structs.replace(
+        credential, disabled_at=disabled_at
+    )

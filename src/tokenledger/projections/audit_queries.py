@@ -591,4 +591,27 @@ def describe(event: e.Event) -> str:
             return f"license of {event.path} set to {event.license}"
         case e.ResourceDataClassSet():
             return f"data class of {event.path} set to {event.data_class}"
+        case e.TokenDisabled() | e.TokenEnabled():
+            return _suspension("token", event.token_id, event)
+        case e.ServiceAccountDisabled() | e.ServiceAccountEnabled():
+            return _suspension("service account", event.account_id, event)
+        case e.ClientCredentialDisabled() | e.ClientCredentialEnabled():
+            return _suspension("client credential", event.client_id, event)
     return type(event).__name__
+
+
+def _suspension(
+    what: str,
+    name: str,
+    event: e.TokenDisabled
+    | e.TokenEnabled
+    | e.ServiceAccountDisabled
+    | e.ServiceAccountEnabled
+    | e.ClientCredentialDisabled
+    | e.ClientCredentialEnabled,
+) -> str:
+    verb = "enabled" if type(event).__name__.endswith("Enabled") else "disabled"
+    cause = getattr(event, "cause", None)
+    reason = getattr(event, "reason", None)
+    said = f" with token {cause}" if cause else ""
+    return f"{what} {name} {verb}{said}" + (f": {reason}" if reason else "")

@@ -99,7 +99,7 @@ def _resource(row: Any) -> ResourceView:
 
 
 def _service_account(row: Any) -> ServiceAccountView:
-    account_id, org, name, resource, level, deleted, created_at = row
+    account_id, org, name, resource, level, deleted, created_at, disabled_at = row
     return ServiceAccountView(
         account_id=account_id,
         org=org,
@@ -107,6 +107,7 @@ def _service_account(row: Any) -> ServiceAccountView:
         permission=Grant(resource, level),
         deleted=bool(deleted),
         created_at=created_at,
+        disabled_at=disabled_at,
     )
 
 
@@ -123,6 +124,8 @@ def _token(row: Any) -> TokenView:
         parent_id,
         revoked_at,
         revoked_reason,
+        disabled_at,
+        disabled_cause,
     ) = row
     return TokenView(
         token_id=token_id,
@@ -135,6 +138,8 @@ def _token(row: Any) -> TokenView:
         parent_id=parent_id,
         revoked_at=revoked_at,
         revoked_reason=revoked_reason,
+        disabled_at=disabled_at,
+        disabled_cause=disabled_cause,
     )
 
 
@@ -148,6 +153,7 @@ def _client_credential(row: Any) -> ClientCredentialView:
         expires_at,
         revoked_at,
         revoked_reason,
+        disabled_at,
     ) = row
     return ClientCredentialView(
         client_id=client_id,
@@ -157,6 +163,7 @@ def _client_credential(row: Any) -> ClientCredentialView:
         expires_at=expires_at,
         revoked_at=revoked_at,
         revoked_reason=revoked_reason,
+        disabled_at=disabled_at,
     )
 
 
@@ -197,9 +204,15 @@ _TOKENS_OF = DriverStatement(
 )
 _TOKEN_COLUMNS = len(tokens.columns)
 # A token and, when its principal is a service account that exists and is not deleted, that
-# account's permission (NULL otherwise): all a verification of such a token reads.
+# account's permission and suspension (NULL otherwise): all a verification of such a token
+# reads.
 _TOKEN_AND_PERMISSION_BY_HASH = DriverStatement(
-    sa.select(tokens, service_accounts.c.resource, service_accounts.c.level)
+    sa.select(
+        tokens,
+        service_accounts.c.resource,
+        service_accounts.c.level,
+        service_accounts.c.disabled_at,
+    )
     .select_from(
         tokens.outerjoin(
             service_accounts,
@@ -379,15 +392,17 @@ class SqlLedgerView(LoginViews, EndpointViews):
         row = _TOKEN_BY_HASH.first(self.connection, {"secret_hash": secret_hash})
         return None if row is None else _token(row)
 
-    def token_and_permission(self, secret_hash: str) -> tuple[TokenView, Grant | None] | None:
-        """The token whose secret hashes to ``secret_hash`` and, when its principal is a
+    def token_and_permission(self, secret_hash: str) -> tuple[TokenView, Grant | None, bool] | None:
+        """The token whose secret hashes to ``secret_hash``, and, when its principal is a
         service account that exists and is not deleted, that account's permission (None
-        otherwise); read by one statement, which is one snapshot on every database."""
+        otherwise) and whether it is suspended; read by one statement, which is one snapshot
+        on every database."""
         row = _TOKEN_AND_PERMISSION_BY_HASH.first(self.connection, {"secret_hash": secret_hash})
         if row is None:
             return None
-        resource, level = row[_TOKEN_COLUMNS:]
-        return _token(row[:_TOKEN_COLUMNS]), None if resource is None else Grant(resource, level)
+        resource, level, disabled_at = row[_TOKEN_COLUMNS:]
+        permission = None if resource is None else Grant(resource, level)
+        return _token(row[:_TOKEN_COLUMNS]), permission, disabled_at is not None
 
     def tokens_of(self, principal: str) -> list[TokenView]:
         """Every token of the principal, revoked and expired ones included; by id."""

@@ -357,10 +357,11 @@ class TokenAnswers:
             found = view.token_and_permission(secret_hash)
             if found is None:
                 return verify_token(view, None, now())
-            token, permission = found
+            token, permission, suspended = found
             if is_service_account_id(token.principal):
-                current = (permission,) if permission is not None else None
-                return answer_token(token, current, now()).verification(resource, wanted)
+                current = (permission,) if permission is not None and not suspended else None
+                answer = answer_token(token, current, now(), suspended=suspended)
+                return answer.verification(resource, wanted)
             if not self._readers.snapshots_span_statements:
                 return verify_token(view, token, now(), resource=resource, level=wanted)
         with self._readers.snapshot() as connection:

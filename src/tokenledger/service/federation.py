@@ -14,7 +14,7 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from tokenledger.domain.authority import admitting_trust
+from tokenledger.domain.authority import account_active, admitting_trust
 from tokenledger.domain.model import IssuedAccessToken
 from tokenledger.domain.names import check_issuer, check_service_account_id, shown
 from tokenledger.errors import InvalidGrant
@@ -75,8 +75,9 @@ def exchange_token(
             for t in view.issuer_trusts_of(account_id)
             if t.issuer == token_issuer and not t.revoked
         ]
-    if account is None or account.deleted or not trusts:
+    if not account_active(account) or not trusts:
         raise refused
+    assert account is not None  # account_active says so
     now = reader.now()
     for audience in sorted({t.audience for t in trusts}):
         try:

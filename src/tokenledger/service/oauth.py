@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from tokenledger.domain.authority import TokenAnswer, access_token_view, answer_token, standing
+from tokenledger.domain.authority import (
+    TokenAnswer,
+    access_token_view,
+    client_credential_refusal,
+    judge_token,
+)
 from tokenledger.domain.identity import acl_subjects, namespace_of
 from tokenledger.domain.model import (
     AccessVia,
@@ -75,11 +80,12 @@ def authenticate_client(
         if found is None:
             raise refused
         credential, stored = found
-        if not hmac.compare_digest(stored, presented) or not credential.live(reader.now()):
+        if not hmac.compare_digest(stored, presented):
             raise refused
         account = view.service_account(credential.account_id)
-        if account is None or account.deleted:
+        if client_credential_refusal(credential, account, reader.now()) is not None:
             raise refused
+        assert account is not None  # the refusal's rule says so
     return credential, account
 
 
@@ -239,9 +245,7 @@ def _judge_access_token(
     via = _via(claims)
     principal = str(claims["sub"])
     with reader.view() as view:
-        as_token = access_token_view(view, principal, via)
-        current = standing(view, principal) if as_token is not None else None
-    return claims, answer_token(as_token, current, now)
+        return claims, judge_token(view, access_token_view(view, principal, via), now)
 
 
 def _via(claims: dict[str, Any]) -> AccessVia:

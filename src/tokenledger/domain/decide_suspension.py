@@ -1,0 +1,216 @@
+"""Decisions on suspension: disabling and enabling tokens, client credentials and service
+accounts, reversibly.
+
+Registered on ``decide`` (``domain.decide`` imports this module). A suspension revokes
+nothing and extends nothing: what it changes is the answer (``authority.answer_token`` says
+``disabled`` while it lasts), and a token or credential revoked or expired meanwhile stays so
+when it is enabled. Who may disable is who may revoke (``authorise_token_management``,
+``administered_account``); enabling is a person's act (or the operator's): a machine's
+credential must not bring back what a person suspended, its own siblings included.
+
+A token derived from a disabled token is disabled with it, each by its own event naming the
+token it followed (``cause``), and enabled with it; a token disabled by itself stays
+disabled when an ancestor is enabled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from tokenledger.domain import commands as c
+from tokenledger.domain.authority import (
+    authorise_token_management,
+    forbid_service_accounts,
+    token_orgs,
+)
+from tokenledger.domain.decide import Context, _of, _orgs_of, administered_account, decide
+from tokenledger.domain.events import (
+    ClientCredentialDisabled,
+    ClientCredentialEnabled,
+    Event,
+    ServiceAccountDisabled,
+    ServiceAccountEnabled,
+    TokenDisabled,
+    TokenEnabled,
+)
+from tokenledger.domain.model import (
+    ClientCredentialView,
+    LedgerView,
+    TokenView,
+    service_account_org,
+)
+from tokenledger.errors import Conflict, NotFound
+
+__all__: list[str] = []
+
+_ENABLE = "enable credentials: a suspended credential is enabled by a person"
+
+
+# -- tokens --------------------------------------------------------------------------------
+
+
+def _managed_token(
+    view: LedgerView, ctx: Context, token_id: str, owner: str | None, verb: str
+) -> TokenView:
+    """The token, if the actor may manage it (as revoking it needs), neither revoked nor
+    expired: a suspension changes nothing about those."""
+    token = view.token(token_id)
+    if token is None or owner not in (None, token.principal):
+        raise NotFound(f"no token {token_id}" + _of(owner))
+    authorise_token_management(
+        view, ctx.actor, token.principal, ctx.now, token_orgs(token), token_id=token.token_id
+    )
+    if token.revoked:
+        raise Conflict(f"token {token_id} is revoked: {verb} it changes nothing")
+    if token.expired(ctx.now):
+        raise Conflict(f"token {token_id} has expired: {verb} it changes nothing")
+    return token
+
+
+def _descendants(view: LedgerView, root: TokenView, ctx: Context) -> Iterator[TokenView]:
+    """The live tokens derived from ``root``, recursively, level by level (one lookup per
+    level, as revocation's cascade does)."""
+    seen = {root.token_id}
+    frontier = [root.token_id]
+    while frontier:
+        next_level: list[str] = []
+        for child in view.child_tokens(frontier):
+            if child.token_id in seen or not child.live(ctx.now):
+                continue
+            seen.add(child.token_id)
+            next_level.append(child.token_id)
+            yield child
+        frontier = next_level
+
+
+@decide.register
+def _disable_token(cmd: c.DisableToken, view: LedgerView, ctx: Context) -> list[Event]:
+    token = _managed_token(view, ctx, cmd.token_id, cmd.principal, "disabling")
+    if token.disabled:
+        raise Conflict(f"token {cmd.token_id} is already disabled")
+    events: list[Event] = [
+        TokenDisabled(
+            token_id=token.token_id,
+            principal=token.principal,
+            reason=cmd.reason,
+            orgs=_orgs_of(token),
+        )
+    ]
+    events.extend(
+        TokenDisabled(
+            token_id=child.token_id,
+            principal=child.principal,
+            reason=cmd.reason,
+            cause=token.token_id,
+            orgs=_orgs_of(child),
+        )
+        for child in _descendants(view, token, ctx)
+        if not child.disabled
+    )
+    return events
+
+
+@decide.register
+def _enable_token(cmd: c.EnableToken, view: LedgerView, ctx: Context) -> list[Event]:
+    forbid_service_accounts(ctx.actor, _ENABLE)
+    token = _managed_token(view, ctx, cmd.token_id, cmd.principal, "enabling")
+    if not token.disabled:
+        raise Conflict(f"token {cmd.token_id} is not disabled")
+    if token.disabled_cause is not None:
+        raise Conflict(
+            f"token {cmd.token_id} was disabled with token {token.disabled_cause}, from which "
+            "it derives: enable that one"
+        )
+    events: list[Event] = [
+        TokenEnabled(token_id=token.token_id, principal=token.principal, orgs=_orgs_of(token))
+    ]
+    events.extend(
+        TokenEnabled(
+            token_id=child.token_id,
+            principal=child.principal,
+            cause=token.token_id,
+            orgs=_orgs_of(child),
+        )
+        for child in _descendants(view, token, ctx)
+        if child.disabled_cause == token.token_id
+    )
+    return events
+
+
+# -- service accounts ------------------------------------------------------------------------
+
+
+@decide.register
+def _disable_service_account(
+    cmd: c.DisableServiceAccount, view: LedgerView, ctx: Context
+) -> list[Event]:
+    account = administered_account(
+        view, ctx, cmd.account_id, "manage service accounts", f"disable {cmd.account_id}"
+    )
+    if account.disabled:
+        raise Conflict(f"service account {cmd.account_id} is already disabled")
+    return [ServiceAccountDisabled(account_id=account.account_id, reason=cmd.reason)]
+
+
+@decide.register
+def _enable_service_account(
+    cmd: c.EnableServiceAccount, view: LedgerView, ctx: Context
+) -> list[Event]:
+    account = administered_account(
+        view, ctx, cmd.account_id, "manage service accounts", f"enable {cmd.account_id}"
+    )
+    if not account.disabled:
+        raise Conflict(f"service account {cmd.account_id} is not disabled")
+    return [ServiceAccountEnabled(account_id=account.account_id)]
+
+
+# -- client credentials ----------------------------------------------------------------------
+
+
+def _managed_credential(
+    view: LedgerView, ctx: Context, client_id: str, owner: str | None, verb: str
+) -> ClientCredentialView:
+    """The client credential, if the actor may manage it (as revoking it needs), neither
+    revoked nor expired."""
+    credential = view.client_credential(client_id)
+    if credential is None or owner not in (None, credential.account_id):
+        raise NotFound(f"no client credential {client_id}" + _of(owner))
+    authorise_token_management(
+        view,
+        ctx.actor,
+        credential.account_id,
+        ctx.now,
+        (service_account_org(credential.account_id),),
+    )
+    if credential.revoked:
+        raise Conflict(f"client credential {client_id} is revoked: {verb} it changes nothing")
+    if credential.expired(ctx.now):
+        raise Conflict(f"client credential {client_id} has expired: {verb} it changes nothing")
+    return credential
+
+
+@decide.register
+def _disable_client_credential(
+    cmd: c.DisableClientCredential, view: LedgerView, ctx: Context
+) -> list[Event]:
+    credential = _managed_credential(view, ctx, cmd.client_id, cmd.account_id, "disabling")
+    if credential.disabled:
+        raise Conflict(f"client credential {cmd.client_id} is already disabled")
+    return [
+        ClientCredentialDisabled(
+            client_id=credential.client_id, account_id=credential.account_id, reason=cmd.reason
+        )
+    ]
+
+
+@decide.register
+def _enable_client_credential(
+    cmd: c.EnableClientCredential, view: LedgerView, ctx: Context
+) -> list[Event]:
+    forbid_service_accounts(ctx.actor, _ENABLE)
+    credential = _managed_credential(view, ctx, cmd.client_id, cmd.account_id, "enabling")
+    if not credential.disabled:
+        raise Conflict(f"client credential {cmd.client_id} is not disabled")
+    return [
+        ClientCredentialEnabled(client_id=credential.client_id, account_id=credential.account_id)
+    ]
