@@ -33,7 +33,7 @@ from hypothesis.stateful import (
 
 from helpers import assert_projections_match_log, fold_log
 from tokenledger.domain import commands as c
-from tokenledger.domain.authority import principal_grants, standing
+from tokenledger.domain.authority import account_suspended, principal_grants, standing
 from tokenledger.domain.events import TokenIssued
 from tokenledger.domain.model import Actor, ActorKind, is_service_account_id
 from tokenledger.domain.permissions import Grant, Level, is_within, level_at
@@ -543,6 +543,17 @@ class LedgerMachine(RuleBasedStateMachine):
     def revoke_all_tokens(self, principal: str, actor: int | None) -> None:
         self._run(lambda: c.build(c.RevokeAllTokens, principal=principal), actor)
 
+    @rule(token=token_refs, actor=actors, enable=st.booleans())
+    def suspend_token(self, token: int | str, actor: int | None, enable: bool) -> None:
+        token_id = self._token_id(token)
+        kind = c.EnableToken if enable else c.DisableToken
+        self._run(lambda: c.build(kind, token_id=token_id), actor)
+
+    @rule(account=accounts, actor=actors, enable=st.booleans())
+    def suspend_service_account(self, account: str, actor: int | None, enable: bool) -> None:
+        kind = c.EnableServiceAccount if enable else c.DisableServiceAccount
+        self._run(lambda: c.build(kind, account_id=account), actor)
+
     @rule(step=time_steps)
     def time_passes(self, step: timedelta) -> None:
         self.clock.tick(step)
@@ -563,6 +574,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 expected_reason: str | None = "revoked"
             elif token.expired(now):
                 expected_reason = "expired"
+            elif token.disabled or account_suspended(state, token.principal):
+                expected_reason = "disabled"
             elif standing(state, token.principal) is None:
                 expected_reason = "principal_disabled"
             else:
@@ -579,6 +592,8 @@ class LedgerMachine(RuleBasedStateMachine):
                     assert token.expires_at <= parent.expires_at
                 if parent.revoked:
                     assert not answer.active, "a derived token outlived its parent's revocation"
+                if parent.disabled:
+                    assert not answer.active, "a derived token was usable below a disabled one"
             if not answer.active:
                 continue
             current = principal_grants(state, token.principal)

@@ -101,6 +101,8 @@ def test_a_token_disabled_by_itself_stays_disabled_when_its_parent_is_enabled() 
     when(state, c.DisableToken(token_id=CHILD))
     [root_disabled] = when(state, c.DisableToken(token_id=ROOT))  # the child was already
     assert isinstance(root_disabled, e.TokenDisabled)
+    with pytest.raises(Conflict, match=f"derives from token {ROOT}, which is disabled"):
+        when(state, c.EnableToken(token_id=CHILD))  # never usable below a disabled token
     when(state, c.EnableToken(token_id=ROOT))
     assert state.tokens[CHILD].disabled
     assert state.tokens[CHILD].disabled_cause is None
@@ -110,8 +112,10 @@ def test_a_token_disabled_by_itself_stays_disabled_when_its_parent_is_enabled() 
 def test_a_token_disabled_with_its_parent_is_enabled_through_the_parent() -> None:
     state = given(*WORLD)
     when(state, c.DisableToken(token_id=ROOT))
-    with pytest.raises(Conflict, match=f"disabled with token {ROOT}"):
+    with pytest.raises(Conflict, match=f"derives from token {ROOT}, which is disabled"):
         when(state, c.EnableToken(token_id=CHILD))
+    with pytest.raises(Conflict, match=f"parent token {ROOT} is disabled"):
+        when(state, c.IssueToken(parent_id=ROOT))
 
 
 def test_enabling_never_brings_back_a_revoked_or_expired_token() -> None:

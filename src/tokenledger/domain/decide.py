@@ -550,6 +550,9 @@ def _require_live_parent(view: LedgerView, token_id: str, ctx: Context) -> Token
         raise Conflict(f"parent token {token_id} is revoked")
     if parent.expired(ctx.now):
         raise Conflict(f"parent token {token_id} has expired")
+    if parent.disabled:
+        # What derives from it would be usable while it is not (domain.decide_suspension).
+        raise Conflict(f"parent token {token_id} is disabled")
     return parent
 
 

@@ -83,6 +83,22 @@ def _descendants(view: LedgerView, root: TokenView, ctx: Context) -> Iterator[To
         frontier = next_level
 
 
+def _disabled_ancestor(view: LedgerView, token: TokenView) -> str | None:
+    """The nearest token ``token`` derives from that is disabled, if one is: a derived token
+    is never usable while one it derives from is not."""
+    seen = {token.token_id}
+    parent_id = token.parent_id
+    while parent_id is not None and parent_id not in seen:
+        seen.add(parent_id)
+        parent = view.token(parent_id)
+        if parent is None:
+            return None
+        if parent.disabled:
+            return parent.token_id
+        parent_id = parent.parent_id
+    return None
+
+
 @decide.register
 def _disable_token(cmd: c.DisableToken, view: LedgerView, ctx: Context) -> list[Event]:
     token = _managed_token(view, ctx, cmd.token_id, cmd.principal, "disabling")
@@ -116,10 +132,11 @@ def _enable_token(cmd: c.EnableToken, view: LedgerView, ctx: Context) -> list[Ev
     token = _managed_token(view, ctx, cmd.token_id, cmd.principal, "enabling")
     if not token.disabled:
         raise Conflict(f"token {cmd.token_id} is not disabled")
-    if token.disabled_cause is not None:
+    ancestor = _disabled_ancestor(view, token)
+    if ancestor is not None:
         raise Conflict(
-            f"token {cmd.token_id} was disabled with token {token.disabled_cause}, from which "
-            "it derives: enable that one"
+            f"token {cmd.token_id} derives from token {ancestor}, which is disabled: enable "
+            "that one"
         )
     events: list[Event] = [
         TokenEnabled(token_id=token.token_id, principal=token.principal, orgs=_orgs_of(token))
