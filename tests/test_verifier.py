@@ -95,6 +95,8 @@ steps = st.one_of(
     ),
     st.tuples(st.just("role_key")),
     st.tuples(st.just("revoke"), st.integers(0, 31)),
+    st.tuples(st.sampled_from(["disable_token", "enable_token"]), st.integers(0, 31)),
+    st.tuples(st.sampled_from(["disable_sa", "enable_sa"]), st.sampled_from(ACCOUNTS)),
     st.tuples(st.just("grant"), users, paths, st.sampled_from([*LEVELS, "none"])),
     st.tuples(st.just("member"), st.sampled_from(["acme", "beta"]), users, st.sampled_from(ROLES)),
     st.tuples(st.just("remove_member"), st.sampled_from(["acme", "beta"]), users),
@@ -148,6 +150,15 @@ class History:
                 if answer.token_id is not None:
                     token_id = answer.token_id
                     run(lambda: c.RevokeToken(token_id=token_id))
+        elif kind in ("disable_token", "enable_token"):
+            if self.secrets:
+                token_id = self.ledger.verify(self.secrets[args[0] % len(self.secrets)]).token_id
+                suspend = c.DisableToken if kind == "disable_token" else c.EnableToken
+                if token_id is not None:
+                    run(lambda: suspend(token_id=token_id))
+        elif kind in ("disable_sa", "enable_sa"):
+            account = c.DisableServiceAccount if kind == "disable_sa" else c.EnableServiceAccount
+            run(lambda: account(account_id=args[0]))
         elif kind == "grant":
             principal, path, level = args
             run(lambda: c.build(c.SetGrant, principal=principal, resource=path, level=level))
@@ -272,7 +283,8 @@ def test_the_folded_event_types_are_those_the_answer_reads() -> None:
         "MemberRemoved", "GrantSet", "GrantRemoved", "RoleCreated", "RolePolicyAdded",
         "RolePolicyRemoved", "RoleDeleted", "ServiceAccountCreated",
         "ServiceAccountPermissionMoved", "ServiceAccountPermissionLevelChanged",
-        "ServiceAccountDeleted", "TokenIssued", "TokenRevoked",
+        "ServiceAccountDeleted", "TokenIssued", "TokenRevoked", "TokenDisabled", "TokenEnabled",
+        "ServiceAccountDisabled", "ServiceAccountEnabled",
     }  # fmt: skip
 
 
