@@ -18,6 +18,7 @@ a decision emits the same events in the same order against either view.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
 
     from tokenledger.domain.model import LedgerView
+    from tokenledger.domain.token_filter import TokenFilter
 
 __all__ = ["SqlLedgerView", "at_or_below", "below"]
 
@@ -408,6 +410,27 @@ class SqlLedgerView(LoginViews, EndpointViews):
             at_or_below(token_grants.c.resource, path)
         )
         return self._tokens(tokens.c.token_id.in_(with_grant), tokens.c.revoked_at.is_(None))
+
+    def token_candidates(self, token_filter: TokenFilter, now: datetime) -> list[TokenView]:
+        """Unrevoked, unexpired tokens narrowed by the criteria the tables index (principal,
+        a grant under a path) or hold as a column (issue and expiry times); by id. The
+        other criteria (org, name) are left to ``TokenFilter.matches``, which decides."""
+        conditions = [
+            tokens.c.revoked_at.is_(None),
+            sa.or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > now),
+        ]
+        if token_filter.principal is not None:
+            conditions.append(tokens.c.principal == token_filter.principal)
+        if token_filter.resource is not None:
+            with_grant = sa.select(token_grants.c.token_id).where(
+                at_or_below(token_grants.c.resource, token_filter.resource)
+            )
+            conditions.append(tokens.c.token_id.in_(with_grant))
+        if token_filter.issued_before is not None:
+            conditions.append(tokens.c.issued_at < token_filter.issued_before)
+        if token_filter.expires_within is not None:
+            conditions.append(tokens.c.expires_at <= now + token_filter.expires_within)
+        return self._tokens(*conditions)
 
     # -- client credentials ---------------------------------------------------------
 
