@@ -15,6 +15,7 @@ from tokenledger.api.routes import (
     service_accounts,
     sessions,
     system,
+    token_selection,
     tokens,
     users,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "service_accounts",
     "sessions",
     "system",
+    "token_selection",
     "tokens",
     "users",
 ]
