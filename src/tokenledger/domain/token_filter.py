@@ -20,6 +20,7 @@ from tokenledger.clock import check_lifetime
 from tokenledger.domain.authority import (
     authorise_token_management,
     may_see_token,
+    require_principal_visible,
     require_token_access,
     token_orgs,
 )
@@ -108,39 +109,57 @@ def _by_id(tokens: Iterable[TokenView]) -> list[TokenView]:
     return sorted(tokens, key=lambda token: token.token_id)
 
 
+def _matching(view: LedgerView, token_filter: TokenFilter, now: datetime) -> list[TokenView]:
+    candidates = view.token_candidates(token_filter, now)
+    return _by_id(t for t in candidates if token_filter.matches(t, now))
+
+
+def _may_access(view: LedgerView, actor: Actor, token: TokenView, now: datetime) -> bool:
+    try:
+        require_token_access(view, actor, token.principal, now, token_id=token.token_id)
+    except (PermissionDenied, NotFound):
+        return False
+    return True
+
+
+def _may_see(view: LedgerView, actor: Actor, token: TokenView, now: datetime) -> bool:
+    """Whether the listing rules show ``token`` to ``actor`` (``require_token_access``,
+    then ``may_see_token``)."""
+    return _may_access(view, actor, token, now) and may_see_token(actor, token)
+
+
 def selected_tokens(
     view: LedgerView, actor: Actor, token_filter: TokenFilter, now: datetime
 ) -> list[TokenView]:
-    """The live tokens ``token_filter`` matches that ``actor`` may see (by the listing
-    rules: ``require_token_access``, then ``may_see_token``), by id. Tokens the actor may
-    not see are never selected, so a filter tells nothing about them."""
+    """The live tokens ``token_filter`` matches that ``actor`` may see, by id: a listing
+    tells nothing about the tokens it does not show."""
     seen: dict[tuple[str, str | None], bool] = {}
 
     def visible(token: TokenView) -> bool:
         # A role's keys are judged one by one; anyone else's tokens once per principal.
         key = (token.principal, token.token_id if is_role_principal(token.principal) else None)
         if key not in seen:
-            try:
-                require_token_access(view, actor, token.principal, now, token_id=key[1])
-                seen[key] = True
-            except (PermissionDenied, NotFound):
-                seen[key] = False
+            seen[key] = _may_access(view, actor, token, now)
         return seen[key] and may_see_token(actor, token)
 
-    candidates = view.token_candidates(token_filter, now)
-    return _by_id(t for t in candidates if token_filter.matches(t, now) and visible(t))
+    return [token for token in _matching(view, token_filter, now) if visible(token)]
 
 
 def revocable_tokens(
     view: LedgerView, actor: Actor, token_filter: TokenFilter, now: datetime
 ) -> list[TokenView]:
     """The tokens a revocation by ``token_filter`` revokes (before the tokens derived from
-    them): every selected token, each of which ``actor`` must be allowed to revoke. A match
-    the actor may not revoke refuses the whole revocation, naming it, so that no one
-    believes more was revoked than was; a filter matching nothing is ``NotFound``."""
+    them): every live token it matches, each of which ``actor`` must be allowed to revoke
+    (``authorise_token_management``). A match the actor may not revoke refuses the whole
+    revocation, so that no one believes more was revoked than was: it is named when the
+    actor may see it, and only said to exist otherwise. A principal criterion is refused
+    alike whether that principal exists or not to whoever may not see it; a filter
+    matching nothing is ``NotFound``."""
     if not token_filter.given():
         raise ValidationError("a revocation by filter needs at least one criterion")
-    matched = selected_tokens(view, actor, token_filter, now)
+    if token_filter.principal is not None:
+        require_principal_visible(view, actor, token_filter.principal, now)
+    matched = _matching(view, token_filter, now)
     if not matched:
         raise NotFound(f"no live token matches {token_filter.describe()}: nothing to revoke")
     judged: set[tuple[str, frozenset[str], str | None]] = set()
@@ -155,9 +174,11 @@ def revocable_tokens(
                 view, actor, token.principal, now, orgs, token_id=token.token_id
             )
         except PermissionDenied as exc:
+            named = f"{exc} (token {token.token_id} matches)"
+            if not _may_see(view, actor, token, now):
+                named = f"{actor.label} may not revoke a matching token it may not see"
             raise PermissionDenied(
-                f"{exc} (token {token.token_id} matches): nothing was revoked; "
-                "narrow the filter to tokens you may revoke"
+                f"{named}: nothing was revoked; narrow the filter (org=, principal=)"
             ) from None
         judged.add(key)
     return matched
