@@ -529,7 +529,7 @@ class TokenCriteria(Command):
     @pydantic.model_validator(mode="after")
     def _some_criterion(self) -> TokenCriteria:
         if not self.model_dump(exclude_none=True):
-            keys = ", ".join(self.model_fields)
+            keys = ", ".join(type(self).model_fields)
             raise ValueError(f"give at least one criterion to select tokens by ({keys})")
         return self
 
