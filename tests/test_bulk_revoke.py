@@ -388,7 +388,9 @@ def test_http_previews_and_revokes_by_filter(world: World, api: TestClient) -> N
     logged = world.ledger.audit_search(
         OPERATOR, AuditQuery(correlation_id=done.json()["correlation_id"])
     )
-    assert sorted(entry.record.position for entry in logged) == [event["position"] for event in events]
+    assert sorted(entry.record.position for entry in logged) == [
+        event["position"] for event in events
+    ]
 
 
 def test_http_expiring(world: World, api: TestClient) -> None:
@@ -462,3 +464,11 @@ def test_the_client_and_the_command_line_against_a_server(
     finally:
         client.close()
         server.stop()
+
+
+def test_no_criterion_takes_a_secret(world: World) -> None:
+    secret = world.secrets["bob-laptop"]
+    for pair in (f"name={secret}", f"name=x-{secret}", f"principal={secret}"):
+        result = cli_run(world.url, "tokens", "revoke", "--where", pair)
+        assert_one_line_error(result, 2)
+        assert secret[4:] not in result.stderr

@@ -511,9 +511,11 @@ def _name_pattern(value: str) -> str:
 NamePattern = Annotated[str, _free_text(200, "name pattern"), AfterValidator(_name_pattern)]
 
 
-class TokenCriteria(Command):
+class TokenCriteria(BaseModel):
     """Which live tokens a revocation by filter selects (``domain.token_filter`` decides
-    which match): at least one criterion."""
+    which match): at least one criterion. Part of a command, not one itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
 
     principal: PrincipalId | None = None
     org: OrgName | None = None
