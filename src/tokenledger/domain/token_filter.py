@@ -65,9 +65,16 @@ class TokenFilter:
 
     def matches(self, token: TokenView, now: datetime) -> bool:
         """Live at ``now`` and meeting every criterion given."""
-        return token.live(now) and all(
-            _CLAUSES[name](value, token, now) for name, value in self.given().items()
-        )
+        return self.matcher()(token, now)
+
+    def matcher(self) -> Callable[[TokenView, datetime], bool]:
+        """``matches``, with the criteria looked up once: for judging many tokens."""
+        clauses = [(_CLAUSES[name], value) for name, value in self.given().items()]
+
+        def matches(token: TokenView, now: datetime) -> bool:
+            return token.live(now) and all(clause(value, token, now) for clause, value in clauses)
+
+        return matches
 
     def describe(self) -> str:
         """The criteria as ``key=value`` pairs, for messages."""
@@ -110,8 +117,8 @@ def _by_id(tokens: Iterable[TokenView]) -> list[TokenView]:
 
 
 def _matching(view: LedgerView, token_filter: TokenFilter, now: datetime) -> list[TokenView]:
-    candidates = view.token_candidates(token_filter, now)
-    return _by_id(t for t in candidates if token_filter.matches(t, now))
+    matches = token_filter.matcher()
+    return _by_id(t for t in view.token_candidates(token_filter, now) if matches(t, now))
 
 
 def _may_access(view: LedgerView, actor: Actor, token: TokenView, now: datetime) -> bool:
