@@ -1,4 +1,4 @@
-"""The benchmark driver behind ``scripts/bench``: workloads W1-W6 (and the peer) on each backend.
+"""The benchmark driver behind ``scripts/bench``: workloads W1-W7 (and the peer) on each backend.
 
 Every run of a workload is a fresh process (``bench.workloads`` / ``bench.peer``) on a fresh
 database: a temporary SQLite file, or a PostgreSQL database ``tl_bench_<random>`` created on the
@@ -31,7 +31,7 @@ from psycopg import sql
 __all__ = ["main"]
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-ALL = ("W1", "W2", "W3", "W4", "W5", "W6")
+ALL = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
 FULL: dict[str, tuple[int, ...]] = {
     "W1": (20_000,),
     "W2": (10_000,),
@@ -39,6 +39,7 @@ FULL: dict[str, tuple[int, ...]] = {
     "W4": (100_000,),
     "W5": (10_000,),
     "W6": (1_000_000,),
+    "W7": (100_000,),
 }
 # Small enough for both backends, the peer included, to finish in about a minute.
 QUICK: dict[str, tuple[int, ...]] = {
@@ -48,6 +49,7 @@ QUICK: dict[str, tuple[int, ...]] = {
     "W4": (2_000,),
     "W5": (1_000,),
     "W6": (10_000,),
+    "W7": (2_000,),
 }
 
 Figures = dict[str, Any]
@@ -220,6 +222,10 @@ def rows_for(backend: str, results: dict[str, Figures], ratios: dict[str, float]
     add("W5", "seconds", "≤ 1 s" if pg else "≤ 0.5 s", 1.0 if pg else 0.5)
     add("W6", "subject_p50_ms", "≤ 5 ms", 5)
     add("W6", "correlation_id_p50_ms", "≤ 5 ms", 5)
+    add("W7", "seed_seconds")
+    add("W7", "preview_seconds")
+    add("W7", "revoke_seconds", "report" if pg else "≤ 5 s", None if pg else 5)
+    add("W7", "events_per_second")
     return rows
 
 

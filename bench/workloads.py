@@ -319,6 +319,33 @@ def w5_cascade(url: str, size: int, scratch: Path) -> Figures:
     return {"tokens": size, "revoked": len(result.revoked), "seconds": seconds}
 
 
+def w7_bulk_revoke(url: str, size: int, scratch: Path) -> Figures:
+    """An account with ``size`` live tokens, all selected by one filter: the preview, then
+    one ``RevokeTokensWhere`` revoking them all (one event each, one correlation id)."""
+    ledger = _open(url)
+    account = _setup_account(ledger)
+    t0 = time.perf_counter()
+    _seed_tokens(ledger, account, size)
+    seeded = time.perf_counter() - t0
+    where = c.TokenCriteria(principal=account, resource="acme/alpha")
+    t0 = time.perf_counter()
+    matched = ledger.preview_revocation(OPERATOR, where)
+    previewed = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = ledger.execute(c.RevokeTokensWhere(where=where, reason="bench"), OPERATOR)
+    revoked = time.perf_counter() - t0
+    ledger.close()
+    return {
+        "tokens": size,
+        "matched": len(matched),
+        "revoked": len(result.revoked),
+        "seed_seconds": seeded,
+        "preview_seconds": previewed,
+        "revoke_seconds": revoked,
+        "events_per_second": len(result.revoked) / revoked,
+    }
+
+
 def w6_audit(url: str, size: int, scratch: Path) -> Figures:
     """Audit queries on a rebuilt log; writes and rebuilds one first unless the database has one."""
     store = open_event_store(url, auto_upgrade=True)
@@ -372,6 +399,7 @@ WORKLOADS: dict[str, Callable[[str, int, Path], Figures]] = {
     "W4-seed": w4_seed,
     "W5": w5_cascade,
     "W6": w6_audit,
+    "W7": w7_bulk_revoke,
 }
 
 

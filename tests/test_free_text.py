@@ -117,6 +117,7 @@ VALID: dict[type[c.Command], dict[str, Any]] = {
     c.IssueToken: {"principal": "ann@acme.io", "role": "acme:reader", "name": "laptop"},
     c.RevokeToken: {"token_id": "tok_0000000000000000", "reason": "lost"},
     c.RevokeAllTokens: {"principal": "ann@acme.io", "reason": "left"},
+    c.RevokeTokensWhere: {"where": {"name": "deploy-*"}, "reason": "rotation"},
     c.IssueClientCredential: {"account_id": SA, "name": "deploy"},
     c.RevokeClientCredential: {"client_id": "cid_0000000000000000", "reason": "rotated"},
     c.SetIdentityProvider: {

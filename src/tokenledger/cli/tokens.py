@@ -418,6 +418,10 @@ def get_command(obj: CliContext, token_id: str, as_json: bool) -> None:
 
 # -- revoke ---------------------------------------------------------------------------------
 
+_REVOKE_USAGE = (
+    "use 'revoke TOKEN_ID', 'revoke --all --principal P' or 'revoke --where KEY=VALUE ...'"
+)
+
 
 def _revoke_command(
     token_id: str | None, revoke_all: bool, principal: str | None, reason: str | None
@@ -426,17 +430,89 @@ def _revoke_command(
 
     if revoke_all:
         if token_id is not None or principal is None:
-            raise click.UsageError("use either 'revoke TOKEN_ID' or 'revoke --all --principal P'")
+            raise click.UsageError(_REVOKE_USAGE)
         return c.build(c.RevokeAllTokens, principal=principal, reason=reason)
     if token_id is None or principal is not None:
-        raise click.UsageError("use either 'revoke TOKEN_ID' or 'revoke --all --principal P'")
+        raise click.UsageError(_REVOKE_USAGE)
     return c.build(c.RevokeToken, token_id=token_id_arg(token_id), reason=reason)
+
+
+def _where_fields(pairs: Sequence[str]) -> dict[str, Any]:
+    """``--where KEY=VALUE`` options as the fields of ``TokenCriteria`` (``issued-before``
+    is ``issued_before``; a time is read as every time option is)."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
+    keys = [name.replace("_", "-") for name in c.TokenCriteria.model_fields]
+    fields: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in keys:
+            raise click.UsageError(
+                f"--where takes KEY=VALUE with KEY one of {', '.join(keys)} (got {shown(pair)})"
+            )
+        field = key.replace("-", "_")
+        if field in fields:
+            raise click.UsageError(f"give --where {key}=... once")
+        fields[field] = (
+            parse_timestamp(value, "issued-before") if field == "issued_before" else value
+        )
+    return fields
+
+
+def _selection_line(token: TokenView) -> str:
+    name = f"  {token.name}" if token.name else ""
+    return f"{token.token_id}  {token.principal}  expires {_when(token.expires_at)}{name}"
+
+
+def _revoke_where(
+    obj: CliContext, pairs: Sequence[str], reason: str | None, yes: bool, as_json: bool
+) -> None:
+    """Preview (without ``yes``) or carry out a revocation by filter."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
+    command = c.build(c.RevokeTokensWhere, where=_where_fields(pairs), reason=reason)
+    where = command.where.model_dump(mode="json", exclude_none=True)
+    ledger = obj.ledger()
+    if not yes:
+        matched = ledger.preview_revocation(obj.actor(), command.where)
+        now = ledger.now()
+        if as_json:
+            tokens_json = [_token_dict(t, now) for t in matched]
+            echo_json(
+                {"where": where, "dry_run": True, "count": len(matched), "tokens": tokens_json}
+            )
+            return
+        click.echo(
+            f"{len(matched)} token(s) match; nothing was revoked "
+            "(add --yes to revoke them and the tokens derived from them):"
+        )
+        for token in matched:
+            click.echo(f"  {_selection_line(token)}")
+        return
+    result = ledger.execute(command, obj.actor())
+    if as_json:
+        echo_json(
+            {"where": where, "revoked": result.revoked, "correlation_id": result.correlation_id}
+        )
+    else:
+        echo_revoked(result.revoked)
 
 
 @tokens.command("revoke")
 @click.argument("token_id", required=False)
 @click.option("--all", "revoke_all", is_flag=True, help="Revoke every live token of --principal.")
 @click.option("--principal", help="With --all: whose tokens.")
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Select live tokens by principal, org, resource (a grant on it or below), "
+    "issued-before (a time) or name (a pattern: * and ?); repeatable, all must hold. "
+    "Lists them; revokes only with --yes.",
+)
+@click.option("--yes", is_flag=True, help="With --where: revoke what it selects.")
 @click.option("--reason", help="Why (recorded in the log).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
@@ -445,12 +521,22 @@ def revoke_command(
     token_id: str | None,
     revoke_all: bool,
     principal: str | None,
+    where: tuple[str, ...],
+    yes: bool,
     reason: str | None,
     as_json: bool,
 ) -> None:
-    """Revoke TOKEN_ID, or every token of a principal; tokens derived from them go too."""
+    """Revoke TOKEN_ID, every token of a principal, or every token --where selects; tokens
+    derived from them go too."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
+    if where:
+        if token_id is not None or revoke_all or principal is not None:
+            raise click.UsageError(_REVOKE_USAGE)
+        _revoke_where(obj, where, reason, yes, as_json)
+        return
+    if yes:
+        raise click.UsageError("--yes goes with --where")
     command = _revoke_command(token_id, revoke_all, principal, reason)
     result = obj.ledger().execute(command, obj.actor())
     if as_json:
@@ -464,6 +550,31 @@ def revoke_command(
         echo_revoked(result.revoked)
     else:
         click.echo("no live tokens to revoke")
+
+
+# -- expiring -------------------------------------------------------------------------------
+
+
+@tokens.command("expiring")
+@click.option("--within", required=True, metavar="DURATION", help="A window such as 14d, 12h.")
+@click.option("--org", help="Only tokens reaching this org.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def expiring_command(obj: CliContext, within: str, org: str | None, as_json: bool) -> None:
+    """Live tokens that expire within DURATION from now, soonest first (those you may see)."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+
+    window = c.parse_duration(within)
+    ledger = obj.ledger()
+    found = ledger.expiring_tokens(obj.actor(), window, org=org)
+    now = ledger.now()
+    if as_json:
+        echo_json([_token_dict(t, now) for t in found])
+        return
+    if not found:
+        click.echo(f"no live token expires within {within.strip()}")
+    for token in found:
+        click.echo(_selection_line(token))
 
 
 # -- verify ---------------------------------------------------------------------------------

@@ -20,9 +20,11 @@ every refusal raises the ledger's own error class with the server's one-line mes
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
+
+import msgspec
 
 from tokenledger.client.auth import Auth
 from tokenledger.client.http import DEFAULT_TIMEOUT, Http
@@ -67,6 +69,15 @@ def _grant_body(grant: GrantSpec) -> dict[str, str]:
 
 def _time(value: datetime | str | None) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _where_body(where: Mapping[str, str | datetime]) -> dict[str, str | None]:
+    return {key: _time(value) for key, value in where.items()}
+
+
+class _RevocationPreview(msgspec.Struct, kw_only=True):
+    count: int
+    tokens: list[TokenView]
 
 
 def principal_path(principal: str) -> str:
@@ -203,6 +214,31 @@ class Client:
             "DELETE", f"{principal_path(principal)}/tokens", params={"reason": reason}
         )
         return receipt_of(answer)
+
+    def preview_revocation(self, where: Mapping[str, str | datetime]) -> list[TokenView]:
+        """The live tokens ``revoke_tokens_where(where)`` would revoke (before the tokens
+        derived from them); revokes nothing. ``where``: principal, org, resource,
+        issued_before, name (a pattern)."""
+        body = {"where": _where_body(where), "dry_run": True}
+        answer = self.call("POST", "/v2/tokens/revoke", json=body)
+        return convert(answer, _RevocationPreview, "a revocation preview").tokens
+
+    def revoke_tokens_where(
+        self, where: Mapping[str, str | datetime], *, reason: str | None = None
+    ) -> Receipt:
+        """Revoke every live token ``where`` selects, and the tokens derived from them, in
+        one command; refused whole when a match is not the caller's to revoke."""
+        body = {"where": _where_body(where), "reason": reason}
+        return receipt_of(self.call("POST", "/v2/tokens/revoke", json=body))
+
+    def expiring_tokens(
+        self, within: str | timedelta, *, org: str | None = None
+    ) -> list[TokenView]:
+        """Live tokens the caller may see expiring within ``within`` (``14d`` or a
+        ``timedelta``), soonest first."""
+        window = f"{int(within.total_seconds())}s" if isinstance(within, timedelta) else within
+        answer = self.call("GET", "/v2/tokens/expiring", params={"within": window, "org": org})
+        return list(convert(answer, list[TokenView], "a list of tokens"))
 
     def verify_token(
         self,

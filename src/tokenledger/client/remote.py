@@ -185,6 +185,11 @@ class RemoteLedger(DataPlaneCalls):
             case c.RevokeAllTokens():
                 path = f"{principal_path(command.principal)}/tokens"
                 return _Call("DELETE", path, params={"reason": command.reason})
+            case c.RevokeTokensWhere():
+                where = command.where.model_dump(mode="json", exclude_none=True)
+                return _Call(
+                    "POST", "/v2/tokens/revoke", {"where": where, "reason": command.reason}
+                )
             case c.IssueClientCredential():
                 path = f"/v2/service_accounts/{path_segment(command.account_id)}/credentials"
                 lifetime = _duration(command.expires_in)
@@ -329,6 +334,14 @@ class RemoteLedger(DataPlaneCalls):
         at: datetime | None = None,
     ) -> list[TokenView]:
         return self.client.list_tokens(principal, include_inactive=include_inactive, at=at)
+
+    def preview_revocation(self, actor: Actor, where: c.TokenCriteria) -> list[TokenView]:
+        return self.client.preview_revocation(where.model_dump(mode="json", exclude_none=True))
+
+    def expiring_tokens(
+        self, actor: Actor, within: timedelta, *, org: str | None = None
+    ) -> list[TokenView]:
+        return self.client.expiring_tokens(within, org=org)
 
     def get_token(self, actor: Actor, token_id: str, *, owner: str | None = None) -> TokenView:
         if owner is None:

@@ -39,6 +39,7 @@ from tokenledger.domain.names import (
 )
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.domain.resource_attributes import check_data_class, check_license
+from tokenledger.domain.token_filter import TokenFilter
 from tokenledger.errors import ValidationError
 
 __all__ = [
@@ -76,11 +77,13 @@ __all__ = [
     "RevokeRoleKey",
     "RevokeS3Credential",
     "RevokeToken",
+    "RevokeTokensWhere",
     "SetGrant",
     "SetIdentityProvider",
     "SetResourceAttributes",
     "SetServiceAccountPermission",
     "StartSession",
+    "TokenCriteria",
     "TrustEndpoint",
     "TrustIssuer",
     "UntrustEndpoint",
@@ -538,6 +541,56 @@ class CreateAccount(Command):
 
     email: Annotated[str, AfterValidator(check_account_name)]
     name: DisplayName | None = None
+
+
+# -- revoking by filter ------------------------------------------------------------------
+
+
+def _name_pattern(value: str) -> str:
+    """A token name pattern (``*``, ``?``, ``[...]``): checked as a name is, so that a
+    pattern can never be a secret or carry control characters."""
+    if not value:
+        raise ValueError("invalid name pattern: empty")
+    return value
+
+
+NamePattern = Annotated[str, _free_text(200, "name pattern"), AfterValidator(_name_pattern)]
+
+
+class TokenCriteria(BaseModel):
+    """Which live tokens a revocation by filter selects (``domain.token_filter`` decides
+    which match): at least one criterion. Part of a command, not one itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    principal: PrincipalId | None = None
+    org: OrgName | None = None
+    resource: ResourcePath | None = None
+    issued_before: datetime | None = None
+    name: NamePattern | None = None
+
+    @pydantic.field_validator("issued_before")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return _holdable(value, "issued_before") if value is not None else None
+
+    @pydantic.model_validator(mode="after")
+    def _some_criterion(self) -> TokenCriteria:
+        if not self.model_dump(exclude_none=True):
+            keys = ", ".join(type(self).model_fields)
+            raise ValueError(f"give at least one criterion to select tokens by ({keys})")
+        return self
+
+    def token_filter(self) -> TokenFilter:
+        return TokenFilter(**self.model_dump(exclude_none=True))
+
+
+class RevokeTokensWhere(Command):
+    """Revoke every live token ``where`` selects (and the tokens derived from them), in one
+    command: one correlation id, one ``TokenRevoked`` per token."""
+
+    where: TokenCriteria
+    reason: Reason | None = None
 
 
 def _holdable(value: datetime, field: str) -> datetime:

@@ -927,6 +927,7 @@ def _require_active_principal(view: LedgerView, principal: str) -> ServiceAccoun
 from tokenledger.domain import (  # noqa: E402, F401
     decide_accounts,
     decide_attributes,
+    decide_bulk,
     decide_endpoints,
     decide_logins,
     decide_roles,

@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
 from tokenledger.domain.permissions import Grant
+
+if TYPE_CHECKING:
+    from tokenledger.domain.token_filter import TokenFilter
 
 __all__ = [
     "MAX_SESSION_LIFETIME",
@@ -433,6 +436,12 @@ class LedgerView(Protocol):
 
     def tokens_with_grant_under(self, path: str) -> Sequence[TokenView]:
         """Unrevoked tokens with at least one grant on ``path`` or below it."""
+        ...
+
+    def token_candidates(self, token_filter: TokenFilter, now: datetime) -> Sequence[TokenView]:
+        """Unrevoked tokens among which are all those ``token_filter`` matches at ``now``,
+        narrowed as far as the storage's indexes make cheap: a superset, never the answer
+        (``TokenFilter.matches`` decides)."""
         ...
 
     def client_credential(self, client_id: str) -> ClientCredentialView | None: ...

@@ -11,6 +11,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import singledispatch
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -31,6 +32,9 @@ from tokenledger.domain.model import (
     predefined_role_grants,
 )
 from tokenledger.domain.permissions import Grant, is_within
+
+if TYPE_CHECKING:
+    from tokenledger.domain.token_filter import TokenFilter
 
 __all__ = ["TOKEN_ANSWER_EVENTS", "LedgerState", "evolve", "fold", "issued_token"]
 
@@ -145,6 +149,9 @@ class LedgerState:
             for _, t in sorted(self.tokens.items())
             if not t.revoked and any(is_within(g.resource, path) for g in t.grants)
         ]
+
+    def token_candidates(self, token_filter: TokenFilter, now: datetime) -> Sequence[TokenView]:
+        return [t for _, t in sorted(self.tokens.items()) if not t.revoked]
 
     def client_credential(self, client_id: str) -> ClientCredentialView | None:
         return self.credentials.get(client_id)

@@ -38,7 +38,7 @@ from tokenledger.domain.model import (
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explanation
-from tokenledger.service import audit, oauth, queries, roles
+from tokenledger.service import audit, oauth, queries, roles, token_selection
 from tokenledger.service.answers import DEFAULT_VERIFY_STALENESS, TokenAnswers
 from tokenledger.service.commands import CommandResult, run_command
 from tokenledger.service.oauth import DEFAULT_ACCESS_TOKEN_LIFETIME
@@ -212,6 +212,16 @@ class Ledger:
 
     def get_token(self, actor: Actor, token_id: str, *, owner: str | None = None) -> TokenView:
         return queries.get_token(self, actor, token_id, owner=owner)
+
+    def preview_revocation(self, actor: Actor, where: c.TokenCriteria) -> list[TokenView]:
+        """What ``RevokeTokensWhere(where=where)`` would revoke (before derived tokens)."""
+        return token_selection.revocation_preview(self, actor, where)
+
+    def expiring_tokens(
+        self, actor: Actor, within: timedelta, *, org: str | None = None
+    ) -> list[TokenView]:
+        """Live tokens visible to ``actor`` expiring within ``within``, soonest first."""
+        return token_selection.expiring(self, actor, within, org)
 
     def get_service_account(self, actor: Actor, account_id: str) -> ServiceAccountView:
         return queries.get_service_account(self, actor, account_id)

@@ -16,6 +16,7 @@ from tokenledger.api.routes import (
     sessions,
     suspension,
     system,
+    token_selection,
     tokens,
     users,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "sessions",
     "suspension",
     "system",
+    "token_selection",
     "tokens",
     "users",
 ]

@@ -1,0 +1,37 @@
+"""Tokens selected by a filter: the preview of a revocation by filter and the tokens about
+to expire. Which tokens match, and who may see or revoke them, is ``domain.token_filter``'s
+rule; this module only reads."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from tokenledger.domain.model import Actor, TokenView
+from tokenledger.domain.token_filter import expiring_filter, expiring_tokens, revocable_tokens
+from tokenledger.service.reading import Reader, valid_org
+
+if TYPE_CHECKING:
+    from tokenledger.domain.commands import TokenCriteria
+
+__all__ = ["expiring", "revocation_preview"]
+
+
+def revocation_preview(reader: Reader, actor: Actor, where: TokenCriteria) -> list[TokenView]:
+    """The tokens ``RevokeTokensWhere(where=where)`` would revoke now (before the tokens
+    derived from them), refused as it would be; appends nothing."""
+    now = reader.now()
+    with reader.view() as view:
+        return revocable_tokens(view, actor, where.token_filter(), now)
+
+
+def expiring(
+    reader: Reader, actor: Actor, within: timedelta, org: str | None = None
+) -> list[TokenView]:
+    """Live tokens the actor may see that expire within ``within`` from now (in ``org``),
+    soonest first."""
+    org = valid_org(org) if org is not None else None
+    now = reader.now()
+    token_filter = expiring_filter(within, now, org)
+    with reader.view() as view:
+        return expiring_tokens(view, actor, token_filter, now)
