@@ -9,7 +9,7 @@ command raises a ``LedgerError`` and appends nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import singledispatch
@@ -88,6 +88,9 @@ __all__ = [
     "Mint",
     "administered_account",
     "decide",
+    "live_descendants",
+    "managed_credential",
+    "managed_token",
 ]
 
 #: Default lifetimes by kind: a year for service accounts (Arraylake), 30 days
@@ -670,14 +673,21 @@ def _expiry(
     return expires_at
 
 
-@decide.register
-def _revoke_token(cmd: c.RevokeToken, view: LedgerView, ctx: Context) -> list[Event]:
-    token = view.token(cmd.token_id)
-    if token is None or cmd.principal not in (None, token.principal):
-        raise NotFound(f"no token {cmd.token_id}" + _of(cmd.principal))
+def managed_token(view: LedgerView, ctx: Context, token_id: str, owner: str | None) -> TokenView:
+    """The token ``token_id`` (of ``owner``, when the caller names one), if the actor may
+    manage it (revoke, disable, enable): asked before anything about its state is said."""
+    token = view.token(token_id)
+    if token is None or owner not in (None, token.principal):
+        raise NotFound(f"no token {token_id}" + _of(owner))
     authorise_token_management(
         view, ctx.actor, token.principal, ctx.now, token_orgs(token), token_id=token.token_id
     )
+    return token
+
+
+@decide.register
+def _revoke_token(cmd: c.RevokeToken, view: LedgerView, ctx: Context) -> list[Event]:
+    token = managed_token(view, ctx, cmd.token_id, cmd.principal)
     if token.revoked:
         raise Conflict(f"token {cmd.token_id} is already revoked")
     return _revoke(view, [token], RevocationReason.REQUESTED, cmd.reason, ctx)
@@ -746,13 +756,14 @@ def _issue_client_credential(
     ]
 
 
-@decide.register
-def _revoke_client_credential(
-    cmd: c.RevokeClientCredential, view: LedgerView, ctx: Context
-) -> list[Event]:
-    credential = view.client_credential(cmd.client_id)
-    if credential is None or cmd.account_id not in (None, credential.account_id):
-        raise NotFound(f"no client credential {cmd.client_id}" + _of(cmd.account_id))
+def managed_credential(
+    view: LedgerView, ctx: Context, client_id: str, owner: str | None
+) -> ClientCredentialView:
+    """The client credential (of ``owner``, when the caller names one), if the actor may
+    manage it (revoke, disable, enable), as ``managed_token``."""
+    credential = view.client_credential(client_id)
+    if credential is None or owner not in (None, credential.account_id):
+        raise NotFound(f"no client credential {client_id}" + _of(owner))
     authorise_token_management(
         view,
         ctx.actor,
@@ -760,6 +771,14 @@ def _revoke_client_credential(
         ctx.now,
         (service_account_org(credential.account_id),),
     )
+    return credential
+
+
+@decide.register
+def _revoke_client_credential(
+    cmd: c.RevokeClientCredential, view: LedgerView, ctx: Context
+) -> list[Event]:
+    credential = managed_credential(view, ctx, cmd.client_id, cmd.account_id)
     if credential.revoked:
         raise Conflict(f"client credential {cmd.client_id} is already revoked")
     return [
@@ -804,7 +823,6 @@ def _revoke(
 ) -> list[Event]:
     """Revoke ``roots`` for ``reason``, then every live token derived from them, recursively."""
     events: list[Event] = []
-    seen = {t.token_id for t in roots}
     for token in roots:
         events.append(
             TokenRevoked(
@@ -815,6 +833,25 @@ def _revoke(
                 orgs=_orgs_of(token),
             )
         )
+    events.extend(
+        TokenRevoked(
+            token_id=child.token_id,
+            principal=child.principal,
+            reason=RevocationReason.PARENT_REVOKED,
+            detail=f"parent token {child.parent_id} revoked",
+            orgs=_orgs_of(child),
+        )
+        for child in live_descendants(view, roots, ctx)
+    )
+    return events
+
+
+def live_descendants(
+    view: LedgerView, roots: Sequence[TokenView], ctx: Context
+) -> Iterator[TokenView]:
+    """The live tokens derived from ``roots``, recursively, nearest first (what a revocation
+    or a suspension of ``roots`` reaches)."""
+    seen = {t.token_id for t in roots}
     # Level by level, each level's children in one lookup: a cascade over thousands of
     # tokens asks the view a few times, not once per token.
     frontier = [t.token_id for t in roots]
@@ -824,18 +861,9 @@ def _revoke(
             if child.token_id in seen or not child.live(ctx.now):
                 continue
             seen.add(child.token_id)
-            events.append(
-                TokenRevoked(
-                    token_id=child.token_id,
-                    principal=child.principal,
-                    reason=RevocationReason.PARENT_REVOKED,
-                    detail=f"parent token {child.parent_id} revoked",
-                    orgs=_orgs_of(child),
-                )
-            )
             next_level.append(child.token_id)
+            yield child
         frontier = next_level
-    return events
 
 
 def _orgs_of(token: TokenView) -> tuple[str, ...]:

@@ -15,15 +15,17 @@ disabled when an ancestor is enabled.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from tokenledger.domain import commands as c
-from tokenledger.domain.authority import (
-    authorise_token_management,
-    forbid_service_accounts,
-    token_orgs,
+from tokenledger.domain.authority import forbid_service_accounts
+from tokenledger.domain.decide import (
+    Context,
+    _orgs_of,
+    administered_account,
+    decide,
+    live_descendants,
+    managed_credential,
+    managed_token,
 )
-from tokenledger.domain.decide import Context, _of, _orgs_of, administered_account, decide
 from tokenledger.domain.events import (
     ClientCredentialDisabled,
     ClientCredentialEnabled,
@@ -33,13 +35,8 @@ from tokenledger.domain.events import (
     TokenDisabled,
     TokenEnabled,
 )
-from tokenledger.domain.model import (
-    ClientCredentialView,
-    LedgerView,
-    TokenView,
-    service_account_org,
-)
-from tokenledger.errors import Conflict, NotFound
+from tokenledger.domain.model import ClientCredentialView, LedgerView, TokenView
+from tokenledger.errors import Conflict
 
 __all__: list[str] = []
 
@@ -54,33 +51,12 @@ def _managed_token(
 ) -> TokenView:
     """The token, if the actor may manage it (as revoking it needs), neither revoked nor
     expired: a suspension changes nothing about those."""
-    token = view.token(token_id)
-    if token is None or owner not in (None, token.principal):
-        raise NotFound(f"no token {token_id}" + _of(owner))
-    authorise_token_management(
-        view, ctx.actor, token.principal, ctx.now, token_orgs(token), token_id=token.token_id
-    )
+    token = managed_token(view, ctx, token_id, owner)
     if token.revoked:
         raise Conflict(f"token {token_id} is revoked: {verb} it changes nothing")
     if token.expired(ctx.now):
         raise Conflict(f"token {token_id} has expired: {verb} it changes nothing")
     return token
-
-
-def _descendants(view: LedgerView, root: TokenView, ctx: Context) -> Iterator[TokenView]:
-    """The live tokens derived from ``root``, recursively, level by level (one lookup per
-    level, as revocation's cascade does)."""
-    seen = {root.token_id}
-    frontier = [root.token_id]
-    while frontier:
-        next_level: list[str] = []
-        for child in view.child_tokens(frontier):
-            if child.token_id in seen or not child.live(ctx.now):
-                continue
-            seen.add(child.token_id)
-            next_level.append(child.token_id)
-            yield child
-        frontier = next_level
 
 
 def _disabled_ancestor(view: LedgerView, token: TokenView) -> str | None:
@@ -120,7 +96,7 @@ def _disable_token(cmd: c.DisableToken, view: LedgerView, ctx: Context) -> list[
             cause=token.token_id,
             orgs=_orgs_of(child),
         )
-        for child in _descendants(view, token, ctx)
+        for child in live_descendants(view, [token], ctx)
         if not child.disabled
     )
     return events
@@ -148,7 +124,7 @@ def _enable_token(cmd: c.EnableToken, view: LedgerView, ctx: Context) -> list[Ev
             cause=token.token_id,
             orgs=_orgs_of(child),
         )
-        for child in _descendants(view, token, ctx)
+        for child in live_descendants(view, [token], ctx)
         if child.disabled_cause == token.token_id
     )
     return events
@@ -189,16 +165,7 @@ def _managed_credential(
 ) -> ClientCredentialView:
     """The client credential, if the actor may manage it (as revoking it needs), neither
     revoked nor expired."""
-    credential = view.client_credential(client_id)
-    if credential is None or owner not in (None, credential.account_id):
-        raise NotFound(f"no client credential {client_id}" + _of(owner))
-    authorise_token_management(
-        view,
-        ctx.actor,
-        credential.account_id,
-        ctx.now,
-        (service_account_org(credential.account_id),),
-    )
+    credential = managed_credential(view, ctx, client_id, owner)
     if credential.revoked:
         raise Conflict(f"client credential {client_id} is revoked: {verb} it changes nothing")
     if credential.expired(ctx.now):
