@@ -4,8 +4,8 @@ expiring``.
 A ``TokenFilter`` holds criteria; a token matches when it is live and meets every criterion
 given. Each criterion is one field and one clause in ``_CLAUSES``: adding another (say, a
 token unused for some time) is a field there and a clause here, and every caller follows.
-Storage may narrow its reads with indexes first (``LedgerView.token_candidates``), but what
-matches is decided here, by ``matches``, and nowhere else.
+Storage may narrow its reads first (``LedgerView.token_candidates``: by principal, issue and
+expiry time), but what matches is decided here, by ``matches``, and nowhere else.
 """
 
 from __future__ import annotations
