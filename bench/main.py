@@ -225,6 +225,7 @@ def rows_for(backend: str, results: dict[str, Figures], ratios: dict[str, float]
     add("W7", "seed_seconds")
     add("W7", "preview_seconds")
     add("W7", "revoke_seconds", "report" if pg else "≤ 5 s", None if pg else 5)
+    add("W7", "revoke_cpu_seconds")
     add("W7", "events_per_second")
     return rows
 

@@ -136,6 +136,8 @@ def build_world(url: str, tmp_path: Path) -> World:
         "derived token", c.build(c.IssueToken, parent_id=admin, grants=grants(("acme", "read")))
     )
     world.issue("etl", c.IssueToken(principal=sa("etl")))
+    # Another org's token, which no filtered listing may show (but the operator's).
+    world.issue("spy", c.IssueToken(principal="spy@other.service.tokenledger"))
     for kind in ("etl credential", "ci credential"):
         account = sa("etl") if kind.startswith("etl") else sa("ci")
         result = ledger.execute(c.IssueClientCredential(account_id=account), OPERATOR)
@@ -327,6 +329,14 @@ OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
         lambda w, k: ["tokens", "revoke", w.ids["etl"]],
         lambda w, k: ("DELETE", f"/v2/service_accounts/{sa('etl')}/tokens/{w.ids['etl']}", None),
     ),
+    "tokens revoke --where (an account's, preview)": (
+        lambda w, k: ["tokens", "revoke", "--where", f"principal={sa('etl')}"],
+        lambda w, k: (
+            "POST",
+            "/v2/tokens/revoke",
+            {"where": {"principal": sa("etl")}, "dry_run": True},
+        ),
+    ),
     "credentials create": (
         lambda w, k: ["service-accounts", "credentials", "create", sa("etl")],
         lambda w, k: ("POST", f"/v2/service_accounts/{sa('etl')}/credentials", {}),
@@ -371,6 +381,10 @@ OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
     "tokens get (an account's)": (
         lambda w, k: ["tokens", "get", w.ids["etl"]],
         lambda w, k: ("GET", f"/v2/tokens/{w.ids['etl']}", None),
+    ),
+    "tokens expiring": (
+        lambda w, k: ["tokens", "expiring", "--within", "400d"],
+        lambda w, k: ("GET", "/v2/tokens/expiring?within=400d", None),
     ),
     "credentials list": (
         lambda w, k: ["service-accounts", "credentials", "list", sa("etl")],

@@ -4,8 +4,8 @@ expiring``.
 A ``TokenFilter`` holds criteria; a token matches when it is live and meets every criterion
 given. Each criterion is one field and one clause in ``_CLAUSES``: adding another (say, a
 token unused for some time) is a field there and a clause here, and every caller follows.
-Storage may narrow its reads with indexes first (``LedgerView.token_candidates``), but what
-matches is decided here, by ``matches``, and nowhere else.
+Storage may narrow its reads first (``LedgerView.token_candidates``: by principal, issue and
+expiry time), but what matches is decided here, by ``matches``, and nowhere else.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tokenledger.domain.authority import (
     token_orgs,
 )
 from tokenledger.domain.model import Actor, LedgerView, TokenView, is_role_principal
-from tokenledger.domain.permissions import is_within
+from tokenledger.domain.permissions import Grant, is_within
 from tokenledger.errors import NotFound, PermissionDenied, ValidationError
 
 __all__ = [
@@ -170,8 +170,13 @@ def revocable_tokens(
     if not matched:
         raise NotFound(f"no live token matches {token_filter.describe()}: nothing to revoke")
     judged: set[tuple[str, frozenset[str], str | None]] = set()
+    # A principal's tokens mostly share their grants: their orgs are worked out once.
+    orgs_of: dict[tuple[str, tuple[Grant, ...]], frozenset[str]] = {}
     for token in matched:
-        orgs = token_orgs(token)
+        grants_key = (token.principal, token.grants)
+        orgs = orgs_of.get(grants_key)
+        if orgs is None:
+            orgs = orgs_of[grants_key] = token_orgs(token)
         role_key = token.token_id if is_role_principal(token.principal) else None
         key = (token.principal, orgs, role_key)
         if key in judged:
