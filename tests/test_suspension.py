@@ -150,13 +150,31 @@ def test_a_machine_disables_its_own_token_but_only_a_person_enables_one() -> Non
 
 
 def test_a_suspended_account_acts_not_and_is_given_no_new_credential() -> None:
-    state = given(*WORLD)
+    state = given(
+        *WORLD,
+        e.EndpointCreated(endpoint_id="ep_1", name="proxy", url="https://proxy.example"),
+        e.EndpointTrusted(account_id=SA, endpoint_id="ep_1"),
+    )
     when(state, c.DisableServiceAccount(account_id=SA, reason="audit"))
     assert standing(state, SA) is None  # nothing it holds allows anything: S3, exchange, ...
     with pytest.raises(Conflict, match="is disabled: enable it first"):
         when(state, c.IssueToken(principal=SA))
     with pytest.raises(Conflict, match="is disabled: enable it first"):
         when(state, c.IssueClientCredential(account_id=SA))
+    with pytest.raises(Conflict, match="is disabled: enable it first"):
+        when(
+            state,
+            c.TrustIssuer(
+                account_id=SA,
+                issuer="https://ci.example",
+                subject="repo:acme/site:*",
+                audience="ledger",
+            ),
+        )
+    with pytest.raises(Conflict, match="is disabled: enable it first"):
+        when(state, c.IssueS3Credential(account_id=SA, endpoint="proxy"))
+    with pytest.raises(Conflict, match="not disabled itself: its service account"):
+        when(state, c.EnableToken(token_id=ROOT))
     with pytest.raises(Conflict, match="already disabled"):
         when(state, c.DisableServiceAccount(account_id=SA))
     when(state, c.EnableServiceAccount(account_id=SA))
@@ -188,12 +206,17 @@ def token_id_of(api: Api, secret: str) -> str:
     return found
 
 
+def spare(api: Api, level: str) -> str:
+    """Another token of bob's, with ``level`` on acme/alpha."""
+    grants = [{"resource": "acme/alpha", "level": level}]
+    issued = api.ledger.execute(c.IssueToken(principal="bob@acme.io", grants=grants), OPERATOR)
+    assert issued.secret is not None
+    return issued.secret
+
+
 def test_a_disabled_token_answers_disabled_and_works_again_once_enabled(api: Api) -> None:
     bob_id = token_id_of(api, api.bob)
-    grants = [{"resource": "acme/alpha", "level": "read"}]
-    spare = api.ledger.execute(c.IssueToken(principal="bob@acme.io", grants=grants), OPERATOR)
-    assert spare.secret is not None
-    bob, spare_bob = api.bearer(api.bob), api.bearer(spare.secret)
+    bob, spare_bob = api.bearer(api.bob), api.bearer(spare(api, "write"))
     assert api.introspect(api.bob)["active"] is True  # kept by the answer cache
     response = post(api, f"/v2/tokens/{bob_id}/disable", headers=bob, reason="lost laptop")
     assert response.status_code == 200, response.text
@@ -205,6 +228,11 @@ def test_a_disabled_token_answers_disabled_and_works_again_once_enabled(api: Api
     assert shown.json()["status"] == "disabled"
     assert shown.json()["disabled_at"] is not None
 
+    head = api.ledger.store.head().position
+    weaker = post(api, f"/v2/tokens/{bob_id}/enable", headers=api.bearer(spare(api, "read")))
+    assert weaker.status_code == 403  # nobody brings back more than it holds
+    assert "exceeds the acting token" in weaker.json()["error_description"]
+    assert api.ledger.store.head().position == head + 1  # the spare token's issue only
     response = post(api, f"/v2/tokens/{bob_id}/enable", headers=spare_bob)
     assert response.status_code == 200, response.text
     assert verify(api, api.bob)["active"] is True
@@ -213,7 +241,29 @@ def test_a_disabled_token_answers_disabled_and_works_again_once_enabled(api: Api
     assert_projections_match_log(api.ledger)
 
 
+def test_what_the_operator_suspends_only_the_operator_lifts(api: Api) -> None:
+    bob_id = token_id_of(api, api.bob)
+    api.ledger.execute(c.DisableToken(token_id=bob_id, reason="suspected leak"), OPERATOR)
+    head = api.ledger.store.head().position
+    refused = post(api, f"/v2/tokens/{bob_id}/enable", headers=api.bearer(spare(api, "write")))
+    assert refused.status_code == 403
+    assert "suspension an operator made" in refused.json()["error_description"]
+    assert api.ledger.store.head().position == head + 1  # the spare token's issue only
+    api.ledger.execute(c.EnableToken(token_id=bob_id), OPERATOR)
+    assert verify(api, api.bob)["active"] is True
+
+
+def test_an_admins_suspension_of_an_account_token_is_lifted_by_an_admin(api: Api) -> None:
+    sa_id = token_id_of(api, api.sa_token)
+    assert post(api, f"/v2/tokens/{sa_id}/disable").status_code == 200  # ann, an org admin
+    sibling = api.bearer(api.ledger.execute(c.IssueToken(principal=SA), OPERATOR).secret or "")
+    refused = post(api, f"/v2/tokens/{sa_id}/enable", headers=sibling)
+    assert refused.status_code == 403  # a machine lifts nothing
+    assert post(api, f"/v2/tokens/{sa_id}/enable").status_code == 200
+
+
 def test_a_suspended_account_loses_every_credential_at_once_and_gets_them_back(api: Api) -> None:
+    sa_id = token_id_of(api, api.sa_token)
     client_id, client_secret = api.credential()
     access_token = api.exchange(client_id, client_secret)
     assert api.introspect(access_token)["active"] is True
@@ -230,6 +280,10 @@ def test_a_suspended_account_loses_every_credential_at_once_and_gets_them_back(a
     )
     assert refused.status_code == 401
     assert api.client.get(f"/v2/service_accounts/{SA}", headers=api.admin).json()["disabled_at"]
+    listed = api.client.get(f"/v2/tokens/{sa_id}", headers=api.admin).json()
+    assert (listed["status"], listed["disabled_cause"]) == ("disabled", SA)
+    credentials = api.client.get(f"/v2/service_accounts/{SA}/credentials", headers=api.admin)
+    assert {row["status"] for row in credentials.json()} == {"disabled"}
     issued = api.client.post(f"/v2/service_accounts/{SA}/tokens", json={}, headers=api.admin)
     assert issued.status_code == 409
 

@@ -28,15 +28,15 @@ def upgrade() -> None:
     # rebuild from the log gives every row the same.
     for table in ("tokens", "client_credentials", "service_accounts"):
         op.add_column(table, sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True))
+        op.add_column(table, sa.Column("disabled_by", sa.String(320), nullable=True))
     op.add_column("tokens", sa.Column("disabled_cause", _identifier(), nullable=True))
 
 
 def downgrade() -> None:
     # SQLite drops a column by copying the table: Alembic's batch mode does that.
-    with op.batch_alter_table("service_accounts") as batch:
-        batch.drop_column("disabled_at")
-    with op.batch_alter_table("client_credentials") as batch:
-        batch.drop_column("disabled_at")
-    with op.batch_alter_table("tokens") as batch:
-        batch.drop_column("disabled_cause")
-        batch.drop_column("disabled_at")
+    for table in ("service_accounts", "client_credentials", "tokens"):
+        with op.batch_alter_table(table) as batch:
+            if table == "tokens":
+                batch.drop_column("disabled_cause")
+            batch.drop_column("disabled_by")
+            batch.drop_column("disabled_at")

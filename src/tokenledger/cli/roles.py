@@ -208,6 +208,7 @@ def _key_dict(key: TokenView, now_status: str) -> dict[str, object]:
         "issued_at": key.issued_at,
         "revoked_at": key.revoked_at,
         "revoked_reason": key.revoked_reason,
+        "disabled_at": key.disabled_at,
     }
 
 
@@ -222,14 +223,15 @@ def key_list_command(obj: CliContext, role: str, include_inactive: bool, as_json
     keys = obj.ledger().role_keys(
         obj.actor(), _org_of(found), found.role, include_inactive=include_inactive
     )
-    rows = [_key_dict(k, "revoked" if k.revoked else "active") for k in keys]
+    now = obj.ledger().now()
+    rows = [_key_dict(k, k.status(now)) for k in keys]
     if as_json:
         echo_json(rows)
         return
     if not keys:
         click.echo(f"role {found.typed}: no keys")
     for k in keys:
-        status = f"revoked ({k.revoked_reason})" if k.revoked else "active"
+        status = f"revoked ({k.revoked_reason})" if k.revoked else k.status(now)
         label = f"  {k.name}" if k.name else ""
         click.echo(f"{k.token_id}  {status:<22} issued {format_timestamp(k.issued_at)}{label}")
 

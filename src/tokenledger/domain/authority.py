@@ -48,6 +48,7 @@ from tokenledger.domain.secrets import TokenKind, hash_secret, parse_secret
 from tokenledger.errors import NotFound, PermissionDenied, ValidationError
 
 __all__ = [
+    "BY_OPERATOR",
     "ServiceAccountLimit",
     "TokenAnswer",
     "Verification",
@@ -58,14 +59,17 @@ __all__ = [
     "actor_level",
     "admitting_trust",
     "answer_token",
+    "as_listed",
     "authorise_issue",
     "authorise_issuer",
+    "authorise_lifting",
     "authorise_provider_setting",
     "authorise_resource_attributes",
     "authorise_role_management",
     "authorise_session_management",
     "authorise_token_management",
     "client_credential_refusal",
+    "credential_as_listed",
     "forbid_service_accounts",
     "groups_of",
     "judge_token",
@@ -93,6 +97,7 @@ __all__ = [
     "session_grants",
     "standing",
     "subject_matches",
+    "suspender",
     "token_orgs",
     "verify_token",
     "within_session",
@@ -716,6 +721,76 @@ def authorise_token_management(
             )
         return
     _require_account_admin(view, actor, principal, now, f"manage the tokens of {principal}")
+
+
+# -- suspension ---------------------------------------------------------------------------
+
+#: Who a suspension is recorded as made by when the operator made it.
+BY_OPERATOR = "operator"
+
+
+def suspender(actor: Actor) -> str:
+    """Who a suspension is recorded as made by: ``operator``, or the acting principal."""
+    return BY_OPERATOR if actor.kind is ActorKind.OPERATOR else actor.principal
+
+
+def authorise_lifting(
+    view: LedgerView,
+    actor: Actor,
+    principal: str,
+    disabled_by: str | None,
+    grants: Sequence[Grant],
+    now: datetime,
+) -> None:
+    """Enabling a suspended token, client credential or service account of ``principal``
+    (whoever may revoke it asked first): a person's act, never a machine credential's, which
+    must not bring back what a person suspended (its own siblings included). What the
+    operator suspended only the operator lifts; what someone else suspended, the principal
+    itself does not lift (its admins do); and nobody lifts more than it holds: each of
+    ``grants`` within the acting token's own level."""
+    if actor.kind is ActorKind.OPERATOR:
+        return
+    forbid_service_accounts(actor, "enable credentials: a suspension is lifted by a person")
+    if disabled_by == BY_OPERATOR:
+        raise PermissionDenied(f"{actor.label} may not lift a suspension an operator made")
+    if actor.principal == principal and disabled_by not in (None, principal):
+        raise PermissionDenied(
+            f"{actor.label} may not lift a suspension {disabled_by} made: an admin of it may"
+        )
+    for grant in grants:
+        if actor_level(view, actor, grant.resource, now) < grant.rank:
+            raise PermissionDenied(
+                f"{actor.label} may not enable what holds {grant}: it exceeds the acting token"
+            )
+
+
+def as_listed(token: TokenView, view: LedgerView) -> TokenView:
+    """A token as listings show it: one of a suspended service account is shown disabled
+    with its account (``disabled_cause``: the account's id), since the account's suspension,
+    as its answer says; any other is shown as it is."""
+    if token.disabled_at is not None or not account_suspended(view, token.principal):
+        return token
+    account = view.service_account(token.principal)
+    assert account is not None  # account_suspended found it
+    return msgspec.structs.replace(
+        token,
+        disabled_at=account.disabled_at,
+        disabled_by=account.disabled_by,
+        disabled_cause=account.account_id,
+    )
+
+
+def credential_as_listed(
+    credential: ClientCredentialView, view: LedgerView
+) -> ClientCredentialView:
+    """A client credential as listings show it: disabled while its account is suspended."""
+    if credential.disabled_at is not None or not account_suspended(view, credential.account_id):
+        return credential
+    account = view.service_account(credential.account_id)
+    assert account is not None  # account_suspended found it
+    return msgspec.structs.replace(
+        credential, disabled_at=account.disabled_at, disabled_by=account.disabled_by
+    )
 
 
 # -- queries ------------------------------------------------------------------------------

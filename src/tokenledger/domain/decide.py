@@ -91,6 +91,7 @@ __all__ = [
     "live_descendants",
     "managed_credential",
     "managed_token",
+    "require_unsuspended",
 ]
 
 #: Default lifetimes by kind: a year for service accounts (Arraylake), 30 days
@@ -730,7 +731,7 @@ def _issue_client_credential(
         "issue client credentials",
         f"issue client credentials for {cmd.account_id}",
     )
-    _require_unsuspended(account)
+    require_unsuspended(account)
     if cmd.no_expiry:
         if account.permission.rank is Level.ADMIN:
             raise ValidationError(
@@ -923,8 +924,9 @@ def administered_account(
     return account
 
 
-def _require_unsuspended(account: ServiceAccountView) -> ServiceAccountView:
-    """A suspended account is given no new credential: it could not use one."""
+def require_unsuspended(account: ServiceAccountView) -> ServiceAccountView:
+    """A suspended account is given no new credential (token, client credential, issuer
+    trust, S3 credential): it could not use one."""
     if account.disabled:
         raise Conflict(f"service account {account.account_id} is disabled: enable it first")
     return account
@@ -942,7 +944,7 @@ def _require_account(view: LedgerView, account_id: str) -> ServiceAccountView:
 def _require_active_principal(view: LedgerView, principal: str) -> ServiceAccountView | None:
     """Check the principal exists and is active; return its service account, if it is one."""
     if is_service_account_id(principal):
-        return _require_unsuspended(_require_account(view, principal))
+        return require_unsuspended(_require_account(view, principal))
     _require_active_user(view, principal)
     return None
 

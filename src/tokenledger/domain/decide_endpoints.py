@@ -18,7 +18,7 @@ from tokenledger.domain.authority import (
     require_operator,
 )
 from tokenledger.domain.cascades import revoke_s3_credentials, untrust_endpoints
-from tokenledger.domain.decide import Context, administered_account, decide
+from tokenledger.domain.decide import Context, administered_account, decide, require_unsuspended
 from tokenledger.domain.events import (
     EndpointCreated,
     EndpointDeleted,
@@ -148,6 +148,7 @@ def _untrust_endpoint(cmd: c.UntrustEndpoint, view: LedgerView, ctx: Context) ->
 @decide.register
 def _issue_s3_credential(cmd: c.IssueS3Credential, view: LedgerView, ctx: Context) -> list[Event]:
     account, endpoint = _account_and_endpoint(cmd, view, ctx, "S3 credentials")
+    require_unsuspended(account)
     if not _trusted(view, account.account_id, endpoint.endpoint_id):
         raise Conflict(
             f"{account.account_id} does not trust endpoint {endpoint.name}: add it to the "

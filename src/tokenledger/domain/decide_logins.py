@@ -19,7 +19,13 @@ from tokenledger.domain.authority import (
     standing,
 )
 from tokenledger.domain.cascades import end_sessions
-from tokenledger.domain.decide import Context, _require_org, administered_account, decide
+from tokenledger.domain.decide import (
+    Context,
+    _require_org,
+    administered_account,
+    decide,
+    require_unsuspended,
+)
 from tokenledger.domain.events import (
     Event,
     IdentityProviderSet,
@@ -194,7 +200,7 @@ def _trusting_account(
 def _trust_issuer(cmd: c.TrustIssuer, view: LedgerView, ctx: Context) -> list[Event]:
     """Authorised like issuing a client credential: what the trust obtains carries the
     account's whole permission."""
-    account = _trusting_account(cmd, view, ctx)
+    account = require_unsuspended(_trusting_account(cmd, view, ctx))
     require_remote_issuer(ctx.actor, cmd.issuer)
     for trust in view.issuer_trusts_of(account.account_id):
         if not trust.revoked and (trust.issuer, trust.subject) == (cmd.issuer, cmd.subject):

@@ -5,8 +5,9 @@ Registered on ``decide`` (``domain.decide`` imports this module). A suspension r
 nothing and extends nothing: what it changes is the answer (``authority.answer_token`` says
 ``disabled`` while it lasts), and a token or credential revoked or expired meanwhile stays so
 when it is enabled. Who may disable is who may revoke (``authorise_token_management``,
-``administered_account``); enabling is a person's act (or the operator's): a machine's
-credential must not bring back what a person suspended, its own siblings included.
+``administered_account``); who may enable is decided by ``authority.authorise_lifting``: a
+person (or the operator), not below whoever made the suspension, never beyond what the
+acting token holds.
 
 A token derived from a disabled token is disabled with it, each by its own event naming the
 token it followed (``cause``), and enabled with it; a token disabled by itself stays
@@ -16,7 +17,7 @@ disabled when an ancestor is enabled.
 from __future__ import annotations
 
 from tokenledger.domain import commands as c
-from tokenledger.domain.authority import forbid_service_accounts
+from tokenledger.domain.authority import account_suspended, authorise_lifting, suspender
 from tokenledger.domain.decide import (
     Context,
     _orgs_of,
@@ -39,9 +40,6 @@ from tokenledger.domain.model import ClientCredentialView, LedgerView, TokenView
 from tokenledger.errors import Conflict
 
 __all__: list[str] = []
-
-_ENABLE = "enable credentials: a suspended credential is enabled by a person"
-
 
 # -- tokens --------------------------------------------------------------------------------
 
@@ -84,6 +82,7 @@ def _disable_token(cmd: c.DisableToken, view: LedgerView, ctx: Context) -> list[
         TokenDisabled(
             token_id=token.token_id,
             principal=token.principal,
+            disabled_by=suspender(ctx.actor),
             reason=cmd.reason,
             orgs=_orgs_of(token),
         )
@@ -92,6 +91,7 @@ def _disable_token(cmd: c.DisableToken, view: LedgerView, ctx: Context) -> list[
         TokenDisabled(
             token_id=child.token_id,
             principal=child.principal,
+            disabled_by=suspender(ctx.actor),
             reason=cmd.reason,
             cause=token.token_id,
             orgs=_orgs_of(child),
@@ -104,9 +104,14 @@ def _disable_token(cmd: c.DisableToken, view: LedgerView, ctx: Context) -> list[
 
 @decide.register
 def _enable_token(cmd: c.EnableToken, view: LedgerView, ctx: Context) -> list[Event]:
-    forbid_service_accounts(ctx.actor, _ENABLE)
     token = _managed_token(view, ctx, cmd.token_id, cmd.principal, "enabling")
+    authorise_lifting(view, ctx.actor, token.principal, token.disabled_by, token.grants, ctx.now)
     if not token.disabled:
+        if account_suspended(view, token.principal):
+            raise Conflict(
+                f"token {cmd.token_id} is not disabled itself: its service account "
+                f"{token.principal} is (service-accounts enable)"
+            )
         raise Conflict(f"token {cmd.token_id} is not disabled")
     ancestor = _disabled_ancestor(view, token)
     if ancestor is not None:
@@ -142,7 +147,11 @@ def _disable_service_account(
     )
     if account.disabled:
         raise Conflict(f"service account {cmd.account_id} is already disabled")
-    return [ServiceAccountDisabled(account_id=account.account_id, reason=cmd.reason)]
+    return [
+        ServiceAccountDisabled(
+            account_id=account.account_id, disabled_by=suspender(ctx.actor), reason=cmd.reason
+        )
+    ]
 
 
 @decide.register
@@ -151,6 +160,9 @@ def _enable_service_account(
 ) -> list[Event]:
     account = administered_account(
         view, ctx, cmd.account_id, "manage service accounts", f"enable {cmd.account_id}"
+    )
+    authorise_lifting(
+        view, ctx.actor, account.account_id, account.disabled_by, (account.permission,), ctx.now
     )
     if not account.disabled:
         raise Conflict(f"service account {cmd.account_id} is not disabled")
@@ -182,7 +194,10 @@ def _disable_client_credential(
         raise Conflict(f"client credential {cmd.client_id} is already disabled")
     return [
         ClientCredentialDisabled(
-            client_id=credential.client_id, account_id=credential.account_id, reason=cmd.reason
+            client_id=credential.client_id,
+            account_id=credential.account_id,
+            disabled_by=suspender(ctx.actor),
+            reason=cmd.reason,
         )
     ]
 
@@ -191,9 +206,18 @@ def _disable_client_credential(
 def _enable_client_credential(
     cmd: c.EnableClientCredential, view: LedgerView, ctx: Context
 ) -> list[Event]:
-    forbid_service_accounts(ctx.actor, _ENABLE)
     credential = _managed_credential(view, ctx, cmd.client_id, cmd.account_id, "enabling")
+    account = view.service_account(credential.account_id)
+    reaches = (account.permission,) if account is not None else ()
+    authorise_lifting(
+        view, ctx.actor, credential.account_id, credential.disabled_by, reaches, ctx.now
+    )
     if not credential.disabled:
+        if account_suspended(view, credential.account_id):
+            raise Conflict(
+                f"client credential {cmd.client_id} is not disabled itself: its service "
+                f"account {credential.account_id} is (service-accounts enable)"
+            )
         raise Conflict(f"client credential {cmd.client_id} is not disabled")
     return [
         ClientCredentialEnabled(client_id=credential.client_id, account_id=credential.account_id)

@@ -562,6 +562,8 @@ class TokenDisabled(Event, frozen=True, kw_only=True, tag="TokenDisabled"):
 
     token_id: str
     principal: str
+    disabled_by: str
+    """``operator``, or the principal who asked: who may lift it depends on it."""
     reason: str | None = None
     """The request's text."""
     cause: str | None = None
@@ -587,6 +589,7 @@ class ServiceAccountDisabled(Event, frozen=True, kw_only=True, tag="ServiceAccou
     ``ServiceAccountEnabled``; none is revoked."""
 
     account_id: str
+    disabled_by: str
     reason: str | None = None
 
     STREAM: ClassVar[tuple[str, str]] = ("sa", "account_id")
@@ -604,6 +607,7 @@ class ClientCredentialDisabled(Event, frozen=True, kw_only=True, tag="ClientCred
 
     client_id: str
     account_id: str
+    disabled_by: str
     reason: str | None = None
 
     STREAM: ClassVar[tuple[str, str]] = ("client", "client_id")

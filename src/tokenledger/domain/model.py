@@ -140,6 +140,8 @@ class ServiceAccountView(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     disabled_at: datetime | None = None
     """Since when the account is suspended (None: it is not)."""
+    disabled_by: str | None = None
+    """While suspended: ``operator``, or the principal who suspended it."""
 
     @property
     def disabled(self) -> bool:
@@ -155,6 +157,8 @@ class _Credential(msgspec.Struct, frozen=True, kw_only=True):
     disabled_at: datetime | None = None
     """Since when the credential is suspended (None: it is not). A suspension is reversible;
     it neither revokes nor extends anything, so ``live`` ignores it."""
+    disabled_by: str | None = None
+    """While suspended: ``operator``, or the principal who suspended it."""
 
     @property
     def revoked(self) -> bool:

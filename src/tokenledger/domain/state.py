@@ -569,7 +569,7 @@ def _(event: e.ResourceDataClassSet, state: LedgerState, at: datetime) -> None:
 def _(event: e.TokenDisabled, state: LedgerState, at: datetime) -> None:
     token = state.tokens[event.token_id]
     state.tokens[event.token_id] = msgspec.structs.replace(
-        token, disabled_at=at, disabled_cause=event.cause
+        token, disabled_at=at, disabled_by=event.disabled_by, disabled_cause=event.cause
     )
 
 
@@ -577,7 +577,7 @@ def _(event: e.TokenDisabled, state: LedgerState, at: datetime) -> None:
 def _(event: e.TokenEnabled, state: LedgerState, at: datetime) -> None:
     token = state.tokens[event.token_id]
     state.tokens[event.token_id] = msgspec.structs.replace(
-        token, disabled_at=None, disabled_cause=None
+        token, disabled_at=None, disabled_by=None, disabled_cause=None
     )
 
 
@@ -586,9 +586,13 @@ def _(event: e.TokenEnabled, state: LedgerState, at: datetime) -> None:
 def _(
     event: e.ServiceAccountDisabled | e.ServiceAccountEnabled, state: LedgerState, at: datetime
 ) -> None:
-    disabled_at = at if isinstance(event, e.ServiceAccountDisabled) else None
+    disabled = isinstance(event, e.ServiceAccountDisabled)
     account = state.accounts[event.account_id]
-    state.accounts[event.account_id] = msgspec.structs.replace(account, disabled_at=disabled_at)
+    state.accounts[event.account_id] = msgspec.structs.replace(
+        account,
+        disabled_at=at if disabled else None,
+        disabled_by=event.disabled_by if isinstance(event, e.ServiceAccountDisabled) else None,
+    )
 
 
 @evolve.register(e.ClientCredentialDisabled)
@@ -596,8 +600,10 @@ def _(
 def _(
     event: e.ClientCredentialDisabled | e.ClientCredentialEnabled, state: LedgerState, at: datetime
 ) -> None:
-    disabled_at = at if isinstance(event, e.ClientCredentialDisabled) else None
+    disabled = isinstance(event, e.ClientCredentialDisabled)
     credential = state.credentials[event.client_id]
     state.credentials[event.client_id] = msgspec.structs.replace(
-        credential, disabled_at=disabled_at
+        credential,
+        disabled_at=at if disabled else None,
+        disabled_by=event.disabled_by if isinstance(event, e.ClientCredentialDisabled) else None,
     )

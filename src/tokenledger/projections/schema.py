@@ -276,11 +276,12 @@ sa.Index("ix_s3_credentials_endpoint_id", s3_credentials.c.endpoint_id)
 
 # Suspension (None: not suspended), after the columns earlier revisions made: revision 0012
 # adds them at the end of their tables, as here. A token disabled with its parent names it in
-# ``disabled_cause``, so enabling the parent enables it again.
-tokens.append_column(sa.Column("disabled_at", UTCDateTime, nullable=True))
+# ``disabled_cause``, so enabling the parent enables it again; ``disabled_by`` (``operator`` or a
+# principal) decides who may lift a suspension.
+for _suspended in (tokens, client_credentials, service_accounts):
+    _suspended.append_column(sa.Column("disabled_at", UTCDateTime, nullable=True))
+    _suspended.append_column(sa.Column("disabled_by", sa.String(320), nullable=True))
 tokens.append_column(sa.Column("disabled_cause", _identifier(), nullable=True))
-client_credentials.append_column(sa.Column("disabled_at", UTCDateTime, nullable=True))
-service_accounts.append_column(sa.Column("disabled_at", UTCDateTime, nullable=True))
 
 checkpoints = sa.Table(
     "projection_checkpoints",

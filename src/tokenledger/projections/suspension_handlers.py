@@ -27,14 +27,20 @@ def _token_disabled(event: TokenDisabled, writes: Writes, record: RecordedEvent)
     writes.update(
         tokens,
         {"token_id": event.token_id},
-        {"disabled_at": record.recorded_at, "disabled_cause": event.cause},
+        {
+            "disabled_at": record.recorded_at,
+            "disabled_by": event.disabled_by,
+            "disabled_cause": event.cause,
+        },
     )
 
 
 @_handle.register
 def _token_enabled(event: TokenEnabled, writes: Writes, record: RecordedEvent) -> None:
     writes.update(
-        tokens, {"token_id": event.token_id}, {"disabled_at": None, "disabled_cause": None}
+        tokens,
+        {"token_id": event.token_id},
+        {"disabled_at": None, "disabled_by": None, "disabled_cause": None},
     )
 
 
@@ -43,8 +49,7 @@ def _token_enabled(event: TokenEnabled, writes: Writes, record: RecordedEvent) -
 def _service_account_suspension(
     event: ServiceAccountDisabled | ServiceAccountEnabled, writes: Writes, record: RecordedEvent
 ) -> None:
-    disabled_at = record.recorded_at if isinstance(event, ServiceAccountDisabled) else None
-    writes.update(service_accounts, {"account_id": event.account_id}, {"disabled_at": disabled_at})
+    writes.update(service_accounts, {"account_id": event.account_id}, _suspension(event, record))
 
 
 @_handle.register(ClientCredentialDisabled)
@@ -54,5 +59,16 @@ def _client_credential_suspension(
     writes: Writes,
     record: RecordedEvent,
 ) -> None:
-    disabled_at = record.recorded_at if isinstance(event, ClientCredentialDisabled) else None
-    writes.update(client_credentials, {"client_id": event.client_id}, {"disabled_at": disabled_at})
+    writes.update(client_credentials, {"client_id": event.client_id}, _suspension(event, record))
+
+
+def _suspension(
+    event: ServiceAccountDisabled
+    | ServiceAccountEnabled
+    | ClientCredentialDisabled
+    | ClientCredentialEnabled,
+    record: RecordedEvent,
+) -> dict[str, object]:
+    if isinstance(event, ServiceAccountDisabled | ClientCredentialDisabled):
+        return {"disabled_at": record.recorded_at, "disabled_by": event.disabled_by}
+    return {"disabled_at": None, "disabled_by": None}

@@ -103,7 +103,7 @@ def _resource(row: Any) -> ResourceView:
 
 
 def _service_account(row: Any) -> ServiceAccountView:
-    account_id, org, name, resource, level, deleted, created_at, disabled_at = row
+    account_id, org, name, resource, level, deleted, created_at, disabled_at, disabled_by = row
     return ServiceAccountView(
         account_id=account_id,
         org=org,
@@ -112,6 +112,7 @@ def _service_account(row: Any) -> ServiceAccountView:
         deleted=bool(deleted),
         created_at=created_at,
         disabled_at=disabled_at,
+        disabled_by=disabled_by,
     )
 
 
@@ -129,6 +130,7 @@ def _token(row: Any) -> TokenView:
         revoked_at,
         revoked_reason,
         disabled_at,
+        disabled_by,
         disabled_cause,
     ) = row
     return TokenView(
@@ -143,6 +145,7 @@ def _token(row: Any) -> TokenView:
         revoked_at=revoked_at,
         revoked_reason=revoked_reason,
         disabled_at=disabled_at,
+        disabled_by=disabled_by,
         disabled_cause=disabled_cause,
     )
 
@@ -158,6 +161,7 @@ def _client_credential(row: Any) -> ClientCredentialView:
         revoked_at,
         revoked_reason,
         disabled_at,
+        disabled_by,
     ) = row
     return ClientCredentialView(
         client_id=client_id,
@@ -168,6 +172,7 @@ def _client_credential(row: Any) -> ClientCredentialView:
         revoked_at=revoked_at,
         revoked_reason=revoked_reason,
         disabled_at=disabled_at,
+        disabled_by=disabled_by,
     )
 
 

@@ -11,6 +11,8 @@ import msgspec
 
 from tokenledger.clock import ensure_utc
 from tokenledger.domain.authority import (
+    as_listed,
+    credential_as_listed,
     groups_of,
     may_see,
     may_see_account,
@@ -28,6 +30,7 @@ from tokenledger.domain.model import (
     Actor,
     ClientCredentialView,
     IssuerTrustView,
+    LedgerView,
     ResourceView,
     ServiceAccountView,
     SessionView,
@@ -188,14 +191,28 @@ def tokens_of(
     at: datetime | None = None,
 ) -> list[TokenView]:
     principal = valid(check_principal, principal)
+    moment = reader.now() if at is None else ensure_utc(at)
     with reader.view() as view:
         require_principal_visible(view, actor, principal, reader.now())
         require_token_access(view, actor, principal, reader.now())
-        tokens: Sequence[TokenView] = view.tokens_of(principal)
-    moment = reader.now() if at is None else ensure_utc(at)
-    if at is not None:  # the tokens as they stood then
-        tokens = state_at(reader.store, moment)[0].tokens_of(principal)
-    return [t for t in tokens if (include_inactive or t.live(moment)) and may_see_token(actor, t)]
+        if at is None:
+            return _listed(view.tokens_of(principal), view, actor, moment, include_inactive)
+    state = state_at(reader.store, moment)[0]  # the tokens as they stood then
+    return _listed(state.tokens_of(principal), state, actor, moment, include_inactive)
+
+
+def _listed(
+    tokens: Sequence[TokenView],
+    view: LedgerView,
+    actor: Actor,
+    moment: datetime,
+    include_inactive: bool,
+) -> list[TokenView]:
+    return [
+        as_listed(t, view)
+        for t in tokens
+        if (include_inactive or t.live(moment)) and may_see_token(actor, t)
+    ]
 
 
 def get_token(
@@ -211,7 +228,7 @@ def get_token(
         require_token_access(view, actor, token.principal, reader.now(), token_id=token_id)
         if not may_see_token(actor, token):
             raise PermissionDenied(f"{actor.label} may not see {token_id}: it lies outside its org")
-        return token
+        return as_listed(token, view)
 
 
 def get_service_account(reader: Reader, actor: Actor, account_id: str) -> ServiceAccountView:
@@ -232,7 +249,11 @@ def client_credentials_of(
 ) -> list[ClientCredentialView]:
     """A service account's client credentials (never their secrets), seen like its tokens."""
     now = reader.now()
-    found = _account_credentials(reader, actor, account_id, SqlLedgerView.client_credentials_of)
+
+    def read(view: SqlLedgerView, account: str) -> list[ClientCredentialView]:
+        return [credential_as_listed(cred, view) for cred in view.client_credentials_of(account)]
+
+    found = _account_credentials(reader, actor, account_id, read)
     return [cred for cred in found if include_inactive or cred.live(now)]
 
 
