@@ -34,7 +34,7 @@ from hypothesis.stateful import (
 from helpers import assert_projections_match_log, fold_log
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import account_suspended, principal_grants, standing
-from tokenledger.domain.events import TokenIssued
+from tokenledger.domain.events import TokenIssued, TokenRevoked
 from tokenledger.domain.model import Actor, ActorKind, is_service_account_id
 from tokenledger.domain.permissions import Grant, Level, is_within, level_at
 from tokenledger.domain.state import LedgerState
@@ -553,6 +553,44 @@ class LedgerMachine(RuleBasedStateMachine):
     def suspend_service_account(self, account: str, actor: int | None, enable: bool) -> None:
         kind = c.EnableServiceAccount if enable else c.DisableServiceAccount
         self._run(lambda: c.build(kind, account_id=account), actor)
+
+    @rule(
+        principal=st.none() | principals,
+        org=st.none() | orgs,
+        path=st.none() | paths,
+        issued_before=st.sampled_from([None, START, START + timedelta(days=3)]),
+        actor=actors,
+    )
+    def revoke_tokens_where(
+        self,
+        principal: str | None,
+        org: str | None,
+        path: str | None,
+        issued_before: datetime | None,
+        actor: int | None,
+    ) -> None:
+        """What a filter revokes is exactly what the reference fold's tokens match, by the
+        one rule (``TokenFilter.matches``): the projections' pre-selection loses none."""
+        where = {"principal": principal, "org": org, "resource": path}
+        where["issued_before"] = issued_before  # type: ignore[assignment]
+
+        def build() -> c.Command:
+            return c.build(c.RevokeTokensWhere, where=where)
+
+        state, now = self.state(), self.ledger.now()
+        done = self._run(build, actor)
+        if done is None:
+            return
+        command = build()
+        assert isinstance(command, c.RevokeTokensWhere)
+        selected = command.where.token_filter()
+        expected = {t.token_id for t in state.tokens.values() if selected.matches(t, now)}
+        roots = {
+            e.token_id
+            for e in done[0].events
+            if isinstance(e, TokenRevoked) and e.reason == "requested"
+        }
+        assert roots == expected
 
     @rule(step=time_steps)
     def time_passes(self, step: timedelta) -> None:
