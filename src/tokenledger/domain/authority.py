@@ -58,6 +58,7 @@ __all__ = [
     "answer_token",
     "authorise_issue",
     "authorise_issuer",
+    "authorise_org_policy",
     "authorise_provider_setting",
     "authorise_resource_attributes",
     "authorise_role_management",
@@ -462,6 +463,15 @@ def authorise_role_management(
     and revoking their keys: a person with admin on the org, or an operator."""
     refuse_service_account(actor, ServiceAccountLimit.MANAGE_ROLES)
     require_level(view, actor, org, Level.ADMIN, now, action or f"manage roles of {org}")
+
+
+def authorise_org_policy(
+    view: LedgerView, actor: Actor, org: str, now: datetime, action: str
+) -> None:
+    """Setting, clearing and reading an org's token policy: a person with admin on the org,
+    or an operator; never a service account or a role key, whose own tokens it bounds."""
+    forbid_service_accounts(actor, f"{action} (org policies are for the org's admins)")
+    require_level(view, actor, org, Level.ADMIN, now, action)
 
 
 # -- what a service account may never do ---------------------------------------------------

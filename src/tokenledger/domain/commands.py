@@ -42,8 +42,10 @@ from tokenledger.domain.resource_attributes import check_data_class, check_licen
 from tokenledger.errors import ValidationError
 
 __all__ = [
+    "MAX_OVERLAP",
     "AddMember",
     "AddRolePolicy",
+    "ClearOrgPolicy",
     "Command",
     "CreateAccount",
     "CreateEndpoint",
@@ -70,8 +72,11 @@ __all__ = [
     "RevokeRoleKey",
     "RevokeS3Credential",
     "RevokeToken",
+    "RotateClientCredential",
+    "RotateToken",
     "SetGrant",
     "SetIdentityProvider",
+    "SetOrgPolicy",
     "SetResourceAttributes",
     "SetServiceAccountPermission",
     "StartSession",
@@ -81,6 +86,7 @@ __all__ = [
     "UntrustIssuer",
     "build",
     "parse_duration",
+    "parse_overlap",
 ]
 
 
@@ -492,6 +498,80 @@ class CreateAccount(Command):
 
     email: Annotated[str, AfterValidator(check_account_name)]
     name: DisplayName | None = None
+
+
+# -- rotation and org policies --------------------------------------------------------------
+
+#: The longest overlap a rotation allows, during which the old and the new secret both work.
+MAX_OVERLAP = timedelta(days=30)
+#: The overlap when none is given.
+DEFAULT_OVERLAP = timedelta(hours=24)
+
+
+def _overlap(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("the overlap cannot be negative")
+    if value > MAX_OVERLAP:
+        raise ValueError("the overlap is at most 30d")
+    return value
+
+
+Overlap = Annotated[timedelta, AfterValidator(_overlap)]
+
+
+class RotateToken(Command):
+    """Issue a successor with the token's grants, name, kind and lifetime, and bring the
+    token's expiry forward to ``overlap`` from now (0: it expires now)."""
+
+    token_id: TokenId
+    overlap: Overlap = DEFAULT_OVERLAP
+
+
+class RotateClientCredential(Command):
+    """Issue a successor credential (same account, name and lifetime) and bring this one's
+    expiry forward to ``overlap`` from now: both secrets work until then."""
+
+    client_id: ClientId
+    overlap: Overlap = DEFAULT_OVERLAP
+    account_id: AccountId | None = None
+    """The account the caller names as the credential's owner: another's is not found."""
+
+
+def _policy_lifetime(value: timedelta | None) -> timedelta | None:
+    if value is None:
+        return None
+    if value <= timedelta(0):
+        raise ValueError("a maximum lifetime must be longer than zero")
+    return _reachable_lifetime(value)
+
+
+PolicyLifetime = Annotated[timedelta | None, AfterValidator(_policy_lifetime)]
+
+
+class SetOrgPolicy(Command):
+    """Set the org's token policy (``domain.org_policy``), replacing any earlier one.
+    ``existing``: what becomes of the live tokens that break it: ``cap`` brings their expiry
+    within it, ``leave`` leaves them; needed only when there are some."""
+
+    org: OrgName
+    max_lifetime: dict[str, Annotated[timedelta, AfterValidator(_policy_lifetime)]] = Field(
+        default_factory=dict, max_length=10
+    )
+    require_expiry: bool = False
+    max_admin_lifetime: PolicyLifetime = None
+    max_live_tokens: int | None = None
+    existing: Annotated[str, pydantic.StringConstraints(pattern="^(cap|leave)$")] | None = None
+
+
+class ClearOrgPolicy(Command):
+    org: OrgName
+
+
+def parse_overlap(text: str) -> timedelta:
+    """A rotation's overlap: a duration (``24h``, ``7d``) or ``0`` (the old one expires now)."""
+    if text.strip() == "0":
+        return timedelta(0)
+    return parse_duration(text)
 
 
 def _holdable(value: datetime, field: str) -> datetime:

@@ -31,6 +31,7 @@ __all__ = [
     "IssuedAccessToken",
     "IssuerTrustView",
     "LedgerView",
+    "OrgPolicyView",
     "ResourceView",
     "S3CredentialView",
     "ServiceAccountView",
@@ -247,6 +248,20 @@ class S3CredentialView(_Credential, frozen=True, kw_only=True):
     account_id: str
     endpoint_id: str
     issued_at: datetime
+
+
+class OrgPolicyView(msgspec.Struct, frozen=True, kw_only=True):
+    """An org's policy for the tokens it covers (``domain.org_policy`` says which those are
+    and judges them): the longest lifetime by token kind, whether every token must expire,
+    the longest lifetime of a token with an admin grant, and how many live tokens one
+    principal may hold."""
+
+    org: str
+    max_lifetime: dict[str, timedelta] = {}
+    require_expiry: bool = False
+    max_admin_lifetime: timedelta | None = None
+    max_live_tokens: int | None = None
+    set_at: datetime | None = None
 
 
 class IssuedAccessToken(msgspec.Struct, frozen=True, kw_only=True):
@@ -468,4 +483,8 @@ class LedgerView(Protocol):
 
     def s3_credentials_at(self, endpoint_id: str) -> Sequence[S3CredentialView]:
         """Every unrevoked S3 credential at the endpoint, by access key id."""
+        ...
+
+    def org_policy(self, org: str) -> OrgPolicyView | None:
+        """The org's token policy; None when it has none."""
         ...

@@ -33,6 +33,7 @@ __all__ = [
     "issuer_trusts",
     "memberships",
     "metadata",
+    "org_policies",
     "orgs",
     "resources",
     "roles",
@@ -273,6 +274,19 @@ s3_credentials = sa.Table(
 )
 sa.Index("ix_s3_credentials_account_id", s3_credentials.c.account_id)
 sa.Index("ix_s3_credentials_endpoint_id", s3_credentials.c.endpoint_id)
+
+# An org's token policy (``OrgPolicySet``): lifetimes in seconds, ``max_lifetime`` the msgspec
+# JSON text of ``{kind: seconds}``.
+org_policies = sa.Table(
+    "org_policies",
+    metadata,
+    sa.Column("org", _identifier(), primary_key=True),
+    sa.Column("max_lifetime", sa.Text, nullable=False),
+    sa.Column("require_expiry", sa.Boolean, nullable=False),
+    sa.Column("max_admin_lifetime", sa.BigInteger, nullable=True),
+    sa.Column("max_live_tokens", sa.Integer, nullable=True),
+    sa.Column("set_at", UTCDateTime, nullable=False),
+)
 
 checkpoints = sa.Table(
     "projection_checkpoints",

@@ -1,0 +1,40 @@
+"""Orgs' token policies.
+
+Revision ID: 0015
+Revises: 0011
+Create Date: 2026-12-06
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0015"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _identifier() -> sa.types.TypeEngine[str]:
+    # Bytewise comparison, as the other projection tables use.
+    return sa.String(200).with_variant(sa.String(200, collation="C"), "postgresql")
+
+
+def upgrade() -> None:
+    # One row per org with a policy; lifetimes in seconds (a hundred years passes 2**31).
+    op.create_table(
+        "org_policies",
+        sa.Column("org", _identifier(), primary_key=True),
+        sa.Column("max_lifetime", sa.Text(), nullable=False),
+        sa.Column("require_expiry", sa.Boolean(), nullable=False),
+        sa.Column("max_admin_lifetime", sa.BigInteger(), nullable=True),
+        sa.Column("max_live_tokens", sa.Integer(), nullable=True),
+        sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("org_policies")
