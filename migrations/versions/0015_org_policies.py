@@ -1,4 +1,4 @@
-"""Orgs' token policies.
+"""Orgs' token policies, and rotations (which token or client credential succeeded which).
 
 Revision ID: 0015
 Revises: 0011
@@ -34,7 +34,16 @@ def upgrade() -> None:
         sa.Column("max_live_tokens", sa.Integer(), nullable=True),
         sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
     )
+    # One row per rotated token or client credential (their ids never collide: tok_, cid_).
+    op.create_table(
+        "rotations",
+        sa.Column("rotated_id", _identifier(), primary_key=True),
+        sa.Column("successor_id", _identifier(), nullable=False),
+        sa.Column("rotated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_rotations_successor_id", "rotations", ["successor_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("rotations")
     op.drop_table("org_policies")

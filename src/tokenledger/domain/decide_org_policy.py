@@ -18,7 +18,7 @@ from datetime import datetime
 
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import authorise_org_policy
-from tokenledger.domain.decide import Context, _orgs_of, _require_org, decide
+from tokenledger.domain.decide import Context, _require_org, decide
 from tokenledger.domain.decide_rotation import shortened
 from tokenledger.domain.events import (
     Event,
@@ -71,7 +71,7 @@ def _set_org_policy(cmd: c.SetOrgPolicy, view: LedgerView, ctx: Context) -> list
     if found and cmd.existing is None:
         first = found[0]
         raise Conflict(
-            f"{len(found)} live token(s) break this policy ({first.token.token_id}: "
+            f"{len(found)} live token(s) break this policy ({first.token_id}: "
             f"{first.rule}): see them with --dry-run, then choose --existing cap or "
             "--existing leave"
         )
@@ -107,25 +107,24 @@ def _capped(view: LedgerView, found: list[Breach], org: str, ctx: Context) -> li
             capped[event.token_id] = event
 
     for breach in found:
-        if breach.capped_at is None:
+        token = view.token(breach.token_id)
+        if breach.capped_at is None or token is None:
             continue
-        token = breach.token
         detail = f"org {org}'s policy: {breach.rule}"
         keep(
             TokenExpiryShortened(
-                token_id=token.token_id,
-                principal=token.principal,
+                token_id=breach.token_id,
+                principal=breach.principal,
                 expires_at=breach.capped_at,
                 reason=ExpiryReason.ORG_POLICY,
                 detail=detail,
-                orgs=_orgs_of(token),
+                orgs=breach.orgs,
             )
         )
         for event in shortened(
             view, [token], breach.capped_at, ExpiryReason.PARENT_SHORTENED, detail, ctx
         ):
-            if isinstance(event, TokenExpiryShortened):
-                keep(event)
+            keep(event)
     return [capped[token_id] for token_id in sorted(capped)]
 
 

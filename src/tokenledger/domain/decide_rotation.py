@@ -6,10 +6,12 @@ principal (the issuing decision runs with the token's grants, name and parent, a
 lifetime as an explicit expiry), so every check of issuing applies, the org's policy
 included; a role key's successor is issued as ``roles keys create`` would. The old token gets
 a ``TokenRotated`` naming its successor, and each live token derived from it that would
-outlive it a ``TokenExpiryShortened`` (a derived token never outlives its parent). Rotating a
-token that was rotated before is allowed: each rotation adds a link to the chain (``audit
-explain`` shows it), and the expiry is never extended. A client credential rotates the same
-way (``ClientCredentialRotated``); its access tokens live while it does, as always.
+outlive it a ``TokenExpiryShortened`` (a derived token never outlives its parent). Rotations
+chain: the successor may be rotated in its turn, and ``audit explain`` shows the chain both
+ways. A token rotated already is not rotated again (its successor is): its expiry is now the
+overlap's end, and a second successor would fork the chain. The expiry is never extended.
+A client credential rotates the same way (``ClientCredentialRotated``); its access tokens
+live while it does, as always.
 
 Registered on ``decide`` (``domain.decide`` imports this module).
 """
@@ -46,9 +48,18 @@ from tokenledger.domain.model import (
     service_account_org,
 )
 from tokenledger.domain.secrets import TokenKind
-from tokenledger.errors import Conflict, NotFound
+from tokenledger.errors import Conflict, NotFound, PermissionDenied
 
-__all__ = ["shortened"]
+__all__ = ["live_descendants", "shortened"]
+
+
+def _require_not_rotated(view: LedgerView, rotated_id: str, what: str) -> None:
+    """A chain of rotations goes through the newest link: a token rotated already has a
+    successor, and its own lifetime is now the overlap's (a second successor would fork the
+    chain and inherit that)."""
+    successor = view.successor_of(rotated_id)
+    if successor is not None:
+        raise Conflict(f"{what} {rotated_id} was rotated already: rotate its successor {successor}")
 
 
 def _lifetime(issued_at: datetime, expires_at: datetime | None) -> timedelta | None:
@@ -75,9 +86,19 @@ def _rotate_token(cmd: c.RotateToken, view: LedgerView, ctx: Context) -> list[Ev
         raise Conflict(f"token {cmd.token_id} is revoked: issue a new one instead")
     if token.expired(ctx.now):
         raise Conflict(f"token {cmd.token_id} has expired: issue a new one instead")
+    _require_not_rotated(view, token.token_id, "token")
     issued = _successor(token, view, ctx)
     successor = next(e for e in issued if isinstance(e, TokenIssued))
     expires_at = _end_of_overlap(token.expires_at, ctx.now, cmd.overlap)
+    ending = {token.token_id, *(t.token_id for t in live_descendants(view, [token], ctx.now))}
+    if successor.parent_id is not None and successor.parent_id in ending:
+        # Issued through the rotated token (or one derived from it), the successor would be
+        # its child and end with it.
+        raise PermissionDenied(
+            f"{ctx.actor.label} acts through token {successor.parent_id}, which this rotation "
+            f"ends: rotate {token.token_id} through another token, or as an admin of its "
+            "project"
+        )
     return [
         *issued,
         TokenRotated(
@@ -120,6 +141,25 @@ def _successor(token: TokenView, view: LedgerView, ctx: Context) -> list[Event]:
     return issue_token(command, view, ctx, replacing=token.token_id)
 
 
+def live_descendants(
+    view: LedgerView, roots: Sequence[TokenView], now: datetime
+) -> list[TokenView]:
+    """Every live token derived from ``roots``, at any depth, level by level."""
+    found: list[TokenView] = []
+    seen = {t.token_id for t in roots}
+    frontier = [t.token_id for t in roots]
+    while frontier:
+        next_level: list[str] = []
+        for child in view.child_tokens(frontier):
+            if child.token_id in seen or not child.live(now):
+                continue
+            seen.add(child.token_id)
+            next_level.append(child.token_id)
+            found.append(child)
+        frontier = next_level
+    return found
+
+
 def shortened(
     view: LedgerView,
     roots: Sequence[TokenView],
@@ -127,32 +167,21 @@ def shortened(
     reason: str,
     detail: str,
     ctx: Context,
-) -> list[Event]:
+) -> list[TokenExpiryShortened]:
     """A ``TokenExpiryShortened`` for each live token derived from ``roots`` (at any depth)
     that would outlive ``expires_at``: a derived token never outlives its parent."""
-    events: list[Event] = []
-    seen = {t.token_id for t in roots}
-    frontier = [t.token_id for t in roots]
-    while frontier:
-        next_level: list[str] = []
-        for child in view.child_tokens(frontier):
-            if child.token_id in seen or not child.live(ctx.now):
-                continue
-            seen.add(child.token_id)
-            next_level.append(child.token_id)
-            if child.expires_at is None or child.expires_at > expires_at:
-                events.append(
-                    TokenExpiryShortened(
-                        token_id=child.token_id,
-                        principal=child.principal,
-                        expires_at=expires_at,
-                        reason=reason,
-                        detail=detail,
-                        orgs=_orgs_of(child),
-                    )
-                )
-        frontier = next_level
-    return events
+    return [
+        TokenExpiryShortened(
+            token_id=child.token_id,
+            principal=child.principal,
+            expires_at=expires_at,
+            reason=reason,
+            detail=detail,
+            orgs=_orgs_of(child),
+        )
+        for child in live_descendants(view, roots, ctx.now)
+        if child.expires_at is None or child.expires_at > expires_at
+    ]
 
 
 @decide.register
@@ -174,6 +203,7 @@ def _rotate_client_credential(
         raise Conflict(f"client credential {cmd.client_id} is revoked: issue a new one instead")
     if credential.expired(ctx.now):
         raise Conflict(f"client credential {cmd.client_id} has expired: issue a new one instead")
+    _require_not_rotated(view, credential.client_id, "client credential")
     lifetime = _lifetime(credential.issued_at, credential.expires_at)
     # Issuing the successor asks what issuing any client credential asks (an admin of the
     # account's project, or an operator), the org's policy included.

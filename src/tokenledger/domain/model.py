@@ -488,3 +488,11 @@ class LedgerView(Protocol):
     def org_policy(self, org: str) -> OrgPolicyView | None:
         """The org's token policy; None when it has none."""
         ...
+
+    def successor_of(self, rotated_id: str) -> str | None:
+        """The token or client credential that succeeded ``rotated_id`` (None: not rotated)."""
+        ...
+
+    def predecessor_of(self, successor_id: str) -> str | None:
+        """The token or client credential ``successor_id`` succeeded (None: none)."""
+        ...

@@ -17,11 +17,18 @@ A refusal names the org and the rule, in one line.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import msgspec
+
 from tokenledger.domain.authority import token_orgs
-from tokenledger.domain.model import LedgerView, OrgPolicyView, TokenView, role_principal
+from tokenledger.domain.model import (
+    LedgerView,
+    OrgPolicyView,
+    TokenView,
+    is_service_account_id,
+    role_principal,
+)
 from tokenledger.domain.names import shown
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.domain.secrets import TokenKind
@@ -199,14 +206,30 @@ def _live_count(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Breach:
-    """A live token outside ``policy``: why, and the expiry capping would give it (None: capping
-    does not fix it, as for a principal holding too many live tokens)."""
+class Breach(msgspec.Struct, frozen=True, kw_only=True):
+    """A live token outside a policy: which, why (``rule``), and the expiry capping would give
+    it (None: capping does not fix it, as for a principal holding too many live tokens)."""
 
-    token: TokenView
+    token_id: str
+    principal: str
+    kind: str
+    expires_at: datetime | None
     rule: str
     capped_at: datetime | None
+    orgs: tuple[str, ...] = ()
+    """The orgs a user's token has grants in (as ``TokenRevoked`` records them)."""
+
+
+def _breach(token: TokenView, rule: str, capped_at: datetime | None) -> Breach:
+    return Breach(
+        token_id=token.token_id,
+        principal=token.principal,
+        kind=token.kind,
+        expires_at=token.expires_at,
+        rule=rule,
+        capped_at=capped_at,
+        orgs=() if is_service_account_id(token.principal) else tuple(sorted(token_orgs(token))),
+    )
 
 
 def capped_expiry(policy: OrgPolicyView, token: TokenView, now: datetime) -> datetime | None:
@@ -246,7 +269,7 @@ def breaches(view: LedgerView, policy: OrgPolicyView, now: datetime) -> list[Bre
             by_principal.setdefault(token.principal, []).append(token)
         capped_at = capped_expiry(policy, token, now)
         if capped_at is not None:
-            found.append(Breach(token, _rule_broken(policy, token), capped_at))
+            found.append(_breach(token, _rule_broken(policy, token), capped_at))
     if policy.max_live_tokens is not None:
         for principal, held in sorted(by_principal.items()):
             for token in held[policy.max_live_tokens :]:
@@ -254,7 +277,7 @@ def breaches(view: LedgerView, policy: OrgPolicyView, now: datetime) -> list[Bre
                     f"a principal holds at most {policy.max_live_tokens} live tokens "
                     f"({principal} holds {len(held)})"
                 )
-                found.append(Breach(token, rule, None))
+                found.append(_breach(token, rule, None))
     return found
 
 

@@ -59,6 +59,7 @@ class LedgerState:
     s3_credentials: dict[str, S3CredentialView] = field(default_factory=dict)
     emails_by_account_id: dict[str, str] = field(default_factory=dict)
     policies: dict[str, OrgPolicyView] = field(default_factory=dict)
+    successors: dict[str, str] = field(default_factory=dict)
 
     # -- LedgerView -------------------------------------------------------------
 
@@ -211,6 +212,12 @@ class LedgerState:
 
     def org_policy(self, org: str) -> OrgPolicyView | None:
         return self.policies.get(org)
+
+    def successor_of(self, rotated_id: str) -> str | None:
+        return self.successors.get(rotated_id)
+
+    def predecessor_of(self, successor_id: str) -> str | None:
+        return next((r for r, s in self.successors.items() if s == successor_id), None)
 
 
 def _oldest_first(found: Iterable[SessionView]) -> list[SessionView]:
@@ -565,6 +572,8 @@ def _(event: e.ResourceDataClassSet, state: LedgerState, at: datetime) -> None:
 def _(event: e.TokenRotated | e.TokenExpiryShortened, state: LedgerState, at: datetime) -> None:
     token = state.tokens[event.token_id]
     state.tokens[event.token_id] = msgspec.structs.replace(token, expires_at=event.expires_at)
+    if isinstance(event, e.TokenRotated):
+        state.successors.setdefault(event.token_id, event.successor_id)
 
 
 @evolve.register
@@ -573,6 +582,7 @@ def _(event: e.ClientCredentialRotated, state: LedgerState, at: datetime) -> Non
     state.credentials[event.client_id] = msgspec.structs.replace(
         credential, expires_at=event.expires_at
     )
+    state.successors.setdefault(event.client_id, event.successor_id)
 
 
 @evolve.register

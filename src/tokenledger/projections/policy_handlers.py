@@ -14,19 +14,24 @@ from tokenledger.domain.events import (
     TokenRotated,
 )
 from tokenledger.projections.handlers import _handle
-from tokenledger.projections.schema import client_credentials, org_policies, tokens
+from tokenledger.projections.schema import client_credentials, org_policies, rotations, tokens
 from tokenledger.projections.writes import Writes
 from tokenledger.store.records import RecordedEvent
 
 __all__: list[str] = []
 
 
-@_handle.register(TokenRotated)
-@_handle.register(TokenExpiryShortened)
-def _token_expiry_brought_forward(
-    event: TokenRotated | TokenExpiryShortened, writes: Writes, record: RecordedEvent
-) -> None:
+@_handle.register
+def _token_rotated(event: TokenRotated, writes: Writes, record: RecordedEvent) -> None:
     # A "set" event: the decision only ever brings an expiry forward, so the last one wins.
+    writes.update(tokens, {"token_id": event.token_id}, {"expires_at": event.expires_at})
+    _rotated(writes, event.token_id, event.successor_id, record)
+
+
+@_handle.register
+def _token_expiry_shortened(
+    event: TokenExpiryShortened, writes: Writes, record: RecordedEvent
+) -> None:
     writes.update(tokens, {"token_id": event.token_id}, {"expires_at": event.expires_at})
 
 
@@ -37,6 +42,13 @@ def _client_credential_rotated(
     writes.update(
         client_credentials, {"client_id": event.client_id}, {"expires_at": event.expires_at}
     )
+    _rotated(writes, event.client_id, event.successor_id, record)
+
+
+def _rotated(writes: Writes, rotated_id: str, successor_id: str, record: RecordedEvent) -> None:
+    # A token or credential is rotated once (a second rotation is refused): the first stays.
+    row = {"rotated_id": rotated_id, "successor_id": successor_id, "rotated_at": record.recorded_at}
+    writes.insert_if_absent(rotations, [row])
 
 
 @_handle.register

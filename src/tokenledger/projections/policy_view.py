@@ -1,5 +1,5 @@
-"""The ``LedgerView`` question about orgs' token policies, over their projection table;
-``SqlLedgerView`` answers it through this mixin."""
+"""The ``LedgerView`` questions about orgs' token policies and rotations, over their
+projection tables; ``SqlLedgerView`` answers them through this mixin."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tokenledger.domain.model import OrgPolicyView
-from tokenledger.projections.schema import org_policies
+from tokenledger.projections.schema import org_policies, rotations
 
 __all__ = ["PolicyViews"]
 
@@ -37,3 +37,11 @@ class PolicyViews:
             max_live_tokens=live,
             set_at=set_at,
         )
+
+    def successor_of(self, rotated_id: str) -> str | None:
+        query = sa.select(rotations.c.successor_id).where(rotations.c.rotated_id == rotated_id)
+        return self.connection.execute(query).scalar_one_or_none()
+
+    def predecessor_of(self, successor_id: str) -> str | None:
+        query = sa.select(rotations.c.rotated_id).where(rotations.c.successor_id == successor_id)
+        return self.connection.execute(query).scalars().first()

@@ -37,6 +37,7 @@ __all__ = [
     "orgs",
     "resources",
     "roles",
+    "rotations",
     "s3_credentials",
     "service_accounts",
     "session_refresh_tokens",
@@ -287,6 +288,17 @@ org_policies = sa.Table(
     sa.Column("max_live_tokens", sa.Integer, nullable=True),
     sa.Column("set_at", UTCDateTime, nullable=False),
 )
+
+# Which token or client credential succeeded which (``TokenRotated``,
+# ``ClientCredentialRotated``): a rotated one has one successor, the chain read both ways.
+rotations = sa.Table(
+    "rotations",
+    metadata,
+    sa.Column("rotated_id", _identifier(), primary_key=True),
+    sa.Column("successor_id", _identifier(), nullable=False),
+    sa.Column("rotated_at", UTCDateTime, nullable=False),
+)
+sa.Index("ix_rotations_successor_id", rotations.c.successor_id)
 
 checkpoints = sa.Table(
     "projection_checkpoints",
