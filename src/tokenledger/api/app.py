@@ -99,6 +99,8 @@ def create_app(source: str | URL | Ledger, settings: ApiSettings | None = None) 
     app.include_router(routes.audit.router)
     app.include_router(routes.events.router)
     app.include_router(routes.tokens.router)
+    app.include_router(routes.rotation.router)
+    app.include_router(routes.org_policies.router)
     return app
 
 
