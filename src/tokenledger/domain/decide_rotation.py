@@ -87,18 +87,18 @@ def _rotate_token(cmd: c.RotateToken, view: LedgerView, ctx: Context) -> list[Ev
     if token.expired(ctx.now):
         raise Conflict(f"token {cmd.token_id} has expired: issue a new one instead")
     _require_not_rotated(view, token.token_id, "token")
-    issued = _successor(token, view, ctx)
-    successor = next(e for e in issued if isinstance(e, TokenIssued))
-    expires_at = _end_of_overlap(token.expires_at, ctx.now, cmd.overlap)
     ending = {token.token_id, *(t.token_id for t in live_descendants(view, [token], ctx.now))}
-    if successor.parent_id is not None and successor.parent_id in ending:
+    if ctx.actor.via is None and ctx.actor.token_id in ending:
         # Issued through the rotated token (or one derived from it), the successor would be
-        # its child and end with it.
+        # its child (``decide.issue_token``) and end with it.
         raise PermissionDenied(
-            f"{ctx.actor.label} acts through token {successor.parent_id}, which this rotation "
+            f"{ctx.actor.label} acts through token {ctx.actor.token_id}, which this rotation "
             f"ends: rotate {token.token_id} through another token, or as an admin of its "
             "project"
         )
+    issued = _successor(token, view, ctx)
+    successor = next(e for e in issued if isinstance(e, TokenIssued))
+    expires_at = _end_of_overlap(token.expires_at, ctx.now, cmd.overlap)
     return [
         *issued,
         TokenRotated(
