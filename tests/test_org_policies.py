@@ -352,3 +352,30 @@ def test_over_http(api: Api) -> None:
     cleared = api.client.delete("/v2/orgs/acme/policy", headers=api.admin)
     assert cleared.status_code == 200, cleared.text
     assert api.client.get("/v2/orgs/acme/policy", headers=api.admin).json() is None
+
+
+def test_client_credentials_are_listed_and_capped_like_tokens(url: str) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
+    with freeze_time(start):
+        long = cli_json(url, "service-accounts", "credentials", "create", CI, "--expires-in", "1y")
+        short = cli_json(url, "service-accounts", "credentials", "create", CI, "--expires-in", "7d")
+    policy = ("--max-lifetime", "client=30d")
+    with freeze_time(start + timedelta(hours=1)):
+        dry = cli_json(url, "orgs", "policy", "set", "acme", *policy, "--dry-run")
+        assert [(b["token_id"], b["kind"]) for b in dry["breaches"]] == [
+            (long["client_id"], "client")
+        ]
+        assert dry["breaches"][0]["rule"] == "client tokens live at most 30d"
+        capped = cli_json(url, "orgs", "policy", "set", "acme", *policy, "--existing", "cap")
+    assert [row["token_id"] for row in capped["capped"]] == [long["client_id"]]
+    listed = cli_json(url, "service-accounts", "credentials", "list", CI)
+    expiries = {row["client_id"]: at(row["expires_at"]) for row in listed}
+    assert expiries == {
+        long["client_id"]: start + timedelta(days=30),
+        short["client_id"]: start + timedelta(days=7),
+    }
+    events = cli_json(url, "audit", "--correlation-id", capped["correlation_id"])
+    assert sorted(entry["event_type"] for entry in events) == [
+        "ClientCredentialExpiryShortened",
+        "OrgPolicySet",
+    ]

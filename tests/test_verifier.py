@@ -95,6 +95,11 @@ steps = st.one_of(
     ),
     st.tuples(st.just("role_key")),
     st.tuples(st.just("revoke"), st.integers(0, 31)),
+    st.tuples(
+        st.just("rotate"),
+        st.integers(0, 31),
+        st.sampled_from([timedelta(0), timedelta(minutes=30)]),
+    ),
     st.tuples(st.just("grant"), users, paths, st.sampled_from([*LEVELS, "none"])),
     st.tuples(st.just("member"), st.sampled_from(["acme", "beta"]), users, st.sampled_from(ROLES)),
     st.tuples(st.just("remove_member"), st.sampled_from(["acme", "beta"]), users),
@@ -148,6 +153,14 @@ class History:
                 if answer.token_id is not None:
                     token_id = answer.token_id
                     run(lambda: c.RevokeToken(token_id=token_id))
+        elif kind == "rotate":
+            # The old token's expiry comes forward (its derived tokens' too): answers change.
+            if self.secrets:
+                secret = self.secrets[args[0] % len(self.secrets)]
+                answer = self.ledger.verify(secret)
+                if answer.token_id is not None:
+                    rotated_id, overlap = answer.token_id, args[1]
+                    run(lambda: c.RotateToken(token_id=rotated_id, overlap=overlap))
         elif kind == "grant":
             principal, path, level = args
             run(lambda: c.build(c.SetGrant, principal=principal, resource=path, level=level))
@@ -272,7 +285,8 @@ def test_the_folded_event_types_are_those_the_answer_reads() -> None:
         "MemberRemoved", "GrantSet", "GrantRemoved", "RoleCreated", "RolePolicyAdded",
         "RolePolicyRemoved", "RoleDeleted", "ServiceAccountCreated",
         "ServiceAccountPermissionMoved", "ServiceAccountPermissionLevelChanged",
-        "ServiceAccountDeleted", "TokenIssued", "TokenRevoked",
+        "ServiceAccountDeleted", "TokenIssued", "TokenRevoked", "TokenRotated",
+        "TokenExpiryShortened",
     }  # fmt: skip
 
 

@@ -161,23 +161,31 @@ def set_command(
             click.echo(f"  {_breach_line(breach)}")
         return
     result = ledger.execute(command, actor)
-    from tokenledger.domain.events import OrgPolicySet, TokenExpiryShortened
+    from tokenledger.domain.events import (
+        ClientCredentialExpiryShortened,
+        OrgPolicySet,
+        TokenExpiryShortened,
+    )
 
-    capped = [e for e in result.events if isinstance(e, TokenExpiryShortened)]
+    capped = [
+        (e.token_id if isinstance(e, TokenExpiryShortened) else e.client_id, e.expires_at)
+        for e in result.events
+        if isinstance(e, TokenExpiryShortened | ClientCredentialExpiryShortened)
+    ]
     set_event = next(e for e in result.events if isinstance(e, OrgPolicySet))
     if as_json:
         echo_json(
             {
                 "org": set_event.org,
                 "dry_run": False,
-                "capped": [{"token_id": e.token_id, "expires_at": e.expires_at} for e in capped],
+                "capped": [{"token_id": i, "expires_at": when} for i, when in capped],
                 "correlation_id": result.correlation_id,
             }
         )
         return
     click.echo(f"set the policy of org {set_event.org}")
-    for event in capped:
-        click.echo(f"capped {event.token_id}: expires {format_timestamp(event.expires_at)}")
+    for capped_id, expires_at in capped:
+        click.echo(f"capped {capped_id}: expires {format_timestamp(expires_at)}")
 
 
 @policy.command("get")

@@ -74,6 +74,7 @@ def answers_affected(event: e.Event) -> Affected:
         | e.ServiceAccountDeleted
         | e.ClientCredentialRevoked
         | e.ClientCredentialRotated
+        | e.ClientCredentialExpiryShortened
         | e.IssuerUntrusted,
     ):
         # The account's standing, or what obtained its access tokens.

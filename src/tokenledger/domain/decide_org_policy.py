@@ -21,6 +21,7 @@ from tokenledger.domain.authority import authorise_org_policy
 from tokenledger.domain.decide import Context, _require_org, decide
 from tokenledger.domain.decide_rotation import shortened
 from tokenledger.domain.events import (
+    ClientCredentialExpiryShortened,
     Event,
     ExpiryReason,
     OrgPolicyCleared,
@@ -29,6 +30,7 @@ from tokenledger.domain.events import (
 )
 from tokenledger.domain.model import Actor, LedgerView, OrgPolicyView
 from tokenledger.domain.org_policy import Breach, breaches, check_policy
+from tokenledger.domain.secrets import TokenKind
 from tokenledger.errors import Conflict, NotFound
 
 __all__ = ["policy_breaches", "proposed_policy", "readable_policy"]
@@ -98,7 +100,8 @@ def _set_org_policy(cmd: c.SetOrgPolicy, view: LedgerView, ctx: Context) -> list
 
 def _capped(view: LedgerView, found: list[Breach], org: str, ctx: Context) -> list[Event]:
     """One ``TokenExpiryShortened`` per token brought within the policy, and per derived
-    token that would outlive its parent's new expiry: each at the earliest it needs."""
+    token that would outlive its parent's new expiry (each at the earliest it needs); one
+    ``ClientCredentialExpiryShortened`` per client credential."""
     capped: dict[str, TokenExpiryShortened] = {}
 
     def keep(event: TokenExpiryShortened) -> None:
@@ -106,11 +109,25 @@ def _capped(view: LedgerView, found: list[Breach], org: str, ctx: Context) -> li
         if earlier is None or event.expires_at < earlier.expires_at:
             capped[event.token_id] = event
 
+    credentials: list[Event] = []
     for breach in found:
-        token = view.token(breach.token_id)
-        if breach.capped_at is None or token is None:
+        if breach.capped_at is None:
             continue
         detail = f"org {org}'s policy: {breach.rule}"
+        if breach.kind == TokenKind.CLIENT.value:
+            credentials.append(
+                ClientCredentialExpiryShortened(
+                    client_id=breach.token_id,
+                    account_id=breach.principal,
+                    expires_at=breach.capped_at,
+                    reason=ExpiryReason.ORG_POLICY,
+                    detail=detail,
+                )
+            )
+            continue
+        token = view.token(breach.token_id)
+        if token is None:
+            continue
         keep(
             TokenExpiryShortened(
                 token_id=breach.token_id,
@@ -125,7 +142,7 @@ def _capped(view: LedgerView, found: list[Breach], org: str, ctx: Context) -> li
             view, [token], breach.capped_at, ExpiryReason.PARENT_SHORTENED, detail, ctx
         ):
             keep(event)
-    return [capped[token_id] for token_id in sorted(capped)]
+    return [*(capped[token_id] for token_id in sorted(capped)), *credentials]
 
 
 @decide.register

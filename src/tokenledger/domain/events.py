@@ -20,6 +20,7 @@ import msgspec
 from tokenledger.domain.permissions import Grant
 
 __all__ = [
+    "ClientCredentialExpiryShortened",
     "ClientCredentialIssued",
     "ClientCredentialRevoked",
     "ClientCredentialRotated",
@@ -603,6 +604,21 @@ class ClientCredentialRotated(Event, frozen=True, kw_only=True, tag="ClientCrede
     STREAM: ClassVar[tuple[str, str]] = ("client", "client_id")
 
 
+class ClientCredentialExpiryShortened(
+    Event, frozen=True, kw_only=True, tag="ClientCredentialExpiryShortened"
+):
+    """The client credential now expires at ``expires_at``, earlier than before: brought
+    within its org's policy (``reason`` ``org_policy``, one of ``ExpiryReason``)."""
+
+    client_id: str
+    account_id: str
+    expires_at: datetime
+    reason: str
+    detail: str | None = None
+
+    STREAM: ClassVar[tuple[str, str]] = ("client", "client_id")
+
+
 class OrgPolicySet(Event, frozen=True, kw_only=True, tag="OrgPolicySet"):
     """The org's policy for the tokens it covers, replacing any earlier one (lifetimes in
     seconds; ``max_lifetime`` by token kind, sorted by kind)."""
@@ -666,6 +682,7 @@ EventUnion = (
     | ClientCredentialRotated
     | OrgPolicySet
     | OrgPolicyCleared
+    | ClientCredentialExpiryShortened
 )
 
 

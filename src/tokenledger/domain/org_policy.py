@@ -131,8 +131,9 @@ def _covering(view: LedgerView, orgs: Iterable[str]) -> list[OrgPolicyView]:
 
 def counted(token: TokenView) -> bool:
     """Whether a token counts toward a principal's live tokens: every kind but a derived
-    token, which lives an hour by default and dies with its parent."""
-    return token.kind != TokenKind.DERIVED.value
+    token, which lives an hour by default and dies with its parent (and a client credential,
+    judged here in a token's shape, which is no token)."""
+    return token.kind not in (TokenKind.DERIVED.value, TokenKind.CLIENT.value)
 
 
 def within_policy(
@@ -207,10 +208,12 @@ def _live_count(
 
 
 class Breach(msgspec.Struct, frozen=True, kw_only=True):
-    """A live token outside a policy: which, why (``rule``), and the expiry capping would give
-    it (None: capping does not fix it, as for a principal holding too many live tokens)."""
+    """A live token or client credential outside a policy: which, why (``rule``), and the
+    expiry capping would give it (None: capping does not fix it, as for a principal holding
+    too many live tokens)."""
 
     token_id: str
+    """The token's id, or a client credential's client id (kind ``client``)."""
     principal: str
     kind: str
     expires_at: datetime | None
@@ -262,6 +265,7 @@ def breaches(view: LedgerView, policy: OrgPolicyView, now: datetime) -> list[Bre
         for token in _role_keys(view, policy.org)
         if token.live(now) and token.token_id not in {t.token_id for t in covered}
     )
+    covered.extend(_client_credentials(view, policy.org, now))
     found: list[Breach] = []
     by_principal: dict[str, list[TokenView]] = {}
     for token in sorted(covered, key=lambda t: t.token_id):
@@ -287,6 +291,30 @@ def _rule_broken(policy: OrgPolicyView, token: TokenView) -> str:
         if token.expires_at is None or token.expires_at > token.issued_at + limit:
             return rule
     return "every token must expire"
+
+
+def _client_credentials(view: LedgerView, org: str, now: datetime) -> list[TokenView]:
+    """The live client credentials of the org's service accounts, in a token's shape (kind
+    ``client``, the account's permission as their grant) so that one rule judges them."""
+    shaped: list[TokenView] = []
+    for account in view.service_accounts_under(org):
+        if account.org != org:
+            continue
+        for credential in view.client_credentials_of(account.account_id):
+            if credential.live(now):
+                shaped.append(
+                    TokenView(
+                        token_id=credential.client_id,
+                        principal=account.account_id,
+                        kind=TokenKind.CLIENT.value,
+                        grants=(account.permission,),
+                        name=credential.name,
+                        issued_at=credential.issued_at,
+                        expires_at=credential.expires_at,
+                        parent_id=None,
+                    )
+                )
+    return shaped
 
 
 def _role_keys(view: LedgerView, org: str) -> list[TokenView]:

@@ -576,13 +576,19 @@ def _(event: e.TokenRotated | e.TokenExpiryShortened, state: LedgerState, at: da
         state.successors.setdefault(event.token_id, event.successor_id)
 
 
-@evolve.register
-def _(event: e.ClientCredentialRotated, state: LedgerState, at: datetime) -> None:
+@evolve.register(e.ClientCredentialRotated)
+@evolve.register(e.ClientCredentialExpiryShortened)
+def _(
+    event: e.ClientCredentialRotated | e.ClientCredentialExpiryShortened,
+    state: LedgerState,
+    at: datetime,
+) -> None:
     credential = state.credentials[event.client_id]
     state.credentials[event.client_id] = msgspec.structs.replace(
         credential, expires_at=event.expires_at
     )
-    state.successors.setdefault(event.client_id, event.successor_id)
+    if isinstance(event, e.ClientCredentialRotated):
+        state.successors.setdefault(event.client_id, event.successor_id)
 
 
 @evolve.register

@@ -645,6 +645,12 @@ def describe(event: e.Event) -> str:
                 f"client credential {event.client_id} rotated: successor {event.successor_id}, "
                 f"it expires {format_timestamp(event.expires_at)}"
             )
+        case e.ClientCredentialExpiryShortened():
+            detail = f": {event.detail}" if event.detail else ""
+            return (
+                f"client credential {event.client_id} now expires "
+                f"{format_timestamp(event.expires_at)} ({event.reason}){detail}"
+            )
         case e.OrgPolicySet():
             return f"org {event.org}'s token policy set"
         case e.OrgPolicyCleared():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import msgspec
 
 from tokenledger.domain.events import (
+    ClientCredentialExpiryShortened,
     ClientCredentialRotated,
     OrgPolicyCleared,
     OrgPolicySet,
@@ -43,6 +44,15 @@ def _client_credential_rotated(
         client_credentials, {"client_id": event.client_id}, {"expires_at": event.expires_at}
     )
     _rotated(writes, event.client_id, event.successor_id, record)
+
+
+@_handle.register
+def _client_credential_expiry_shortened(
+    event: ClientCredentialExpiryShortened, writes: Writes, record: RecordedEvent
+) -> None:
+    writes.update(
+        client_credentials, {"client_id": event.client_id}, {"expires_at": event.expires_at}
+    )
 
 
 def _rotated(writes: Writes, rotated_id: str, successor_id: str, record: RecordedEvent) -> None:

@@ -16,7 +16,7 @@ from tokenledger.api.deps import ERRORS, Correlation, State, command_fields, com
 from tokenledger.api.schemas import CommandOut, _In
 from tokenledger.api.security import CurrentActor
 from tokenledger.domain import commands as c
-from tokenledger.domain.events import TokenExpiryShortened
+from tokenledger.domain.events import ClientCredentialExpiryShortened, TokenExpiryShortened
 from tokenledger.domain.model import OrgPolicyView
 from tokenledger.domain.org_policy import Breach, duration_text
 from tokenledger.errors import ValidationError
@@ -75,7 +75,7 @@ class DryRunOut(BaseModel):
 
 
 class CappedOut(BaseModel):
-    token_id: str
+    token_id: str = Field(description="The token's id, or a client credential's client id.")
     expires_at: datetime
 
 
@@ -154,9 +154,12 @@ def set_policy(
         return DryRunOut(org=command.org, breaches=[breach_out(b) for b in found])
     result = run(state, command, actor, correlation, response)
     capped = [
-        CappedOut(token_id=e.token_id, expires_at=e.expires_at)
+        CappedOut(
+            token_id=e.token_id if isinstance(e, TokenExpiryShortened) else e.client_id,
+            expires_at=e.expires_at,
+        )
         for e in result.events
-        if isinstance(e, TokenExpiryShortened)
+        if isinstance(e, TokenExpiryShortened | ClientCredentialExpiryShortened)
     ]
     return PolicySetOut(org=command.org, capped=capped, **command_fields(result))
 
