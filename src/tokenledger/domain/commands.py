@@ -548,18 +548,44 @@ def _policy_lifetime(value: timedelta | None) -> timedelta | None:
 PolicyLifetime = Annotated[timedelta | None, AfterValidator(_policy_lifetime)]
 
 
+def _policy_kinds(value: Any) -> Any:
+    """Known kinds only, judged on the whole mapping before its lifetimes: a key is never
+    repeated in an error's location (where a pasted secret would show), and a bad lifetime's
+    location only ever names a known kind."""
+    from tokenledger.domain.org_policy import POLICY_KINDS
+
+    if isinstance(value, dict):
+        for kind in value:
+            if kind not in POLICY_KINDS:
+                names = ", ".join(POLICY_KINDS)
+                raise ValueError(f"unknown token kind {shown(str(kind))}: use one of {names}")
+    return value
+
+
+def _live_token_bound(value: int | None) -> int | None:
+    from tokenledger.domain.org_policy import MAX_LIVE_TOKENS_BOUND
+
+    if value is not None and not 1 <= value <= MAX_LIVE_TOKENS_BOUND:
+        raise ValueError(
+            f"the maximum number of live tokens must lie between 1 and {MAX_LIVE_TOKENS_BOUND}"
+        )
+    return value
+
+
 class SetOrgPolicy(Command):
     """Set the org's token policy (``domain.org_policy``), replacing any earlier one.
     ``existing``: what becomes of the live tokens that break it: ``cap`` brings their expiry
-    within it, ``leave`` leaves them; needed only when there are some."""
+    within it, ``leave`` leaves them; needed only when there are some. Each field is checked
+    here; a policy contradicting itself is refused by ``org_policy.check_policy``."""
 
     org: OrgName
-    max_lifetime: dict[str, Annotated[timedelta, AfterValidator(_policy_lifetime)]] = Field(
-        default_factory=dict, max_length=10
-    )
+    max_lifetime: Annotated[
+        dict[str, Annotated[timedelta, AfterValidator(_policy_lifetime)]],
+        BeforeValidator(_policy_kinds),
+    ] = Field(default_factory=dict, max_length=10)
     require_expiry: bool = False
     max_admin_lifetime: PolicyLifetime = None
-    max_live_tokens: int | None = None
+    max_live_tokens: Annotated[int | None, AfterValidator(_live_token_bound)] = None
     existing: Annotated[str, pydantic.StringConstraints(pattern="^(cap|leave)$")] | None = None
 
 
