@@ -10,6 +10,7 @@ import click
 
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.output import echo_json, format_timestamp
+from tokenledger.domain.names import shown
 from tokenledger.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -34,10 +35,10 @@ def _lifetimes(pairs: Sequence[str]) -> dict[str, timedelta]:
         kind = kind.strip()
         if not sep or not kind or not duration.strip():
             raise ValidationError(
-                f"--max-lifetime takes KIND=DURATION, e.g. service=90d (not {pair[:40]!r})"
+                f"--max-lifetime takes KIND=DURATION, e.g. service=90d (not {shown(pair)})"
             )
         if kind in found:
-            raise ValidationError(f"--max-lifetime names {kind[:40]} twice")
+            raise ValidationError(f"--max-lifetime names {shown(kind)} twice")
         found[kind] = c.parse_duration(duration)
     return found
 
@@ -57,14 +58,15 @@ def policy_dict(found: OrgPolicyView) -> dict[str, Any]:
 
 
 def _policy_lines(found: OrgPolicyView) -> list[str]:
-    shown = policy_dict(found)
+    described = policy_dict(found)
     lines = [f"policy of org {found.org}:"]
-    for kind, duration in shown["max_lifetime"].items():
+    for kind, duration in described["max_lifetime"].items():
         lines.append(f"  {kind} tokens live at most {duration}")
     if found.require_expiry:
         lines.append("  every token must expire")
-    if shown["max_admin_lifetime"] is not None:
-        lines.append(f"  tokens with an admin grant live at most {shown['max_admin_lifetime']}")
+    if described["max_admin_lifetime"] is not None:
+        admin = described["max_admin_lifetime"]
+        lines.append(f"  tokens with an admin grant live at most {admin}")
     if found.max_live_tokens is not None:
         lines.append(f"  a principal holds at most {found.max_live_tokens} live tokens")
     return lines

@@ -18,6 +18,7 @@ from tokenledger.api.security import CurrentActor
 from tokenledger.domain import commands as c
 from tokenledger.domain.events import ClientCredentialExpiryShortened, TokenExpiryShortened
 from tokenledger.domain.model import OrgPolicyView
+from tokenledger.domain.names import shown
 from tokenledger.domain.org_policy import Breach, duration_text
 from tokenledger.errors import ValidationError
 
@@ -111,7 +112,7 @@ def breach_out(breach: Breach) -> BreachOut:
 def _command(org: str, body: PolicyIn) -> c.SetOrgPolicy:
     for kind, text in body.max_lifetime.items():
         if len(text) > 40:
-            raise ValidationError(f"max_lifetime of {kind[:40]}: at most 40 characters")
+            raise ValidationError(f"max_lifetime of {shown(kind)}: at most 40 characters")
     return c.build(
         c.SetOrgPolicy,
         org=org,
