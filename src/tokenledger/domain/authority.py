@@ -74,6 +74,7 @@ __all__ = [
     "may_see_session",
     "may_see_token",
     "principal_grants",
+    "reached_orgs",
     "refuse_service_account",
     "require_account_visible",
     "require_derivable",
@@ -361,11 +362,17 @@ def within_session(actor: Actor, orgs: Iterable[str]) -> bool:
 
 def token_orgs(token: TokenView) -> frozenset[str]:
     """The orgs a token reaches: a service account's, or those of a user token's grants."""
-    if is_service_account_id(token.principal):
-        return frozenset({service_account_org(token.principal)})
-    if is_role_principal(token.principal):
-        return frozenset({role_of_principal(token.principal)[0]})
-    return frozenset(org_of(grant.resource) for grant in token.grants)
+    return reached_orgs(token.principal, token.grants)
+
+
+def reached_orgs(principal: str, grants: Iterable[Grant]) -> frozenset[str]:
+    """The orgs a token of ``principal`` with ``grants`` reaches (``token_orgs``, asked of a
+    token about to be issued too)."""
+    if is_service_account_id(principal):
+        return frozenset({service_account_org(principal)})
+    if is_role_principal(principal):
+        return frozenset({role_of_principal(principal)[0]})
+    return frozenset(org_of(grant.resource) for grant in grants)
 
 
 def admitting_trust(

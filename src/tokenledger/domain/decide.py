@@ -26,6 +26,7 @@ from tokenledger.domain.authority import (
     authorise_token_management,
     forbid_service_accounts,
     principal_grants,
+    reached_orgs,
     refuse_service_account,
     require_derivable,
     require_level,
@@ -531,7 +532,7 @@ def issue_token(
     expires_at = _expiry(cmd, kind, grants, parent, ctx.now)
     expires_at = within_policy(
         view,
-        orgs=token_orgs(_token_shape(principal, grants)),
+        orgs=reached_orgs(principal, grants),
         principal=principal,
         kind=kind.value,
         grants=grants,
@@ -562,20 +563,6 @@ def issue_token(
             issued_by=ctx.actor.token_id,
         )
     ]
-
-
-def _token_shape(principal: str, grants: tuple[Grant, ...]) -> TokenView:
-    """What ``authority.token_orgs`` reads of a token about to be issued."""
-    return TokenView(
-        token_id="",
-        principal=principal,
-        kind="",
-        grants=grants,
-        name=None,
-        issued_at=datetime.min,
-        expires_at=None,
-        parent_id=None,
-    )
 
 
 def _require_live_parent(view: LedgerView, token_id: str, ctx: Context) -> TokenView:
