@@ -209,6 +209,14 @@ def assert_projections_match_log(ledger: Ledger) -> LedgerState:
             for endpoint_id in endpoints:
                 assert view.accounts_trusting(endpoint_id) == state.accounts_trusting(endpoint_id)
                 assert view.s3_credentials_at(endpoint_id) == state.s3_credentials_at(endpoint_id)
+
+        for rotated_id, successor_id in getattr(state, "successors", {}).items():
+            assert view.successor_of(rotated_id) == successor_id
+            assert view.predecessor_of(successor_id) == rotated_id
+        for org in getattr(state, "policies", {}):
+            assert view.org_policy(org) == state.org_policy(org)
+        for org in state.orgs:
+            assert (view.org_policy(org) is None) == (org not in getattr(state, "policies", {}))
     return state
 
 

@@ -21,6 +21,7 @@ import json
 import secrets
 import zlib
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,12 @@ VALID: dict[type[c.Command], dict[str, Any]] = {
     c.RevokeTokensWhere: {"where": {"name": "deploy-*"}, "reason": "rotation"},
     c.IssueClientCredential: {"account_id": SA, "name": "deploy"},
     c.RevokeClientCredential: {"client_id": "cid_0000000000000000", "reason": "rotated"},
+    c.DisableToken: {"token_id": "tok_0000000000000000", "reason": "lost laptop"},
+    c.EnableToken: {"token_id": "tok_0000000000000000"},
+    c.DisableServiceAccount: {"account_id": SA, "reason": "audit"},
+    c.EnableServiceAccount: {"account_id": SA},
+    c.DisableClientCredential: {"client_id": "cid_0000000000000000", "reason": "audit"},
+    c.EnableClientCredential: {"client_id": "cid_0000000000000000"},
     c.SetIdentityProvider: {
         "org": "acme",
         "issuer": "https://login.acme.example",
@@ -163,6 +170,10 @@ VALID: dict[type[c.Command], dict[str, Any]] = {
     c.AddRolePolicy: {"org": "acme", "role": "alice.token", "resource": "acme", "level": "read"},
     c.RemoveRolePolicy: {"org": "acme", "role": "alice.token", "resource": "acme"},
     c.DeleteRole: {"org": "acme", "role": "alice.token"},
+    c.RotateToken: {"token_id": "tok_0000000000000000"},
+    c.RotateClientCredential: {"client_id": "cid_0000000000000000", "account_id": SA},
+    c.SetOrgPolicy: {"org": "acme", "max_lifetime": {"service": timedelta(days=90)}},
+    c.ClearOrgPolicy: {"org": "acme"},
 }
 
 FREE_TEXT = [
@@ -208,6 +219,8 @@ TEXT_FIELDS: dict[str, list[str]] = {
     "url": ["https://" + LOWER + ".example", "https://gateway.example/" + MIXED],
     "endpoint": [LOWER, MIXED],
     "access_key_id": [MIXED, LOWER],
+    "max_lifetime": [{LOWER: timedelta(days=1)}, {MIXED: timedelta(days=1)}],
+    "existing": [LOWER, MIXED],
 }
 
 #: Fields whose every value is free text.

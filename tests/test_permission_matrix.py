@@ -138,7 +138,8 @@ def build_world(url: str, tmp_path: Path) -> World:
     world.issue("etl", c.IssueToken(principal=sa("etl")))
     # Another org's token, which no filtered listing may show (but the operator's).
     world.issue("spy", c.IssueToken(principal="spy@other.service.tokenledger"))
-    for kind in ("etl credential", "ci credential"):
+    world.issue("etl to rotate", c.IssueToken(principal=sa("etl")))
+    for kind in ("etl credential", "ci credential", "etl credential to rotate"):
         account = sa("etl") if kind.startswith("etl") else sa("ci")
         result = ledger.execute(c.IssueClientCredential(account_id=account), OPERATOR)
         credential = result.events[0]
@@ -457,6 +458,29 @@ OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
     "keys list": (lambda w, k: ["keys", "list", "--keys-file", str(w.keys.describe())], None),
     "keys rotate": (lambda w, k: ["keys", "rotate", "--keys-file", str(w.keys.describe())], None),
     "replay --check": (lambda w, k: ["replay", "--check"], None),
+    "tokens rotate (another account's)": (
+        lambda w, k: ["tokens", "rotate", w.ids["etl to rotate"]],
+        lambda w, k: ("POST", f"/v2/tokens/{w.ids['etl to rotate']}/rotate", {}),
+    ),
+    "credentials rotate": (
+        lambda w, k: [
+            *("service-accounts", "credentials", "rotate", w.ids["etl credential to rotate"])
+        ],
+        lambda w, k: (
+            "POST",
+            f"/v2/service_accounts/{sa('etl')}/credentials/"
+            f"{w.ids['etl credential to rotate']}/rotate",
+            {},
+        ),
+    ),
+    "orgs policy set": (
+        lambda w, k: ["orgs", "policy", "set", "acme", "--max-live-tokens", "1000"],
+        lambda w, k: ("PUT", "/v2/orgs/acme/policy", {"max_live_tokens": 1000}),
+    ),
+    "orgs policy get": (
+        lambda w, k: ["orgs", "policy", "get", "acme"],
+        lambda w, k: ("GET", "/v2/orgs/acme/policy", None),
+    ),
 }
 
 

@@ -539,6 +539,55 @@ class LedgerMachine(RuleBasedStateMachine):
         token_id = data.draw(st.sampled_from(sorted(set(parents), key=list(state.tokens).index)))
         self._run(lambda: c.build(c.RevokeToken, token_id=token_id), actor)
 
+    @rule(
+        token=token_refs,
+        overlap=st.sampled_from([timedelta(0), timedelta(minutes=30), timedelta(days=1)]),
+        actor=actors,
+    )
+    def rotate_token(self, token: int | str, overlap: timedelta, actor: int | None) -> None:
+        """Rotate a token in whatever state it is: its successor is issued as issuing would,
+        and the old one's expiry only ever comes forward."""
+        token_id = self._token_id(token)
+        before = self.state().tokens.get(token_id)
+        outcome = self._run(
+            lambda: c.build(c.RotateToken, token_id=token_id, overlap=overlap), actor
+        )
+        if outcome is None or before is None:
+            return
+        after = self.state().tokens[token_id]
+        assert after.expires_at is not None
+        assert before.expires_at is None or after.expires_at <= before.expires_at
+        assert after.expires_at <= self.ledger.now() + overlap
+
+    @rule(
+        org=orgs,
+        lifetime=st.one_of(st.none(), st.sampled_from([timedelta(hours=1), timedelta(days=40)])),
+        require_expiry=st.booleans(),
+        max_live_tokens=st.one_of(st.none(), st.integers(min_value=1, max_value=4)),
+        existing=st.sampled_from([None, "cap", "leave"]),
+        actor=actors,
+    )
+    def set_org_policy(
+        self,
+        org: str,
+        lifetime: timedelta | None,
+        require_expiry: bool,
+        max_live_tokens: int | None,
+        existing: str | None,
+        actor: int | None,
+    ) -> None:
+        """A policy, sometimes breaking live tokens: capping only ever brings expiries
+        forward."""
+        fields: dict[str, Any] = {
+            "org": org,
+            "require_expiry": require_expiry,
+            "max_live_tokens": max_live_tokens,
+            "existing": existing,
+        }
+        if lifetime is not None:
+            fields["max_lifetime"] = {"service": lifetime, "personal": lifetime}
+        self._run(lambda: c.build(c.SetOrgPolicy, **fields), actor)
+
     @rule(principal=principals, actor=actors)
     def revoke_all_tokens(self, principal: str, actor: int | None) -> None:
         self._run(lambda: c.build(c.RevokeAllTokens, principal=principal), actor)

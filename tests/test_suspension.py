@@ -116,6 +116,8 @@ def test_a_token_disabled_with_its_parent_is_enabled_through_the_parent() -> Non
         when(state, c.EnableToken(token_id=CHILD))
     with pytest.raises(Conflict, match=f"parent token {ROOT} is disabled"):
         when(state, c.IssueToken(parent_id=ROOT))
+    with pytest.raises(Conflict, match=f"token {ROOT} is disabled: enable it before rotating"):
+        when(state, c.RotateToken(token_id=ROOT))  # a successor would be usable meanwhile
 
 
 def test_enabling_never_brings_back_a_revoked_or_expired_token() -> None:

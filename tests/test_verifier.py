@@ -97,6 +97,11 @@ steps = st.one_of(
     st.tuples(st.just("revoke"), st.integers(0, 31)),
     st.tuples(st.sampled_from(["disable_token", "enable_token"]), st.integers(0, 31)),
     st.tuples(st.sampled_from(["disable_sa", "enable_sa"]), st.sampled_from(ACCOUNTS)),
+    st.tuples(
+        st.just("rotate"),
+        st.integers(0, 31),
+        st.sampled_from([timedelta(0), timedelta(minutes=30)]),
+    ),
     st.tuples(st.just("grant"), users, paths, st.sampled_from([*LEVELS, "none"])),
     st.tuples(st.just("member"), st.sampled_from(["acme", "beta"]), users, st.sampled_from(ROLES)),
     st.tuples(st.just("remove_member"), st.sampled_from(["acme", "beta"]), users),
@@ -159,6 +164,14 @@ class History:
         elif kind in ("disable_sa", "enable_sa"):
             account = c.DisableServiceAccount if kind == "disable_sa" else c.EnableServiceAccount
             run(lambda: account(account_id=args[0]))
+        elif kind == "rotate":
+            # The old token's expiry comes forward (its derived tokens' too): answers change.
+            if self.secrets:
+                secret = self.secrets[args[0] % len(self.secrets)]
+                answer = self.ledger.verify(secret)
+                if answer.token_id is not None:
+                    rotated_id, overlap = answer.token_id, args[1]
+                    run(lambda: c.RotateToken(token_id=rotated_id, overlap=overlap))
         elif kind == "grant":
             principal, path, level = args
             run(lambda: c.build(c.SetGrant, principal=principal, resource=path, level=level))
@@ -285,6 +298,8 @@ def test_the_folded_event_types_are_those_the_answer_reads() -> None:
         "ServiceAccountPermissionMoved", "ServiceAccountPermissionLevelChanged",
         "ServiceAccountDeleted", "TokenIssued", "TokenRevoked", "TokenDisabled", "TokenEnabled",
         "ServiceAccountDisabled", "ServiceAccountEnabled",
+        "TokenRotated",
+        "TokenExpiryShortened",
     }  # fmt: skip
 
 

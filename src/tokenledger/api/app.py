@@ -101,6 +101,8 @@ def create_app(source: str | URL | Ledger, settings: ApiSettings | None = None) 
     app.include_router(routes.events.router)
     app.include_router(routes.token_selection.router)  # before /v2/tokens/{token_id}
     app.include_router(routes.tokens.router)
+    app.include_router(routes.rotation.router)
+    app.include_router(routes.org_policies.router)
     return app
 
 

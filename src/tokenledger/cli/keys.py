@@ -224,3 +224,9 @@ def revoke_credential_command(
         echo_json({"revoked_client_ids": revoked, "correlation_id": result.correlation_id})
     else:
         click.echo(f"revoked client credential {', '.join(revoked)}")
+
+
+# Rotation lives in its own module (cli/rotation.py), beside tokens' own.
+from tokenledger.cli.rotation import rotate_credential_command  # noqa: E402
+
+credentials.add_command(rotate_credential_command)

@@ -19,6 +19,8 @@ __all__ = ["orgs"]
     lazy_commands={
         "get": LazyCommand("tokenledger.cli.identity", "get_org"),
         "set-idp": LazyCommand("tokenledger.cli.identity", "set_idp"),
+        # The org's token policy (cli/org_policies.py).
+        "policy": LazyCommand("tokenledger.cli.org_policies", "policy"),
     },
 )
 def orgs() -> None:

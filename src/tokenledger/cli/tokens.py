@@ -655,3 +655,9 @@ def verify_command(
         _echo_verification(answer)
     if not (answer.active and answer.allowed):
         ctx.exit(1)
+
+
+# Rotation lives in its own module (cli/rotation.py), which uses the printing above.
+from tokenledger.cli.rotation import rotate_token_command  # noqa: E402
+
+tokens.add_command(rotate_token_command)

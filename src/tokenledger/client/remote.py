@@ -28,6 +28,7 @@ import msgspec
 from tokenledger.client.auth import Auth
 from tokenledger.client.client import Client, principal_path
 from tokenledger.client.data_plane import DataPlaneCalls, data_plane_route
+from tokenledger.client.policy_calls import PolicyCalls, policy_route
 from tokenledger.client.results import AuditRecord, convert, receipt_of
 from tokenledger.client.urls import path_segment
 from tokenledger.domain import commands as c
@@ -75,7 +76,7 @@ def _duration(lifetime: timedelta | None) -> str | None:
     return f"{int(lifetime.total_seconds())}s" if lifetime is not None else None
 
 
-class RemoteLedger(DataPlaneCalls):
+class RemoteLedger(DataPlaneCalls, PolicyCalls):
     """The ledger service of a server, as the command line uses ``service.Ledger``."""
 
     def __init__(self, client: Client) -> None:
@@ -231,7 +232,7 @@ class RemoteLedger(DataPlaneCalls):
                 | c.DeleteRole()
             ):
                 return _role_call(command)
-        route = data_plane_route(command)
+        route = data_plane_route(command) or policy_route(command)
         if route is not None:
             return _Call(*route)
         raise ValidationError(
@@ -456,6 +457,8 @@ class RemoteLedger(DataPlaneCalls):
             revocation=_entry(story.revocation) if story.revocation is not None else None,
             root_cause=_entry(story.root_cause) if story.root_cause is not None else None,
             siblings=list(story.revoked_with_it),
+            rotated_from=list(story.rotated_from),
+            rotated_to=list(story.rotated_to),
         )
 
 

@@ -209,6 +209,10 @@ class TokenStory(msgspec.Struct, frozen=True, kw_only=True):
     revocation: AuditRecord | None
     root_cause: AuditRecord | None
     revoked_with_it: tuple[str, ...]
+    rotated_from: tuple[str, ...] = ()
+    """The tokens it succeeded by rotation, oldest first."""
+    rotated_to: tuple[str, ...] = ()
+    """The tokens that succeeded it by rotation, in order."""
 
 
 def token_story(answer: Any) -> TokenStory:
@@ -227,4 +231,6 @@ def token_story(answer: Any) -> TokenStory:
         revocation=one(answer.get("revocation")),
         root_cause=one(answer.get("root_cause")),
         revoked_with_it=tuple(convert(answer.get("revoked_with_it"), list[str], "token ids")),
+        rotated_from=tuple(convert(answer.get("rotated_from", []), list[str], "token ids")),
+        rotated_to=tuple(convert(answer.get("rotated_to", []), list[str], "token ids")),
     )

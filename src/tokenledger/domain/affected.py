@@ -48,6 +48,10 @@ _NOTHING: frozenset[type[e.Event]] = frozenset(
         e.EndpointUntrusted,
         e.S3CredentialIssued,
         e.S3CredentialRevoked,
+        # A policy changes what may be issued, never a token's answer: capping a token's
+        # expiry is a TokenExpiryShortened of its own.
+        e.OrgPolicySet,
+        e.OrgPolicyCleared,
     }
 )
 
@@ -57,8 +61,12 @@ def answers_affected(event: e.Event) -> Affected:
     kind = type(event)
     if kind in _NOTHING:
         return NO_ANSWER
-    if isinstance(event, e.TokenRevoked | e.TokenDisabled | e.TokenEnabled):
-        # A cascade records one event per token, children included.
+    if isinstance(
+        event,
+        e.TokenRevoked | e.TokenDisabled | e.TokenEnabled | e.TokenRotated | e.TokenExpiryShortened,
+    ):
+        # A cascade records one event per token, children included; an expiry brought forward
+        # is one event per token too, and a kept answer must not outlive it.
         return Affected(False, (event.token_id,))
     if isinstance(event, e.UserDisabled):
         return Affected(False, (event.email,))
@@ -72,6 +80,8 @@ def answers_affected(event: e.Event) -> Affected:
         | e.ClientCredentialRevoked
         | e.ClientCredentialDisabled
         | e.ClientCredentialEnabled
+        | e.ClientCredentialRotated
+        | e.ClientCredentialExpiryShortened
         | e.IssuerUntrusted,
     ):
         # The account's standing, or what obtained its access tokens.

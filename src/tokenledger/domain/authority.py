@@ -63,6 +63,7 @@ __all__ = [
     "authorise_issue",
     "authorise_issuer",
     "authorise_lifting",
+    "authorise_org_policy",
     "authorise_provider_setting",
     "authorise_resource_attributes",
     "authorise_role_management",
@@ -81,6 +82,7 @@ __all__ = [
     "may_see_session",
     "may_see_token",
     "principal_grants",
+    "reached_orgs",
     "refuse_service_account",
     "require_account_visible",
     "require_derivable",
@@ -428,11 +430,17 @@ def within_session(actor: Actor, orgs: Iterable[str]) -> bool:
 
 def token_orgs(token: TokenView) -> frozenset[str]:
     """The orgs a token reaches: a service account's, or those of a user token's grants."""
-    if is_service_account_id(token.principal):
-        return frozenset({service_account_org(token.principal)})
-    if is_role_principal(token.principal):
-        return frozenset({role_of_principal(token.principal)[0]})
-    return frozenset(org_of(grant.resource) for grant in token.grants)
+    return reached_orgs(token.principal, token.grants)
+
+
+def reached_orgs(principal: str, grants: Iterable[Grant]) -> frozenset[str]:
+    """The orgs a token of ``principal`` with ``grants`` reaches (``token_orgs``, asked of a
+    token about to be issued too)."""
+    if is_service_account_id(principal):
+        return frozenset({service_account_org(principal)})
+    if is_role_principal(principal):
+        return frozenset({role_of_principal(principal)[0]})
+    return frozenset(org_of(grant.resource) for grant in grants)
 
 
 def admitting_trust(
@@ -530,6 +538,15 @@ def authorise_role_management(
     and revoking their keys: a person with admin on the org, or an operator."""
     refuse_service_account(actor, ServiceAccountLimit.MANAGE_ROLES)
     require_level(view, actor, org, Level.ADMIN, now, action or f"manage roles of {org}")
+
+
+def authorise_org_policy(
+    view: LedgerView, actor: Actor, org: str, now: datetime, action: str
+) -> None:
+    """Setting, clearing and reading an org's token policy: a person with admin on the org,
+    or an operator; never a service account or a role key, whose own tokens it bounds."""
+    forbid_service_accounts(actor, f"{action} (org policies are for the org's admins)")
+    require_level(view, actor, org, Level.ADMIN, now, action)
 
 
 # -- what a service account may never do ---------------------------------------------------

@@ -43,8 +43,10 @@ from tokenledger.domain.token_filter import TokenFilter
 from tokenledger.errors import ValidationError
 
 __all__ = [
+    "MAX_OVERLAP",
     "AddMember",
     "AddRolePolicy",
+    "ClearOrgPolicy",
     "Command",
     "CreateAccount",
     "CreateEndpoint",
@@ -78,8 +80,11 @@ __all__ = [
     "RevokeS3Credential",
     "RevokeToken",
     "RevokeTokensWhere",
+    "RotateClientCredential",
+    "RotateToken",
     "SetGrant",
     "SetIdentityProvider",
+    "SetOrgPolicy",
     "SetResourceAttributes",
     "SetServiceAccountPermission",
     "StartSession",
@@ -90,6 +95,7 @@ __all__ = [
     "UntrustIssuer",
     "build",
     "parse_duration",
+    "parse_overlap",
 ]
 
 
@@ -591,6 +597,106 @@ class RevokeTokensWhere(Command):
 
     where: TokenCriteria
     reason: Reason | None = None
+
+
+# -- rotation and org policies --------------------------------------------------------------
+
+#: The longest overlap a rotation allows, during which the old and the new secret both work.
+MAX_OVERLAP = timedelta(days=30)
+#: The overlap when none is given.
+DEFAULT_OVERLAP = timedelta(hours=24)
+
+
+def _overlap(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("the overlap cannot be negative")
+    if value > MAX_OVERLAP:
+        raise ValueError("the overlap is at most 30d")
+    return value
+
+
+Overlap = Annotated[timedelta, AfterValidator(_overlap)]
+
+
+class RotateToken(Command):
+    """Issue a successor with the token's grants, name, kind and lifetime, and bring the
+    token's expiry forward to ``overlap`` from now (0: it expires now)."""
+
+    token_id: TokenId
+    overlap: Overlap = DEFAULT_OVERLAP
+
+
+class RotateClientCredential(Command):
+    """Issue a successor credential (same account, name and lifetime) and bring this one's
+    expiry forward to ``overlap`` from now: both secrets work until then."""
+
+    client_id: ClientId
+    overlap: Overlap = DEFAULT_OVERLAP
+    account_id: AccountId | None = None
+    """The account the caller names as the credential's owner: another's is not found."""
+
+
+def _policy_lifetime(value: timedelta | None) -> timedelta | None:
+    if value is None:
+        return None
+    if value <= timedelta(0):
+        raise ValueError("a maximum lifetime must be longer than zero")
+    return _reachable_lifetime(value)
+
+
+PolicyLifetime = Annotated[timedelta | None, AfterValidator(_policy_lifetime)]
+
+
+def _policy_kinds(value: Any) -> Any:
+    """Known kinds only, judged on the whole mapping before its lifetimes: a key is never
+    repeated in an error's location (where a pasted secret would show), and a bad lifetime's
+    location only ever names a known kind."""
+    from tokenledger.domain.org_policy import POLICY_KINDS
+
+    if isinstance(value, dict):
+        for kind in value:
+            if kind not in POLICY_KINDS:
+                names = ", ".join(POLICY_KINDS)
+                raise ValueError(f"unknown token kind {shown(str(kind))}: use one of {names}")
+    return value
+
+
+def _live_token_bound(value: int | None) -> int | None:
+    from tokenledger.domain.org_policy import MAX_LIVE_TOKENS_BOUND
+
+    if value is not None and not 1 <= value <= MAX_LIVE_TOKENS_BOUND:
+        raise ValueError(
+            f"the maximum number of live tokens must lie between 1 and {MAX_LIVE_TOKENS_BOUND}"
+        )
+    return value
+
+
+class SetOrgPolicy(Command):
+    """Set the org's token policy (``domain.org_policy``), replacing any earlier one.
+    ``existing``: what becomes of the live tokens that break it: ``cap`` brings their expiry
+    within it, ``leave`` leaves them; needed only when there are some. Each field is checked
+    here; a policy contradicting itself is refused by ``org_policy.check_policy``."""
+
+    org: OrgName
+    max_lifetime: Annotated[
+        dict[str, Annotated[timedelta, AfterValidator(_policy_lifetime)]],
+        BeforeValidator(_policy_kinds),
+    ] = Field(default_factory=dict, max_length=10)
+    require_expiry: bool = False
+    max_admin_lifetime: PolicyLifetime = None
+    max_live_tokens: Annotated[int | None, AfterValidator(_live_token_bound)] = None
+    existing: Annotated[str, pydantic.StringConstraints(pattern="^(cap|leave)$")] | None = None
+
+
+class ClearOrgPolicy(Command):
+    org: OrgName
+
+
+def parse_overlap(text: str) -> timedelta:
+    """A rotation's overlap: a duration (``24h``, ``7d``) or ``0`` (the old one expires now)."""
+    if text.strip() == "0":
+        return timedelta(0)
+    return parse_duration(text)
 
 
 def _holdable(value: datetime, field: str) -> datetime:

@@ -26,6 +26,7 @@ from tokenledger.domain.authority import (
     authorise_token_management,
     forbid_service_accounts,
     principal_grants,
+    reached_orgs,
     refuse_service_account,
     require_derivable,
     require_level,
@@ -78,6 +79,7 @@ from tokenledger.domain.model import (
     service_account_id,
     service_account_org,
 )
+from tokenledger.domain.org_policy import within_policy
 from tokenledger.domain.permissions import Grant, Level, is_within, level_at, org_of, parent_of
 from tokenledger.domain.secrets import TokenKind
 from tokenledger.errors import Conflict, NotFound, PermissionDenied, ValidationError
@@ -88,6 +90,8 @@ __all__ = [
     "Mint",
     "administered_account",
     "decide",
+    "issue_client_credential",
+    "issue_token",
     "live_descendants",
     "managed_credential",
     "managed_token",
@@ -489,6 +493,14 @@ def _delete_service_account(
 
 @decide.register
 def _issue_token(cmd: c.IssueToken, view: LedgerView, ctx: Context) -> list[Event]:
+    return issue_token(cmd, view, ctx)
+
+
+def issue_token(
+    cmd: c.IssueToken, view: LedgerView, ctx: Context, *, replacing: str | None = None
+) -> list[Event]:
+    """Issuing a token, every check included (``replacing``: the token a rotation replaces,
+    whose successor this is)."""
     if ctx.mint is None:
         raise TypeError("issuing a token needs a mint")
     parent = _require_live_parent(view, cmd.parent_id, ctx) if cmd.parent_id else None
@@ -522,6 +534,17 @@ def _issue_token(cmd: c.IssueToken, view: LedgerView, ctx: Context) -> list[Even
         else TokenKind.PERSONAL
     )
     expires_at = _expiry(cmd, kind, grants, parent, ctx.now)
+    expires_at = within_policy(
+        view,
+        orgs=reached_orgs(principal, grants),
+        principal=principal,
+        kind=kind.value,
+        grants=grants,
+        now=ctx.now,
+        expires_at=expires_at,
+        chosen=cmd.no_expiry or cmd.expires_in is not None or cmd.expires_at is not None,
+        replacing=replacing,
+    )
     # A token minted through another token of the same principal is that token's child (its
     # kind stays what was asked for): it never outlives it and is revoked with it, so a
     # stolen token cannot mint a successor that survives its revocation.
@@ -719,6 +742,12 @@ def _client_id_for(public_id: str) -> str:
 def _issue_client_credential(
     cmd: c.IssueClientCredential, view: LedgerView, ctx: Context
 ) -> list[Event]:
+    return issue_client_credential(cmd, view, ctx)
+
+
+def issue_client_credential(
+    cmd: c.IssueClientCredential, view: LedgerView, ctx: Context
+) -> list[Event]:
     """Only an operator or an admin of the account's project: a client credential obtains
     access tokens with the account's whole permission, so holding one of the account's own
     (possibly narrower) tokens is not enough."""
@@ -743,6 +772,16 @@ def _issue_client_credential(
         lifetime = cmd.expires_in or DEFAULT_EXPIRY[TokenKind.CLIENT]
         check_lifetime(lifetime, "expiry", ctx.now)
         expires_at = ctx.now + lifetime
+    expires_at = within_policy(
+        view,
+        orgs=(account.org,),
+        principal=account.account_id,
+        kind=TokenKind.CLIENT.value,
+        grants=(account.permission,),
+        now=ctx.now,
+        expires_at=expires_at,
+        chosen=cmd.no_expiry or cmd.expires_in is not None,
+    )
     public_id, secret_hash = ctx.mint(TokenKind.CLIENT)
     return [
         ClientCredentialIssued(
@@ -960,6 +999,8 @@ from tokenledger.domain import (  # noqa: E402, F401
     decide_bulk,
     decide_endpoints,
     decide_logins,
+    decide_org_policy,
     decide_roles,
+    decide_rotation,
     decide_suspension,
 )

@@ -13,6 +13,8 @@ module).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import authorise_role_management
 from tokenledger.domain.decide import (
@@ -33,11 +35,12 @@ from tokenledger.domain.events import (
     TokenIssued,
 )
 from tokenledger.domain.model import PREDEFINED_ROLES, LedgerView, TokenView, role_principal
+from tokenledger.domain.org_policy import within_policy
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.domain.secrets import TokenKind
 from tokenledger.errors import Conflict, NotFound, ValidationError
 
-__all__ = ["managed_role"]
+__all__ = ["issue_role_key", "managed_role"]
 
 
 def managed_role(view: LedgerView, ctx: Context, org: str, role: str) -> tuple[Grant, ...]:
@@ -72,10 +75,35 @@ def _refuse_admin(grants: tuple[Grant, ...], org: str, role: str) -> None:
 
 @decide.register
 def _issue_role_key(cmd: c.IssueRoleKey, view: LedgerView, ctx: Context) -> list[Event]:
+    return issue_role_key(cmd, view, ctx)
+
+
+def issue_role_key(
+    cmd: c.IssueRoleKey,
+    view: LedgerView,
+    ctx: Context,
+    *,
+    replacing: str | None = None,
+    expires_at: datetime | None = None,
+) -> list[Event]:
+    """Issuing a role key, every check included. A key never expires unless the org's policy
+    bounds its kind, or a rotation gives it its predecessor's lifetime (``expires_at``,
+    chosen, as ``replacing``'s successor)."""
     if ctx.mint is None:
         raise TypeError("issuing a role key needs a mint")
     grants = managed_role(view, ctx, cmd.org, cmd.role)
     _refuse_admin(grants, cmd.org, cmd.role)
+    expires_at = within_policy(
+        view,
+        orgs=(cmd.org,),
+        principal=role_principal(cmd.org, cmd.role),
+        kind=TokenKind.ROLE.value,
+        grants=grants,
+        now=ctx.now,
+        expires_at=expires_at,
+        chosen=replacing is not None,
+        replacing=replacing,
+    )
     token_id, secret_hash = ctx.mint(TokenKind.ROLE)
     return [
         TokenIssued(
@@ -86,7 +114,7 @@ def _issue_role_key(cmd: c.IssueRoleKey, view: LedgerView, ctx: Context) -> list
             grants=(),
             name=cmd.name,
             issued_at=ctx.now,
-            expires_at=None,
+            expires_at=expires_at,
             parent_id=None,
             issued_by=ctx.actor.token_id,
         )

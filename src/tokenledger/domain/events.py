@@ -22,14 +22,17 @@ from tokenledger.domain.permissions import Grant
 __all__ = [
     "ClientCredentialDisabled",
     "ClientCredentialEnabled",
+    "ClientCredentialExpiryShortened",
     "ClientCredentialIssued",
     "ClientCredentialRevoked",
+    "ClientCredentialRotated",
     "EndpointCreated",
     "EndpointDeleted",
     "EndpointTrusted",
     "EndpointUntrusted",
     "Event",
     "EventUnion",
+    "ExpiryReason",
     "GrantRemoved",
     "GrantSet",
     "IdentityProviderSet",
@@ -39,6 +42,8 @@ __all__ = [
     "MemberRemoved",
     "MemberRoleChanged",
     "OrgCreated",
+    "OrgPolicyCleared",
+    "OrgPolicySet",
     "ResourceCreated",
     "ResourceDataClassSet",
     "ResourceDeleted",
@@ -61,8 +66,10 @@ __all__ = [
     "SessionStarted",
     "TokenDisabled",
     "TokenEnabled",
+    "TokenExpiryShortened",
     "TokenIssued",
     "TokenRevoked",
+    "TokenRotated",
     "UserCreated",
     "UserDisabled",
     "event_types",
@@ -620,6 +627,96 @@ class ClientCredentialEnabled(Event, frozen=True, kw_only=True, tag="ClientCrede
     STREAM: ClassVar[tuple[str, str]] = ("client", "client_id")
 
 
+# -- rotation and org policies ------------------------------------------------------------
+
+
+class TokenRotated(Event, frozen=True, kw_only=True, tag="TokenRotated"):
+    """The token was rotated: ``successor_id`` was issued in its place (the ``TokenIssued``
+    just before this event, in the same command) and the token now expires at
+    ``expires_at``, the end of the overlap during which both work (never later than it
+    expired before)."""
+
+    token_id: str
+    principal: str
+    successor_id: str
+    expires_at: datetime
+    orgs: tuple[str, ...] = ()
+    """The orgs a user's token had grants in, as for ``TokenRevoked``."""
+
+    STREAM: ClassVar[tuple[str, str]] = ("token", "token_id")
+
+
+class ExpiryReason:
+    """Why a token's expiry was brought forward (the ``reason`` of ``TokenExpiryShortened``)."""
+
+    ORG_POLICY = "org_policy"
+    PARENT_SHORTENED = "parent_shortened"
+
+
+class TokenExpiryShortened(Event, frozen=True, kw_only=True, tag="TokenExpiryShortened"):
+    """The token now expires at ``expires_at``, earlier than before: brought within its org's
+    policy (``org_policy``), or kept within its parent's shortened life (``parent_shortened``)."""
+
+    token_id: str
+    principal: str
+    expires_at: datetime
+    reason: str
+    """One of ``ExpiryReason``."""
+    detail: str | None = None
+    orgs: tuple[str, ...] = ()
+
+    STREAM: ClassVar[tuple[str, str]] = ("token", "token_id")
+
+
+class ClientCredentialRotated(Event, frozen=True, kw_only=True, tag="ClientCredentialRotated"):
+    """The client credential was rotated: ``successor_id`` was issued in its place (the
+    ``ClientCredentialIssued`` just before this event) and this one now expires at
+    ``expires_at``: both secrets work until then."""
+
+    client_id: str
+    account_id: str
+    successor_id: str
+    expires_at: datetime
+
+    STREAM: ClassVar[tuple[str, str]] = ("client", "client_id")
+
+
+class ClientCredentialExpiryShortened(
+    Event, frozen=True, kw_only=True, tag="ClientCredentialExpiryShortened"
+):
+    """The client credential now expires at ``expires_at``, earlier than before: brought
+    within its org's policy (``reason`` ``org_policy``, one of ``ExpiryReason``)."""
+
+    client_id: str
+    account_id: str
+    expires_at: datetime
+    reason: str
+    detail: str | None = None
+
+    STREAM: ClassVar[tuple[str, str]] = ("client", "client_id")
+
+
+class OrgPolicySet(Event, frozen=True, kw_only=True, tag="OrgPolicySet"):
+    """The org's policy for the tokens it covers, replacing any earlier one (lifetimes in
+    seconds; ``max_lifetime`` by token kind, sorted by kind)."""
+
+    org: str
+    max_lifetime: dict[str, int] = {}
+    require_expiry: bool = False
+    max_admin_lifetime: int | None = None
+    max_live_tokens: int | None = None
+
+    STREAM: ClassVar[tuple[str, str]] = ("org", "org")
+
+
+class OrgPolicyCleared(Event, frozen=True, kw_only=True, tag="OrgPolicyCleared"):
+    """The org no longer has a policy: issuing follows the ledger's own rules only."""
+
+    org: str
+
+    STREAM: ClassVar[tuple[str, str]] = ("org", "org")
+
+
 EventUnion = (
     OrgCreated
     | UserCreated
@@ -663,6 +760,12 @@ EventUnion = (
     | ServiceAccountEnabled
     | ClientCredentialDisabled
     | ClientCredentialEnabled
+    | TokenRotated
+    | TokenExpiryShortened
+    | ClientCredentialRotated
+    | OrgPolicySet
+    | OrgPolicyCleared
+    | ClientCredentialExpiryShortened
 )
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "IssuedAccessToken",
     "IssuerTrustView",
     "LedgerView",
+    "OrgPolicyView",
     "ResourceView",
     "S3CredentialView",
     "ServiceAccountView",
@@ -280,6 +281,20 @@ class S3CredentialView(_Credential, frozen=True, kw_only=True):
     issued_at: datetime
 
 
+class OrgPolicyView(msgspec.Struct, frozen=True, kw_only=True):
+    """An org's policy for the tokens it covers (``domain.org_policy`` says which those are
+    and judges them): the longest lifetime by token kind, whether every token must expire,
+    the longest lifetime of a token with an admin grant, and how many live tokens one
+    principal may hold."""
+
+    org: str
+    max_lifetime: dict[str, timedelta] = {}
+    require_expiry: bool = False
+    max_admin_lifetime: timedelta | None = None
+    max_live_tokens: int | None = None
+    set_at: datetime | None = None
+
+
 class IssuedAccessToken(msgspec.Struct, frozen=True, kw_only=True):
     """A signed access token (JWT) obtained with a client credential (RFC 6749 section 4.4)."""
 
@@ -505,4 +520,16 @@ class LedgerView(Protocol):
 
     def s3_credentials_at(self, endpoint_id: str) -> Sequence[S3CredentialView]:
         """Every unrevoked S3 credential at the endpoint, by access key id."""
+        ...
+
+    def org_policy(self, org: str) -> OrgPolicyView | None:
+        """The org's token policy; None when it has none."""
+        ...
+
+    def successor_of(self, rotated_id: str) -> str | None:
+        """The token or client credential that succeeded ``rotated_id`` (None: not rotated)."""
+        ...
+
+    def predecessor_of(self, successor_id: str) -> str | None:
+        """The token or client credential ``successor_id`` succeeded (None: none)."""
         ...

@@ -22,6 +22,7 @@ from tokenledger.domain.model import (
     EndpointView,
     IdentityProviderView,
     IssuerTrustView,
+    OrgPolicyView,
     ResourceView,
     S3CredentialView,
     ServiceAccountView,
@@ -61,6 +62,8 @@ class LedgerState:
     trusted_endpoints: dict[tuple[str, str], TrustedEndpointView] = field(default_factory=dict)
     s3_credentials: dict[str, S3CredentialView] = field(default_factory=dict)
     emails_by_account_id: dict[str, str] = field(default_factory=dict)
+    policies: dict[str, OrgPolicyView] = field(default_factory=dict)
+    successors: dict[str, str] = field(default_factory=dict)
 
     # -- LedgerView -------------------------------------------------------------
 
@@ -214,6 +217,15 @@ class LedgerState:
         ]
         return sorted(found, key=lambda c: c.access_key_id)
 
+    def org_policy(self, org: str) -> OrgPolicyView | None:
+        return self.policies.get(org)
+
+    def successor_of(self, rotated_id: str) -> str | None:
+        return self.successors.get(rotated_id)
+
+    def predecessor_of(self, successor_id: str) -> str | None:
+        return next((r for r, s in self.successors.items() if s == successor_id), None)
+
 
 def _oldest_first(found: Iterable[SessionView]) -> list[SessionView]:
     return sorted(found, key=lambda s: (s.started_at, s.session_id))
@@ -251,6 +263,8 @@ TOKEN_ANSWER_EVENTS: frozenset[type[e.Event]] = frozenset(
         e.TokenEnabled,
         e.ServiceAccountDisabled,
         e.ServiceAccountEnabled,
+        e.TokenRotated,
+        e.TokenExpiryShortened,
     }
 )
 
@@ -606,4 +620,54 @@ def _(
         credential,
         disabled_at=at if disabled else None,
         disabled_by=event.disabled_by if isinstance(event, e.ClientCredentialDisabled) else None,
+    )
+
+
+# -- rotation and org policies ----------------------------------------------------------------
+
+
+@evolve.register(e.TokenRotated)
+@evolve.register(e.TokenExpiryShortened)
+def _(event: e.TokenRotated | e.TokenExpiryShortened, state: LedgerState, at: datetime) -> None:
+    token = state.tokens[event.token_id]
+    state.tokens[event.token_id] = msgspec.structs.replace(token, expires_at=event.expires_at)
+    if isinstance(event, e.TokenRotated):
+        state.successors.setdefault(event.token_id, event.successor_id)
+
+
+@evolve.register(e.ClientCredentialRotated)
+@evolve.register(e.ClientCredentialExpiryShortened)
+def _(
+    event: e.ClientCredentialRotated | e.ClientCredentialExpiryShortened,
+    state: LedgerState,
+    at: datetime,
+) -> None:
+    credential = state.credentials[event.client_id]
+    state.credentials[event.client_id] = msgspec.structs.replace(
+        credential, expires_at=event.expires_at
+    )
+    if isinstance(event, e.ClientCredentialRotated):
+        state.successors.setdefault(event.client_id, event.successor_id)
+
+
+@evolve.register
+def _(event: e.OrgPolicySet, state: LedgerState, at: datetime) -> None:
+    state.policies[event.org] = policy_view(event, at)
+
+
+@evolve.register
+def _(event: e.OrgPolicyCleared, state: LedgerState, at: datetime) -> None:
+    state.policies.pop(event.org, None)
+
+
+def policy_view(event: e.OrgPolicySet, at: datetime | None) -> OrgPolicyView:
+    """The policy an ``OrgPolicySet`` records, lifetimes as durations."""
+    admin = event.max_admin_lifetime
+    return OrgPolicyView(
+        org=event.org,
+        max_lifetime={kind: timedelta(seconds=s) for kind, s in sorted(event.max_lifetime.items())},
+        require_expiry=event.require_expiry,
+        max_admin_lifetime=timedelta(seconds=admin) if admin is not None else None,
+        max_live_tokens=event.max_live_tokens,
+        set_at=at,
     )

@@ -11,7 +11,7 @@ pages, newest first by default.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -309,6 +309,10 @@ class Explanation:
     revocation: AuditEntry | None
     root_cause: AuditEntry | None
     siblings: list[str]
+    rotated_from: list[str] = field(default_factory=list)
+    """The tokens this one succeeded by rotation, oldest first."""
+    rotated_to: list[str] = field(default_factory=list)
+    """The tokens that succeeded it by rotation, in order."""
 
     @property
     def is_session(self) -> bool:
@@ -326,6 +330,8 @@ class Explanation:
             "revocation": self.revocation.to_dict() if self.revocation else None,
             "root_cause": self.root_cause.to_dict() if self.root_cause else None,
             "revoked_with_it": self.siblings,
+            "rotated_from": self.rotated_from,
+            "rotated_to": self.rotated_to,
         }
 
     def lines(self) -> Iterator[str]:
@@ -335,6 +341,9 @@ class Explanation:
                 f"{format_timestamp(record.recorded_at)}  #{record.position:<6} "
                 f"{entry.summary}  (by {record.actor})"
             )
+        if self.rotated_from or self.rotated_to:
+            chain = [*self.rotated_from, f"[{self.token_id}]", *self.rotated_to]
+            yield f"rotation chain: {' -> '.join(chain)}"
         if self.revocation is None:
             return
         cause = self.root_cause
@@ -362,6 +371,8 @@ _OWN_EVENTS = (
     e.SessionEnded,
     e.S3CredentialIssued,
     e.S3CredentialRevoked,
+    e.TokenRotated,
+    e.TokenExpiryShortened,
 )
 
 
@@ -400,6 +411,7 @@ def explain(store: EventStore, token_id: str) -> Explanation:
             for ended in (_ended_id(c.event) for c in command)
             if ended is not None and ended != token_id
         ]
+    rotated_from, rotated_to = _rotation_chain(store, token_id)
     return Explanation(
         token_id=token_id,
         principal=principal,
@@ -407,7 +419,33 @@ def explain(store: EventStore, token_id: str) -> Explanation:
         revocation=revocation,
         root_cause=root_cause,
         siblings=siblings,
+        rotated_from=rotated_from,
+        rotated_to=rotated_to,
     )
+
+
+#: How far a rotation chain is followed either way (a chain is a token's rotations, one at a
+#: time: this bounds the walk, not the chain).
+_CHAIN_BOUND = 1000
+
+
+def _rotation_chain(store: EventStore, token_id: str) -> tuple[list[str], list[str]]:
+    """The tokens ``token_id`` succeeded (oldest first) and those that succeeded it."""
+    from tokenledger.projections.view import SqlLedgerView  # the view imports this module's kin
+
+    before: list[str] = []
+    after: list[str] = []
+    with store.engine.connect() as connection:
+        view = SqlLedgerView(connection)
+        previous = view.predecessor_of(token_id)
+        while previous is not None and len(before) < _CHAIN_BOUND:
+            before.insert(0, previous)
+            previous = view.predecessor_of(previous)
+        following = view.successor_of(token_id)
+        while following is not None and len(after) < _CHAIN_BOUND:
+            after.append(following)
+            following = view.successor_of(following)
+    return before, after
 
 
 def _ended_id(event: e.Event) -> str | None:
@@ -597,6 +635,32 @@ def describe(event: e.Event) -> str:
             return _suspension("service account", event.account_id, event)
         case e.ClientCredentialDisabled() | e.ClientCredentialEnabled():
             return _suspension("client credential", event.client_id, event)
+        case e.TokenRotated():
+            return (
+                f"token {event.token_id} rotated: successor {event.successor_id}, it expires "
+                f"{format_timestamp(event.expires_at)}"
+            )
+        case e.TokenExpiryShortened():
+            detail = f": {event.detail}" if event.detail else ""
+            return (
+                f"token {event.token_id} now expires {format_timestamp(event.expires_at)} "
+                f"({event.reason}){detail}"
+            )
+        case e.ClientCredentialRotated():
+            return (
+                f"client credential {event.client_id} rotated: successor {event.successor_id}, "
+                f"it expires {format_timestamp(event.expires_at)}"
+            )
+        case e.ClientCredentialExpiryShortened():
+            detail = f": {event.detail}" if event.detail else ""
+            return (
+                f"client credential {event.client_id} now expires "
+                f"{format_timestamp(event.expires_at)} ({event.reason}){detail}"
+            )
+        case e.OrgPolicySet():
+            return f"org {event.org}'s token policy set"
+        case e.OrgPolicyCleared():
+            return f"org {event.org}'s token policy cleared"
     return type(event).__name__
 
 

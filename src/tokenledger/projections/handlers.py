@@ -451,6 +451,10 @@ def _resource_data_class_set(
     writes.update(resources, {"path": event.path}, {"data_class": event.data_class})
 
 
-# The data plane's and suspension's handlers live in their own modules, which register them
-# here.
-from tokenledger.projections import endpoint_handlers, suspension_handlers  # noqa: E402, F401
+# The data plane's, suspension's, rotation's and orgs' policies' handlers live in their own
+# modules, which register them here.
+from tokenledger.projections import (  # noqa: E402, F401
+    endpoint_handlers,
+    policy_handlers,
+    suspension_handlers,
+)

@@ -33,9 +33,11 @@ __all__ = [
     "issuer_trusts",
     "memberships",
     "metadata",
+    "org_policies",
     "orgs",
     "resources",
     "roles",
+    "rotations",
     "s3_credentials",
     "service_accounts",
     "session_refresh_tokens",
@@ -282,6 +284,29 @@ for _suspended in (tokens, client_credentials, service_accounts):
     _suspended.append_column(sa.Column("disabled_at", UTCDateTime, nullable=True))
     _suspended.append_column(sa.Column("disabled_by", sa.String(320), nullable=True))
 tokens.append_column(sa.Column("disabled_cause", _identifier(), nullable=True))
+# An org's token policy (``OrgPolicySet``): lifetimes in seconds, ``max_lifetime`` the msgspec
+# JSON text of ``{kind: seconds}``.
+org_policies = sa.Table(
+    "org_policies",
+    metadata,
+    sa.Column("org", _identifier(), primary_key=True),
+    sa.Column("max_lifetime", sa.Text, nullable=False),
+    sa.Column("require_expiry", sa.Boolean, nullable=False),
+    sa.Column("max_admin_lifetime", sa.BigInteger, nullable=True),
+    sa.Column("max_live_tokens", sa.Integer, nullable=True),
+    sa.Column("set_at", UTCDateTime, nullable=False),
+)
+
+# Which token or client credential succeeded which (``TokenRotated``,
+# ``ClientCredentialRotated``): a rotated one has one successor, the chain read both ways.
+rotations = sa.Table(
+    "rotations",
+    metadata,
+    sa.Column("rotated_id", _identifier(), primary_key=True),
+    sa.Column("successor_id", _identifier(), nullable=False),
+    sa.Column("rotated_at", UTCDateTime, nullable=False),
+)
+sa.Index("ix_rotations_successor_id", rotations.c.successor_id)
 
 checkpoints = sa.Table(
     "projection_checkpoints",

@@ -37,6 +37,7 @@ from tokenledger.domain.model import (
 from tokenledger.domain.permissions import Grant
 from tokenledger.projections.endpoint_view import EndpointViews
 from tokenledger.projections.login_view import LoginViews
+from tokenledger.projections.policy_view import PolicyViews
 from tokenledger.projections.schema import (
     client_credentials,
     memberships,
@@ -264,10 +265,10 @@ _CLIENT_CREDENTIAL_BY_HASH = _by_key(
 )
 
 
-class SqlLedgerView(LoginViews, EndpointViews):
+class SqlLedgerView(LoginViews, EndpointViews, PolicyViews):
     """``LedgerView`` over the projection tables, on the caller's connection (the questions
     about logging in are answered by ``LoginViews``, those about the data plane by
-    ``EndpointViews``)."""
+    ``EndpointViews``, those about orgs' token policies by ``PolicyViews``)."""
 
     def __init__(self, connection: Connection, *, remember: bool = False) -> None:
         """``remember``: keep each service account and user looked up for the view's

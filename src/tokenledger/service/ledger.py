@@ -27,6 +27,7 @@ from tokenledger.domain.model import (
     Introspection,
     IssuedAccessToken,
     IssuerTrustView,
+    OrgPolicyView,
     ResourceView,
     S3CredentialView,
     ServiceAccountView,
@@ -48,6 +49,7 @@ from tokenledger.store.readers import ReadConnections
 
 if TYPE_CHECKING:  # the commands (pydantic) and the signing keys load when first used
     from tokenledger.domain import commands as c
+    from tokenledger.domain.org_policy import Breach
     from tokenledger.domain.s3 import S3Answer
     from tokenledger.domain.sigv4 import ReceivedRequest
     from tokenledger.service.keys import KeyRing, KeyStore
@@ -417,6 +419,18 @@ class Ledger:
         return queries.issuer_trusts_of(
             self, actor, account_id, include_withdrawn=include_withdrawn
         )
+
+    # -- orgs' token policies (service.policies) -----------------------------------------------
+
+    def org_policy(self, actor: Actor, org: str) -> OrgPolicyView | None:
+        from tokenledger.service import policies  # loaded on first use
+
+        return policies.org_policy(self, actor, org)
+
+    def policy_dry_run(self, actor: Actor, command: c.SetOrgPolicy) -> list[Breach]:
+        from tokenledger.service import policies  # loaded on first use
+
+        return policies.policy_dry_run(self, actor, command)
 
     # -- the data plane (service.s3) ------------------------------------------------------
 
