@@ -209,6 +209,13 @@ def assert_projections_match_log(ledger: Ledger) -> LedgerState:
             for endpoint_id in endpoints:
                 assert view.accounts_trusting(endpoint_id) == state.accounts_trusting(endpoint_id)
                 assert view.s3_credentials_at(endpoint_id) == state.s3_credentials_at(endpoint_id)
+
+        folded_webhooks = getattr(state, "webhooks", None)
+        if folded_webhooks is not None:
+            for webhook_id, webhook in folded_webhooks.items():
+                assert view.webhook(webhook_id) == webhook
+            for org in state.orgs:
+                assert view.webhooks_of(org) == state.webhooks_of(org)
     return state
 
 

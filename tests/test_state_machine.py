@@ -543,6 +543,26 @@ class LedgerMachine(RuleBasedStateMachine):
     def revoke_all_tokens(self, principal: str, actor: int | None) -> None:
         self._run(lambda: c.build(c.RevokeAllTokens, principal=principal), actor)
 
+    @rule(org=orgs, actor=actors)
+    def create_webhook(self, org: str, actor: int | None) -> None:
+        self._run(
+            lambda: c.build(
+                c.CreateWebhook,
+                org=org,
+                url="https://hooks.example/in",
+                events=("token.revoked", "token.expiring"),
+            ),
+            actor,
+        )
+
+    @rule(data=st.data(), actor=actors, really=destroy)
+    def delete_webhook(self, data: st.DataObject, actor: int | None, really: bool) -> None:
+        if not really:
+            return
+        known = sorted(self.state().webhooks) or ["wh_" + "0" * 24]
+        webhook_id = data.draw(st.sampled_from(known))
+        self._run(lambda: c.build(c.DeleteWebhook, webhook_id=webhook_id), actor)
+
     @rule(step=time_steps)
     def time_passes(self, step: timedelta) -> None:
         self.clock.tick(step)

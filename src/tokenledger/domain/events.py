@@ -7,7 +7,7 @@ a token appears only as its public id and the SHA-256 hash of its secret.
 
 Every event names the stream (aggregate) it belongs to: ``org:<name>``,
 ``user:<email>``, ``resource:<path>``, ``role:<org>/<name>``,
-``sa:<service account id>``, ``token:<token id>``.
+``sa:<service account id>``, ``token:<token id>``, ``webhook:<webhook id>``.
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ __all__ = [
     "TokenRevoked",
     "UserCreated",
     "UserDisabled",
+    "WebhookCreated",
+    "WebhookDeleted",
     "event_types",
 ]
 
@@ -543,6 +545,32 @@ class RoleDeleted(_RoleEvent, frozen=True, kw_only=True, tag="RoleDeleted"):
     """The role is gone; its keys are revoked in the same command (``role_deleted``)."""
 
 
+# -- webhooks -------------------------------------------------------------------------------
+
+
+class WebhookCreated(Event, frozen=True, kw_only=True, tag="WebhookCreated"):
+    """An org's webhook: the events of the org of types ``events`` are to be delivered to
+    ``url``. Its signing secret is made from ``webhook_id`` with a key kept beside the
+    signing keys (``service.keys``), never recorded."""
+
+    webhook_id: str
+    org: str
+    url: str
+    events: tuple[str, ...]
+    """Webhook event types (``domain.webhooks.WEBHOOK_VOCABULARY``), sorted."""
+
+    STREAM: ClassVar[tuple[str, str]] = ("webhook", "webhook_id")
+
+
+class WebhookDeleted(Event, frozen=True, kw_only=True, tag="WebhookDeleted"):
+    """The webhook is gone: nothing more is delivered to it, pending deliveries included."""
+
+    webhook_id: str
+    org: str
+
+    STREAM: ClassVar[tuple[str, str]] = ("webhook", "webhook_id")
+
+
 EventUnion = (
     OrgCreated
     | UserCreated
@@ -580,6 +608,8 @@ EventUnion = (
     | RoleDeleted
     | ResourceLicenseSet
     | ResourceDataClassSet
+    | WebhookCreated
+    | WebhookDeleted
 )
 
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
 from tokenledger.domain.permissions import Grant
+
+if TYPE_CHECKING:
+    from tokenledger.domain.webhooks import WebhookView
 
 __all__ = [
     "MAX_SESSION_LIFETIME",
@@ -468,4 +471,12 @@ class LedgerView(Protocol):
 
     def s3_credentials_at(self, endpoint_id: str) -> Sequence[S3CredentialView]:
         """Every unrevoked S3 credential at the endpoint, by access key id."""
+        ...
+
+    def webhook(self, webhook_id: str) -> WebhookView | None:
+        """The webhook with this id, deleted or not."""
+        ...
+
+    def webhooks_of(self, org: str) -> Sequence[WebhookView]:
+        """The org's webhooks not deleted, by id."""
         ...

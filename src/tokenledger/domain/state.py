@@ -31,6 +31,7 @@ from tokenledger.domain.model import (
     predefined_role_grants,
 )
 from tokenledger.domain.permissions import Grant, is_within
+from tokenledger.domain.webhooks import WebhookView
 
 __all__ = ["TOKEN_ANSWER_EVENTS", "LedgerState", "evolve", "fold", "issued_token"]
 
@@ -57,6 +58,7 @@ class LedgerState:
     trusted_endpoints: dict[tuple[str, str], TrustedEndpointView] = field(default_factory=dict)
     s3_credentials: dict[str, S3CredentialView] = field(default_factory=dict)
     emails_by_account_id: dict[str, str] = field(default_factory=dict)
+    webhooks: dict[str, WebhookView] = field(default_factory=dict)
 
     # -- LedgerView -------------------------------------------------------------
 
@@ -206,6 +208,12 @@ class LedgerState:
             if c.endpoint_id == endpoint_id and not c.revoked
         ]
         return sorted(found, key=lambda c: c.access_key_id)
+
+    def webhook(self, webhook_id: str) -> WebhookView | None:
+        return self.webhooks.get(webhook_id)
+
+    def webhooks_of(self, org: str) -> Sequence[WebhookView]:
+        return [w for _, w in sorted(self.webhooks.items()) if w.org == org and not w.deleted]
 
 
 def _oldest_first(found: Iterable[SessionView]) -> list[SessionView]:
@@ -548,3 +556,24 @@ def _(event: e.ResourceDataClassSet, state: LedgerState, at: datetime) -> None:
     resource = state.resources.get(event.path)
     if resource is not None:
         state.resources[event.path] = msgspec.structs.replace(resource, data_class=event.data_class)
+
+
+# -- webhooks ---------------------------------------------------------------------------------
+
+
+@evolve.register
+def _(event: e.WebhookCreated, state: LedgerState, at: datetime) -> None:
+    state.webhooks[event.webhook_id] = WebhookView(
+        webhook_id=event.webhook_id,
+        org=event.org,
+        url=event.url,
+        events=event.events,
+        created_at=at,
+    )
+
+
+@evolve.register
+def _(event: e.WebhookDeleted, state: LedgerState, at: datetime) -> None:
+    webhook = state.webhooks[event.webhook_id]
+    if not webhook.deleted:
+        state.webhooks[event.webhook_id] = msgspec.structs.replace(webhook, deleted_at=at)

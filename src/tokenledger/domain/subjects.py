@@ -30,6 +30,7 @@ _ID_FIELDS = (
     "trust_id",
     "endpoint_id",
     "access_key_id",
+    "webhook_id",
 )
 #: Fields holding a resource path.
 _PATH_FIELDS = ("path", "resource")

@@ -451,5 +451,6 @@ def _resource_data_class_set(
     writes.update(resources, {"path": event.path}, {"data_class": event.data_class})
 
 
-# The data plane's handlers live in their own module, which registers them here.
-from tokenledger.projections import endpoint_handlers  # noqa: E402, F401
+# The data plane's and the webhooks' handlers live in their own modules, which register
+# them here.
+from tokenledger.projections import endpoint_handlers, webhook_handlers  # noqa: E402, F401

@@ -48,6 +48,7 @@ from tokenledger.projections.schema import (
     user_grants,
     users,
 )
+from tokenledger.projections.webhook_view import WebhookViews
 from tokenledger.store.driver import DriverStatement
 
 if TYPE_CHECKING:
@@ -217,10 +218,10 @@ _CLIENT_CREDENTIAL_BY_HASH = _by_key(
 )
 
 
-class SqlLedgerView(LoginViews, EndpointViews):
+class SqlLedgerView(LoginViews, EndpointViews, WebhookViews):
     """``LedgerView`` over the projection tables, on the caller's connection (the questions
     about logging in are answered by ``LoginViews``, those about the data plane by
-    ``EndpointViews``)."""
+    ``EndpointViews``, those about webhooks by ``WebhookViews``)."""
 
     def __init__(self, connection: Connection, *, remember: bool = False) -> None:
         """``remember``: keep each service account and user looked up for the view's
