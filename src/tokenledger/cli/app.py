@@ -75,12 +75,14 @@ DATABASE_ONLY: dict[str, frozenset[str] | None] = {
     "events": None,
     "keys": None,
     "log": None,
+    "notify": None,
     "relay": None,
     "replay": None,
     "serve": None,
     "endpoints": frozenset({"create", "delete"}),
     "orgs": frozenset({"create"}),
     "users": frozenset({"disable"}),
+    "webhooks": None,
 }
 
 
@@ -331,6 +333,17 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "tokens": _command("tokens", "tokens", "Issue, list, revoke and verify tokens."),
     "users": _command("users", "users", "Create, disable and list users."),
+    "webhooks": _command(
+        "webhooks",
+        "webhooks",
+        "Create, list and delete an org's webhooks (signed CloudEvents over HTTP POST).",
+    ),
+    "notify": _command(
+        "webhooks",
+        "notify",
+        "Deliver webhooks: follow the log, send each delivery, retry failures (until --once's "
+        "round, or Ctrl-C / SIGTERM).",
+    ),
 }
 
 
@@ -433,7 +446,7 @@ def _database_only(name: str | None, rest: list[str]) -> str | None:
 
 
 #: The database-only commands that are groups (their subcommand names the refusal).
-_GROUPS = frozenset({"db", "keys", "log"})
+_GROUPS = frozenset({"db", "keys", "log", "webhooks"})
 
 
 def main() -> None:
