@@ -162,6 +162,12 @@ VALID: dict[type[c.Command], dict[str, Any]] = {
     c.AddRolePolicy: {"org": "acme", "role": "alice.token", "resource": "acme", "level": "read"},
     c.RemoveRolePolicy: {"org": "acme", "role": "alice.token", "resource": "acme"},
     c.DeleteRole: {"org": "acme", "role": "alice.token"},
+    c.CreateWebhook: {
+        "org": "acme",
+        "url": "https://hooks.example/in",
+        "events": ["token.revoked"],
+    },
+    c.DeleteWebhook: {"webhook_id": "wh_" + "0" * 24},
 }
 
 FREE_TEXT = [
@@ -175,7 +181,7 @@ FREE_TEXT = [
 ]
 
 #: For each kind of field, values that carry a secret ({s}), as a caller could send them.
-TEXT_FIELDS: dict[str, list[str]] = {
+TEXT_FIELDS: dict[str, list[Any]] = {
     "org": [LOWER],
     "role": [LOWER, "acme:" + LOWER],
     "kind": [LOWER],
@@ -207,6 +213,8 @@ TEXT_FIELDS: dict[str, list[str]] = {
     "url": ["https://" + LOWER + ".example", "https://gateway.example/" + MIXED],
     "endpoint": [LOWER, MIXED],
     "access_key_id": [MIXED, LOWER],
+    "events": [[LOWER], ["token.revoked", MIXED]],  # a list of types
+    "webhook_id": [MIXED, LOWER],
 }
 
 #: Fields whose every value is free text.

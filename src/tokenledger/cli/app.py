@@ -336,13 +336,13 @@ COMMANDS: dict[str, LazyCommand] = {
     "webhooks": _command(
         "webhooks",
         "webhooks",
-        "Create, list and delete an org's webhooks (signed CloudEvents over HTTP POST).",
+        "Create, list and delete an org's webhooks, and see their deliveries.",
     ),
     "notify": _command(
         "webhooks",
         "notify",
-        "Deliver webhooks: follow the log, send each delivery, retry failures (until --once's "
-        "round, or Ctrl-C / SIGTERM).",
+        "Deliver webhooks: follow the log, send each delivery signed, retry failures (until "
+        "--once's round is done, or Ctrl-C / SIGTERM).",
     ),
 }
 

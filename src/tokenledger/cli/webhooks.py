@@ -207,11 +207,11 @@ def list_deliveries(obj: CliContext, webhook_id: str, limit: int, as_json: bool)
 @click.option("--quiet", is_flag=True, help="Say nothing of deliveries; failures are still said.")
 @click.pass_obj
 def notify(obj: CliContext, once: bool, expiry_warnings: str, source: str, quiet: bool) -> None:
-    """Deliver webhooks: follow the log from the last checkpoint, send each delivery
-    (signed, as a CloudEvent), retry failures with a growing pause, until Ctrl-C / SIGTERM.
+    """Deliver webhooks: follow the log, send each delivery signed, retry failures (until
+    --once's round is done, or Ctrl-C / SIGTERM).
 
-    At least once: a delivery interrupted by a crash is sent again with the same
-    webhook-id."""
+    Each start resumes from the checkpoint kept in the database. At least once: a delivery
+    interrupted by a crash is sent again with the same webhook-id."""
     from tokenledger.service.notify import Notifier, parse_warnings
 
     obj.require_operator("deliver webhooks")
