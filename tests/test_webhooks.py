@@ -627,3 +627,20 @@ def test_the_outbox_tables_match_their_migration(url: str) -> None:
             assert compare_metadata(context, outbox_metadata) == []
     finally:
         store.engine.dispose()
+
+
+def test_a_rebuild_of_the_projections_keeps_the_outbox(url: str, receiver: Receiver) -> None:
+    """The deliverer's checkpoint and outbox are its own state, not a projection: a replay
+    rebuilds the webhooks table from the log and leaves them be, so nothing is sent again."""
+    webhook = create_webhook(url, receiver, "token.issued")
+    issue(url)
+    notify_once(url)
+    assert len(receiver.received) == 1
+    for args in (("replay", "--check"), ("replay",)):
+        result = cli_run(url, *args)
+        assert result.exit_code == 0, result.output
+    assert cli_json(url, "webhooks", "get", webhook["id"])["url"] == receiver.url
+    assert [d["state"] for d in deliveries(url, webhook["id"])] == ["delivered"]
+    issue(url)
+    notify_once(url)
+    assert len(receiver.received) == 2

@@ -591,4 +591,11 @@ def describe(event: e.Event) -> str:
             return f"license of {event.path} set to {event.license}"
         case e.ResourceDataClassSet():
             return f"data class of {event.path} set to {event.data_class}"
+        case e.WebhookCreated():
+            return (
+                f"webhook {event.webhook_id} of {event.org} created at {event.url} "
+                f"({','.join(event.events)})"
+            )
+        case e.WebhookDeleted():
+            return f"webhook {event.webhook_id} of {event.org} deleted"
     return type(event).__name__
