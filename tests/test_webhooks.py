@@ -29,9 +29,12 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from click.testing import CliRunner, Result
 from freezegun import freeze_time
 
-from helpers import assert_one_line_error, cli_head, cli_json, cli_run
+from api_helpers import Api, make_api
+from helpers import assert_one_line_error, cli_head, cli_json, cli_run, head_position
+from tokenledger.cli.app import cli
 from tokenledger.service.webhook_tables import outbox_metadata
 from tokenledger.store import open_event_store
 
@@ -644,3 +647,114 @@ def test_a_rebuild_of_the_projections_keeps_the_outbox(url: str, receiver: Recei
     issue(url)
     notify_once(url)
     assert len(receiver.received) == 2
+
+
+# -- over HTTP, and the command line against a server -----------------------------------------
+
+
+@pytest.fixture
+def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
+    yield from make_api(database_url, tmp_path)
+
+
+HOOK = "https://hooks.example/in"
+
+
+def test_webhooks_over_http(api: Api) -> None:
+    before = head_position(api.ledger)
+    body = {"org": "acme", "url": HOOK, "events": ["token.revoked"]}
+    refusals = [
+        (api.admin, {**body, "url": "ftp://hooks.example"}, 400, "invalid webhook url"),
+        (api.admin, {**body, "url": "https://a:b@hooks.example"}, 400, "credentials"),
+        (api.admin, {**body, "events": ["token.bogus"]}, 400, "invalid webhook event"),
+        (api.admin, {**body, "url": "http://localhost:9/in"}, 403, "only an operator"),
+        (api.bearer(api.sa_token), body, 403, "service accounts may not manage webhooks"),
+        (api.bearer(api.carol), body, 403, "admin on acme"),
+        (api.bearer(api.bob), body, 403, "admin on acme"),
+    ]
+    for headers, sent, status, fragment in refusals:
+        response = api.client.post("/v2/webhooks", json=sent, headers=headers)
+        assert response.status_code == status, response.text
+        description = response.json()["error_description"]
+        assert fragment in description
+        assert "\n" not in description
+    assert (
+        api.client.post("/v2/webhooks", json={"org": "acme"}, headers=api.admin).status_code == 400
+    )
+    assert head_position(api.ledger) == before
+
+    created = api.client.post("/v2/webhooks", json=body, headers=api.admin)
+    assert created.status_code == 201, created.text
+    assert created.headers["cache-control"] == "no-store"
+    answer = created.json()
+    webhook_id = answer["webhook"]["id"]
+    assert answer["webhook"]["events"] == ["token.revoked"]
+    assert answer["secret"].startswith("whsec_")
+    assert [e["event_type"] for e in answer["events"]] == ["WebhookCreated"]
+    assert answer["secret"] not in json.dumps(answer["events"])
+
+    listed = api.client.get("/v2/webhooks", headers=api.admin)
+    assert [w["id"] for w in listed.json()] == [webhook_id]
+    assert answer["secret"] not in listed.text
+    assert api.client.get("/v2/webhooks", headers=api.bearer(api.carol)).json() == []
+    shown = api.client.get(f"/v2/webhooks/{webhook_id}", headers=api.admin)
+    assert shown.json()["url"] == HOOK
+    assert (
+        api.client.get(f"/v2/webhooks/{webhook_id}", headers=api.bearer(api.carol)).status_code
+        == 403
+    )
+    assert api.client.get("/v2/webhooks/wh_nope", headers=api.admin).status_code == 400
+    deliveries_of = api.client.get(f"/v2/webhooks/{webhook_id}/deliveries", headers=api.admin)
+    assert deliveries_of.status_code == 200
+    assert deliveries_of.json() == []
+    assert (
+        api.client.delete(f"/v2/webhooks/{webhook_id}", headers=api.bearer(api.carol)).status_code
+        == 403
+    )
+    deleted = api.client.delete(f"/v2/webhooks/{webhook_id}", headers=api.admin)
+    assert deleted.status_code == 200, deleted.text
+    assert api.client.get(f"/v2/webhooks/{webhook_id}", headers=api.admin).status_code == 404
+    assert api.client.delete(f"/v2/webhooks/{webhook_id}", headers=api.admin).status_code == 404
+
+
+def test_the_webhook_commands_against_a_server(
+    api: Api, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_api_serve import Server
+
+    monkeypatch.setenv("TOKENLEDGER_CREDENTIALS_PATH", str(tmp_path / "credentials.json"))
+    server = Server(database_url, tmp_path / "served-keys.json")
+
+    def remote(*args: str) -> Result:
+        env = {"TOKENLEDGER_TOKEN": api.ann, "TOKENLEDGER_DATABASE_URL": None}
+        return CliRunner().invoke(cli, ["--server", server.base, *args], env=env)
+
+    try:
+        made = remote(
+            "webhooks",
+            "create",
+            "acme",
+            "--url",
+            HOOK,
+            "--events",
+            "token.revoked,token.expiring",
+            "--json",
+        )
+        assert made.exit_code == 0, made.output
+        created = json.loads(made.stdout)
+        assert created["secret"].startswith("whsec_")
+        assert created["events"] == ["token.expiring", "token.revoked"]
+        listed = remote("webhooks", "list", "--org", "acme", "--json")
+        assert [w["id"] for w in json.loads(listed.stdout)] == [created["id"]]
+        assert json.loads(remote("webhooks", "get", created["id"], "--json").stdout)["url"] == HOOK
+        assert json.loads(remote("webhooks", "deliveries", created["id"], "--json").stdout) == []
+        assert_one_line_error(
+            remote("webhooks", "create", "acme", "--url", "ftp://x", "--events", "token.revoked"),
+            2,
+            "invalid webhook url",
+        )
+        assert remote("webhooks", "delete", created["id"]).exit_code == 0
+        assert_one_line_error(remote("webhooks", "get", created["id"]), 3, "no webhook")
+        assert_one_line_error(remote("notify", "--once"), 4, "needs the database")
+    finally:
+        server.stop()

@@ -82,7 +82,6 @@ DATABASE_ONLY: dict[str, frozenset[str] | None] = {
     "endpoints": frozenset({"create", "delete"}),
     "orgs": frozenset({"create"}),
     "users": frozenset({"disable"}),
-    "webhooks": None,
 }
 
 
@@ -446,7 +445,7 @@ def _database_only(name: str | None, rest: list[str]) -> str | None:
 
 
 #: The database-only commands that are groups (their subcommand names the refusal).
-_GROUPS = frozenset({"db", "keys", "log", "webhooks"})
+_GROUPS = frozenset({"db", "keys", "log"})
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ from tokenledger.cli.output import echo_json, format_timestamp
 
 if TYPE_CHECKING:
     from tokenledger.domain.webhooks import WebhookView
-    from tokenledger.service import Ledger
     from tokenledger.service.webhooks import DeliveryView
 
 __all__ = ["notify", "webhooks"]
@@ -48,18 +47,9 @@ def _delivery_dict(delivery: DeliveryView) -> dict[str, object]:
     }
 
 
-def _ledger(obj: CliContext) -> Ledger:
-    """The database's ledger: webhooks are managed on the database (their secrets come from
-    its key file)."""
-    from tokenledger.service import Ledger
-
-    ledger = obj.ledger()
-    assert isinstance(ledger, Ledger)
-    return ledger
-
-
 def _key_store(obj: CliContext) -> Any:
-    """The key file beside the database (None against a server, which has its own)."""
+    """The key file beside the database (None against a server, which has its own: the
+    secret is made there)."""
     if obj.remote:
         return None
     from tokenledger.service.keys import KeyStore
@@ -90,7 +80,7 @@ def create_webhook(obj: CliContext, org: str, url: str, events: str, as_json: bo
     The signing secret is printed this once: the ledger keeps no copy of it (it derives it
     again, from its key file, only to sign deliveries).
     """
-    created = _ledger(obj).create_webhook(
+    created = obj.ledger().create_webhook(
         obj.actor(),
         _key_store(obj),
         org=org,
@@ -119,7 +109,7 @@ def create_webhook(obj: CliContext, org: str, url: str, events: str, as_json: bo
 @click.pass_obj
 def list_webhooks(obj: CliContext, org: str | None, as_json: bool) -> None:
     """The webhooks of --org, or of every org you manage webhooks of."""
-    found = _ledger(obj).webhooks(obj.actor(), org)
+    found = obj.ledger().webhooks(obj.actor(), org)
     if as_json:
         echo_json([_webhook_dict(webhook) for webhook in found])
         return
@@ -135,7 +125,7 @@ def list_webhooks(obj: CliContext, org: str | None, as_json: bool) -> None:
 @click.pass_obj
 def get_webhook(obj: CliContext, webhook_id: str, as_json: bool) -> None:
     """One webhook."""
-    webhook = _ledger(obj).get_webhook(obj.actor(), webhook_id)
+    webhook = obj.ledger().get_webhook(obj.actor(), webhook_id)
     if as_json:
         echo_json(_webhook_dict(webhook))
         return
@@ -154,7 +144,7 @@ def delete_webhook(obj: CliContext, webhook_id: str, as_json: bool) -> None:
     """Delete a webhook: nothing more is sent to it, pending deliveries included."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
-    result = _ledger(obj).execute(c.build(c.DeleteWebhook, webhook_id=webhook_id), obj.actor())
+    result = obj.ledger().execute(c.build(c.DeleteWebhook, webhook_id=webhook_id), obj.actor())
     if as_json:
         echo_json({"id": webhook_id, "deleted": True, "correlation_id": result.correlation_id})
     else:
@@ -169,7 +159,7 @@ def delete_webhook(obj: CliContext, webhook_id: str, as_json: bool) -> None:
 def list_deliveries(obj: CliContext, webhook_id: str, limit: int, as_json: bool) -> None:
     """The webhook's latest deliveries and where each stands (delivered, pending,
     retrying)."""
-    ledger = _ledger(obj)
+    ledger = obj.ledger()
     found = ledger.webhook_deliveries(obj.actor(), webhook_id, limit=limit)
     if as_json:
         echo_json([_delivery_dict(delivery) for delivery in found])

@@ -17,6 +17,7 @@ from tokenledger.api.routes import (
     system,
     tokens,
     users,
+    webhooks,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "system",
     "tokens",
     "users",
+    "webhooks",
 ]
