@@ -242,6 +242,21 @@ def test_a_webhook_never_receives_another_orgs_events(url: str, receiver: Receiv
     assert [e["data"].get("token_id") for e in events] == [ours]
 
 
+def test_an_org_named_like_a_webhook_id_is_sent_none_of_its_events(
+    url: str, receiver: Receiver
+) -> None:
+    theirs = create_webhook(url, receiver, "token.issued")
+    assert cli_run(url, "orgs", "create", theirs["id"]).exit_code == 0
+    lookalike = Receiver()
+    try:
+        create_webhook(url, lookalike, "webhook.deleted", org=theirs["id"])
+        assert cli_run(url, "webhooks", "delete", theirs["id"]).exit_code == 0
+        notify_once(url)
+        assert lookalike.received == []
+    finally:
+        lookalike.down()
+
+
 def test_only_events_after_the_webhooks_creation_are_sent(url: str, receiver: Receiver) -> None:
     before = issue(url)
     create_webhook(url, receiver, "token.issued")

@@ -42,7 +42,7 @@ from tokenledger.domain.model import (
     role_of_principal,
     service_account_org,
 )
-from tokenledger.domain.names import is_account_id, is_loopback_url
+from tokenledger.domain.names import is_account_id, is_loopback_url, is_webhook_id
 from tokenledger.domain.permissions import Grant, Level, level_at, org_of
 from tokenledger.domain.secrets import TokenKind, hash_secret, parse_secret
 from tokenledger.errors import NotFound, PermissionDenied, ValidationError
@@ -852,5 +852,9 @@ def _org_named_by(subject: str) -> str | None:
     if is_account_id(subject):
         # A Dyff account id (a user's creation names it) is no org's, even if an org was
         # given the same 32 digits as its name: that org's readers must not see the user.
+        return None
+    if is_webhook_id(subject):
+        # Nor is a webhook's id (its events name its org): an org named like one must not
+        # read, or be sent, another org's webhook events.
         return None
     return org_of(subject)

@@ -15,7 +15,6 @@ import base64
 import hashlib
 import hmac
 import random
-import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Final
@@ -25,7 +24,13 @@ import msgspec
 
 from tokenledger.domain import events as e
 from tokenledger.domain.authority import event_orgs
-from tokenledger.domain.names import check_no_secret, shown
+from tokenledger.domain.names import (
+    WEBHOOK_ID_PATTERN,
+    check_no_secret,
+    check_webhook_id,
+    is_webhook_id,
+    shown,
+)
 from tokenledger.domain.subjects import subjects
 
 __all__ = [
@@ -78,10 +83,6 @@ WEBHOOK_VOCABULARY: Final[frozenset[str]] = frozenset({*WEBHOOK_TYPES.values(), 
 DEFAULT_EXPIRY_WARNINGS: Final = (timedelta(days=14), timedelta(days=7), timedelta(days=1))
 
 MAX_URL_LENGTH: Final = 500
-
-#: ``wh_`` and 24 hex digits.
-WEBHOOK_ID_PATTERN: Final = "^wh_[0-9a-f]{24}$"
-_WEBHOOK_ID = re.compile(WEBHOOK_ID_PATTERN)
 
 #: Standard Webhooks' secret prefix.
 _SECRET_PREFIX: Final = "whsec_"
@@ -152,16 +153,6 @@ def check_event_types(value: Iterable[str]) -> tuple[str, ...]:
             + ", ".join(sorted(WEBHOOK_VOCABULARY))
         )
     return wanted
-
-
-def is_webhook_id(value: str) -> bool:
-    return _WEBHOOK_ID.fullmatch(value) is not None
-
-
-def check_webhook_id(value: str) -> str:
-    if not is_webhook_id(value):
-        raise ValueError(f"invalid webhook id {shown(value)}: expected wh_ and 24 hex digits")
-    return value
 
 
 def webhook_id_for(org: str, url: str, now: datetime, attempt: int) -> str:
