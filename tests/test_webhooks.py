@@ -773,3 +773,25 @@ def test_the_webhook_commands_against_a_server(
         assert_one_line_error(remote("notify", "--once"), 4, "needs the database")
     finally:
         server.stop()
+
+
+def test_serve_notify_delivers_webhooks_beside_the_api(
+    url: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    from test_api_serve import Server
+
+    webhook = create_webhook(url, receiver, "token.issued")
+    server = Server(url, tmp_path / "keys.json", "--notify")
+    try:
+        token_id = issue(url)
+        deadline = time.monotonic() + WAIT
+        while not receiver.accepted():
+            assert time.monotonic() < deadline, "no delivery from serve --notify"
+            time.sleep(0.02)
+    finally:
+        code = server.stop()
+    assert code in (0, -signal.SIGTERM), "".join(server.log)
+    assert not any("Traceback" in line for line in server.log), "".join(server.log)
+    (delivery,) = receiver.accepted()
+    verify_signature(webhook["secret"], delivery)
+    assert json.loads(delivery["body"])["data"]["token_id"] == token_id

@@ -211,8 +211,8 @@ def notify(obj: CliContext, once: bool, expiry_warnings: str, source: str, quiet
         _key_store(obj).webhook_key(),
         warnings=warnings,
         source=source,
-        progress=(lambda _line: None) if quiet else _say,
-        trouble=_say,
+        progress=(lambda _line: None) if quiet else say_notify,
+        trouble=say_notify,
     )
     try:
         if once:
@@ -225,11 +225,11 @@ def notify(obj: CliContext, once: bool, expiry_warnings: str, source: str, quiet
 
         signal.signal(signal.SIGTERM, stopping)
         signal.signal(signal.SIGINT, stopping)
-        _say("delivering webhooks (Ctrl-C or SIGTERM stops)")
+        say_notify("delivering webhooks (Ctrl-C or SIGTERM stops)")
         notifier.run(stop)
     finally:
         notifier.close()
 
 
-def _say(line: str) -> None:
+def say_notify(line: str) -> None:
     click.echo(f"tokenledger: notify: {line}", err=True)

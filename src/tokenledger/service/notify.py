@@ -152,6 +152,16 @@ class Notifier:
                 # More may be due at once when a round was full; else look again soon.
                 wait = 0.0 if sent.delivered + sent.failed >= ROUND_SIZE else POLL
 
+    def run_until(self, stop: threading.Event) -> None:
+        """``run``, started again after a pause when it fails (the database unreachable, say),
+        until ``stop`` is set: for a deliverer inside another process."""
+        while not stop.is_set():
+            try:
+                self.run(stop)
+            except Exception as exc:  # any failure: said in one line, then retried
+                self._trouble(f"stopped: {' '.join(str(exc).split())[:200]}; restarting in 5 s")
+                stop.wait(5.0)
+
     # -- the log into the outbox ------------------------------------------------------------
 
     def checkpoint(self) -> int:
