@@ -14,6 +14,7 @@ from tokenledger.cli.output import echo_json, format_timestamp
 
 if TYPE_CHECKING:
     from tokenledger.domain.webhooks import WebhookView
+    from tokenledger.service.keys import KeyStore
     from tokenledger.service.webhooks import DeliveryView
 
 __all__ = ["notify", "webhooks"]
@@ -47,7 +48,7 @@ def _delivery_dict(delivery: DeliveryView) -> dict[str, object]:
     }
 
 
-def _key_store(obj: CliContext) -> Any:
+def _key_store(obj: CliContext) -> KeyStore | None:
     """The key file beside the database (None against a server, which has its own: the
     secret is made there)."""
     if obj.remote:
@@ -206,9 +207,11 @@ def notify(obj: CliContext, once: bool, expiry_warnings: str, source: str, quiet
 
     obj.require_operator("deliver webhooks")
     warnings = parse_warnings(expiry_warnings)
+    keys = _key_store(obj)
+    assert keys is not None  # the operator works on the database
     notifier = Notifier(
         obj.store(),
-        _key_store(obj).webhook_key(),
+        keys.webhook_key(),
         warnings=warnings,
         source=source,
         progress=(lambda _line: None) if quiet else say_notify,

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from tokenledger.domain.authority import authorise_webhook_management, may
+from tokenledger.domain.authority import (
+    ServiceAccountLimit,
+    authorise_webhook_management,
+    may,
+    refuse_service_account,
+)
 from tokenledger.domain.decide_webhooks import find_webhook
 from tokenledger.domain.events import WebhookCreated
 from tokenledger.domain.model import Actor, ActorKind
@@ -106,6 +111,7 @@ def create_webhook(
 def webhooks(reader: Reader, actor: Actor, org: str | None = None) -> list[WebhookView]:
     """The org's webhooks; without ``org``, those of every org the actor manages webhooks
     of (every org, for an operator)."""
+    refuse_service_account(actor, ServiceAccountLimit.MANAGE_WEBHOOKS)
     now = reader.now()
     with reader.view() as view:
         if org is not None:
