@@ -168,6 +168,7 @@ VALID: dict[type[c.Command], dict[str, Any]] = {
         "events": ["token.revoked"],
     },
     c.DeleteWebhook: {"webhook_id": "wh_" + "0" * 24},
+    c.RotateWebhookSecret: {"webhook_id": "wh_" + "0" * 24},
 }
 
 FREE_TEXT = [

@@ -563,6 +563,12 @@ class LedgerMachine(RuleBasedStateMachine):
         webhook_id = data.draw(st.sampled_from(known))
         self._run(lambda: c.build(c.DeleteWebhook, webhook_id=webhook_id), actor)
 
+    @rule(data=st.data(), actor=actors)
+    def rotate_webhook_secret(self, data: st.DataObject, actor: int | None) -> None:
+        known = sorted(self.state().webhooks) or ["wh_" + "0" * 24]
+        webhook_id = data.draw(st.sampled_from(known))
+        self._run(lambda: c.build(c.RotateWebhookSecret, webhook_id=webhook_id), actor)
+
     @rule(step=time_steps)
     def time_passes(self, step: timedelta) -> None:
         self.clock.tick(step)

@@ -33,6 +33,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_position", sa.BigInteger, nullable=False),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("secret_generation", sa.Integer, nullable=False),
+        sa.Column("rotated_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_webhooks_org", "webhooks", ["org"])
     # The deliverer's state: not a projection (no rebuild touches it).

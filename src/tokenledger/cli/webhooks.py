@@ -152,6 +152,31 @@ def delete_webhook(obj: CliContext, webhook_id: str, as_json: bool) -> None:
         click.echo(f"deleted webhook {webhook_id}")
 
 
+@webhooks.command("rotate-secret")
+@click.argument("webhook_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def rotate_secret(obj: CliContext, webhook_id: str, as_json: bool) -> None:
+    """Give the webhook a new signing secret, printed this once.
+
+    For a day deliveries carry the previous secret's signature too, so that the receiver
+    keeps accepting them while it is given the new one.
+    """
+    rotated = obj.ledger().rotate_webhook_secret(obj.actor(), _key_store(obj), webhook_id)
+    if as_json:
+        echo_json(
+            {
+                **_webhook_dict(rotated.webhook),
+                "secret": rotated.secret,
+                "correlation_id": rotated.result.correlation_id,
+            }
+        )
+        return
+    click.echo(f"new secret for webhook {rotated.webhook.webhook_id}")
+    click.echo(f"secret: {rotated.secret}")
+    click.echo("(shown once; the previous one also signs deliveries for a day)", err=True)
+
+
 @webhooks.command("deliveries")
 @click.argument("webhook_id")
 @click.option("--limit", default=50, show_default=True, help="How many, newest first.")

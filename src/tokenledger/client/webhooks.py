@@ -80,7 +80,10 @@ class WebhookCalls:
     ) -> CreatedWebhook:
         headers = {"X-Correlation-ID": correlation_id} if correlation_id is not None else None
         body: dict[str, Any] = {"org": org, "url": url, "events": list(events)}
-        answer = self.client.call("POST", "/v2/webhooks", json=body, headers=headers)
+        return self._created(self.client.call("POST", "/v2/webhooks", json=body, headers=headers))
+
+    @staticmethod
+    def _created(answer: Any) -> CreatedWebhook:
         shown = convert(answer, _Created, "a webhook")
         receipt = receipt_of(answer)
         result = CommandResult(
@@ -91,6 +94,18 @@ class WebhookCalls:
             outcome=receipt.outcome,
         )
         return CreatedWebhook(result=result, webhook=_webhook(shown.webhook), secret=shown.secret)
+
+    def rotate_webhook_secret(
+        self,
+        actor: Actor,
+        keys: object,
+        webhook_id: str,
+        *,
+        correlation_id: str | None = None,
+    ) -> CreatedWebhook:
+        headers = {"X-Correlation-ID": correlation_id} if correlation_id is not None else None
+        path = f"/v2/webhooks/{path_segment(webhook_id)}/secret"
+        return self._created(self.client.call("POST", path, headers=headers))
 
     def webhooks(self, actor: Actor, org: str | None = None) -> list[WebhookView]:
         params = {"org": org} if org is not None else None

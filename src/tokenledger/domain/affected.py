@@ -51,6 +51,7 @@ _NOTHING: frozenset[type[e.Event]] = frozenset(
         e.S3CredentialRevoked,
         e.WebhookCreated,
         e.WebhookDeleted,
+        e.WebhookSecretRotated,
     }
 )
 

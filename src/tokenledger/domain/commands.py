@@ -73,6 +73,7 @@ __all__ = [
     "RevokeRoleKey",
     "RevokeS3Credential",
     "RevokeToken",
+    "RotateWebhookSecret",
     "SetGrant",
     "SetIdentityProvider",
     "SetResourceAttributes",
@@ -532,6 +533,10 @@ class CreateWebhook(Command):
 
 
 class DeleteWebhook(Command):
+    webhook_id: WebhookId
+
+
+class RotateWebhookSecret(Command):
     webhook_id: WebhookId
 
 

@@ -10,7 +10,12 @@ from __future__ import annotations
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import authorise_webhook_management, require_remote_receiver
 from tokenledger.domain.decide import Context, decide
-from tokenledger.domain.events import Event, WebhookCreated, WebhookDeleted
+from tokenledger.domain.events import (
+    Event,
+    WebhookCreated,
+    WebhookDeleted,
+    WebhookSecretRotated,
+)
 from tokenledger.domain.model import LedgerView
 from tokenledger.domain.webhooks import WebhookView, webhook_id_for
 from tokenledger.errors import NotFound
@@ -36,6 +41,21 @@ def _delete_webhook(cmd: c.DeleteWebhook, view: LedgerView, ctx: Context) -> lis
     webhook = find_webhook(view, cmd.webhook_id)
     authorise_webhook_management(view, ctx.actor, webhook.org, ctx.now)
     return [WebhookDeleted(webhook_id=webhook.webhook_id, org=webhook.org)]
+
+
+@decide.register
+def _rotate_webhook_secret(
+    cmd: c.RotateWebhookSecret, view: LedgerView, ctx: Context
+) -> list[Event]:
+    webhook = find_webhook(view, cmd.webhook_id)
+    authorise_webhook_management(view, ctx.actor, webhook.org, ctx.now)
+    return [
+        WebhookSecretRotated(
+            webhook_id=webhook.webhook_id,
+            org=webhook.org,
+            generation=webhook.secret_generation + 1,
+        )
+    ]
 
 
 def find_webhook(view: LedgerView, webhook_id: str) -> WebhookView:

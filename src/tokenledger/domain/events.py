@@ -61,6 +61,7 @@ __all__ = [
     "UserDisabled",
     "WebhookCreated",
     "WebhookDeleted",
+    "WebhookSecretRotated",
     "event_types",
 ]
 
@@ -562,6 +563,18 @@ class WebhookCreated(Event, frozen=True, kw_only=True, tag="WebhookCreated"):
     STREAM: ClassVar[tuple[str, str]] = ("webhook", "webhook_id")
 
 
+class WebhookSecretRotated(Event, frozen=True, kw_only=True, tag="WebhookSecretRotated"):
+    """The webhook signs with a new secret, its ``generation`` (the first is 0); for a day
+    deliveries carry the previous secret's signature too. The secret itself is never
+    recorded."""
+
+    webhook_id: str
+    org: str
+    generation: int
+
+    STREAM: ClassVar[tuple[str, str]] = ("webhook", "webhook_id")
+
+
 class WebhookDeleted(Event, frozen=True, kw_only=True, tag="WebhookDeleted"):
     """The webhook is gone: nothing more is delivered to it, pending deliveries included."""
 
@@ -610,6 +623,7 @@ EventUnion = (
     | ResourceDataClassSet
     | WebhookCreated
     | WebhookDeleted
+    | WebhookSecretRotated
 )
 
 

@@ -573,6 +573,14 @@ def _(event: e.WebhookCreated, state: LedgerState, at: datetime) -> None:
 
 
 @evolve.register
+def _(event: e.WebhookSecretRotated, state: LedgerState, at: datetime) -> None:
+    webhook = state.webhooks[event.webhook_id]
+    state.webhooks[event.webhook_id] = msgspec.structs.replace(
+        webhook, secret_generation=event.generation, rotated_at=at
+    )
+
+
+@evolve.register
 def _(event: e.WebhookDeleted, state: LedgerState, at: datetime) -> None:
     webhook = state.webhooks[event.webhook_id]
     if not webhook.deleted:

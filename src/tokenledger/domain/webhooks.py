@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_EXPIRY_WARNINGS",
     "EXPIRING",
     "MAX_URL_LENGTH",
+    "ROTATION_OVERLAP",
     "WEBHOOK_ID_PATTERN",
     "WEBHOOK_TYPES",
     "WEBHOOK_VOCABULARY",
@@ -51,6 +52,7 @@ __all__ = [
     "is_webhook_id",
     "retry_delay",
     "sign",
+    "signing_secrets",
     "webhook_id_for",
     "webhook_secret",
     "webhook_type",
@@ -71,6 +73,7 @@ WEBHOOK_TYPES: Final[dict[type[e.Event], str]] = {
     e.MemberRemoved: "member.removed",
     e.WebhookCreated: "webhook.created",
     e.WebhookDeleted: "webhook.deleted",
+    e.WebhookSecretRotated: "webhook.secret_rotated",
 }
 
 #: A warning before a token expires: made by the deliverer's scan, not by a log event.
@@ -86,6 +89,9 @@ MAX_URL_LENGTH: Final = 500
 
 #: Standard Webhooks' secret prefix.
 _SECRET_PREFIX: Final = "whsec_"
+
+#: How long after a rotation deliveries are signed with the previous secret too.
+ROTATION_OVERLAP: Final = timedelta(days=1)
 
 #: The first retry's pause and the longest pause (doubled after each failed attempt).
 FIRST_RETRY: Final = timedelta(seconds=5)
@@ -104,6 +110,10 @@ class WebhookView(msgspec.Struct, frozen=True, kw_only=True):
     events: tuple[str, ...]
     created_at: datetime
     deleted_at: datetime | None = None
+    #: Which secret signs its deliveries (0: the first; each rotation adds one).
+    secret_generation: int = 0
+    #: When the secret was last rotated (None: never).
+    rotated_at: datetime | None = None
 
     @property
     def deleted(self) -> bool:
@@ -179,19 +189,37 @@ def concerns_org(event: e.Event, org: str) -> bool:
 # -- secrets, signatures and ids ----------------------------------------------------------
 
 
-def webhook_secret(key: bytes, webhook_id: str) -> str:
-    """The webhook's signing secret, ``whsec_`` and 32 bytes in base64: made from its id
-    with the key kept beside the signing keys, so it is stored nowhere."""
-    mac = hmac.new(key, f"webhook secret\n{webhook_id}".encode(), hashlib.sha256)
+def webhook_secret(key: bytes, webhook_id: str, generation: int = 0) -> str:
+    """The webhook's signing secret of ``generation``, ``whsec_`` and 32 bytes in base64:
+    made from its id with the key kept beside the signing keys, so it is stored nowhere."""
+    seed = f"webhook secret\n{webhook_id}" + (f"\n{generation}" if generation else "")
+    mac = hmac.new(key, seed.encode(), hashlib.sha256)
     return _SECRET_PREFIX + base64.b64encode(mac.digest()).decode()
 
 
-def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` header: ``v1,`` and the base64 HMAC-SHA256, under the
-    secret's bytes, of ``{id}.{timestamp}.{body}`` (Standard Webhooks)."""
-    key = base64.b64decode(secret.removeprefix(_SECRET_PREFIX))
+def signing_secrets(
+    key: bytes, webhook_id: str, generation: int, rotated_at: datetime | None, now: datetime
+) -> tuple[str, ...]:
+    """The secrets a delivery is signed with now: the current one, and for
+    ``ROTATION_OVERLAP`` after a rotation the previous one too, so that a receiver keeps
+    accepting deliveries until it holds the new secret."""
+    current = webhook_secret(key, webhook_id, generation)
+    if generation and rotated_at is not None and now < rotated_at + ROTATION_OVERLAP:
+        return (current, webhook_secret(key, webhook_id, generation - 1))
+    return (current,)
+
+
+def sign(secrets: Sequence[str], message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` header: for each secret, ``v1,`` and the base64
+    HMAC-SHA256, under the secret's bytes, of ``{id}.{timestamp}.{body}``, separated by
+    spaces (Standard Webhooks)."""
     signed = f"{message_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    signatures = []
+    for secret in secrets:
+        key = base64.b64decode(secret.removeprefix(_SECRET_PREFIX))
+        digest = hmac.new(key, signed, hashlib.sha256).digest()
+        signatures.append("v1," + base64.b64encode(digest).decode())
+    return " ".join(signatures)
 
 
 def _message_id(*parts: str) -> str:

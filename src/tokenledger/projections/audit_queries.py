@@ -596,6 +596,8 @@ def describe(event: e.Event) -> str:
                 f"webhook {event.webhook_id} of {event.org} created at {event.url} "
                 f"({','.join(event.events)})"
             )
+        case e.WebhookSecretRotated():
+            return f"webhook {event.webhook_id} of {event.org} signs with a new secret"
         case e.WebhookDeleted():
             return f"webhook {event.webhook_id} of {event.org} deleted"
     return type(event).__name__

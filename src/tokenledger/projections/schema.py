@@ -287,6 +287,8 @@ webhooks = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("created_position", sa.BigInteger, nullable=False),
     sa.Column("deleted_at", UTCDateTime, nullable=True),
+    sa.Column("secret_generation", sa.Integer, nullable=False),
+    sa.Column("rotated_at", UTCDateTime, nullable=True),
 )
 sa.Index("ix_webhooks_org", webhooks.c.org)
 

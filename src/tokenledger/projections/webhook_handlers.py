@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from tokenledger.domain.events import WebhookCreated, WebhookDeleted
+from tokenledger.domain.events import WebhookCreated, WebhookDeleted, WebhookSecretRotated
 from tokenledger.projections.handlers import _handle
 from tokenledger.projections.schema import webhooks
 from tokenledger.projections.writes import Writes
@@ -24,8 +24,21 @@ def _webhook_created(event: WebhookCreated, writes: Writes, record: RecordedEven
         "created_at": record.recorded_at,
         "created_position": record.position,
         "deleted_at": None,
+        "secret_generation": 0,
+        "rotated_at": None,
     }
     writes.insert_if_absent(webhooks, [row])
+
+
+@_handle.register
+def _webhook_secret_rotated(
+    event: WebhookSecretRotated, writes: Writes, record: RecordedEvent
+) -> None:
+    writes.update(
+        webhooks,
+        {"webhook_id": event.webhook_id},
+        {"secret_generation": event.generation, "rotated_at": record.recorded_at},
+    )
 
 
 @_handle.register

@@ -28,6 +28,8 @@ def _webhook(row: Any) -> WebhookView:
         events=_events_decoder.decode(row.events),
         created_at=row.created_at,
         deleted_at=row.deleted_at,
+        secret_generation=row.secret_generation,
+        rotated_at=row.rotated_at,
     )
 
 

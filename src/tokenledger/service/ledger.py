@@ -487,6 +487,19 @@ class Ledger:
             events=events,
         )
 
+    def rotate_webhook_secret(
+        self,
+        actor: Actor,
+        keys: KeyStore | None,
+        webhook_id: str,
+        *,
+        correlation_id: str | None = None,
+    ) -> CreatedWebhook:
+        from tokenledger.service import webhooks  # loaded on first use
+
+        execute = functools.partial(self.execute, correlation_id=correlation_id)
+        return webhooks.rotate_webhook_secret(self, execute, keys, actor, webhook_id)
+
     def webhooks(self, actor: Actor, org: str | None = None) -> list[WebhookView]:
         from tokenledger.service import webhooks  # loaded on first use
 

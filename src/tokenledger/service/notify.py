@@ -44,7 +44,7 @@ from tokenledger.domain.webhooks import (
     expiry_delivery_id,
     retry_delay,
     sign,
-    webhook_secret,
+    signing_secrets,
     webhook_type,
 )
 from tokenledger.projections.audit_queries import AuditEntry, cloudevent
@@ -277,6 +277,8 @@ class Notifier:
                 table.c.body,
                 table.c.attempts,
                 webhooks.c.url,
+                webhooks.c.secret_generation,
+                webhooks.c.rotated_at,
             )
             .join(webhooks, webhooks.c.webhook_id == table.c.webhook_id)
             .where(
@@ -291,12 +293,13 @@ class Notifier:
             due = connection.execute(query).all()
         delivered = failed = 0
         failing: set[str] = set()
-        for delivery_id, webhook_id, body, attempts, url in due:
+        for delivery_id, webhook_id, body, attempts, url, generation, rotated_at in due:
             if stop is not None and stop.is_set():
                 break
             if webhook_id in failing:
                 continue
-            error = self._send(url, webhook_id, delivery_id, body.encode())
+            secrets = signing_secrets(self._key, webhook_id, generation, rotated_at, self.now())
+            error = self._send(url, secrets, delivery_id, body.encode())
             sent_at = self.now()
             if error is None:
                 changes: dict[str, Any] = {
@@ -328,16 +331,15 @@ class Notifier:
                 )
         return Round(delivered=delivered, failed=failed)
 
-    def _send(self, url: str, webhook_id: str, delivery_id: str, body: bytes) -> str | None:
+    def _send(self, url: str, secrets: Sequence[str], delivery_id: str, body: bytes) -> str | None:
         """POST one delivery, signed now; None on a 2xx, else why it failed (one line)."""
         timestamp = int(self.now().timestamp())
-        secret = webhook_secret(self._key, webhook_id)
         headers = {
             "content-type": CONTENT_TYPE,
             "user-agent": "tokenledger-webhooks",
             "webhook-id": delivery_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(secret, delivery_id, timestamp, body),
+            "webhook-signature": sign(secrets, delivery_id, timestamp, body),
         }
         try:
             response = self._http.post(url, content=body, headers=headers)

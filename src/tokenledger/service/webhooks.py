@@ -41,6 +41,7 @@ __all__ = [
     "create_webhook",
     "deliveries_of",
     "get_webhook",
+    "rotate_webhook_secret",
     "webhooks",
 ]
 
@@ -106,6 +107,28 @@ def create_webhook(
     return CreatedWebhook(
         result=result, webhook=webhook, secret=webhook_secret(key, webhook.webhook_id)
     )
+
+
+def rotate_webhook_secret(
+    reader: Reader,
+    execute: Callable[..., CommandResult],
+    keys: KeyStore | None,
+    actor: Actor,
+    webhook_id: str,
+) -> CreatedWebhook:
+    """Record ``WebhookSecretRotated`` and make the new secret (shown once, as at creation)."""
+    from tokenledger.domain import commands as c  # pydantic loads with the first command
+
+    if keys is None:
+        raise no_webhook_key()
+    command = c.build(c.RotateWebhookSecret, webhook_id=webhook_id)
+    key = keys.webhook_key()
+    result = execute(command, actor)
+    with reader.view() as view:
+        webhook = view.webhook(webhook_id)
+    assert webhook is not None
+    secret = webhook_secret(key, webhook.webhook_id, webhook.secret_generation)
+    return CreatedWebhook(result=result, webhook=webhook, secret=secret)
 
 
 def webhooks(reader: Reader, actor: Actor, org: str | None = None) -> list[WebhookView]:

@@ -142,6 +142,28 @@ def delete_webhook(
     return command_out(run(state, command, actor, correlation, response))
 
 
+@router.post("/webhooks/{webhook_id}/secret", response_model=CreatedWebhookOut)
+def rotate_secret(
+    actor: CurrentActor,
+    state: State,
+    correlation: Correlation,
+    response: Response,
+    webhook_id: str = _WEBHOOK,
+) -> CreatedWebhookOut:
+    """A new signing secret, in this answer only; the previous one also signs deliveries
+    for a day."""
+    rotated = state.ledger.rotate_webhook_secret(
+        actor, state.settings.keys, webhook_id, correlation_id=correlation
+    )
+    response.headers["X-Correlation-ID"] = rotated.result.correlation_id
+    response.headers["Cache-Control"] = "no-store"
+    return CreatedWebhookOut(
+        webhook=_webhook_out(rotated.webhook),
+        secret=rotated.secret,
+        **command_fields(rotated.result),
+    )
+
+
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=list[DeliveryOut])
 def list_deliveries(
     actor: CurrentActor,
