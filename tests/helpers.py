@@ -217,6 +217,12 @@ def assert_projections_match_log(ledger: Ledger) -> LedgerState:
             assert view.org_policy(org) == state.org_policy(org)
         for org in state.orgs:
             assert (view.org_policy(org) is None) == (org not in getattr(state, "policies", {}))
+        folded_webhooks = getattr(state, "webhooks", None)
+        if folded_webhooks is not None:
+            for webhook_id, webhook in folded_webhooks.items():
+                assert view.webhook(webhook_id) == webhook
+            for org in state.orgs:
+                assert view.webhooks_of(org) == state.webhooks_of(org)
     return state
 
 

@@ -456,6 +456,7 @@ def remote(server: str, *args: str, token: str | None, credentials: Path) -> Res
         (["log", "head", "--json"], "log head"),
         (["events", "--limit", "1"], "events"),
         (["relay", "--to", "nats://127.0.0.1:4222", "--once"], "relay"),
+        (["notify", "--once"], "notify"),
         (["replay", "--check"], "replay"),
         (["keys", "list"], "keys list"),
         (["demo"], "demo"),

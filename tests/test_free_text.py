@@ -174,6 +174,13 @@ VALID: dict[type[c.Command], dict[str, Any]] = {
     c.RotateClientCredential: {"client_id": "cid_0000000000000000", "account_id": SA},
     c.SetOrgPolicy: {"org": "acme", "max_lifetime": {"service": timedelta(days=90)}},
     c.ClearOrgPolicy: {"org": "acme"},
+    c.CreateWebhook: {
+        "org": "acme",
+        "url": "https://hooks.example/in",
+        "events": ["token.revoked"],
+    },
+    c.DeleteWebhook: {"webhook_id": "wh_" + "0" * 24},
+    c.RotateWebhookSecret: {"webhook_id": "wh_" + "0" * 24},
 }
 
 FREE_TEXT = [
@@ -187,7 +194,7 @@ FREE_TEXT = [
 ]
 
 #: For each kind of field, values that carry a secret ({s}), as a caller could send them.
-TEXT_FIELDS: dict[str, list[str]] = {
+TEXT_FIELDS: dict[str, list[Any]] = {
     "org": [LOWER],
     "role": [LOWER, "acme:" + LOWER],
     "kind": [LOWER],
@@ -221,6 +228,8 @@ TEXT_FIELDS: dict[str, list[str]] = {
     "access_key_id": [MIXED, LOWER],
     "max_lifetime": [{LOWER: timedelta(days=1)}, {MIXED: timedelta(days=1)}],
     "existing": [LOWER, MIXED],
+    "events": [[LOWER], ["token.revoked", MIXED]],  # a list of types
+    "webhook_id": [MIXED, LOWER],
 }
 
 #: Fields whose every value is free text.

@@ -445,6 +445,30 @@ OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
         lambda w, k: ["s3-credentials", "create", sa("etl"), "proxy"],
         lambda w, k: ("GET", f"/v2/user/s3_credentials/{sa('etl')}/s3_credentials/proxy", None),
     ),
+    "webhooks create": (
+        lambda w, k: [
+            "webhooks",
+            "create",
+            "acme",
+            "--url",
+            f"https://hooks.example/{w.unique()}",
+            "--events",
+            "token.revoked",
+        ],
+        lambda w, k: (
+            "POST",
+            "/v2/webhooks",
+            {
+                "org": "acme",
+                "url": f"https://hooks.example/{w.unique()}",
+                "events": ["token.revoked"],
+            },
+        ),
+    ),
+    "webhooks list (of acme)": (
+        lambda w, k: ["webhooks", "list", "--org", "acme"],
+        lambda w, k: ("GET", "/v2/webhooks?org=acme", None),
+    ),
     "audit search": (
         lambda w, k: ["audit", "--limit", "500"],
         lambda w, k: ("GET", "/v2/audit?limit=500", None),

@@ -641,6 +641,32 @@ class LedgerMachine(RuleBasedStateMachine):
         }
         assert roots == expected
 
+    @rule(org=orgs, actor=actors)
+    def create_webhook(self, org: str, actor: int | None) -> None:
+        self._run(
+            lambda: c.build(
+                c.CreateWebhook,
+                org=org,
+                url="https://hooks.example/in",
+                events=("token.revoked", "token.expiring"),
+            ),
+            actor,
+        )
+
+    @rule(data=st.data(), actor=actors, really=destroy)
+    def delete_webhook(self, data: st.DataObject, actor: int | None, really: bool) -> None:
+        if not really:
+            return
+        known = sorted(self.state().webhooks) or ["wh_" + "0" * 24]
+        webhook_id = data.draw(st.sampled_from(known))
+        self._run(lambda: c.build(c.DeleteWebhook, webhook_id=webhook_id), actor)
+
+    @rule(data=st.data(), actor=actors)
+    def rotate_webhook_secret(self, data: st.DataObject, actor: int | None) -> None:
+        known = sorted(self.state().webhooks) or ["wh_" + "0" * 24]
+        webhook_id = data.draw(st.sampled_from(known))
+        self._run(lambda: c.build(c.RotateWebhookSecret, webhook_id=webhook_id), actor)
+
     @rule(step=time_steps)
     def time_passes(self, step: timedelta) -> None:
         self.clock.tick(step)

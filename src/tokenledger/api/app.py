@@ -97,6 +97,7 @@ def create_app(source: str | URL | Ledger, settings: ApiSettings | None = None) 
         )
     )
     app.include_router(routes.endpoints.router)
+    app.include_router(routes.webhooks.router)
     app.include_router(routes.audit.router)
     app.include_router(routes.events.router)
     app.include_router(routes.token_selection.router)  # before /v2/tokens/{token_id}

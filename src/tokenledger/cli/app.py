@@ -75,6 +75,7 @@ DATABASE_ONLY: dict[str, frozenset[str] | None] = {
     "events": None,
     "keys": None,
     "log": None,
+    "notify": None,
     "relay": None,
     "replay": None,
     "serve": None,
@@ -331,6 +332,17 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "tokens": _command("tokens", "tokens", "Issue, list, revoke and verify tokens."),
     "users": _command("users", "users", "Create, disable and list users."),
+    "webhooks": _command(
+        "webhooks",
+        "webhooks",
+        "Create, list and delete an org's webhooks, and see their deliveries.",
+    ),
+    "notify": _command(
+        "webhooks",
+        "notify",
+        "Deliver webhooks: follow the log, send each delivery signed, retry failures (until "
+        "--once's round is done, or Ctrl-C / SIGTERM).",
+    ),
 }
 
 

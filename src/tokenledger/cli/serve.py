@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +22,11 @@ from tokenledger.cli.defaults import (
 )
 from tokenledger.clock import SystemClock
 from tokenledger.errors import ValidationError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+    from tokenledger.service.keys import KeyStore
 
 __all__ = ["serve"]
 
@@ -88,6 +95,13 @@ APP_FACTORY = "tokenledger.api:app_from_env"
     "--no-follow re-reads the log head per answer instead (for a connection pooler that "
     "forbids LISTEN).",
 )
+@click.option(
+    "--notify",
+    "deliver_webhooks",
+    is_flag=True,
+    help="Also deliver webhooks, in this process, as 'tokenledger notify' does (run one "
+    "deliverer per database).",
+)
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option(
     "--log-level",
@@ -107,6 +121,7 @@ def serve(
     access_token_lifetime: str,
     cache_staleness: str,
     follow_log: bool,
+    deliver_webhooks: bool,
     access_log: bool,
     log_level: str,
 ) -> None:
@@ -159,6 +174,17 @@ def serve(
         os.environ[PUBLIC_URL_ENV] = public_url.rstrip("/")
     if keys.path is not None:
         os.environ[KEYS_FILE_ENV] = str(keys.path.resolve())
+    stop_notifying = _start_notifier(url, keys) if deliver_webhooks else None
+    try:
+        _run_uvicorn(uvicorn, host, port, workers, access_log, log_level)
+    finally:
+        if stop_notifying is not None:
+            stop_notifying()
+
+
+def _run_uvicorn(
+    uvicorn: Any, host: str, port: int, workers: int, access_log: bool, log_level: str
+) -> None:
     uvicorn.run(
         APP_FACTORY,
         factory=True,
@@ -172,6 +198,32 @@ def serve(
         # still open after this many seconds are cancelled rather than waited for.
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
     )
+
+
+def _start_notifier(url: URL, keys: KeyStore) -> Callable[[], None]:
+    """Deliver webhooks on a thread of this process until the returned function is called
+    (after the server has stopped: uvicorn handles the signals)."""
+    import threading
+
+    from tokenledger.cli.webhooks import say_notify
+    from tokenledger.service.notify import Notifier
+    from tokenledger.store import open_event_store
+
+    store = open_event_store(url)
+    notifier = Notifier(store, keys.webhook_key(), progress=say_notify, trouble=say_notify)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=notifier.run_until, args=(stop,), name="tokenledger-notify", daemon=True
+    )
+    thread.start()
+
+    def stopping() -> None:
+        stop.set()
+        thread.join(timeout=SHUTDOWN_GRACE)
+        notifier.close()
+        store.engine.dispose()
+
+    return stopping
 
 
 def _check_public_url(value: str) -> None:

@@ -31,6 +31,7 @@ from tokenledger.client.data_plane import DataPlaneCalls, data_plane_route
 from tokenledger.client.policy_calls import PolicyCalls, policy_route
 from tokenledger.client.results import AuditRecord, convert, receipt_of
 from tokenledger.client.urls import path_segment
+from tokenledger.client.webhooks import WebhookCalls, webhook_route
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import Verification
 from tokenledger.domain.model import (
@@ -76,7 +77,7 @@ def _duration(lifetime: timedelta | None) -> str | None:
     return f"{int(lifetime.total_seconds())}s" if lifetime is not None else None
 
 
-class RemoteLedger(DataPlaneCalls, PolicyCalls):
+class RemoteLedger(DataPlaneCalls, PolicyCalls, WebhookCalls):
     """The ledger service of a server, as the command line uses ``service.Ledger``."""
 
     def __init__(self, client: Client) -> None:
@@ -235,6 +236,9 @@ class RemoteLedger(DataPlaneCalls, PolicyCalls):
         route = data_plane_route(command) or policy_route(command)
         if route is not None:
             return _Call(*route)
+        webhook_call = webhook_route(command)
+        if webhook_call is not None:
+            return _Call(*webhook_call)
         raise ValidationError(
             f"{type(command).__name__} is not a call the client makes to a server"
         )

@@ -35,7 +35,8 @@ NO_ANSWER = Affected(everything=False)
 
 # Events that change no kept answer: a new token's or session's own answers were never
 # asked for (an unknown secret's answer is never kept), and the data plane's endpoints and
-# S3 credentials are judged elsewhere (their effects on tokens are TokenRevoked events).
+# S3 credentials are judged elsewhere (their effects on tokens are TokenRevoked events), and
+# webhooks answer nothing about tokens.
 _NOTHING: frozenset[type[e.Event]] = frozenset(
     {
         e.TokenIssued,
@@ -52,6 +53,9 @@ _NOTHING: frozenset[type[e.Event]] = frozenset(
         # expiry is a TokenExpiryShortened of its own.
         e.OrgPolicySet,
         e.OrgPolicyCleared,
+        e.WebhookCreated,
+        e.WebhookDeleted,
+        e.WebhookSecretRotated,
     }
 )
 

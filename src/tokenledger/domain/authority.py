@@ -42,7 +42,7 @@ from tokenledger.domain.model import (
     role_of_principal,
     service_account_org,
 )
-from tokenledger.domain.names import is_account_id, is_loopback_url
+from tokenledger.domain.names import is_account_id, is_loopback_url, is_webhook_id
 from tokenledger.domain.permissions import Grant, Level, level_at, org_of
 from tokenledger.domain.secrets import TokenKind, hash_secret, parse_secret
 from tokenledger.errors import NotFound, PermissionDenied, ValidationError
@@ -69,8 +69,10 @@ __all__ = [
     "authorise_role_management",
     "authorise_session_management",
     "authorise_token_management",
+    "authorise_webhook_management",
     "client_credential_refusal",
     "credential_as_listed",
+    "event_orgs",
     "forbid_service_accounts",
     "groups_of",
     "judge_token",
@@ -93,6 +95,7 @@ __all__ = [
     "require_principal_visible",
     "require_reader",
     "require_remote_issuer",
+    "require_remote_receiver",
     "require_token_access",
     "require_user_creator",
     "sees_every_event",
@@ -564,6 +567,7 @@ class ServiceAccountLimit(StrEnum):
     MANAGE_ROLES = "manage roles"
     MANAGE_USERS = "manage users"
     CHANGE_LICENSES = "change licenses or data classes"
+    MANAGE_WEBHOOKS = "manage webhooks"
 
 
 def refuse_service_account(actor: Actor, limit: ServiceAccountLimit | str) -> None:
@@ -957,7 +961,7 @@ def may_see_event(
     if sees_every_event(actor):
         return True
     found = tuple(subjects)
-    named = [org for org in map(_org_named_by, found) if org is not None]
+    named = list(event_orgs(found))
     # Every key of a role has the role as its principal: a key's own events are those naming
     # it, as it reaches only itself (``_require_role_key_access``).
     about_itself = actor.principal in found and (
@@ -966,6 +970,29 @@ def may_see_event(
     if about_itself and within_session(actor, named):
         return True
     return any(may_read_org(org) for org in named)
+
+
+def event_orgs(subjects: Iterable[str]) -> tuple[str, ...]:
+    """The orgs an event concerns, read off its subjects (``domain.subjects``): whose
+    readers see it in the audit, and whose webhooks are sent it."""
+    return tuple(dict.fromkeys(org for org in map(_org_named_by, subjects) if org is not None))
+
+
+def authorise_webhook_management(view: LedgerView, actor: Actor, org: str, now: datetime) -> None:
+    """Creating, reading and deleting an org's webhooks: a person with admin on the org, or
+    an operator; never a service account or a role's key (a webhook sends the org's events
+    elsewhere)."""
+    refuse_service_account(actor, ServiceAccountLimit.MANAGE_WEBHOOKS)
+    require_level(view, actor, org, Level.ADMIN, now, f"manage the webhooks of {org}")
+
+
+def require_remote_receiver(actor: Actor, url: str) -> None:
+    """A webhook delivering to this machine is the operator's to create: anyone else could
+    make the deliverer send requests to its own ports."""
+    if actor.kind is not ActorKind.OPERATOR and is_loopback_url(url):
+        raise PermissionDenied(
+            f"only an operator may send webhooks to this machine ({url}): use another address"
+        )
 
 
 def _org_named_by(subject: str) -> str | None:
@@ -980,5 +1007,9 @@ def _org_named_by(subject: str) -> str | None:
     if is_account_id(subject):
         # A Dyff account id (a user's creation names it) is no org's, even if an org was
         # given the same 32 digits as its name: that org's readers must not see the user.
+        return None
+    if is_webhook_id(subject):
+        # Nor is a webhook's id (its events name its org): an org named like one must not
+        # read, or be sent, another org's webhook events.
         return None
     return org_of(subject)

@@ -40,6 +40,7 @@ from tokenledger.domain.names import (
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.domain.resource_attributes import check_data_class, check_license
 from tokenledger.domain.token_filter import TokenFilter
+from tokenledger.domain.webhooks import check_event_types, check_webhook_id, check_webhook_url
 from tokenledger.errors import ValidationError
 
 __all__ = [
@@ -55,10 +56,12 @@ __all__ = [
     "CreateRole",
     "CreateServiceAccount",
     "CreateUser",
+    "CreateWebhook",
     "DeleteEndpoint",
     "DeleteResource",
     "DeleteRole",
     "DeleteServiceAccount",
+    "DeleteWebhook",
     "DisableClientCredential",
     "DisableServiceAccount",
     "DisableToken",
@@ -82,6 +85,7 @@ __all__ = [
     "RevokeTokensWhere",
     "RotateClientCredential",
     "RotateToken",
+    "RotateWebhookSecret",
     "SetGrant",
     "SetIdentityProvider",
     "SetOrgPolicy",
@@ -716,6 +720,29 @@ def _reachable_lifetime(value: timedelta | None) -> timedelta | None:
         except ValidationError as exc:
             raise ValueError(str(exc)) from None
     return value
+
+
+# -- webhooks ------------------------------------------------------------------------------
+
+WebhookUrl = Annotated[str, AfterValidator(check_webhook_url)]
+WebhookEvents = Annotated[tuple[str, ...], AfterValidator(check_event_types)]
+WebhookId = Annotated[str, AfterValidator(check_webhook_id)]
+
+
+class CreateWebhook(Command):
+    """Subscribe ``url`` to the org's events of the types ``events``."""
+
+    org: OrgName
+    url: WebhookUrl
+    events: WebhookEvents
+
+
+class DeleteWebhook(Command):
+    webhook_id: WebhookId
+
+
+class RotateWebhookSecret(Command):
+    webhook_id: WebhookId
 
 
 C = TypeVar("C", bound=BaseModel)

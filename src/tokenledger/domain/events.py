@@ -7,7 +7,7 @@ a token appears only as its public id and the SHA-256 hash of its secret.
 
 Every event names the stream (aggregate) it belongs to: ``org:<name>``,
 ``user:<email>``, ``resource:<path>``, ``role:<org>/<name>``,
-``sa:<service account id>``, ``token:<token id>``.
+``sa:<service account id>``, ``token:<token id>``, ``webhook:<webhook id>``.
 """
 
 from __future__ import annotations
@@ -72,6 +72,9 @@ __all__ = [
     "TokenRotated",
     "UserCreated",
     "UserDisabled",
+    "WebhookCreated",
+    "WebhookDeleted",
+    "WebhookSecretRotated",
     "event_types",
 ]
 
@@ -717,6 +720,44 @@ class OrgPolicyCleared(Event, frozen=True, kw_only=True, tag="OrgPolicyCleared")
     STREAM: ClassVar[tuple[str, str]] = ("org", "org")
 
 
+# -- webhooks -------------------------------------------------------------------------------
+
+
+class WebhookCreated(Event, frozen=True, kw_only=True, tag="WebhookCreated"):
+    """An org's webhook: the events of the org of types ``events`` are to be delivered to
+    ``url``. Its signing secret is made from ``webhook_id`` with a key kept beside the
+    signing keys (``service.keys``), never recorded."""
+
+    webhook_id: str
+    org: str
+    url: str
+    events: tuple[str, ...]
+    """Webhook event types (``domain.webhooks.WEBHOOK_VOCABULARY``), sorted."""
+
+    STREAM: ClassVar[tuple[str, str]] = ("webhook", "webhook_id")
+
+
+class WebhookSecretRotated(Event, frozen=True, kw_only=True, tag="WebhookSecretRotated"):
+    """The webhook signs with a new secret, its ``generation`` (the first is 0); for a day
+    deliveries carry the previous secret's signature too. The secret itself is never
+    recorded."""
+
+    webhook_id: str
+    org: str
+    generation: int
+
+    STREAM: ClassVar[tuple[str, str]] = ("webhook", "webhook_id")
+
+
+class WebhookDeleted(Event, frozen=True, kw_only=True, tag="WebhookDeleted"):
+    """The webhook is gone: nothing more is delivered to it, pending deliveries included."""
+
+    webhook_id: str
+    org: str
+
+    STREAM: ClassVar[tuple[str, str]] = ("webhook", "webhook_id")
+
+
 EventUnion = (
     OrgCreated
     | UserCreated
@@ -766,6 +807,9 @@ EventUnion = (
     | OrgPolicySet
     | OrgPolicyCleared
     | ClientCredentialExpiryShortened
+    | WebhookCreated
+    | WebhookDeleted
+    | WebhookSecretRotated
 )
 
 

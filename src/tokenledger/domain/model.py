@@ -19,6 +19,7 @@ from tokenledger.domain.permissions import Grant
 
 if TYPE_CHECKING:
     from tokenledger.domain.token_filter import TokenFilter
+    from tokenledger.domain.webhooks import WebhookView
 
 __all__ = [
     "MAX_SESSION_LIFETIME",
@@ -532,4 +533,12 @@ class LedgerView(Protocol):
 
     def predecessor_of(self, successor_id: str) -> str | None:
         """The token or client credential ``successor_id`` succeeded (None: none)."""
+        ...
+
+    def webhook(self, webhook_id: str) -> WebhookView | None:
+        """The webhook with this id, deleted or not."""
+        ...
+
+    def webhooks_of(self, org: str) -> Sequence[WebhookView]:
+        """The org's webhooks not deleted, by id."""
         ...

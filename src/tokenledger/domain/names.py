@@ -25,6 +25,7 @@ __all__ = [
     "MAX_PATH_DEPTH",
     "NAME_RULE",
     "URN_PREFIX",
+    "WEBHOOK_ID_PATTERN",
     "RoleReference",
     "check_access_key_id",
     "check_account_id",
@@ -44,9 +45,11 @@ __all__ = [
     "check_subject_pattern",
     "check_token_id",
     "check_token_principal",
+    "check_webhook_id",
     "is_account_id",
     "is_endpoint_id",
     "is_loopback_url",
+    "is_webhook_id",
     "resource_path",
     "resource_urn",
     "role_reference",
@@ -291,6 +294,21 @@ def check_endpoint_url(value: str) -> str:
             "fragment or user"
         )
     return check_no_secret(value, "endpoint url")
+
+
+#: A webhook's id: ``wh_`` and 24 hex digits.
+WEBHOOK_ID_PATTERN = "^wh_[0-9a-f]{24}$"
+_WEBHOOK_ID = re.compile(WEBHOOK_ID_PATTERN)
+
+
+def is_webhook_id(value: str) -> bool:
+    return _WEBHOOK_ID.fullmatch(value) is not None
+
+
+def check_webhook_id(value: str) -> str:
+    if not is_webhook_id(value):
+        raise ValueError(f"invalid webhook id {shown(value)}: expected wh_ and 24 hex digits")
+    return value
 
 
 #: An S3 access key id: ``TLS3`` and 16 base32 letters or digits (20 characters, the

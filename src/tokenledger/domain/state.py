@@ -33,6 +33,7 @@ from tokenledger.domain.model import (
     predefined_role_grants,
 )
 from tokenledger.domain.permissions import Grant, is_within
+from tokenledger.domain.webhooks import WebhookView
 
 if TYPE_CHECKING:
     from tokenledger.domain.token_filter import TokenFilter
@@ -64,6 +65,7 @@ class LedgerState:
     emails_by_account_id: dict[str, str] = field(default_factory=dict)
     policies: dict[str, OrgPolicyView] = field(default_factory=dict)
     successors: dict[str, str] = field(default_factory=dict)
+    webhooks: dict[str, WebhookView] = field(default_factory=dict)
 
     # -- LedgerView -------------------------------------------------------------
 
@@ -225,6 +227,12 @@ class LedgerState:
 
     def predecessor_of(self, successor_id: str) -> str | None:
         return next((r for r, s in self.successors.items() if s == successor_id), None)
+
+    def webhook(self, webhook_id: str) -> WebhookView | None:
+        return self.webhooks.get(webhook_id)
+
+    def webhooks_of(self, org: str) -> Sequence[WebhookView]:
+        return [w for _, w in sorted(self.webhooks.items()) if w.org == org and not w.deleted]
 
 
 def _oldest_first(found: Iterable[SessionView]) -> list[SessionView]:
@@ -671,3 +679,32 @@ def policy_view(event: e.OrgPolicySet, at: datetime | None) -> OrgPolicyView:
         max_live_tokens=event.max_live_tokens,
         set_at=at,
     )
+
+
+# -- webhooks ---------------------------------------------------------------------------------
+
+
+@evolve.register
+def _(event: e.WebhookCreated, state: LedgerState, at: datetime) -> None:
+    state.webhooks[event.webhook_id] = WebhookView(
+        webhook_id=event.webhook_id,
+        org=event.org,
+        url=event.url,
+        events=event.events,
+        created_at=at,
+    )
+
+
+@evolve.register
+def _(event: e.WebhookSecretRotated, state: LedgerState, at: datetime) -> None:
+    webhook = state.webhooks[event.webhook_id]
+    state.webhooks[event.webhook_id] = msgspec.structs.replace(
+        webhook, secret_generation=event.generation, rotated_at=at
+    )
+
+
+@evolve.register
+def _(event: e.WebhookDeleted, state: LedgerState, at: datetime) -> None:
+    webhook = state.webhooks[event.webhook_id]
+    if not webhook.deleted:
+        state.webhooks[event.webhook_id] = msgspec.structs.replace(webhook, deleted_at=at)

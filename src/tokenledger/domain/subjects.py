@@ -31,6 +31,7 @@ _ID_FIELDS = (
     "endpoint_id",
     "access_key_id",
     "successor_id",
+    "webhook_id",
 )
 #: Fields holding a resource path.
 _PATH_FIELDS = ("path", "resource")

@@ -661,6 +661,15 @@ def describe(event: e.Event) -> str:
             return f"org {event.org}'s token policy set"
         case e.OrgPolicyCleared():
             return f"org {event.org}'s token policy cleared"
+        case e.WebhookCreated():
+            return (
+                f"webhook {event.webhook_id} of {event.org} created at {event.url} "
+                f"({','.join(event.events)})"
+            )
+        case e.WebhookSecretRotated():
+            return f"webhook {event.webhook_id} of {event.org} signs with a new secret"
+        case e.WebhookDeleted():
+            return f"webhook {event.webhook_id} of {event.org} deleted"
     return type(event).__name__
 
 

@@ -451,10 +451,11 @@ def _resource_data_class_set(
     writes.update(resources, {"path": event.path}, {"data_class": event.data_class})
 
 
-# The data plane's, suspension's, rotation's and orgs' policies' handlers live in their own
-# modules, which register them here.
+# The data plane's, suspension's, rotation's and orgs' policies', and the webhooks' handlers
+# live in their own modules, which register them here.
 from tokenledger.projections import (  # noqa: E402, F401
     endpoint_handlers,
     policy_handlers,
     suspension_handlers,
+    webhook_handlers,
 )

@@ -47,6 +47,7 @@ __all__ = [
     "trusted_endpoints",
     "user_grants",
     "users",
+    "webhooks",
 ]
 
 
@@ -307,6 +308,24 @@ rotations = sa.Table(
     sa.Column("rotated_at", UTCDateTime, nullable=False),
 )
 sa.Index("ix_rotations_successor_id", rotations.c.successor_id)
+
+
+# Orgs' webhooks. ``created_position`` is the position of the webhook's creation: the
+# deliverer sends it the events after it, never those before.
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("webhook_id", _identifier(), primary_key=True),
+    sa.Column("org", _identifier(), nullable=False),
+    sa.Column("url", sa.String(500), nullable=False),
+    sa.Column("events", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_position", sa.BigInteger, nullable=False),
+    sa.Column("deleted_at", UTCDateTime, nullable=True),
+    sa.Column("secret_generation", sa.Integer, nullable=False),
+    sa.Column("rotated_at", UTCDateTime, nullable=True),
+)
+sa.Index("ix_webhooks_org", webhooks.c.org)
 
 checkpoints = sa.Table(
     "projection_checkpoints",

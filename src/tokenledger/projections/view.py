@@ -50,6 +50,7 @@ from tokenledger.projections.schema import (
     user_grants,
     users,
 )
+from tokenledger.projections.webhook_view import WebhookViews
 from tokenledger.store.driver import DriverStatement
 
 if TYPE_CHECKING:
@@ -265,10 +266,11 @@ _CLIENT_CREDENTIAL_BY_HASH = _by_key(
 )
 
 
-class SqlLedgerView(LoginViews, EndpointViews, PolicyViews):
+class SqlLedgerView(LoginViews, EndpointViews, PolicyViews, WebhookViews):
     """``LedgerView`` over the projection tables, on the caller's connection (the questions
     about logging in are answered by ``LoginViews``, those about the data plane by
-    ``EndpointViews``, those about orgs' token policies by ``PolicyViews``)."""
+    ``EndpointViews``, those about orgs' token policies by ``PolicyViews``, those about
+    webhooks by ``WebhookViews``)."""
 
     def __init__(self, connection: Connection, *, remember: bool = False) -> None:
         """``remember``: keep each service account and user looked up for the view's

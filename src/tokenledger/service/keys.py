@@ -95,6 +95,9 @@ class _KeyFile(msgspec.Struct, kw_only=True):
     s3_key: str | None = None
     """The key S3 credentials' secret keys are derived from (base64url, 32 bytes): made
     once, never rotated, since every live credential's secret depends on it."""
+    webhook_key: str | None = None
+    """The key webhooks' signing secrets are derived from (base64url, 32 bytes): made once,
+    never rotated, since every webhook's secret depends on it."""
 
 
 def _encode_other(value: object) -> object:
@@ -196,10 +199,12 @@ class KeyRing:
         keys: list[SigningKey],
         provider_secrets: Mapping[str, str] | None = None,
         s3_key: str | None = None,
+        webhook_key: str | None = None,
     ) -> None:
         self.keys = tuple(keys)
         self.provider_secrets: Mapping[str, str] = dict(provider_secrets or {})
         self.s3_key = base64.urlsafe_b64decode(s3_key + "==") if s3_key else None
+        self.webhook_key = base64.urlsafe_b64decode(webhook_key + "==") if webhook_key else None
         active = [k for k in self.keys if k.active]
         self.active = max(active, key=lambda k: k.created_at) if active else None
         self._public: dict[str, Ed25519PublicKey] = {}
@@ -355,7 +360,9 @@ class KeyStore:
             signature = self._file_signature()
             if self._ring is None or signature != self._signature:
                 content = self._read_file()
-                self._ring = KeyRing(content.keys, content.provider_secrets, content.s3_key)
+                self._ring = KeyRing(
+                    content.keys, content.provider_secrets, content.s3_key, content.webhook_key
+                )
                 self._signature = signature
             return self._ring
 
@@ -405,23 +412,32 @@ class KeyStore:
 
     def s3_key(self) -> bytes:
         """The key S3 secret keys are derived from, made (and kept in the file) on first use."""
-        current = self.ring().s3_key
+        return self._kept_key("s3_key", "S3 key")
+
+    def webhook_key(self) -> bytes:
+        """The key webhooks' secrets are derived from, made (and kept in the file) on first
+        use."""
+        return self._kept_key("webhook_key", "webhook key")
+
+    def _kept_key(self, field: str, what: str) -> bytes:
+        current = getattr(self.ring(), field)
         if current is not None:
-            return current
+            return bytes(current)
         if self.path is None:
             raise ValidationError(
-                f"the signing keys come from ${KEYS_ENV} and hold no S3 key: add one where "
+                f"the signing keys come from ${KEYS_ENV} and hold no {what}: add one where "
                 "that value is made"
             )
-        with self._exclusive():  # two first issuances at once must not make two keys
+        with self._exclusive():  # two first uses at once must not make two keys
             content = self._read_file()
-            if content.s3_key is None:
-                content = msgspec.structs.replace(content, s3_key=_b64url(os.urandom(32)))
+            if getattr(content, field) is None:
+                content = msgspec.structs.replace(content, **{field: _b64url(os.urandom(32))})
                 self._write(content)
         with self._lock:
             self._ring = None
-        assert content.s3_key is not None
-        return base64.urlsafe_b64decode(content.s3_key + "==")
+        kept = getattr(content, field)
+        assert kept is not None
+        return base64.urlsafe_b64decode(kept + "==")
 
     # -- the file ---------------------------------------------------------------------
 

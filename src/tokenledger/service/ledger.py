@@ -52,11 +52,13 @@ if TYPE_CHECKING:  # the commands (pydantic) and the signing keys load when firs
     from tokenledger.domain.org_policy import Breach
     from tokenledger.domain.s3 import S3Answer
     from tokenledger.domain.sigv4 import ReceivedRequest
+    from tokenledger.domain.webhooks import WebhookView
     from tokenledger.service.keys import KeyRing, KeyStore
     from tokenledger.service.oidc import OidcClient
     from tokenledger.service.s3 import IssuedS3Credential
     from tokenledger.service.sessions import SessionTokens
     from tokenledger.service.subscription import Subscription
+    from tokenledger.service.webhooks import CreatedWebhook, DeliveryView
 
 __all__ = ["Ledger"]
 
@@ -484,6 +486,60 @@ class Ledger:
         from tokenledger.service import s3  # loaded on first use
 
         return s3.check_request(self, keys, endpoint, request)
+
+    # -- webhooks (service.webhooks; the deliverer is service.notify) -------------------------
+
+    def create_webhook(
+        self,
+        actor: Actor,
+        keys: KeyStore | None,
+        *,
+        org: str,
+        url: str,
+        events: tuple[str, ...],
+        correlation_id: str | None = None,
+    ) -> CreatedWebhook:
+        from tokenledger.service import webhooks  # loaded on first use
+
+        return webhooks.create_webhook(
+            self,
+            functools.partial(self.execute, correlation_id=correlation_id),
+            keys,
+            actor,
+            org=org,
+            url=url,
+            events=events,
+        )
+
+    def rotate_webhook_secret(
+        self,
+        actor: Actor,
+        keys: KeyStore | None,
+        webhook_id: str,
+        *,
+        correlation_id: str | None = None,
+    ) -> CreatedWebhook:
+        from tokenledger.service import webhooks  # loaded on first use
+
+        execute = functools.partial(self.execute, correlation_id=correlation_id)
+        return webhooks.rotate_webhook_secret(self, execute, keys, actor, webhook_id)
+
+    def webhooks(self, actor: Actor, org: str | None = None) -> list[WebhookView]:
+        from tokenledger.service import webhooks  # loaded on first use
+
+        return webhooks.webhooks(self, actor, org)
+
+    def get_webhook(self, actor: Actor, webhook_id: str) -> WebhookView:
+        from tokenledger.service import webhooks  # loaded on first use
+
+        return webhooks.get_webhook(self, actor, webhook_id)
+
+    def webhook_deliveries(
+        self, actor: Actor, webhook_id: str, *, limit: int = 50
+    ) -> list[DeliveryView]:
+        from tokenledger.service import webhooks  # loaded on first use
+
+        return webhooks.deliveries_of(self, actor, webhook_id, limit=limit)
 
     def who_is(self, actor: Actor) -> Identity:
         return queries.who_is(self, actor)

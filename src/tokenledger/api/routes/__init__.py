@@ -21,6 +21,7 @@ from tokenledger.api.routes import (
     token_selection,
     tokens,
     users,
+    webhooks,
 )
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "token_selection",
     "tokens",
     "users",
+    "webhooks",
 ]
