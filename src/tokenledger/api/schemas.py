@@ -272,6 +272,9 @@ class CredentialOut(BaseModel):
     expires_at: datetime | None
     revoked_at: datetime | None
     revoked_reason: str | None
+    last_used: datetime | None = Field(
+        default=None, description="The last recorded use, its access tokens' included."
+    )
 
 
 def credential_out(credential: ClientCredentialView, now: datetime) -> CredentialOut:
@@ -285,6 +288,7 @@ def credential_out(credential: ClientCredentialView, now: datetime) -> Credentia
         expires_at=credential.expires_at,
         revoked_at=credential.revoked_at,
         revoked_reason=credential.revoked_reason,
+        last_used=credential.last_used_at,
     )
 
 
@@ -320,6 +324,10 @@ class TokenOut(BaseModel):
     parent_id: str | None
     revoked_at: datetime | None
     revoked_reason: str | None
+    last_used: datetime | None = Field(
+        default=None,
+        description="The last recorded use (at most once per interval); null when never used.",
+    )
 
 
 def token_out(token: TokenView, now: datetime) -> TokenOut:
@@ -336,6 +344,7 @@ def token_out(token: TokenView, now: datetime) -> TokenOut:
         parent_id=token.parent_id,
         revoked_at=token.revoked_at,
         revoked_reason=token.revoked_reason,
+        last_used=token.last_used_at,
     )
 
 

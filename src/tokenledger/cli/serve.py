@@ -17,6 +17,7 @@ from tokenledger.cli.defaults import (
     ISSUER_ENV,
     KEYS_FILE_ENV,
     PUBLIC_URL_ENV,
+    USAGE_INTERVAL_ENV,
 )
 from tokenledger.clock import SystemClock
 from tokenledger.errors import ValidationError
@@ -88,6 +89,14 @@ APP_FACTORY = "tokenledger.api:app_from_env"
     "--no-follow re-reads the log head per answer instead (for a connection pooler that "
     "forbids LISTEN).",
 )
+@click.option(
+    "--usage-interval",
+    envvar=USAGE_INTERVAL_ENV,
+    default="1h",
+    show_default=True,
+    help="Record each credential's use (last used) at most once per this interval, "
+    "1m to 1d, written when it ends and at shutdown ('off': record none).",
+)
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option(
     "--log-level",
@@ -107,6 +116,7 @@ def serve(
     access_token_lifetime: str,
     cache_staleness: str,
     follow_log: bool,
+    usage_interval: str,
     access_log: bool,
     log_level: str,
 ) -> None:
@@ -119,7 +129,7 @@ def serve(
     # The HTTP API (FastAPI), uvicorn and the key store are this command's alone.
     import uvicorn
 
-    from tokenledger.api.app import parse_staleness
+    from tokenledger.api.app import parse_staleness, parse_usage_interval
     from tokenledger.api.state import ApiSettings
     from tokenledger.domain.commands import parse_duration
     from tokenledger.service.keys import KeyStore
@@ -134,6 +144,7 @@ def serve(
         )
     lifetime = parse_duration(access_token_lifetime)
     parse_staleness(cache_staleness)
+    parse_usage_interval(usage_interval)
     try:
         ApiSettings(issuer=issuer, access_token_lifetime=lifetime)
     except ValueError as exc:
@@ -155,6 +166,7 @@ def serve(
     os.environ[ACCESS_TOKEN_LIFETIME_ENV] = access_token_lifetime
     os.environ[CACHE_STALENESS_ENV] = cache_staleness
     os.environ[FOLLOW_LOG_ENV] = "1" if follow_log else "0"
+    os.environ[USAGE_INTERVAL_ENV] = usage_interval
     if public_url is not None:
         os.environ[PUBLIC_URL_ENV] = public_url.rstrip("/")
     if keys.path is not None:

@@ -327,6 +327,11 @@ class RemoteLedger(DataPlaneCalls):
         answer = self._get(f"{principal_path(owner)}/tokens/{path_segment(token_id)}")
         return convert(answer, TokenView, "a token")
 
+    def unused_tokens(
+        self, actor: Actor, unused_for: timedelta, *, org: str | None = None
+    ) -> list[TokenView]:
+        return self.client.unused_tokens(f"{int(unused_for.total_seconds())}s", org=org)
+
     def client_credentials_of(
         self, actor: Actor, account_id: str, *, include_inactive: bool = False
     ) -> list[ClientCredentialView]:

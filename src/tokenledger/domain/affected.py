@@ -48,6 +48,8 @@ _NOTHING: frozenset[type[e.Event]] = frozenset(
         e.EndpointUntrusted,
         e.S3CredentialIssued,
         e.S3CredentialRevoked,
+        # A recorded use changes when a credential was last used, never its answer.
+        e.TokenUsed,
     }
 )
 

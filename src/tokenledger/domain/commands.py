@@ -62,6 +62,8 @@ __all__ = [
     "IssueRoleKey",
     "IssueS3Credential",
     "IssueToken",
+    "NotedUse",
+    "RecordUses",
     "RefreshSession",
     "RemoveMember",
     "RemoveRolePolicy",
@@ -511,6 +513,26 @@ def _reachable_lifetime(value: timedelta | None) -> timedelta | None:
         except ValidationError as exc:
             raise ValueError(str(exc)) from None
     return value
+
+
+class NotedUse(BaseModel):
+    """The uses of one credential (a ``tok_``, ``cid_`` or ``ses_`` id) noted in one interval."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    credential_id: Annotated[str, Field(min_length=1, max_length=200)]
+    bucket_start: datetime
+    count: Annotated[int, Field(ge=1)]
+    last_used_at: datetime
+
+
+class RecordUses(Command):
+    """Record the credential uses this process noted (``service.usage``): the ledger's own
+    bookkeeping, which only the operator (the ledger itself) may run."""
+
+    interval: Annotated[int, Field(ge=1)]
+    """Seconds."""
+    uses: tuple[NotedUse, ...]
 
 
 C = TypeVar("C", bound=BaseModel)

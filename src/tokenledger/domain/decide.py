@@ -912,10 +912,12 @@ def _require_active_principal(view: LedgerView, principal: str) -> ServiceAccoun
 # and policies, on the data plane (endpoints, S3 credentials), on Dyff's accounts
 # (``accounts create``; an account id naming a token's principal) and on a resource's license
 # and data class live in their own modules, which register them on ``decide`` when imported.
+# The ledger's record of credentials' uses (last used) too.
 from tokenledger.domain import (  # noqa: E402, F401
     decide_accounts,
     decide_attributes,
     decide_endpoints,
     decide_logins,
     decide_roles,
+    decide_usage,
 )

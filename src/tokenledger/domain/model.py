@@ -163,6 +163,8 @@ class TokenView(_Credential, frozen=True, kw_only=True):
     name: str | None
     issued_at: datetime
     parent_id: str | None
+    last_used_at: datetime | None = msgspec.field(default=None, name="last_used")
+    """The last recorded use (``TokenUsed``); None when never used."""
 
 
 class ClientCredentialView(_Credential, frozen=True, kw_only=True):
@@ -172,6 +174,8 @@ class ClientCredentialView(_Credential, frozen=True, kw_only=True):
     account_id: str
     name: str | None
     issued_at: datetime
+    last_used_at: datetime | None = msgspec.field(default=None, name="last_used")
+    """The last recorded use, its access tokens' included (``TokenUsed``)."""
 
 
 class IdentityProviderView(msgspec.Struct, frozen=True, kw_only=True):
@@ -199,6 +203,8 @@ class SessionView(_Credential, frozen=True, kw_only=True):
     refresh_hash: str
     generation: int
     refreshed_at: datetime | None = None
+    last_used_at: datetime | None = msgspec.field(default=None, name="last_used")
+    """The last recorded use, its access tokens' included (``TokenUsed``)."""
 
     def status(self, now: datetime) -> str:
         """``ended``, ``expired`` or ``active``: what listings show."""
@@ -282,6 +288,9 @@ class Introspection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     allowed: bool | None = None
     resource: str | None = None
     level: str | None = None
+    source: str | None = None
+    """What obtained an access token (its session or client credential id), whose use it
+    counts as (``service.usage``); like ``reason``, not part of the HTTP answer."""
 
 
 class ActorKind(StrEnum):

@@ -548,3 +548,22 @@ def _(event: e.ResourceDataClassSet, state: LedgerState, at: datetime) -> None:
     resource = state.resources.get(event.path)
     if resource is not None:
         state.resources[event.path] = msgspec.structs.replace(resource, data_class=event.data_class)
+
+
+# -- last use of a credential -----------------------------------------------------------
+
+
+@evolve.register
+def _(event: e.TokenUsed, state: LedgerState, at: datetime) -> None:
+    # The ledger records at most one use per credential and interval, in time order
+    # (``domain.decide_usage``): the last one recorded is the latest.
+    used = {"last_used_at": event.last_used_at}
+    if event.token_id is not None and event.token_id in state.tokens:
+        token = state.tokens[event.token_id]
+        state.tokens[event.token_id] = msgspec.structs.replace(token, **used)
+    elif event.client_id is not None and event.client_id in state.credentials:
+        credential = state.credentials[event.client_id]
+        state.credentials[event.client_id] = msgspec.structs.replace(credential, **used)
+    elif event.session_id is not None and event.session_id in state.sessions:
+        session = state.sessions[event.session_id]
+        state.sessions[event.session_id] = msgspec.structs.replace(session, **used)

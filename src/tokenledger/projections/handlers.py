@@ -452,4 +452,8 @@ def _resource_data_class_set(
 
 
 # The data plane's handlers live in their own module, which registers them here.
-from tokenledger.projections import endpoint_handlers  # noqa: E402, F401
+# A credential's recorded uses (last used) too.
+from tokenledger.projections import (  # noqa: E402, F401
+    endpoint_handlers,
+    usage_handlers,
+)

@@ -217,6 +217,13 @@ sessions = sa.Table(
 sa.Index("ix_sessions_principal", sessions.c.principal)
 sa.Index("ix_sessions_org", sessions.c.org)
 
+# The last recorded use of a token, a client credential and a session (``TokenUsed``; None
+# when never used), after the columns of their revisions: revision 0013 adds them at the
+# end of each table, as here.
+tokens.append_column(sa.Column("last_used_at", UTCDateTime, nullable=True))
+client_credentials.append_column(sa.Column("last_used_at", UTCDateTime, nullable=True))
+sessions.append_column(sa.Column("last_used_at", UTCDateTime, nullable=True))
+
 session_refresh_tokens = sa.Table(
     "session_refresh_tokens",
     metadata,

@@ -123,6 +123,7 @@ def _token(row: Any) -> TokenView:
         parent_id,
         revoked_at,
         revoked_reason,
+        last_used_at,
     ) = row
     return TokenView(
         token_id=token_id,
@@ -135,6 +136,7 @@ def _token(row: Any) -> TokenView:
         parent_id=parent_id,
         revoked_at=revoked_at,
         revoked_reason=revoked_reason,
+        last_used_at=last_used_at,
     )
 
 
@@ -148,6 +150,7 @@ def _client_credential(row: Any) -> ClientCredentialView:
         expires_at,
         revoked_at,
         revoked_reason,
+        last_used_at,
     ) = row
     return ClientCredentialView(
         client_id=client_id,
@@ -157,6 +160,7 @@ def _client_credential(row: Any) -> ClientCredentialView:
         expires_at=expires_at,
         revoked_at=revoked_at,
         revoked_reason=revoked_reason,
+        last_used_at=last_used_at,
     )
 
 

@@ -16,6 +16,7 @@ from tokenledger.api.routes import (
     sessions,
     system,
     tokens,
+    unused,
     users,
 )
 
@@ -33,5 +34,6 @@ __all__ = [
     "sessions",
     "system",
     "tokens",
+    "unused",
     "users",
 ]
