@@ -116,6 +116,7 @@ def _credential_dict(credential: ClientCredentialView) -> dict[str, object]:
         "expires_at": credential.expires_at,
         "revoked_at": credential.revoked_at,
         "revoked_reason": credential.revoked_reason,
+        "last_used": credential.last_used_at,
     }
 
 

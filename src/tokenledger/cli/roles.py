@@ -208,6 +208,7 @@ def _key_dict(key: TokenView, now_status: str) -> dict[str, object]:
         "issued_at": key.issued_at,
         "revoked_at": key.revoked_at,
         "revoked_reason": key.revoked_reason,
+        "last_used": key.last_used_at,
     }
 
 

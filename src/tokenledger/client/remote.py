@@ -426,6 +426,7 @@ class RemoteLedger(DataPlaneCalls):
                 refreshed_at=s.refreshed_at,
                 revoked_at=s.ended_at,
                 revoked_reason=s.ended_reason,
+                last_used_at=s.last_used,
             )
             for s in convert(answer, list[_Session], "sessions")
         ]
@@ -473,6 +474,7 @@ class _Session(msgspec.Struct):
     refreshes: int
     ended_at: datetime | None
     ended_reason: str | None
+    last_used: datetime | None = None
 
 
 class _Member(msgspec.Struct):
