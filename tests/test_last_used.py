@@ -5,19 +5,22 @@ for that long. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
 
-from api_helpers import OPERATOR, SA, Api, make_api
+from api_helpers import OPERATOR, SA, Api, make_api, seed
 from helpers import assert_one_line_error, assert_projections_match_log, cli_head, cli_json, cli_run
 from login_helpers import log_in, refresh, register_provider
 from oidc_provider import OidcProvider
+from test_api_serve import Server
 from tokenledger.api import ApiSettings, create_app
 from tokenledger.api.app import parse_usage_interval
 from tokenledger.cli.output import format_timestamp
@@ -305,6 +308,32 @@ def test_serve_refuses_a_bad_usage_interval_in_one_line(tmp_path: Path) -> None:
     assert_one_line_error(result, 2, "invalid usage interval")
 
 
+def test_a_served_ledger_records_uses_and_writes_them_when_it_stops(
+    database_url: str, tmp_path: Path
+) -> None:
+    seeding = Ledger(open_event_store(database_url, auto_upgrade=True))
+    secrets = seed(seeding)
+    seeding.close()
+    url = database_url
+    server = Server(url, tmp_path / "keys.json")
+    try:
+        for _ in range(3):
+            answer = httpx.post(
+                f"{server.base}/oauth2/introspect",
+                data={"token": secrets["sa_token"]},
+                headers={"Authorization": f"Bearer {secrets['ann']}"},
+            )
+            assert answer.json()["active"] is True
+        ledger = Ledger(open_event_store(url))
+        assert used_events(ledger) == []  # the hour has not ended: nothing written yet
+    finally:
+        code = server.stop()
+    assert code in (0, -signal.SIGTERM), "".join(server.log)
+    counts = sorted(u.count for u in used_events(ledger))
+    ledger.close()
+    assert counts == [3, 3]  # the token introspected, and the caller's own
+
+
 # -- showing last use ---------------------------------------------------------------------
 
 
@@ -323,6 +352,10 @@ def test_tokens_get_and_list_show_last_used(api: Api, database_url: str) -> None
     assert [t["last_used"] for t in listed if t["token_id"] == sa_token] == [got["last_used"]]
     text = cli_run(database_url, "tokens", "list", "--principal", SA).stdout
     assert f"last used {format_timestamp(moment)}" in text
+    audit = cli_json(database_url, "audit", "--subject", sa_token, "--type", "TokenUsed")
+    assert [entry["summary"] for entry in audit] == [
+        f"token {sa_token} used 1 time(s) in the 3600 s from {format_timestamp(at(0))}"
+    ]
     over_http = api.client.get(f"/v2/service_accounts/{SA}/tokens", headers=api.admin).json()
     assert [t["last_used"] for t in over_http if t["token_id"] == sa_token] == [shown(moment)]
 

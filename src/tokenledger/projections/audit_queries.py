@@ -591,4 +591,10 @@ def describe(event: e.Event) -> str:
             return f"license of {event.path} set to {event.license}"
         case e.ResourceDataClassSet():
             return f"data class of {event.path} set to {event.data_class}"
+        case e.TokenUsed():
+            what = event.stream_id.partition(":")[0]
+            return (
+                f"{what} {event.credential_id} used {event.count} time(s) in the "
+                f"{event.interval} s from {format_timestamp(event.bucket_start)}"
+            )
     return type(event).__name__

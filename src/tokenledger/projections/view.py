@@ -199,11 +199,15 @@ _TOKENS_OF = DriverStatement(
     .where(tokens.c.principal == sa.bindparam("principal"))
     .order_by(tokens.c.token_id)
 )
-_TOKEN_COLUMNS = len(tokens.columns)
+# What a token's answer reads of it: every column but its last use, which no answer needs
+# (and which SQLite would parse on each verification).
+_ANSWERED_COLUMNS = [column for column in tokens.columns if column.name != "last_used_at"]
+_TOKEN_COLUMNS = len(_ANSWERED_COLUMNS)
+_LAST_USED_AT = [column.name for column in tokens.columns].index("last_used_at")
 # A token and, when its principal is a service account that exists and is not deleted, that
 # account's permission (NULL otherwise): all a verification of such a token reads.
 _TOKEN_AND_PERMISSION_BY_HASH = DriverStatement(
-    sa.select(tokens, service_accounts.c.resource, service_accounts.c.level)
+    sa.select(*_ANSWERED_COLUMNS, service_accounts.c.resource, service_accounts.c.level)
     .select_from(
         tokens.outerjoin(
             service_accounts,
@@ -386,12 +390,15 @@ class SqlLedgerView(LoginViews, EndpointViews):
     def token_and_permission(self, secret_hash: str) -> tuple[TokenView, Grant | None] | None:
         """The token whose secret hashes to ``secret_hash`` and, when its principal is a
         service account that exists and is not deleted, that account's permission (None
-        otherwise); read by one statement, which is one snapshot on every database."""
+        otherwise); read by one statement, which is one snapshot on every database. For an
+        answer: the token's last use is not read (``last_used_at`` is None)."""
         row = _TOKEN_AND_PERMISSION_BY_HASH.first(self.connection, {"secret_hash": secret_hash})
         if row is None:
             return None
+        token = list(row[:_TOKEN_COLUMNS])
+        token.insert(_LAST_USED_AT, None)
         resource, level = row[_TOKEN_COLUMNS:]
-        return _token(row[:_TOKEN_COLUMNS]), None if resource is None else Grant(resource, level)
+        return _token(token), None if resource is None else Grant(resource, level)
 
     def tokens_of(self, principal: str) -> list[TokenView]:
         """Every token of the principal, revoked and expired ones included; by id."""

@@ -1,19 +1,21 @@
 """Recording credentials' uses off the verification path.
 
-Noting a use (``UsageRecorder.note``) is a counter's increment in memory under a lock: no
-I/O, so a verification never waits on a write. Uses are counted per credential and
-interval bucket (``domain.usage.bucket_of``). A background thread writes each bucket once
-it has closed, and ``close`` writes what is left (the open bucket included): every flush is
-one command (``RecordUses``), so one transaction and one append for all the credentials it
-holds, decided by ``domain.decide_usage`` (at most one ``TokenUsed`` per credential and
-bucket). A crash loses the uses noted since the last flush: at most the open bucket's, plus
-a closed one's whose flush was under way.
+Noting a use (``UsageRecorder.note``; ``note_id`` and ``note_time`` on the hot path) is two
+appends to lists in memory: no lock, no I/O, so a verification never waits on a write. Every
+second a background thread counts the notes per credential and interval bucket
+(``domain.usage.bucket_of``) and writes each bucket once it has closed; ``close`` writes what
+is left (the open bucket included). Every write is one command (``RecordUses``), so one
+transaction and one append for all the credentials it holds, decided by
+``domain.decide_usage`` (at most one ``TokenUsed`` per credential and bucket). A crash loses
+the uses noted since the last write: at most the open bucket's (plus, were it writing then,
+the bucket just closed).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -32,9 +34,8 @@ logger = logging.getLogger("tokenledger")
 
 #: Who the log says recorded the uses: the ledger itself, as its operator.
 USAGE_ACTOR = Actor.operator("tokenledger-usage")
-#: Seconds after a bucket's end the background thread writes it (clocks of several
-#: processes differ a little; a use noted just after the end belongs to the next bucket).
-_GRACE = 1.0
+#: How often (seconds) the background thread counts the notes and writes closed buckets.
+_COUNT_EVERY = 1.0
 
 _local = threading.local()
 
@@ -55,7 +56,8 @@ def _recording() -> Iterator[None]:
 
 
 class UsageRecorder:
-    """Counts uses per (bucket, credential) and writes them in one command per flush.
+    """Notes uses as they happen, counts them per credential and interval bucket, and writes
+    the closed buckets in one command per flush.
 
     ``execute`` runs a command for an actor (``Ledger.execute``); ``timestamp`` is the
     ledger's clock as seconds since the epoch.
@@ -72,15 +74,26 @@ class UsageRecorder:
         self.seconds = check_usage_interval(interval)
         self._execute = execute
         self._timestamp = timestamp
-        self._background = background
-        # (bucket, credential id) -> [count, last use's timestamp]
-        self._pending: dict[tuple[int, str], list[float]] = {}
-        self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()  # one flush at a time, start to commit
-        self._newest_bucket = -1
-        self._wake = threading.Event()
-        self._stopped = False
+        # Each use appends its credential's id to one list and its timestamp to the other:
+        # each append is a single step under the GIL, so noting takes no lock and loses
+        # nothing, and it allocates nothing the cyclic collector tracks (a tuple per use
+        # would). Racing threads may pair an id with the other's timestamp: the same moment
+        # to a few microseconds. The lists are counted into ``_counts`` (bucket ->
+        # credential -> [uses, last use's timestamp]) off the verification path: every
+        # second by the thread, and by each flush.
+        self._ids: list[str] = []
+        self._times: list[float] = []
+        #: The hot path's way in: ``note_id(credential_id)`` then ``note_time(timestamp)``.
+        self.note_id: Callable[[str], None] = self._ids.append
+        self.note_time: Callable[[float], None] = self._times.append
+        self._counts: dict[int, dict[str, list[float]]] = {}
+        self._lock = threading.Lock()  # guards _counts
+        self._flush_lock = threading.Lock()  # one flush at a time, from counting to commit
+        self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._run, name="tokenledger-usage", daemon=True)
+            self._thread.start()
 
     @property
     def interval(self) -> timedelta:
@@ -88,105 +101,118 @@ class UsageRecorder:
 
     def note(self, credential_id: str | None, timestamp: float | None = None) -> None:
         """One successful use of ``credential_id`` now (or at ``timestamp``): memory only."""
-        if credential_id is None:
-            return
-        now = self._timestamp() if timestamp is None else timestamp
-        key = (int(now // self.seconds), credential_id)
-        with self._lock:
-            seen = self._pending.get(key)
-            if seen is not None:
-                seen[0] += 1
-                if now > seen[1]:
-                    seen[1] = now
-                return
-            self._pending[key] = [1, now]
-            if key[0] > self._newest_bucket:
-                # A new bucket: the previous one has closed; the thread writes it.
-                self._newest_bucket = key[0]
-                if self._thread is None and self._background and not self._stopped:
-                    self._start()
-                self._wake.set()
+        if credential_id is not None:
+            self._ids.append(credential_id)
+            self._times.append(self._timestamp() if timestamp is None else timestamp)
 
     @property
     def pending(self) -> int:
         """How many (bucket, credential) counts wait to be written."""
         with self._lock:
-            return len(self._pending)
+            self._count_notes()
+            return sum(len(counts) for counts in self._counts.values())
+
+    def _count_notes(self) -> None:
+        """Move the notes so far into the counts (under ``_lock``)."""
+        ids, times = self._ids, self._times
+        taken = min(len(ids), len(times))  # a note half made has its id and not yet its time
+        if not taken:
+            return
+        batch_ids, batch_times = ids[:taken], times[:taken]
+        del ids[:taken], times[:taken]  # notes made meanwhile lie after ``taken`` and stay
+        seconds = self.seconds
+        first, last = bucket_of(batch_times[0], seconds), bucket_of(batch_times[-1], seconds)
+        if first == last:  # all but once per interval
+            self._add(first, batch_ids, batch_times)
+            return
+        by_bucket: dict[int, tuple[list[str], list[float]]] = {}
+        for credential, moment in zip(batch_ids, batch_times, strict=True):
+            ids_of, times_of = by_bucket.setdefault(bucket_of(moment, seconds), ([], []))
+            ids_of.append(credential)
+            times_of.append(moment)
+        for bucket, (ids_of, times_of) in by_bucket.items():
+            self._add(bucket, ids_of, times_of)
+
+    def _add(self, bucket: int, ids: list[str], times: list[float]) -> None:
+        uses = Counter(ids)
+        latest = dict(zip(ids, times, strict=True))  # per credential, its last note's time
+        counts = self._counts.setdefault(bucket, {})
+        for credential, number in uses.items():
+            entry = counts.get(credential)
+            if entry is None:
+                counts[credential] = [number, latest[credential]]
+            else:
+                entry[0] += number
+                entry[1] = max(entry[1], latest[credential])
 
     def flush(self, now: datetime | None = None, *, everything: bool = False) -> int:
         """Write the counts of every bucket closed at ``now`` (default: the clock's now), or
         of every bucket with ``everything``, in one command; the number of ``TokenUsed``
         events appended. Counts that could not be written are kept for the next flush."""
-        from tokenledger.domain import commands as c  # pydantic loads with a flush
-
         moment = self._timestamp() if now is None else now.timestamp()
         current = bucket_of(moment, self.seconds)
         with self._flush_lock:
             with self._lock:
+                self._count_notes()
                 taken = {
-                    key: value
-                    for key, value in self._pending.items()
-                    if everything or key[0] < current
+                    bucket: counts
+                    for bucket, counts in self._counts.items()
+                    if everything or bucket < current
                 }
-                for key in taken:
-                    del self._pending[key]
-            uses = [
-                c.NotedUse(
-                    credential_id=credential,
-                    bucket_start=datetime.fromtimestamp(bucket * self.seconds, UTC),
-                    count=int(count),
-                    last_used_at=datetime.fromtimestamp(last, UTC),
-                )
-                for (bucket, credential), (count, last) in taken.items()
-                if credential_kind(credential) is not None
-            ]
-            if not uses:
+                for bucket in taken:
+                    del self._counts[bucket]
+            if not taken:
                 return 0
-            command = c.RecordUses(interval=self.seconds, uses=tuple(uses))
-            try:
-                with _recording():
-                    result = self._execute(command, USAGE_ACTOR)
-            except Exception:
-                logger.warning("recording %d credential use(s) failed; retrying later", len(uses))
-                self._restore(taken)
-                return 0
-            return len(result.events)
+            return self._write(taken)
 
-    def _restore(self, taken: dict[tuple[int, str], list[float]]) -> None:
-        with self._lock:
-            for key, (count, last) in taken.items():
-                seen = self._pending.setdefault(key, [0, last])
-                seen[0] += count
-                seen[1] = max(seen[1], last)
+    def _write(self, taken: dict[int, dict[str, list[float]]]) -> int:
+        from tokenledger.domain import commands as c  # pydantic loads with the first write
+
+        uses = [
+            c.NotedUse(
+                credential_id=credential,
+                bucket_start=datetime.fromtimestamp(bucket * self.seconds, UTC),
+                count=int(number),
+                last_used_at=datetime.fromtimestamp(last, UTC),
+            )
+            for bucket, counts in sorted(taken.items())
+            for credential, (number, last) in counts.items()
+            if credential_kind(credential) is not None
+        ]
+        if not uses:
+            return 0
+        command = c.RecordUses(interval=self.seconds, uses=tuple(uses))
+        try:
+            with _recording():
+                result = self._execute(command, USAGE_ACTOR)
+        except Exception:
+            logger.warning("recording %d credential use(s) failed; retrying later", len(uses))
+            with self._lock:
+                for bucket, counts in taken.items():
+                    for credential, (number, last) in counts.items():
+                        entry = self._counts.setdefault(bucket, {}).setdefault(
+                            credential, [0, last]
+                        )
+                        entry[0] += number
+                        entry[1] = max(entry[1], last)
+            return 0
+        return len(result.events)
 
     def close(self) -> None:
         """Stop the thread and write every count left, the open bucket's included."""
-        with self._lock:
-            self._stopped = True
-            thread = self._thread
-        self._wake.set()
+        self._stopped.set()
+        thread = self._thread
         if thread is not None:
             thread.join(timeout=30)
         self.flush(everything=True)
 
     # -- the background thread ------------------------------------------------------------
 
-    def _start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="tokenledger-usage", daemon=True)
-        self._thread.start()
-
     def _run(self) -> None:
-        while True:
-            self._wake.wait(self._until_next_bucket())
-            self._wake.clear()
-            if self._stopped:
-                return
+        # Counts the notes every second (so the list stays short) and writes each bucket
+        # once it has closed.
+        while not self._stopped.wait(_COUNT_EVERY):
             try:
                 self.flush()
-            except Exception:  # never let the thread die: the next bucket tries again
+            except Exception:  # never let the thread die: the next round tries again
                 logger.exception("recording credential uses failed")
-
-    def _until_next_bucket(self) -> float:
-        now = self._timestamp()
-        end = (bucket_of(now, self.seconds) + 1) * self.seconds
-        return min(max(end - now, 0.0) + _GRACE, self.seconds + _GRACE)
