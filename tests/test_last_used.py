@@ -9,6 +9,8 @@ import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from threading import Thread
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -33,6 +35,7 @@ from tokenledger.domain.secrets import hash_secret
 from tokenledger.domain.subjects import subjects
 from tokenledger.errors import PermissionDenied, ValidationError
 from tokenledger.service import Ledger
+from tokenledger.service.usage import USAGE_ACTOR, UsageRecorder
 from tokenledger.store import open_event_store
 from tokenledger.store.mapper import decode_event
 
@@ -264,6 +267,40 @@ def test_several_processes_record_one_event_per_credential_and_interval(
         other.close()
     sa_token = token_id_of(api, api.sa_token)
     assert [u.count for u in used_events(api.ledger) if u.token_id == sa_token] == [2]
+
+
+def test_noting_from_many_threads_loses_no_use_and_splits_at_the_interval() -> None:
+    recorded: list[c.RecordUses] = []
+
+    def execute(command: c.Command, actor: Actor) -> Any:
+        assert isinstance(command, c.RecordUses)
+        assert actor == USAGE_ACTOR
+        recorded.append(command)
+        return SimpleNamespace(events=command.uses)
+
+    recorder = UsageRecorder(execute, lambda: at(30).timestamp(), HOUR, background=False)
+
+    def noting(credential: str) -> None:
+        for _ in range(5_000):
+            recorder.note(credential, at(30).timestamp())
+
+    threads = [Thread(target=noting, args=(f"tok_{n % 2}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    recorder.note("tok_0", at(61).timestamp())  # the next interval
+    recorder.note("wif_0000", at(61).timestamp())  # an issuer trust's: not recorded
+    assert recorder.flush(at(61)) == 2  # the closed interval only
+    assert recorder.flush(everything=True) == 1
+    closed, open_one = (command.uses for command in recorded)
+    counts = {(u.credential_id, u.bucket_start): u.count for u in closed + open_one}
+    assert counts == {
+        ("tok_0", START): 10_000,
+        ("tok_1", START): 10_000,
+        ("tok_0", START + HOUR): 1,
+    }
+    assert {u.last_used_at for u in closed} == {at(30)}
 
 
 def test_no_caller_can_record_a_use() -> None:

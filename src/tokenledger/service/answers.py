@@ -104,20 +104,14 @@ class TokenAnswers:
         self._observer: Callable[[bool], None] | None = None
         # Notes each successful answer as a use of its credential (``service.usage``).
         self._usage: UsageRecorder | None = None
-        # Its hot path: the recorder's two appends (credential id, then timestamp).
-        self._note_id: Callable[[str], None] | None = None
-        self._note_time: Callable[[float], None] = _ignore
+        self._note_id: Callable[[str], None] | None = None  # its hot path: one append
         self.use_cache(staleness)
         self._store.on_commit(self._forget)
 
     def record_uses(self, recorder: UsageRecorder | None) -> None:
         """Note every successful answer (a cached one too) as a use of its credential."""
         self._usage = recorder
-        if recorder is None:
-            self._note_id, self._note_time = None, _ignore
-        else:
-            self._note_time = recorder.note_time
-            self._note_id = recorder.note_id
+        self._note_id = None if recorder is None else recorder.note_id
 
     def note_use(self, credential_id: str | None) -> None:
         """A credential was used successfully outside these answers (a client credential
@@ -127,17 +121,14 @@ class TokenAnswers:
             usage.note(credential_id)
 
     def _note(self, answer: Verification | Introspection, now: float | None = None) -> None:
-        note_id = self._note_id
-        if note_id is None or not answer.active:
+        usage = self._usage
+        if usage is None or not answer.active:
             return
         # An access token's use is its source's (session or client credential).
         source = answer.source if isinstance(answer, Introspection) else None
-        credential = source or answer.token_id
-        if credential is not None:
-            if now is None:
-                now = time.time() if self._wall_clock else self._reader.now().timestamp()
-            note_id(credential)
-            self._note_time(now)
+        if now is None and self._wall_clock:
+            now = time.time()
+        usage.note(source or answer.token_id, now)
 
     # -- the cache -----------------------------------------------------------------------
 
@@ -354,8 +345,10 @@ class TokenAnswers:
         if cached is not None:
             note_id = self._note_id
             if note_id is not None and cached.active:
-                note_id(cached.token_id)  # type: ignore[arg-type]  # two appends: memory only
-                self._note_time(now)
+                usage = self._usage
+                if not usage.stamp_from <= now < usage.stamp_until:  # type: ignore[union-attr]
+                    usage.stamp(now)  # type: ignore[union-attr]  # once a second at most
+                note_id(cached.token_id)  # type: ignore[arg-type]  # one append: memory only
             # A secret's key never holds an Introspection (no cast: this is the hot path).
             return cached  # type: ignore[return-value]
         answer = self._verify_now(secret, resource, wanted, keep_in=(answers, key))
@@ -521,10 +514,6 @@ class TokenAnswers:
                 self._reader, token, keys, issuer, resource, wanted
             )
         return _as_introspection(self._verify_now(token, resource, wanted), resource)
-
-
-def _ignore(_: float) -> None:
-    """No recorder: no time to note."""
 
 
 def _answer(

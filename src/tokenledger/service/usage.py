@@ -1,7 +1,8 @@
 """Recording credentials' uses off the verification path.
 
-Noting a use (``UsageRecorder.note``; ``note_id`` and ``note_time`` on the hot path) is two
-appends to lists in memory: no lock, no I/O, so a verification never waits on a write. Every
+Noting a use (``UsageRecorder.note``; ``note_id`` on the hot path) is one append of the
+credential's id to a list in memory, and once a second a stamp of the time: no lock, no I/O,
+so a verification never waits on a write. Every
 second a background thread counts the notes per credential and interval bucket
 (``domain.usage.bucket_of``) and writes each bucket once it has closed; ``close`` writes what
 is left (the open bucket included). Every write is one command (``RecordUses``), so one
@@ -74,18 +75,21 @@ class UsageRecorder:
         self.seconds = check_usage_interval(interval)
         self._execute = execute
         self._timestamp = timestamp
-        # Each use appends its credential's id to one list and its timestamp to the other:
-        # each append is a single step under the GIL, so noting takes no lock and loses
-        # nothing, and it allocates nothing the cyclic collector tracks (a tuple per use
-        # would). Racing threads may pair an id with the other's timestamp: the same moment
-        # to a few microseconds. The lists are counted into ``_counts`` (bucket ->
-        # credential -> [uses, last use's timestamp]) off the verification path: every
-        # second by the thread, and by each flush.
+        # Each use appends its credential's id to a list: a single step under the GIL, so
+        # noting takes no lock, loses nothing and allocates nothing. The time is noted apart,
+        # once a second at most and at each bucket's start (``stamp``): the uses noted after
+        # a stamp are counted at its time, so a use's time is known to the second. The list
+        # is counted into ``_counts`` (bucket -> credential -> [uses, last use's time]) off
+        # the verification path: every second by the thread, and by each flush.
         self._ids: list[str] = []
-        self._times: list[float] = []
-        #: The hot path's way in: ``note_id(credential_id)`` then ``note_time(timestamp)``.
+        #: The hot path's way in: ``stamp(now)`` unless ``stamp_from <= now < stamp_until``,
+        #: then ``note_id(credential_id)``.
         self.note_id: Callable[[str], None] = self._ids.append
-        self.note_time: Callable[[float], None] = self._times.append
+        self.stamp_from = 0.0
+        self.stamp_until = 0.0
+        self._stamps: list[tuple[int, float]] = []  # (the id's position it applies from, time)
+        self._counted = 0  # ids counted so far: the position of ``_ids[0]``
+        self._stamped_at = 0.0  # the time of the uses at the list's start
         self._counts: dict[int, dict[str, list[float]]] = {}
         self._lock = threading.Lock()  # guards _counts
         self._flush_lock = threading.Lock()  # one flush at a time, from counting to commit
@@ -101,9 +105,21 @@ class UsageRecorder:
 
     def note(self, credential_id: str | None, timestamp: float | None = None) -> None:
         """One successful use of ``credential_id`` now (or at ``timestamp``): memory only."""
-        if credential_id is not None:
-            self._ids.append(credential_id)
-            self._times.append(self._timestamp() if timestamp is None else timestamp)
+        if credential_id is None:
+            return
+        now = self._timestamp() if timestamp is None else timestamp
+        if not self.stamp_from <= now < self.stamp_until:
+            self.stamp(now)
+        self._ids.append(credential_id)
+
+    def stamp(self, now: float) -> float:
+        """The uses noted from now on happen at ``now`` (seconds since the epoch), until the
+        returned moment (a second later, or the next bucket's start) or the next stamp."""
+        with self._lock:
+            self._stamps.append((self._counted + len(self._ids), now))
+            until = min(now + 1.0, (bucket_of(now, self.seconds) + 1) * self.seconds)
+            self.stamp_from, self.stamp_until = now, until
+            return until
 
     @property
     def pending(self) -> int:
@@ -113,37 +129,37 @@ class UsageRecorder:
             return sum(len(counts) for counts in self._counts.values())
 
     def _count_notes(self) -> None:
-        """Move the notes so far into the counts (under ``_lock``)."""
-        ids, times = self._ids, self._times
-        taken = min(len(ids), len(times))  # a note half made has its id and not yet its time
+        """Move the notes so far into the counts (under ``_lock``): each run of ids between
+        two stamps is counted at the first one's time."""
+        ids = self._ids
+        taken = len(ids)
         if not taken:
             return
-        batch_ids, batch_times = ids[:taken], times[:taken]
-        del ids[:taken], times[:taken]  # notes made meanwhile lie after ``taken`` and stay
-        seconds = self.seconds
-        first, last = bucket_of(batch_times[0], seconds), bucket_of(batch_times[-1], seconds)
-        if first == last:  # all but once per interval
-            self._add(first, batch_ids, batch_times)
-            return
-        by_bucket: dict[int, tuple[list[str], list[float]]] = {}
-        for credential, moment in zip(batch_ids, batch_times, strict=True):
-            ids_of, times_of = by_bucket.setdefault(bucket_of(moment, seconds), ([], []))
-            ids_of.append(credential)
-            times_of.append(moment)
-        for bucket, (ids_of, times_of) in by_bucket.items():
-            self._add(bucket, ids_of, times_of)
+        batch = ids[:taken]
+        del ids[:taken]  # notes made meanwhile lie after ``taken`` and stay
+        start, end = self._counted, self._counted + taken
+        self._counted = end
+        runs: list[tuple[int, float]] = [(start, self._stamped_at)]
+        later: list[tuple[int, float]] = []
+        for position, moment in self._stamps:
+            (runs if position < end else later).append((max(position, start), moment))
+        self._stamps = later
+        for index, (position, moment) in enumerate(runs):
+            until = runs[index + 1][0] if index + 1 < len(runs) else end
+            if until > position:
+                run = batch[position - start : until - start]
+                self._add(bucket_of(moment, self.seconds), run, moment)
+        self._stamped_at = runs[-1][1]
 
-    def _add(self, bucket: int, ids: list[str], times: list[float]) -> None:
-        uses = Counter(ids)
-        latest = dict(zip(ids, times, strict=True))  # per credential, its last note's time
+    def _add(self, bucket: int, ids: list[str], moment: float) -> None:
         counts = self._counts.setdefault(bucket, {})
-        for credential, number in uses.items():
+        for credential, number in Counter(ids).items():
             entry = counts.get(credential)
             if entry is None:
-                counts[credential] = [number, latest[credential]]
+                counts[credential] = [number, moment]
             else:
                 entry[0] += number
-                entry[1] = max(entry[1], latest[credential])
+                entry[1] = max(entry[1], moment)
 
     def flush(self, now: datetime | None = None, *, everything: bool = False) -> int:
         """Write the counts of every bucket closed at ``now`` (default: the clock's now), or
