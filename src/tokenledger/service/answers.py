@@ -104,14 +104,12 @@ class TokenAnswers:
         self._observer: Callable[[bool], None] | None = None
         # Notes each successful answer as a use of its credential (``service.usage``).
         self._usage: UsageRecorder | None = None
-        self._note_id: Callable[[str], None] | None = None  # its hot path: one append
         self.use_cache(staleness)
         self._store.on_commit(self._forget)
 
     def record_uses(self, recorder: UsageRecorder | None) -> None:
         """Note every successful answer (a cached one too) as a use of its credential."""
         self._usage = recorder
-        self._note_id = None if recorder is None else recorder.note_id
 
     def note_use(self, credential_id: str | None) -> None:
         """A credential was used successfully outside these answers (a client credential
@@ -343,12 +341,11 @@ class TokenAnswers:
         now = time.time() if self._wall_clock else self._reader.now().timestamp()
         cached = answers.lookup(key, now)
         if cached is not None:
-            note_id = self._note_id
-            if note_id is not None and cached.active:
-                usage = self._usage
-                if not usage.stamp_from <= now < usage.stamp_until:  # type: ignore[union-attr]
-                    usage.stamp(now)  # type: ignore[union-attr]  # once a second at most
-                note_id(cached.token_id)  # type: ignore[arg-type]  # one append: memory only
+            usage = self._usage
+            if usage is not None and cached.active:
+                if not usage.stamp_from <= now < usage.stamp_until:
+                    usage.stamp(now)  # once a second at most
+                usage.note_id(cached.token_id)  # type: ignore[arg-type]  # one append
             # A secret's key never holds an Introspection (no cast: this is the hot path).
             return cached  # type: ignore[return-value]
         answer = self._verify_now(secret, resource, wanted, keep_in=(answers, key))
