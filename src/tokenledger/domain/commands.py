@@ -520,7 +520,7 @@ class NotedUse(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    credential_id: Annotated[str, Field(min_length=1, max_length=200)]
+    credential_id: Annotated[str, Field(pattern=r"^(tok|cid|ses)_[0-9A-Za-z_-]{1,100}$")]
     bucket_start: datetime
     count: Annotated[int, Field(ge=1)]
     last_used_at: datetime
