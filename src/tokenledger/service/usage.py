@@ -91,7 +91,7 @@ class UsageRecorder:
         self._counted = 0  # ids counted so far: the position of ``_ids[0]``
         self._stamped_at = 0.0  # the time of the uses at the list's start
         self._counts: dict[int, dict[str, list[float]]] = {}
-        self._lock = threading.Lock()  # guards _counts
+        self._lock = threading.Lock()  # guards the stamps and the counts
         self._flush_lock = threading.Lock()  # one flush at a time, from counting to commit
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
