@@ -409,12 +409,15 @@ class Clock:
 
 
 READ, WRITE = Level.READ, Level.WRITE
+ALPHA_READ = {"resource": "acme/alpha", "level": "read"}
 
 
 class Unused:
-    """A ledger whose tokens were issued 200 days ago: ``never`` (never used), ``long`` (last
-    used 100 days ago), ``recent`` (10 days ago), ``revoked``, ``expired`` (a day ago), and
-    ``elsewhere`` (org ``other``, never used); ``ann`` administers acme (a token of today)."""
+    """A ledger whose tokens were issued 200 days ago: of the service account ``ci`` of acme,
+    ``never`` (never used), ``long`` (last used 100 days ago), ``recent`` (10 days ago),
+    ``revoked``, ``expired`` (a day ago); ``elsewhere`` (org ``other``'s, never used);
+    ``bobs`` (bob's own, a member of acme, never used) and ``key`` (a key of role acme:reader,
+    never used). ``ann`` administers acme and ``bob`` is a member (tokens of today)."""
 
     def __init__(self, database_url: str) -> None:
         now = datetime.now(UTC)
@@ -434,6 +437,7 @@ class Unused:
             c.SetGrant(principal="bob@acme.io", resource="acme/alpha", level=Level.READ),
             c.CreateServiceAccount(name="ci", org="acme", resource="acme/alpha", level=WRITE),
             c.CreateServiceAccount(name="etl", org="other", resource="other/beta", level=READ),
+            c.build(c.CreateRole, org="acme", role="reader", grants=[ALPHA_READ]),
         ):
             run(command)
         self.ids: dict[str, str] = {}
@@ -450,6 +454,10 @@ class Unused:
             assert issued.issued is not None
             assert issued.secret is not None
             self.ids[name], secrets[name] = issued.issued.token_id, issued.secret
+        bobs = run(c.build(c.IssueToken, principal="bob@acme.io", grants=[ALPHA_READ],
+                           expires_in=timedelta(days=365)))  # fmt: skip
+        key = run(c.build(c.IssueRoleKey, org="acme", role="reader"))
+        self.ids["bobs"], self.ids["key"] = bobs.issued.token_id, key.issued.token_id
         self.clock.moment = now - timedelta(days=100)
         assert self.ledger.verify(secrets["long"]).active
         self.ledger.flush_uses(everything=True)
@@ -495,39 +503,46 @@ def test_unused_lists_live_tokens_unused_or_never_used_for_that_long(
     unused: Unused, database_url: str
 ) -> None:
     every = cli_json(database_url, "tokens", "unused", "--for", "90d")
-    assert unused.names(every) == ["elsewhere", "long", "never"]
+    assert unused.names(every) == ["bobs", "elsewhere", "key", "long", "never"]
     assert unused.names(cli_json(database_url, "tokens", "unused", "--for", "5d")) == [
+        "bobs",
         "elsewhere",
+        "key",
         "long",
         "never",
         "recent",
     ]
     assert unused.names(cli_json(database_url, "tokens", "unused", "--for", "150d")) == [
+        "bobs",
         "elsewhere",
+        "key",
         "never",
     ]
     acme = cli_json(database_url, "tokens", "unused", "--for", "90d", "--org", "acme")
-    assert unused.names(acme) == ["long", "never"]
+    assert unused.names(acme) == ["bobs", "key", "long", "never"]
+    other = cli_json(database_url, "tokens", "unused", "--for", "90d", "--org", "other")
+    assert unused.names(other) == ["elsewhere"]
     (long,) = [t for t in acme if t["token_id"] == unused.ids["long"]]
     assert long["last_used"] is not None
     assert long["status"] == "active"
     text = cli_run(database_url, "tokens", "unused", "--for", "90d", "--org", "acme").stdout
     assert [line.split()[1] for line in text.splitlines()] == sorted(
-        [unused.ids["long"], unused.ids["never"]]
+        unused.ids[name] for name in ("bobs", "key", "long", "never")
     )
 
 
 def test_unused_shows_each_caller_what_it_may_see(unused: Unused, database_url: str) -> None:
     as_admin = cli_json(database_url, "tokens", "unused", "--for", "90d", token=unused.ann)
-    assert unused.names(as_admin) == ["long", "never"]  # acme's, not other's
+    # acme's accounts' tokens and roles' keys, not other's, nor a member's own tokens
+    assert unused.names(as_admin) == ["key", "long", "never"]
     as_member = cli_json(database_url, "tokens", "unused", "--for", "90d", token=unused.bob)
-    assert as_member == []
+    assert unused.names(as_member) == ["bobs"]  # its own
     app = create_app(unused.ledger, ApiSettings())
     with TestClient(app) as client:
         bearer = {"Authorization": f"Bearer {unused.ann}"}
         answer = client.get("/v2/tokens/unused", params={"for": "90d"}, headers=bearer)
         assert answer.status_code == 200, answer.text
-        assert unused.names(answer.json()) == ["long", "never"]
+        assert unused.names(answer.json()) == ["key", "long", "never"]
         operator_view = client.get(
             "/v2/tokens/unused", params={"for": "90d", "org": "other"}, headers=bearer
         )

@@ -32,6 +32,6 @@ def unused_tokens(
     with reader.view() as view:
         return [
             token
-            for token in unused_candidates(view.connection, cutoff)
+            for token in unused_candidates(view.connection, cutoff, org)
             if unused_since(token, cutoff, now, org) and may_list_unused(view, actor, token, now)
         ]
