@@ -157,6 +157,7 @@ def test_the_copied_names_and_defaults_match_their_owners() -> None:
     assert defaults.CACHE_STALENESS_ENV == api_app.CACHE_STALENESS_ENV
     assert defaults.FOLLOW_LOG_ENV == api_app.FOLLOW_LOG_ENV
     assert defaults.PUBLIC_URL_ENV == api_app.PUBLIC_URL_ENV
+    assert defaults.USAGE_INTERVAL_ENV == api_app.USAGE_INTERVAL_ENV
     assert defaults.DEFAULT_ISSUER == api_state.DEFAULT_ISSUER
     assert defaults.DEFAULT_REBUILD_BATCH_SIZE == DEFAULT_BATCH_SIZE
     assert defaults.DEFAULT_RELAY_STREAM == relay.DEFAULT_STREAM

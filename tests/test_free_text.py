@@ -181,6 +181,17 @@ VALID: dict[type[c.Command], dict[str, Any]] = {
     },
     c.DeleteWebhook: {"webhook_id": "wh_" + "0" * 24},
     c.RotateWebhookSecret: {"webhook_id": "wh_" + "0" * 24},
+    c.RecordUses: {  # the ledger's own (no text: a credential's id, by pattern)
+        "interval": 3600,
+        "uses": [
+            {
+                "credential_id": "tok_0000000000000000",
+                "bucket_start": "2031-01-01T00:00:00Z",
+                "count": 2,
+                "last_used_at": "2031-01-01T00:10:00Z",
+            }
+        ],
+    },
 }
 
 FREE_TEXT = [

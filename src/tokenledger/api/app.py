@@ -17,6 +17,7 @@ from tokenledger.api.metrics import MetricsMiddleware
 from tokenledger.api.problems import install_error_handlers
 from tokenledger.api.state import DEFAULT_ISSUER, ApiSettings, ApiState
 from tokenledger.domain.commands import parse_duration
+from tokenledger.domain.usage import DEFAULT_USAGE_INTERVAL, check_usage_interval
 from tokenledger.errors import ValidationError
 from tokenledger.service import DEFAULT_ACCESS_TOKEN_LIFETIME, Ledger
 from tokenledger.service.keys import KeyStore
@@ -29,6 +30,7 @@ __all__ = [
     "FOLLOW_LOG_ENV",
     "ISSUER_ENV",
     "PUBLIC_URL_ENV",
+    "USAGE_INTERVAL_ENV",
     "app_from_env",
     "create_app",
     "create_asgi_app",
@@ -42,6 +44,7 @@ ACCESS_TOKEN_LIFETIME_ENV = "TOKENLEDGER_ACCESS_TOKEN_LIFETIME"
 CACHE_STALENESS_ENV = "TOKENLEDGER_CACHE_STALENESS"
 FOLLOW_LOG_ENV = "TOKENLEDGER_FOLLOW_LOG"
 PUBLIC_URL_ENV = "TOKENLEDGER_PUBLIC_URL"
+USAGE_INTERVAL_ENV = "TOKENLEDGER_USAGE_INTERVAL"
 
 _DESCRIPTION = """\
 Management of orgs, users, resources, grants, roles, service accounts and tokens;
@@ -59,6 +62,8 @@ def create_app(source: str | URL | Ledger, settings: ApiSettings | None = None) 
     owned = not isinstance(source, Ledger)
     ledger = Ledger.open(source) if not isinstance(source, Ledger) else source
     settings = settings or ApiSettings()
+    if settings.usage_interval is not None and ledger.usage is None:
+        ledger.record_uses(settings.usage_interval)
     state = ApiState(ledger=ledger, settings=settings)
 
     @asynccontextmanager
@@ -101,6 +106,7 @@ def create_app(source: str | URL | Ledger, settings: ApiSettings | None = None) 
     app.include_router(routes.audit.router)
     app.include_router(routes.events.router)
     app.include_router(routes.token_selection.router)  # before /v2/tokens/{token_id}
+    app.include_router(routes.unused.router)  # before /v2/tokens/{token_id}
     app.include_router(routes.tokens.router)
     app.include_router(routes.rotation.router)
     app.include_router(routes.org_policies.router)
@@ -130,7 +136,22 @@ def settings_from_env(database_url: URL) -> ApiSettings:
         cache_staleness=parse_staleness(os.environ.get(CACHE_STALENESS_ENV, "0")),
         follow_log=os.environ.get(FOLLOW_LOG_ENV, "1").strip().lower() not in ("0", "no", "off"),
         public_url=os.environ.get(PUBLIC_URL_ENV, "").strip() or None,
+        usage_interval=parse_usage_interval(os.environ.get(USAGE_INTERVAL_ENV, "1h")),
     )
+
+
+def parse_usage_interval(text: str) -> timedelta | None:
+    """How often at most a credential's use is recorded: a duration from 1 minute to 1 day
+    (``1h``, the default), or ``off``."""
+    value = text.strip().lower()
+    if value == "off":
+        return None
+    try:
+        interval = parse_duration(value) if value else DEFAULT_USAGE_INTERVAL
+        check_usage_interval(interval)
+    except ValidationError as exc:
+        raise ValidationError(f"invalid usage interval: {exc}") from None
+    return interval
 
 
 def parse_staleness(text: str) -> float | None:

@@ -118,7 +118,7 @@ def introspection_response(state: ApiState, answer: Introspection, position: int
     body: dict[str, Any] = {
         name: value
         for name, value in msgspec.structs.asdict(answer).items()
-        if value is not None and name not in ("reason", "grants")
+        if value is not None and name not in ("reason", "grants", "source")
     }
     body["grants"] = [{"resource": g.resource, "level": g.level} for g in answer.grants]
     body["log_position"] = position

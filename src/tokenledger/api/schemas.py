@@ -281,6 +281,9 @@ class CredentialOut(BaseModel):
     revoked_at: datetime | None
     revoked_reason: str | None
     disabled_at: datetime | None = None
+    last_used: datetime | None = Field(
+        default=None, description="The last recorded use, its access tokens' included."
+    )
 
 
 def credential_out(credential: ClientCredentialView, now: datetime) -> CredentialOut:
@@ -294,6 +297,7 @@ def credential_out(credential: ClientCredentialView, now: datetime) -> Credentia
         revoked_at=credential.revoked_at,
         revoked_reason=credential.revoked_reason,
         disabled_at=credential.disabled_at,
+        last_used=credential.last_used_at,
     )
 
 
@@ -333,6 +337,10 @@ class TokenOut(BaseModel):
     disabled_cause: str | None = Field(
         default=None, description="While disabled with a token it derives from: that token."
     )
+    last_used: datetime | None = Field(
+        default=None,
+        description="The last recorded use (at most once per interval); null when never used.",
+    )
 
 
 def token_out(token: TokenView, now: datetime) -> TokenOut:
@@ -350,6 +358,7 @@ def token_out(token: TokenView, now: datetime) -> TokenOut:
         revoked_reason=token.revoked_reason,
         disabled_at=token.disabled_at,
         disabled_cause=token.disabled_cause,
+        last_used=token.last_used_at,
     )
 
 

@@ -43,6 +43,9 @@ class ApiSettings:
     public_url: str | None = None
     """The server's address as browsers and identity providers reach it (behind a proxy,
     say); ``None``: the address each request came to."""
+    usage_interval: timedelta | None = None
+    """Record credentials' uses at most once per credential and interval (last used,
+    ``service.usage``); ``None`` records none. ``serve`` records them every hour."""
 
     def __post_init__(self) -> None:
         lifetime = self.access_token_lifetime

@@ -118,6 +118,7 @@ def _credential_dict(credential: ClientCredentialView) -> dict[str, object]:
         "revoked_at": credential.revoked_at,
         "revoked_reason": credential.revoked_reason,
         "disabled_at": credential.disabled_at,
+        "last_used": credential.last_used_at,
     }
 
 

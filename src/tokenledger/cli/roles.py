@@ -209,6 +209,7 @@ def _key_dict(key: TokenView, now_status: str) -> dict[str, object]:
         "revoked_at": key.revoked_at,
         "revoked_reason": key.revoked_reason,
         "disabled_at": key.disabled_at,
+        "last_used": key.last_used_at,
     }
 
 

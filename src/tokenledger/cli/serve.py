@@ -19,6 +19,7 @@ from tokenledger.cli.defaults import (
     ISSUER_ENV,
     KEYS_FILE_ENV,
     PUBLIC_URL_ENV,
+    USAGE_INTERVAL_ENV,
 )
 from tokenledger.clock import SystemClock
 from tokenledger.errors import ValidationError
@@ -102,6 +103,14 @@ APP_FACTORY = "tokenledger.api:app_from_env"
     help="Also deliver webhooks, in this process, as 'tokenledger notify' does (run one "
     "deliverer per database).",
 )
+@click.option(
+    "--usage-interval",
+    envvar=USAGE_INTERVAL_ENV,
+    default="1h",
+    show_default=True,
+    help="Record each credential's use (last used) at most once per this interval, "
+    "1m to 1d, written when it ends and at shutdown ('off': record none).",
+)
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option(
     "--log-level",
@@ -122,6 +131,7 @@ def serve(
     cache_staleness: str,
     follow_log: bool,
     deliver_webhooks: bool,
+    usage_interval: str,
     access_log: bool,
     log_level: str,
 ) -> None:
@@ -134,7 +144,7 @@ def serve(
     # The HTTP API (FastAPI), uvicorn and the key store are this command's alone.
     import uvicorn
 
-    from tokenledger.api.app import parse_staleness
+    from tokenledger.api.app import parse_staleness, parse_usage_interval
     from tokenledger.api.state import ApiSettings
     from tokenledger.domain.commands import parse_duration
     from tokenledger.service.keys import KeyStore
@@ -149,6 +159,7 @@ def serve(
         )
     lifetime = parse_duration(access_token_lifetime)
     parse_staleness(cache_staleness)
+    parse_usage_interval(usage_interval)
     try:
         ApiSettings(issuer=issuer, access_token_lifetime=lifetime)
     except ValueError as exc:
@@ -170,6 +181,7 @@ def serve(
     os.environ[ACCESS_TOKEN_LIFETIME_ENV] = access_token_lifetime
     os.environ[CACHE_STALENESS_ENV] = cache_staleness
     os.environ[FOLLOW_LOG_ENV] = "1" if follow_log else "0"
+    os.environ[USAGE_INTERVAL_ENV] = usage_interval
     if public_url is not None:
         os.environ[PUBLIC_URL_ENV] = public_url.rstrip("/")
     if keys.path is not None:

@@ -29,6 +29,7 @@ def _session_dict(session: SessionView, status: str) -> dict[str, object]:
         "refreshes": session.generation,
         "ended_at": format_timestamp(session.revoked_at) if session.revoked_at else None,
         "ended_reason": session.revoked_reason,
+        "last_used": format_timestamp(session.last_used_at) if session.last_used_at else None,
     }
 
 

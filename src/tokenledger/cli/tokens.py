@@ -356,6 +356,7 @@ def _token_dict(token: TokenView, now: datetime) -> dict[str, Any]:
         "revoked_reason": token.revoked_reason,
         "disabled_at": token.disabled_at,
         "disabled_cause": token.disabled_cause,
+        "last_used": token.last_used_at,
     }
 
 
@@ -363,7 +364,8 @@ def _token_line(token: TokenView, now: datetime) -> str:
     name = f"  {token.name}" if token.name else ""
     return (
         f"{token.token_id}  {token.status(now):<8}  {token.kind:<8}  "
-        f"expires {_when(token.expires_at)}  {grants_text(token.grants)}{name}"
+        f"expires {_when(token.expires_at)}  last used {_when(token.last_used_at)}  "
+        f"{grants_text(token.grants)}{name}"
     )
 
 
@@ -414,6 +416,33 @@ def get_command(obj: CliContext, token_id: str, as_json: bool) -> None:
     if token.disabled_at is not None:
         cause = f" (with {token.disabled_cause})" if token.disabled_cause else ""
         click.echo(f"{'disabled_at:':<15} {_when(token.disabled_at)}{cause}")
+    click.echo(f"{'last_used:':<15} {_when(token.last_used_at)}")
+
+
+@tokens.command("unused")
+@click.option(
+    "--for",
+    "unused_for",
+    required=True,
+    metavar="DURATION",
+    help="Unused for at least this long (e.g. 90d, 12w, 1y); never used counts from issue.",
+)
+@click.option("--org", help="Only tokens reaching this org.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def unused_command(obj: CliContext, unused_for: str, org: str | None, as_json: bool) -> None:
+    """Live tokens nobody has used for a while (those you may see); never their secrets."""
+    from tokenledger.domain import commands as c  # the duration's rule
+
+    period = c.parse_duration(unused_for)
+    ledger = obj.ledger()
+    found = ledger.unused_tokens(obj.actor(), period, org=org)
+    now = ledger.now()
+    if as_json:
+        echo_json([_token_dict(t, now) for t in found])
+        return
+    for token in found:
+        click.echo(f"{token.principal}  {_token_line(token, now)}")
 
 
 # -- revoke ---------------------------------------------------------------------------------

@@ -201,6 +201,12 @@ class Client:
         answer = self.call("GET", f"/v2/tokens/{path_segment(token_id)}")
         return convert(answer, TokenView, "a token")
 
+    def unused_tokens(self, unused_for: str, *, org: str | None = None) -> list[TokenView]:
+        """Live tokens unused for ``unused_for`` (``90d``: never used counts from issue),
+        inside ``org`` when given; those the caller may see."""
+        answer = self.call("GET", "/v2/tokens/unused", params={"for": unused_for, "org": org})
+        return list(convert(answer, list[TokenView], "a list of tokens"))
+
     def revoke_token(self, token_id: str, *, reason: str | None = None) -> Receipt:
         """Revoke one token (and those derived from it)."""
         answer = self.call(

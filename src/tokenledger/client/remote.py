@@ -354,6 +354,11 @@ class RemoteLedger(DataPlaneCalls, PolicyCalls, WebhookCalls):
         answer = self._get(f"{principal_path(owner)}/tokens/{path_segment(token_id)}")
         return convert(answer, TokenView, "a token")
 
+    def unused_tokens(
+        self, actor: Actor, unused_for: timedelta, *, org: str | None = None
+    ) -> list[TokenView]:
+        return self.client.unused_tokens(f"{int(unused_for.total_seconds())}s", org=org)
+
     def client_credentials_of(
         self, actor: Actor, account_id: str, *, include_inactive: bool = False
     ) -> list[ClientCredentialView]:
@@ -448,6 +453,7 @@ class RemoteLedger(DataPlaneCalls, PolicyCalls, WebhookCalls):
                 refreshed_at=s.refreshed_at,
                 revoked_at=s.ended_at,
                 revoked_reason=s.ended_reason,
+                last_used_at=s.last_used,
             )
             for s in convert(answer, list[_Session], "sessions")
         ]
@@ -497,6 +503,7 @@ class _Session(msgspec.Struct):
     refreshes: int
     ended_at: datetime | None
     ended_reason: str | None
+    last_used: datetime | None = None
 
 
 class _Member(msgspec.Struct):

@@ -56,6 +56,8 @@ _NOTHING: frozenset[type[e.Event]] = frozenset(
         e.WebhookCreated,
         e.WebhookDeleted,
         e.WebhookSecretRotated,
+        # A recorded use changes when a credential was last used, never its answer.
+        e.TokenUsed,
     }
 )
 

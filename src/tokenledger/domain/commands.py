@@ -74,6 +74,8 @@ __all__ = [
     "IssueRoleKey",
     "IssueS3Credential",
     "IssueToken",
+    "NotedUse",
+    "RecordUses",
     "RefreshSession",
     "RemoveMember",
     "RemoveRolePolicy",
@@ -743,6 +745,26 @@ class DeleteWebhook(Command):
 
 class RotateWebhookSecret(Command):
     webhook_id: WebhookId
+
+
+class NotedUse(BaseModel):
+    """The uses of one credential (a ``tok_``, ``cid_`` or ``ses_`` id) noted in one interval."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    credential_id: Annotated[str, Field(pattern=r"^(tok|cid|ses)_[0-9A-Za-z_-]{1,100}$")]
+    bucket_start: datetime
+    count: Annotated[int, Field(ge=1)]
+    last_used_at: datetime
+
+
+class RecordUses(Command):
+    """Record the credential uses this process noted (``service.usage``): the ledger's own
+    bookkeeping, which only the operator (the ledger itself) may run."""
+
+    interval: Annotated[int, Field(ge=1)]
+    """Seconds."""
+    uses: tuple[NotedUse, ...]
 
 
 C = TypeVar("C", bound=BaseModel)

@@ -991,8 +991,9 @@ def _require_active_principal(view: LedgerView, principal: str) -> ServiceAccoun
 # The decisions on logging in (identity providers, sessions, issuer trusts), on roles' keys
 # and policies, on the data plane (endpoints, S3 credentials), on Dyff's accounts
 # (``accounts create``; an account id naming a token's principal), on a resource's license
-# and data class, on suspending and rotating credentials, on orgs' token policies and on
-# webhooks live in their own modules, which register them on ``decide`` when imported.
+# and data class, on suspending and rotating credentials, on orgs' token policies, on
+# webhooks and on recording credentials' uses (last used) live in their own modules, which
+# register them on ``decide`` when imported.
 from tokenledger.domain import (  # noqa: E402, F401
     decide_accounts,
     decide_attributes,
@@ -1003,5 +1004,6 @@ from tokenledger.domain import (  # noqa: E402, F401
     decide_roles,
     decide_rotation,
     decide_suspension,
+    decide_usage,
     decide_webhooks,
 )

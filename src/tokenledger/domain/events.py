@@ -70,6 +70,7 @@ __all__ = [
     "TokenIssued",
     "TokenRevoked",
     "TokenRotated",
+    "TokenUsed",
     "UserCreated",
     "UserDisabled",
     "WebhookCreated",
@@ -758,6 +759,45 @@ class WebhookDeleted(Event, frozen=True, kw_only=True, tag="WebhookDeleted"):
     STREAM: ClassVar[tuple[str, str]] = ("webhook", "webhook_id")
 
 
+# -- last use of a credential ----------------------------------------------------------
+
+
+class TokenUsed(Event, frozen=True, kw_only=True, tag="TokenUsed", omit_defaults=True):
+    """A credential answered ``count`` successful verifications, introspections or
+    authentications in the interval of ``interval`` seconds that starts at ``bucket_start``
+    (a multiple of the interval since the epoch), the last at ``last_used_at``.
+
+    Exactly one of ``token_id`` (a ledger token or a role's key), ``client_id`` (a client
+    credential) and ``session_id`` (a session) names it; a use of an access token counts
+    as a use of what obtained it. Recorded by the ledger itself (``service.usage``), at
+    most once per credential and interval, never by a user's command. It names nothing but
+    the credential, so audit indexes it under the credential's id alone: an org's trail is
+    not filled with hourly uses.
+    """
+
+    token_id: str | None = None
+    client_id: str | None = None
+    session_id: str | None = None
+    bucket_start: datetime
+    interval: int
+    """Seconds."""
+    count: int
+    last_used_at: datetime
+
+    @property
+    def stream_id(self) -> str:
+        if self.token_id is not None:
+            return f"token:{self.token_id}"
+        if self.client_id is not None:
+            return f"client:{self.client_id}"
+        return f"session:{self.session_id}"
+
+    @property
+    def credential_id(self) -> str:
+        """The id of the credential used (a ``tok_``, ``cid_`` or ``ses_`` id)."""
+        return self.token_id or self.client_id or self.session_id or ""
+
+
 EventUnion = (
     OrgCreated
     | UserCreated
@@ -810,6 +850,7 @@ EventUnion = (
     | WebhookCreated
     | WebhookDeleted
     | WebhookSecretRotated
+    | TokenUsed
 )
 
 

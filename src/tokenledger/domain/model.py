@@ -196,6 +196,8 @@ class TokenView(_Credential, frozen=True, kw_only=True):
     parent_id: str | None
     disabled_cause: str | None = None
     """While disabled: None when asked for, else the token whose disabling this followed."""
+    last_used_at: datetime | None = msgspec.field(default=None, name="last_used")
+    """The last recorded use (``TokenUsed``); None when never used."""
 
 
 class ClientCredentialView(_Credential, frozen=True, kw_only=True):
@@ -205,6 +207,8 @@ class ClientCredentialView(_Credential, frozen=True, kw_only=True):
     account_id: str
     name: str | None
     issued_at: datetime
+    last_used_at: datetime | None = msgspec.field(default=None, name="last_used")
+    """The last recorded use, its access tokens' included (``TokenUsed``)."""
 
 
 class IdentityProviderView(msgspec.Struct, frozen=True, kw_only=True):
@@ -232,6 +236,8 @@ class SessionView(_Credential, frozen=True, kw_only=True):
     refresh_hash: str
     generation: int
     refreshed_at: datetime | None = None
+    last_used_at: datetime | None = msgspec.field(default=None, name="last_used")
+    """The last recorded use, its access tokens' included (``TokenUsed``)."""
 
     def status(self, now: datetime) -> str:
         """``ended``, ``expired`` or ``active``: what listings show."""
@@ -329,6 +335,9 @@ class Introspection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     allowed: bool | None = None
     resource: str | None = None
     level: str | None = None
+    source: str | None = None
+    """What obtained an access token (its session or client credential id), whose use it
+    counts as (``service.usage``); like ``reason``, not part of the HTTP answer."""
 
 
 class ActorKind(StrEnum):

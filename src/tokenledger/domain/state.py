@@ -708,3 +708,22 @@ def _(event: e.WebhookDeleted, state: LedgerState, at: datetime) -> None:
     webhook = state.webhooks[event.webhook_id]
     if not webhook.deleted:
         state.webhooks[event.webhook_id] = msgspec.structs.replace(webhook, deleted_at=at)
+
+
+# -- last use of a credential -----------------------------------------------------------
+
+
+@evolve.register
+def _(event: e.TokenUsed, state: LedgerState, at: datetime) -> None:
+    # The ledger records at most one use per credential and interval, in time order
+    # (``domain.decide_usage``): the last one recorded is the latest.
+    used = {"last_used_at": event.last_used_at}
+    if event.token_id is not None and event.token_id in state.tokens:
+        token = state.tokens[event.token_id]
+        state.tokens[event.token_id] = msgspec.structs.replace(token, **used)
+    elif event.client_id is not None and event.client_id in state.credentials:
+        credential = state.credentials[event.client_id]
+        state.credentials[event.client_id] = msgspec.structs.replace(credential, **used)
+    elif event.session_id is not None and event.session_id in state.sessions:
+        session = state.sessions[event.session_id]
+        state.sessions[event.session_id] = msgspec.structs.replace(session, **used)

@@ -670,6 +670,12 @@ def describe(event: e.Event) -> str:
             return f"webhook {event.webhook_id} of {event.org} signs with a new secret"
         case e.WebhookDeleted():
             return f"webhook {event.webhook_id} of {event.org} deleted"
+        case e.TokenUsed():
+            what = event.stream_id.partition(":")[0]
+            return (
+                f"{what} {event.credential_id} used {event.count} time(s) in the "
+                f"{event.interval} s from {format_timestamp(event.bucket_start)}"
+            )
     return type(event).__name__
 
 

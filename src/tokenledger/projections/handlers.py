@@ -451,11 +451,12 @@ def _resource_data_class_set(
     writes.update(resources, {"path": event.path}, {"data_class": event.data_class})
 
 
-# The data plane's, suspension's, rotation's and orgs' policies', and the webhooks' handlers
-# live in their own modules, which register them here.
+# The data plane's, suspension's, rotation's and orgs' policies', the webhooks' and the
+# recorded uses' (last used) handlers live in their own modules, which register them here.
 from tokenledger.projections import (  # noqa: E402, F401
     endpoint_handlers,
     policy_handlers,
     suspension_handlers,
+    usage_handlers,
     webhook_handlers,
 )

@@ -47,6 +47,7 @@ def _session(row: Any) -> SessionView:
         refreshed_at,
         revoked_at,
         revoked_reason,
+        last_used_at,
     ) = row
     return SessionView(
         session_id=session_id,
@@ -61,6 +62,7 @@ def _session(row: Any) -> SessionView:
         refreshed_at=refreshed_at,
         revoked_at=revoked_at,
         revoked_reason=revoked_reason,
+        last_used_at=last_used_at,
     )
 
 

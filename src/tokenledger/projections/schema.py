@@ -220,6 +220,22 @@ sessions = sa.Table(
 sa.Index("ix_sessions_principal", sessions.c.principal)
 sa.Index("ix_sessions_org", sessions.c.org)
 
+# Suspension (None: not suspended), after the columns earlier revisions made: revision 0012
+# adds them at the end of their tables, as here. A token disabled with its parent names it in
+# ``disabled_cause``, so enabling the parent enables it again; ``disabled_by`` (``operator`` or a
+# principal) decides who may lift a suspension.
+for _suspended in (tokens, client_credentials, service_accounts):
+    _suspended.append_column(sa.Column("disabled_at", UTCDateTime, nullable=True))
+    _suspended.append_column(sa.Column("disabled_by", sa.String(320), nullable=True))
+tokens.append_column(sa.Column("disabled_cause", _identifier(), nullable=True))
+
+# The last recorded use of a token, a client credential and a session (``TokenUsed``; None
+# when never used), after the columns of their revisions: revision 0013 adds them at the
+# end of each table, as here.
+tokens.append_column(sa.Column("last_used_at", UTCDateTime, nullable=True))
+client_credentials.append_column(sa.Column("last_used_at", UTCDateTime, nullable=True))
+sessions.append_column(sa.Column("last_used_at", UTCDateTime, nullable=True))
+
 session_refresh_tokens = sa.Table(
     "session_refresh_tokens",
     metadata,
@@ -277,14 +293,7 @@ s3_credentials = sa.Table(
 sa.Index("ix_s3_credentials_account_id", s3_credentials.c.account_id)
 sa.Index("ix_s3_credentials_endpoint_id", s3_credentials.c.endpoint_id)
 
-# Suspension (None: not suspended), after the columns earlier revisions made: revision 0012
-# adds them at the end of their tables, as here. A token disabled with its parent names it in
-# ``disabled_cause``, so enabling the parent enables it again; ``disabled_by`` (``operator`` or a
-# principal) decides who may lift a suspension.
-for _suspended in (tokens, client_credentials, service_accounts):
-    _suspended.append_column(sa.Column("disabled_at", UTCDateTime, nullable=True))
-    _suspended.append_column(sa.Column("disabled_by", sa.String(320), nullable=True))
-tokens.append_column(sa.Column("disabled_cause", _identifier(), nullable=True))
+
 # An org's token policy (``OrgPolicySet``): lifetimes in seconds, ``max_lifetime`` the msgspec
 # JSON text of ``{kind: seconds}``.
 org_policies = sa.Table(

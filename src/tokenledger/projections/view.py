@@ -134,6 +134,7 @@ def _token(row: Any) -> TokenView:
         disabled_at,
         disabled_by,
         disabled_cause,
+        last_used_at,
     ) = row
     return TokenView(
         token_id=token_id,
@@ -149,6 +150,7 @@ def _token(row: Any) -> TokenView:
         disabled_at=disabled_at,
         disabled_by=disabled_by,
         disabled_cause=disabled_cause,
+        last_used_at=last_used_at,
     )
 
 
@@ -164,6 +166,7 @@ def _client_credential(row: Any) -> ClientCredentialView:
         revoked_reason,
         disabled_at,
         disabled_by,
+        last_used_at,
     ) = row
     return ClientCredentialView(
         client_id=client_id,
@@ -175,6 +178,7 @@ def _client_credential(row: Any) -> ClientCredentialView:
         revoked_reason=revoked_reason,
         disabled_at=disabled_at,
         disabled_by=disabled_by,
+        last_used_at=last_used_at,
     )
 
 
@@ -213,7 +217,11 @@ _TOKENS_OF = DriverStatement(
     .where(tokens.c.principal == sa.bindparam("principal"))
     .order_by(tokens.c.token_id)
 )
-_TOKEN_COLUMNS = len(tokens.columns)
+# What a token's answer reads of it: every column but its last use, which no answer needs
+# (and which SQLite would parse on each verification).
+_ANSWERED_COLUMNS = [column for column in tokens.columns if column.name != "last_used_at"]
+_TOKEN_COLUMNS = len(_ANSWERED_COLUMNS)
+_LAST_USED_AT = [column.name for column in tokens.columns].index("last_used_at")
 # ``token_candidates``' statements, one per set of criteria given (by their bind names).
 _CANDIDATES: dict[frozenset[str], DriverStatement] = {}
 
@@ -244,7 +252,7 @@ def _candidates_statement(binds: frozenset[str]) -> DriverStatement:
 # reads.
 _TOKEN_AND_PERMISSION_BY_HASH = DriverStatement(
     sa.select(
-        tokens,
+        *_ANSWERED_COLUMNS,
         service_accounts.c.resource,
         service_accounts.c.level,
         service_accounts.c.disabled_at,
@@ -433,13 +441,16 @@ class SqlLedgerView(LoginViews, EndpointViews, PolicyViews, WebhookViews):
         """The token whose secret hashes to ``secret_hash``, and, when its principal is a
         service account that exists and is not deleted, that account's permission (None
         otherwise) and whether it is suspended; read by one statement, which is one snapshot
-        on every database."""
+        on every database. For an answer: the token's last use is not read (``last_used_at``
+        is None)."""
         row = _TOKEN_AND_PERMISSION_BY_HASH.first(self.connection, {"secret_hash": secret_hash})
         if row is None:
             return None
+        token = list(row[:_TOKEN_COLUMNS])
+        token.insert(_LAST_USED_AT, None)
         resource, level, disabled_at = row[_TOKEN_COLUMNS:]
         permission = None if resource is None else Grant(resource, level)
-        return _token(row[:_TOKEN_COLUMNS]), permission, disabled_at is not None
+        return _token(token), permission, disabled_at is not None
 
     def tokens_of(self, principal: str) -> list[TokenView]:
         """Every token of the principal, revoked and expired ones included; by id."""

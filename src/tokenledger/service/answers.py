@@ -29,6 +29,7 @@ from tokenledger.projections.history import state_at
 from tokenledger.service import oauth
 from tokenledger.service.cache import FollowedCache, HeadGatedCache
 from tokenledger.service.reading import Reader, valid
+from tokenledger.service.usage import recording_uses
 from tokenledger.store import EventStore
 from tokenledger.store.eventstore import read_head
 from tokenledger.store.readers import ReadConnections
@@ -36,6 +37,7 @@ from tokenledger.store.readers import ReadConnections
 if TYPE_CHECKING:  # the signing keys (cryptography) load with the first access token
     from tokenledger.service.follower import LogFollower
     from tokenledger.service.keys import KeyRing
+    from tokenledger.service.usage import UsageRecorder
 
 __all__ = [
     "CACHED_INACTIVE",
@@ -100,8 +102,31 @@ class TokenAnswers:
         self._follower: LogFollower | None = None
         self._head_read_at: float | None = None
         self._observer: Callable[[bool], None] | None = None
+        # Notes each successful answer as a use of its credential (``service.usage``).
+        self._usage: UsageRecorder | None = None
         self.use_cache(staleness)
         self._store.on_commit(self._forget)
+
+    def record_uses(self, recorder: UsageRecorder | None) -> None:
+        """Note every successful answer (a cached one too) as a use of its credential."""
+        self._usage = recorder
+
+    def note_use(self, credential_id: str | None) -> None:
+        """A credential was used successfully outside these answers (a client credential
+        authenticated, a session refreshed): memory only."""
+        usage = self._usage
+        if usage is not None:
+            usage.note(credential_id)
+
+    def _note(self, answer: Verification | Introspection, now: float | None = None) -> None:
+        usage = self._usage
+        if usage is None or not answer.active:
+            return
+        # An access token's use is its source's (session or client credential).
+        source = answer.source if isinstance(answer, Introspection) else None
+        if now is None and self._wall_clock:
+            now = time.time()
+        usage.note(source or answer.token_id, now)
 
     # -- the cache -----------------------------------------------------------------------
 
@@ -267,8 +292,9 @@ class TokenAnswers:
             answers.generation()
 
     def _forget(self) -> None:
-        """This process appended to the log: no earlier answer may be served any more."""
-        if self._answers is not None:
+        """This process appended to the log: no earlier answer may be served any more (a
+        recorded use changes no answer)."""
+        if self._answers is not None and not recording_uses():
             self._answers.invalidate()
             self._head_read_at = None
 
@@ -307,15 +333,24 @@ class TokenAnswers:
         wanted = level if level is not None else Level.READ
         answers = self._answers
         if answers is None or read_through:
-            return self._verify_now(secret, resource, wanted)
+            answer = self._verify_now(secret, resource, wanted)
+            self._note(answer)
+            return answer
         # Looked up before any validation: only answers to valid input are ever kept.
         key = (secret_digest(secret), resource, wanted)
         now = time.time() if self._wall_clock else self._reader.now().timestamp()
         cached = answers.lookup(key, now)
         if cached is not None:
+            usage = self._usage
+            if usage is not None and cached.active:
+                if not usage.stamp_from <= now < usage.stamp_until:
+                    usage.stamp(now)  # once a second at most
+                usage.note_id(cached.token_id)  # type: ignore[arg-type]  # one append
             # A secret's key never holds an Introspection (no cast: this is the hot path).
             return cached  # type: ignore[return-value]
-        return self._verify_now(secret, resource, wanted, keep_in=(answers, key))
+        answer = self._verify_now(secret, resource, wanted, keep_in=(answers, key))
+        self._note(answer, now)
+        return answer
 
     def _verify_now(
         self,
@@ -421,21 +456,26 @@ class TokenAnswers:
         if jwt and keys is None:
             return Introspection(active=False, reason="unknown_key")
         if answers is None or read_through:
-            return self._introspect_now(token, jwt, keys, issuer, resource, wanted)
+            answer = self._introspect_now(token, jwt, keys, issuer, resource, wanted)
+            self._note(answer)
+            return answer
         key = _answer_key(token, jwt, resource, wanted)
-        cached = answers.lookup(key, self._reader.now().timestamp())
+        now = self._reader.now().timestamp()
+        cached = answers.lookup(key, now)
         self._observe(cached is not None)
         if cached is not None:
+            self._note(cached, now)
             return _as_introspection(cached, resource)
         if not jwt:
-            return _as_introspection(
-                self._verify_now(token, resource, wanted, keep_in=(answers, key)), resource
-            )
+            verified = self._verify_now(token, resource, wanted, keep_in=(answers, key))
+            self._note(verified, now)
+            return _as_introspection(verified, resource)
         generation = answers.generation()  # before reading: see HeadGatedCache.put
         answer = self._introspect_now(token, jwt, keys, issuer, resource, wanted)
         if answer.active or answer.reason in CACHED_INACTIVE:
             expires = answer.exp if answer.active else None
             answers.put(key, answer, expires, generation, (answer.token_id, answer.sub))
+        self._note(answer, now)
         return answer
 
     def peek_introspection(
@@ -449,10 +489,12 @@ class TokenAnswers:
             return None
         wanted = level if level is not None else Level.READ
         key = _answer_key(token, looks_like_jwt(token), resource, wanted)
-        found = answers.peek(key, self._reader.now().timestamp())
+        now = self._reader.now().timestamp()
+        found = answers.peek(key, now)
         if found is None:
             return None
         self._observe(True)
+        self._note(found, now)
         return _as_introspection(found, resource)
 
     def _introspect_now(

@@ -37,6 +37,7 @@ from tokenledger.domain.model import (
     UserView,
 )
 from tokenledger.domain.permissions import Grant, Level
+from tokenledger.domain.usage import check_usage_interval
 from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explanation
 from tokenledger.service import audit, oauth, queries, roles, token_selection
@@ -44,6 +45,7 @@ from tokenledger.service.answers import DEFAULT_VERIFY_STALENESS, TokenAnswers
 from tokenledger.service.commands import CommandResult, run_command
 from tokenledger.service.oauth import DEFAULT_ACCESS_TOKEN_LIFETIME
 from tokenledger.service.queries import GrantSource, Identity
+from tokenledger.service.usage import UsageRecorder
 from tokenledger.store import DEFAULT_DATABASE_URL, EventStore, open_event_store
 from tokenledger.store.readers import ReadConnections
 
@@ -69,10 +71,19 @@ class Ledger:
     ``verify_staleness`` bounds, in seconds, how long a token answer may be reused without
     re-reading the log's head (``0``, the default: re-read for every answer, so never stale;
     ``None``: no cache, every answer read from the projections).
+
+    ``usage_interval`` records credentials' uses (last used, ``service.usage``) at most
+    once per credential and interval (1 minute to 1 day; ``DEFAULT_USAGE_INTERVAL`` is 1
+    hour); ``None``, the default for a ``Ledger`` opened here, records none. The HTTP API
+    records them (``serve --usage-interval``).
     """
 
     def __init__(
-        self, store: EventStore, *, verify_staleness: float | None = DEFAULT_VERIFY_STALENESS
+        self,
+        store: EventStore,
+        *,
+        verify_staleness: float | None = DEFAULT_VERIFY_STALENESS,
+        usage_interval: timedelta | None = None,
     ) -> None:
         self.store = store
         self.projector = Projector()
@@ -80,6 +91,9 @@ class Ledger:
         # An in-memory SQLite database exists on its one shared connection only.
         self._readers = None if in_memory else ReadConnections(store.engine)
         self.answers = TokenAnswers(self, self._readers, staleness=verify_staleness)
+        self.usage: UsageRecorder | None = None
+        if usage_interval is not None:
+            self.record_uses(usage_interval)
 
     @classmethod
     def open(
@@ -88,11 +102,41 @@ class Ledger:
         *,
         clock: Clock | None = None,
         verify_staleness: float | None = DEFAULT_VERIFY_STALENESS,
+        usage_interval: timedelta | None = None,
     ) -> Ledger:
+        if usage_interval is not None:
+            check_usage_interval(usage_interval)  # before the database is opened
         store = open_event_store(database_url, clock=clock or SystemClock())
-        return cls(store, verify_staleness=verify_staleness)
+        return cls(store, verify_staleness=verify_staleness, usage_interval=usage_interval)
+
+    # -- last use (service.usage) ------------------------------------------------------------
+
+    def record_uses(self, interval: timedelta, *, background: bool = True) -> UsageRecorder:
+        """Record credentials' uses from now on, at most once per credential and
+        ``interval``; ``background=False`` writes them only on ``flush_uses`` and ``close``
+        (for tests). Uses noted under an earlier interval are written first."""
+        recorder = UsageRecorder(self.execute, self._timestamp, interval, background=background)
+        previous, self.usage = self.usage, recorder
+        self.answers.record_uses(recorder)
+        if previous is not None:
+            previous.close()
+        return recorder
+
+    def flush_uses(self, now: datetime | None = None, *, everything: bool = False) -> int:
+        """Write the uses of every interval closed at ``now`` (every interval, with
+        ``everything``) now, rather than when the background thread would; the number of
+        ``TokenUsed`` events appended."""
+        usage = self.usage
+        return 0 if usage is None else usage.flush(now, everything=everything)
+
+    def _timestamp(self) -> float:
+        return self.now().timestamp()
 
     def close(self) -> None:
+        usage, self.usage = self.usage, None
+        if usage is not None:
+            self.answers.record_uses(None)
+            usage.close()  # the open interval's uses too
         self.answers.stop_following()
         if self._readers is not None:
             self._readers.close()
@@ -227,6 +271,13 @@ class Ledger:
         """Live tokens visible to ``actor`` expiring within ``within``, soonest first."""
         return token_selection.expiring(self, actor, within, org)
 
+    def unused_tokens(
+        self, actor: Actor, unused_for: timedelta, *, org: str | None = None
+    ) -> list[TokenView]:
+        from tokenledger.service.unused import unused_tokens  # loaded on first use
+
+        return unused_tokens(self, actor, unused_for, org)
+
     def get_service_account(self, actor: Actor, account_id: str) -> ServiceAccountView:
         return queries.get_service_account(self, actor, account_id)
 
@@ -252,7 +303,9 @@ class Ledger:
     def authenticate_client(
         self, client_id: str, client_secret: str
     ) -> tuple[ClientCredentialView, ServiceAccountView]:
-        return oauth.authenticate_client(self, client_id, client_secret)
+        credential, account = oauth.authenticate_client(self, client_id, client_secret)
+        self.answers.note_use(credential.client_id)
+        return credential, account
 
     def issue_access_token(
         self,
@@ -281,7 +334,10 @@ class Ledger:
         )
 
     def authenticate_access_token(self, token: str, keys: KeyRing, *, issuer: str) -> Actor:
-        return oauth.authenticate_access_token(self, token, keys, issuer)
+        actor = oauth.authenticate_access_token(self, token, keys, issuer)
+        if actor.via is not None:  # a use of what obtained it
+            self.answers.note_use(actor.via.source)
+        return actor
 
     def exchange_token(
         self, subject_token: str, account_id: str, keys: KeyRing, oidc: OidcClient, *, issuer: str
@@ -376,9 +432,11 @@ class Ledger:
     def refresh_session(self, refresh_token: str, keys: KeyRing, *, issuer: str) -> SessionTokens:
         from tokenledger.service import sessions  # loaded on first use
 
-        return sessions.refresh_session(
+        tokens = sessions.refresh_session(
             self, self.execute, keys, issuer=issuer, refresh_token=refresh_token
         )
+        self.answers.note_use(tokens.session_id)  # a refresh is a use of the session
+        return tokens
 
     def log_out(self, refresh_token: str) -> CommandResult | None:
         from tokenledger.service import sessions  # loaded on first use

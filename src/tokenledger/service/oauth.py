@@ -216,6 +216,7 @@ def introspect_access_token(
         allowed=None if resource is None else answer.level_on(resource) >= wanted,
         resource=resource,
         level=wanted.label if resource is not None else None,
+        source=_via(claims).source,
     )
 
 

@@ -20,6 +20,7 @@ from tokenledger.api.routes import (
     system,
     token_selection,
     tokens,
+    unused,
     users,
     webhooks,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "system",
     "token_selection",
     "tokens",
+    "unused",
     "users",
     "webhooks",
 ]

@@ -44,6 +44,7 @@ class SessionOut(BaseModel):
     refreshes: int
     ended_at: datetime | None
     ended_reason: str | None
+    last_used: datetime | None = None
 
 
 def _session_out(session: SessionView, now: datetime) -> SessionOut:
@@ -59,6 +60,7 @@ def _session_out(session: SessionView, now: datetime) -> SessionOut:
         refreshes=session.generation,
         ended_at=session.revoked_at,
         ended_reason=session.revoked_reason,
+        last_used=session.last_used_at,
     )
 
 

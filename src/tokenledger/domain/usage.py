@@ -1,0 +1,95 @@
+"""Last use: the rules on recording a credential's uses and on finding unused tokens.
+
+A successful verification, introspection or authentication of a credential is a use of
+it; a use of an access token is a use of what obtained it (its session or client
+credential). Uses are counted per interval bucket (``bucket_of``: buckets aligned to
+multiples of the interval since the epoch) and recorded as ``TokenUsed`` at most once per
+credential and bucket (``domain.decide_usage``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from tokenledger.domain.authority import may_see_token, require_token_access, token_orgs
+from tokenledger.domain.model import Actor, LedgerView, TokenView
+from tokenledger.errors import NotFound, PermissionDenied, ValidationError
+
+__all__ = [
+    "DEFAULT_USAGE_INTERVAL",
+    "MAX_USAGE_INTERVAL",
+    "MIN_USAGE_INTERVAL",
+    "CredentialKind",
+    "bucket_of",
+    "check_usage_interval",
+    "credential_kind",
+    "last_active",
+    "may_list_unused",
+    "unused_since",
+]
+
+#: How often at most a credential's use is recorded, unless a ledger is told otherwise.
+DEFAULT_USAGE_INTERVAL = timedelta(hours=1)
+#: The shortest and longest intervals a ledger accepts: a shorter one grows the log for
+#: little, and a longer one loses more uses to a crash (one open interval's).
+MIN_USAGE_INTERVAL = timedelta(minutes=1)
+MAX_USAGE_INTERVAL = timedelta(days=1)
+
+
+class CredentialKind(StrEnum):
+    """What a recorded use names: the field of ``TokenUsed`` that holds its id."""
+
+    TOKEN = "token_id"
+    CLIENT = "client_id"
+    SESSION = "session_id"
+
+
+_PREFIXES = {"tok_": CredentialKind.TOKEN, "cid_": CredentialKind.CLIENT}
+
+
+def credential_kind(credential_id: str) -> CredentialKind | None:
+    """A ledger token's (or role key's) ``tok_`` id, a client credential's ``cid_`` id or a
+    session's ``ses_`` id; None for anything else (an issuer trust's use is not recorded)."""
+    kind = _PREFIXES.get(credential_id[:4])
+    if kind is None and credential_id.startswith("ses_"):
+        return CredentialKind.SESSION
+    return kind
+
+
+def check_usage_interval(interval: timedelta) -> int:
+    """The interval in whole seconds; a one-line ``ValidationError`` outside 1 minute to 1
+    day (or not whole seconds)."""
+    seconds = interval.total_seconds()
+    if not MIN_USAGE_INTERVAL <= interval <= MAX_USAGE_INTERVAL or seconds != int(seconds):
+        raise ValidationError("the usage interval must lie between 1 minute and 1 day (e.g. 1h)")
+    return int(seconds)
+
+
+def bucket_of(timestamp: float, seconds: int) -> int:
+    """The bucket a moment (seconds since the epoch) falls in: its start is
+    ``bucket * seconds`` since the epoch."""
+    return int(timestamp // seconds)
+
+
+def last_active(token: TokenView) -> datetime:
+    """When a token was last used, or issued if it never was."""
+    return token.last_used_at if token.last_used_at is not None else token.issued_at
+
+
+def unused_since(token: TokenView, cutoff: datetime, now: datetime, org: str | None) -> bool:
+    """A live token (not revoked, not expired at ``now``) whose last use (or issue, if
+    never used) lies before ``cutoff``; inside ``org`` when given (``token_orgs``)."""
+    if not token.live(now) or last_active(token) >= cutoff:
+        return False
+    return org is None or org in token_orgs(token)
+
+
+def may_list_unused(view: LedgerView, actor: Actor, token: TokenView, now: datetime) -> bool:
+    """Whether ``actor`` sees ``token`` among the unused: exactly when it may see it among
+    its principal's tokens (``require_token_access``, ``may_see_token``)."""
+    try:
+        require_token_access(view, actor, token.principal, now, token_id=token.token_id)
+    except (PermissionDenied, NotFound):
+        return False
+    return may_see_token(actor, token)
