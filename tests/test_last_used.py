@@ -571,3 +571,19 @@ def test_unused_refuses_a_bad_period_in_one_line(
     refused_org = cli_run(database_url, "tokens", "unused", "--for", "1d", "--org", "Not An Org")
     assert_one_line_error(refused_org, 2)
     assert cli_head(database_url) == before
+
+
+def test_a_revocation_by_filter_selects_the_unused_tokens_the_listing_shows(
+    unused: Unused, database_url: str
+) -> None:
+    listed = cli_json(database_url, "tokens", "unused", "--for", "90d", "--org", "acme")
+    where = ("--where", "unused-for=90d", "--where", "org=acme")
+    preview = cli_json(database_url, "tokens", "revoke", *where)
+    assert (
+        unused.names(preview["tokens"]) == unused.names(listed) == ["bobs", "key", "long", "never"]
+    )
+    done = cli_json(database_url, "tokens", "revoke", *where, "--yes")
+    assert sorted(done["revoked"]) == sorted(t["token_id"] for t in listed)
+    assert cli_json(database_url, "tokens", "unused", "--for", "90d", "--org", "acme") == []
+    refused = cli_run(database_url, "tokens", "revoke", "--where", "unused-for=0d")
+    assert_one_line_error(refused, 2, "longer than zero")

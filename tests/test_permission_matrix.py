@@ -387,6 +387,10 @@ OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
         lambda w, k: ["tokens", "expiring", "--within", "400d"],
         lambda w, k: ("GET", "/v2/tokens/expiring?within=400d", None),
     ),
+    "tokens unused": (
+        lambda w, k: ["tokens", "unused", "--for", "1s"],
+        lambda w, k: ("GET", "/v2/tokens/unused?for=1s", None),
+    ),
     "credentials list": (
         lambda w, k: ["service-accounts", "credentials", "list", sa("etl")],
         lambda w, k: ("GET", f"/v2/service_accounts/{sa('etl')}/credentials", None),

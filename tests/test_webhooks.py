@@ -412,6 +412,44 @@ def test_expiry_warnings_are_configurable(url: str, receiver: Receiver) -> None:
     )
 
 
+# -- unused tokens -------------------------------------------------------------------------
+
+
+def test_a_token_unused_for_90_days_is_told_of_once(url: str, receiver: Receiver) -> None:
+    with freeze_time(START) as clock:
+        create_webhook(url, receiver, "token.unused")
+        other = create_webhook(url, receiver, "token.unused", org="beta")
+        idle = issue(url, expires_in="1y")
+        revoked = issue(url, expires_in="1y")
+        cli_json(url, "tokens", "revoke", revoked)
+        clock.move_to(START + timedelta(days=89))
+        notify_once(url)
+        assert cloudevents(receiver) == []
+        clock.move_to(START + timedelta(days=90, hours=1))
+        notify_once(url)
+        notify_once(url)  # a second scan queues nothing more
+    [notice] = cloudevents(receiver)
+    assert notice["type"] == "io.tokenledger.token.unused"
+    assert notice["data"]["token_id"] == idle
+    assert notice["data"]["last_used"] is None  # never used: counted from its issue
+    assert notice["data"]["unused_seconds"] // 86400 == 90
+    assert deliveries(url, other["id"]) == []
+
+
+def test_how_long_unused_is_configurable(url: str, receiver: Receiver) -> None:
+    with freeze_time(START) as clock:
+        create_webhook(url, receiver, "token.unused")
+        issue(url, expires_in="1y")
+        clock.tick(timedelta(days=31))
+        notify_once(url, "--unused-after", "off")
+        assert cloudevents(receiver) == []
+        notify_once(url, "--unused-after", "30d")
+    assert [e["type"] for e in cloudevents(receiver)] == ["io.tokenledger.token.unused"]
+    assert_one_line_error(
+        cli_run(url, "notify", "--once", "--unused-after", "soon"), 2, "invalid duration"
+    )
+
+
 # -- a crash -------------------------------------------------------------------------------
 
 

@@ -538,7 +538,8 @@ def _revoke_where(
     multiple=True,
     metavar="KEY=VALUE",
     help="Select live tokens by principal, org, resource (a grant on it or below), "
-    "issued-before (a time) or name (a pattern: * and ?); repeatable, all must hold. "
+    "issued-before (a time), unused-for (a duration such as 90d) or name (a pattern: * and "
+    "?); repeatable, all must hold. "
     "Lists them; revokes only with --yes.",
 )
 @click.option("--yes", is_flag=True, help="With --where: revoke what it selects.")

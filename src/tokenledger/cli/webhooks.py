@@ -215,6 +215,14 @@ def list_deliveries(obj: CliContext, webhook_id: str, limit: int, as_json: bool)
     help="How long before a token's expiry each token.expiring warning goes out.",
 )
 @click.option(
+    "--unused-after",
+    default="90d",
+    show_default=True,
+    metavar="DURATION",
+    help="How long a live token goes unused (last used, or issued if never) before a "
+    "token.unused notice ('off': none).",
+)
+@click.option(
     "--source",
     default="urn:tokenledger",
     show_default=True,
@@ -222,22 +230,32 @@ def list_deliveries(obj: CliContext, webhook_id: str, limit: int, as_json: bool)
 )
 @click.option("--quiet", is_flag=True, help="Say nothing of deliveries; failures are still said.")
 @click.pass_obj
-def notify(obj: CliContext, once: bool, expiry_warnings: str, source: str, quiet: bool) -> None:
+def notify(
+    obj: CliContext,
+    once: bool,
+    expiry_warnings: str,
+    unused_after: str,
+    source: str,
+    quiet: bool,
+) -> None:
     """Deliver webhooks: follow the log, send each delivery signed, retry failures (until
     --once's round is done, or Ctrl-C / SIGTERM).
 
     Each start resumes from the checkpoint kept in the database. At least once: a delivery
     interrupted by a crash is sent again with the same webhook-id."""
+    from tokenledger.domain.commands import parse_duration
     from tokenledger.service.notify import Notifier, parse_warnings
 
     obj.require_operator("deliver webhooks")
     warnings = parse_warnings(expiry_warnings)
+    unused = None if unused_after.strip().lower() == "off" else parse_duration(unused_after)
     keys = _key_store(obj)
     assert keys is not None  # the operator works on the database
     notifier = Notifier(
         obj.store(),
         keys.webhook_key(),
         warnings=warnings,
+        unused_after=unused,
         source=source,
         progress=(lambda _line: None) if quiet else say_notify,
         trouble=say_notify,

@@ -224,7 +224,7 @@ class Client:
     def preview_revocation(self, where: Mapping[str, str | datetime]) -> list[TokenView]:
         """The live tokens ``revoke_tokens_where(where)`` would revoke (before the tokens
         derived from them); revokes nothing. ``where``: principal, org, resource,
-        issued_before, name (a pattern)."""
+        issued_before, unused_for (a duration such as "90d"), name (a pattern)."""
         body = {"where": _where_body(where), "dry_run": True}
         answer = self.call("POST", "/v2/tokens/revoke", json=body)
         return convert(answer, _RevocationPreview, "a revocation preview").tokens

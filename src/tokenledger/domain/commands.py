@@ -569,6 +569,17 @@ def _name_pattern(value: str) -> str:
 NamePattern = Annotated[str, _free_text(200, "name pattern"), AfterValidator(_name_pattern)]
 
 
+def _duration_text(value: Any) -> Any:
+    """A duration given as text (``90d``) read as every duration option reads one; an ISO
+    8601 duration (``P90D``, what a command's JSON form holds) is left to pydantic."""
+    if isinstance(value, str) and not value.strip().upper().startswith("P"):
+        try:
+            return parse_duration(value)
+        except ValidationError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
 class TokenCriteria(BaseModel):
     """Which live tokens a revocation by filter selects (``domain.token_filter`` decides
     which match): at least one criterion. Part of a command, not one itself."""
@@ -580,6 +591,14 @@ class TokenCriteria(BaseModel):
     resource: ResourcePath | None = None
     issued_before: datetime | None = None
     name: NamePattern | None = None
+    unused_for: Annotated[timedelta | None, BeforeValidator(_duration_text)] = None
+
+    @pydantic.field_validator("unused_for")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("unused_for must be longer than zero")
+        return value
 
     @pydantic.field_validator("issued_before")
     @classmethod

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from tokenledger.clock import check_lifetime
+from tokenledger.clock import EARLIEST, check_lifetime
 from tokenledger.domain.authority import (
     authorise_token_management,
     may_see_token,
@@ -26,6 +26,7 @@ from tokenledger.domain.authority import (
 )
 from tokenledger.domain.model import Actor, LedgerView, TokenView, is_role_principal
 from tokenledger.domain.permissions import Grant, is_within
+from tokenledger.domain.usage import last_active
 from tokenledger.errors import NotFound, PermissionDenied, ValidationError
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "expiring_tokens",
     "revocable_tokens",
     "selected_tokens",
+    "unused_filter",
 ]
 
 
@@ -54,6 +56,9 @@ class TokenFilter:
     name: str | None = None
     #: Expires within this long from now (a token that never expires does not).
     expires_within: timedelta | None = None
+    #: Not used for at least this long: last used (or, never used, issued) before now minus
+    #: it (``domain.usage.last_active``).
+    unused_for: timedelta | None = None
 
     def given(self) -> dict[str, Any]:
         """The criteria asked for, by field name."""
@@ -93,6 +98,10 @@ def _expires_within(window: timedelta, token: TokenView, now: datetime) -> bool:
     return token.expires_at is not None and token.expires_at <= now + window
 
 
+def _unused_for(period: timedelta, token: TokenView, now: datetime) -> bool:
+    return last_active(token) < now - period
+
+
 #: One clause per criterion: ``clause(value, token, now)``. Liveness is judged by ``matches``.
 _CLAUSES: dict[str, Callable[[Any, TokenView, datetime], bool]] = {
     "principal": lambda principal, token, now: token.principal == principal,
@@ -101,6 +110,7 @@ _CLAUSES: dict[str, Callable[[Any, TokenView, datetime], bool]] = {
     "issued_before": lambda moment, token, now: token.issued_at < moment,
     "name": _name_matches,
     "expires_within": _expires_within,
+    "unused_for": _unused_for,
 }
 
 
@@ -202,6 +212,22 @@ def expiring_tokens(
     """The selected tokens soonest to expire first (``token_filter`` asks ``expires_within``)."""
     found = selected_tokens(view, actor, token_filter, now)
     return sorted(found, key=lambda t: (t.expires_at or now, t.token_id))
+
+
+def unused_filter(unused_for: timedelta, now: datetime, org: str | None = None) -> TokenFilter:
+    """The filter of ``tokens unused --for``: a period longer than zero whose start the
+    ledger can hold (``clock.check_lifetime``, backwards)."""
+    check_unused_for(unused_for, now)
+    return TokenFilter(unused_for=unused_for, org=org)
+
+
+def check_unused_for(unused_for: timedelta, now: datetime) -> None:
+    """An unused period: longer than zero, and starting no earlier than the earliest time
+    the ledger holds."""
+    if unused_for <= timedelta(0):
+        raise ValidationError("invalid unused period: must be longer than zero")
+    if now - EARLIEST <= unused_for:
+        raise ValidationError("invalid unused period: it reaches back before the earliest time")
 
 
 def expiring_filter(within: timedelta, now: datetime, org: str | None = None) -> TokenFilter:

@@ -12,9 +12,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from tokenledger.domain.authority import may_see_token, require_token_access, token_orgs
-from tokenledger.domain.model import Actor, LedgerView, TokenView
-from tokenledger.errors import NotFound, PermissionDenied, ValidationError
+from tokenledger.domain.model import TokenView
+from tokenledger.errors import ValidationError
 
 __all__ = [
     "DEFAULT_USAGE_INTERVAL",
@@ -25,8 +24,6 @@ __all__ = [
     "check_usage_interval",
     "credential_kind",
     "last_active",
-    "may_list_unused",
-    "unused_since",
 ]
 
 #: How often at most a credential's use is recorded, unless a ledger is told otherwise.
@@ -75,21 +72,3 @@ def bucket_of(timestamp: float, seconds: int) -> int:
 def last_active(token: TokenView) -> datetime:
     """When a token was last used, or issued if it never was."""
     return token.last_used_at if token.last_used_at is not None else token.issued_at
-
-
-def unused_since(token: TokenView, cutoff: datetime, now: datetime, org: str | None) -> bool:
-    """A live token (not revoked, not expired at ``now``) whose last use (or issue, if
-    never used) lies before ``cutoff``; inside ``org`` when given (``token_orgs``)."""
-    if not token.live(now) or last_active(token) >= cutoff:
-        return False
-    return org is None or org in token_orgs(token)
-
-
-def may_list_unused(view: LedgerView, actor: Actor, token: TokenView, now: datetime) -> bool:
-    """Whether ``actor`` sees ``token`` among the unused: exactly when it may see it among
-    its principal's tokens (``require_token_access``, ``may_see_token``)."""
-    try:
-        require_token_access(view, actor, token.principal, now, token_id=token.token_id)
-    except (PermissionDenied, NotFound):
-        return False
-    return may_see_token(actor, token)

@@ -35,9 +35,11 @@ from tokenledger.domain.subjects import subjects
 
 __all__ = [
     "DEFAULT_EXPIRY_WARNINGS",
+    "DEFAULT_UNUSED_AFTER",
     "EXPIRING",
     "MAX_URL_LENGTH",
     "ROTATION_OVERLAP",
+    "UNUSED",
     "WEBHOOK_ID_PATTERN",
     "WEBHOOK_TYPES",
     "WEBHOOK_VOCABULARY",
@@ -53,6 +55,7 @@ __all__ = [
     "retry_delay",
     "sign",
     "signing_secrets",
+    "unused_delivery_id",
     "webhook_id_for",
     "webhook_secret",
     "webhook_type",
@@ -90,9 +93,15 @@ WEBHOOK_TYPES: Final[dict[type[e.Event], str]] = {
 
 #: A warning before a token expires: made by the deliverer's scan, not by a log event.
 EXPIRING: Final = "token.expiring"
+#: A live token nobody has used for a while (``domain.token_filter``'s ``unused_for``): made
+#: by the deliverer's scan too.
+UNUSED: Final = "token.unused"
 
 #: Every event type a webhook may ask for.
-WEBHOOK_VOCABULARY: Final[frozenset[str]] = frozenset({*WEBHOOK_TYPES.values(), EXPIRING})
+WEBHOOK_VOCABULARY: Final[frozenset[str]] = frozenset({*WEBHOOK_TYPES.values(), EXPIRING, UNUSED})
+
+#: How long a token goes unused before a ``token.unused`` notice, by default.
+DEFAULT_UNUSED_AFTER: Final = timedelta(days=90)
 
 #: How long before a token's expiry a warning goes out, by default.
 DEFAULT_EXPIRY_WARNINGS: Final = (timedelta(days=14), timedelta(days=7), timedelta(days=1))
@@ -246,6 +255,12 @@ def event_delivery_id(webhook_id: str, event_id: str) -> str:
 def expiry_delivery_id(webhook_id: str, token_id: str, before: timedelta) -> str:
     """The ``webhook-id`` of one expiry warning: one per (webhook, token, warning)."""
     return _message_id(webhook_id, token_id, EXPIRING, str(int(before.total_seconds())))
+
+
+def unused_delivery_id(webhook_id: str, token_id: str, last_active: datetime) -> str:
+    """The ``webhook-id`` of one unused notice: one per (webhook, token, last use), so a
+    token used again and then left unused again is told of again."""
+    return _message_id(webhook_id, token_id, UNUSED, last_active.isoformat())
 
 
 # -- expiry warnings and retries ----------------------------------------------------------

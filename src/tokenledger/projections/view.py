@@ -241,6 +241,9 @@ def _candidates_statement(binds: frozenset[str]) -> DriverStatement:
         conditions.append(tokens.c.issued_at < bind("issued_before"))
     if "expires_by" in binds:
         conditions.append(tokens.c.expires_at <= bind("expires_by"))
+    if "unused_before" in binds:
+        last_active = sa.func.coalesce(tokens.c.last_used_at, tokens.c.issued_at)
+        conditions.append(last_active < bind("unused_before"))
     query = sa.select(tokens).where(*conditions).order_by(tokens.c.token_id)
     # Planned for the values given each time: how selective a criterion is varies.
     found = _CANDIDATES[binds] = DriverStatement(query, prepare=False)
@@ -484,12 +487,12 @@ class SqlLedgerView(LoginViews, EndpointViews, PolicyViews, WebhookViews):
         return self._tokens(tokens.c.token_id.in_(with_grant), tokens.c.revoked_at.is_(None))
 
     def token_candidates(self, token_filter: TokenFilter, now: datetime) -> list[TokenView]:
-        """Unrevoked, unexpired tokens narrowed by the principal (an index) and the issue and
-        expiry times (columns); by id. The other criteria are left to ``TokenFilter.matches``,
-        which decides: a grant under a path is judged on the token's own grants, since a
-        semi-join with ``token_grants`` is planned as a nested loop over every grant under
-        the path whenever PostgreSQL's statistics lag a bulk load (minutes for 100,000
-        tokens), while the token's row already holds its grants."""
+        """Unrevoked, unexpired tokens narrowed by the principal (an index) and the issue,
+        expiry and last use times (columns); by id. The other criteria are left to
+        ``TokenFilter.matches``, which decides: a grant under a path is judged on the token's
+        own grants, since a semi-join with ``token_grants`` is planned as a nested loop over
+        every grant under the path whenever PostgreSQL's statistics lag a bulk load (minutes
+        for 100,000 tokens), while the token's row already holds its grants."""
         params: dict[str, Any] = {"now": now}
         if token_filter.principal is not None:
             params["principal"] = token_filter.principal
@@ -497,6 +500,8 @@ class SqlLedgerView(LoginViews, EndpointViews, PolicyViews, WebhookViews):
             params["issued_before"] = token_filter.issued_before
         if token_filter.expires_within is not None:
             params["expires_by"] = now + token_filter.expires_within
+        if token_filter.unused_for is not None:
+            params["unused_before"] = now - token_filter.unused_for
         statement = _candidates_statement(frozenset(params))
         # On the driver's cursor: a revocation by filter reads 100,000 tokens here.
         return [_token(row) for row in statement.all(self.connection, params)]

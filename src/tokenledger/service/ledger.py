@@ -274,9 +274,8 @@ class Ledger:
     def unused_tokens(
         self, actor: Actor, unused_for: timedelta, *, org: str | None = None
     ) -> list[TokenView]:
-        from tokenledger.service.unused import unused_tokens  # loaded on first use
-
-        return unused_tokens(self, actor, unused_for, org)
+        """Live tokens visible to ``actor`` unused for at least ``unused_for``, by id."""
+        return token_selection.unused(self, actor, unused_for, org)
 
     def get_service_account(self, actor: Actor, account_id: str) -> ServiceAccountView:
         return queries.get_service_account(self, actor, account_id)

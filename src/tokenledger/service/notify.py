@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Final
 
 import httpx
@@ -36,9 +37,14 @@ from sqlalchemy.engine import Connection
 from tokenledger.clock import ensure_utc
 from tokenledger.domain.authority import token_orgs
 from tokenledger.domain.events import Event
+from tokenledger.domain.model import TokenView
+from tokenledger.domain.token_filter import TokenFilter
+from tokenledger.domain.usage import last_active
 from tokenledger.domain.webhooks import (
     DEFAULT_EXPIRY_WARNINGS,
+    DEFAULT_UNUSED_AFTER,
     EXPIRING,
+    UNUSED,
     concerns_org,
     due_warning,
     event_delivery_id,
@@ -46,8 +52,10 @@ from tokenledger.domain.webhooks import (
     retry_delay,
     sign,
     signing_secrets,
+    unused_delivery_id,
     webhook_type,
 )
+from tokenledger.projections import SqlLedgerView
 from tokenledger.projections.audit_queries import AuditEntry, cloudevent
 from tokenledger.projections.schema import webhooks
 from tokenledger.projections.webhook_view import LiveWebhook, live_webhooks, tokens_expiring_before
@@ -102,6 +110,7 @@ class Notifier:
         webhook_key: bytes,
         *,
         warnings: Sequence[timedelta] = DEFAULT_EXPIRY_WARNINGS,
+        unused_after: timedelta | None = DEFAULT_UNUSED_AFTER,
         source: str = DEFAULT_SOURCE,
         rng: random.Random | None = None,
         progress: Callable[[str], None] = lambda line: None,
@@ -111,6 +120,7 @@ class Notifier:
         self._store = store
         self._key = webhook_key
         self._warnings = tuple(warnings)
+        self._unused_after = unused_after
         self._source = source
         self._rng = rng or random.Random()
         self._progress = progress
@@ -131,6 +141,7 @@ class Notifier:
         delivery once."""
         self.catch_up()
         self.warn_expiring()
+        self.warn_unused()
         return self.deliver_due()
 
     def run(self, stop: threading.Event) -> None:
@@ -146,6 +157,7 @@ class Notifier:
                     self.queue(batch)
                 if scanned_at is None or time.monotonic() - scanned_at >= SCAN_INTERVAL:
                     self.warn_expiring()
+                    self.warn_unused()
                     scanned_at = time.monotonic()
                 sent = self.deliver_due(stop)
                 # More may be due at once when a round was full; else look again soon.
@@ -232,36 +244,85 @@ class Notifier:
                 before = due_warning(token.expires_at, now, self._warnings)
                 if before is None:
                     continue
-                orgs = token_orgs(token)
-                for hook in hooks:
-                    if hook.webhook.org not in orgs:
-                        continue
-                    delivery_id = expiry_delivery_id(
-                        hook.webhook.webhook_id, token.token_id, before
-                    )
-                    body = {
-                        "specversion": "1.0",
-                        "id": delivery_id,
-                        "source": self._source,
-                        "type": f"io.tokenledger.{EXPIRING}",
-                        "subject": f"token:{token.token_id}",
-                        "time": format_timestamp(now),
-                        "datacontenttype": "application/json",
-                        "data": {
-                            "token_id": token.token_id,
-                            "principal": token.principal,
-                            "kind": token.kind,
-                            "name": token.name,
-                            "org": hook.webhook.org,
-                            "expires_at": format_timestamp(token.expires_at),
-                            "warning_seconds": int(before.total_seconds()),
-                        },
-                    }
-                    rows.append(
-                        _row(delivery_id, hook.webhook.webhook_id, EXPIRING, None, body, now)
-                    )
+                rows += self._notices(
+                    hooks,
+                    token,
+                    EXPIRING,
+                    partial(expiry_delivery_id, token_id=token.token_id, before=before),
+                    now,
+                    expires_at=format_timestamp(token.expires_at),
+                    warning_seconds=int(before.total_seconds()),
+                )
             _insert_new(connection, rows)
         return len(rows)
+
+    def warn_unused(self) -> int:
+        """Queue a ``token.unused`` delivery for each live token unused for ``unused_after``
+        (the one rule: ``domain.token_filter``'s ``unused_for``), once per token and last
+        use, to each webhook of its orgs that asks for them; how many were queued."""
+        if self._unused_after is None:
+            return 0
+        now = self.now()
+        token_filter = TokenFilter(unused_for=self._unused_after)
+        with self._store.engine.begin() as connection:
+            hooks = [h for h in live_webhooks(connection) if UNUSED in h.webhook.events]
+            if not hooks:
+                return 0
+            matches = token_filter.matcher()
+            view = SqlLedgerView(connection)
+            rows: list[dict[str, Any]] = []
+            for token in view.token_candidates(token_filter, now):
+                if not matches(token, now):
+                    continue
+                since = last_active(token)
+                rows += self._notices(
+                    hooks,
+                    token,
+                    UNUSED,
+                    partial(unused_delivery_id, token_id=token.token_id, last_active=since),
+                    now,
+                    last_used=format_timestamp(token.last_used_at) if token.last_used_at else None,
+                    unused_seconds=int((now - since).total_seconds()),
+                )
+            _insert_new(connection, rows)
+        return len(rows)
+
+    def _notices(
+        self,
+        hooks: Sequence[LiveWebhook],
+        token: TokenView,
+        kind: str,
+        delivery_id_for: Callable[[str], str],
+        now: datetime,
+        **data: Any,
+    ) -> list[dict[str, Any]]:
+        """One delivery of ``kind`` about ``token`` (made by a scan, not by a log event) to
+        each of ``hooks`` whose org the token reaches."""
+        orgs = token_orgs(token)
+        rows = []
+        for hook in hooks:
+            if hook.webhook.org not in orgs:
+                continue
+            delivery_id = delivery_id_for(hook.webhook.webhook_id)
+            body = {
+                "specversion": "1.0",
+                "id": delivery_id,
+                "source": self._source,
+                "type": f"io.tokenledger.{kind}",
+                "subject": f"token:{token.token_id}",
+                "time": format_timestamp(now),
+                "datacontenttype": "application/json",
+                "data": {
+                    "token_id": token.token_id,
+                    "principal": token.principal,
+                    "kind": token.kind,
+                    "name": token.name,
+                    "org": hook.webhook.org,
+                    **data,
+                },
+            }
+            rows.append(_row(delivery_id, hook.webhook.webhook_id, kind, None, body, now))
+        return rows
 
     # -- sending -----------------------------------------------------------------------------
 
