@@ -470,7 +470,7 @@ class LedgerView(Protocol):
     def token_candidates(self, token_filter: TokenFilter, now: datetime) -> Sequence[TokenView]:
         """Unrevoked tokens among which are all those ``token_filter`` matches at ``now``,
         narrowed as far as the storage's indexes make cheap: a superset, never the answer
-        (``TokenFilter.matches`` decides)."""
+        (``TokenFilter.matches`` decides); by id."""
         ...
 
     def client_credential(self, client_id: str) -> ClientCredentialView | None: ...

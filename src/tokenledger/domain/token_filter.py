@@ -11,7 +11,7 @@ expiry time), but what matches is decided here, by ``matches``, and nowhere else
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -122,13 +122,10 @@ def _shown(value: object) -> str:
     return str(value)
 
 
-def _by_id(tokens: Iterable[TokenView]) -> list[TokenView]:
-    return sorted(tokens, key=lambda token: token.token_id)
-
-
 def _matching(view: LedgerView, token_filter: TokenFilter, now: datetime) -> list[TokenView]:
     matches = token_filter.matcher()
-    return _by_id(t for t in view.token_candidates(token_filter, now) if matches(t, now))
+    # ``token_candidates`` answers by id already: 100,000 tokens are not sorted again.
+    return [t for t in view.token_candidates(token_filter, now) if matches(t, now)]
 
 
 def _may_access(view: LedgerView, actor: Actor, token: TokenView, now: datetime) -> bool:

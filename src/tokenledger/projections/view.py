@@ -17,6 +17,7 @@ a decision emits the same events in the same order against either view.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -78,7 +79,10 @@ def at_or_below(column: ColumnElement[str], path: str) -> ColumnElement[bool]:
     return sa.or_(column == path, below(column, path))
 
 
+@functools.lru_cache(maxsize=4096)
 def _decode_grants(stored: str) -> tuple[Grant, ...]:
+    # Kept: an account's tokens mostly hold the same grants, and a listing or a revocation
+    # by filter reads thousands of them (the decoded tuple is immutable, so it is shared).
     return _grants_decoder.decode(stored)
 
 
