@@ -403,3 +403,26 @@ def test_the_command_line_suspends_and_says_so(database_url: str, tmp_path: Path
     cli_json(url, "service-accounts", "credentials", "enable", client_id)
     [credential] = cli_json(url, "service-accounts", "credentials", "list", SA)
     assert credential["disabled_at"] is None
+
+
+def test_listings_by_filter_and_a_tokens_story_show_suspension_as_it_is(api: Api) -> None:
+    sa_id = token_id_of(api, api.sa_token)
+    bob_id = token_id_of(api, api.bob)
+    spare_id = token_id_of(api, spare(api, "read"))
+    api.ledger.execute(c.DisableToken(token_id=spare_id), OPERATOR)
+    story = api.ledger.explain_token(OPERATOR, bob_id).story
+    assert not any(isinstance(entry.event, e.TokenDisabled) for entry in story)  # another's
+    assert post(api, f"/v2/service_accounts/{SA}/disable").status_code == 200
+    expiring = api.client.get("/v2/tokens/expiring?within=400d", headers=api.admin).json()
+    assert {t["token_id"]: t["status"] for t in expiring}[sa_id] == "disabled"
+    preview = post(api, "/v2/tokens/revoke", where={"principal": SA}, dry_run=True).json()
+    assert {t["status"] for t in preview["tokens"]} == {"disabled"}
+
+
+def test_an_unused_period_beyond_what_the_ledger_holds_is_refused_in_one_line(api: Api) -> None:
+    head = api.ledger.store.head().position
+    for dry_run in (True, False):
+        refused = post(api, "/v2/tokens/revoke", where={"unused_for": "P9999999D"}, dry_run=dry_run)
+        assert refused.status_code == 400, refused.text
+        assert "earliest" in refused.json()["error_description"]
+    assert api.ledger.store.head().position == head

@@ -8,7 +8,7 @@ revoked as ledger events, the secret shown once).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -108,11 +108,12 @@ def list_command(obj: CliContext, keys_file: Path | None, as_json: bool) -> None
 # -- client credentials ------------------------------------------------------------------------
 
 
-def _credential_dict(credential: ClientCredentialView) -> dict[str, object]:
+def _credential_dict(credential: ClientCredentialView, now: datetime) -> dict[str, object]:
     return {
         "client_id": credential.client_id,
         "account_id": credential.account_id,
         "name": credential.name,
+        "status": credential.status(now),
         "issued_at": credential.issued_at,
         "expires_at": credential.expires_at,
         "revoked_at": credential.revoked_at,
@@ -193,16 +194,14 @@ def list_credentials_command(
     obj: CliContext, account_id: str, include_all: bool, as_json: bool
 ) -> None:
     """The client credentials of SA_ID (never their secrets)."""
-    found = obj.ledger().client_credentials_of(
-        obj.actor(), account_id, include_inactive=include_all
-    )
+    ledger = obj.ledger()
+    found = ledger.client_credentials_of(obj.actor(), account_id, include_inactive=include_all)
+    now = ledger.now()
     if as_json:
-        echo_json([_credential_dict(cred) for cred in found])
+        echo_json([_credential_dict(cred, now) for cred in found])
         return
     for cred in found:
-        state = f"revoked ({cred.revoked_reason})" if cred.revoked else "live"
-        if not cred.revoked and cred.disabled:
-            state = "disabled"
+        state = f"revoked ({cred.revoked_reason})" if cred.revoked else cred.status(now)
         name = f"  {cred.name}" if cred.name else ""
         click.echo(f"{cred.client_id}  {state}{name}")
 

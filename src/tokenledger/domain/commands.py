@@ -592,13 +592,7 @@ class TokenCriteria(BaseModel):
     issued_before: datetime | None = None
     name: NamePattern | None = None
     unused_for: Annotated[timedelta | None, BeforeValidator(_duration_text)] = None
-
-    @pydantic.field_validator("unused_for")
-    @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value <= timedelta(0):
-            raise ValueError("unused_for must be longer than zero")
-        return value
+    """Its range is judged against the ledger's clock (``token_filter.check_unused_for``)."""
 
     @pydantic.field_validator("issued_before")
     @classmethod

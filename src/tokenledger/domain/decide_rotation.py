@@ -4,7 +4,7 @@ forward to the overlap's end, so that both work while the new secret is rolled o
 A token's successor is issued exactly as ``tokens create`` would issue it for the same
 principal (the issuing decision runs with the token's grants, name and parent, and its
 lifetime as an explicit expiry), so every check of issuing applies, the org's policy
-included; a role key's successor is issued as ``roles keys create`` would. The old token gets
+included; a role key's successor is issued as ``roles key new`` would. The old token gets
 a ``TokenRotated`` naming its successor, and each live token derived from it that would
 outlive it a ``TokenExpiryShortened`` (a derived token never outlives its parent). Rotations
 chain: the successor may be rotated in its turn, and ``audit explain`` shows the chain both

@@ -1,11 +1,11 @@
-"""Which tokens a filter selects: THE rule behind ``tokens revoke --where`` and ``tokens
-expiring``.
+"""Which tokens a filter selects: THE rule behind ``tokens revoke --where``, ``tokens
+expiring``, ``tokens unused`` and the ``token.expiring`` and ``token.unused`` webhooks.
 
 A ``TokenFilter`` holds criteria; a token matches when it is live and meets every criterion
-given. Each criterion is one field and one clause in ``_CLAUSES``: adding another (say, a
-token unused for some time) is a field there and a clause here, and every caller follows.
-Storage may narrow its reads first (``LedgerView.token_candidates``: by principal, issue and
-expiry time), but what matches is decided here, by ``matches``, and nowhere else.
+given. Each criterion is one field and one clause in ``_CLAUSES``: adding another is a field
+there and a clause here, and every caller follows. Storage may narrow its reads first
+(``LedgerView.token_candidates``: by principal, issue, expiry and last use time), but what
+matches is decided here, by ``matches``, and nowhere else.
 """
 
 from __future__ import annotations
@@ -81,6 +81,12 @@ class TokenFilter:
 
         return matches
 
+    def check(self, now: datetime) -> None:
+        """Refuse criteria the ledger cannot judge at ``now`` (an unused period reaching back
+        before the earliest time it holds), in one line, before any token is read."""
+        if self.unused_for is not None:
+            check_unused_for(self.unused_for, now)
+
     def describe(self) -> str:
         """The criteria as ``key=value`` pairs, for messages."""
         return ", ".join(f"{name}={_shown(value)}" for name, value in self.given().items())
@@ -123,6 +129,7 @@ def _shown(value: object) -> str:
 
 
 def _matching(view: LedgerView, token_filter: TokenFilter, now: datetime) -> list[TokenView]:
+    token_filter.check(now)
     matches = token_filter.matcher()
     # ``token_candidates`` answers by id already: 100,000 tokens are not sorted again.
     return [t for t in view.token_candidates(token_filter, now) if matches(t, now)]

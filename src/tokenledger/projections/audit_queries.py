@@ -373,6 +373,9 @@ _OWN_EVENTS = (
     e.S3CredentialRevoked,
     e.TokenRotated,
     e.TokenExpiryShortened,
+    e.TokenDisabled,
+    e.TokenEnabled,
+    e.TokenUsed,
 )
 
 

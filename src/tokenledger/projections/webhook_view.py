@@ -4,18 +4,16 @@ the same table and of tokens near their expiry."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tokenledger.domain.model import TokenView
 from tokenledger.domain.webhooks import WebhookView
-from tokenledger.projections.schema import tokens, webhooks
+from tokenledger.projections.schema import webhooks
 
-__all__ = ["LiveWebhook", "WebhookViews", "live_webhooks", "tokens_expiring_before"]
+__all__ = ["LiveWebhook", "WebhookViews", "live_webhooks"]
 
 _events_decoder = msgspec.json.Decoder(tuple[str, ...])
 
@@ -74,22 +72,3 @@ def live_webhooks(connection: Connection) -> list[LiveWebhook]:
         LiveWebhook(webhook=_webhook(row), created_position=row.created_position)
         for row in connection.execute(query)
     ]
-
-
-def tokens_expiring_before(
-    connection: Connection, now: datetime, until: datetime
-) -> list[TokenView]:
-    """Every unrevoked token expiring after ``now`` and at or before ``until``, by id."""
-    # The token's row as every token lookup reads it (``SqlLedgerView``).
-    from tokenledger.projections.view import _token as token_from_row
-
-    query = (
-        sa.select(tokens)
-        .where(
-            tokens.c.revoked_at.is_(None),
-            tokens.c.expires_at > now,
-            tokens.c.expires_at <= until,
-        )
-        .order_by(tokens.c.token_id)
-    )
-    return [token_from_row(row) for row in connection.execute(query)]

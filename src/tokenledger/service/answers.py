@@ -394,7 +394,7 @@ class TokenAnswers:
                 return verify_token(view, None, now())
             token, permission, suspended = found
             if is_service_account_id(token.principal):
-                current = (permission,) if permission is not None and not suspended else None
+                current = (permission,) if permission is not None else None
                 answer = answer_token(token, current, now(), suspended=suspended)
                 return answer.verification(resource, wanted)
             if not self._readers.snapshots_span_statements:

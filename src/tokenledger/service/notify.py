@@ -58,7 +58,7 @@ from tokenledger.domain.webhooks import (
 from tokenledger.projections import SqlLedgerView
 from tokenledger.projections.audit_queries import AuditEntry, cloudevent
 from tokenledger.projections.schema import webhooks
-from tokenledger.projections.webhook_view import LiveWebhook, live_webhooks, tokens_expiring_before
+from tokenledger.projections.webhook_view import LiveWebhook, live_webhooks
 from tokenledger.service.webhook_tables import webhook_checkpoints, webhook_deliveries
 from tokenledger.store import EventStore, RecordedEvent
 from tokenledger.store.chain import format_timestamp
@@ -237,9 +237,14 @@ class Notifier:
             hooks = [h for h in live_webhooks(connection) if EXPIRING in h.webhook.events]
             if not hooks:
                 return 0
-            horizon = now + max(self._warnings)
+            # The one rule of which tokens expire within a window (``domain.token_filter``).
+            expiring = TokenFilter(expires_within=max(self._warnings))
+            matches = expiring.matcher()
+            view = SqlLedgerView(connection)
             rows: list[dict[str, Any]] = []
-            for token in tokens_expiring_before(connection, now, horizon):
+            for token in view.token_candidates(expiring, now):
+                if not matches(token, now):
+                    continue
                 assert token.expires_at is not None
                 before = due_warning(token.expires_at, now, self._warnings)
                 if before is None:

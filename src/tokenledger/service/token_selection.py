@@ -1,12 +1,14 @@
 """Tokens selected by a filter: the preview of a revocation by filter, the tokens about to
 expire and those unused for a while. Which tokens match, and who may see or revoke them, is
-``domain.token_filter``'s rule; this module only reads."""
+``domain.token_filter``'s rule; this module only reads, and shows each token as listings do
+(``authority.as_listed``)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from tokenledger.domain.authority import as_listed
 from tokenledger.domain.model import Actor, TokenView
 from tokenledger.domain.token_filter import (
     expiring_filter,
@@ -28,7 +30,9 @@ def revocation_preview(reader: Reader, actor: Actor, where: TokenCriteria) -> li
     derived from them), refused as it would be; appends nothing."""
     now = reader.now()
     with reader.view() as view:
-        return revocable_tokens(view, actor, where.token_filter(), now)
+        return [
+            as_listed(t, view) for t in revocable_tokens(view, actor, where.token_filter(), now)
+        ]
 
 
 def expiring(
@@ -40,7 +44,7 @@ def expiring(
     now = reader.now()
     token_filter = expiring_filter(within, now, org)
     with reader.view() as view:
-        return expiring_tokens(view, actor, token_filter, now)
+        return [as_listed(t, view) for t in expiring_tokens(view, actor, token_filter, now)]
 
 
 def unused(
@@ -52,4 +56,4 @@ def unused(
     now = reader.now()
     token_filter = unused_filter(unused_for, now, org)
     with reader.view() as view:
-        return selected_tokens(view, actor, token_filter, now)
+        return [as_listed(t, view) for t in selected_tokens(view, actor, token_filter, now)]
