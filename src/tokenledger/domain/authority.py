@@ -785,20 +785,28 @@ def authorise_lifting(
             )
 
 
-def as_listed(token: TokenView, view: LedgerView) -> TokenView:
-    """A token as listings show it: one of a suspended service account is shown disabled
+def as_listed(tokens: Iterable[TokenView], view: LedgerView) -> list[TokenView]:
+    """Tokens as listings show them: one of a suspended service account is shown disabled
     with its account (``disabled_cause``: the account's id), since the account's suspension,
-    as its answer says; any other is shown as it is."""
-    if token.disabled_at is not None or not account_suspended(view, token.principal):
-        return token
-    account = view.service_account(token.principal)
-    assert account is not None  # account_suspended found it
-    return msgspec.structs.replace(
-        token,
-        disabled_at=account.disabled_at,
-        disabled_by=account.disabled_by,
-        disabled_cause=account.account_id,
-    )
+    as its answer says; any other is shown as it is. Each account is looked up once: a
+    listing may hold an account's 100,000 tokens."""
+    accounts: dict[str, ServiceAccountView | None] = {}
+    shown: list[TokenView] = []
+    for token in tokens:
+        principal = token.principal
+        if token.disabled_at is None and is_service_account_id(principal):
+            if principal not in accounts:
+                accounts[principal] = view.service_account(principal)
+            account = accounts[principal]
+            if account is not None and not account.deleted and account.disabled_at is not None:
+                token = msgspec.structs.replace(
+                    token,
+                    disabled_at=account.disabled_at,
+                    disabled_by=account.disabled_by,
+                    disabled_cause=account.account_id,
+                )
+        shown.append(token)
+    return shown
 
 
 def credential_as_listed(

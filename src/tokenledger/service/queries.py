@@ -208,11 +208,8 @@ def _listed(
     moment: datetime,
     include_inactive: bool,
 ) -> list[TokenView]:
-    return [
-        as_listed(t, view)
-        for t in tokens
-        if (include_inactive or t.live(moment)) and may_see_token(actor, t)
-    ]
+    shown = [t for t in tokens if (include_inactive or t.live(moment)) and may_see_token(actor, t)]
+    return as_listed(shown, view)
 
 
 def get_token(
@@ -228,7 +225,7 @@ def get_token(
         require_token_access(view, actor, token.principal, reader.now(), token_id=token_id)
         if not may_see_token(actor, token):
             raise PermissionDenied(f"{actor.label} may not see {token_id}: it lies outside its org")
-        return as_listed(token, view)
+        return as_listed([token], view)[0]
 
 
 def get_service_account(reader: Reader, actor: Actor, account_id: str) -> ServiceAccountView:

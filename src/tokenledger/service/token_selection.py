@@ -30,9 +30,7 @@ def revocation_preview(reader: Reader, actor: Actor, where: TokenCriteria) -> li
     derived from them), refused as it would be; appends nothing."""
     now = reader.now()
     with reader.view() as view:
-        return [
-            as_listed(t, view) for t in revocable_tokens(view, actor, where.token_filter(), now)
-        ]
+        return as_listed(revocable_tokens(view, actor, where.token_filter(), now), view)
 
 
 def expiring(
@@ -44,7 +42,7 @@ def expiring(
     now = reader.now()
     token_filter = expiring_filter(within, now, org)
     with reader.view() as view:
-        return [as_listed(t, view) for t in expiring_tokens(view, actor, token_filter, now)]
+        return as_listed(expiring_tokens(view, actor, token_filter, now), view)
 
 
 def unused(
@@ -56,4 +54,4 @@ def unused(
     now = reader.now()
     token_filter = unused_filter(unused_for, now, org)
     with reader.view() as view:
-        return [as_listed(t, view) for t in selected_tokens(view, actor, token_filter, now)]
+        return as_listed(selected_tokens(view, actor, token_filter, now), view)
