@@ -105,6 +105,7 @@ __all__ = [
     "suspender",
     "token_orgs",
     "verify_token",
+    "webhook_orgs",
     "within_session",
 ]
 
@@ -992,6 +993,17 @@ def authorise_webhook_management(view: LedgerView, actor: Actor, org: str, now: 
     elsewhere)."""
     refuse_service_account(actor, ServiceAccountLimit.MANAGE_WEBHOOKS)
     require_level(view, actor, org, Level.ADMIN, now, f"manage the webhooks of {org}")
+
+
+def webhook_orgs(view: LedgerView, actor: Actor, now: datetime) -> list[str] | None:
+    """The orgs whose webhooks ``actor`` manages (``authorise_webhook_management``), for a
+    listing without an org: None for an operator (every org)."""
+    refuse_service_account(actor, ServiceAccountLimit.MANAGE_WEBHOOKS)
+    if actor.kind is ActorKind.OPERATOR:
+        return None
+    return [
+        org for org in view.memberships(actor.principal) if may(view, actor, org, Level.ADMIN, now)
+    ]
 
 
 def require_remote_receiver(actor: Actor, url: str) -> None:

@@ -1,4 +1,5 @@
-"""Last use: the rules on recording a credential's uses and on finding unused tokens.
+"""Last use: the rules on recording a credential's uses and on when a token was last active
+(which ``domain.token_filter``'s ``unused_for`` reads).
 
 A successful verification, introspection or authentication of a credential is a use of
 it; a use of an access token is a use of what obtained it (its session or client

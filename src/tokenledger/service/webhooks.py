@@ -16,16 +16,10 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from tokenledger.domain.authority import (
-    ServiceAccountLimit,
-    authorise_webhook_management,
-    may,
-    refuse_service_account,
-)
+from tokenledger.domain.authority import authorise_webhook_management, webhook_orgs
 from tokenledger.domain.decide_webhooks import find_webhook
 from tokenledger.domain.events import WebhookCreated
-from tokenledger.domain.model import Actor, ActorKind
-from tokenledger.domain.permissions import Level
+from tokenledger.domain.model import Actor
 from tokenledger.domain.webhooks import WebhookView, check_webhook_id, webhook_secret
 from tokenledger.errors import ValidationError
 from tokenledger.service.commands import CommandResult
@@ -134,20 +128,16 @@ def rotate_webhook_secret(
 def webhooks(reader: Reader, actor: Actor, org: str | None = None) -> list[WebhookView]:
     """The org's webhooks; without ``org``, those of every org the actor manages webhooks
     of (every org, for an operator)."""
-    refuse_service_account(actor, ServiceAccountLimit.MANAGE_WEBHOOKS)
     now = reader.now()
     with reader.view() as view:
         if org is not None:
             org = valid_org(org)
             authorise_webhook_management(view, actor, org, now)
             return list(view.webhooks_of(org))
-        if actor.kind is ActorKind.OPERATOR:
+        managed = webhook_orgs(view, actor, now)
+        if managed is None:
             return view.all_webhooks()
-        found: list[WebhookView] = []
-        for member_of in view.memberships(actor.principal):
-            if may(view, actor, member_of, Level.ADMIN, now):
-                found += view.webhooks_of(member_of)
-        return found
+        return [webhook for each in managed for webhook in view.webhooks_of(each)]
 
 
 def get_webhook(reader: Reader, actor: Actor, webhook_id: str) -> WebhookView:
