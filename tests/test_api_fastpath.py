@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -252,6 +253,18 @@ def counts(client: TestClient) -> list[str]:
     return [line for line in client.get("/metrics").text.splitlines() if _COUNTS.match(line)]
 
 
+def wait_until_current(ledger: Ledger) -> None:
+    """Until the app's follower hears of every commit: before, a lookup may read the head
+    instead, and which requests do depends on when its listening connection comes up."""
+    follower = ledger.answers._follower
+    if follower is None:
+        return
+    deadline = time.monotonic() + 30
+    while not follower.is_current():
+        assert time.monotonic() < deadline, "the follower never caught up"
+        time.sleep(0.01)
+
+
 def test_the_same_calls_move_the_same_metrics(database_url: str, tmp_path: Path) -> None:
     ledger = Ledger(open_event_store(database_url, auto_upgrade=True))
     secrets = seed(ledger)
@@ -277,6 +290,7 @@ def test_the_same_calls_move_the_same_metrics(database_url: str, tmp_path: Path)
     # starts it afresh.
     for make_app in (lambda: served_app(ledger, settings)[0], lambda: create_app(ledger, settings)):
         with TestClient(make_app()) as client:
+            wait_until_current(ledger)
             for call in calls:
                 client.post(INTROSPECT_PATH, **call)
             seen.append(counts(client))

@@ -66,7 +66,10 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
+                length = int(self.headers["content-length"])
+                body = self.rfile.read(length)
+                if len(body) < length:
+                    return  # the sender died mid-request: nothing was delivered
                 if receiver.delay:
                     time.sleep(receiver.delay)  # a slow receiver, for the kill -9 test
                 with receiver._lock:

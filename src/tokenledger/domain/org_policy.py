@@ -261,6 +261,8 @@ def breaches(view: LedgerView, policy: OrgPolicyView, now: datetime) -> list[Bre
             found.append(_breach(token, _rule_broken(policy, token), capped_at))
     if policy.max_live_tokens is not None:
         for principal, held in sorted(by_principal.items()):
+            # Newest by issue time: ids order only by their 10 ms tick, randomly within one.
+            held.sort(key=lambda t: (t.issued_at, t.token_id))
             for token in held[policy.max_live_tokens :]:
                 rule = (
                     f"a principal holds at most {policy.max_live_tokens} live tokens "
