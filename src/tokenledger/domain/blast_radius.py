@@ -1,0 +1,424 @@
+"""The blast radius of a token: everything done through it, transitively, and what of it is
+still live. THE rule of what a leaked token could have reached: the audit command, its HTTP
+route and ``--revoke`` all take it from here.
+
+From the token, the walk follows every credential it reached, breadth first:
+
+* the tokens, client credentials and S3 credentials it issued, for any principal (the
+  issue event's ``issued_by`` names it; so does the log's ``via`` for the command);
+* the tokens derived from it (``parent_id``);
+
+and then, in turn, what each of those reached. Along the way it collects every command the
+log records as acted through one of them (the events' ``via``), and what those commands
+changed: grants, roles, accounts and credentials, each judged live or not against the
+current state. Which events exist is read by the caller (``Acted``, ``issued_through``);
+what they amount to is decided here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from tokenledger.domain import events as e
+from tokenledger.domain.model import LedgerView, TokenView
+
+__all__ = [
+    "ISSUE_EVENTS",
+    "Acted",
+    "ActedCommand",
+    "BlastRadius",
+    "Change",
+    "Reached",
+    "blast_radius",
+]
+
+#: The events that bring a credential into being; each names what its issuer acted through
+#: (``issued_by``).
+ISSUE_EVENTS: tuple[type[e.Event], ...] = (
+    e.TokenIssued,
+    e.ClientCredentialIssued,
+    e.S3CredentialIssued,
+)
+
+#: How many credentials one walk follows at most: a radius is a handful, a runaway one (a
+#: token that minted thousands) is cut short and said to be.
+MAX_CREDENTIALS = 10_000
+
+TOKEN = "token"
+CLIENT_CREDENTIAL = "client credential"
+S3_CREDENTIALS = "S3 credentials"
+
+
+class Acted(NamedTuple):
+    """One event of a command the log records as acted through a credential."""
+
+    position: int
+    recorded_at: datetime
+    actor: str
+    command_id: str
+    correlation_id: str
+    via: str
+    summary: str
+    event: e.Event
+
+
+@dataclass(frozen=True, slots=True)
+class Reached:
+    """A credential in the radius, and how it was reached."""
+
+    credential_id: str
+    kind: str
+    """``token``, ``client credential`` or ``S3 credentials``."""
+    principal: str
+    source: str | None
+    """The credential it was reached from (None: the token the radius is of)."""
+    how: str
+    """``root``, ``issued through`` (its issuer acted through ``source``) or
+    ``derived from`` (``source`` is its parent token)."""
+    status: str
+    """As listings show it: ``active``, ``disabled``, ``expired`` or ``revoked``."""
+    live: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.credential_id,
+            "kind": self.kind,
+            "principal": self.principal,
+            "source": self.source,
+            "how": self.how,
+            "status": self.status,
+            "live": self.live,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one event of an acted command changed."""
+
+    position: int
+    event_type: str
+    summary: str
+    kind: str
+    """``grant``, ``role``, ``account``, ``credential`` or ``other``."""
+    live: bool | None
+    """Whether it still holds (None: not something that can: a removal, a deletion)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "event_type": self.event_type,
+            "summary": self.summary,
+            "kind": self.kind,
+            "live": self.live,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ActedCommand:
+    """A command the log records as acted through a credential of the radius."""
+
+    via: str
+    command_id: str
+    correlation_id: str
+    actor: str
+    recorded_at: datetime
+    changes: list[Change] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "via": self.via,
+            "command_id": self.command_id,
+            "correlation_id": self.correlation_id,
+            "actor": self.actor,
+            "recorded_at": self.recorded_at,
+            "changes": [change.to_dict() for change in self.changes],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BlastRadius:
+    token_id: str
+    credentials: list[Reached]
+    """The token first, then what it reached, breadth first."""
+    commands: list[ActedCommand]
+    """In log order."""
+    truncated: bool = False
+    """The walk stopped at ``MAX_CREDENTIALS``."""
+
+    @property
+    def live_token_ids(self) -> list[str]:
+        """The live tokens of the radius (the root included), by id: what ``--revoke``
+        revokes."""
+        return sorted(r.credential_id for r in self.credentials if r.kind == TOKEN and r.live)
+
+    @property
+    def live_other_credentials(self) -> list[Reached]:
+        """The live client and S3 credentials of the radius (revoked by their own commands)."""
+        return [r for r in self.credentials if r.kind != TOKEN and r.live]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "token_id": self.token_id,
+            "credentials": [r.to_dict() for r in self.credentials],
+            "commands": [command.to_dict() for command in self.commands],
+            "live_tokens": self.live_token_ids,
+            "live_credentials": [r.credential_id for r in self.live_other_credentials],
+            "truncated": self.truncated,
+        }
+
+    def lines(self) -> Iterator[str]:
+        """The radius as a tree of credentials, then the commands acted through them."""
+        children: dict[str | None, list[Reached]] = {}
+        for reached in self.credentials:
+            children.setdefault(reached.source, []).append(reached)
+
+        def branch(reached: Reached, prefix: str, last: bool, top: bool) -> Iterator[str]:
+            joint = "" if top else ("└─ " if last else "├─ ")
+            how = "" if top else f"  ({reached.how} {reached.source})"
+            kind = "" if reached.kind == TOKEN else f"{reached.kind} "
+            yield (
+                f"{prefix}{joint}{kind}{reached.credential_id}  {reached.principal}  "
+                f"{reached.status}{how}"
+            )
+            below = children.get(reached.credential_id, [])
+            inner = prefix if top else prefix + ("   " if last else "│  ")
+            for index, child in enumerate(below):
+                yield from branch(child, inner, index == len(below) - 1, False)
+
+        yield from branch(self.credentials[0], "", True, True)
+        if self.truncated:
+            yield f"(cut short at {MAX_CREDENTIALS} credentials)"
+        if self.commands:
+            yield ""
+            yield f"commands acted through them ({len(self.commands)}):"
+        for command in self.commands:
+            yield (
+                f"  {_when(command.recorded_at)}  by {command.actor} via {command.via}  "
+                f"(correlation {command.correlation_id})"
+            )
+            for change in command.changes:
+                state = "" if change.live is None else ("  [live]" if change.live else "  [gone]")
+                yield f"    #{change.position:<6} {change.summary}{state}"
+        others = self.live_other_credentials
+        yield ""
+        yield (
+            f"live: {len(self.live_token_ids)} token(s)"
+            + (f", {len(others)} other credential(s)" if others else "")
+        )
+
+
+def _when(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def blast_radius(
+    view: LedgerView,
+    root: TokenView,
+    now: datetime,
+    *,
+    acted_through: Callable[[Sequence[str]], Sequence[Acted]],
+    issued_through: Callable[[str, str], Sequence[e.Event]],
+) -> BlastRadius:
+    """The radius of ``root``: ``acted_through(ids)`` gives the events of every command acted
+    through any of ``ids``, in log order; ``issued_through(id, principal)`` the issue events
+    (``ISSUE_EVENTS``) whose ``issued_by`` is ``id``, among those ``principal`` recorded,
+    in log order (events recorded before the log kept ``via`` are found this way too)."""
+    reached: dict[str, Reached] = {
+        root.token_id: Reached(
+            credential_id=root.token_id,
+            kind=TOKEN,
+            principal=root.principal,
+            source=None,
+            how="root",
+            status=root.status(now),
+            live=root.live(now),
+        )
+    }
+    commands: dict[str, ActedCommand] = {}
+    level = [root.token_id]
+    truncated = False
+    while level and not truncated:
+        acted = acted_through(level)
+        issued_in: dict[str, list[e.Event]] = {}
+        for one in acted:
+            command = commands.get(one.command_id)
+            if command is None:
+                command = commands[one.command_id] = ActedCommand(
+                    via=one.via,
+                    command_id=one.command_id,
+                    correlation_id=one.correlation_id,
+                    actor=one.actor,
+                    recorded_at=one.recorded_at,
+                )
+            command.changes.append(_change(view, now, one))
+            if isinstance(one.event, ISSUE_EVENTS):
+                issued_in.setdefault(one.via, []).append(one.event)
+        following: list[str] = []
+        for source in level:
+            found = [*issued_in.get(source, ()), *_issued(reached[source], issued_through)]
+            for child in _credentials_issued(view, now, source, found) + _derived(
+                view, now, reached[source]
+            ):
+                if child.credential_id in reached:
+                    continue
+                if len(reached) >= MAX_CREDENTIALS:
+                    truncated = True
+                    break
+                reached[child.credential_id] = child
+                following.append(child.credential_id)
+        level = [c for c in following if reached[c].kind != S3_CREDENTIALS]  # they never act
+    ordered = sorted(commands.values(), key=lambda c: c.changes[0].position)
+    return BlastRadius(
+        token_id=root.token_id,
+        credentials=list(reached.values()),
+        commands=ordered,
+        truncated=truncated,
+    )
+
+
+def _issued(
+    source: Reached, issued_through: Callable[[str, str], Sequence[e.Event]]
+) -> Sequence[e.Event]:
+    if source.kind == S3_CREDENTIALS:
+        return ()
+    return issued_through(source.credential_id, source.principal)
+
+
+def _credentials_issued(
+    view: LedgerView, now: datetime, source: str, issued: Sequence[e.Event]
+) -> list[Reached]:
+    found: list[Reached] = []
+    for event in issued:
+        credential = _issued_credential(view, now, source, event)
+        if credential is not None:
+            found.append(credential)
+    return found
+
+
+def _issued_credential(
+    view: LedgerView, now: datetime, source: str, event: e.Event
+) -> Reached | None:
+    """The credential ``event`` issued, as it stands now."""
+    match event:
+        case e.TokenIssued():
+            token = view.token(event.token_id)
+            if token is None:
+                return None
+            return Reached(
+                event.token_id,
+                TOKEN,
+                token.principal,
+                source,
+                "issued through",
+                token.status(now),
+                token.live(now),
+            )
+        case e.ClientCredentialIssued():
+            client = view.client_credential(event.client_id)
+            if client is None:
+                return None
+            return Reached(
+                event.client_id,
+                CLIENT_CREDENTIAL,
+                client.account_id,
+                source,
+                "issued through",
+                client.status(now),
+                client.live(now),
+            )
+        case e.S3CredentialIssued():
+            s3 = view.s3_credential(event.access_key_id)
+            if s3 is None:
+                return None
+            return Reached(
+                event.access_key_id,
+                S3_CREDENTIALS,
+                s3.account_id,
+                source,
+                "issued through",
+                s3.status(now),
+                s3.live(now),
+            )
+    return None
+
+
+def _derived(view: LedgerView, now: datetime, source: Reached) -> list[Reached]:
+    if source.kind != TOKEN:
+        return []
+    return [
+        Reached(
+            child.token_id,
+            TOKEN,
+            child.principal,
+            source.credential_id,
+            "derived from",
+            child.status(now),
+            child.live(now),
+        )
+        for child in view.child_tokens([source.credential_id])
+    ]
+
+
+def _change(view: LedgerView, now: datetime, acted: Acted) -> Change:
+    kind, live = _judged(view, now, acted.event)
+    return Change(
+        position=acted.position,
+        event_type=type(acted.event).__name__,
+        summary=acted.summary,
+        kind=kind,
+        live=live,
+    )
+
+
+def _judged(view: LedgerView, now: datetime, event: e.Event) -> tuple[str, bool | None]:
+    """What kind of thing ``event`` changed, and whether that change still holds."""
+    match event:
+        case e.GrantSet():
+            return "grant", _grant_holds(view, event.principal, event)
+        case e.GrantRemoved():
+            return "grant", None
+        case e.MemberAdded() | e.MemberRoleChanged():
+            return "role", view.memberships(event.email).get(event.org) == event.role
+        case e.MemberRemoved():
+            return "role", None
+        case e.RoleCreated():
+            return "role", view.role(event.org, event.role) is not None
+        case e.RolePolicyAdded():
+            grants = view.role(event.org, event.role)
+            return "role", grants is not None and event.grant in grants
+        case e.RolePolicyRemoved() | e.RoleDeleted():
+            return "role", None
+        case e.UserCreated():
+            user = view.user(event.email)
+            return "account", user is not None and not user.disabled
+        case e.ServiceAccountCreated():
+            account = view.service_account(event.account_id)
+            return "account", account is not None and not account.deleted
+        case e.ServiceAccountPermissionMoved() | e.ServiceAccountPermissionLevelChanged():
+            account = view.service_account(event.account_id)
+            return "account", (
+                account is not None
+                and not account.deleted
+                and account.permission == event.permission
+            )
+        case e.UserDisabled() | e.ServiceAccountDeleted():
+            return "account", None
+        case e.TokenIssued():
+            token = view.token(event.token_id)
+            return "credential", token is not None and token.live(now)
+        case e.ClientCredentialIssued():
+            client = view.client_credential(event.client_id)
+            return "credential", client is not None and client.live(now)
+        case e.S3CredentialIssued():
+            s3 = view.s3_credential(event.access_key_id)
+            return "credential", s3 is not None and s3.live(now)
+        case e.TokenRevoked() | e.ClientCredentialRevoked() | e.S3CredentialRevoked():
+            return "credential", None
+    return "other", None
+
+
+def _grant_holds(view: LedgerView, principal: str, event: e.GrantSet) -> bool:
+    return event.grant in view.direct_grants(principal)
