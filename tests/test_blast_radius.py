@@ -335,6 +335,14 @@ def test_revoke_is_refused_whole_when_one_live_token_may_not_be_revoked(world: W
     )
 
 
+def test_the_ids_criterion_selects_only_the_live_tokens_it_names(world: World) -> None:
+    named = ",".join(world.ids[n] for n in ("root", "short", "revoked", "grandchild"))
+    preview = world.cli("tokens", "revoke", "--where", f"ids={named}", who=None)
+    assert {world.name_of(t["token_id"]) for t in preview["tokens"]} == {"root", "grandchild"}
+    world.refused(2, ["tokens", "revoke", "--where", "ids=tok_nonsense"], "token id", who=None)
+    world.refused(2, ["tokens", "revoke", "--where", "ids= , "], "ids", who=None)
+
+
 # -- HTTP ------------------------------------------------------------------------------------
 
 

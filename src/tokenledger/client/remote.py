@@ -592,6 +592,7 @@ def _entry(record: AuditRecord) -> AuditEntry:
             correlation_id=record.correlation_id,
             prev_hash=record.prev_hash or "",
             hash=record.hash or "",
+            via=record.via,
         ),
         event=record.event,
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from tokenledger.domain import events as e
 from tokenledger.domain.model import LedgerView, TokenView
@@ -50,6 +50,15 @@ MAX_CREDENTIALS = 10_000
 TOKEN = "token"
 CLIENT_CREDENTIAL = "client credential"
 S3_CREDENTIALS = "S3 credentials"
+
+
+class _Credential(Protocol):
+    """What every credential view answers: its status as listings show it, and whether it is
+    live (neither revoked nor expired)."""
+
+    def status(self, now: datetime) -> str: ...
+
+    def live(self, now: datetime) -> bool: ...
 
 
 class Acted(NamedTuple):
@@ -226,16 +235,8 @@ def blast_radius(
     through any of ``ids``, in log order; ``issued_through(id, principal)`` the issue events
     (``ISSUE_EVENTS``) whose ``issued_by`` is ``id``, among those ``principal`` recorded,
     in log order (events recorded before the log kept ``via`` are found this way too)."""
-    reached: dict[str, Reached] = {
-        root.token_id: Reached(
-            credential_id=root.token_id,
-            kind=TOKEN,
-            principal=root.principal,
-            source=None,
-            how="root",
-            status=root.status(now),
-            live=root.live(now),
-        )
+    reached = {
+        root.token_id: _reached(root.token_id, TOKEN, root.principal, root, now, None, "root")
     }
     commands: dict[str, ActedCommand] = {}
     level = [root.token_id]
@@ -302,64 +303,53 @@ def _issued_credential(
     view: LedgerView, now: datetime, source: str, event: e.Event
 ) -> Reached | None:
     """The credential ``event`` issued, as it stands now."""
+    credential: _Credential | None
     match event:
         case e.TokenIssued():
-            token = view.token(event.token_id)
-            if token is None:
-                return None
-            return Reached(
-                event.token_id,
-                TOKEN,
-                token.principal,
-                source,
-                "issued through",
-                token.status(now),
-                token.live(now),
-            )
+            kind, credential_id, credential = TOKEN, event.token_id, view.token(event.token_id)
+            principal = credential.principal if credential is not None else ""
         case e.ClientCredentialIssued():
-            client = view.client_credential(event.client_id)
-            if client is None:
-                return None
-            return Reached(
-                event.client_id,
-                CLIENT_CREDENTIAL,
-                client.account_id,
-                source,
-                "issued through",
-                client.status(now),
-                client.live(now),
-            )
+            kind, credential_id = CLIENT_CREDENTIAL, event.client_id
+            credential, principal = view.client_credential(credential_id), event.account_id
         case e.S3CredentialIssued():
-            s3 = view.s3_credential(event.access_key_id)
-            if s3 is None:
-                return None
-            return Reached(
-                event.access_key_id,
-                S3_CREDENTIALS,
-                s3.account_id,
-                source,
-                "issued through",
-                s3.status(now),
-                s3.live(now),
-            )
-    return None
+            kind, credential_id = S3_CREDENTIALS, event.access_key_id
+            credential, principal = view.s3_credential(credential_id), event.account_id
+        case _:
+            return None
+    if credential is None:
+        return None
+    return _reached(credential_id, kind, principal, credential, now, source, "issued through")
 
 
 def _derived(view: LedgerView, now: datetime, source: Reached) -> list[Reached]:
     if source.kind != TOKEN:
         return []
     return [
-        Reached(
-            child.token_id,
-            TOKEN,
-            child.principal,
-            source.credential_id,
-            "derived from",
-            child.status(now),
-            child.live(now),
+        _reached(
+            child.token_id, TOKEN, child.principal, child, now, source.credential_id, "derived from"
         )
         for child in view.child_tokens([source.credential_id])
     ]
+
+
+def _reached(
+    credential_id: str,
+    kind: str,
+    principal: str,
+    credential: _Credential,
+    now: datetime,
+    source: str | None,
+    how: str,
+) -> Reached:
+    return Reached(
+        credential_id=credential_id,
+        kind=kind,
+        principal=principal,
+        source=source,
+        how=how,
+        status=credential.status(now),
+        live=credential.live(now),
+    )
 
 
 def _change(view: LedgerView, now: datetime, acted: Acted) -> Change:
