@@ -242,6 +242,19 @@ def test_a_leaf_token_reaches_nothing_but_itself(world: World) -> None:
     assert answer["commands"] == []
 
 
+def test_a_walk_past_its_bound_stops_and_says_so(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tokenledger.domain.blast_radius.MAX_CREDENTIALS", 3)
+    answer = world.cli("audit", "blast-radius", world.ids["root"])
+    assert answer["truncated"] is True
+    assert len(answer["credentials"]) == 3
+    text = cli_run(
+        world.url, "audit", "blast-radius", world.ids["root"], token=world.secrets["root"]
+    )
+    assert "(cut short at 3 credentials)" in text.stdout
+
+
 def test_tokens_minted_before_the_log_kept_via_are_found_by_issued_by(world: World) -> None:
     # A log recorded before ``via``: the minted tokens and credentials are still found
     # (their issue events name what their issuer acted through), the other commands not.

@@ -235,16 +235,16 @@ def blast_radius(
     through any of ``ids``, in log order; ``issued_through(id, principal)`` the issue events
     (``ISSUE_EVENTS``) whose ``issued_by`` is ``id``, among those ``principal`` recorded,
     in log order (events recorded before the log kept ``via`` are found this way too)."""
+    lookups = _Lookups(view, now)
     reached = {
-        root.token_id: _reached(root.token_id, TOKEN, root.principal, root, now, None, "root")
+        root.token_id: _as_reached(root, TOKEN, root.token_id, root.principal, None, "root", now)
     }
     commands: dict[str, ActedCommand] = {}
     level = [root.token_id]
     truncated = False
     while level and not truncated:
-        acted = acted_through(level)
         issued_in: dict[str, list[e.Event]] = {}
-        for one in acted:
+        for one in acted_through(level):
             command = commands.get(one.command_id)
             if command is None:
                 command = commands[one.command_id] = ActedCommand(
@@ -254,23 +254,28 @@ def blast_radius(
                     actor=one.actor,
                     recorded_at=one.recorded_at,
                 )
-            command.changes.append(_change(view, now, one))
+            command.changes.append(_change(lookups, one))
             if isinstance(one.event, ISSUE_EVENTS):
                 issued_in.setdefault(one.via, []).append(one.event)
-        following: list[str] = []
+        derived = lookups.derived([reached[source] for source in level])
+        following: list[Reached] = []
         for source in level:
-            found = [*issued_in.get(source, ()), *_issued(reached[source], issued_through)]
-            for child in _credentials_issued(view, now, source, found) + _derived(
-                view, now, reached[source]
-            ):
-                if child.credential_id in reached:
+            issued = [*issued_in.get(source, ()), *_issued(reached[source], issued_through)]
+            children = [
+                lookups.reached(kind, credential_id, principal, source, "issued through")
+                for kind, credential_id, principal in _issued_ids(issued)
+                # Found through via and issued_by alike, or reached before: looked up once.
+                if credential_id not in reached
+            ]
+            for child in [*children, *derived.get(source, [])]:
+                if child is None or child.credential_id in reached:
                     continue
                 if len(reached) >= MAX_CREDENTIALS:
                     truncated = True
                     break
                 reached[child.credential_id] = child
-                following.append(child.credential_id)
-        level = [c for c in following if reached[c].kind != S3_CREDENTIALS]  # they never act
+                following.append(child)
+        level = [c.credential_id for c in following if c.kind != S3_CREDENTIALS]  # never act
     ordered = sorted(commands.values(), key=lambda c: c.changes[0].position)
     return BlastRadius(
         token_id=root.token_id,
@@ -288,58 +293,26 @@ def _issued(
     return issued_through(source.credential_id, source.principal)
 
 
-def _credentials_issued(
-    view: LedgerView, now: datetime, source: str, issued: Sequence[e.Event]
-) -> list[Reached]:
-    found: list[Reached] = []
+def _issued_ids(issued: Sequence[e.Event]) -> Iterator[tuple[str, str, str]]:
+    """The kind, id and principal of each credential ``issued`` brought into being."""
     for event in issued:
-        credential = _issued_credential(view, now, source, event)
-        if credential is not None:
-            found.append(credential)
-    return found
+        match event:
+            case e.TokenIssued():
+                yield TOKEN, event.token_id, event.principal
+            case e.ClientCredentialIssued():
+                yield CLIENT_CREDENTIAL, event.client_id, event.account_id
+            case e.S3CredentialIssued():
+                yield S3_CREDENTIALS, event.access_key_id, event.account_id
 
 
-def _issued_credential(
-    view: LedgerView, now: datetime, source: str, event: e.Event
-) -> Reached | None:
-    """The credential ``event`` issued, as it stands now."""
-    credential: _Credential | None
-    match event:
-        case e.TokenIssued():
-            kind, credential_id, credential = TOKEN, event.token_id, view.token(event.token_id)
-            principal = credential.principal if credential is not None else ""
-        case e.ClientCredentialIssued():
-            kind, credential_id = CLIENT_CREDENTIAL, event.client_id
-            credential, principal = view.client_credential(credential_id), event.account_id
-        case e.S3CredentialIssued():
-            kind, credential_id = S3_CREDENTIALS, event.access_key_id
-            credential, principal = view.s3_credential(credential_id), event.account_id
-        case _:
-            return None
-    if credential is None:
-        return None
-    return _reached(credential_id, kind, principal, credential, now, source, "issued through")
-
-
-def _derived(view: LedgerView, now: datetime, source: Reached) -> list[Reached]:
-    if source.kind != TOKEN:
-        return []
-    return [
-        _reached(
-            child.token_id, TOKEN, child.principal, child, now, source.credential_id, "derived from"
-        )
-        for child in view.child_tokens([source.credential_id])
-    ]
-
-
-def _reached(
-    credential_id: str,
-    kind: str,
-    principal: str,
+def _as_reached(
     credential: _Credential,
-    now: datetime,
+    kind: str,
+    credential_id: str,
+    principal: str,
     source: str | None,
     how: str,
+    now: datetime,
 ) -> Reached:
     return Reached(
         credential_id=credential_id,
@@ -352,8 +325,53 @@ def _reached(
     )
 
 
-def _change(view: LedgerView, now: datetime, acted: Acted) -> Change:
-    kind, live = _judged(view, now, acted.event)
+class _Lookups:
+    """The walk's reads of credentials as they stand now, each credential read once (it is
+    met as a credential reached and again as what a command issued)."""
+
+    def __init__(self, view: LedgerView, now: datetime) -> None:
+        self.view = view
+        self.now = now
+        self._found: dict[str, _Credential | None] = {}
+
+    def credential(self, kind: str, credential_id: str) -> _Credential | None:
+        if credential_id not in self._found:
+            look_up: Callable[[str], _Credential | None] = {
+                TOKEN: self.view.token,
+                CLIENT_CREDENTIAL: self.view.client_credential,
+                S3_CREDENTIALS: self.view.s3_credential,
+            }[kind]
+            self._found[credential_id] = look_up(credential_id)
+        return self._found[credential_id]
+
+    def live(self, kind: str, credential_id: str) -> bool:
+        credential = self.credential(kind, credential_id)
+        return credential is not None and credential.live(self.now)
+
+    def reached(
+        self, kind: str, credential_id: str, principal: str, source: str | None, how: str
+    ) -> Reached | None:
+        credential = self.credential(kind, credential_id)
+        if credential is None:
+            return None
+        return _as_reached(credential, kind, credential_id, principal, source, how, self.now)
+
+    def derived(self, sources: list[Reached]) -> dict[str, list[Reached]]:
+        """The tokens derived from each of ``sources`` (by parent), read in one lookup."""
+        parents = [source.credential_id for source in sources if source.kind == TOKEN]
+        found: dict[str, list[Reached]] = {}
+        for child in self.view.child_tokens(parents) if parents else ():
+            parent = child.parent_id
+            assert parent is not None  # found by it
+            self._found[child.token_id] = child
+            reached = self.reached(TOKEN, child.token_id, child.principal, parent, "derived from")
+            if reached is not None:
+                found.setdefault(parent, []).append(reached)
+        return found
+
+
+def _change(lookups: _Lookups, acted: Acted) -> Change:
+    kind, live = _judged(lookups, acted.event)
     return Change(
         position=acted.position,
         event_type=type(acted.event).__name__,
@@ -363,8 +381,9 @@ def _change(view: LedgerView, now: datetime, acted: Acted) -> Change:
     )
 
 
-def _judged(view: LedgerView, now: datetime, event: e.Event) -> tuple[str, bool | None]:
+def _judged(lookups: _Lookups, event: e.Event) -> tuple[str, bool | None]:
     """What kind of thing ``event`` changed, and whether that change still holds."""
+    view = lookups.view
     match event:
         case e.GrantSet():
             return "grant", _grant_holds(view, event.principal, event)
@@ -396,15 +415,9 @@ def _judged(view: LedgerView, now: datetime, event: e.Event) -> tuple[str, bool 
             )
         case e.UserDisabled() | e.ServiceAccountDeleted():
             return "account", None
-        case e.TokenIssued():
-            token = view.token(event.token_id)
-            return "credential", token is not None and token.live(now)
-        case e.ClientCredentialIssued():
-            client = view.client_credential(event.client_id)
-            return "credential", client is not None and client.live(now)
-        case e.S3CredentialIssued():
-            s3 = view.s3_credential(event.access_key_id)
-            return "credential", s3 is not None and s3.live(now)
+        case e.TokenIssued() | e.ClientCredentialIssued() | e.S3CredentialIssued():
+            kind, credential_id, _ = next(_issued_ids([event]))
+            return "credential", lookups.live(kind, credential_id)
         case e.TokenRevoked() | e.ClientCredentialRevoked() | e.S3CredentialRevoked():
             return "credential", None
     return "other", None

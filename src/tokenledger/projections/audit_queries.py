@@ -478,7 +478,8 @@ def _command_events(store: EventStore, command_id: str) -> list[AuditEntry]:
 
 # -- blast radius: what was done through a credential ---------------------------------------
 
-#: Credentials looked up by one statement (well under SQLite's limit on bound values).
+#: Credentials (or positions) looked up by one statement: well under SQLite's limit on bound
+#: values.
 _VIA_PER_STATEMENT = 500
 
 
@@ -542,11 +543,12 @@ class IssuedThrough:
         )
         wanted = [row[0] for row in self._connection.execute(positions)]
         by_source: dict[str, list[e.Event]] = {}
-        for record in _records_at(self._connection, wanted):
-            event = decode_event(record)
-            source = getattr(event, "issued_by", None)
-            if isinstance(source, str):
-                by_source.setdefault(source, []).append(event)
+        for start in range(0, len(wanted), _VIA_PER_STATEMENT):  # bound values per statement
+            for record in _records_at(self._connection, wanted[start : start + _VIA_PER_STATEMENT]):
+                event = decode_event(record)
+                source = getattr(event, "issued_by", None)
+                if isinstance(source, str):
+                    by_source.setdefault(source, []).append(event)
         return by_source
 
 
