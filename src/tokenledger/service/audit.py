@@ -88,7 +88,7 @@ def blast_radius(reader: Reader, actor: Actor, token_id: str) -> radius.BlastRad
     queries.get_token(reader, actor, token_id)
     with reader.view() as view:
         root = view.token(token_id)
-        if root is None:  # gone since: tokens never are, but say so rather than assert
+        if root is None:  # seen a moment ago, and tokens are never deleted: for the type checker
             raise NotFound(f"no token {token_id}")
         return radius.blast_radius(
             view,
