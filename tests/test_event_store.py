@@ -309,3 +309,81 @@ def test_concurrent_processes_get_gap_free_positions(store: EventStore, database
     report = store.verify_chain()
     assert report.ok, report.problem
     assert report.events_checked == workers * per_worker
+
+
+# -- what a command acted through (``via``) --------------------------------------------------
+
+
+def test_via_is_stored_and_read_back_on_every_write_path(store: EventStore) -> None:
+    """A row by row write, a pipelined one and a bulk load (COPY on PostgreSQL) all keep it."""
+    one = store.append(pending("a", 1), actor="bob@x.io", via="tok_one")
+    few = store.append(pending("b", 3), actor="bob@x.io", via="cid_few")
+    with store.transaction(actor="bob@x.io", via="ses_piped") as tx, pipelined(tx.connection):
+        piped = tx.append(pending("c", 2))
+    big = [PendingEvent(stream_id=f"s{i % 9}", event_type="E", data=b"{}") for i in range(150)]
+    bulk = store.append(big, actor="bob@x.io", via="tok_bulk")
+    stored = list(store.read_all())
+    assert stored == [*one, *few, *piped, *bulk]
+    assert [e.via for e in stored] == (
+        ["tok_one"] + ["cid_few"] * 3 + ["ses_piped"] * 2 + ["tok_bulk"] * 150
+    )
+    assert store.read_stream("b")[0].via == "cid_few"
+    assert store.verify_chain().ok
+
+
+def test_a_log_mixing_events_with_and_without_via_verifies(store: EventStore) -> None:
+    # Events without one hash exactly as every event did before it was kept: old logs
+    # verify unchanged, and new events extend them.
+    old = store.append(pending("a", 3), actor="operator:root")
+    new = store.append(pending("a", 2), actor="bob@x.io", via="tok_abc")
+    assert [e.via for e in old] == [None, None, None]
+    assert [e.via for e in new] == ["tok_abc", "tok_abc"]
+    report = store.verify_chain(batch_size=2)
+    assert report.ok
+    assert report.events_checked == 5
+
+
+def test_an_envelope_without_via_is_the_one_hashed_before_it_was_kept() -> None:
+    from tokenledger.store.chain import canonical_envelope
+
+    fields = {
+        "position": 7,
+        "stream_id": "org:acme",
+        "stream_version": 1,
+        "event_id": "e1",
+        "event_type": "OrgCreated",
+        "schema_version": 1,
+        "recorded_at": datetime(2026, 12, 1, tzinfo=UTC),
+        "actor": "operator:root",
+        "command_id": "c1",
+        "correlation_id": "c1",
+        "data": b'{"org":"acme"}',
+    }
+    assert canonical_envelope(**fields) == (
+        b'[7,"org:acme",1,"e1","OrgCreated",1,"2026-12-01T00:00:00.000000Z",'
+        b'"operator:root","c1","c1"]\n{"org":"acme"}'
+    )
+    assert canonical_envelope(**fields, via="tok_x").startswith(
+        b'[7,"org:acme",1,"e1","OrgCreated",1,"2026-12-01T00:00:00.000000Z",'
+        b'"operator:root","c1","c1","tok_x"]\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("statement", "position"),
+    [
+        ("UPDATE events SET via = 'tok_mallory' WHERE position = 3", 3),  # changed
+        ("UPDATE events SET via = NULL WHERE position = 4", 4),  # removed
+        ("UPDATE events SET via = 'tok_mallory' WHERE position = 2", 2),  # added to an old one
+    ],
+)
+def test_tampering_with_via_breaks_the_chain(
+    store: EventStore, statement: str, position: int
+) -> None:
+    store.append(pending("a", 2), actor="operator:root")
+    store.append(pending("a", 3), actor="bob@x.io", via="tok_abc")
+    tamper(store.engine, statement)
+    report = store.verify_chain()
+    assert not report.ok
+    assert report.first_bad_position == position
+    assert "hash does not match" in (report.problem or "")

@@ -481,6 +481,10 @@ OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
         lambda w, k: ["audit", "explain", w.ids["etl"]],
         lambda w, k: ("GET", f"/v2/tokens/{w.ids['etl']}/explain", None),
     ),
+    "audit blast-radius (an account's token)": (
+        lambda w, k: ["audit", "blast-radius", w.ids["etl"]],
+        lambda w, k: ("GET", f"/v2/audit/blast-radius/{w.ids['etl']}", None),
+    ),
     "audit export": (lambda w, k: ["audit", "export"], None),
     "events": (lambda w, k: ["events"], None),
     "keys list": (lambda w, k: ["keys", "list", "--keys-file", str(w.keys.describe())], None),

@@ -12,6 +12,7 @@ import click
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.common import parse_timestamp
 from tokenledger.cli.output import echo_json, format_timestamp, json_line
+from tokenledger.errors import ValidationError
 
 if TYPE_CHECKING:
     from tokenledger.projections.audit_queries import AuditEntry
@@ -146,3 +147,53 @@ def _write(stream: IO[str], entries: Iterable[AuditEntry], output_format: str, s
     for entry in entries:
         document = cloudevent(entry, source) if output_format == "cloudevents" else entry.to_dict()
         stream.write(json_line(document).decode() + "\n")
+
+
+@audit.command("blast-radius")
+@click.argument("token_id")
+@click.option(
+    "--revoke",
+    is_flag=True,
+    help="Revoke every live token of the radius, as 'tokens revoke --where' does: lists "
+    "them; revokes only with --yes.",
+)
+@click.option("--yes", is_flag=True, help="With --revoke: revoke what it lists.")
+@click.option("--reason", help="With --revoke: why (recorded in the log).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def blast_radius_command(
+    obj: CliContext, token_id: str, revoke: bool, yes: bool, reason: str | None, as_json: bool
+) -> None:
+    """Everything done through TOKEN_ID, transitively: the tokens and credentials it issued
+    (for anyone) or derived, what those issued in turn, the commands acted through any of
+    them and what they changed, and which of it is still live."""
+    from tokenledger.cli.tokens import revoke_where, token_id_arg
+
+    if (yes or reason is not None) and not revoke:
+        raise ValidationError("--yes and --reason go with --revoke")
+    found = obj.ledger().blast_radius(obj.actor(), token_id_arg(token_id))
+    if not revoke:
+        if as_json:
+            echo_json(found.to_dict())
+        else:
+            for line in found.lines():
+                click.echo(line)
+        return
+    if not as_json:
+        for line in found.lines():
+            click.echo(line)
+        click.echo("")
+    live = found.live_token_ids
+    if not live:
+        # Nothing left to revoke is an answer, not an error: a second run ends here.
+        if as_json:
+            echo_json({"token_id": found.token_id, "count": 0, "revoked": []})
+        else:
+            click.echo(f"no live token in the blast radius of {found.token_id}: nothing to revoke")
+        return
+    # The bulk revocation's own preview, confirmation and command, by the radius's ids.
+    revoke_where(obj, [f"ids={','.join(live)}"], reason, yes, as_json)
+    others = found.live_other_credentials
+    if others and not as_json:
+        listed = ", ".join(f"{r.kind} {r.credential_id}" for r in others)
+        click.echo(f"still live, revoked by their own commands: {listed}")

@@ -130,6 +130,7 @@ def event_dict(record: RecordedEvent) -> dict[str, object]:
         "actor": record.actor,
         "command_id": record.command_id,
         "correlation_id": record.correlation_id,
+        "via": record.via,
         "data": data,
         "prev_hash": record.prev_hash,
         "hash": record.hash,

@@ -494,10 +494,11 @@ def _selection_line(token: TokenView) -> str:
     return f"{token.token_id}  {token.principal}  expires {_when(token.expires_at)}{name}"
 
 
-def _revoke_where(
+def revoke_where(
     obj: CliContext, pairs: Sequence[str], reason: str | None, yes: bool, as_json: bool
 ) -> None:
-    """Preview (without ``yes``) or carry out a revocation by filter."""
+    """Preview (without ``yes``) or carry out a revocation by filter (``--where`` pairs): the
+    one preview and confirmation of every bulk revocation."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
     command = c.build(c.RevokeTokensWhere, where=_where_fields(pairs), reason=reason)
@@ -538,8 +539,8 @@ def _revoke_where(
     multiple=True,
     metavar="KEY=VALUE",
     help="Select live tokens by principal, org, resource (a grant on it or below), "
-    "issued-before (a time), unused-for (a duration such as 90d) or name (a pattern: * and "
-    "?); repeatable, all must hold. "
+    "issued-before (a time), unused-for (a duration such as 90d), name (a pattern: * and "
+    "?) or ids (token ids separated by commas); repeatable, all must hold. "
     "Lists them; revokes only with --yes.",
 )
 @click.option("--yes", is_flag=True, help="With --where: revoke what it selects.")
@@ -563,7 +564,7 @@ def revoke_command(
     if where:
         if token_id is not None or revoke_all or principal is not None:
             raise click.UsageError(_REVOKE_USAGE)
-        _revoke_where(obj, where, reason, yes, as_json)
+        revoke_where(obj, where, reason, yes, as_json)
         return
     if yes:
         raise click.UsageError("--yes goes with --where")

@@ -97,6 +97,10 @@ class RemoteLedger(DataPlaneCalls, PolicyCalls, WebhookCalls):
     def store(self) -> NoReturn:
         raise PermissionDenied("this needs the database (--db): it cannot run against a server")
 
+    def blast_radius(self, actor: Actor, token_id: str) -> NoReturn:
+        # The command line refuses it first (``DATABASE_ONLY``); HTTP callers use the route.
+        raise PermissionDenied("this needs the database (--db): it cannot run against a server")
+
     def now(self) -> datetime:
         return datetime.now(UTC)
 
@@ -588,6 +592,7 @@ def _entry(record: AuditRecord) -> AuditEntry:
             correlation_id=record.correlation_id,
             prev_hash=record.prev_hash or "",
             hash=record.hash or "",
+            via=record.via,
         ),
         event=record.event,
     )

@@ -157,6 +157,9 @@ class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
     stream_version: int | None = None
     prev_hash: str | None = None
     hash: str | None = None
+    via: str | None = None
+    """The token, client credential or session id the command acted through (None: the
+    operator's, or recorded before the log kept it)."""
     event: Event
 
 
@@ -174,6 +177,7 @@ class _RecordWire(msgspec.Struct):
     stream_version: int | None = None
     prev_hash: str | None = None
     hash: str | None = None
+    via: str | None = None
 
 
 # msgspec reads a struct's annotations the first time it meets the type; doing it now, at

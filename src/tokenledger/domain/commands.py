@@ -580,6 +580,17 @@ def _duration_text(value: Any) -> Any:
     return value
 
 
+#: The most token ids one revocation by filter names.
+MAX_SELECTED_IDS = 10_000
+
+
+def _id_list(value: Any) -> Any:
+    """Ids given as one text are separated by commas (blanks around them ignored)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
 class TokenCriteria(BaseModel):
     """Which live tokens a revocation by filter selects (``domain.token_filter`` decides
     which match): at least one criterion. Part of a command, not one itself."""
@@ -593,6 +604,13 @@ class TokenCriteria(BaseModel):
     name: NamePattern | None = None
     unused_for: Annotated[timedelta | None, BeforeValidator(_duration_text)] = None
     """Its range is judged against the ledger's clock (``token_filter.check_unused_for``)."""
+    ids: Annotated[
+        frozenset[TokenId] | None,
+        BeforeValidator(_id_list),
+        Field(min_length=1, max_length=MAX_SELECTED_IDS),
+    ] = None
+    """Exactly these tokens (those of them still live): a list, or one text of ids
+    separated by commas, as ``--where ids=tok_a,tok_b`` gives it."""
 
     @pydantic.field_validator("issued_before")
     @classmethod

@@ -59,6 +59,8 @@ class TokenFilter:
     #: Not used for at least this long: last used (or, never used, issued) before now minus
     #: it (``domain.usage.last_active``).
     unused_for: timedelta | None = None
+    #: One of these token ids (the live tokens of a blast radius, say).
+    ids: frozenset[str] | None = None
 
     def given(self) -> dict[str, Any]:
         """The criteria asked for, by field name."""
@@ -117,6 +119,7 @@ _CLAUSES: dict[str, Callable[[Any, TokenView, datetime], bool]] = {
     "name": _name_matches,
     "expires_within": _expires_within,
     "unused_for": _unused_for,
+    "ids": lambda ids, token, now: token.token_id in ids,
 }
 
 
@@ -125,6 +128,8 @@ def _shown(value: object) -> str:
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, timedelta):
         return f"{int(value.total_seconds())}s"
+    if isinstance(value, frozenset):
+        return ",".join(sorted(value))
     return str(value)
 
 

@@ -10,7 +10,7 @@ pages, newest first by default.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from tokenledger.clock import checked_utc, ensure_utc
 from tokenledger.domain import events as e
+from tokenledger.domain.blast_radius import ISSUE_EVENTS, Acted
 from tokenledger.domain.names import check_access_key_id, check_session_id, check_token_id, shown
 from tokenledger.domain.secrets import TokenKind
 from tokenledger.errors import NotFound, ValidationError
@@ -34,6 +35,8 @@ __all__ = [
     "AuditEntry",
     "AuditQuery",
     "Explanation",
+    "IssuedThrough",
+    "acted_through",
     "cloudevent",
     "describe",
     "explain",
@@ -114,6 +117,7 @@ class AuditEntry:
             "summary": self.summary,
             "command_id": record.command_id,
             "correlation_id": record.correlation_id,
+            "via": record.via,
             "event_id": record.event_id,
             "data": msgspec.to_builtins(self.event),
         }
@@ -472,6 +476,82 @@ def _command_events(store: EventStore, command_id: str) -> list[AuditEntry]:
     return [AuditEntry(r, decode_event(r)) for r in map(to_record, rows)]
 
 
+# -- blast radius: what was done through a credential ---------------------------------------
+
+#: Credentials (or positions) looked up by one statement: well under SQLite's limit on bound
+#: values.
+_VIA_PER_STATEMENT = 500
+
+
+def acted_through(connection: sa.Connection, credential_ids: Sequence[str]) -> list[Acted]:
+    """Every event of the commands the log records as acted through any of
+    ``credential_ids`` (their ``via``), in log order, read off the log's ``via`` index."""
+    found: list[RecordedEvent] = []
+    ids = sorted(set(credential_ids))
+    for start in range(0, len(ids), _VIA_PER_STATEMENT):
+        chunk = ids[start : start + _VIA_PER_STATEMENT]
+        rows = connection.execute(
+            sa.select(*EVENT_COLUMNS).where(events.c.via.in_(chunk)).order_by(events.c.position)
+        )
+        with stored_events_read(connection.engine):
+            found.extend(to_record(row) for row in rows)
+    found.sort(key=lambda record: record.position)
+    acted: list[Acted] = []
+    for record in found:
+        event = decode_event(record)
+        assert record.via is not None  # selected by it
+        acted.append(
+            Acted(
+                position=record.position,
+                recorded_at=record.recorded_at,
+                actor=record.actor,
+                command_id=record.command_id,
+                correlation_id=record.correlation_id,
+                via=record.via,
+                summary=describe(event),
+                event=event,
+            )
+        )
+    return acted
+
+
+_ISSUE_TYPES = tuple(cls.__struct_config__.tag for cls in ISSUE_EVENTS)
+
+
+class IssuedThrough:
+    """The issue events naming a credential as what their issuer acted through
+    (``issued_by``), found among those its principal recorded (the audit index's actor
+    key): this finds them in logs recorded before ``via`` was kept too. Each principal's
+    issues are read once per walk."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self._connection = connection
+        self._by_principal: dict[str, dict[str, list[e.Event]]] = {}
+
+    def __call__(self, credential_id: str, principal: str) -> list[e.Event]:
+        issued = self._by_principal.get(principal)
+        if issued is None:
+            issued = self._by_principal[principal] = self._issued_by(principal)
+        return issued.get(credential_id, [])
+
+    def _issued_by(self, principal: str) -> dict[str, list[e.Event]]:
+        positions = (
+            sa.select(audit_index.c.position)
+            .where(audit_index.c.actor == principal, audit_index.c.event_type.in_(_ISSUE_TYPES))
+            .group_by(audit_index.c.position)
+            .order_by(audit_index.c.position)
+        )
+        wanted = [row[0] for row in self._connection.execute(positions)]
+        by_source: dict[str, list[e.Event]] = {}
+        for start in range(0, len(wanted), _VIA_PER_STATEMENT):  # bound values per statement
+            for record in _records_at(self._connection, wanted[start : start + _VIA_PER_STATEMENT]):
+                event = decode_event(record)
+                source = getattr(event, "issued_by", None)
+                if isinstance(source, str):
+                    by_source.setdefault(source, []).append(event)
+        return by_source
+
+
 # -- export ------------------------------------------------------------------------------
 
 
@@ -512,6 +592,8 @@ def cloudevent(entry: AuditEntry, source: str) -> dict[str, Any]:
         "tlcommandid": record.command_id,
         "tlcorrelationid": record.correlation_id,
         "tlhash": record.hash,
+        # Absent (not null) without one: CloudEvents attributes have no null value.
+        **({"tlvia": record.via} if record.via is not None else {}),
     }
 
 

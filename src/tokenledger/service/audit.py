@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from tokenledger.domain import blast_radius as radius
 from tokenledger.domain import events as e
 from tokenledger.domain.authority import may_see, may_see_event, sees_every_event
 from tokenledger.domain.model import Actor
@@ -16,7 +17,7 @@ from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explan
 from tokenledger.service import queries
 from tokenledger.service.reading import Reader
 
-__all__ = ["audit_search", "explain_token", "visible_events"]
+__all__ = ["audit_search", "blast_radius", "explain_token", "visible_events"]
 
 #: Rows read at a time when an audit answer is filtered to what the caller may see.
 _PAGE = 200
@@ -79,6 +80,23 @@ def explain_token(reader: Reader, actor: Actor, token_id: str) -> Explanation:
     else:
         queries.get_token(reader, actor, token_id)
     return audit_queries.explain(reader.store, token_id)
+
+
+def blast_radius(reader: Reader, actor: Actor, token_id: str) -> radius.BlastRadius:
+    """Everything done through a token, transitively (``domain.blast_radius``), for whoever
+    may see the token (as its story, ``explain_token``)."""
+    queries.get_token(reader, actor, token_id)
+    with reader.view() as view:
+        root = view.token(token_id)
+        if root is None:  # seen a moment ago, and tokens are never deleted: for the type checker
+            raise NotFound(f"no token {token_id}")
+        return radius.blast_radius(
+            view,
+            root,
+            reader.now(),
+            acted_through=lambda ids: audit_queries.acted_through(view.connection, ids),
+            issued_through=audit_queries.IssuedThrough(view.connection),
+        )
 
 
 def _s3_credential(reader: Reader, actor: Actor, access_key_id: str) -> None:

@@ -79,7 +79,9 @@ def run_command(
     # Under the write lock, one command at a time: the collector is paused for the
     # decision and its writes (thousands of objects in a cascade), never for long.
     with (
-        store.transaction(actor=actor.label, correlation_id=correlation_id) as tx,
+        store.transaction(
+            actor=actor.label, correlation_id=correlation_id, via=actor.token_id
+        ) as tx,
         gc_paused(),
     ):
 

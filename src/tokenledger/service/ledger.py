@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL
 
 from tokenledger.clock import Clock, SystemClock, ensure_utc
 from tokenledger.domain.authority import Verification
+from tokenledger.domain.blast_radius import BlastRadius
 from tokenledger.domain.model import (
     Actor,
     ClientCredentialView,
@@ -625,3 +626,6 @@ class Ledger:
 
     def explain_token(self, actor: Actor, token_id: str) -> Explanation:
         return audit.explain_token(self, actor, token_id)
+
+    def blast_radius(self, actor: Actor, token_id: str) -> BlastRadius:
+        return audit.blast_radius(self, actor, token_id)

@@ -6,6 +6,13 @@ timestamp as ISO 8601 UTC with microseconds) followed by a newline and the
 payload's exact stored bytes. The position is part of the envelope, so moving,
 dropping or inserting an event breaks the chain at that point.
 
+``via`` (what the command acted through: a token id, client id or session id) joined
+the envelope later. It is hashed only when present, as an eleventh element after the
+correlation id: an event without one (the operator's, or any recorded before ``via``
+was kept) hashes exactly as it always did, so every existing log verifies unchanged,
+while a ``via`` added to, changed on or removed from a later event breaks the chain
+there.
+
 ``ChainVerifier`` follows the chain one stored event at a time (constant memory)
 and raises ``ChainBroken`` naming the first position that breaks it, whatever
 the stored values are: a value of another type than the ledger writes (a payload
@@ -68,22 +75,23 @@ def canonical_envelope(
     command_id: str,
     correlation_id: str,
     data: bytes,
+    via: str | None = None,
 ) -> bytes:
-    header = _encode(
-        [
-            position,
-            stream_id,
-            stream_version,
-            event_id,
-            event_type,
-            schema_version,
-            format_timestamp(recorded_at),
-            actor,
-            command_id,
-            correlation_id,
-        ]
-    )
-    return header + b"\n" + data
+    fields: list[object] = [
+        position,
+        stream_id,
+        stream_version,
+        event_id,
+        event_type,
+        schema_version,
+        format_timestamp(recorded_at),
+        actor,
+        command_id,
+        correlation_id,
+    ]
+    if via is not None:  # absent: the envelope as it was before ``via`` was kept
+        fields.append(via)
+    return _encode(fields) + b"\n" + data
 
 
 def chain_hash(prev_hash: str, envelope: bytes) -> str:
@@ -171,6 +179,7 @@ class ChainVerifier:
             and type(record.actor) is str
             and type(record.command_id) is str
             and type(record.correlation_id) is str
+            and (record.via is None or type(record.via) is str)
         ):
             raise ChainBroken(position, _type_problem(record))
         envelope = canonical_envelope(
@@ -185,6 +194,7 @@ class ChainVerifier:
             command_id=record.command_id,
             correlation_id=record.correlation_id,
             data=record.data,
+            via=record.via,
         )
         if chain_hash(self.hash, envelope) != record.hash:
             if not _is_digest(record.hash):
@@ -236,6 +246,8 @@ _EXPECTED_TYPES: tuple[tuple[str, type, str], ...] = (
     ("command_id", str, "text"),
     ("correlation_id", str, "text"),
 )
+#: Columns that may also hold NULL.
+_NULLABLE = frozenset({"via"})
 
 
 def _is_digest(value: Any) -> bool:
@@ -244,8 +256,10 @@ def _is_digest(value: Any) -> bool:
 
 
 def _type_problem(record: RecordedEvent) -> str:
-    for name, expected, said in _EXPECTED_TYPES:
+    for name, expected, said in (*_EXPECTED_TYPES, ("via", str, "text or NULL")):
         value = getattr(record, name)
+        if value is None and name in _NULLABLE:
+            continue
         if type(value) is not expected:
             return f"{name} holds {_described(value)}, not {said}"
     return f"recorded_at holds {_described(record.recorded_at)}, not a time in UTC"

@@ -64,6 +64,7 @@ EVENT_COLUMNS = (
     events.c.correlation_id,
     events.c.prev_hash,
     events.c.hash,
+    events.c.via,
 )
 
 
@@ -229,11 +230,13 @@ class WriteTransaction:
         actor: str,
         command_id: str,
         correlation_id: str,
+        via: str | None = None,
         backend: Backend | None = None,
     ) -> None:
         self.connection = connection
         self.backend = backend or backend_for(connection)
         self.actor = actor
+        self.via = via
         self.command_id = command_id
         self.correlation_id = correlation_id
         self._head = read_head(connection)
@@ -305,6 +308,7 @@ class WriteTransaction:
                 command_id=self.command_id,
                 correlation_id=self.correlation_id,
                 data=event.data,
+                via=self.via,
             )
             hash_ = chain_hash(prev_hash, envelope)
             recorded.append(
@@ -322,6 +326,7 @@ class WriteTransaction:
                     correlation_id=self.correlation_id,
                     prev_hash=prev_hash,
                     hash=hash_,
+                    via=self.via,
                 )
             )
             prev_hash = hash_
@@ -369,8 +374,12 @@ class EventStore:
         actor: str,
         command_id: str | None = None,
         correlation_id: str | None = None,
+        via: str | None = None,
     ) -> Iterator[WriteTransaction]:
-        """A write transaction holding the ledger's lock; commits when the block ends cleanly."""
+        """A write transaction holding the ledger's lock; commits when the block ends cleanly.
+
+        ``via``: what the actor acted through (a token id, client id or session id, never a
+        secret), recorded on each event the transaction appends."""
         command_id = command_id or uuid7()
         with (
             self.engine.connect().execution_options(**{WRITE_OPTION: True}) as connection,
@@ -384,6 +393,7 @@ class EventStore:
                 actor=actor,
                 command_id=command_id,
                 correlation_id=correlation_id or command_id,
+                via=via,
             )
         # Reached only once the transaction committed.
         for listener in self._commit_listeners:
@@ -397,10 +407,11 @@ class EventStore:
         expected_versions: Mapping[str, int] | None = None,
         command_id: str | None = None,
         correlation_id: str | None = None,
+        via: str | None = None,
     ) -> list[RecordedEvent]:
         """Append events in one transaction of their own."""
         with self.transaction(
-            actor=actor, command_id=command_id, correlation_id=correlation_id
+            actor=actor, command_id=command_id, correlation_id=correlation_id, via=via
         ) as tx:
             return tx.append(pending, expected_versions=expected_versions)
 

@@ -45,6 +45,8 @@ class RecordedEvent(msgspec.Struct, frozen=True):
     """An event as stored: its payload plus the envelope the log gave it.
 
     The fields are in the column order of the ``events`` table (a row builds one).
+    ``via`` is last and optional: what the command acted through (a token id, client id
+    or session id), None for the operator and for events recorded before it was kept.
     """
 
     position: int
@@ -60,6 +62,7 @@ class RecordedEvent(msgspec.Struct, frozen=True):
     correlation_id: str
     prev_hash: str
     hash: str
+    via: str | None = None
 
 
 class Head(msgspec.Struct, frozen=True, kw_only=True):

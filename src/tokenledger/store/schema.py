@@ -64,6 +64,9 @@ events = sa.Table(
     sa.Column("correlation_id", sa.String(64), nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # What the command acted through: a token id, client id or session id (never a
+    # secret); NULL for the operator and for events recorded before it was kept.
+    sa.Column("via", sa.String(200), nullable=True),
     sa.UniqueConstraint("stream_id", "stream_version", name="uq_events_stream_version"),
     sa.UniqueConstraint("event_id", name="uq_events_event_id"),
     sa.CheckConstraint("position > 0", name="ck_events_position_positive"),
@@ -71,3 +74,4 @@ events = sa.Table(
 )
 sa.Index("ix_events_recorded_at", events.c.recorded_at)
 sa.Index("ix_events_correlation_id", events.c.correlation_id, events.c.position)
+sa.Index("ix_events_via", events.c.via, events.c.position)

@@ -1,4 +1,5 @@
-"""``/v2/audit`` and ``/v2/tokens/{token_id}/explain``: who did what, when and why."""
+"""``/v2/audit``, ``/v2/tokens/{token_id}/explain`` and ``/v2/audit/blast-radius/{token_id}``:
+who did what, when and why, and what a token reached."""
 
 from __future__ import annotations
 
@@ -75,3 +76,14 @@ def explain(token_id: str, actor: CurrentActor, state: State) -> dict[str, Any]:
         "revocation": entry_out(revocation) if revocation is not None else None,
         "root_cause": entry_out(cause) if cause is not None else None,
     }
+
+
+@router.get("/v2/audit/blast-radius/{token_id}", response_model=dict[str, Any])
+def blast_radius(token_id: str, actor: CurrentActor, state: State) -> dict[str, Any]:
+    """Everything done through the token, transitively: the tokens and credentials it issued
+    (for anyone) or derived and what those reached in turn (``credentials``, each with its
+    ``source`` and ``live``), the commands acted through any of them and what they changed
+    (``commands``), and the live tokens (``live_tokens``). To revoke those, give them to
+    ``POST /v2/tokens/revoke`` as ``{"where": {"ids": [...]}}`` (with ``dry_run`` first for
+    the preview). For whoever may see the token, as its story."""
+    return state.ledger.blast_radius(actor, token_id).to_dict()

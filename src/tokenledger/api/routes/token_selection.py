@@ -27,8 +27,8 @@ class RevokeWhereIn(BaseModel):
 
     where: dict[str, Any] = Field(
         description="At least one of principal, org, resource (a grant on it or below), "
-        "issued_before (ISO 8601), unused_for (a duration such as 90d) and name (a pattern: "
-        "* and ?); all must hold.",
+        "issued_before (ISO 8601), unused_for (a duration such as 90d), name (a pattern: "
+        "* and ?) and ids (a list of token ids); all must hold.",
         examples=[{"principal": "ci@acme.service.tokenledger", "name": "deploy-*"}],
     )
     reason: Annotated[str, Field(max_length=500)] | None = None

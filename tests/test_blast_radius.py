@@ -1,0 +1,421 @@
+"""The blast radius of a token (``audit blast-radius``, ``GET /v2/audit/blast-radius/{id}``)
+and revoking what is live in it, on SQLite and PostgreSQL, through the command line and
+HTTP; time moved with freezegun.
+
+The world: ann (admin of acme) holds ``root``. Acting through it she minted a token for the
+service account ci (``ci``), which minted a token in turn (``grandchild``); two more for
+ci, one since expired (``short``) and one since revoked (``revoked``); a client credential
+for ci; she set a grant, changed bob's role and created an account. The operator derived
+``derived`` from ``root``. Through another token of hers (``other``) she set a grant that is
+none of ``root``'s doing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from freezegun import freeze_time
+from freezegun.api import FrozenDateTimeFactory
+
+from helpers import assert_one_line_error, cli_run, tamper
+from tokenledger.api import ApiSettings, create_asgi_app
+from tokenledger.domain import commands as c
+from tokenledger.domain.model import Actor
+from tokenledger.domain.permissions import Level
+from tokenledger.service import Ledger
+from tokenledger.service.keys import KeyStore
+from tokenledger.store import open_event_store
+
+OPERATOR = Actor.operator("root")
+ANN = "ann@acme.io"
+BOB = "bob@acme.io"
+CAROL = "carol@other.io"
+CI = "ci@acme.service.tokenledger"
+START = datetime(2026, 5, 1, tzinfo=UTC)
+
+#: What ``root`` reached: how, from which, and whether it is live, by name.
+EXPECTED = {
+    "root": ("root", None, True),
+    "ci": ("issued through", "root", True),
+    "short": ("issued through", "root", False),
+    "revoked": ("issued through", "root", False),
+    "client": ("issued through", "root", True),
+    "derived": ("derived from", "root", True),
+    "grandchild": ("issued through", "ci", True),
+}
+LIVE_TOKENS = {"root", "ci", "derived", "grandchild"}
+
+
+@dataclass
+class World:
+    url: str
+    ledger: Ledger
+    clock: FrozenDateTimeFactory
+    ids: dict[str, str]
+    secrets: dict[str, str]
+
+    def name_of(self, credential_id: str) -> str:
+        return {v: k for k, v in self.ids.items()}[credential_id]
+
+    def head(self) -> int:
+        return self.ledger.store.head().position
+
+    def cli(self, *args: str, who: str | None = "root") -> Any:
+        token = self.secrets[who] if who is not None else None
+        result = cli_run(self.url, *args, "--json", token=token)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    def refused(self, code: int, args: list[str], *fragments: str, who: str | None) -> None:
+        before = self.head()
+        token = self.secrets[who] if who is not None else None
+        assert_one_line_error(cli_run(self.url, *args, token=token), code, *fragments)
+        assert self.head() == before
+
+
+def _issue(ledger: Ledger, actor: Actor, principal: str | None, grant: str, **extra: Any):
+    resource, level = grant.rsplit(":", 1)
+    extra.setdefault("expires_in", timedelta(days=7))
+    command = c.IssueToken(
+        principal=principal, grants=[{"resource": resource, "level": level}], **extra
+    )
+    result = ledger.execute(command, actor)
+    assert result.issued is not None
+    assert result.secret is not None
+    return result.issued.token_id, result.secret
+
+
+def build_world(url: str, clock: FrozenDateTimeFactory) -> World:
+    ledger = Ledger(open_event_store(url, auto_upgrade=True))
+    for command in (
+        c.CreateOrg(org="acme"),
+        c.CreateOrg(org="other"),
+        c.CreateResource(path="acme/alpha"),
+        c.CreateResource(path="acme/beta"),
+        c.CreateUser(email=ANN),
+        c.CreateUser(email=BOB),
+        c.CreateUser(email=CAROL),
+        c.AddMember(org="acme", email=ANN, role="admin"),
+        c.AddMember(org="acme", email=BOB),
+        c.AddMember(org="other", email=CAROL, role="admin"),
+        c.SetGrant(principal=BOB, resource="acme/alpha", level=Level.WRITE),
+        c.CreateServiceAccount(name="ci", org="acme", resource="acme/alpha", level=Level.WRITE),
+    ):
+        ledger.execute(command, OPERATOR)
+    ids: dict[str, str] = {}
+    secrets: dict[str, str] = {}
+    ids["root"], secrets["root"] = _issue(ledger, OPERATOR, ANN, "acme:admin")
+    ids["other"], secrets["other"] = _issue(ledger, OPERATOR, ANN, "acme:admin")
+    ids["bob"], secrets["bob"] = _issue(ledger, OPERATOR, BOB, "acme/alpha:read")
+    ids["carol"], secrets["carol"] = _issue(ledger, OPERATOR, CAROL, "other:admin")
+    through_root = Actor.through_token(ANN, ids["root"])
+    ids["ci"], secrets["ci"] = _issue(ledger, through_root, CI, "acme/alpha:write")
+    ids["grandchild"], _ = _issue(
+        ledger, Actor.through_token(CI, ids["ci"]), None, "acme/alpha:read", parent_id=ids["ci"]
+    )
+    ids["short"], _ = _issue(
+        ledger, through_root, CI, "acme/alpha:read", expires_in=timedelta(hours=1)
+    )
+    ids["revoked"], _ = _issue(ledger, through_root, CI, "acme/alpha:read")
+    ledger.execute(c.RevokeToken(token_id=ids["revoked"]), OPERATOR)
+    ids["derived"], _ = _issue(ledger, OPERATOR, None, "acme/beta:read", parent_id=ids["root"])
+    ledger.execute(c.SetGrant(principal=BOB, resource="acme/beta", level=Level.WRITE), through_root)
+    ledger.execute(c.AddMember(org="acme", email=BOB, role="admin"), through_root)
+    ledger.execute(
+        c.CreateServiceAccount(name="etl", org="acme", resource="acme/beta", level=Level.READ),
+        through_root,
+    )
+    client = ledger.execute(c.IssueClientCredential(account_id=CI), through_root)
+    ids["client"] = client.events[0].client_id  # type: ignore[attr-defined]
+    ledger.execute(
+        c.SetGrant(principal=BOB, resource="acme/alpha", level=Level.ADMIN),
+        Actor.through_token(ANN, ids["other"]),
+    )
+    clock.tick(timedelta(hours=2))  # ``short`` has expired
+    return World(url=url, ledger=ledger, clock=clock, ids=ids, secrets=secrets)
+
+
+@pytest.fixture
+def world(database_url: str) -> Iterator[World]:
+    with freeze_time(START) as clock:
+        built = build_world(database_url, clock)
+        yield built
+        built.ledger.close()
+
+
+def reached(world: World, answer: dict[str, Any]) -> dict[str, tuple[str, str | None, bool]]:
+    return {
+        world.name_of(r["id"]): (
+            r["how"],
+            world.name_of(r["source"]) if r["source"] else None,
+            r["live"],
+        )
+        for r in answer["credentials"]
+    }
+
+
+def changes(answer: dict[str, Any]) -> dict[str, list[tuple[str, bool | None]]]:
+    found: dict[str, list[tuple[str, bool | None]]] = {}
+    for command in answer["commands"]:
+        for change in command["changes"]:
+            found.setdefault(change["event_type"], []).append((change["kind"], change["live"]))
+    return found
+
+
+# -- the radius ------------------------------------------------------------------------------
+
+
+def test_the_radius_holds_what_the_token_minted_transitively_and_what_is_live(
+    world: World,
+) -> None:
+    before = world.head()
+    answer = world.cli("audit", "blast-radius", world.ids["root"])
+    assert world.head() == before
+    assert answer["token_id"] == world.ids["root"]
+    assert reached(world, answer) == EXPECTED
+    assert {world.name_of(i) for i in answer["live_tokens"]} == LIVE_TOKENS
+    assert [world.name_of(i) for i in answer["live_credentials"]] == ["client"]
+    statuses = {world.name_of(r["id"]): r["status"] for r in answer["credentials"]}
+    assert (statuses["short"], statuses["revoked"]) == ("expired", "revoked")
+
+
+def test_the_commands_acted_through_it_and_what_they_changed(world: World) -> None:
+    answer = world.cli("audit", "blast-radius", world.ids["root"], who=None)  # the operator
+    assert {world.name_of(command["via"]) for command in answer["commands"]} == {"root", "ci"}
+    found = changes(answer)
+    assert found["GrantSet"] == [("grant", True)]  # only the grant set through root
+    assert found["MemberRoleChanged"] == [("role", True)]
+    assert found["ServiceAccountCreated"] == [("account", True)]
+    assert found["ClientCredentialIssued"] == [("credential", True)]
+    # ci, grandchild (through ci), short (expired), revoked: in log order.
+    assert found["TokenIssued"] == [
+        ("credential", True),
+        ("credential", True),
+        ("credential", False),
+        ("credential", False),
+    ]
+    positions = [command["changes"][0]["position"] for command in answer["commands"]]
+    assert positions == sorted(positions)
+
+
+def test_a_change_undone_since_is_shown_as_not_live(world: World) -> None:
+    world.ledger.execute(c.AddMember(org="acme", email=BOB, role="member"), OPERATOR)
+    world.ledger.execute(
+        c.DeleteServiceAccount(account_id="etl@acme.service.tokenledger"), OPERATOR
+    )
+    found = changes(world.cli("audit", "blast-radius", world.ids["root"]))
+    assert found["MemberRoleChanged"] == [("role", False)]
+    assert found["ServiceAccountCreated"] == [("account", False)]
+
+
+def test_the_text_is_a_tree_of_what_it_reached(world: World) -> None:
+    result = cli_run(
+        world.url, "audit", "blast-radius", world.ids["root"], token=world.secrets["root"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    ids = world.ids
+    assert lines[0] == f"{ids['root']}  {ANN}  active"
+    ci_line = next(line for line in lines if ids["ci"] in line)
+    grandchild_line = next(line for line in lines if ids["grandchild"] in line)
+    # The grandchild hangs one level below ci.
+    assert grandchild_line.index(ids["grandchild"]) > ci_line.index(ids["ci"])
+    assert f"(issued through {ids['ci']})" in grandchild_line
+    assert f"{ids['revoked']}  {CI}  revoked" in result.stdout
+    assert f"{ids['short']}  {CI}  expired" in result.stdout
+    assert f"client credential {ids['client']}  {CI}  active" in result.stdout
+    assert "granted" in result.stdout
+    assert "[live]" in result.stdout
+    assert lines[-1] == "live: 4 token(s), 1 other credential(s)"
+
+
+def test_a_leaf_token_reaches_nothing_but_itself(world: World) -> None:
+    answer = world.cli("audit", "blast-radius", world.ids["bob"], who="bob")
+    assert reached(world, answer) == {"bob": ("root", None, True)}
+    assert answer["commands"] == []
+
+
+def test_a_walk_past_its_bound_stops_and_says_so(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tokenledger.domain.blast_radius.MAX_CREDENTIALS", 3)
+    answer = world.cli("audit", "blast-radius", world.ids["root"])
+    assert answer["truncated"] is True
+    assert len(answer["credentials"]) == 3
+    text = cli_run(
+        world.url, "audit", "blast-radius", world.ids["root"], token=world.secrets["root"]
+    )
+    assert "(cut short at 3 credentials)" in text.stdout
+
+
+def test_tokens_minted_before_the_log_kept_via_are_found_by_issued_by(world: World) -> None:
+    # A log recorded before ``via``: the minted tokens and credentials are still found
+    # (their issue events name what their issuer acted through), the other commands not.
+    tamper(world.ledger.store.engine, "UPDATE events SET via = NULL")
+    answer = world.cli("audit", "blast-radius", world.ids["root"], who=None)
+    assert reached(world, answer) == EXPECTED
+    assert answer["commands"] == []
+
+
+def test_commands_record_what_they_acted_through(world: World) -> None:
+    result = world.cli("grants", "set", BOB, "acme/alpha", "read", who="other")
+    entries = world.cli("audit", "--correlation-id", result["correlation_id"], who=None)
+    assert {entry["via"] for entry in entries} == {world.ids["other"]}
+    assert world.ledger.store.verify_chain().ok
+
+
+# -- who may ask -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["bob", "carol", "ci"])
+def test_whoever_may_not_see_the_token_is_refused(world: World, who: str) -> None:
+    world.refused(4, ["audit", "blast-radius", world.ids["root"]], "may not", who=who)
+    world.refused(
+        4, ["audit", "blast-radius", world.ids["root"], "--revoke", "--yes"], "may not", who=who
+    )
+
+
+def test_an_unknown_or_malformed_token_id_is_one_line(world: World) -> None:
+    unknown = "tok_" + "0" * 16
+    world.refused(3, ["audit", "blast-radius", unknown], "no token", who=None)
+    world.refused(2, ["audit", "blast-radius", "not a token"], "token", who=None)
+    world.refused(2, ["audit", "blast-radius", world.secrets["bob"]], "secret", who=None)
+    world.refused(2, ["audit", "blast-radius", world.ids["root"], "--yes"], "--revoke", who=None)
+
+
+# -- revoking what is live -------------------------------------------------------------------
+
+
+def test_revoke_previews_then_revokes_exactly_the_live_tokens_and_a_second_run_finds_none(
+    world: World,
+) -> None:
+    root = world.ids["root"]
+    before = world.head()
+    preview = world.cli("audit", "blast-radius", root, "--revoke", who=None)
+    assert preview["dry_run"] is True
+    assert {world.name_of(t["token_id"]) for t in preview["tokens"]} == LIVE_TOKENS
+    assert world.head() == before
+    text = cli_run(world.url, "audit", "blast-radius", root, "--revoke")
+    assert text.exit_code == 0, text.output
+    assert "4 token(s) match; nothing was revoked" in text.stdout
+    assert (
+        f"still live, revoked by their own commands: client credential {world.ids['client']}"
+        in text.stdout
+    )
+    assert world.head() == before
+
+    done = world.cli(
+        "audit", "blast-radius", root, "--revoke", "--yes", "--reason", "leak", who=None
+    )
+    assert {world.name_of(i) for i in done["revoked"]} == LIVE_TOKENS
+    entries = world.cli("audit", "--correlation-id", done["correlation_id"], who=None)
+    assert {e["data"]["token_id"] for e in entries} == {world.ids[n] for n in LIVE_TOKENS}
+    after = world.cli("audit", "blast-radius", root, who=None)
+    assert after["live_tokens"] == []
+    assert all(not r["live"] for r in after["credentials"] if r["kind"] == "token")
+
+    head = world.head()
+    again = world.cli("audit", "blast-radius", root, "--revoke", "--yes", who=None)
+    assert again == {"token_id": root, "count": 0, "revoked": []}
+    text = cli_run(world.url, "audit", "blast-radius", root, "--revoke", "--yes")
+    assert text.exit_code == 0, text.output
+    assert f"no live token in the blast radius of {root}: nothing to revoke" in text.stdout
+    assert world.head() == head
+
+
+def test_revoke_by_the_token_s_own_holder_revokes_all_of_it(world: World) -> None:
+    done = world.cli("audit", "blast-radius", world.ids["root"], "--revoke", "--yes")
+    assert {world.name_of(i) for i in done["revoked"]} == LIVE_TOKENS
+
+
+def test_revoke_is_refused_whole_when_one_live_token_may_not_be_revoked(world: World) -> None:
+    # No longer an admin of acme, ann still sees her token's radius but may not revoke the
+    # service account's tokens in it: nothing is revoked, not even her own.
+    world.ledger.execute(c.AddMember(org="acme", email=ANN, role="member"), OPERATOR)
+    assert world.cli("audit", "blast-radius", world.ids["root"])["live_tokens"]
+    world.refused(
+        4,
+        ["audit", "blast-radius", world.ids["root"], "--revoke", "--yes"],
+        "nothing was revoked",
+        who="root",
+    )
+
+
+def test_the_ids_criterion_selects_only_the_live_tokens_it_names(world: World) -> None:
+    named = ",".join(world.ids[n] for n in ("root", "short", "revoked", "grandchild"))
+    preview = world.cli("tokens", "revoke", "--where", f"ids={named}", who=None)
+    assert {world.name_of(t["token_id"]) for t in preview["tokens"]} == {"root", "grandchild"}
+    world.refused(2, ["tokens", "revoke", "--where", "ids=tok_nonsense"], "token id", who=None)
+    world.refused(2, ["tokens", "revoke", "--where", "ids= , "], "ids", who=None)
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def http(world: World, tmp_path: Path) -> Iterator[TestClient]:
+    keys = KeyStore(tmp_path / "keys.json")
+    keys.rotate(datetime.now(UTC))
+    app = create_asgi_app(world.ledger, ApiSettings(issuer="https://ledger.test", keys=keys))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def bearer(world: World, who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {world.secrets[who]}"}
+
+
+def test_http_answers_the_radius_as_the_command_line_does(world: World, http: TestClient) -> None:
+    root = world.ids["root"]
+    response = http.get(f"/v2/audit/blast-radius/{root}", headers=bearer(world, "root"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert reached(world, body) == EXPECTED
+    assert changes(body) == changes(world.cli("audit", "blast-radius", root))
+
+
+@pytest.mark.parametrize(
+    ("who", "token", "status"),
+    [
+        ("carol", "root", 403),
+        ("bob", "root", 403),
+        ("root", "tok_" + "0" * 16, 404),
+        ("root", "nonsense", 400),
+    ],
+)
+def test_http_refusals_are_one_line_errors_and_append_nothing(
+    world: World, http: TestClient, who: str, token: str, status: int
+) -> None:
+    token_id = world.ids.get(token, token)
+    before = world.head()
+    response = http.get(f"/v2/audit/blast-radius/{token_id}", headers=bearer(world, who))
+    assert response.status_code == status, response.text
+    body = response.json()
+    expected = {403: "insufficient_scope", 404: "not_found", 400: "invalid_request"}[status]
+    assert body["error"] == expected
+    assert "\n" not in body["error_description"]
+    assert world.head() == before
+
+
+def test_http_revokes_the_live_tokens_through_the_bulk_endpoint(
+    world: World, http: TestClient
+) -> None:
+    headers = bearer(world, "root")
+    root = world.ids["root"]
+    live = http.get(f"/v2/audit/blast-radius/{root}", headers=headers).json()["live_tokens"]
+    body = {"where": {"ids": live}, "dry_run": True}
+    preview = http.post("/v2/tokens/revoke", json=body, headers=headers)
+    assert preview.status_code == 200, preview.text
+    assert {world.name_of(t["token_id"]) for t in preview.json()["tokens"]} == LIVE_TOKENS
+    done = http.post("/v2/tokens/revoke", json={"where": {"ids": live}}, headers=headers)
+    assert done.status_code == 200, done.text
+    assert {world.name_of(i) for i in done.json()["revoked"]} == LIVE_TOKENS
+    after = world.cli("audit", "blast-radius", root, who=None)
+    assert after["live_tokens"] == []
