@@ -423,6 +423,30 @@ def test_revoke_where_dry_run_shows_the_cascade_it_would_append(seeded: Seeded) 
     assert seeded.head() == head
 
 
+def test_dry_run_of_a_provider_secret_rotation_keeps_no_secret(
+    seeded: Seeded, tmp_path: Path
+) -> None:
+    """Giving only a new secret for the provider already set records nothing and keeps the
+    secret with the keys: its dry run says nothing would be appended, and keeps nothing."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_text("the-first-secret\n")
+    second.write_text("the-second-secret\n")
+    provider = ("orgs", "set-idp", ORG, "--issuer", IDP, "--client-id", "ledger")
+    kept = seeded.run(*provider, "--client-secret-file", str(first))
+    assert kept.exit_code == 0, kept.output
+    head, keys = seeded.head(), seeded.keys_file.read_bytes()
+    dry = seeded.run(*provider, "--client-secret-file", str(second), "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["events"] == []
+    assert "the-second-secret" not in dry.output
+    assert seeded.keys_file.read_bytes() == keys
+    assert seeded.head() == head
+    rotated = seeded.run(*provider, "--client-secret-file", str(second))
+    assert rotated.exit_code == 0, rotated.output
+    assert seeded.keys_file.read_bytes() != keys  # the real run keeps the new secret
+    assert seeded.head() == head
+
+
 # -- against a server --------------------------------------------------------------------------
 
 
@@ -599,6 +623,14 @@ def test_http_dry_run_that_cannot_be_honoured_is_refused_and_changes_nothing(api
     )
     assert revoke.status_code == 400, revoke.text
     assert "dry_run" in revoke.json()["error_description"]
+    login = api.client.get("/oauth2/authorize?dry_run=true", follow_redirects=False)
+    assert login.status_code == 400, login.text
+    # Introspection changes nothing: answered as usual.
+    introspected = api.client.post(
+        "/oauth2/introspect?dry_run=true", data={"token": api.bob}, headers=api.admin
+    )
+    assert introspected.status_code == 200, introspected.text
+    assert introspected.json()["active"] is True
     body = {"path": "acme/gamma"}
     malformed = api.client.post("/v2/resources?dry_run=maybe", json=body, headers=api.admin)
     assert malformed.status_code == 400

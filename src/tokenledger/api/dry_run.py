@@ -7,9 +7,10 @@ service function given ``dry_run=dry_run_requested()``) previews it instead and 
 ``PreviewReady``, which one exception handler answers with 200 and the events. A refused
 command is refused alike (the same status and message).
 
-The OAuth 2.0 protocol endpoints (``/oauth2/...``: tokens, revocation, logging in and out)
-have no dry run: given one, a call that would change anything is refused with 400 before it
-runs, never carried out.
+The OAuth 2.0 protocol endpoints (``/oauth2/...``: tokens, revocation, logging in, its
+callback, logging out) have no dry run: given one, they refuse with 400 before anything runs,
+never carrying the call out. Introspection, which changes nothing, answers as usual (as its fast
+path in front of the app does anyway).
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ __all__ = ["DRY_RUN_PARAMETER", "DryRunMiddleware", "dry_run_requested", "previe
 
 DRY_RUN_PARAMETER = "dry_run"
 
-#: The methods of the calls that may change the ledger.
-_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Where a dry run is refused, whatever the method: the protocol endpoints, whose answers
+#: (tokens, sessions, redirects) a preview cannot stand in for.
+_NO_DRY_RUN_PREFIX = "/oauth2/"
 
-#: Where a dry run is refused: the protocol endpoints, whose answers (tokens, sessions,
-#: redirects) a preview cannot stand in for.
-_NO_DRY_RUN_PREFIXES = ("/oauth2/",)
+#: The protocol endpoint that changes nothing, answered as usual.
+_INTROSPECTION = "/oauth2/introspect"
 
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no", ""})
 
@@ -74,11 +75,8 @@ class DryRunMiddleware:
             await answer(scope, receive, send)
             return
         dry_run = text in _TRUE
-        if (
-            dry_run
-            and scope["method"] in _MUTATING
-            and scope["path"].startswith(_NO_DRY_RUN_PREFIXES)
-        ):
+        path = scope["path"]
+        if dry_run and path.startswith(_NO_DRY_RUN_PREFIX) and path != _INTROSPECTION:
             answer = _refusal("dry_run is not offered by the OAuth 2.0 protocol endpoints")
             await answer(scope, receive, send)
             return
