@@ -22,11 +22,13 @@ import msgspec
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from fastapi.testclient import TestClient
 from freezegun import freeze_time
 
 from api_helpers import SA as CI_OF_API
 from api_helpers import Api, make_api
 from helpers import assert_one_line_error
+from tokenledger.api import create_app
 from tokenledger.cli import cli
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor, ActorKind
@@ -640,3 +642,25 @@ def test_http_dry_run_that_cannot_be_honoured_is_refused_and_changes_nothing(api
     # Asked for no dry run, the call runs.
     created = api.client.post("/v2/resources?dry_run=false", json=body, headers=api.admin)
     assert created.status_code == 201, created.text
+
+
+def test_a_call_that_does_not_honour_a_dry_run_changes_nothing(api: Api) -> None:
+    """A route running its command any other way than through the preview (here, straight
+    through ``Ledger.execute``) is refused in a dry run, and appends nothing."""
+    ledger = api.ledger
+    app = create_app(ledger)
+
+    @app.post("/v2/direct")
+    def direct() -> dict[str, int]:
+        result = ledger.execute(c.CreateOrg(org="direct"), OPERATOR)
+        return {"appended": len(result.events)}
+
+    head = ledger.store.head().position
+    with TestClient(app) as client:
+        refused = client.post("/v2/direct?dry_run=true")
+        assert refused.status_code == 400, refused.text
+        assert "no dry run" in refused.json()["error_description"]
+        assert ledger.store.head().position == head
+        made = client.post("/v2/direct")
+        assert made.json() == {"appended": 1}
+    assert ledger.store.head().position == head + 1

@@ -5,7 +5,9 @@ The query parameter is read once, here, for every request (``DryRunMiddleware``)
 the request in a context variable. A route runs as usual up to its command: ``deps.run`` (or a
 service function given ``dry_run=dry_run_requested()``) previews it instead and raises
 ``PreviewReady``, which one exception handler answers with 200 and the events. A refused
-command is refused alike (the same status and message).
+command is refused alike (the same status and message). A route that runs a command any other
+way cannot make the change in a dry run: ``Ledger.execute`` refuses it (400) inside
+``previews_only``.
 
 The OAuth 2.0 protocol endpoints (``/oauth2/...``: tokens, revocation, logging in, its
 callback, logging out) have no dry run: given one, they refuse with 400 before anything runs,
@@ -23,7 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tokenledger.api.problems import error_body
-from tokenledger.service.commands import PreviewReady
+from tokenledger.service.commands import PreviewReady, previews_only
 
 __all__ = ["DRY_RUN_PARAMETER", "DryRunMiddleware", "dry_run_requested", "preview_answer"]
 
@@ -80,9 +82,15 @@ class DryRunMiddleware:
             answer = _refusal("dry_run is not offered by the OAuth 2.0 protocol endpoints")
             await answer(scope, receive, send)
             return
-        token = _requested.set(dry_run)
-        try:
+        if not dry_run:
             await self.app(scope, receive, send)
+            return
+        # A route that does not honour the dry run cannot make the change either: any
+        # command it runs for real is refused (400) by ``Ledger.execute``.
+        token = _requested.set(True)
+        try:
+            with previews_only():
+                await self.app(scope, receive, send)
         finally:
             _requested.reset(token)
 

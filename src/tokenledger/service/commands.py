@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import msgspec
@@ -24,6 +25,7 @@ from tokenledger.domain.secrets import (
     new_token_id,
     role_key_text,
 )
+from tokenledger.errors import ValidationError
 from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.projections.gc_pause import gc_paused
 from tokenledger.store import EventStore, RecordedEvent, WriteTransaction
@@ -45,6 +47,8 @@ __all__ = [
     "new_account_id",
     "preview_command",
     "preview_first",
+    "previews_only",
+    "refuse_in_dry_run",
     "run_command",
 ]
 
@@ -324,3 +328,25 @@ def preview_first(execute: Callable[..., object], command: c.Command, actor: Act
     writing a key file). Otherwise nothing."""
     if isinstance(execute, Previewing):
         execute(command, actor)
+
+
+_previews_only: ContextVar[bool] = ContextVar("tokenledger_previews_only", default=False)
+
+
+@contextmanager
+def previews_only() -> Iterator[None]:
+    """Around a dry run's work (an HTTP request with ``dry_run=true``): a command run for real
+    in it (``refuse_in_dry_run``, at ``Ledger.execute``) is refused, so that a call that does
+    not honour the dry run changes nothing rather than make the change."""
+    token = _previews_only.set(True)
+    try:
+        yield
+    finally:
+        _previews_only.reset(token)
+
+
+def refuse_in_dry_run() -> None:
+    """Raise ``ValidationError`` inside ``previews_only``: the caller asked for a dry run,
+    and this call offers none."""
+    if _previews_only.get():
+        raise ValidationError("this call has no dry run: nothing was changed")

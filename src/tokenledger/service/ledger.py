@@ -47,6 +47,7 @@ from tokenledger.service.commands import (
     CommandResult,
     Previewing,
     preview_command,
+    refuse_in_dry_run,
     run_command,
 )
 from tokenledger.service.oauth import DEFAULT_ACCESS_TOKEN_LIFETIME
@@ -167,7 +168,8 @@ class Ledger:
         self, command: c.Command, actor: Actor, *, correlation_id: str | None = None
     ) -> CommandResult:
         """Decide and record ``command`` atomically; raise a ``LedgerError`` and append
-        nothing when it is refused."""
+        nothing when it is refused (or asked for inside a dry run, ``previews_only``)."""
+        refuse_in_dry_run()
         return run_command(
             self.store, self.projector, command, actor, correlation_id=correlation_id
         )
