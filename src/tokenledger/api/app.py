@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL
 from starlette.types import ASGIApp
 
 from tokenledger.api import routes
+from tokenledger.api.dry_run import DryRunMiddleware, preview_answer
 from tokenledger.api.fastpath import IntrospectionFastPath
 from tokenledger.api.metrics import MetricsMiddleware
 from tokenledger.api.problems import install_error_handlers
@@ -20,6 +21,7 @@ from tokenledger.domain.commands import parse_duration
 from tokenledger.domain.usage import DEFAULT_USAGE_INTERVAL, check_usage_interval
 from tokenledger.errors import ValidationError
 from tokenledger.service import DEFAULT_ACCESS_TOKEN_LIFETIME, Ledger
+from tokenledger.service.commands import PreviewReady
 from tokenledger.service.keys import KeyStore
 from tokenledger.store import DEFAULT_DATABASE_URL, parse_database_url
 
@@ -83,6 +85,9 @@ def create_app(source: str | URL | Ledger, settings: ApiSettings | None = None) 
     )
     app.state.tokenledger = state
     install_error_handlers(app)
+    # ?dry_run=true: the routes preview their command (api.dry_run), answered here.
+    app.add_exception_handler(PreviewReady, preview_answer)
+    app.add_middleware(DryRunMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.include_router(routes.system.router)
     app.include_router(routes.oauth.router)

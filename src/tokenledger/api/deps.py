@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import Depends, Response
 
+from tokenledger.api.dry_run import dry_run_requested
 from tokenledger.api.schemas import CommandOut, ErrorOut, EventOut
 from tokenledger.api.security import CORRELATION_HEADER, correlation_id
 from tokenledger.api.state import ApiState, api_state
@@ -17,6 +18,7 @@ from tokenledger.domain.model import Actor
 from tokenledger.domain.names import shown
 from tokenledger.errors import ValidationError
 from tokenledger.service import CommandResult
+from tokenledger.service.commands import PreviewReady
 from tokenledger.store.chain import format_timestamp
 
 __all__ = ["ERRORS", "Correlation", "State", "command_fields", "command_out", "moment", "run"]
@@ -42,7 +44,12 @@ def run(
     correlation: str | None,
     response: Response,
 ) -> CommandResult:
-    """Execute ``command`` for ``actor``; the answer carries the correlation id as a header too."""
+    """Execute ``command`` for ``actor``; the answer carries the correlation id as a header too.
+
+    With ``?dry_run=true``, preview it instead: ``PreviewReady`` ends the route, and the
+    app answers with the events it would append (``api.dry_run``)."""
+    if dry_run_requested():
+        raise PreviewReady(state.ledger.preview(command, actor, correlation_id=correlation))
     result = state.ledger.execute(command, actor, correlation_id=correlation)
     response.headers[CORRELATION_HEADER] = result.correlation_id
     return result

@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.grants import org_name
 from tokenledger.cli.output import echo_json
 from tokenledger.domain.model import UserView
@@ -27,6 +28,7 @@ def accounts() -> None:
 @click.option("-n", "--name", "email", required=True, help="The account's name: an email address.")
 @click.option("--display-name", help="The user's display name.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def create_command(obj: CliContext, email: str, display_name: str | None, as_json: bool) -> None:
     """Create the account NAME (a user) and print its new account id."""
@@ -34,7 +36,7 @@ def create_command(obj: CliContext, email: str, display_name: str | None, as_jso
     from tokenledger.domain.events import UserCreated
 
     command = c.build(c.CreateAccount, email=email, name=display_name)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     (created,) = [e for e in result.events if isinstance(e, UserCreated)]
     if as_json:
         echo_json(

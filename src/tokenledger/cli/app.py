@@ -17,8 +17,10 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -36,8 +38,10 @@ from tokenledger.errors import (
 
 if TYPE_CHECKING:
     from tokenledger.client.remote import RemoteLedger
+    from tokenledger.domain import commands as c
     from tokenledger.domain.model import Actor
-    from tokenledger.service import Ledger
+    from tokenledger.service import CommandResult, Ledger
+    from tokenledger.service.commands import CommandPreview
     from tokenledger.store import EventStore
 
 __all__ = ["EXIT_CODES", "TOKEN_ENV", "CliContext", "cli", "ledger_type", "main"]
@@ -106,6 +110,8 @@ class CliContext:
     server: str | None = None
     #: --server or TOKENLEDGER_SERVER as given (``auth`` commands choose their server).
     requested_server: str | None = None
+    #: The command was given --dry-run (``cli.dry_run``): ``execute`` previews.
+    dry_run: bool = False
     _database: Ledger | None = field(default=None, repr=False)
     _remote: RemoteLedger | None = field(default=None, repr=False)
 
@@ -126,6 +132,25 @@ class CliContext:
 
             self._remote = RemoteLedger.open(self.server)
         return self._remote
+
+    def execute(self, command: c.Command) -> CommandResult:
+        """Run ``command`` as the caller; with --dry-run, print what it would append instead
+        and end the command (exit code 0), appending nothing."""
+        ledger, actor = self.ledger(), self.actor()
+        if self.dry_run:
+            _end_with_preview(ledger.preview(command, actor))
+        return ledger.execute(command, actor)
+
+    @contextmanager
+    def previewing(self) -> Iterator[None]:
+        """Around a call given ``dry_run=self.dry_run`` that runs a command: a dry run's
+        preview (``PreviewReady``) is printed and ends the command with exit code 0."""
+        from tokenledger.service.commands import PreviewReady
+
+        try:
+            yield
+        except PreviewReady as ready:
+            _end_with_preview(ready.preview)
 
     def _database_ledger(self) -> Ledger:
         if self.server is not None:
@@ -175,6 +200,14 @@ class CliContext:
             self._database.close()
         if self._remote is not None:
             self._remote.close()
+
+
+def _end_with_preview(preview: CommandPreview) -> NoReturn:
+    from tokenledger.cli.dry_run import show_preview
+
+    ctx = click.get_current_context()
+    show_preview(preview, as_json=bool(ctx.params.get("as_json")))
+    ctx.exit(0)
 
 
 def _command_path() -> str:

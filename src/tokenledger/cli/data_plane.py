@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.domain.model import EndpointView, S3CredentialView
 
@@ -46,6 +47,7 @@ def endpoints() -> None:
 @click.argument("name")
 @click.option("--url", required=True, help="The gateway's base URL (http or https).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def create_endpoint(obj: CliContext, name: str, url: str, as_json: bool) -> None:
     """Register the endpoint NAME at --url (the operator's, on the database)."""
@@ -53,7 +55,7 @@ def create_endpoint(obj: CliContext, name: str, url: str, as_json: bool) -> None
     from tokenledger.domain.events import EndpointCreated
 
     ledger = obj.ledger()
-    result = ledger.execute(c.build(c.CreateEndpoint, name=name, url=url), obj.actor())
+    result = obj.execute(c.build(c.CreateEndpoint, name=name, url=url))
     (created,) = [e for e in result.events if isinstance(e, EndpointCreated)]
     if as_json:
         echo_json(
@@ -95,13 +97,14 @@ def get_endpoint(obj: CliContext, endpoint: str, as_json: bool) -> None:
 @endpoints.command("delete")
 @click.argument("endpoint")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def delete_endpoint(obj: CliContext, endpoint: str, as_json: bool) -> None:
     """Delete ENDPOINT: it leaves every trusted list and its S3 credentials are revoked."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
     from tokenledger.domain.events import EndpointUntrusted, S3CredentialRevoked
 
-    result = obj.ledger().execute(c.build(c.DeleteEndpoint, endpoint=endpoint), obj.actor())
+    result = obj.execute(c.build(c.DeleteEndpoint, endpoint=endpoint))
     revoked = [e.access_key_id for e in result.events if isinstance(e, S3CredentialRevoked)]
     untrusted = [e.account_id for e in result.events if isinstance(e, EndpointUntrusted)]
     if as_json:
@@ -126,13 +129,14 @@ def delete_endpoint(obj: CliContext, endpoint: str, as_json: bool) -> None:
 @click.argument("account_id")
 @click.argument("endpoint")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def trust_endpoint(obj: CliContext, account_id: str, endpoint: str, as_json: bool) -> None:
     """Put ENDPOINT on ACCOUNT_ID's trusted endpoints (it may then hold S3 credentials there)."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
     command = c.build(c.TrustEndpoint, account_id=account_id, endpoint=endpoint)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     if as_json:
         echo_json(
             {
@@ -151,6 +155,7 @@ def trust_endpoint(obj: CliContext, account_id: str, endpoint: str, as_json: boo
 @click.argument("endpoint")
 @click.option("--reason", help="Why, for the audit trail.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def untrust_endpoint(
     obj: CliContext, account_id: str, endpoint: str, reason: str | None, as_json: bool
@@ -160,7 +165,7 @@ def untrust_endpoint(
     from tokenledger.domain.events import S3CredentialRevoked
 
     command = c.build(c.UntrustEndpoint, account_id=account_id, endpoint=endpoint, reason=reason)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     revoked = [e.access_key_id for e in result.events if isinstance(e, S3CredentialRevoked)]
     if as_json:
         echo_json({"revoked_s3_credentials": revoked, "correlation_id": result.correlation_id})
@@ -202,6 +207,7 @@ def s3_credentials() -> None:
 @click.argument("account_id")
 @click.argument("endpoint")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def create_s3_credential(obj: CliContext, account_id: str, endpoint: str, as_json: bool) -> None:
     """S3 credentials for ACCOUNT_ID at ENDPOINT (one of its trusted endpoints).
@@ -215,9 +221,10 @@ def create_s3_credential(obj: CliContext, account_id: str, endpoint: str, as_jso
         from tokenledger.store import parse_database_url
 
         keys = KeyStore.from_environment(parse_database_url(obj.database_url))
-    issued = obj.ledger().issue_s3_credential(
-        obj.actor(), keys, account_id=account_id, endpoint=endpoint
-    )
+    with obj.previewing():
+        issued = obj.ledger().issue_s3_credential(
+            obj.actor(), keys, account_id=account_id, endpoint=endpoint, dry_run=obj.dry_run
+        )
     if as_json:
         echo_json(
             {
@@ -260,6 +267,7 @@ def list_s3_credentials(
 @click.option("--access-key-id", help="Revoke these credentials.")
 @click.option("--reason", help="Why, for the audit trail.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def revoke_s3_credential(
     obj: CliContext,
@@ -280,7 +288,7 @@ def revoke_s3_credential(
         access_key_id=access_key_id,
         reason=reason,
     )
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     revoked = [e.access_key_id for e in result.events if isinstance(e, S3CredentialRevoked)]
     if as_json:
         echo_json({"revoked_s3_credentials": revoked, "correlation_id": result.correlation_id})

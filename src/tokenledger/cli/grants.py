@@ -9,6 +9,7 @@ import click
 
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.common import checked
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.output import echo_json
 from tokenledger.domain.names import check_name, check_principal, shown
 from tokenledger.domain.names import resource_path as _resource_path
@@ -66,13 +67,14 @@ def grants() -> None:
 @click.argument("resource")
 @click.argument("level")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def set_command(obj: CliContext, principal: str, resource: str, level: str, as_json: bool) -> None:
     """Give PRINCIPAL (a user) LEVEL on RESOURCE and everything below it (none removes it)."""
     from tokenledger.domain import commands as c  # pydantic loads with a command, not --help
 
     command = c.build(c.SetGrant, principal=principal, resource=resource, level=level)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     if as_json:
         echo_json(
             {

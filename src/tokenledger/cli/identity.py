@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.grants import org_name
 from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.domain.names import shown
@@ -53,6 +54,7 @@ def _read_secret(source: str) -> str:
     "--session-lifetime", help="How long a session lives at most, e.g. 7d (default and most: 30d)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def set_idp(
     obj: CliContext,
@@ -80,15 +82,17 @@ def set_idp(
         keys = KeyStore.from_environment(parse_database_url(obj.database_url))
     ledger = obj.ledger()
     actor = obj.actor()
-    ledger.set_identity_provider(
-        actor,
-        keys,
-        org=org,
-        issuer=issuer,
-        oidc_client_id=client_id,
-        client_secret=secret,
-        session_lifetime=lifetime,
-    )
+    with obj.previewing():
+        ledger.set_identity_provider(
+            actor,
+            keys,
+            org=org,
+            issuer=issuer,
+            oidc_client_id=client_id,
+            client_secret=secret,
+            session_lifetime=lifetime,
+            dry_run=obj.dry_run,
+        )
     provider = ledger.identity_provider(actor, org)
     if as_json:
         echo_json(_provider_dict(provider))

@@ -16,6 +16,7 @@ import click
 
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.defaults import KEYS_FILE_ENV
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.lazy import LazyCommand, LazyGroup
 from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.clock import SystemClock
@@ -142,6 +143,7 @@ def credentials() -> None:
 @click.option("--expires-in", help="A lifetime such as 90d or 1y (default 1y).")
 @click.option("--no-expiry", is_flag=True, help="Never expire (refused for admin accounts).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def create_credential_command(
     obj: CliContext,
@@ -161,7 +163,7 @@ def create_credential_command(
         expires_in=c.parse_duration(expires_in) if expires_in is not None else None,
         no_expiry=no_expiry,
     )
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     issued = result.outcome.credential_issued
     assert issued is not None  # an IssueClientCredential records one
     secret = result.secret
@@ -210,6 +212,7 @@ def list_credentials_command(
 @click.argument("client_id")
 @click.option("--reason", help="Why (recorded in the log).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def revoke_credential_command(
     obj: CliContext, client_id: str, reason: str | None, as_json: bool
@@ -218,7 +221,7 @@ def revoke_credential_command(
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
     command = c.build(c.RevokeClientCredential, client_id=client_id, reason=reason)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     revoked = list(result.outcome.revoked_client_ids)
     if as_json:
         echo_json({"revoked_client_ids": revoked, "correlation_id": result.correlation_id})

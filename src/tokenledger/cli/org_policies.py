@@ -9,13 +9,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.dry_run import dry_run_option, show_preview
 from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.domain.names import shown
 from tokenledger.errors import ValidationError
 
 if TYPE_CHECKING:
+    from tokenledger.domain import commands as c
     from tokenledger.domain.model import OrgPolicyView
     from tokenledger.domain.org_policy import Breach
+    from tokenledger.service.commands import CommandPreview
 
 __all__ = ["policy"]
 
@@ -109,13 +112,13 @@ def _breach_line(breach: Breach) -> str:
 @click.option("--require-expiry", is_flag=True, help="Every token must expire.")
 @click.option("--max-admin-lifetime", help="The longest lifetime of a token with an admin grant.")
 @click.option("--max-live-tokens", type=int, help="The most live tokens one principal may hold.")
-@click.option("--dry-run", is_flag=True, help="List the live tokens that break it; set nothing.")
 @click.option(
     "--existing",
     type=click.Choice(["cap", "leave"]),
     help="Live tokens that break it: bring their expiry within it (cap), or leave them.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def set_command(
     obj: CliContext,
@@ -124,7 +127,6 @@ def set_command(
     require_expiry: bool,
     max_admin_lifetime: str | None,
     max_live_tokens: int | None,
-    dry_run: bool,
     existing: str | None,
     as_json: bool,
 ) -> None:
@@ -147,22 +149,10 @@ def set_command(
         max_live_tokens=max_live_tokens,
         existing=existing,
     )
-    ledger, actor = obj.ledger(), obj.actor()
-    if dry_run:
-        found = ledger.policy_dry_run(actor, command)
-        if as_json:
-            echo_json(
-                {"org": command.org, "dry_run": True, "breaches": [breach_dict(b) for b in found]}
-            )
-            return
-        if not found:
-            click.echo(f"no live token breaks this policy of org {command.org}")
-        else:
-            click.echo(f"{len(found)} live token(s) break this policy of org {command.org}:")
-        for breach in found:
-            click.echo(f"  {_breach_line(breach)}")
+    if obj.dry_run:
+        _dry_run(obj, command, as_json)
         return
-    result = ledger.execute(command, actor)
+    result = obj.execute(command)
     from tokenledger.domain.events import (
         ClientCredentialExpiryShortened,
         OrgPolicySet,
@@ -190,6 +180,42 @@ def set_command(
         click.echo(f"capped {capped_id}: expires {format_timestamp(expires_at)}")
 
 
+def _dry_run(obj: CliContext, command: c.SetOrgPolicy, as_json: bool) -> None:
+    """The live tokens that break the policy, then what setting it would append (or why it
+    would be refused: breaches need --existing)."""
+    from tokenledger.errors import LedgerError
+
+    ledger, actor = obj.ledger(), obj.actor()
+    found = ledger.policy_dry_run(actor, command)
+    try:
+        preview: CommandPreview | None = ledger.preview(command, actor)
+        refusal = None
+    except LedgerError as refused:
+        preview, refusal = None, str(refused)
+    if as_json:
+        echo_json(
+            {
+                "org": command.org,
+                "dry_run": True,
+                "breaches": [breach_dict(b) for b in found],
+                "refused": refusal,
+                "log_position": preview.log_position if preview is not None else None,
+                "events": preview.event_dicts() if preview is not None else [],
+            }
+        )
+        return
+    if not found:
+        click.echo(f"no live token breaks this policy of org {command.org}")
+    else:
+        click.echo(f"{len(found)} live token(s) break this policy of org {command.org}:")
+    for breach in found:
+        click.echo(f"  {_breach_line(breach)}")
+    if preview is not None:
+        show_preview(preview, as_json=False)
+    else:
+        click.echo(f"setting it would be refused: {refusal}")
+
+
 @policy.command("get")
 @click.argument("org")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
@@ -209,13 +235,14 @@ def get_command(obj: CliContext, org: str, as_json: bool) -> None:
 @policy.command("clear")
 @click.argument("org")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def clear_command(obj: CliContext, org: str, as_json: bool) -> None:
     """Remove ORG's token policy: issuing follows the ledger's own rules only."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
     command = c.build(c.ClearOrgPolicy, org=org)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     if as_json:
         echo_json({"org": command.org, "correlation_id": result.correlation_id})
     else:

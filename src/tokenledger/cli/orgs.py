@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.grants import org_name
 from tokenledger.cli.lazy import LazyCommand, LazyGroup
 from tokenledger.cli.output import echo_json
@@ -30,13 +31,14 @@ def orgs() -> None:
 @orgs.command("create")
 @click.argument("org")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def create_command(obj: CliContext, org: str, as_json: bool) -> None:
     """Create the organization ORG (its name is also the root of its resource paths)."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
     command = c.build(c.CreateOrg, org=org)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     if as_json:
         echo_json({"id": command.org, "correlation_id": result.correlation_id})
     else:
@@ -61,13 +63,14 @@ def list_command(obj: CliContext, as_json: bool) -> None:
 @click.argument("email")
 @click.option("--role", default="member", show_default=True, help="The member's role in ORG.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def add_member_command(obj: CliContext, org: str, email: str, role: str, as_json: bool) -> None:
     """Make the user EMAIL a member of ORG (or change their role there)."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
     command = c.build(c.AddMember, org=org, email=email, role=role)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     changed = result.outcome.role_change
     previous = changed.previous_role if changed else None
     if as_json:
@@ -90,13 +93,14 @@ def add_member_command(obj: CliContext, org: str, email: str, role: str, as_json
 @click.argument("org")
 @click.argument("email")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def remove_member_command(obj: CliContext, org: str, email: str, as_json: bool) -> None:
     """Remove EMAIL from ORG: their grants there go, their tokens for ORG are revoked."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
     command = c.build(c.RemoveMember, org=org, email=email)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     if as_json:
         echo_json(
             {

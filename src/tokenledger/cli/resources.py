@@ -9,6 +9,7 @@ import click
 
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.common import parse_timestamp
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.grants import resource_path
 from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.cli.tokens import echo_revoked
@@ -32,6 +33,7 @@ _DATA_CLASS_HELP = "public, private, workspace or confidential (or Aruna's DATA_
 @click.option("--license", "license_", metavar="LICENSE", help=_LICENSE_HELP)
 @click.option("--data-class", metavar="CLASS", help=_DATA_CLASS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def create_command(
     obj: CliContext,
@@ -48,7 +50,7 @@ def create_command(
     command = c.build(
         c.CreateResource, path=path, kind=kind, license=license_, data_class=data_class
     )
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     created = result.outcome.resource_created
     assert created is not None  # a CreateResource records one
     if as_json:
@@ -68,13 +70,14 @@ def create_command(
 @click.argument("path")
 @click.option("--recursive", is_flag=True, help="Also delete everything below PATH.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def delete_command(obj: CliContext, path: str, recursive: bool, as_json: bool) -> None:
     """Delete PATH: grants on it go, every token with a grant on it or below is revoked."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
     command = c.build(c.DeleteResource, path=path, recursive=recursive)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     deleted = list(result.outcome.resources_deleted)
     removed = [
         {"principal": e.principal, "resource": e.resource} for e in result.outcome.grants_removed
@@ -176,6 +179,7 @@ def get_command(
 @click.option("--license", "license_", metavar="LICENSE", help=_LICENSE_HELP)
 @click.option("--data-class", metavar="CLASS", help=_DATA_CLASS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def set_command(
     obj: CliContext, path: str, license_: str | None, data_class: str | None, as_json: bool
@@ -186,7 +190,7 @@ def set_command(
     from tokenledger.domain.events import ResourceDataClassSet, ResourceLicenseSet
 
     command = c.build(c.SetResourceAttributes, path=path, license=license_, data_class=data_class)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     licenses = [e.license for e in result.events if isinstance(e, ResourceLicenseSet)]
     classes = [e.data_class for e in result.events if isinstance(e, ResourceDataClassSet)]
     if as_json:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.grants import grant_dicts, grants_text, org_name
 from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.cli.tokens import echo_revoked
@@ -80,6 +81,7 @@ def roles() -> None:
     help="A grant of the role (repeat for more; none: add policies later).",
 )
 @_JSON
+@dry_run_option
 @click.pass_obj
 def create_command(
     obj: CliContext, org_or_role: str, role: str | None, grant_texts: tuple[str, ...], as_json: bool
@@ -95,7 +97,7 @@ def create_command(
         org, name, shown_as = _org_of(found), found.role, found.typed
     specs = [_grant_spec(text) for text in grant_texts]
     command = c.build(c.CreateRole, org=org, role=name, grants=specs)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     grants = [g.to_grant() for g in command.grants]
     if as_json:
         echo_json(
@@ -134,6 +136,7 @@ def list_command(obj: CliContext, org: str, as_json: bool) -> None:
 @roles.command("delete")
 @click.argument("role")
 @_JSON
+@dry_run_option
 @click.pass_obj
 def delete_command(obj: CliContext, role: str, as_json: bool) -> None:
     """Delete ROLE; its keys are revoked with it."""
@@ -141,7 +144,7 @@ def delete_command(obj: CliContext, role: str, as_json: bool) -> None:
 
     found = _role(role)
     command = c.build(c.DeleteRole, org=_org_of(found), role=found.role)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     if as_json:
         echo_json(
             {
@@ -168,6 +171,7 @@ def key() -> None:
 @click.argument("role")
 @click.option("--name", help="A display name for the key.")
 @_JSON
+@dry_run_option
 @click.pass_obj
 def key_new_command(obj: CliContext, role: str, name: str | None, as_json: bool) -> None:
     """Issue a key of ROLE and print it, once, as ACCESS:SECRET (e.g. for TOKENLEDGER_TOKEN)."""
@@ -175,7 +179,7 @@ def key_new_command(obj: CliContext, role: str, name: str | None, as_json: bool)
 
     found = _role(role)
     command = c.build(c.IssueRoleKey, org=_org_of(found), role=found.role, name=name)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     issued, presented = result.issued, result.secret
     assert issued is not None  # IssueRoleKey issues one key, with its secret
     assert presented is not None
@@ -242,6 +246,7 @@ def key_list_command(obj: CliContext, role: str, include_inactive: bool, as_json
 @click.argument("access")
 @click.option("--reason", help="Why (recorded in the log).")
 @_JSON
+@dry_run_option
 @click.pass_obj
 def key_revoke_command(
     obj: CliContext, role: str, access: str, reason: str | None, as_json: bool
@@ -255,7 +260,7 @@ def key_revoke_command(
     command = c.build(
         c.RevokeRoleKey, org=_org_of(found), role=found.role, token_id=token_id, reason=reason
     )
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     if as_json:
         echo_json({"revoked": result.revoked, "correlation_id": result.correlation_id})
         return
@@ -274,6 +279,7 @@ def policy() -> None:
 @click.argument("role")
 @click.argument("policy_text", metavar="POLICY")
 @_JSON
+@dry_run_option
 @click.pass_obj
 def policy_new_command(obj: CliContext, role: str, policy_text: str, as_json: bool) -> None:
     """Let ROLE (and so its keys) do what POLICY says, e.g. data:get@urn:tokenledger:acme:a."""
@@ -290,7 +296,7 @@ def policy_new_command(obj: CliContext, role: str, policy_text: str, as_json: bo
         resource=grant.resource,
         level=grant.level,
     )
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     added = _policy_dict(Grant(command.resource, command.level.label))
     if as_json:
         echo_json({**added, "role": found.typed, "correlation_id": result.correlation_id})
@@ -320,6 +326,7 @@ def policy_list_command(obj: CliContext, role: str, as_json: bool) -> None:
 @click.argument("role")
 @click.argument("policy_text", metavar="POLICY")
 @_JSON
+@dry_run_option
 @click.pass_obj
 def policy_delete_command(obj: CliContext, role: str, policy_text: str, as_json: bool) -> None:
     """Withdraw what ROLE grants on a resource: POLICY is a policy, a path or a URN."""
@@ -329,7 +336,7 @@ def policy_delete_command(obj: CliContext, role: str, policy_text: str, as_json:
     found = _role(role)
     resource = policy_resource(policy_text)
     command = c.build(c.RemoveRolePolicy, org=_org_of(found), role=found.role, resource=resource)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     if as_json:
         echo_json(
             {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.output import echo_json, format_timestamp
 
 __all__ = ["rotate_credential_command", "rotate_token_command"]
@@ -20,6 +21,7 @@ _OVERLAP_HELP = (
 @click.argument("token_id")
 @click.option("--overlap", default="24h", show_default=True, help=_OVERLAP_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def rotate_token_command(obj: CliContext, token_id: str, overlap: str, as_json: bool) -> None:
     """Issue a successor of TOKEN_ID (same principal, grants, name and lifetime) and print its
@@ -33,7 +35,7 @@ def rotate_token_command(obj: CliContext, token_id: str, overlap: str, as_json: 
     command = c.build(
         c.RotateToken, token_id=token_id_arg(token_id), overlap=c.parse_overlap(overlap)
     )
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     issued, secret = result.issued, result.secret
     rotated = next(e for e in result.events if isinstance(e, TokenRotated))
     assert issued is not None  # a rotation issues exactly one token, with its secret
@@ -55,6 +57,7 @@ def rotate_token_command(obj: CliContext, token_id: str, overlap: str, as_json: 
 @click.argument("client_id")
 @click.option("--overlap", default="24h", show_default=True, help=_OVERLAP_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def rotate_credential_command(obj: CliContext, client_id: str, overlap: str, as_json: bool) -> None:
     """Issue a successor of CLIENT_ID (same account, name and lifetime) and print its secret,
@@ -65,7 +68,7 @@ def rotate_credential_command(obj: CliContext, client_id: str, overlap: str, as_
     command = c.build(
         c.RotateClientCredential, client_id=client_id, overlap=c.parse_overlap(overlap)
     )
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     issued = result.outcome.credential_issued
     rotated = next(e for e in result.events if isinstance(e, ClientCredentialRotated))
     secret = result.secret

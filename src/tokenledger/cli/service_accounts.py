@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.grants import org_name
 from tokenledger.cli.lazy import LazyCommand, LazyGroup
 from tokenledger.cli.output import echo_json
@@ -48,6 +49,7 @@ def service_accounts() -> None:
 @click.option("--resource", required=True, help="The project (org/project) it may act on.")
 @click.option("--level", required=True, help="Its level there: read, append, write or admin.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def create_command(
     obj: CliContext, name: str, org: str, resource: str, level: str, as_json: bool
@@ -56,7 +58,7 @@ def create_command(
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
     command = c.build(c.CreateServiceAccount, name=name, org=org, resource=resource, level=level)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     created = result.outcome.account_created
     assert created is not None  # a CreateServiceAccount records one
     if as_json:
@@ -78,6 +80,7 @@ def create_command(
 @click.argument("resource")
 @click.argument("level")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def set_permission_command(
     obj: CliContext, account_id: str, resource: str, level: str, as_json: bool
@@ -91,7 +94,7 @@ def set_permission_command(
     command = c.build(
         c.SetServiceAccountPermission, account_id=account_id, resource=resource, level=level
     )
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     change = result.outcome.permission_change
     assert change is not None  # a SetServiceAccountPermission records one
     moved = change.moved
@@ -115,13 +118,14 @@ def set_permission_command(
 @service_accounts.command("delete")
 @click.argument("account_id", metavar="SA_ID")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def delete_command(obj: CliContext, account_id: str, as_json: bool) -> None:
     """Delete SA_ID and revoke all its tokens."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
     command = c.build(c.DeleteServiceAccount, account_id=account_id)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     if as_json:
         echo_json(
             {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.domain.model import SessionView
 
@@ -59,6 +60,7 @@ def list_command(obj: CliContext, email: str, include_ended: bool, as_json: bool
 @click.argument("session_id")
 @click.option("--reason", help="Why, for the audit trail.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def end_command(obj: CliContext, session_id: str, reason: str | None, as_json: bool) -> None:
     """End SESSION_ID: its access tokens stop working at once (the user, an operator, or an
@@ -66,7 +68,7 @@ def end_command(obj: CliContext, session_id: str, reason: str | None, as_json: b
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
     command = c.build(c.EndSession, session_id=session_id, reason=reason)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     if as_json:
         echo_json({"session_id": session_id, "correlation_id": result.correlation_id})
     else:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.output import echo_json
 from tokenledger.cli.tokens import token_id_arg
 
@@ -33,7 +34,7 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON doc
 
 
 def _run(obj: CliContext, command: c.Command) -> CommandResult:
-    return obj.ledger().execute(command, obj.actor())
+    return obj.execute(command)
 
 
 def _echo(as_json: bool, document: dict[str, Any], line: str) -> None:
@@ -63,6 +64,7 @@ def _echo_tokens(result: CommandResult, as_json: bool, token_id: str, verb: str)
 @click.argument("token_id")
 @_REASON
 @_JSON
+@dry_run_option
 @click.pass_obj
 def disable_token(obj: CliContext, token_id: str, reason: str | None, as_json: bool) -> None:
     """Suspend TOKEN_ID (and the tokens derived from it): it answers 'disabled' until enabled.
@@ -79,6 +81,7 @@ def disable_token(obj: CliContext, token_id: str, reason: str | None, as_json: b
 @click.command("enable")
 @click.argument("token_id")
 @_JSON
+@dry_run_option
 @click.pass_obj
 def enable_token(obj: CliContext, token_id: str, as_json: bool) -> None:
     """Lift TOKEN_ID's suspension (and that of the tokens disabled with it)."""
@@ -95,6 +98,7 @@ def enable_token(obj: CliContext, token_id: str, as_json: bool) -> None:
 @click.argument("account_id", metavar="SA_ID")
 @_REASON
 @_JSON
+@dry_run_option
 @click.pass_obj
 def disable_account(obj: CliContext, account_id: str, reason: str | None, as_json: bool) -> None:
     """Suspend SA_ID: all its credentials answer 'disabled' at once, until it is enabled.
@@ -116,6 +120,7 @@ def disable_account(obj: CliContext, account_id: str, reason: str | None, as_jso
 @click.command("enable")
 @click.argument("account_id", metavar="SA_ID")
 @_JSON
+@dry_run_option
 @click.pass_obj
 def enable_account(obj: CliContext, account_id: str, as_json: bool) -> None:
     """Lift SA_ID's suspension: its credentials work again, unless revoked or expired."""
@@ -137,6 +142,7 @@ def enable_account(obj: CliContext, account_id: str, as_json: bool) -> None:
 @click.argument("client_id")
 @_REASON
 @_JSON
+@dry_run_option
 @click.pass_obj
 def disable_credential(obj: CliContext, client_id: str, reason: str | None, as_json: bool) -> None:
     """Suspend CLIENT_ID: it obtains nothing and its access tokens answer 'disabled'."""
@@ -154,6 +160,7 @@ def disable_credential(obj: CliContext, client_id: str, reason: str | None, as_j
 @click.command("enable")
 @click.argument("client_id")
 @_JSON
+@dry_run_option
 @click.pass_obj
 def enable_credential(obj: CliContext, client_id: str, as_json: bool) -> None:
     """Lift CLIENT_ID's suspension: it works again, unless revoked or expired."""

@@ -18,6 +18,7 @@ import msgspec
 
 from tokenledger.cli.app import TOKEN_ENV, CliContext
 from tokenledger.cli.common import checked, parse_timestamp
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.grants import grant_dicts, grants_text, parse_level, principal_id
 from tokenledger.cli.lazy import LazyCommand, LazyGroup
 from tokenledger.cli.output import echo_json, format_timestamp
@@ -274,6 +275,7 @@ def _echo_issued(issued: TokenIssued, secret: str) -> None:
     help="No warning for an admin token that lives longer than 7 days.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def create_command(
     obj: CliContext,
@@ -324,7 +326,7 @@ def create_command(
     fields = _issue_fields(options, config)
     fields["grants"] = [*fields["grants"], *dyff_grants]
     command = c.build(c.IssueToken, **fields)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     issued, secret = result.issued, result.secret
     # IssueToken always issues exactly one token, and its secret comes with it.
     assert issued is not None
@@ -504,7 +506,7 @@ def revoke_where(
     command = c.build(c.RevokeTokensWhere, where=_where_fields(pairs), reason=reason)
     where = command.where.model_dump(mode="json", exclude_none=True)
     ledger = obj.ledger()
-    if not yes:
+    if not yes and not obj.dry_run:
         matched = ledger.preview_revocation(obj.actor(), command.where)
         now = ledger.now()
         if as_json:
@@ -520,7 +522,7 @@ def revoke_where(
         for token in matched:
             click.echo(f"  {_selection_line(token)}")
         return
-    result = ledger.execute(command, obj.actor())
+    result = obj.execute(command)
     if as_json:
         echo_json(
             {"where": where, "revoked": result.revoked, "correlation_id": result.correlation_id}
@@ -546,6 +548,7 @@ def revoke_where(
 @click.option("--yes", is_flag=True, help="With --where: revoke what it selects.")
 @click.option("--reason", help="Why (recorded in the log).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def revoke_command(
     obj: CliContext,
@@ -569,7 +572,7 @@ def revoke_command(
     if yes:
         raise click.UsageError("--yes goes with --where")
     command = _revoke_command(token_id, revoke_all, principal, reason)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     if as_json:
         subject: dict[str, Any] = (
             {"token_id": command.token_id}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.domain.model import IssuerTrustView
 
@@ -34,6 +35,7 @@ def _trust_dict(trust: IssuerTrustView) -> dict[str, object]:
 )
 @click.option("--audience", required=True, help="The audience its ID tokens must name.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def trust_issuer(
     obj: CliContext, account_id: str, issuer: str, subject: str, audience: str, as_json: bool
@@ -49,7 +51,7 @@ def trust_issuer(
     command = c.build(
         c.TrustIssuer, account_id=account_id, issuer=issuer, subject=subject, audience=audience
     )
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     (trusted,) = [e for e in result.events if isinstance(e, IssuerTrusted)]
     if as_json:
         echo_json(
@@ -75,6 +77,7 @@ def trust_issuer(
 @click.option("--subject", help="Only this subject pattern (default: every one of --issuer).")
 @click.option("--reason", help="Why, for the audit trail.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def untrust_issuer(
     obj: CliContext,
@@ -91,7 +94,7 @@ def untrust_issuer(
     command = c.build(
         c.UntrustIssuer, account_id=account_id, issuer=issuer, subject=subject, reason=reason
     )
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     withdrawn = [e.trust_id for e in result.events if isinstance(e, IssuerUntrusted)]
     if as_json:
         echo_json({"withdrawn": withdrawn, "correlation_id": result.correlation_id})

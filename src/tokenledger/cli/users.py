@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.grants import org_name
 from tokenledger.cli.output import echo_json
 from tokenledger.cli.tokens import echo_revoked
@@ -22,13 +23,14 @@ def users() -> None:
 @click.argument("email")
 @click.option("--name", help="The user's display name.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def create_command(obj: CliContext, email: str, name: str | None, as_json: bool) -> None:
     """Create the user EMAIL."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
     command = c.build(c.CreateUser, email=email, name=name)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     if as_json:
         echo_json(
             {
@@ -46,13 +48,14 @@ def create_command(obj: CliContext, email: str, name: str | None, as_json: bool)
 @click.argument("email")
 @click.option("--reason", help="Why (recorded in the log).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def disable_command(obj: CliContext, email: str, reason: str | None, as_json: bool) -> None:
     """Disable the user EMAIL and revoke all their tokens."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
     command = c.build(c.DisableUser, email=email, reason=reason)
-    result = obj.ledger().execute(command, obj.actor())
+    result = obj.execute(command)
     if as_json:
         echo_json(
             {

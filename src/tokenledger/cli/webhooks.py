@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tokenledger.cli.app import CliContext
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.output import echo_json, format_timestamp
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ def webhooks() -> None:
     help="The event types to deliver, e.g. token.revoked,token.expiring (docs/webhooks.md).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def create_webhook(obj: CliContext, org: str, url: str, events: str, as_json: bool) -> None:
     """A webhook delivering ORG's events of the --events types to --url.
@@ -81,13 +83,15 @@ def create_webhook(obj: CliContext, org: str, url: str, events: str, as_json: bo
     The signing secret is printed this once: the ledger keeps no copy of it (it derives it
     again, from its key file, only to sign deliveries).
     """
-    created = obj.ledger().create_webhook(
-        obj.actor(),
-        _key_store(obj),
-        org=org,
-        url=url,
-        events=tuple(events.split(",")),
-    )
+    with obj.previewing():
+        created = obj.ledger().create_webhook(
+            obj.actor(),
+            _key_store(obj),
+            org=org,
+            url=url,
+            events=tuple(events.split(",")),
+            dry_run=obj.dry_run,
+        )
     if as_json:
         echo_json(
             {
@@ -140,12 +144,13 @@ def get_webhook(obj: CliContext, webhook_id: str, as_json: bool) -> None:
 @webhooks.command("delete")
 @click.argument("webhook_id")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def delete_webhook(obj: CliContext, webhook_id: str, as_json: bool) -> None:
     """Delete a webhook: nothing more is sent to it, pending deliveries included."""
     from tokenledger.domain import commands as c  # pydantic loads with a command only
 
-    result = obj.ledger().execute(c.build(c.DeleteWebhook, webhook_id=webhook_id), obj.actor())
+    result = obj.execute(c.build(c.DeleteWebhook, webhook_id=webhook_id))
     if as_json:
         echo_json({"id": webhook_id, "deleted": True, "correlation_id": result.correlation_id})
     else:
@@ -155,6 +160,7 @@ def delete_webhook(obj: CliContext, webhook_id: str, as_json: bool) -> None:
 @webhooks.command("rotate-secret")
 @click.argument("webhook_id")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def rotate_secret(obj: CliContext, webhook_id: str, as_json: bool) -> None:
     """Give the webhook a new signing secret, printed this once.
@@ -162,7 +168,10 @@ def rotate_secret(obj: CliContext, webhook_id: str, as_json: bool) -> None:
     For a day deliveries carry the previous secret's signature too, so that the receiver
     keeps accepting them while it is given the new one.
     """
-    rotated = obj.ledger().rotate_webhook_secret(obj.actor(), _key_store(obj), webhook_id)
+    with obj.previewing():
+        rotated = obj.ledger().rotate_webhook_secret(
+            obj.actor(), _key_store(obj), webhook_id, dry_run=obj.dry_run
+        )
     if as_json:
         echo_json(
             {

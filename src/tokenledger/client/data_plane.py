@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from tokenledger.client.client import Client
-from tokenledger.client.results import convert, receipt_of
+from tokenledger.client.results import convert, dry_run_call, receipt_of
 from tokenledger.client.urls import path_segment
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor, EndpointView, S3CredentialView, TrustedEndpointView
@@ -135,9 +135,12 @@ class DataPlaneCalls:
         account_id: str,
         endpoint: str,
         correlation_id: str | None = None,
+        dry_run: bool = False,
     ) -> IssuedS3Credential:
         path = f"/v2/service_accounts/{path_segment(account_id)}/s3_credentials"
         headers = {"X-Correlation-ID": correlation_id} if correlation_id is not None else None
+        if dry_run:
+            dry_run_call(self.client, "POST", path, json={"endpoint": endpoint}, headers=headers)
         answer = self.client.call("POST", path, json={"endpoint": endpoint}, headers=headers)
         shown = convert(answer, _Issued, "S3 credentials")
         receipt = receipt_of(answer)

@@ -29,7 +29,7 @@ from tokenledger.client.auth import Auth
 from tokenledger.client.client import Client, principal_path
 from tokenledger.client.data_plane import DataPlaneCalls, data_plane_route
 from tokenledger.client.policy_calls import PolicyCalls, policy_route
-from tokenledger.client.results import AuditRecord, convert, receipt_of
+from tokenledger.client.results import AuditRecord, convert, dry_run_call, receipt_of
 from tokenledger.client.urls import path_segment
 from tokenledger.client.webhooks import WebhookCalls, webhook_route
 from tokenledger.domain import commands as c
@@ -49,7 +49,7 @@ from tokenledger.domain.model import (
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.errors import PermissionDenied, ValidationError
 from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explanation
-from tokenledger.service.commands import CommandResult
+from tokenledger.service.commands import CommandPreview, CommandResult, PreviewReady
 from tokenledger.service.queries import GrantSource
 from tokenledger.store import RecordedEvent
 from tokenledger.store.mapper import to_pending
@@ -128,6 +128,25 @@ class RemoteLedger(DataPlaneCalls, PolicyCalls, WebhookCalls):
             outcome=receipt.outcome,
             secret=secret if isinstance(secret, str) else None,
         )
+
+    def preview(
+        self, command: c.Command, actor: Actor, *, correlation_id: str | None = None
+    ) -> CommandPreview:
+        """What ``command`` would append on the server now (``?dry_run=true``); appends
+        nothing."""
+        call = self._route(command)
+        headers = {_CORRELATION_HEADER: correlation_id} if correlation_id is not None else None
+        try:
+            dry_run_call(
+                self.client,
+                call.method,
+                call.path,
+                json=call.json,
+                params=call.params,
+                headers=headers,
+            )
+        except PreviewReady as ready:
+            return ready.preview
 
     def _route(self, command: c.Command) -> _Call:
         body: dict[str, Any]
@@ -395,6 +414,7 @@ class RemoteLedger(DataPlaneCalls, PolicyCalls, WebhookCalls):
         oidc_client_id: str,
         client_secret: str | None = None,
         session_lifetime: timedelta | None = None,
+        dry_run: bool = False,
     ) -> None:
         """The server keeps the provider's secret with its own signing keys (``keys``, the
         local key store, is not used)."""
@@ -404,7 +424,10 @@ class RemoteLedger(DataPlaneCalls, PolicyCalls, WebhookCalls):
             "client_secret": client_secret,
             "session_lifetime": _duration(session_lifetime),
         }
-        self.client.call("PUT", f"/v2/orgs/{path_segment(org)}/identity-provider", json=body)
+        path = f"/v2/orgs/{path_segment(org)}/identity-provider"
+        if dry_run:
+            dry_run_call(self.client, "PUT", path, json=body)
+        self.client.call("PUT", path, json=body)
 
     def identity_provider(self, actor: Actor, org: str) -> IdentityProviderView:
         answer = self._get(f"/v2/orgs/{path_segment(org)}/identity-provider")

@@ -6,7 +6,7 @@ entries)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import msgspec
 
@@ -16,6 +16,8 @@ from tokenledger.domain.model import ClientCredentialView, ServiceAccountView, T
 from tokenledger.domain.outcome import Outcome, outcome_of
 from tokenledger.domain.permissions import Grant
 from tokenledger.errors import LedgerError
+from tokenledger.service.commands import CommandPreview, PreviewReady
+from tokenledger.store.records import RecordedEvent
 
 __all__ = [
     "AuditRecord",
@@ -26,6 +28,8 @@ __all__ = [
     "Verification",
     "audit_record",
     "convert",
+    "dry_run_call",
+    "preview_of",
     "receipt_of",
     "service_account_of",
     "token_story",
@@ -94,6 +98,85 @@ def receipt_of(answer: Any) -> Receipt:
         positions=tuple(e.position for e in wire.events),
         outcome=outcome,
     )
+
+
+class _PreviewedWire(msgspec.Struct):
+    position: int
+    stream_id: str
+    stream_version: int
+    event_id: str
+    event_type: str
+    schema_version: int
+    recorded_at: datetime
+    actor: str
+    command_id: str
+    correlation_id: str
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class _EventDataWire(msgspec.Struct):
+    data: EventUnion
+
+
+class _PreviewEventsWire(msgspec.Struct):
+    events: list[_EventDataWire] = []
+
+
+class _PreviewWire(msgspec.Struct):
+    dry_run: bool
+    log_position: int
+    events: list[_PreviewedWire] = []
+
+
+def preview_of(answer: Any) -> CommandPreview:
+    """A dry run's answer (``?dry_run=true``) as the ``CommandPreview`` the database gives."""
+    wire: _PreviewWire = convert(answer, _PreviewWire, "a dry run's answer")
+    if not wire.dry_run:
+        raise LedgerError("the server's answer is not a dry run's: it may have made the change")
+    records = tuple(
+        RecordedEvent(
+            position=e.position,
+            stream_id=e.stream_id,
+            stream_version=e.stream_version,
+            event_id=e.event_id,
+            event_type=e.event_type,
+            schema_version=e.schema_version,
+            data=msgspec.json.encode(e.data),
+            recorded_at=e.recorded_at,
+            actor=e.actor,
+            command_id=e.command_id,
+            correlation_id=e.correlation_id,
+            prev_hash=e.prev_hash,
+            hash=e.hash,
+        )
+        for e in wire.events
+    )
+    decoded: _PreviewEventsWire = convert(answer, _PreviewEventsWire, "a dry run's answer")
+    events = tuple(e.data for e in decoded.events)
+    return CommandPreview(
+        events=events,
+        records=records,
+        outcome=outcome_of(events),
+        log_position=wire.log_position,
+    )
+
+
+def dry_run_call(
+    client: Any,
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> NoReturn:
+    """Make a mutating call as a dry run (``?dry_run=true``) and raise its ``PreviewReady``."""
+    answer = client.call(
+        method, path, json=json, params={**(params or {}), "dry_run": "true"}, headers=headers
+    )
+    raise PreviewReady(preview_of(answer))
 
 
 class IssuedToken(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from tokenledger.client.client import Client
-from tokenledger.client.results import convert, receipt_of
+from tokenledger.client.results import convert, dry_run_call, receipt_of
 from tokenledger.client.urls import path_segment
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
@@ -77,9 +77,12 @@ class WebhookCalls:
         url: str,
         events: tuple[str, ...],
         correlation_id: str | None = None,
+        dry_run: bool = False,
     ) -> CreatedWebhook:
         headers = {"X-Correlation-ID": correlation_id} if correlation_id is not None else None
         body: dict[str, Any] = {"org": org, "url": url, "events": list(events)}
+        if dry_run:
+            dry_run_call(self.client, "POST", "/v2/webhooks", json=body, headers=headers)
         return self._created(self.client.call("POST", "/v2/webhooks", json=body, headers=headers))
 
     @staticmethod
@@ -102,9 +105,12 @@ class WebhookCalls:
         webhook_id: str,
         *,
         correlation_id: str | None = None,
+        dry_run: bool = False,
     ) -> CreatedWebhook:
         headers = {"X-Correlation-ID": correlation_id} if correlation_id is not None else None
         path = f"/v2/webhooks/{path_segment(webhook_id)}/secret"
+        if dry_run:
+            dry_run_call(self.client, "POST", path, headers=headers)
         return self._created(self.client.call("POST", path, headers=headers))
 
     def webhooks(self, actor: Actor, org: str | None = None) -> list[WebhookView]:

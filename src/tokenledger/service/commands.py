@@ -1,12 +1,17 @@
 """Running a command: one transaction that takes the write lock, decides, appends the events
-and folds them into the inline projections, then commits."""
+and folds them into the inline projections, then commits.
+
+Previewing one (a dry run): the same decision on a read snapshot, without the write lock,
+giving the events the run would append and appending nothing."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from contextlib import nullcontext
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import msgspec
 
@@ -20,16 +25,32 @@ from tokenledger.domain.secrets import (
     new_token_id,
     role_key_text,
 )
+from tokenledger.errors import ValidationError
 from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.projections.gc_pause import gc_paused
-from tokenledger.store import EventStore, RecordedEvent
-from tokenledger.store.backend import WriteStrategy
+from tokenledger.store import EventStore, RecordedEvent, WriteTransaction
+from tokenledger.store.backend import Backend, WriteStrategy
+from tokenledger.store.chain import format_timestamp
 from tokenledger.store.mapper import to_pending
+from tokenledger.store.records import uuid7
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from tokenledger.domain import commands as c
 
-__all__ = ["CommandResult", "new_account_id", "run_command"]
+__all__ = [
+    "CommandPreview",
+    "CommandResult",
+    "PreviewReady",
+    "Previewing",
+    "new_account_id",
+    "preview_command",
+    "preview_first",
+    "previews_only",
+    "refuse_in_dry_run",
+    "run_command",
+]
 
 logger = logging.getLogger("tokenledger")
 
@@ -130,3 +151,204 @@ def run_command(
         result.correlation_id,
     )
     return result
+
+
+# -- dry runs ----------------------------------------------------------------------------------
+
+
+class CommandPreview(msgspec.Struct, frozen=True, kw_only=True):
+    """What a command would append if it ran now: its ``events``, their ``records`` as the
+    log would hold them (positions after ``log_position``, the head the decision read) and
+    what they amount to (``outcome``). Ids minted for it are fresh ones a real run does not
+    reuse; no secret is kept."""
+
+    events: tuple[Event, ...]
+    records: tuple[RecordedEvent, ...]
+    outcome: Outcome
+    log_position: int
+
+    def event_dicts(self) -> list[dict[str, Any]]:
+        """The records as JSON-ready dicts, each field as the log holds it (``data`` the
+        event itself), times written as the hash chain writes them."""
+        return [_record_dict(record) for record in self.records]
+
+
+def _record_dict(record: RecordedEvent) -> dict[str, Any]:
+    return {
+        "position": record.position,
+        "stream_id": record.stream_id,
+        "stream_version": record.stream_version,
+        "event_id": record.event_id,
+        "event_type": record.event_type,
+        "schema_version": record.schema_version,
+        "recorded_at": format_timestamp(record.recorded_at),
+        "actor": record.actor,
+        "command_id": record.command_id,
+        "correlation_id": record.correlation_id,
+        "data": msgspec.json.decode(record.data),
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+    }
+
+
+class _WritesNothing:
+    """A backend that reads as ``backend`` does and writes nothing: a preview builds its
+    records with the very code that appends them (positions, stream versions, the hash
+    chain), and no row reaches the database."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def insert_events(self, connection: Connection, records: Any, *, bulk: bool) -> None:
+        pass
+
+    def announce_head(self, connection: Connection, position: int) -> None:
+        pass
+
+
+#: The isolation a preview reads at, per backend: one snapshot across its statements.
+#: SQLite's deferred BEGIN already reads one (from its first read to its end).
+_ONE_SNAPSHOT: dict[str, dict[str, Any]] = {
+    "postgresql": {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True},
+}
+
+
+def preview_command(
+    store: EventStore,
+    command: c.Command,
+    actor: Actor,
+    *,
+    correlation_id: str | None = None,
+) -> CommandPreview:
+    """What ``run_command`` would append now: the same decision on the same state, read in
+    one snapshot and without the write lock, so that a preview never waits for a writer nor
+    holds one up. Raise the ``LedgerError`` the run would raise when it is refused. Nothing
+    is appended: the transaction is rolled back."""
+    from tokenledger.domain.decide import Context, decide
+
+    minted: set[str] = set()
+    options = _ONE_SNAPSHOT.get(store.backend.name, {})
+    with store.engine.connect().execution_options(**options) as connection:
+        transaction = connection.begin()
+        try:
+            command_id = uuid7()
+            # The run's own bookkeeping (the head, the time never going back, positions,
+            # stream versions, hashes) over a backend that inserts nothing.
+            tx = WriteTransaction(
+                connection,
+                backend=cast("Backend", _WritesNothing(store.backend)),
+                clock=store.clock,
+                actor=actor.label,
+                command_id=command_id,
+                correlation_id=correlation_id or command_id,
+            )
+            head = tx.head.position
+
+            def mint(kind: TokenKind) -> tuple[str, str]:
+                # A fresh id, and a secret made only to be hashed as a run's would be, then
+                # dropped: a preview's events are shown, never its secrets.
+                secret = generate_secret(kind)
+                token_id = new_token_id(tx.recorded_at)
+                if kind is TokenKind.ROLE:
+                    secret = role_key_text(token_id, secret)
+                minted.add(token_id)
+                return token_id, hash_secret(secret)
+
+            view = SqlLedgerView(connection, remember=True)
+            context = Context(
+                actor=actor, now=tx.recorded_at, mint=mint, new_account_id=new_account_id
+            )
+            events = decide(command, view, context)
+            for event in events:
+                if isinstance(event, TokenIssued) and event.token_id in minted:
+                    tx.new_stream(event.stream_id)
+            records = tx.append([to_pending(event) for event in events])
+        finally:
+            transaction.rollback()
+    logger.info(
+        "%s by %s previewed: %d event(s) after position %s, nothing appended",
+        type(command).__name__,
+        actor.label,
+        len(records),
+        head,
+    )
+    return CommandPreview(
+        events=tuple(events),
+        records=tuple(records),
+        outcome=outcome_of(events),
+        log_position=head,
+    )
+
+
+class PreviewReady(Exception):
+    """A dry run's answer, raised in place of a command's result: whatever the caller would
+    have done with the result (and outside the ledger) is skipped, and whoever asked for the
+    dry run shows ``preview``."""
+
+    def __init__(self, preview: CommandPreview) -> None:
+        super().__init__(f"dry run: {len(preview.events)} event(s) would be appended")
+        self.preview = preview
+
+
+class Previewing:
+    """An ``execute`` callable for a dry run, given to the service functions that take one:
+    it previews the command and raises ``PreviewReady``; it never returns."""
+
+    def __init__(
+        self,
+        preview: Callable[..., CommandPreview],
+        *,
+        correlation_id: str | None = None,
+        log_position: Callable[[], int],
+    ) -> None:
+        self._preview = preview
+        self._correlation_id = correlation_id
+        self._log_position = log_position
+
+    def __call__(
+        self, command: c.Command, actor: Actor, *, correlation_id: str | None = None
+    ) -> NoReturn:
+        raise PreviewReady(
+            self._preview(command, actor, correlation_id=correlation_id or self._correlation_id)
+        )
+
+    def nothing_appended(self) -> NoReturn:
+        """Answer that the command would append nothing (it would succeed without an event)."""
+        raise PreviewReady(
+            CommandPreview(
+                events=(), records=(), outcome=outcome_of(()), log_position=self._log_position()
+            )
+        )
+
+
+def preview_first(execute: Callable[..., object], command: c.Command, actor: Actor) -> None:
+    """In a dry run (``execute`` is ``Previewing``), answer now: before the caller does
+    anything outside the ledger that the run does before recording (deriving a secret,
+    writing a key file). Otherwise nothing."""
+    if isinstance(execute, Previewing):
+        execute(command, actor)
+
+
+_previews_only: ContextVar[bool] = ContextVar("tokenledger_previews_only", default=False)
+
+
+@contextmanager
+def previews_only() -> Iterator[None]:
+    """Around a dry run's work (an HTTP request with ``dry_run=true``): a command run for real
+    in it (``refuse_in_dry_run``, at ``Ledger.execute``) is refused, so that a call that does
+    not honour the dry run changes nothing rather than make the change."""
+    token = _previews_only.set(True)
+    try:
+        yield
+    finally:
+        _previews_only.reset(token)
+
+
+def refuse_in_dry_run() -> None:
+    """Raise ``ValidationError`` inside ``previews_only``: the caller asked for a dry run,
+    and this call offers none."""
+    if _previews_only.get():
+        raise ValidationError("this call has no dry run: nothing was changed")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from tokenledger.domain.authority import authorise_provider_setting, require_reader
 from tokenledger.domain.model import Actor, IdentityProviderView
 from tokenledger.errors import Conflict, NotFound, ValidationError
-from tokenledger.service.commands import CommandResult
+from tokenledger.service.commands import CommandResult, Previewing
 from tokenledger.service.reading import Reader, valid_org
 
 if TYPE_CHECKING:
@@ -65,10 +65,14 @@ def set_identity_provider(
         if not view.org_exists(org):
             raise NotFound(f"no org {org}")
         current = view.identity_provider(org)
+    # A dry run's execute answers with its preview (PreviewReady) and never returns: the
+    # secret is kept only by a real run.
     try:
         result = execute(command, actor)
     except Conflict:
         if client_secret is not None and current is not None and current.client_secret:
+            if isinstance(execute, Previewing):
+                execute.nothing_appended()
             _keep(keys, org, client_secret)  # the same provider, a new secret: nothing to record
             return None
         raise

@@ -43,7 +43,14 @@ from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explanation
 from tokenledger.service import audit, oauth, queries, roles, token_selection
 from tokenledger.service.answers import DEFAULT_VERIFY_STALENESS, TokenAnswers
-from tokenledger.service.commands import CommandResult, run_command
+from tokenledger.service.commands import (
+    CommandPreview,
+    CommandResult,
+    Previewing,
+    preview_command,
+    refuse_in_dry_run,
+    run_command,
+)
 from tokenledger.service.oauth import DEFAULT_ACCESS_TOKEN_LIFETIME
 from tokenledger.service.queries import GrantSource, Identity
 from tokenledger.service.usage import UsageRecorder
@@ -162,10 +169,31 @@ class Ledger:
         self, command: c.Command, actor: Actor, *, correlation_id: str | None = None
     ) -> CommandResult:
         """Decide and record ``command`` atomically; raise a ``LedgerError`` and append
-        nothing when it is refused."""
+        nothing when it is refused (or asked for inside a dry run, ``previews_only``)."""
+        refuse_in_dry_run()
         return run_command(
             self.store, self.projector, command, actor, correlation_id=correlation_id
         )
+
+    def preview(
+        self, command: c.Command, actor: Actor, *, correlation_id: str | None = None
+    ) -> CommandPreview:
+        """What ``execute`` would append now, decided on a read snapshot without the write
+        lock; raise the ``LedgerError`` it would raise. Appends nothing."""
+        return preview_command(self.store, command, actor, correlation_id=correlation_id)
+
+    def _executor(
+        self, *, dry_run: bool, correlation_id: str | None
+    ) -> Callable[..., CommandResult]:
+        """The ``execute`` callable for a service function: the real one, or for a dry run
+        one that previews and raises ``PreviewReady``."""
+        if dry_run:
+            return Previewing(
+                self.preview,
+                correlation_id=correlation_id,
+                log_position=lambda: self.store.head().position,
+            )
+        return functools.partial(self.execute, correlation_id=correlation_id)
 
     # -- token answers (service.answers) -------------------------------------------------------
 
@@ -453,12 +481,13 @@ class Ledger:
         oidc_client_id: str,
         client_secret: str | None = None,
         session_lifetime: timedelta | None = None,
+        dry_run: bool = False,
     ) -> CommandResult | None:
         from tokenledger.service import identity  # loaded on first use
 
         return identity.set_identity_provider(
             self,
-            self.execute,
+            self._executor(dry_run=dry_run, correlation_id=None),
             keys,
             actor,
             org=org,
@@ -526,12 +555,13 @@ class Ledger:
         account_id: str,
         endpoint: str | None,
         correlation_id: str | None = None,
+        dry_run: bool = False,
     ) -> IssuedS3Credential:
         from tokenledger.service import s3  # loaded on first use
 
         return s3.issue_s3_credential(
             self,
-            functools.partial(self.execute, correlation_id=correlation_id),
+            self._executor(dry_run=dry_run, correlation_id=correlation_id),
             keys,
             actor,
             account_id=account_id,
@@ -556,12 +586,13 @@ class Ledger:
         url: str,
         events: tuple[str, ...],
         correlation_id: str | None = None,
+        dry_run: bool = False,
     ) -> CreatedWebhook:
         from tokenledger.service import webhooks  # loaded on first use
 
         return webhooks.create_webhook(
             self,
-            functools.partial(self.execute, correlation_id=correlation_id),
+            self._executor(dry_run=dry_run, correlation_id=correlation_id),
             keys,
             actor,
             org=org,
@@ -576,10 +607,11 @@ class Ledger:
         webhook_id: str,
         *,
         correlation_id: str | None = None,
+        dry_run: bool = False,
     ) -> CreatedWebhook:
         from tokenledger.service import webhooks  # loaded on first use
 
-        execute = functools.partial(self.execute, correlation_id=correlation_id)
+        execute = self._executor(dry_run=dry_run, correlation_id=correlation_id)
         return webhooks.rotate_webhook_secret(self, execute, keys, actor, webhook_id)
 
     def webhooks(self, actor: Actor, org: str | None = None) -> list[WebhookView]:

@@ -26,7 +26,7 @@ from tokenledger.domain.s3 import (
 from tokenledger.domain.sigv4 import ReceivedRequest
 from tokenledger.errors import NotFound, ValidationError
 from tokenledger.projections import SqlLedgerView
-from tokenledger.service.commands import CommandResult
+from tokenledger.service.commands import CommandResult, preview_first
 from tokenledger.service.reading import Reader, valid
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ def issue_s3_credential(
         with _account_view(reader, actor, account_id) as view:
             endpoint = default_endpoint(view, account_id)
     command = c.build(c.IssueS3Credential, account_id=account_id, endpoint=endpoint)
+    preview_first(execute, command, actor)  # a dry run derives no secret, writes no key
     # Made before the event is recorded, so that a recorded credential always has its key.
     s3_key = keys.s3_key()
     result = execute(command, actor)

@@ -22,7 +22,7 @@ from tokenledger.domain.events import WebhookCreated
 from tokenledger.domain.model import Actor
 from tokenledger.domain.webhooks import WebhookView, check_webhook_id, webhook_secret
 from tokenledger.errors import ValidationError
-from tokenledger.service.commands import CommandResult
+from tokenledger.service.commands import CommandResult, preview_first
 from tokenledger.service.reading import Reader, valid, valid_org
 from tokenledger.service.webhook_tables import webhook_deliveries
 
@@ -90,6 +90,7 @@ def create_webhook(
     if keys is None:
         raise no_webhook_key()
     command = c.build(c.CreateWebhook, org=org, url=url, events=events)
+    preview_first(execute, command, actor)  # a dry run derives no secret, writes no key
     # Made before the event is recorded, so that a recorded webhook always has its secret.
     key = keys.webhook_key()
     result = execute(command, actor)
@@ -116,6 +117,7 @@ def rotate_webhook_secret(
     if keys is None:
         raise no_webhook_key()
     command = c.build(c.RotateWebhookSecret, webhook_id=webhook_id)
+    preview_first(execute, command, actor)  # a dry run derives no secret, writes no key
     key = keys.webhook_key()
     result = execute(command, actor)
     with reader.view() as view:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tokenledger.api.deps import ERRORS, Correlation, State, command_fields, command_out, run
+from tokenledger.api.dry_run import dry_run_requested
 from tokenledger.api.problems import ApiError
 from tokenledger.api.schemas import CommandOut
 from tokenledger.api.security import CurrentActor
@@ -214,6 +215,7 @@ def _issue(
         account_id=account_id,
         endpoint=endpoint,
         correlation_id=correlation,
+        dry_run=dry_run_requested(),
     )
     return _issued_out(issued, response)
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenledger.api.deps import ERRORS, Correlation, State, command_fields, command_out, run
+from tokenledger.api.dry_run import dry_run_requested
 from tokenledger.api.schemas import CommandOut
 from tokenledger.api.security import CurrentActor
 from tokenledger.domain import commands as c
@@ -86,6 +87,7 @@ def put_identity_provider(
         oidc_client_id=body.client_id,
         client_secret=body.client_secret,
         session_lifetime=lifetime,
+        dry_run=dry_run_requested(),
     )
     return _provider_out(state.ledger.identity_provider(actor, org))
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenledger.api.deps import ERRORS, Correlation, State, command_fields, command_out, run
+from tokenledger.api.dry_run import dry_run_requested
 from tokenledger.api.schemas import CommandOut
 from tokenledger.api.security import CurrentActor
 from tokenledger.domain import commands as c
@@ -104,6 +105,7 @@ def create_webhook(
         url=body.url,
         events=tuple(body.events),
         correlation_id=correlation,
+        dry_run=dry_run_requested(),
     )
     response.headers["X-Correlation-ID"] = created.result.correlation_id
     response.headers["Cache-Control"] = "no-store"
@@ -153,7 +155,11 @@ def rotate_secret(
     """A new signing secret, in this answer only; the previous one also signs deliveries
     for a day."""
     rotated = state.ledger.rotate_webhook_secret(
-        actor, state.settings.keys, webhook_id, correlation_id=correlation
+        actor,
+        state.settings.keys,
+        webhook_id,
+        correlation_id=correlation,
+        dry_run=dry_run_requested(),
     )
     response.headers["X-Correlation-ID"] = rotated.result.correlation_id
     response.headers["Cache-Control"] = "no-store"
