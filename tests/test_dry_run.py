@@ -254,6 +254,8 @@ APPENDING: list[Case] = [
     case("tokens", "revoke", "--where", "principal=" + LOADER, "--yes"),
     case("tokens", "create", "--principal", LOADER, save={"third": "token_id"}),
     case("tokens", "revoke", "--all", "--principal", LOADER),
+    case("tokens", "create", "--principal", LOADER, save={"fourth": "token_id"}),
+    case("audit", "blast-radius", "{fourth}", "--revoke", "--yes"),
     case("orgs", "policy", "set", ORG, "--max-live-tokens", "50"),
     case("orgs", "policy", "clear", ORG),
     case("sessions", "end", SESSION),

@@ -11,6 +11,7 @@ import click
 
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.common import parse_timestamp
+from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.output import echo_json, format_timestamp, json_line
 from tokenledger.errors import ValidationError
 
@@ -160,6 +161,7 @@ def _write(stream: IO[str], entries: Iterable[AuditEntry], output_format: str, s
 @click.option("--yes", is_flag=True, help="With --revoke: revoke what it lists.")
 @click.option("--reason", help="With --revoke: why (recorded in the log).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@dry_run_option
 @click.pass_obj
 def blast_radius_command(
     obj: CliContext, token_id: str, revoke: bool, yes: bool, reason: str | None, as_json: bool

@@ -185,6 +185,7 @@ def _record_dict(record: RecordedEvent) -> dict[str, Any]:
         "actor": record.actor,
         "command_id": record.command_id,
         "correlation_id": record.correlation_id,
+        "via": record.via,
         "data": msgspec.json.decode(record.data),
         "prev_hash": record.prev_hash,
         "hash": record.hash,
@@ -244,6 +245,7 @@ def preview_command(
                 actor=actor.label,
                 command_id=command_id,
                 correlation_id=correlation_id or command_id,
+                via=actor.token_id,
             )
             head = tx.head.position
 
