@@ -30,6 +30,7 @@ from tokenledger.api import ApiSettings, create_asgi_app
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
+from tokenledger.errors import LedgerError
 from tokenledger.service import Ledger
 from tokenledger.service.keys import KeyStore
 from tokenledger.store import open_event_store
@@ -407,6 +408,34 @@ def test_revoke_is_refused_whole_when_one_live_credential_may_not_be_revoked(
         args = ["audit", "blast-radius", world.ids["root"], "--revoke", *extra]
         world.refused(4, args, message, who="root")
     assert live_in_radius(world) == sorted([*LIVE_TOKENS, *LIVE_CREDENTIALS])
+
+
+@pytest.mark.parametrize("refused_one", ["client", "s3"])
+def test_a_credential_the_actor_may_not_revoke_refuses_the_whole_command_alike(
+    world: World, refused_one: str
+) -> None:
+    # ci, through its own token, may revoke its tokens but no S3 credentials (a service
+    # account manages none), and no credential of another account: each refusal is the
+    # one that credential's own revocation gives, and nothing is revoked.
+    through_ci = Actor.through_token(CI, world.ids["ci"])
+    etl = "etl@acme.service.tokenledger"
+    if refused_one == "client":
+        other = world.ledger.execute(c.IssueClientCredential(account_id=etl), OPERATOR)
+        credential_id = other.events[0].client_id  # type: ignore[attr-defined]
+        alone: c.Command = c.RevokeClientCredential(client_id=credential_id)
+        named = {"client_ids": [credential_id]}
+    else:
+        alone = c.RevokeS3Credential(account_id=CI, access_key_id=world.ids["s3"])
+        named = {"access_key_ids": [world.ids["s3"]]}
+    command = c.build(c.RevokeCredentials, token_ids=[world.ids["ci"]], **named)
+    before = world.head()
+    with pytest.raises(LedgerError) as single:
+        world.ledger.execute(alone, through_ci)
+    with pytest.raises(LedgerError) as together:
+        world.ledger.execute(command, through_ci)
+    assert str(together.value) == str(single.value)
+    assert type(together.value) is type(single.value)
+    assert world.head() == before
 
 
 def test_dry_run_shows_every_event_and_appends_nothing(world: World) -> None:

@@ -16,6 +16,7 @@ from tokenledger.cli.output import echo_json, format_timestamp, json_line
 from tokenledger.errors import ValidationError
 
 if TYPE_CHECKING:
+    from tokenledger.domain.blast_radius import BlastRadius
     from tokenledger.domain.outcome import Outcome
     from tokenledger.projections.audit_queries import AuditEntry
 
@@ -174,17 +175,26 @@ def blast_radius_command(
 
     if (yes or reason is not None) and not revoke:
         raise ValidationError("--yes and --reason go with --revoke")
-    ledger = obj.ledger()
-    found = ledger.blast_radius(obj.actor(), token_id_arg(token_id))
-    if not revoke or not as_json:
+    found = obj.ledger().blast_radius(obj.actor(), token_id_arg(token_id))
+    if not revoke:
         if as_json:
             echo_json(found.to_dict())
-            return
+        else:
+            for line in found.lines():
+                click.echo(line)
+        return
+    if not as_json:  # the radius first, then what revoking it does
         for line in found.lines():
             click.echo(line)
-        if not revoke:
-            return
         click.echo("")
+    _revoke_radius(obj, found, reason, yes, as_json)
+
+
+def _revoke_radius(
+    obj: CliContext, found: BlastRadius, reason: str | None, yes: bool, as_json: bool
+) -> None:
+    """``--revoke``: the preview (without ``yes``), the dry run or the revocation."""
+    ledger = obj.ledger()
     command = found.revocation(reason)
     if command is None:
         # Nothing left to revoke is an answer, not an error: a second run ends here.
