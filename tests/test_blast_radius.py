@@ -5,7 +5,8 @@ HTTP; time moved with freezegun.
 The world: ann (admin of acme) holds ``root``. Acting through it she minted a token for the
 service account ci (``ci``), which minted a token in turn (``grandchild``); two more for
 ci, one since expired (``short``) and one since revoked (``revoked``); a client credential
-for ci; she set a grant, changed bob's role and created an account. The operator derived
+for ci, and S3 credentials for ci at the endpoint the operator made it trust; she set a
+grant, changed bob's role and created an account. The operator derived
 ``derived`` from ``root``. Through another token of hers (``other``) she set a grant that is
 none of ``root``'s doing.
 """
@@ -29,6 +30,7 @@ from tokenledger.api import ApiSettings, create_asgi_app
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
 from tokenledger.domain.permissions import Level
+from tokenledger.errors import LedgerError
 from tokenledger.service import Ledger
 from tokenledger.service.keys import KeyStore
 from tokenledger.store import open_event_store
@@ -47,10 +49,12 @@ EXPECTED = {
     "short": ("issued through", "root", False),
     "revoked": ("issued through", "root", False),
     "client": ("issued through", "root", True),
+    "s3": ("issued through", "root", True),
     "derived": ("derived from", "root", True),
     "grandchild": ("issued through", "ci", True),
 }
 LIVE_TOKENS = {"root", "ci", "derived", "grandchild"}
+LIVE_CREDENTIALS = ["client", "s3"]
 
 
 @dataclass
@@ -134,6 +138,10 @@ def build_world(url: str, clock: FrozenDateTimeFactory) -> World:
     )
     client = ledger.execute(c.IssueClientCredential(account_id=CI), through_root)
     ids["client"] = client.events[0].client_id  # type: ignore[attr-defined]
+    ledger.execute(c.CreateEndpoint(name="gateway", url="http://gateway.test"), OPERATOR)
+    ledger.execute(c.TrustEndpoint(account_id=CI, endpoint="gateway"), OPERATOR)
+    s3 = ledger.execute(c.IssueS3Credential(account_id=CI, endpoint="gateway"), through_root)
+    ids["s3"] = s3.events[0].access_key_id  # type: ignore[attr-defined]
     ledger.execute(
         c.SetGrant(principal=BOB, resource="acme/alpha", level=Level.ADMIN),
         Actor.through_token(ANN, ids["other"]),
@@ -181,7 +189,7 @@ def test_the_radius_holds_what_the_token_minted_transitively_and_what_is_live(
     assert answer["token_id"] == world.ids["root"]
     assert reached(world, answer) == EXPECTED
     assert {world.name_of(i) for i in answer["live_tokens"]} == LIVE_TOKENS
-    assert [world.name_of(i) for i in answer["live_credentials"]] == ["client"]
+    assert [world.name_of(i) for i in answer["live_credentials"]] == LIVE_CREDENTIALS
     statuses = {world.name_of(r["id"]): r["status"] for r in answer["credentials"]}
     assert (statuses["short"], statuses["revoked"]) == ("expired", "revoked")
 
@@ -194,6 +202,7 @@ def test_the_commands_acted_through_it_and_what_they_changed(world: World) -> No
     assert found["MemberRoleChanged"] == [("role", True)]
     assert found["ServiceAccountCreated"] == [("account", True)]
     assert found["ClientCredentialIssued"] == [("credential", True)]
+    assert found["S3CredentialIssued"] == [("credential", True)]
     # ci, grandchild (through ci), short (expired), revoked: in log order.
     assert found["TokenIssued"] == [
         ("credential", True),
@@ -233,7 +242,8 @@ def test_the_text_is_a_tree_of_what_it_reached(world: World) -> None:
     assert f"client credential {ids['client']}  {CI}  active" in result.stdout
     assert "granted" in result.stdout
     assert "[live]" in result.stdout
-    assert lines[-1] == "live: 4 token(s), 1 other credential(s)"
+    assert f"S3 credentials {ids['s3']}  {CI}  active" in result.stdout
+    assert lines[-1] == "live: 4 token(s), 2 other credential(s)"
 
 
 def test_a_leaf_token_reaches_nothing_but_itself(world: World) -> None:
@@ -293,59 +303,157 @@ def test_an_unknown_or_malformed_token_id_is_one_line(world: World) -> None:
 # -- revoking what is live -------------------------------------------------------------------
 
 
-def test_revoke_previews_then_revokes_exactly_the_live_tokens_and_a_second_run_finds_none(
+def revoked_names(world: World, answer: dict[str, Any]) -> tuple[set[str], list[str]]:
+    """The tokens, then the other credentials (client, then S3) an answer says revoked."""
+    others = [*answer["revoked_client_ids"], *answer["revoked_access_key_ids"]]
+    return (
+        {world.name_of(i) for i in answer["revoked"]},
+        [world.name_of(i) for i in others],
+    )
+
+
+def live_in_radius(world: World) -> list[str]:
+    answer = world.cli("audit", "blast-radius", world.ids["root"], who=None)
+    return sorted(world.name_of(r["id"]) for r in answer["credentials"] if r["live"])
+
+
+def test_revoke_previews_then_revokes_every_live_credential_in_one_command(
     world: World,
 ) -> None:
     root = world.ids["root"]
     before = world.head()
     preview = world.cli("audit", "blast-radius", root, "--revoke", who=None)
     assert preview["dry_run"] is True
-    assert {world.name_of(t["token_id"]) for t in preview["tokens"]} == LIVE_TOKENS
-    assert world.head() == before
+    assert revoked_names(world, preview) == (LIVE_TOKENS, LIVE_CREDENTIALS)
+    assert preview["count"] == len(LIVE_TOKENS) + len(LIVE_CREDENTIALS)
     text = cli_run(world.url, "audit", "blast-radius", root, "--revoke")
     assert text.exit_code == 0, text.output
-    assert "4 token(s) match; nothing was revoked" in text.stdout
-    assert (
-        f"still live, revoked by their own commands: client credential {world.ids['client']}"
-        in text.stdout
-    )
+    assert "nothing was revoked (add --yes to revoke them)" in text.stdout
+    listed = text.stdout.split("nothing was revoked")[1]
+    for name in LIVE_TOKENS:
+        assert f"  token {world.ids[name]}" in listed
+    assert f"  client credential {world.ids['client']}" in listed
+    assert f"  S3 credentials {world.ids['s3']}" in listed
     assert world.head() == before
 
     done = world.cli(
         "audit", "blast-radius", root, "--revoke", "--yes", "--reason", "leak", who=None
     )
-    assert {world.name_of(i) for i in done["revoked"]} == LIVE_TOKENS
+    assert revoked_names(world, done) == (LIVE_TOKENS, LIVE_CREDENTIALS)
     entries = world.cli("audit", "--correlation-id", done["correlation_id"], who=None)
-    assert {e["data"]["token_id"] for e in entries} == {world.ids[n] for n in LIVE_TOKENS}
-    after = world.cli("audit", "blast-radius", root, who=None)
-    assert after["live_tokens"] == []
-    assert all(not r["live"] for r in after["credentials"] if r["kind"] == "token")
+    assert len(entries) == world.head() - before  # everything it appended, in one command
+    keys = ("token_id", "client_id", "access_key_id")
+    named = {world.name_of(next(e["data"][k] for k in keys if k in e["data"])) for e in entries}
+    assert named == LIVE_TOKENS | set(LIVE_CREDENTIALS)
+    assert {e["data"]["detail"] for e in entries if e["data"]["reason"] == "requested"} == {"leak"}
+    assert live_in_radius(world) == []
 
+
+def test_a_second_revoke_finds_nothing_to_revoke(world: World) -> None:
+    root = world.ids["root"]
+    world.cli("audit", "blast-radius", root, "--revoke", "--yes", who=None)
     head = world.head()
     again = world.cli("audit", "blast-radius", root, "--revoke", "--yes", who=None)
-    assert again == {"token_id": root, "count": 0, "revoked": []}
+    assert again == {
+        "token_id": root,
+        "count": 0,
+        "revoked": [],
+        "revoked_client_ids": [],
+        "revoked_access_key_ids": [],
+    }
     text = cli_run(world.url, "audit", "blast-radius", root, "--revoke", "--yes")
     assert text.exit_code == 0, text.output
-    assert f"no live token in the blast radius of {root}: nothing to revoke" in text.stdout
+    assert f"nothing live in the blast radius of {root}: nothing to revoke" in text.stdout
     assert world.head() == head
+
+
+def test_revoke_text_names_what_it_revoked_and_its_correlation_id(world: World) -> None:
+    text = cli_run(world.url, "audit", "blast-radius", world.ids["root"], "--revoke", "--yes")
+    assert text.exit_code == 0, text.output
+    assert "revoked (correlation " in text.stdout
+    assert f"  client credential {world.ids['client']}" in text.stdout
+    assert f"  S3 credentials {world.ids['s3']}" in text.stdout
+    assert live_in_radius(world) == []
 
 
 def test_revoke_by_the_token_s_own_holder_revokes_all_of_it(world: World) -> None:
     done = world.cli("audit", "blast-radius", world.ids["root"], "--revoke", "--yes")
-    assert {world.name_of(i) for i in done["revoked"]} == LIVE_TOKENS
+    assert revoked_names(world, done) == (LIVE_TOKENS, LIVE_CREDENTIALS)
 
 
-def test_revoke_is_refused_whole_when_one_live_token_may_not_be_revoked(world: World) -> None:
+def test_what_is_no_longer_live_when_it_runs_is_skipped(world: World) -> None:
+    # Revoked between the preview and the command: the command revokes the rest.
+    command = world.ledger.blast_radius(OPERATOR, world.ids["root"]).revocation(None)
+    assert command is not None
+    world.ledger.execute(c.RevokeClientCredential(client_id=world.ids["client"]), OPERATOR)
+    world.ledger.execute(c.RevokeToken(token_id=world.ids["grandchild"]), OPERATOR)
+    result = world.ledger.execute(command, OPERATOR)
+    assert {world.name_of(i) for i in result.revoked} == LIVE_TOKENS - {"grandchild"}
+    assert result.outcome.revoked_client_ids == ()
+    assert result.outcome.revoked_access_key_ids == (world.ids["s3"],)
+
+
+def test_revoke_is_refused_whole_when_one_live_credential_may_not_be_revoked(
+    world: World,
+) -> None:
     # No longer an admin of acme, ann still sees her token's radius but may not revoke the
-    # service account's tokens in it: nothing is revoked, not even her own.
+    # service account's credentials in it: nothing is revoked, not even her own token, and
+    # the refusal is the one revoking that credential alone gives.
     world.ledger.execute(c.AddMember(org="acme", email=ANN, role="member"), OPERATOR)
     assert world.cli("audit", "blast-radius", world.ids["root"])["live_tokens"]
-    world.refused(
-        4,
-        ["audit", "blast-radius", world.ids["root"], "--revoke", "--yes"],
-        "nothing was revoked",
-        who="root",
+    alone = cli_run(world.url, "tokens", "revoke", world.ids["ci"], token=world.secrets["root"])
+    assert alone.exit_code == 4
+    message = alone.output.strip()
+    for extra in ([], ["--yes"], ["--yes", "--dry-run"]):
+        args = ["audit", "blast-radius", world.ids["root"], "--revoke", *extra]
+        world.refused(4, args, message, who="root")
+    assert live_in_radius(world) == sorted([*LIVE_TOKENS, *LIVE_CREDENTIALS])
+
+
+@pytest.mark.parametrize("refused_one", ["client", "s3"])
+def test_a_credential_the_actor_may_not_revoke_refuses_the_whole_command_alike(
+    world: World, refused_one: str
+) -> None:
+    # ci, through its own token, may revoke its tokens but no S3 credentials (a service
+    # account manages none), and no credential of another account: each refusal is the
+    # one that credential's own revocation gives, and nothing is revoked.
+    through_ci = Actor.through_token(CI, world.ids["ci"])
+    etl = "etl@acme.service.tokenledger"
+    if refused_one == "client":
+        other = world.ledger.execute(c.IssueClientCredential(account_id=etl), OPERATOR)
+        credential_id = other.events[0].client_id  # type: ignore[attr-defined]
+        alone: c.Command = c.RevokeClientCredential(client_id=credential_id)
+        named = {"client_ids": [credential_id]}
+    else:
+        alone = c.RevokeS3Credential(account_id=CI, access_key_id=world.ids["s3"])
+        named = {"access_key_ids": [world.ids["s3"]]}
+    command = c.build(c.RevokeCredentials, token_ids=[world.ids["ci"]], **named)
+    before = world.head()
+    with pytest.raises(LedgerError) as single:
+        world.ledger.execute(alone, through_ci)
+    with pytest.raises(LedgerError) as together:
+        world.ledger.execute(command, through_ci)
+    assert str(together.value) == str(single.value)
+    assert type(together.value) is type(single.value)
+    assert world.head() == before
+
+
+def test_dry_run_shows_every_event_and_appends_nothing(world: World) -> None:
+    before = world.head()
+    preview = world.cli(
+        "audit", "blast-radius", world.ids["root"], "--revoke", "--yes", "--dry-run", who=None
     )
+    assert preview["dry_run"] is True
+    assert revoked_names(world, preview) == (LIVE_TOKENS, LIVE_CREDENTIALS)
+    types = sorted(event["event_type"] for event in preview["events"])
+    assert types == sorted(
+        ["TokenRevoked"] * len(LIVE_TOKENS) + ["ClientCredentialRevoked", "S3CredentialRevoked"]
+    )
+    assert len({event["correlation_id"] for event in preview["events"]}) == 1
+    text = cli_run(world.url, "audit", "blast-radius", world.ids["root"], "--revoke", "--dry-run")
+    assert text.exit_code == 0, text.output
+    assert "S3CredentialRevoked" in text.stdout
+    assert world.head() == before
 
 
 def test_the_ids_criterion_selects_only_the_live_tokens_it_names(world: World) -> None:
@@ -404,18 +512,46 @@ def test_http_refusals_are_one_line_errors_and_append_nothing(
     assert world.head() == before
 
 
-def test_http_revokes_the_live_tokens_through_the_bulk_endpoint(
+def test_http_revokes_the_whole_radius_in_one_call(world: World, http: TestClient) -> None:
+    headers = bearer(world, "root")
+    path = f"/v2/audit/blast-radius/{world.ids['root']}/revoke"
+    before = world.head()
+    preview = http.post(path, params={"dry_run": "true"}, headers=headers)
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["dry_run"] is True
+    assert revoked_names(world, preview.json()) == (LIVE_TOKENS, LIVE_CREDENTIALS)
+    assert len(preview.json()["events"]) == len(LIVE_TOKENS) + len(LIVE_CREDENTIALS)
+    assert world.head() == before
+
+    done = http.post(path, json={"reason": "leak"}, headers=headers)
+    assert done.status_code == 200, done.text
+    assert revoked_names(world, done.json()) == (LIVE_TOKENS, LIVE_CREDENTIALS)
+    assert {e["data"].get("detail") for e in done.json()["events"]} >= {"leak"}
+    entries = world.cli("audit", "--correlation-id", done.json()["correlation_id"], who=None)
+    assert len(entries) == len(done.json()["events"]) == world.head() - before
+    assert live_in_radius(world) == []
+
+    head = world.head()  # root is revoked now: another of ann's tokens asks again
+    again = http.post(path, headers=bearer(world, "other"))
+    assert again.status_code == 404, again.text
+    assert "nothing to revoke" in again.json()["error_description"]
+    assert world.head() == head
+
+
+def test_http_revoke_is_refused_whole_when_one_may_not_be_revoked(
     world: World, http: TestClient
 ) -> None:
+    world.ledger.execute(c.AddMember(org="acme", email=ANN, role="member"), OPERATOR)
     headers = bearer(world, "root")
-    root = world.ids["root"]
-    live = http.get(f"/v2/audit/blast-radius/{root}", headers=headers).json()["live_tokens"]
-    body = {"where": {"ids": live}, "dry_run": True}
-    preview = http.post("/v2/tokens/revoke", json=body, headers=headers)
-    assert preview.status_code == 200, preview.text
-    assert {world.name_of(t["token_id"]) for t in preview.json()["tokens"]} == LIVE_TOKENS
-    done = http.post("/v2/tokens/revoke", json={"where": {"ids": live}}, headers=headers)
-    assert done.status_code == 200, done.text
-    assert {world.name_of(i) for i in done.json()["revoked"]} == LIVE_TOKENS
-    after = world.cli("audit", "blast-radius", root, who=None)
-    assert after["live_tokens"] == []
+    path = f"/v2/audit/blast-radius/{world.ids['root']}/revoke"
+    before = world.head()
+    for params in ({}, {"dry_run": "true"}):
+        refused = http.post(path, params=params, headers=headers)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"] == "insufficient_scope"
+        assert "\n" not in refused.json()["error_description"]
+    assert world.head() == before
+    assert http.post(path, headers=bearer(world, "carol")).status_code == 403
+    bad = http.post(path, json={"reason": "x", "other": 1}, headers=headers)
+    assert bad.status_code in (400, 422), bad.text
+    assert world.head() == before

@@ -119,6 +119,7 @@ VALID: dict[type[c.Command], dict[str, Any]] = {
     c.RevokeToken: {"token_id": "tok_0000000000000000", "reason": "lost"},
     c.RevokeAllTokens: {"principal": "ann@acme.io", "reason": "left"},
     c.RevokeTokensWhere: {"where": {"name": "deploy-*"}, "reason": "rotation"},
+    c.RevokeCredentials: {"token_ids": ["tok_0000000000000000"], "reason": "leaked"},
     c.IssueClientCredential: {"account_id": SA, "name": "deploy"},
     c.RevokeClientCredential: {"client_id": "cid_0000000000000000", "reason": "rotated"},
     c.DisableToken: {"token_id": "tok_0000000000000000", "reason": "lost laptop"},
@@ -241,6 +242,9 @@ TEXT_FIELDS: dict[str, list[Any]] = {
     "existing": [LOWER, MIXED],
     "events": [[LOWER], ["token.revoked", MIXED]],  # a list of types
     "webhook_id": [MIXED, LOWER],
+    "token_ids": [[MIXED], MIXED],  # a list, or one text separated by commas
+    "client_ids": [[CLIENT], CLIENT],
+    "access_key_ids": [[MIXED], [LOWER], "AKIA0000," + LOWER],
 }
 
 #: Fields whose every value is free text.

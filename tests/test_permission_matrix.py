@@ -485,6 +485,14 @@ OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
         lambda w, k: ["audit", "blast-radius", w.ids["etl"]],
         lambda w, k: ("GET", f"/v2/audit/blast-radius/{w.ids['etl']}", None),
     ),
+    "audit blast-radius --revoke (an account's token, preview)": (
+        lambda w, k: ["audit", "blast-radius", w.ids["etl to rotate"], "--revoke"],
+        lambda w, k: (
+            "POST",
+            f"/v2/audit/blast-radius/{w.ids['etl to rotate']}/revoke?dry_run=true",
+            None,
+        ),
+    ),
     "audit export": (lambda w, k: ["audit", "export"], None),
     "events": (lambda w, k: ["events"], None),
     "keys list": (lambda w, k: ["keys", "list", "--keys-file", str(w.keys.describe())], None),

@@ -66,6 +66,7 @@ def command_fields(result: CommandResult) -> dict[str, Any]:
         "correlation_id": result.correlation_id,
         "revoked": result.revoked,
         "revoked_client_ids": list(result.outcome.revoked_client_ids),
+        "revoked_access_key_ids": list(result.outcome.revoked_access_key_ids),
         "command_id": result.command_id,
         "log_position": result.records[-1].position if result.records else None,
         "events": [

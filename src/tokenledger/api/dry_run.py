@@ -106,6 +106,7 @@ async def preview_answer(request: Request, exc: Exception) -> JSONResponse:
             "log_position": preview.log_position,
             "revoked": list(preview.outcome.revoked),
             "revoked_client_ids": list(preview.outcome.revoked_client_ids),
+            "revoked_access_key_ids": list(preview.outcome.revoked_access_key_ids),
             "events": preview.event_dicts(),
         },
         headers={"Cache-Control": "no-store"},

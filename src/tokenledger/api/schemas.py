@@ -106,6 +106,9 @@ class CommandOut(BaseModel):
     revoked_client_ids: list[str] = Field(
         default_factory=list, description="Client credentials the call revoked."
     )
+    revoked_access_key_ids: list[str] = Field(
+        default_factory=list, description="S3 credentials the call revoked, by access key id."
+    )
     command_id: str | None = Field(default=None, description="The command's id in the log.")
     log_position: int | None = Field(
         default=None,

@@ -16,6 +16,8 @@ from tokenledger.cli.output import echo_json, format_timestamp, json_line
 from tokenledger.errors import ValidationError
 
 if TYPE_CHECKING:
+    from tokenledger.domain.blast_radius import BlastRadius
+    from tokenledger.domain.outcome import Outcome
     from tokenledger.projections.audit_queries import AuditEntry
 
 __all__ = ["audit"]
@@ -155,8 +157,8 @@ def _write(stream: IO[str], entries: Iterable[AuditEntry], output_format: str, s
 @click.option(
     "--revoke",
     is_flag=True,
-    help="Revoke every live token of the radius, as 'tokens revoke --where' does: lists "
-    "them; revokes only with --yes.",
+    help="Revoke every live credential of the radius (tokens, client credentials, S3 "
+    "credentials) in one command: lists them; revokes only with --yes.",
 )
 @click.option("--yes", is_flag=True, help="With --revoke: revoke what it lists.")
 @click.option("--reason", help="With --revoke: why (recorded in the log).")
@@ -169,7 +171,7 @@ def blast_radius_command(
     """Everything done through TOKEN_ID, transitively: the tokens and credentials it issued
     (for anyone) or derived, what those issued in turn, the commands acted through any of
     them and what they changed, and which of it is still live."""
-    from tokenledger.cli.tokens import revoke_where, token_id_arg
+    from tokenledger.cli.tokens import token_id_arg
 
     if (yes or reason is not None) and not revoke:
         raise ValidationError("--yes and --reason go with --revoke")
@@ -181,21 +183,74 @@ def blast_radius_command(
             for line in found.lines():
                 click.echo(line)
         return
-    if not as_json:
+    if not as_json:  # the radius first, then what revoking it does
         for line in found.lines():
             click.echo(line)
         click.echo("")
-    live = found.live_token_ids
-    if not live:
+    _revoke_radius(obj, found, reason, yes, as_json)
+
+
+def _revoke_radius(
+    obj: CliContext, found: BlastRadius, reason: str | None, yes: bool, as_json: bool
+) -> None:
+    """``--revoke``: the preview (without ``yes``), the dry run or the revocation."""
+    ledger = obj.ledger()
+    command = found.revocation(reason)
+    if command is None:
         # Nothing left to revoke is an answer, not an error: a second run ends here.
         if as_json:
-            echo_json({"token_id": found.token_id, "count": 0, "revoked": []})
+            from tokenledger.domain.outcome import Outcome
+
+            echo_json({"token_id": found.token_id, "count": 0, **_revoked_ids(Outcome())})
         else:
-            click.echo(f"no live token in the blast radius of {found.token_id}: nothing to revoke")
+            click.echo(f"nothing live in the blast radius of {found.token_id}: nothing to revoke")
         return
-    # The bulk revocation's own preview, confirmation and command, by the radius's ids.
-    revoke_where(obj, [f"ids={','.join(live)}"], reason, yes, as_json)
-    others = found.live_other_credentials
-    if others and not as_json:
-        listed = ", ".join(f"{r.kind} {r.credential_id}" for r in others)
-        click.echo(f"still live, revoked by their own commands: {listed}")
+    if not yes and not obj.dry_run:
+        # The decision itself, on a read snapshot: the list is what --yes revokes (the
+        # tokens derived from the radius's included), and a refusal comes now, alike.
+        outcome = ledger.preview(command, obj.actor()).outcome
+        if as_json:
+            count = sum(len(ids) for ids in _revoked_ids(outcome).values())
+            echo_json(
+                {
+                    "token_id": found.token_id,
+                    "dry_run": True,
+                    "count": count,
+                    **_revoked_ids(outcome),
+                }
+            )
+            return
+        click.echo(
+            "these live credentials would be revoked; nothing was revoked "
+            "(add --yes to revoke them):"
+        )
+        for line in _revoked_lines(outcome):
+            click.echo(f"  {line}")
+        return
+    result = obj.execute(command)
+    if as_json:
+        echo_json(
+            {
+                "token_id": found.token_id,
+                **_revoked_ids(result.outcome),
+                "correlation_id": result.correlation_id,
+            }
+        )
+        return
+    click.echo(f"revoked (correlation {result.correlation_id}):")
+    for line in _revoked_lines(result.outcome):
+        click.echo(f"  {line}")
+
+
+def _revoked_ids(outcome: Outcome) -> dict[str, list[str]]:
+    return {
+        "revoked": list(outcome.revoked),
+        "revoked_client_ids": list(outcome.revoked_client_ids),
+        "revoked_access_key_ids": list(outcome.revoked_access_key_ids),
+    }
+
+
+def _revoked_lines(outcome: Outcome) -> Iterable[str]:
+    yield from (f"token {token_id}" for token_id in outcome.revoked)
+    yield from (f"client credential {client_id}" for client_id in outcome.revoked_client_ids)
+    yield from (f"S3 credentials {key}" for key in outcome.revoked_access_key_ids)

@@ -56,6 +56,7 @@ def show_preview(preview: CommandPreview, *, as_json: bool) -> None:
                 "log_position": preview.log_position,
                 "revoked": list(preview.outcome.revoked),
                 "revoked_client_ids": list(preview.outcome.revoked_client_ids),
+                "revoked_access_key_ids": list(preview.outcome.revoked_access_key_ids),
                 "events": preview.event_dicts(),
             }
         )

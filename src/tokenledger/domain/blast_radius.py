@@ -20,10 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from tokenledger.domain import events as e
 from tokenledger.domain.model import LedgerView, TokenView
+
+if TYPE_CHECKING:
+    from tokenledger.domain import commands as c
 
 __all__ = [
     "ISSUE_EVENTS",
@@ -159,14 +162,31 @@ class BlastRadius:
 
     @property
     def live_token_ids(self) -> list[str]:
-        """The live tokens of the radius (the root included), by id: what ``--revoke``
-        revokes."""
-        return sorted(r.credential_id for r in self.credentials if r.kind == TOKEN and r.live)
+        """The live tokens of the radius (the root included), by id."""
+        return self._live_ids(TOKEN)
 
     @property
     def live_other_credentials(self) -> list[Reached]:
-        """The live client and S3 credentials of the radius (revoked by their own commands)."""
+        """The live client and S3 credentials of the radius."""
         return [r for r in self.credentials if r.kind != TOKEN and r.live]
+
+    def _live_ids(self, kind: str) -> list[str]:
+        return sorted(r.credential_id for r in self.credentials if r.kind == kind and r.live)
+
+    def revocation(self, reason: str | None) -> c.RevokeCredentials | None:
+        """The command revoking every live credential of the radius (``--revoke``): its
+        tokens (and the tokens derived from them), client credentials and S3 credentials,
+        all in one; None when nothing in it is live."""
+        from tokenledger.domain import commands as c  # pydantic loads with a command only
+
+        ids = {
+            "token_ids": self._live_ids(TOKEN),
+            "client_ids": self._live_ids(CLIENT_CREDENTIAL),
+            "access_key_ids": self._live_ids(S3_CREDENTIALS),
+        }
+        if not any(ids.values()):
+            return None
+        return c.build(c.RevokeCredentials, **ids, reason=reason)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -81,6 +81,7 @@ __all__ = [
     "RemoveRolePolicy",
     "RevokeAllTokens",
     "RevokeClientCredential",
+    "RevokeCredentials",
     "RevokeRoleKey",
     "RevokeS3Credential",
     "RevokeToken",
@@ -634,6 +635,36 @@ class RevokeTokensWhere(Command):
 
     where: TokenCriteria
     reason: Reason | None = None
+
+
+#: Sets of ids of one kind, at most ``MAX_SELECTED_IDS``: a list, or one text of ids
+#: separated by commas.
+TokenIds = Annotated[
+    frozenset[TokenId], BeforeValidator(_id_list), Field(max_length=MAX_SELECTED_IDS)
+]
+ClientIds = Annotated[
+    frozenset[ClientId], BeforeValidator(_id_list), Field(max_length=MAX_SELECTED_IDS)
+]
+AccessKeyIds = Annotated[
+    frozenset[AccessKeyId], BeforeValidator(_id_list), Field(max_length=MAX_SELECTED_IDS)
+]
+
+
+class RevokeCredentials(Command):
+    """Revoke exactly these tokens (and the tokens derived from them), client credentials
+    and S3 credentials, in one command: one correlation id, all or nothing. Those no longer
+    live are skipped. What ``audit blast-radius --revoke`` runs on a radius's live ones."""
+
+    token_ids: TokenIds = frozenset()
+    client_ids: ClientIds = frozenset()
+    access_key_ids: AccessKeyIds = frozenset()
+    reason: Reason | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _some_id(self) -> RevokeCredentials:
+        if not (self.token_ids or self.client_ids or self.access_key_ids):
+            raise ValueError("name at least one token, client credential or S3 credentials")
+        return self
 
 
 # -- rotation and org policies --------------------------------------------------------------

@@ -37,7 +37,7 @@ from tokenledger.domain.model import (
 from tokenledger.domain.s3 import access_key_id_for, find_endpoint
 from tokenledger.errors import Conflict, NotFound
 
-__all__: list[str] = []
+__all__ = ["s3_credentials_manager"]
 
 
 # -- endpoints --------------------------------------------------------------------------
@@ -180,15 +180,21 @@ def _issue_s3_credential(cmd: c.IssueS3Credential, view: LedgerView, ctx: Contex
     ]
 
 
-@decide.register
-def _revoke_s3_credential(cmd: c.RevokeS3Credential, view: LedgerView, ctx: Context) -> list[Event]:
-    account = administered_account(
+def s3_credentials_manager(view: LedgerView, ctx: Context, account_id: str) -> ServiceAccountView:
+    """The account ``account_id``, if the actor may revoke its S3 credentials (a person with
+    admin on its project, or an operator)."""
+    return administered_account(
         view,
         ctx,
-        cmd.account_id,
+        account_id,
         "manage S3 credentials",
-        f"manage the S3 credentials of {cmd.account_id}",
+        f"manage the S3 credentials of {account_id}",
     )
+
+
+@decide.register
+def _revoke_s3_credential(cmd: c.RevokeS3Credential, view: LedgerView, ctx: Context) -> list[Event]:
+    account = s3_credentials_manager(view, ctx, cmd.account_id)
     if cmd.access_key_id is not None:
         held = view.s3_credentials_of(account.account_id)
         chosen = [cred for cred in held if cred.access_key_id == cmd.access_key_id]

@@ -19,6 +19,7 @@ from tokenledger.domain.events import (
     MemberRoleChanged,
     ResourceCreated,
     ResourceDeleted,
+    S3CredentialRevoked,
     ServiceAccountCreated,
     ServiceAccountPermissionLevelChanged,
     ServiceAccountPermissionMoved,
@@ -50,6 +51,8 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     """Token ids revoked, the cascade included, in log order."""
     credential_issued: ClientCredentialIssued | None = None
     revoked_client_ids: tuple[str, ...] = ()
+    revoked_access_key_ids: tuple[str, ...] = ()
+    """S3 credentials revoked, by access key id, in log order."""
     resource_created: ResourceCreated | None = None
     resources_deleted: tuple[str, ...] = ()
     """Paths deleted, deepest first."""
@@ -94,6 +97,7 @@ def outcome_of(events: Iterable[Event]) -> Outcome:
     role_change: MemberRoleChanged | None = None
     revoked: list[str] = []
     revoked_clients: list[str] = []
+    revoked_s3: list[str] = []
     deleted: list[str] = []
     removed: list[GrantRemoved] = []
     disabled: list[str] = []
@@ -108,6 +112,8 @@ def outcome_of(events: Iterable[Event]) -> Outcome:
                 credential = event
             case ClientCredentialRevoked():
                 revoked_clients.append(event.client_id)
+            case S3CredentialRevoked():
+                revoked_s3.append(event.access_key_id)
             case ResourceCreated():
                 resource = event
             case ResourceDeleted():
@@ -134,6 +140,7 @@ def outcome_of(events: Iterable[Event]) -> Outcome:
         revoked=tuple(revoked),
         credential_issued=credential,
         revoked_client_ids=tuple(revoked_clients),
+        revoked_access_key_ids=tuple(revoked_s3),
         resource_created=resource,
         resources_deleted=tuple(deleted),
         grants_removed=tuple(removed),

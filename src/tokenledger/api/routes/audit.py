@@ -1,17 +1,21 @@
-"""``/v2/audit``, ``/v2/tokens/{token_id}/explain`` and ``/v2/audit/blast-radius/{token_id}``:
-who did what, when and why, and what a token reached."""
+"""``/v2/audit``, ``/v2/tokens/{token_id}/explain`` and ``/v2/audit/blast-radius/{token_id}``
+(and its ``/revoke``): who did what, when and why, what a token reached, and revoking what of
+it is live."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from tokenledger.api.deps import ERRORS, State, moment
+from tokenledger.api.deps import ERRORS, Correlation, State, command_out, moment, run
+from tokenledger.api.schemas import CommandOut
 from tokenledger.api.security import CurrentActor
+from tokenledger.errors import NotFound
 from tokenledger.projections.audit_queries import AuditEntry, AuditQuery
 
-__all__ = ["router"]
+__all__ = ["RevokeRadiusIn", "router"]
 
 router = APIRouter(tags=["audit"], responses=ERRORS)
 
@@ -83,7 +87,32 @@ def blast_radius(token_id: str, actor: CurrentActor, state: State) -> dict[str, 
     """Everything done through the token, transitively: the tokens and credentials it issued
     (for anyone) or derived and what those reached in turn (``credentials``, each with its
     ``source`` and ``live``), the commands acted through any of them and what they changed
-    (``commands``), and the live tokens (``live_tokens``). To revoke those, give them to
-    ``POST /v2/tokens/revoke`` as ``{"where": {"ids": [...]}}`` (with ``dry_run`` first for
-    the preview). For whoever may see the token, as its story."""
+    (``commands``), and the live ones (``live_tokens``, ``live_credentials``): ``POST
+    .../revoke`` revokes them. For whoever may see the token, as its story."""
     return state.ledger.blast_radius(actor, token_id).to_dict()
+
+
+class RevokeRadiusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+@router.post("/v2/audit/blast-radius/{token_id}/revoke", response_model=CommandOut)
+def revoke_blast_radius(
+    token_id: str,
+    actor: CurrentActor,
+    state: State,
+    correlation: Correlation,
+    response: Response,
+    body: RevokeRadiusIn | None = None,
+) -> CommandOut:
+    """Revoke every live credential of the token's blast radius in one command (one
+    correlation id, all or nothing): its tokens and the tokens derived from them, its client
+    credentials and its S3 credentials. ``?dry_run=true`` answers the events it would append.
+    One the caller may not revoke refuses the whole call (403); nothing live is 404."""
+    found = state.ledger.blast_radius(actor, token_id)
+    command = found.revocation(body.reason if body is not None else None)
+    if command is None:
+        raise NotFound(f"nothing live in the blast radius of {token_id}: nothing to revoke")
+    return command_out(run(state, command, actor, correlation, response))
