@@ -282,6 +282,39 @@ def test_whoever_may_not_see_the_token_is_refused(world: World, who: str) -> Non
     )
 
 
+def test_the_commands_shown_are_only_those_the_caller_may_see_of_the_log(world: World) -> None:
+    """Ann leaves acme (her token is revoked with it) but stays a member of another org: she
+    may still ask her old token's radius, and is shown none of acme's events, not even what
+    the service account's token did there after she left; the operator is shown all."""
+    ledger = world.ledger
+    ledger.execute(c.CreateResource(path="other/docs"), OPERATOR)
+    ledger.execute(c.AddMember(org="other", email=ANN), OPERATOR)
+    ledger.execute(c.SetGrant(principal=ANN, resource="other/docs", level=Level.READ), OPERATOR)
+    world.ids["elsewhere"], world.secrets["elsewhere"] = _issue(
+        ledger, OPERATOR, ANN, "other/docs:read"
+    )
+    ledger.execute(c.RemoveMember(org="acme", email=ANN), OPERATOR)
+    ci = Actor.through_token(CI, world.ids["ci"])
+    world.ids["later"], _ = _issue(
+        ledger,
+        ci,
+        None,
+        "acme/alpha:read",
+        parent_id=world.ids["ci"],
+        expires_in=timedelta(hours=1),
+    )
+
+    root = world.ids["root"]
+    everything = world.cli("audit", "blast-radius", root, who=None)
+    assert "later" in {world.name_of(r["id"]) for r in everything["credentials"]}
+    assert len(everything["commands"]) == 9
+    shown = world.cli("audit", "blast-radius", root, who="elsewhere")
+    assert shown["commands"] == []
+    # The walk is whole all the same: what was reached is listed (and what --revoke takes).
+    assert shown["credentials"] == everything["credentials"]
+    assert world.cli("audit", "--actor", CI, who="elsewhere") == []
+
+
 def test_an_unknown_or_malformed_token_id_is_one_line(world: World) -> None:
     unknown = "tok_" + "0" * 16
     world.refused(3, ["audit", "blast-radius", unknown], "no token", who=None)

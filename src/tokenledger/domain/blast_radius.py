@@ -230,11 +230,16 @@ def blast_radius(
     *,
     acted_through: Callable[[Sequence[str]], Sequence[Acted]],
     issued_through: Callable[[str, str], Sequence[e.Event]],
+    visible: Callable[[e.Event], bool],
 ) -> BlastRadius:
     """The radius of ``root``: ``acted_through(ids)`` gives the events of every command acted
     through any of ``ids``, in log order; ``issued_through(id, principal)`` the issue events
     (``ISSUE_EVENTS``) whose ``issued_by`` is ``id``, among those ``principal`` recorded,
-    in log order (events recorded before the log kept ``via`` are found this way too)."""
+    in log order (events recorded before the log kept ``via`` are found this way too).
+
+    The walk follows every event, so that the credentials reached (and revoked with
+    ``--revoke``) are all of them; the commands shown hold only the events ``visible`` lets
+    the caller see of the log, as an audit search would show them."""
     lookups = _Lookups(view, now)
     reached = {
         root.token_id: _as_reached(root, TOKEN, root.token_id, root.principal, None, "root", now)
@@ -245,6 +250,10 @@ def blast_radius(
     while level and not truncated:
         issued_in: dict[str, list[e.Event]] = {}
         for one in acted_through(level):
+            if isinstance(one.event, ISSUE_EVENTS):
+                issued_in.setdefault(one.via, []).append(one.event)
+            if not visible(one.event):
+                continue
             command = commands.get(one.command_id)
             if command is None:
                 command = commands[one.command_id] = ActedCommand(
@@ -255,8 +264,6 @@ def blast_radius(
                     recorded_at=one.recorded_at,
                 )
             command.changes.append(_change(lookups, one))
-            if isinstance(one.event, ISSUE_EVENTS):
-                issued_in.setdefault(one.via, []).append(one.event)
         derived = lookups.derived([reached[source] for source in level])
         following: list[Reached] = []
         for source in level:
