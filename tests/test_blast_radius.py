@@ -255,6 +255,22 @@ def test_a_walk_past_its_bound_stops_and_says_so(
     assert "(cut short at 3 credentials)" in text.stdout
 
 
+def test_a_walk_cut_short_is_not_revoked_in_part(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the bound, live tokens go unseen (here ``late``, minted last): revoking what was
+    seen would leave them live, and a second run would find nothing left and say so. The
+    revocation is refused whole, and appends nothing."""
+    world.ids["late"], _ = _issue(
+        world.ledger, Actor.through_token(ANN, world.ids["root"]), CI, "acme/alpha:read"
+    )
+    monkeypatch.setattr("tokenledger.domain.blast_radius.MAX_CREDENTIALS", 3)
+    root = world.ids["root"]
+    assert world.cli("audit", "blast-radius", root, who=None)["truncated"] is True
+    for extra in ([], ["--yes"], ["--yes", "--json"]):
+        world.refused(2, ["audit", "blast-radius", root, "--revoke", *extra], "cut short", who=None)
+
+
 def test_tokens_minted_before_the_log_kept_via_are_found_by_issued_by(world: World) -> None:
     # A log recorded before ``via``: the minted tokens and credentials are still found
     # (their issue events name what their issuer acted through), the other commands not.

@@ -181,11 +181,11 @@ def blast_radius_command(
             for line in found.lines():
                 click.echo(line)
         return
+    live = found.revocable_token_ids()
     if not as_json:
         for line in found.lines():
             click.echo(line)
         click.echo("")
-    live = found.live_token_ids
     if not live:
         # Nothing left to revoke is an answer, not an error: a second run ends here.
         if as_json:

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple, Protocol
 
 from tokenledger.domain import events as e
 from tokenledger.domain.model import LedgerView, TokenView
+from tokenledger.errors import ValidationError
 
 __all__ = [
     "ISSUE_EVENTS",
@@ -162,6 +163,21 @@ class BlastRadius:
         """The live tokens of the radius (the root included), by id: what ``--revoke``
         revokes."""
         return sorted(r.credential_id for r in self.credentials if r.kind == TOKEN and r.live)
+
+    def revocable_token_ids(self) -> list[str]:
+        """The live tokens to revoke (``live_token_ids``), when the walk saw all of them.
+
+        A walk cut short leaves tokens unseen (the last reached: often the newest, the live
+        ones of a token that minted one per job for years): revoking the rest
+        would leave those live, and a second run would find nothing left and say so. It is
+        refused (``ValidationError``) rather than done in part."""
+        if self.truncated:
+            raise ValidationError(
+                f"the blast radius of {self.token_id} was cut short at {MAX_CREDENTIALS} "
+                "credentials, so its live tokens are not all known: nothing was revoked; "
+                "revoke by filter ('tokens revoke --where') instead"
+            )
+        return self.live_token_ids
 
     @property
     def live_other_credentials(self) -> list[Reached]:
