@@ -27,7 +27,7 @@ from freezegun.api import FrozenDateTimeFactory
 from helpers import assert_one_line_error, cli_run, tamper
 from tokenledger.api import ApiSettings, create_asgi_app
 from tokenledger.domain import commands as c
-from tokenledger.domain.model import Actor
+from tokenledger.domain.model import AccessVia, Actor
 from tokenledger.domain.permissions import Level
 from tokenledger.service import Ledger
 from tokenledger.service.keys import KeyStore
@@ -253,6 +253,55 @@ def test_a_walk_past_its_bound_stops_and_says_so(
         world.url, "audit", "blast-radius", world.ids["root"], token=world.secrets["root"]
     )
     assert "(cut short at 3 credentials)" in text.stdout
+
+
+def test_an_issuer_trust_made_through_it_is_reached_and_followed(world: World) -> None:
+    """A trust outlives the token that made it: whoever holds ID tokens of the issuer gets
+    the account's access tokens. It is in the radius, live until withdrawn, and what was
+    done through it (its access tokens act ``via`` it) is followed in turn."""
+    ledger = world.ledger
+    made = ledger.execute(
+        c.TrustIssuer(
+            account_id=CI,
+            issuer="https://ci.example",
+            subject="repo:acme/site:*",
+            audience="ledger",
+        ),
+        Actor.through_token(ANN, world.ids["root"]),
+    )
+    trust = made.events[0].trust_id  # type: ignore[attr-defined]
+    exchanged = AccessVia(
+        source=trust,
+        jti="jti-1",
+        grants=(),
+        issued_at=datetime.now(UTC),
+        expires_at=datetime.now(UTC) + timedelta(minutes=5),
+    )
+    ledger.execute(
+        c.RevokeToken(token_id=world.ids["ci"]), Actor.through_access_token(CI, exchanged)
+    )
+    root = world.ids["root"]
+    answer = world.cli("audit", "blast-radius", root, who=None)
+    found = {r["id"]: r for r in answer["credentials"]}
+    assert found[trust]["kind"] == "issuer trust"
+    assert (found[trust]["source"], found[trust]["how"], found[trust]["live"]) == (
+        root,
+        "issued through",
+        True,
+    )
+    assert trust in answer["live_credentials"]
+    through_trust = [command for command in answer["commands"] if command["via"] == trust]
+    assert [change["event_type"] for change in through_trust[0]["changes"]] == [
+        "TokenRevoked",  # ci's token
+        "TokenRevoked",  # and the one derived from it, its cascade
+    ]
+    text = cli_run(world.url, "audit", "blast-radius", root, "--revoke")
+    assert f"issuer trust {trust}" in text.stdout
+
+    ledger.execute(c.UntrustIssuer(account_id=CI, issuer="https://ci.example"), OPERATOR)
+    after = world.cli("audit", "blast-radius", root, who=None)
+    assert trust not in after["live_credentials"]
+    assert {r["id"]: r["live"] for r in after["credentials"]}[trust] is False
 
 
 def test_a_walk_cut_short_is_not_revoked_in_part(

@@ -6,6 +6,8 @@ From the token, the walk follows every credential it reached, breadth first:
 
 * the tokens, client credentials and S3 credentials it issued, for any principal (the
   issue event's ``issued_by`` names it; so does the log's ``via`` for the command);
+* the issuer trusts it created (the log's ``via``): a trust lets an outside issuer's ID
+  tokens be exchanged for a service account's access tokens, so it outlives the token;
 * the tokens derived from it (``parent_id``);
 
 and then, in turn, what each of those reached. Along the way it collects every command the
@@ -48,9 +50,15 @@ ISSUE_EVENTS: tuple[type[e.Event], ...] = (
 #: token that minted thousands) is cut short and said to be.
 MAX_CREDENTIALS = 10_000
 
+#: The events that bring into being something that acts in its own right afterwards:
+#: the credentials issued, and issuer trusts (which name no issuer, and are found by the
+#: log's ``via`` alone).
+REACHING_EVENTS: tuple[type[e.Event], ...] = (*ISSUE_EVENTS, e.IssuerTrusted)
+
 TOKEN = "token"
 CLIENT_CREDENTIAL = "client credential"
 S3_CREDENTIALS = "S3 credentials"
+ISSUER_TRUST = "issuer trust"
 
 
 class _Credential(Protocol):
@@ -81,7 +89,7 @@ class Reached:
 
     credential_id: str
     kind: str
-    """``token``, ``client credential`` or ``S3 credentials``."""
+    """``token``, ``client credential``, ``S3 credentials`` or ``issuer trust``."""
     principal: str
     source: str | None
     """The credential it was reached from (None: the token the radius is of)."""
@@ -181,7 +189,8 @@ class BlastRadius:
 
     @property
     def live_other_credentials(self) -> list[Reached]:
-        """The live client and S3 credentials of the radius (revoked by their own commands)."""
+        """The live client and S3 credentials and issuer trusts of the radius (revoked or
+        withdrawn by their own commands)."""
         return [r for r in self.credentials if r.kind != TOKEN and r.live]
 
     def to_dict(self) -> dict[str, Any]:
@@ -266,7 +275,7 @@ def blast_radius(
     while level and not truncated:
         issued_in: dict[str, list[e.Event]] = {}
         for one in acted_through(level):
-            if isinstance(one.event, ISSUE_EVENTS):
+            if isinstance(one.event, REACHING_EVENTS):
                 issued_in.setdefault(one.via, []).append(one.event)
             if not visible(one.event):
                 continue
@@ -326,6 +335,8 @@ def _issued_ids(issued: Sequence[e.Event]) -> Iterator[tuple[str, str, str]]:
                 yield CLIENT_CREDENTIAL, event.client_id, event.account_id
             case e.S3CredentialIssued():
                 yield S3_CREDENTIALS, event.access_key_id, event.account_id
+            case e.IssuerTrusted():
+                yield ISSUER_TRUST, event.trust_id, event.account_id
 
 
 def _as_reached(
@@ -363,6 +374,7 @@ class _Lookups:
                 TOKEN: self.view.token,
                 CLIENT_CREDENTIAL: self.view.client_credential,
                 S3_CREDENTIALS: self.view.s3_credential,
+                ISSUER_TRUST: self.view.issuer_trust,
             }[kind]
             self._found[credential_id] = look_up(credential_id)
         return self._found[credential_id]
@@ -438,10 +450,20 @@ def _judged(lookups: _Lookups, event: e.Event) -> tuple[str, bool | None]:
             )
         case e.UserDisabled() | e.ServiceAccountDeleted():
             return "account", None
-        case e.TokenIssued() | e.ClientCredentialIssued() | e.S3CredentialIssued():
+        case (
+            e.TokenIssued()
+            | e.ClientCredentialIssued()
+            | e.S3CredentialIssued()
+            | e.IssuerTrusted()
+        ):
             kind, credential_id, _ = next(_issued_ids([event]))
             return "credential", lookups.live(kind, credential_id)
-        case e.TokenRevoked() | e.ClientCredentialRevoked() | e.S3CredentialRevoked():
+        case (
+            e.TokenRevoked()
+            | e.ClientCredentialRevoked()
+            | e.S3CredentialRevoked()
+            | e.IssuerUntrusted()
+        ):
             return "credential", None
     return "other", None
 
