@@ -304,6 +304,34 @@ def test_an_issuer_trust_made_through_it_is_reached_and_followed(world: World) -
     assert {r["id"]: r["live"] for r in after["credentials"]}[trust] is False
 
 
+def test_a_webhook_or_provider_set_through_it_is_judged_live_until_undone(world: World) -> None:
+    """A webhook sends an org's events to whoever made it, and a provider decides who logs
+    in, long after the token is revoked: each is shown live while it stands."""
+    ledger = world.ledger
+    through_root = Actor.through_token(ANN, world.ids["root"])
+    hook = ledger.execute(
+        c.CreateWebhook(org="acme", url="https://hooks.example/in", events=("token.issued",)),
+        through_root,
+    ).events[0]
+    ledger.execute(
+        c.SetIdentityProvider(org="acme", issuer="https://login.evil.example", oidc_client_id="x"),
+        through_root,
+    )
+    root = world.ids["root"]
+    shown = changes(world.cli("audit", "blast-radius", root, who=None))
+    assert shown["WebhookCreated"] == [("webhook", True)]
+    assert shown["IdentityProviderSet"] == [("identity provider", True)]
+
+    ledger.execute(c.DeleteWebhook(webhook_id=hook.webhook_id), OPERATOR)  # type: ignore[attr-defined]
+    ledger.execute(
+        c.SetIdentityProvider(org="acme", issuer="https://login.acme.example", oidc_client_id="x"),
+        OPERATOR,
+    )
+    shown = changes(world.cli("audit", "blast-radius", root, who=None))
+    assert shown["WebhookCreated"] == [("webhook", False)]
+    assert shown["IdentityProviderSet"] == [("identity provider", False)]
+
+
 def test_a_walk_cut_short_is_not_revoked_in_part(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

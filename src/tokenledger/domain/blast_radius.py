@@ -120,7 +120,8 @@ class Change:
     event_type: str
     summary: str
     kind: str
-    """``grant``, ``role``, ``account``, ``credential`` or ``other``."""
+    """``grant``, ``role``, ``account``, ``credential``, ``webhook``, ``identity provider``
+    or ``other``."""
     live: bool | None
     """Whether it still holds (None: not something that can: a removal, a deletion)."""
 
@@ -450,6 +451,28 @@ def _judged(lookups: _Lookups, event: e.Event) -> tuple[str, bool | None]:
             )
         case e.UserDisabled() | e.ServiceAccountDeleted():
             return "account", None
+        # What keeps working for whoever made it after the token is revoked: a webhook sends
+        # an org's events (signed with a secret its maker saw) to its URL; a provider decides
+        # who logs in to the org.
+        case e.WebhookCreated():
+            webhook = view.webhook(event.webhook_id)
+            return "webhook", webhook is not None and not webhook.deleted
+        case e.WebhookSecretRotated():  # its maker knows the secret until the next rotation
+            webhook = view.webhook(event.webhook_id)
+            return "webhook", (
+                webhook is not None
+                and not webhook.deleted
+                and webhook.secret_generation == event.generation
+            )
+        case e.WebhookDeleted():
+            return "webhook", None
+        case e.IdentityProviderSet():
+            provider = view.identity_provider(event.org)
+            return "identity provider", (
+                provider is not None
+                and (provider.issuer, provider.oidc_client_id)
+                == (event.issuer, event.oidc_client_id)
+            )
         case (
             e.TokenIssued()
             | e.ClientCredentialIssued()
