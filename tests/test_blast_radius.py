@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic import command as migration
+from alembic.config import Config
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
@@ -32,6 +35,8 @@ from tokenledger.domain.permissions import Level
 from tokenledger.service import Ledger
 from tokenledger.service.keys import KeyStore
 from tokenledger.store import open_event_store
+from tokenledger.store.engine import WRITE_OPTION
+from tokenledger.store.migrate import migrations_dir
 
 OPERATOR = Actor.operator("root")
 ANN = "ann@acme.io"
@@ -346,6 +351,24 @@ def test_a_walk_cut_short_is_not_revoked_in_part(
     assert world.cli("audit", "blast-radius", root, who=None)["truncated"] is True
     for extra in ([], ["--yes"], ["--yes", "--json"]):
         world.refused(2, ["audit", "blast-radius", root, "--revoke", *extra], "cut short", who=None)
+
+
+def test_a_log_that_records_via_is_not_migrated_below_it(world: World) -> None:
+    """The chain covers ``via``: dropping the column would break it, so the downgrade past
+    the revision that added it is refused, and the log stays as it was and verifies."""
+    store = world.ledger.store
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    with (
+        store.engine.connect().execution_options(**{WRITE_OPTION: True}) as connection,
+        connection.begin(),
+    ):
+        config.attributes["connection"] = connection
+        with pytest.raises(RuntimeError, match="break the chain"):
+            migration.downgrade(config, "0015")
+    columns = {column["name"] for column in sa.inspect(store.engine).get_columns("events")}
+    assert "via" in columns
+    assert store.verify_chain().ok
 
 
 def test_tokens_minted_before_the_log_kept_via_are_found_by_issued_by(world: World) -> None:
