@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic import command as migration
+from alembic.config import Config
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
@@ -28,12 +31,14 @@ from freezegun.api import FrozenDateTimeFactory
 from helpers import assert_one_line_error, cli_run, tamper
 from tokenledger.api import ApiSettings, create_asgi_app
 from tokenledger.domain import commands as c
-from tokenledger.domain.model import Actor
+from tokenledger.domain.model import AccessVia, Actor
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import LedgerError
 from tokenledger.service import Ledger
 from tokenledger.service.keys import KeyStore
 from tokenledger.store import open_event_store
+from tokenledger.store.engine import WRITE_OPTION
+from tokenledger.store.migrate import migrations_dir
 
 OPERATOR = Actor.operator("root")
 ANN = "ann@acme.io"
@@ -265,6 +270,117 @@ def test_a_walk_past_its_bound_stops_and_says_so(
     assert "(cut short at 3 credentials)" in text.stdout
 
 
+def test_an_issuer_trust_made_through_it_is_reached_and_followed(world: World) -> None:
+    """A trust outlives the token that made it: whoever holds ID tokens of the issuer gets
+    the account's access tokens. It is in the radius, live until withdrawn, and what was
+    done through it (its access tokens act ``via`` it) is followed in turn."""
+    ledger = world.ledger
+    made = ledger.execute(
+        c.TrustIssuer(
+            account_id=CI,
+            issuer="https://ci.example",
+            subject="repo:acme/site:*",
+            audience="ledger",
+        ),
+        Actor.through_token(ANN, world.ids["root"]),
+    )
+    trust = made.events[0].trust_id  # type: ignore[attr-defined]
+    exchanged = AccessVia(
+        source=trust,
+        jti="jti-1",
+        grants=(),
+        issued_at=datetime.now(UTC),
+        expires_at=datetime.now(UTC) + timedelta(minutes=5),
+    )
+    ledger.execute(
+        c.RevokeToken(token_id=world.ids["ci"]), Actor.through_access_token(CI, exchanged)
+    )
+    root = world.ids["root"]
+    answer = world.cli("audit", "blast-radius", root, who=None)
+    found = {r["id"]: r for r in answer["credentials"]}
+    assert found[trust]["kind"] == "issuer trust"
+    assert (found[trust]["source"], found[trust]["how"], found[trust]["live"]) == (
+        root,
+        "issued through",
+        True,
+    )
+    assert trust in answer["live_credentials"]
+    through_trust = [command for command in answer["commands"] if command["via"] == trust]
+    assert [change["event_type"] for change in through_trust[0]["changes"]] == [
+        "TokenRevoked",  # ci's token
+        "TokenRevoked",  # and the one derived from it, its cascade
+    ]
+    text = cli_run(world.url, "audit", "blast-radius", root, "--revoke")
+    assert f"issuer trust {trust}" in text.stdout
+
+    ledger.execute(c.UntrustIssuer(account_id=CI, issuer="https://ci.example"), OPERATOR)
+    after = world.cli("audit", "blast-radius", root, who=None)
+    assert trust not in after["live_credentials"]
+    assert {r["id"]: r["live"] for r in after["credentials"]}[trust] is False
+
+
+def test_a_webhook_or_provider_set_through_it_is_judged_live_until_undone(world: World) -> None:
+    """A webhook sends an org's events to whoever made it, and a provider decides who logs
+    in, long after the token is revoked: each is shown live while it stands."""
+    ledger = world.ledger
+    through_root = Actor.through_token(ANN, world.ids["root"])
+    hook = ledger.execute(
+        c.CreateWebhook(org="acme", url="https://hooks.example/in", events=("token.issued",)),
+        through_root,
+    ).events[0]
+    ledger.execute(
+        c.SetIdentityProvider(org="acme", issuer="https://login.evil.example", oidc_client_id="x"),
+        through_root,
+    )
+    root = world.ids["root"]
+    shown = changes(world.cli("audit", "blast-radius", root, who=None))
+    assert shown["WebhookCreated"] == [("webhook", True)]
+    assert shown["IdentityProviderSet"] == [("identity provider", True)]
+
+    ledger.execute(c.DeleteWebhook(webhook_id=hook.webhook_id), OPERATOR)  # type: ignore[attr-defined]
+    ledger.execute(
+        c.SetIdentityProvider(org="acme", issuer="https://login.acme.example", oidc_client_id="x"),
+        OPERATOR,
+    )
+    shown = changes(world.cli("audit", "blast-radius", root, who=None))
+    assert shown["WebhookCreated"] == [("webhook", False)]
+    assert shown["IdentityProviderSet"] == [("identity provider", False)]
+
+
+def test_a_walk_cut_short_is_not_revoked_in_part(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the bound, live tokens go unseen (here ``late``, minted last): revoking what was
+    seen would leave them live, and a second run would find nothing left and say so. The
+    revocation is refused whole, and appends nothing."""
+    world.ids["late"], _ = _issue(
+        world.ledger, Actor.through_token(ANN, world.ids["root"]), CI, "acme/alpha:read"
+    )
+    monkeypatch.setattr("tokenledger.domain.blast_radius.MAX_CREDENTIALS", 3)
+    root = world.ids["root"]
+    assert world.cli("audit", "blast-radius", root, who=None)["truncated"] is True
+    for extra in ([], ["--yes"], ["--yes", "--json"]):
+        world.refused(2, ["audit", "blast-radius", root, "--revoke", *extra], "cut short", who=None)
+
+
+def test_a_log_that_records_via_is_not_migrated_below_it(world: World) -> None:
+    """The chain covers ``via``: dropping the column would break it, so the downgrade past
+    the revision that added it is refused, and the log stays as it was and verifies."""
+    store = world.ledger.store
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    with (
+        store.engine.connect().execution_options(**{WRITE_OPTION: True}) as connection,
+        connection.begin(),
+    ):
+        config.attributes["connection"] = connection
+        with pytest.raises(RuntimeError, match="break the chain"):
+            migration.downgrade(config, "0015")
+    columns = {column["name"] for column in sa.inspect(store.engine).get_columns("events")}
+    assert "via" in columns
+    assert store.verify_chain().ok
+
+
 def test_tokens_minted_before_the_log_kept_via_are_found_by_issued_by(world: World) -> None:
     # A log recorded before ``via``: the minted tokens and credentials are still found
     # (their issue events name what their issuer acted through), the other commands not.
@@ -290,6 +406,39 @@ def test_whoever_may_not_see_the_token_is_refused(world: World, who: str) -> Non
     world.refused(
         4, ["audit", "blast-radius", world.ids["root"], "--revoke", "--yes"], "may not", who=who
     )
+
+
+def test_the_commands_shown_are_only_those_the_caller_may_see_of_the_log(world: World) -> None:
+    """Ann leaves acme (her token is revoked with it) but stays a member of another org: she
+    may still ask her old token's radius, and is shown none of acme's events, not even what
+    the service account's token did there after she left; the operator is shown all."""
+    ledger = world.ledger
+    ledger.execute(c.CreateResource(path="other/docs"), OPERATOR)
+    ledger.execute(c.AddMember(org="other", email=ANN), OPERATOR)
+    ledger.execute(c.SetGrant(principal=ANN, resource="other/docs", level=Level.READ), OPERATOR)
+    world.ids["elsewhere"], world.secrets["elsewhere"] = _issue(
+        ledger, OPERATOR, ANN, "other/docs:read"
+    )
+    ledger.execute(c.RemoveMember(org="acme", email=ANN), OPERATOR)
+    ci = Actor.through_token(CI, world.ids["ci"])
+    world.ids["later"], _ = _issue(
+        ledger,
+        ci,
+        None,
+        "acme/alpha:read",
+        parent_id=world.ids["ci"],
+        expires_in=timedelta(hours=1),
+    )
+
+    root = world.ids["root"]
+    everything = world.cli("audit", "blast-radius", root, who=None)
+    assert "later" in {world.name_of(r["id"]) for r in everything["credentials"]}
+    assert len(everything["commands"]) == 10  # the world's commands through the radius
+    shown = world.cli("audit", "blast-radius", root, who="elsewhere")
+    assert shown["commands"] == []
+    # The walk is whole all the same: what was reached is listed (and what --revoke takes).
+    assert shown["credentials"] == everything["credentials"]
+    assert world.cli("audit", "--actor", CI, who="elsewhere") == []
 
 
 def test_an_unknown_or_malformed_token_id_is_one_line(world: World) -> None:

@@ -666,3 +666,40 @@ def test_a_call_that_does_not_honour_a_dry_run_changes_nothing(api: Api) -> None
         made = client.post("/v2/direct")
         assert made.json() == {"appended": 1}
     assert ledger.store.head().position == head + 1
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ("dry_run", "expected true or false"),
+        ("dry_run=", "expected true or false"),
+        ("dry_run=true&dry_run=false", "more than once"),
+        ("dry_run=false&dry_run=true", "more than once"),
+        ("dry-run=true", "dry-run"),
+        ("DRY_RUN=true", "DRY_RUN"),
+        ("Dry_Run=1", "Dry_Run"),
+    ],
+)
+def test_http_a_dry_run_asked_for_unclearly_is_refused_and_changes_nothing(
+    api: Api, query: str, fragment: str
+) -> None:
+    """A bare or empty ``dry_run``, one given twice or a misspelt name might be meant as a dry
+    run: each is refused (400), never taken for the call itself."""
+    head = api.ledger.store.head().position
+    made = api.client.post(f"/v2/resources?{query}", json={"path": "acme/gamma"}, headers=api.admin)
+    assert made.status_code == 400, made.text
+    assert made.json()["error"] == "invalid_request"
+    assert fragment in made.json()["error_description"]
+    assert "\n" not in made.json()["error_description"]
+    assert api.ledger.store.head().position == head
+
+
+@pytest.mark.parametrize("value", ["TRUE", "1", "yes", " true "])
+def test_http_dry_run_accepts_each_spelling_of_true(api: Api, value: str) -> None:
+    head = api.ledger.store.head().position
+    dry = api.client.post(
+        "/v2/resources", params={"dry_run": value}, json={"path": "acme/gamma"}, headers=api.admin
+    )
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["dry_run"] is True
+    assert api.ledger.store.head().position == head

@@ -31,6 +31,19 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The hash chain covers ``via`` wherever an event has one: dropping the column would
+    # leave every such event failing verification, a log that can no longer be told from a
+    # tampered one. Only a log whose events have none goes back.
+    recorded = op.get_bind().execute(
+        sa.text("SELECT position FROM events WHERE via IS NOT NULL ORDER BY position LIMIT 1")
+    )
+    first = recorded.scalar()
+    if first is not None:
+        raise RuntimeError(
+            f"events from position {first} on record what their command acted through (via), "
+            "which the hash chain covers: dropping it would break the chain; restore a backup "
+            "taken before this revision instead"
+        )
     op.drop_index("ix_events_via", table_name="events")
     # SQLite drops an unindexed column in place (3.35 on): no table copy, which would lose
     # the log's triggers.

@@ -38,7 +38,7 @@ _NO_DRY_RUN_PREFIX = "/oauth2/"
 #: The protocol endpoint that changes nothing, answered as usual.
 _INTROSPECTION = "/oauth2/introspect"
 
-_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no", ""})
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 
 _requested: ContextVar[bool] = ContextVar("tokenledger_dry_run", default=False)
 
@@ -56,6 +56,33 @@ def _refusal(description: str) -> JSONResponse:
     )
 
 
+def _dry_run_asked(parameters: list[tuple[str, str]]) -> bool:
+    """Whether the query asks for a dry run; ``ValueError`` when it cannot be told for sure.
+
+    Each doubt is refused rather than resolved to "run it": a bare ``?dry_run``, a value given
+    twice, or the name misspelt (``dry-run``, ``DRY_RUN``) would otherwise make the very
+    change its caller meant only to preview."""
+    values = [value for name, value in parameters if name == DRY_RUN_PARAMETER]
+    misspelt = sorted(
+        {
+            name
+            for name, _ in parameters
+            if name != DRY_RUN_PARAMETER
+            and name.strip().lower().replace("-", "_") == DRY_RUN_PARAMETER
+        }
+    )
+    if misspelt:
+        raise ValueError(f"unknown parameter {misspelt[0]}: write dry_run=true")
+    if not values:
+        return False
+    if len(values) > 1:
+        raise ValueError("dry_run: given more than once")
+    text = values[0].strip().lower()
+    if text not in _TRUE | _FALSE:
+        raise ValueError("dry_run: expected true or false")
+    return text in _TRUE
+
+
 class DryRunMiddleware:
     """Reads ``dry_run`` from the query string and holds it for the request's routes."""
 
@@ -67,16 +94,12 @@ class DryRunMiddleware:
             await self.app(scope, receive, send)
             return
         query = scope.get("query_string", b"").decode("latin-1")
-        values = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == DRY_RUN_PARAMETER]
-        if not values:
-            await self.app(scope, receive, send)
-            return
-        text = values[-1].strip().lower()
-        if text not in _TRUE | _FALSE:
-            answer = _refusal("dry_run: expected true or false")
+        try:
+            dry_run = _dry_run_asked(parse_qsl(query, keep_blank_values=True))
+        except ValueError as refused:
+            answer = _refusal(str(refused))
             await answer(scope, receive, send)
             return
-        dry_run = text in _TRUE
         path = scope["path"]
         if dry_run and path.startswith(_NO_DRY_RUN_PREFIX) and path != _INTROSPECTION:
             answer = _refusal("dry_run is not offered by the OAuth 2.0 protocol endpoints")

@@ -16,6 +16,7 @@ from tokenledger.cli.output import echo_json, format_timestamp, json_line
 from tokenledger.errors import ValidationError
 
 if TYPE_CHECKING:
+    from tokenledger.domain import commands as c
     from tokenledger.domain.blast_radius import BlastRadius
     from tokenledger.domain.outcome import Outcome
     from tokenledger.projections.audit_queries import AuditEntry
@@ -183,19 +184,24 @@ def blast_radius_command(
             for line in found.lines():
                 click.echo(line)
         return
+    # Refused before anything is shown when the walk was cut short (nothing revoked in part).
+    command = found.revocation(reason)
     if not as_json:  # the radius first, then what revoking it does
         for line in found.lines():
             click.echo(line)
         click.echo("")
-    _revoke_radius(obj, found, reason, yes, as_json)
+    _revoke_radius(obj, found, command, yes, as_json)
 
 
 def _revoke_radius(
-    obj: CliContext, found: BlastRadius, reason: str | None, yes: bool, as_json: bool
+    obj: CliContext,
+    found: BlastRadius,
+    command: c.RevokeCredentials | None,
+    yes: bool,
+    as_json: bool,
 ) -> None:
     """``--revoke``: the preview (without ``yes``), the dry run or the revocation."""
     ledger = obj.ledger()
-    command = found.revocation(reason)
     if command is None:
         # Nothing left to revoke is an answer, not an error: a second run ends here.
         if as_json:

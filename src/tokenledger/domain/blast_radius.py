@@ -6,6 +6,8 @@ From the token, the walk follows every credential it reached, breadth first:
 
 * the tokens, client credentials and S3 credentials it issued, for any principal (the
   issue event's ``issued_by`` names it; so does the log's ``via`` for the command);
+* the issuer trusts it created (the log's ``via``): a trust lets an outside issuer's ID
+  tokens be exchanged for a service account's access tokens, so it outlives the token;
 * the tokens derived from it (``parent_id``);
 
 and then, in turn, what each of those reached. Along the way it collects every command the
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from tokenledger.domain import events as e
 from tokenledger.domain.model import LedgerView, TokenView
+from tokenledger.errors import ValidationError
 
 if TYPE_CHECKING:
     from tokenledger.domain import commands as c
@@ -50,9 +53,15 @@ ISSUE_EVENTS: tuple[type[e.Event], ...] = (
 #: token that minted thousands) is cut short and said to be.
 MAX_CREDENTIALS = 10_000
 
+#: The events that bring into being something that acts in its own right afterwards:
+#: the credentials issued, and issuer trusts (which name no issuer, and are found by the
+#: log's ``via`` alone).
+REACHING_EVENTS: tuple[type[e.Event], ...] = (*ISSUE_EVENTS, e.IssuerTrusted)
+
 TOKEN = "token"
 CLIENT_CREDENTIAL = "client credential"
 S3_CREDENTIALS = "S3 credentials"
+ISSUER_TRUST = "issuer trust"
 
 
 class _Credential(Protocol):
@@ -83,7 +92,7 @@ class Reached:
 
     credential_id: str
     kind: str
-    """``token``, ``client credential`` or ``S3 credentials``."""
+    """``token``, ``client credential``, ``S3 credentials`` or ``issuer trust``."""
     principal: str
     source: str | None
     """The credential it was reached from (None: the token the radius is of)."""
@@ -114,7 +123,8 @@ class Change:
     event_type: str
     summary: str
     kind: str
-    """``grant``, ``role``, ``account``, ``credential`` or ``other``."""
+    """``grant``, ``role``, ``account``, ``credential``, ``webhook``, ``identity provider``
+    or ``other``."""
     live: bool | None
     """Whether it still holds (None: not something that can: a removal, a deletion)."""
 
@@ -167,7 +177,7 @@ class BlastRadius:
 
     @property
     def live_other_credentials(self) -> list[Reached]:
-        """The live client and S3 credentials of the radius."""
+        """The live client and S3 credentials and issuer trusts of the radius."""
         return [r for r in self.credentials if r.kind != TOKEN and r.live]
 
     def _live_ids(self, kind: str) -> list[str]:
@@ -176,8 +186,20 @@ class BlastRadius:
     def revocation(self, reason: str | None) -> c.RevokeCredentials | None:
         """The command revoking every live credential of the radius (``--revoke``): its
         tokens (and the tokens derived from them), client credentials and S3 credentials,
-        all in one; None when nothing in it is live."""
+        all in one; None when nothing in it is live.
+
+        A walk cut short leaves credentials unseen (the last reached: often the newest, the
+        live ones of a token that minted one per job for years): revoking the rest would
+        leave those live, and a second run would find nothing left and say so. It is refused
+        (``ValidationError``) rather than done in part."""
         from tokenledger.domain import commands as c  # pydantic loads with a command only
+
+        if self.truncated:
+            raise ValidationError(
+                f"the blast radius of {self.token_id} was cut short at {MAX_CREDENTIALS} "
+                "credentials, so its live ones are not all known: nothing was revoked; "
+                "revoke by filter ('tokens revoke --where') instead"
+            )
 
         ids = {
             "token_ids": self._live_ids(TOKEN),
@@ -250,11 +272,16 @@ def blast_radius(
     *,
     acted_through: Callable[[Sequence[str]], Sequence[Acted]],
     issued_through: Callable[[str, str], Sequence[e.Event]],
+    visible: Callable[[e.Event], bool],
 ) -> BlastRadius:
     """The radius of ``root``: ``acted_through(ids)`` gives the events of every command acted
     through any of ``ids``, in log order; ``issued_through(id, principal)`` the issue events
     (``ISSUE_EVENTS``) whose ``issued_by`` is ``id``, among those ``principal`` recorded,
-    in log order (events recorded before the log kept ``via`` are found this way too)."""
+    in log order (events recorded before the log kept ``via`` are found this way too).
+
+    The walk follows every event, so that the credentials reached (and revoked with
+    ``--revoke``) are all of them; the commands shown hold only the events ``visible`` lets
+    the caller see of the log, as an audit search would show them."""
     lookups = _Lookups(view, now)
     reached = {
         root.token_id: _as_reached(root, TOKEN, root.token_id, root.principal, None, "root", now)
@@ -265,6 +292,10 @@ def blast_radius(
     while level and not truncated:
         issued_in: dict[str, list[e.Event]] = {}
         for one in acted_through(level):
+            if isinstance(one.event, REACHING_EVENTS):
+                issued_in.setdefault(one.via, []).append(one.event)
+            if not visible(one.event):
+                continue
             command = commands.get(one.command_id)
             if command is None:
                 command = commands[one.command_id] = ActedCommand(
@@ -275,8 +306,6 @@ def blast_radius(
                     recorded_at=one.recorded_at,
                 )
             command.changes.append(_change(lookups, one))
-            if isinstance(one.event, ISSUE_EVENTS):
-                issued_in.setdefault(one.via, []).append(one.event)
         derived = lookups.derived([reached[source] for source in level])
         following: list[Reached] = []
         for source in level:
@@ -323,6 +352,8 @@ def _issued_ids(issued: Sequence[e.Event]) -> Iterator[tuple[str, str, str]]:
                 yield CLIENT_CREDENTIAL, event.client_id, event.account_id
             case e.S3CredentialIssued():
                 yield S3_CREDENTIALS, event.access_key_id, event.account_id
+            case e.IssuerTrusted():
+                yield ISSUER_TRUST, event.trust_id, event.account_id
 
 
 def _as_reached(
@@ -360,6 +391,7 @@ class _Lookups:
                 TOKEN: self.view.token,
                 CLIENT_CREDENTIAL: self.view.client_credential,
                 S3_CREDENTIALS: self.view.s3_credential,
+                ISSUER_TRUST: self.view.issuer_trust,
             }[kind]
             self._found[credential_id] = look_up(credential_id)
         return self._found[credential_id]
@@ -435,10 +467,42 @@ def _judged(lookups: _Lookups, event: e.Event) -> tuple[str, bool | None]:
             )
         case e.UserDisabled() | e.ServiceAccountDeleted():
             return "account", None
-        case e.TokenIssued() | e.ClientCredentialIssued() | e.S3CredentialIssued():
+        # What keeps working for whoever made it after the token is revoked: a webhook sends
+        # an org's events (signed with a secret its maker saw) to its URL; a provider decides
+        # who logs in to the org.
+        case e.WebhookCreated():
+            webhook = view.webhook(event.webhook_id)
+            return "webhook", webhook is not None and not webhook.deleted
+        case e.WebhookSecretRotated():  # its maker knows the secret until the next rotation
+            webhook = view.webhook(event.webhook_id)
+            return "webhook", (
+                webhook is not None
+                and not webhook.deleted
+                and webhook.secret_generation == event.generation
+            )
+        case e.WebhookDeleted():
+            return "webhook", None
+        case e.IdentityProviderSet():
+            provider = view.identity_provider(event.org)
+            return "identity provider", (
+                provider is not None
+                and (provider.issuer, provider.oidc_client_id)
+                == (event.issuer, event.oidc_client_id)
+            )
+        case (
+            e.TokenIssued()
+            | e.ClientCredentialIssued()
+            | e.S3CredentialIssued()
+            | e.IssuerTrusted()
+        ):
             kind, credential_id, _ = next(_issued_ids([event]))
             return "credential", lookups.live(kind, credential_id)
-        case e.TokenRevoked() | e.ClientCredentialRevoked() | e.S3CredentialRevoked():
+        case (
+            e.TokenRevoked()
+            | e.ClientCredentialRevoked()
+            | e.S3CredentialRevoked()
+            | e.IssuerUntrusted()
+        ):
             return "credential", None
     return "other", None
 

@@ -84,9 +84,10 @@ def explain_token(reader: Reader, actor: Actor, token_id: str) -> Explanation:
 
 def blast_radius(reader: Reader, actor: Actor, token_id: str) -> radius.BlastRadius:
     """Everything done through a token, transitively (``domain.blast_radius``), for whoever
-    may see the token (as its story, ``explain_token``)."""
+    may see the token (as its story, ``explain_token``); of the commands acted through it,
+    the events the caller may see of the log (``visible_events``)."""
     queries.get_token(reader, actor, token_id)
-    with reader.view() as view:
+    with visible_events(reader, actor) as may_see_it, reader.view() as view:
         root = view.token(token_id)
         if root is None:  # seen a moment ago, and tokens are never deleted: for the type checker
             raise NotFound(f"no token {token_id}")
@@ -96,6 +97,7 @@ def blast_radius(reader: Reader, actor: Actor, token_id: str) -> radius.BlastRad
             reader.now(),
             acted_through=lambda ids: audit_queries.acted_through(view.connection, ids),
             issued_through=audit_queries.IssuedThrough(view.connection),
+            visible=may_see_it,
         )
 
 
