@@ -50,6 +50,11 @@ class PageFold(Writes):
         # Per table: keys whose operations go to SQL (their row may predate the page).
         self._elsewhere: dict[sa.Table, set[Any]] = {}
         self._rest = BufferedWrites(connection, self.backend)
+        # Per table of intervals: the open row this page created for each fact, by its key;
+        # and the closes of rows from earlier pages, run before the new rows are loaded so
+        # that they reach only those.
+        self._open: dict[sa.Table, dict[Any, Any]] = {}
+        self._closes = BufferedWrites(connection, self.backend)
 
     def insert_if_absent(self, table: sa.Table, rows: Iterable[Row]) -> None:
         created = self._created.setdefault(table, {})
@@ -61,6 +66,9 @@ class PageFold(Writes):
                 self._rest.insert_if_absent(table, [row])
             elif key not in created:
                 created[key] = row
+                interval_key = table.info.get("interval_key")
+                if interval_key is not None and row.get("to_position") is None:
+                    self._open.setdefault(table, {})[itemgetter(*interval_key)(row)] = key
 
     def upsert(self, table: sa.Table, row: Row) -> None:
         key = _key_of(table)(row)
@@ -102,14 +110,30 @@ class PageFold(Writes):
         self._send_elsewhere(table, key)
         self._rest.delete(table, where)
 
+    def close_interval(self, table: sa.Table, key: Row, ended: Row) -> None:
+        fact = itemgetter(*table.info["interval_key"])(key)
+        opened = self._open.get(table, {})
+        created_key = opened.get(fact)
+        if created_key is None:
+            self._closes.close_interval(table, key, ended)
+            return
+        created = self._created[table]
+        row = created[created_key]
+        if row["from_position"] < ended["to_position"]:
+            created[created_key] = {**row, **ended}
+            del opened[fact]
+
     def flush(self) -> None:
-        """Load the new rows, then run the operations on older rows."""
+        """Close the older intervals, load the new rows, then run the operations on older
+        rows."""
+        self._closes.flush()
         for table, created in self._created.items():
             if created:
                 _load(self.connection, self.backend, table, created.values())
         self._rest.flush()
         self._created.clear()
         self._elsewhere.clear()
+        self._open.clear()
 
     def _send_elsewhere(self, table: sa.Table, key: Any) -> None:
         self._elsewhere.setdefault(table, set()).add(key)
