@@ -2,10 +2,12 @@
 fold of the log's prefix, at random moments of random histories, on SQLite and PostgreSQL.
 
 The histories are the state machine's (every command, valid and invalid, with time passing:
-tests/test_state_machine.py); after each step a random moment of the log so far is asked
+tests/test_state_machine.py); between steps a random moment of the log so far is asked
 about: every token's answer (``tokens verify --at``, with and without a resource) and every
 principal's tokens as listed then (``tokens list --all --at``) must be exactly what folding
-the log up to that moment (``projections.history.state_at``) gives.
+the log up to that moment (``projections.history.state_at``) gives; and a random window:
+the tokens usable during it (``tokens live``) must be those the fold finds usable at one of
+its moments.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from hypothesis.stateful import rule, run_state_machine_as_test
 
 from test_state_machine import OPERATOR, LedgerMachine
 from tokenledger.domain import commands as c
-from tokenledger.domain.authority import as_listed, verify_secret
+from tokenledger.domain.authority import as_listed, judge_token, verify_secret
 from tokenledger.domain.model import is_role_principal
 from tokenledger.domain.permissions import Level
 from tokenledger.projections.history import state_at
@@ -74,6 +76,31 @@ class TemporalMachine(LedgerMachine):
         for principal in principals:
             listed = self.ledger.tokens_of(OPERATOR, principal, include_inactive=True, at=moment)
             assert listed == as_listed(folded.tokens_of(principal), folded), (principal, moment)
+
+    @rule(
+        first=st.integers(min_value=0, max_value=10_000),
+        length=st.integers(min_value=1, max_value=6),
+        offset=st.sampled_from(OFFSETS),
+    )
+    def ask_a_window(self, first: int, length: int, offset: timedelta) -> None:
+        """``tokens live``: a token is listed exactly when the fold finds it usable at the
+        window's start or at some moment inside it when the log changed."""
+        moments = self._moments()
+        start = max(moments[first % len(moments)] + offset, moments[0])
+        later = [m for m in moments if m > start][:length]
+        end = min(later[-1] if later else start + timedelta(minutes=5), self.ledger.now())
+        if end <= start:
+            return
+        expected: set[str] = set()
+        for moment in [start, *(m for m in moments if start < m <= end)]:
+            folded, _ = state_at(self.ledger.store, moment)
+            expected |= {
+                token.token_id
+                for token in folded.tokens.values()
+                if judge_token(folded, token, moment).usable
+            }
+        found = self.ledger.live_tokens(OPERATOR, start, end)
+        assert {live.token.token_id for live in found} == expected, (start, end)
 
 
 def run_machine(new_url: Callable[[], str], examples: int, steps: int) -> None:

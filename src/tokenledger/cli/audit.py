@@ -146,3 +146,13 @@ def _write(stream: IO[str], entries: Iterable[AuditEntry], output_format: str, s
     for entry in entries:
         document = cloudevent(entry, source) if output_format == "cloudevents" else entry.to_dict()
         stream.write(json_line(document).decode() + "\n")
+
+
+def _add_who_can() -> None:
+    """``audit who-can`` (cli/temporal.py): who could act on a resource at a moment."""
+    from tokenledger.cli.temporal import who_can_command
+
+    audit.add_command(who_can_command)
+
+
+_add_who_can()

@@ -73,7 +73,9 @@ __all__ = [
     "authorise_role_management",
     "authorise_session_management",
     "authorise_token_management",
+    "authorise_token_window",
     "authorise_webhook_management",
+    "authorise_who_can",
     "client_credential_refusal",
     "credential_as_listed",
     "event_orgs",
@@ -885,6 +887,33 @@ def require_token_access(
     if actor.principal == principal:
         return
     _require_account_admin(view, actor, principal, now, f"see the tokens of {principal}")
+
+
+def authorise_who_can(view: LedgerView, actor: Actor, resource: str, now: datetime) -> None:
+    """Who could act on a resource (``audit who-can``) is seen as the audit trail of its org
+    is: by an operator and whoever may read the whole org (its admins and auditors)."""
+    require_reader(view, actor, org_of(resource), now, f"see who can act on {resource}")
+
+
+def authorise_token_window(
+    view: LedgerView,
+    actor: Actor,
+    principal: str | None,
+    resource: str | None,
+    now: datetime,
+) -> None:
+    """Which tokens were usable during a window (``tokens live``): a principal's are seen as
+    its token list is (``require_token_access``), those on a resource as who could act on
+    it is (``authorise_who_can``); every token of the ledger only by an operator."""
+    if principal is not None:
+        require_principal_visible(view, actor, principal, now)
+        require_token_access(view, actor, principal, now)
+    if resource is not None:
+        authorise_who_can(view, actor, resource, now)
+    if principal is None and resource is None:
+        require_operator(
+            actor, "see every token usable during a window: give a principal or a resource"
+        )
 
 
 def _require_role_key_access(

@@ -52,7 +52,7 @@ from tokenledger.projections.schema import (
 from tokenledger.store import EventStore
 from tokenledger.store.schema import events
 
-__all__ = ["TemporalView", "holds", "view_at"]
+__all__ = ["TemporalView", "holds", "view_at", "view_on"]
 
 _grants_decoder = msgspec.json.Decoder(tuple[Grant, ...])
 
@@ -310,9 +310,14 @@ class TemporalView:
 def view_at(store: EventStore, moment: datetime) -> Iterator[TemporalView]:
     """The ledger as it stood at ``moment``: at the last position recorded at or before it
     (0, nothing at all, when the log starts later)."""
-    moment = ensure_utc(moment)
     with store.engine.connect() as connection:
-        position = connection.execute(
-            sa.select(sa.func.max(events.c.position)).where(events.c.recorded_at <= moment)
-        ).scalar_one_or_none()
-        yield TemporalView(connection, int(position or 0), moment)
+        yield view_on(connection, moment)
+
+
+def view_on(connection: Connection, moment: datetime) -> TemporalView:
+    """``view_at`` on a connection of the caller's."""
+    moment = ensure_utc(moment)
+    position = connection.execute(
+        sa.select(sa.func.max(events.c.position)).where(events.c.recorded_at <= moment)
+    ).scalar_one_or_none()
+    return TemporalView(connection, int(position or 0), moment)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+import msgspec
 from fastapi import APIRouter, Query
 
 from tokenledger.api.deps import ERRORS, State, moment
+from tokenledger.api.routes.tokens import level_param
 from tokenledger.api.security import CurrentActor
 from tokenledger.projections.audit_queries import AuditEntry, AuditQuery
+from tokenledger.store.chain import format_timestamp
 
 __all__ = ["router"]
 
@@ -74,4 +78,25 @@ def explain(token_id: str, actor: CurrentActor, state: State) -> dict[str, Any]:
         "story": [entry_out(entry) for entry in explanation.story],
         "revocation": entry_out(revocation) if revocation is not None else None,
         "root_cause": entry_out(cause) if cause is not None else None,
+    }
+
+
+@router.get("/v2/audit/who-can", response_model=dict[str, Any])
+def who_can(
+    actor: CurrentActor,
+    state: State,
+    resource: str = Query(max_length=400, description="A resource path."),
+    level: str = Query(max_length=100, description="read, append, write or admin."),
+    at: str | None = Query(default=None, max_length=64, description="ISO 8601; default now."),
+) -> dict[str, Any]:
+    """Every principal and every usable token that could do ``level`` on ``resource`` at
+    ``at`` (now by default), each with the grant path that allows it, as ``tokenledger
+    audit who-can``: for an operator and whoever may read the resource's whole org."""
+    when = moment(at, "at")
+    answer, position = state.ledger.who_can(actor, resource, level_param(level), at=when)
+    shown_at = when if when is not None else state.ledger.now()
+    return {
+        **msgspec.to_builtins(answer, builtin_types=(datetime,)),
+        "at": format_timestamp(shown_at),
+        "as_of_position": position,
     }
