@@ -309,3 +309,24 @@ def test_bad_input_over_http_is_a_400(
     assert response.status_code == 400, response.text
     assert fragment in response.json()["error_description"]
     assert api.ledger.store.head().position == head
+
+
+def test_upgrading_an_existing_ledger_folds_its_log_into_the_intervals(history: History) -> None:
+    """A ledger from before the temporal projection: its revision downgraded (the intervals
+    dropped), then upgraded again, answers for the past at once, as a rebuild would."""
+    from alembic import command
+
+    from tokenledger.store import open_event_store
+    from tokenledger.store.migrate import _config, upgrade
+
+    moment = iso(T0 + timedelta(hours=1, minutes=30))
+    before = cli_json(history.url, "audit", "who-can", "acme/alpha", "write", "--at", moment)
+    store = open_event_store(history.url)
+    with store.engine.begin() as connection:
+        command.downgrade(_config(connection), "0015")
+    upgrade(store.engine)
+    store.engine.dispose()
+    after = cli_json(history.url, "audit", "who-can", "acme/alpha", "write", "--at", moment)
+    assert after == before
+    checked = cli_run(history.url, "replay", "--check")
+    assert checked.exit_code == 0, checked.output

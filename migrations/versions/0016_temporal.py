@@ -101,11 +101,45 @@ def upgrade() -> None:
         sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=False),
         *_interval(),
     )
-    # The log as it stands is folded into these tables by the next ``replay`` (a rebuild);
-    # until then they hold only what is appended after this revision.
+    _fold_the_log()
+
+
+def _fold_the_log() -> None:
+    """Fold the log as it stands into the new tables, page by page, as a rebuild would, so
+    that questions about the past are answered from the first command on (``replay`` would
+    write the same rows)."""
+    from tokenledger.projections.schema import checkpoints
+    from tokenledger.projections.temporal_handlers import TEMPORAL_PROJECTION, TemporalProjection
+    from tokenledger.projections.writes import BufferedWrites
+    from tokenledger.store.mapper import decode_event
+    from tokenledger.store.records import RecordedEvent
+    from tokenledger.store.schema import events
+
+    connection = op.get_bind()
+    projection = TemporalProjection()
+    columns = [events.c[name] for name in RecordedEvent.__struct_fields__]
+    position = 0
+    while True:
+        rows = connection.execute(
+            sa.select(*columns)
+            .where(events.c.position > position)
+            .order_by(events.c.position)
+            .limit(10_000)
+        ).all()
+        if not rows:
+            break
+        writes = BufferedWrites(connection)
+        for row in rows:
+            record = RecordedEvent(*row)
+            projection.apply(writes, record, decode_event(record))
+        writes.flush()
+        position = rows[-1].position
+    if position:
+        connection.execute(checkpoints.insert().values(name=TEMPORAL_PROJECTION, position=position))
 
 
 def downgrade() -> None:
+    op.execute(sa.text("DELETE FROM projection_checkpoints WHERE name = 'temporal'"))
     for table in (
         "token_uses",
         "token_suspensions",
