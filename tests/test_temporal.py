@@ -6,6 +6,7 @@ projection is rebuilt by ``replay`` and compared by ``replay --check``."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -330,3 +331,59 @@ def test_upgrading_an_existing_ledger_folds_its_log_into_the_intervals(history: 
     assert after == before
     checked = cli_run(history.url, "replay", "--check")
     assert checked.exit_code == 0, checked.output
+
+
+def test_who_can_and_live_through_the_command_line_against_a_server(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--server``: the command line asks a ``tokenledger serve`` (on the real clock, in a
+    process of its own) and prints the same documents."""
+    from click.testing import CliRunner
+
+    from test_api_serve import Server
+    from tokenledger.cli import cli
+    from tokenledger.domain import commands as c
+    from tokenledger.domain.model import Actor
+    from tokenledger.domain.permissions import Level
+    from tokenledger.service import Ledger
+    from tokenledger.store import open_event_store
+
+    for name in ("TOKENLEDGER_TOKEN", "TOKENLEDGER_SERVER", "TOKENLEDGER_CLIENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TOKENLEDGER_CREDENTIALS_PATH", str(tmp_path / "credentials.json"))
+    operator = Actor.operator("root")
+    ledger = Ledger(open_event_store(database_url, auto_upgrade=True))
+    for command in (
+        c.CreateOrg(org="acme"),
+        c.CreateResource(path="acme/alpha"),
+        c.CreateUser(email=ANN),
+        c.AddMember(org="acme", email=ANN, role="admin"),
+        c.CreateServiceAccount(name="ci", org="acme", resource="acme/alpha", level=Level.WRITE),
+    ):
+        ledger.execute(command, operator)
+    grants = [{"resource": "acme", "level": "admin"}]
+    ann = ledger.execute(c.IssueToken(principal=ANN, grants=grants), operator).secret
+    assert ann is not None
+    ci = ledger.execute(c.IssueToken(principal=CI), operator).issued
+    assert ci is not None
+    first = next(iter(ledger.store.read_all(until_position=1))).recorded_at
+    head = ledger.store.head().position
+    ledger.close()
+    server = Server(database_url, tmp_path / "keys.json")
+    try:
+
+        def remote(*args: str) -> Any:
+            result = CliRunner().invoke(
+                cli, ["--server", server.base, *args, "--json"], env={"TOKENLEDGER_TOKEN": ann}
+            )
+            assert result.exit_code == 0, result.output
+            return json.loads(result.stdout)
+
+        answer = remote("audit", "who-can", "acme/alpha", "write")
+        assert {p["principal"] for p in answer["principals"]} == {ANN, CI, "acme:admin"}
+        assert answer["as_of_position"] == head
+        window = f"{first.isoformat()}..{datetime.now(UTC).isoformat()}"
+        live = remote("tokens", "live", "--during", window, "--principal", CI)
+        assert [t["token_id"] for t in live] == [ci.token_id]
+    finally:
+        server.stop()
