@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -73,15 +73,20 @@ class TemporalView:
     connection: Connection
     position: int
     moment: datetime
+    _orgs: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     # -- principals ---------------------------------------------------------------------------
 
     def org_exists(self, org: str) -> bool:
-        # Orgs are never removed, and ``recorded_at`` never goes backwards along the log.
-        found = self.connection.execute(
-            sa.select(orgs.c.org).where(orgs.c.org == org, orgs.c.created_at <= self.moment)
-        ).first()
-        return found is not None
+        # Orgs are never removed, and ``recorded_at`` never goes backwards along the log. Kept:
+        # every role of every candidate of ``who_can`` asks it of the same org.
+        known = self._orgs.get(org)
+        if known is None:
+            found = self.connection.execute(
+                sa.select(orgs.c.org).where(orgs.c.org == org, orgs.c.created_at <= self.moment)
+            ).first()
+            known = self._orgs[org] = found is not None
+        return known
 
     def user(self, email: str) -> UserView | None:
         row = self.connection.execute(
@@ -134,8 +139,10 @@ class TemporalView:
         return None if stored is None else _grants_decoder.decode(stored)
 
     def service_account(self, account_id: str) -> ServiceAccountView | None:
-        # The account's latest permission up to the position: open while it lives, closed
-        # once it was deleted; none when the account was created later.
+        # The account's latest permission up to the position (open while it lives, closed
+        # once it was deleted; none when the account was created later) and its suspension
+        # then, in one statement.
+        suspension = account_suspensions
         row = self.connection.execute(
             sa.select(
                 service_accounts.c.org,
@@ -144,8 +151,17 @@ class TemporalView:
                 held_permissions.c.resource,
                 held_permissions.c.level,
                 held_permissions.c.to_position,
+                suspension.c.from_time,
+                suspension.c.disabled_by,
             )
             .join(held_permissions, held_permissions.c.account_id == service_accounts.c.account_id)
+            .outerjoin(
+                suspension,
+                sa.and_(
+                    suspension.c.account_id == service_accounts.c.account_id,
+                    holds(suspension, self.position),
+                ),
+            )
             .where(
                 service_accounts.c.account_id == account_id,
                 held_permissions.c.from_position <= self.position,
@@ -155,13 +171,7 @@ class TemporalView:
         ).first()
         if row is None:
             return None
-        org, name, created_at, resource, level, ended = row
-        suspension = self.connection.execute(
-            sa.select(account_suspensions.c.from_time, account_suspensions.c.disabled_by).where(
-                account_suspensions.c.account_id == account_id,
-                holds(account_suspensions, self.position),
-            )
-        ).first()
+        org, name, created_at, resource, level, ended, disabled_at, disabled_by = row
         return ServiceAccountView(
             account_id=account_id,
             org=org,
@@ -169,8 +179,8 @@ class TemporalView:
             permission=Grant(resource, level),
             deleted=ended is not None and ended <= self.position,
             created_at=created_at,
-            disabled_at=suspension[0] if suspension else None,
-            disabled_by=suspension[1] if suspension else None,
+            disabled_at=disabled_at,
+            disabled_by=disabled_by,
         )
 
     # -- who could hold a level on a resource (``domain.who_can``) ------------------------------
@@ -317,7 +327,13 @@ def view_at(store: EventStore, moment: datetime) -> Iterator[TemporalView]:
 def view_on(connection: Connection, moment: datetime) -> TemporalView:
     """``view_at`` on a connection of the caller's."""
     moment = ensure_utc(moment)
+    # The last event at or before ``moment``, read backwards off the log's recorded_at index
+    # (SQLite's ends in the position: one entry; PostgreSQL's sorts the events sharing that
+    # time, one transaction's): ``max(position)`` would read every earlier entry.
     position = connection.execute(
-        sa.select(sa.func.max(events.c.position)).where(events.c.recorded_at <= moment)
+        sa.select(events.c.position)
+        .where(events.c.recorded_at <= moment)
+        .order_by(events.c.recorded_at.desc(), events.c.position.desc())
+        .limit(1)
     ).scalar_one_or_none()
     return TemporalView(connection, int(position or 0), moment)
