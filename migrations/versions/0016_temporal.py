@@ -76,12 +76,10 @@ def upgrade() -> None:
     op.create_table(
         "token_lives",
         sa.Column("token_id", _identifier(), primary_key=True),
-        sa.Column("principal", _identifier(), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revoked_reason", sa.String(100), nullable=True),
         *_interval(),
     )
-    op.create_index("ix_token_lives_principal", "token_lives", ["principal", "from_position"])
     op.create_table(
         "token_expiries",
         sa.Column("token_id", _identifier(), primary_key=True),

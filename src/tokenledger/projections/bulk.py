@@ -66,9 +66,9 @@ class PageFold(Writes):
                 self._rest.insert_if_absent(table, [row])
             elif key not in created:
                 created[key] = row
-                interval_key = table.info.get("interval_key")
-                if interval_key is not None and row.get("to_position") is None:
-                    self._open.setdefault(table, {})[itemgetter(*interval_key)(row)] = key
+                fact_of = _fact_of(table)
+                if fact_of is not None and row.get("to_position") is None:
+                    self._open.setdefault(table, {})[fact_of(row)] = key
 
     def upsert(self, table: sa.Table, row: Row) -> None:
         key = _key_of(table)(row)
@@ -111,7 +111,9 @@ class PageFold(Writes):
         self._rest.delete(table, where)
 
     def close_interval(self, table: sa.Table, key: Row, ended: Row) -> None:
-        fact = itemgetter(*table.info["interval_key"])(key)
+        fact_of = _fact_of(table)
+        assert fact_of is not None  # only tables of intervals have intervals to close
+        fact = fact_of(key)
         opened = self._open.get(table, {})
         created_key = opened.get(fact)
         if created_key is None:
@@ -149,6 +151,14 @@ def _matches(row: Mapping[str, Any], where: Row) -> bool:
 def _key_of(table: sa.Table) -> Callable[[Mapping[str, Any]], Any]:
     """The primary key of a row given as a mapping (a value, or a tuple for several columns)."""
     return itemgetter(*(c.name for c in table.primary_key.columns))
+
+
+@cache
+def _fact_of(table: sa.Table) -> Callable[[Mapping[str, Any]], Any] | None:
+    """In a table of intervals, the fact a row is about (its ``interval_key``'s values);
+    None for any other table."""
+    interval_key = table.info.get("interval_key")
+    return None if interval_key is None else itemgetter(*interval_key)
 
 
 def _key_in(table: sa.Table, where: Row) -> Any:

@@ -432,18 +432,18 @@ account_suspensions = sa.Table(
 )
 
 # A token's life, from its issue to its revocation (``revoked_reason``); its expiry as issued
-# (a rotation or a shortening opens a row of ``token_expiries``).
+# (a rotation or a shortening opens a row of ``token_expiries``). Its principal is the
+# ``tokens`` row's (indexed there): a rebuild writes one of these rows per token issue, so
+# it carries nothing more than the life.
 token_lives = sa.Table(
     "token_lives",
     metadata,
     sa.Column("token_id", _identifier(), primary_key=True),
-    sa.Column("principal", _identifier(), nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=True),
     sa.Column("revoked_reason", sa.String(100), nullable=True),
     *_interval_columns(),
     info={"interval_key": ("token_id",)},
 )
-sa.Index("ix_token_lives_principal", token_lives.c.principal, token_lives.c.from_position)
 
 token_expiries = sa.Table(
     "token_expiries",

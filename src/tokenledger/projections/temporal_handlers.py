@@ -56,7 +56,9 @@ class TemporalProjection:
         return TEMPORAL_TABLES
 
     def apply(self, writes: Writes, record: RecordedEvent, event: e.Event) -> None:
-        _handle(event, _Interval(writes, record))
+        handler = _handle.dispatch(type(event))
+        if handler is not _keeps_nothing:  # most events of a rebuild change nothing here
+            handler(event, _Interval(writes, record))
 
 
 class _Interval:
@@ -98,6 +100,9 @@ class _Interval:
 @singledispatch
 def _handle(event: e.Event, at: _Interval) -> None:
     """Events that change nothing a token's answer reads keep no interval."""
+
+
+_keeps_nothing = _handle.dispatch(e.Event)
 
 
 @_handle.register
@@ -183,7 +188,6 @@ def _(event: e.TokenIssued, at: _Interval) -> None:
         token_lives,
         {
             "token_id": event.token_id,
-            "principal": event.principal,
             "expires_at": event.expires_at,
             "revoked_reason": None,
         },

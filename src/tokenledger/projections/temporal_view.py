@@ -235,11 +235,11 @@ class TemporalView:
         return found[0] if found else None
 
     def tokens_of(self, principal: str) -> Sequence[TokenView]:
-        return self._tokens(token_lives.c.principal == principal)
+        return self._tokens(tokens.c.principal == principal)
 
     def tokens_of_any(self, principals: Iterable[str]) -> Sequence[TokenView]:
         """The tokens of every principal named, by principal, then id."""
-        return self._tokens(token_lives.c.principal.in_(sorted(set(principals))))
+        return self._tokens(tokens.c.principal.in_(sorted(set(principals))))
 
     def _tokens(self, condition: ColumnElement[bool]) -> list[TokenView]:
         """The tokens issued up to the position that ``condition`` selects, as they stood

@@ -30,6 +30,7 @@ from tokenledger.projections.schema import (
     token_grants,
     token_lives,
     token_suspensions,
+    tokens,
 )
 from tokenledger.store.schema import events
 
@@ -60,7 +61,7 @@ def tokens_alive_during(
         sa.or_(token_lives.c.to_time.is_(None), token_lives.c.to_time > start),
     ]
     if principals is not None:
-        conditions.append(token_lives.c.principal.in_(principals))
+        conditions.append(tokens.c.principal.in_(principals))
     if resources is not None:
         holding = sa.select(token_grants.c.token_id).where(token_grants.c.resource.in_(resources))
         org = org_of(resources[0])
@@ -68,11 +69,12 @@ def tokens_alive_during(
             sa.or_(
                 token_lives.c.token_id.in_(holding),
                 # ``ORG:ROLE`` (``role_principal``): an index range, as ``below`` in view.py.
-                sa.and_(token_lives.c.principal >= org + ":", token_lives.c.principal < org + ";"),
+                sa.and_(tokens.c.principal >= org + ":", tokens.c.principal < org + ";"),
             )
         )
     rows = connection.execute(
-        sa.select(token_lives.c.token_id, token_lives.c.principal)
+        sa.select(token_lives.c.token_id, tokens.c.principal)
+        .join(tokens, tokens.c.token_id == token_lives.c.token_id)
         .where(*conditions)
         .order_by(token_lives.c.token_id)
     )
