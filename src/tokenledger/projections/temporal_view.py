@@ -55,6 +55,8 @@ from tokenledger.store.schema import events
 __all__ = ["TemporalView", "holds", "view_at", "view_on"]
 
 _grants_decoder = msgspec.json.Decoder(tuple[Grant, ...])
+#: Bound on the values of one "IN (...)" list.
+_IN_CHUNK = 500
 
 
 def holds(table: sa.Table, position: int) -> ColumnElement[bool]:
@@ -235,11 +237,22 @@ class TemporalView:
         return found[0] if found else None
 
     def tokens_of(self, principal: str) -> Sequence[TokenView]:
-        return self._tokens(tokens.c.principal == principal)
+        return self.tokens_of_any([principal])
 
     def tokens_of_any(self, principals: Iterable[str]) -> Sequence[TokenView]:
-        """The tokens of every principal named, by principal, then id."""
-        return self._tokens(tokens.c.principal.in_(sorted(set(principals))))
+        """The tokens of every principal named, by id."""
+        # Their ids first, off the tokens table's principal index, then the tokens by id: a
+        # join filtered on the principal lets PostgreSQL's planner hash the whole of
+        # token_lives (a million rows) where a few index lookups do.
+        ids = self.connection.execute(
+            sa.select(tokens.c.token_id).where(tokens.c.principal.in_(sorted(set(principals))))
+        ).scalars()
+        ordered = sorted(ids)
+        found: list[TokenView] = []
+        for start in range(0, len(ordered), _IN_CHUNK):
+            chunk = ordered[start : start + _IN_CHUNK]
+            found.extend(self._tokens(tokens.c.token_id.in_(chunk)))
+        return found
 
     def _tokens(self, condition: ColumnElement[bool]) -> list[TokenView]:
         """The tokens issued up to the position that ``condition`` selects, as they stood

@@ -56,7 +56,7 @@ def who_can_at(
         authorise_who_can(view, actor, resource, now)
         if view.resource(resource) is None:
             raise ValidationError(f"unknown resource {resource}")
-    moment = now if at is None else _within_log(reader, ensure_utc(at), "--at")
+    moment = now if at is None else _within_log(reader, ensure_utc(at), "the moment")
     with view_at(reader.store, moment) as then:
         return who_can(then, resource, level, moment), then.position
 
