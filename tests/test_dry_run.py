@@ -274,14 +274,16 @@ APPENDING: list[Case] = [
 #: Commands that never append to the log: no --dry-run.
 READ_ONLY = frozenset(
     {
-        "accounts list", "audit explain", "audit export", "auth header", "auth status",
+        "accounts list", "audit explain", "audit export", "audit who-can", "auth header",
+        "auth status",
         "auth token", "db upgrade", "endpoints get", "endpoints list", "events", "grants list",
         "keys list", "keys rotate", "log head", "log verify", "notify", "orgs get", "orgs list",
         "orgs members", "orgs policy get", "relay", "replay", "resources get", "resources list",
         "roles key list", "roles list", "roles policy list", "s3-credentials list", "serve",
         "service-accounts credentials list", "service-accounts list",
         "service-accounts trusted-endpoints", "service-accounts trusts", "sessions list",
-        "tokens expiring", "tokens get", "tokens list", "tokens unused", "tokens verify",
+        "tokens expiring", "tokens get", "tokens list", "tokens live", "tokens unused",
+        "tokens verify",
         "users list", "webhooks deliveries", "webhooks get", "webhooks list",
     }
 )  # fmt: skip

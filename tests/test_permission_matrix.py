@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
@@ -171,6 +172,17 @@ def _owner_route(principal: str) -> str:
         if "@acme.service" in principal
         else f"/v2/users/{principal}"
     )
+
+
+def _window(world: World) -> str:
+    """From the log's first event to now: ``tokens live --during``."""
+    first = next(iter(world.ledger.store.read_all(until_position=1))).recorded_at
+    return f"{first.isoformat()}..{world.ledger.now().isoformat()}"
+
+
+def _window_query(world: World) -> str:
+    start, end = _window(world).split("..")
+    return urlencode({"from": start, "to": end})
 
 
 OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
@@ -390,6 +402,14 @@ OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
     "tokens unused": (
         lambda w, k: ["tokens", "unused", "--for", "1s"],
         lambda w, k: ("GET", "/v2/tokens/unused?for=1s", None),
+    ),
+    "tokens live (on acme/alpha)": (
+        lambda w, k: ["tokens", "live", "--during", _window(w), "--resource", "acme/alpha"],
+        lambda w, k: ("GET", f"/v2/tokens/live?{_window_query(w)}&resource=acme/alpha", None),
+    ),
+    "audit who-can (acme/alpha)": (
+        lambda w, k: ["audit", "who-can", "acme/alpha", "write"],
+        lambda w, k: ("GET", "/v2/audit/who-can?resource=acme/alpha&level=write", None),
     ),
     "credentials list": (
         lambda w, k: ["service-accounts", "credentials", "list", sa("etl")],

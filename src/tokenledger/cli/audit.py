@@ -260,3 +260,13 @@ def _revoked_lines(outcome: Outcome) -> Iterable[str]:
     yield from (f"token {token_id}" for token_id in outcome.revoked)
     yield from (f"client credential {client_id}" for client_id in outcome.revoked_client_ids)
     yield from (f"S3 credentials {key}" for key in outcome.revoked_access_key_ids)
+
+
+def _add_who_can() -> None:
+    """``audit who-can`` (cli/temporal.py): who could act on a resource at a moment."""
+    from tokenledger.cli.temporal import who_can_command
+
+    audit.add_command(who_can_command)
+
+
+_add_who_can()

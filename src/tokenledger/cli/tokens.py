@@ -90,6 +90,8 @@ def _when(moment: datetime | None) -> str:
     lazy_commands={
         "disable": LazyCommand("tokenledger.cli.suspension", "disable_token"),
         "enable": LazyCommand("tokenledger.cli.suspension", "enable_token"),
+        # The tokens usable during a window (cli/temporal.py).
+        "live": LazyCommand("tokenledger.cli.temporal", "live_tokens_command"),
     },
 )
 def tokens() -> None:

@@ -47,10 +47,12 @@ from tokenledger.domain.model import (
     UserView,
 )
 from tokenledger.domain.permissions import Grant, Level
+from tokenledger.domain.who_can import WhoCan
 from tokenledger.errors import PermissionDenied, ValidationError
 from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explanation
 from tokenledger.service.commands import CommandPreview, CommandResult, PreviewReady
 from tokenledger.service.queries import GrantSource
+from tokenledger.service.temporal import LiveToken
 from tokenledger.store import RecordedEvent
 from tokenledger.store.mapper import to_pending
 
@@ -484,6 +486,37 @@ class RemoteLedger(DataPlaneCalls, PolicyCalls, WebhookCalls):
             )
             for s in convert(answer, list[_Session], "sessions")
         ]
+
+    def who_can(
+        self, actor: Actor, resource: str, level: Level, *, at: datetime | None = None
+    ) -> tuple[WhoCan, int]:
+        answer = self._get(
+            "/v2/audit/who-can",
+            resource=resource,
+            level=level.label,
+            at=at.isoformat() if at is not None else None,
+        )
+        document = convert(answer, dict[str, Any], "who can act on a resource")
+        position = convert(document.pop("as_of_position", None), int, "a log position")
+        document.pop("at", None)
+        return convert(document, WhoCan, "who can act on a resource"), position
+
+    def live_tokens(
+        self,
+        actor: Actor,
+        start: datetime,
+        end: datetime,
+        *,
+        principal: str | None = None,
+        resource: str | None = None,
+    ) -> list[LiveToken]:
+        answer = self._get(
+            "/v2/tokens/live",
+            **{"from": start.isoformat(), "to": end.isoformat()},
+            principal=principal,
+            resource=resource,
+        )
+        return convert(answer, list[LiveToken], "a list of usable tokens")
 
     def explain_token(self, actor: Actor, token_id: str) -> Explanation:
         story = self.client.explain_token(token_id)

@@ -33,8 +33,10 @@ from tokenledger.domain.model import (
     ClientCredentialView,
     IssuerTrustView,
     LedgerView,
+    SecretView,
     ServiceAccountView,
     SessionView,
+    StandingView,
     TokenView,
     UserView,
     is_role_principal,
@@ -49,6 +51,8 @@ from tokenledger.errors import NotFound, PermissionDenied, ValidationError
 
 __all__ = [
     "BY_OPERATOR",
+    "PERMISSION_SOURCE",
+    "GrantPath",
     "ServiceAccountLimit",
     "TokenAnswer",
     "Verification",
@@ -69,7 +73,9 @@ __all__ = [
     "authorise_role_management",
     "authorise_session_management",
     "authorise_token_management",
+    "authorise_token_window",
     "authorise_webhook_management",
+    "authorise_who_can",
     "client_credential_refusal",
     "credential_as_listed",
     "event_orgs",
@@ -101,6 +107,7 @@ __all__ = [
     "sees_every_event",
     "session_grants",
     "standing",
+    "standing_paths",
     "subject_matches",
     "suspender",
     "token_orgs",
@@ -224,24 +231,47 @@ def answer_token(
 _ROLE_KEY = TokenKind.ROLE.value
 
 
-def standing(view: LedgerView, principal: str) -> tuple[Grant, ...] | None:
-    """Everything the principal may do now; None once it is disabled (a service account:
-    suspended), deleted or unknown."""
+class GrantPath(NamedTuple):
+    """One grant a principal holds and where it comes from: ``direct``, ``role:<org>/<name>``
+    (a membership's role, or the role a role key acts as) or ``service account permission``."""
+
+    grant: Grant
+    source: str
+
+
+#: Where a service account's one grant comes from.
+PERMISSION_SOURCE = "service account permission"
+
+
+def standing_paths(view: StandingView, principal: str) -> tuple[GrantPath, ...] | None:
+    """Everything the principal may do now, each grant with where it comes from; None once
+    it is disabled (a service account: suspended), deleted or unknown."""
     if is_service_account_id(principal):
         account = view.service_account(principal)
         if not account_active(account):
             return None
         assert account is not None  # account_active says so
-        return (account.permission,)
+        return (GrantPath(account.permission, PERMISSION_SOURCE),)
     if is_role_principal(principal):
-        return view.role(*role_of_principal(principal))  # None once the role is deleted
+        org, name = role_of_principal(principal)
+        grants = view.role(org, name)  # None once the role is deleted
+        source = f"role:{org}/{name}"
+        return None if grants is None else tuple(GrantPath(g, source) for g in grants)
     user = view.user(principal)
     if user is None or user.disabled:
         return None
-    grants = list(view.direct_grants(principal))
-    for org, role in view.memberships(principal).items():
-        grants.extend(view.role(org, role) or ())
-    return tuple(grants)
+    paths = [GrantPath(grant, "direct") for grant in view.direct_grants(principal)]
+    for org, member_role in view.memberships(principal).items():
+        source = f"role:{org}/{member_role}"
+        paths.extend(GrantPath(grant, source) for grant in view.role(org, member_role) or ())
+    return tuple(paths)
+
+
+def standing(view: StandingView, principal: str) -> tuple[Grant, ...] | None:
+    """Everything the principal may do now; None once it is disabled (a service account:
+    suspended), deleted or unknown (``standing_paths`` without the paths)."""
+    paths = standing_paths(view, principal)
+    return None if paths is None else tuple(path.grant for path in paths)
 
 
 def account_active(account: ServiceAccountView | None) -> bool:
@@ -251,7 +281,7 @@ def account_active(account: ServiceAccountView | None) -> bool:
     return account is not None and not account.deleted and account.disabled_at is None
 
 
-def account_suspended(view: LedgerView, principal: str) -> bool:
+def account_suspended(view: StandingView, principal: str) -> bool:
     """Whether ``principal`` is a service account that exists and is suspended."""
     if not is_service_account_id(principal):
         return False
@@ -259,7 +289,7 @@ def account_suspended(view: LedgerView, principal: str) -> bool:
     return account is not None and not account.deleted and account.disabled_at is not None
 
 
-def judge_token(view: LedgerView, token: TokenView | None, now: datetime) -> TokenAnswer:
+def judge_token(view: StandingView, token: TokenView | None, now: datetime) -> TokenAnswer:
     """``answer_token`` for ``token``, with its principal's standing and suspension read
     from ``view`` (the suspension only when the standing says the principal acts not)."""
     if token is None:
@@ -286,13 +316,13 @@ def client_credential_refusal(
     return None
 
 
-def principal_grants(view: LedgerView, principal: str) -> tuple[Grant, ...]:
+def principal_grants(view: StandingView, principal: str) -> tuple[Grant, ...]:
     """Everything the principal may do now: nothing at all once disabled or deleted."""
     return standing(view, principal) or ()
 
 
 def verify_token(
-    view: LedgerView,
+    view: StandingView,
     token: TokenView | None,
     now: datetime,
     *,
@@ -304,7 +334,7 @@ def verify_token(
 
 
 def verify_secret(
-    view: LedgerView,
+    view: SecretView,
     secret: str,
     now: datetime,
     *,
@@ -786,7 +816,7 @@ def authorise_lifting(
             )
 
 
-def as_listed(tokens: Iterable[TokenView], view: LedgerView) -> list[TokenView]:
+def as_listed(tokens: Iterable[TokenView], view: StandingView) -> list[TokenView]:
     """Tokens as listings show them: one of a suspended service account is shown disabled
     with its account (``disabled_cause``: the account's id), since the account's suspension,
     as its answer says; any other is shown as it is. Each account is looked up once: a
@@ -857,6 +887,33 @@ def require_token_access(
     if actor.principal == principal:
         return
     _require_account_admin(view, actor, principal, now, f"see the tokens of {principal}")
+
+
+def authorise_who_can(view: LedgerView, actor: Actor, resource: str, now: datetime) -> None:
+    """Who could act on a resource (``audit who-can``) is seen as the audit trail of its org
+    is: by an operator and whoever may read the whole org (its admins and auditors)."""
+    require_reader(view, actor, org_of(resource), now, f"see who can act on {resource}")
+
+
+def authorise_token_window(
+    view: LedgerView,
+    actor: Actor,
+    principal: str | None,
+    resource: str | None,
+    now: datetime,
+) -> None:
+    """Which tokens were usable during a window (``tokens live``): a principal's are seen as
+    its token list is (``require_token_access``), those on a resource as who could act on
+    it is (``authorise_who_can``); every token of the ledger only by an operator."""
+    if principal is not None:
+        require_principal_visible(view, actor, principal, now)
+        require_token_access(view, actor, principal, now)
+    if resource is not None:
+        authorise_who_can(view, actor, resource, now)
+    if principal is None and resource is None:
+        require_operator(
+            actor, "see every token usable during a window: give a principal or a resource"
+        )
 
 
 def _require_role_key_access(

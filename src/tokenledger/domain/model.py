@@ -38,8 +38,10 @@ __all__ = [
     "OrgPolicyView",
     "ResourceView",
     "S3CredentialView",
+    "SecretView",
     "ServiceAccountView",
     "SessionView",
+    "StandingView",
     "TokenView",
     "TrustedEndpointView",
     "UserView",
@@ -402,6 +404,28 @@ class Actor(msgspec.Struct, frozen=True, kw_only=True):
         credential's or an exchanged one)."""
         kind = ActorKind.SERVICE_ACCOUNT if is_service_account_id(principal) else ActorKind.USER
         return cls(kind=kind, principal=principal, token_id=via.source, via=via)
+
+
+class StandingView(Protocol):
+    """What a principal's standing (``authority.standing``) and so a token's answer read:
+    the part of ``LedgerView`` that a view of a past moment
+    (``projections.temporal_view``) answers too."""
+
+    def user(self, email: str) -> UserView | None: ...
+
+    def memberships(self, email: str) -> dict[str, str]: ...
+
+    def role(self, org: str, name: str) -> tuple[Grant, ...] | None: ...
+
+    def direct_grants(self, email: str) -> Sequence[Grant]: ...
+
+    def service_account(self, account_id: str) -> ServiceAccountView | None: ...
+
+
+class SecretView(StandingView, Protocol):
+    """``StandingView`` and finding a token by its secret's hash (``authority.verify_secret``)."""
+
+    def token_by_secret_hash(self, secret_hash: str) -> TokenView | None: ...
 
 
 class LedgerView(Protocol):

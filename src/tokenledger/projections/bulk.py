@@ -50,6 +50,11 @@ class PageFold(Writes):
         # Per table: keys whose operations go to SQL (their row may predate the page).
         self._elsewhere: dict[sa.Table, set[Any]] = {}
         self._rest = BufferedWrites(connection, self.backend)
+        # Per table of intervals: the open row this page created for each fact, by its key;
+        # and the closes of rows from earlier pages, run before the new rows are loaded so
+        # that they reach only those.
+        self._open: dict[sa.Table, dict[Any, Any]] = {}
+        self._closes = BufferedWrites(connection, self.backend)
 
     def insert_if_absent(self, table: sa.Table, rows: Iterable[Row]) -> None:
         created = self._created.setdefault(table, {})
@@ -61,6 +66,9 @@ class PageFold(Writes):
                 self._rest.insert_if_absent(table, [row])
             elif key not in created:
                 created[key] = row
+                fact_of = _fact_of(table)
+                if fact_of is not None and row.get("to_position") is None:
+                    self._open.setdefault(table, {})[fact_of(row)] = key
 
     def upsert(self, table: sa.Table, row: Row) -> None:
         key = _key_of(table)(row)
@@ -102,14 +110,32 @@ class PageFold(Writes):
         self._send_elsewhere(table, key)
         self._rest.delete(table, where)
 
+    def close_interval(self, table: sa.Table, key: Row, ended: Row) -> None:
+        fact_of = _fact_of(table)
+        assert fact_of is not None  # only tables of intervals have intervals to close
+        fact = fact_of(key)
+        opened = self._open.get(table, {})
+        created_key = opened.get(fact)
+        if created_key is None:
+            self._closes.close_interval(table, key, ended)
+            return
+        created = self._created[table]
+        row = created[created_key]
+        if row["from_position"] < ended["to_position"]:
+            created[created_key] = {**row, **ended}
+            del opened[fact]
+
     def flush(self) -> None:
-        """Load the new rows, then run the operations on older rows."""
+        """Close the older intervals, load the new rows, then run the operations on older
+        rows."""
+        self._closes.flush()
         for table, created in self._created.items():
             if created:
                 _load(self.connection, self.backend, table, created.values())
         self._rest.flush()
         self._created.clear()
         self._elsewhere.clear()
+        self._open.clear()
 
     def _send_elsewhere(self, table: sa.Table, key: Any) -> None:
         self._elsewhere.setdefault(table, set()).add(key)
@@ -125,6 +151,14 @@ def _matches(row: Mapping[str, Any], where: Row) -> bool:
 def _key_of(table: sa.Table) -> Callable[[Mapping[str, Any]], Any]:
     """The primary key of a row given as a mapping (a value, or a tuple for several columns)."""
     return itemgetter(*(c.name for c in table.primary_key.columns))
+
+
+@cache
+def _fact_of(table: sa.Table) -> Callable[[Mapping[str, Any]], Any] | None:
+    """In a table of intervals, the fact a row is about (its ``interval_key``'s values);
+    None for any other table."""
+    interval_key = table.info.get("interval_key")
+    return None if interval_key is None else itemgetter(*interval_key)
 
 
 def _key_in(table: sa.Table, where: Row) -> Any:

@@ -20,7 +20,8 @@ from tokenledger.domain.events import Event
 from tokenledger.projections.audit_index import AuditProjection
 from tokenledger.projections.bulk import NotFoldable, PageFold
 from tokenledger.projections.handlers import apply_event
-from tokenledger.projections.schema import audit_index, checkpoints, metadata
+from tokenledger.projections.schema import TEMPORAL_TABLES, audit_index, checkpoints, metadata
+from tokenledger.projections.temporal_handlers import TemporalProjection
 from tokenledger.projections.writes import BufferedWrites, Writes
 from tokenledger.store.backend import BULK_EVENTS, Backend, WriteStrategy, write_strategy
 from tokenledger.store.backends import backend_for
@@ -67,13 +68,18 @@ class LedgerProjection:
     def tables(self) -> Sequence[sa.Table]:
         # Every table of the schema but the log itself and the other projections'.
         others = {events.name, checkpoints.name, audit_index.name}
+        others |= {t.name for t in TEMPORAL_TABLES}
         return tuple(t for t in metadata.sorted_tables if t.name not in others)
 
     def apply(self, writes: Writes, record: RecordedEvent, event: Event) -> None:
         apply_event(writes, record, event)
 
 
-PROJECTIONS: tuple[Projection, ...] = (LedgerProjection(), AuditProjection())
+PROJECTIONS: tuple[Projection, ...] = (
+    LedgerProjection(),
+    AuditProjection(),
+    TemporalProjection(),
+)
 
 
 def projection_tables(projections: Sequence[Projection] = PROJECTIONS) -> tuple[sa.Table, ...]:

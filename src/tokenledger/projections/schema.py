@@ -25,10 +25,17 @@ import sqlalchemy as sa
 from tokenledger.store.schema import UTCDateTime, metadata
 
 __all__ = [
+    "TEMPORAL_TABLES",
+    "account_suspensions",
     "audit_index",
     "checkpoints",
     "client_credentials",
     "endpoints",
+    "held_grants",
+    "held_memberships",
+    "held_permissions",
+    "held_roles",
+    "held_users",
     "identity_providers",
     "issuer_trusts",
     "memberships",
@@ -42,7 +49,11 @@ __all__ = [
     "service_accounts",
     "session_refresh_tokens",
     "sessions",
+    "token_expiries",
     "token_grants",
+    "token_lives",
+    "token_suspensions",
+    "token_uses",
     "tokens",
     "trusted_endpoints",
     "user_grants",
@@ -335,6 +346,147 @@ webhooks = sa.Table(
     sa.Column("rotated_at", UTCDateTime, nullable=True),
 )
 sa.Index("ix_webhooks_org", webhooks.c.org)
+
+# -- the temporal projection: who held what, from which position to which -------------------
+#
+# Each row is one interval ``[from_position, to_position)`` during which a fact held (a
+# grant, a membership, a role's grants, a service account's permission, a suspension, a
+# token's life or a later expiry), with the ``recorded_at`` of both ends; ``to_position``
+# NULL means it still holds. A fact at position p is the row of its key whose interval holds
+# p: an index lookup, whatever the log's length (``projections.temporal_view``). Rows are
+# only added and closed, never changed otherwise (``projections.temporal_handlers``).
+# ``interval_key`` names the columns that tell one fact from another: at most one of its
+# rows is open at a time.
+
+
+def _interval_columns() -> list[sa.Column[object]]:
+    return [
+        sa.Column("from_position", sa.BigInteger, primary_key=True),
+        sa.Column("to_position", sa.BigInteger, nullable=True),
+        sa.Column("from_time", UTCDateTime, nullable=False),
+        sa.Column("to_time", UTCDateTime, nullable=True),
+    ]
+
+
+held_grants = sa.Table(
+    "held_grants",
+    metadata,
+    sa.Column("principal", _identifier(), primary_key=True),
+    sa.Column("resource", _identifier(), primary_key=True),
+    sa.Column("level", _LEVEL, nullable=False),
+    *_interval_columns(),
+    info={"interval_key": ("principal", "resource")},
+)
+sa.Index("ix_held_grants_resource", held_grants.c.resource, held_grants.c.from_position)
+
+held_memberships = sa.Table(
+    "held_memberships",
+    metadata,
+    sa.Column("org", _identifier(), primary_key=True),
+    sa.Column("email", _identifier(), primary_key=True),
+    sa.Column("role", _identifier(), nullable=False),
+    *_interval_columns(),
+    info={"interval_key": ("org", "email")},
+)
+sa.Index("ix_held_memberships_email", held_memberships.c.email, held_memberships.c.from_position)
+
+held_roles = sa.Table(
+    "held_roles",
+    metadata,
+    sa.Column("org", _identifier(), primary_key=True),
+    sa.Column("role", _identifier(), primary_key=True),
+    sa.Column("grants", sa.Text, nullable=False),
+    *_interval_columns(),
+    info={"interval_key": ("org", "role")},
+)
+
+# A user's active life: from its creation to its disabling (never reversed).
+held_users = sa.Table(
+    "held_users",
+    metadata,
+    sa.Column("email", _identifier(), primary_key=True),
+    *_interval_columns(),
+    info={"interval_key": ("email",)},
+)
+
+# A service account's permission, from its creation (or a move) to the next move or its
+# deletion.
+held_permissions = sa.Table(
+    "held_permissions",
+    metadata,
+    sa.Column("account_id", _identifier(), primary_key=True),
+    sa.Column("resource", _identifier(), nullable=False),
+    sa.Column("level", _LEVEL, nullable=False),
+    *_interval_columns(),
+    info={"interval_key": ("account_id",)},
+)
+sa.Index("ix_held_permissions_resource", held_permissions.c.resource)
+
+account_suspensions = sa.Table(
+    "account_suspensions",
+    metadata,
+    sa.Column("account_id", _identifier(), primary_key=True),
+    sa.Column("disabled_by", sa.String(320), nullable=False),
+    *_interval_columns(),
+    info={"interval_key": ("account_id",)},
+)
+
+# A token's life, from its issue to its revocation (``revoked_reason``); its expiry as issued
+# (a rotation or a shortening opens a row of ``token_expiries``). Its principal is the
+# ``tokens`` row's (indexed there): a rebuild writes one of these rows per token issue, so
+# it carries nothing more than the life.
+token_lives = sa.Table(
+    "token_lives",
+    metadata,
+    sa.Column("token_id", _identifier(), primary_key=True),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_reason", sa.String(100), nullable=True),
+    *_interval_columns(),
+    info={"interval_key": ("token_id",)},
+)
+
+token_expiries = sa.Table(
+    "token_expiries",
+    metadata,
+    sa.Column("token_id", _identifier(), primary_key=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    *_interval_columns(),
+    info={"interval_key": ("token_id",)},
+)
+
+token_suspensions = sa.Table(
+    "token_suspensions",
+    metadata,
+    sa.Column("token_id", _identifier(), primary_key=True),
+    sa.Column("disabled_by", sa.String(320), nullable=False),
+    sa.Column("disabled_cause", _identifier(), nullable=True),
+    *_interval_columns(),
+    info={"interval_key": ("token_id",)},
+)
+
+# When a token was last used, as the ledger knew it from one recorded use to the next.
+token_uses = sa.Table(
+    "token_uses",
+    metadata,
+    sa.Column("token_id", _identifier(), primary_key=True),
+    sa.Column("last_used_at", UTCDateTime, nullable=False),
+    *_interval_columns(),
+    info={"interval_key": ("token_id",)},
+)
+
+#: The temporal projection's tables.
+TEMPORAL_TABLES: tuple[sa.Table, ...] = (
+    held_grants,
+    held_memberships,
+    held_roles,
+    held_users,
+    held_permissions,
+    account_suspensions,
+    token_lives,
+    token_expiries,
+    token_suspensions,
+    token_uses,
+)
 
 checkpoints = sa.Table(
     "projection_checkpoints",

@@ -75,6 +75,18 @@ class Writes:
         params = {WHERE + k: v for k, v in where.items()}
         self._run(("delete", table.name, tuple(where), (), ()), table, params)
 
+    def close_interval(self, table: sa.Table, key: Row, ended: Row) -> None:
+        """End the open interval of the fact ``key`` names in a table of intervals (one with
+        ``interval_key``, ``projections.schema``): set ``ended`` (``to_position``,
+        ``to_time`` and any other column) on its row whose ``to_position`` is NULL and whose
+        ``from_position`` lies before the new end, so that re-applying the event that opened
+        it leaves it open. No open row: nothing happens."""
+        params = {
+            **{WHERE + k: v for k, v in key.items()},
+            **{SET + k: v for k, v in ended.items()},
+        }
+        self._run(("close", table.name, tuple(key), tuple(ended), ()), table, params)
+
     def _run(self, shape: Shape, table: sa.Table, params: dict[str, Any]) -> None:
         _statement(self.backend, table, shape).execute(self.connection, params).close()
 
@@ -120,7 +132,11 @@ class BufferedWrites(Writes):
 class _TableQueue:
     def __init__(self, table: sa.Table) -> None:
         self.table = table
-        self.key = tuple(c.name for c in table.primary_key.columns)
+        # A table of intervals tells its rows apart by the fact they are about: an interval
+        # is opened and closed by the same key, whatever its ``from_position``.
+        self.key = table.info.get("interval_key") or tuple(
+            c.name for c in table.primary_key.columns
+        )
         self.runs: list[tuple[Shape, list[dict[str, Any]]]] = []
         self._last_run_of_shape: dict[Shape, int] = {}
         self._last_run_of_row: dict[Any, int] = {}
@@ -160,9 +176,26 @@ def _row_key(shape: Shape, key: tuple[str, ...]) -> Callable[[dict[str, Any]], A
     operation, _, where, _, _ = shape
     if operation in ("insert", "upsert"):
         return itemgetter(*key)
+    if operation == "close":
+        return itemgetter(*(WHERE + name for name in key))
     if set(key) <= set(where):
         return itemgetter(*(WHERE + name for name in key))
     return None
+
+
+def _close_statement(
+    table: sa.Table, key: tuple[str, ...], ended: tuple[str, ...]
+) -> DriverStatement:
+    conditions = [table.c[name] == sa.bindparam(WHERE + name) for name in key]
+    conditions += [
+        table.c.to_position.is_(None),
+        table.c.from_position < sa.bindparam(SET + "to_position", type_=sa.BigInteger()),
+    ]
+    return DriverStatement(
+        sa.update(table)
+        .where(*conditions)
+        .values({name: sa.bindparam(SET + name, type_=table.c[name].type) for name in ended})
+    )
 
 
 @cache
@@ -179,6 +212,8 @@ def _statement(backend: Backend, table: sa.Table, shape: Shape) -> DriverStateme
         return backend.insert_on_conflict(table, values, overwrite)
     if operation == "update":
         return update_statement(table, where, values, only_if_null)
+    if operation == "close":
+        return _close_statement(table, where, values)
     conditions = [table.c[name] == sa.bindparam(WHERE + name) for name in where]
     conditions += [table.c[name].is_(None) for name in only_if_null]
     return DriverStatement(sa.delete(table).where(*conditions))

@@ -25,7 +25,7 @@ from tokenledger.domain.permissions import Level
 from tokenledger.domain.secrets import hash_secret, looks_like_jwt, parse_secret, secret_digest
 from tokenledger.errors import PermissionDenied, PositionNotReached, ValidationError
 from tokenledger.projections import SqlLedgerView
-from tokenledger.projections.history import state_at
+from tokenledger.projections.temporal_view import view_at
 from tokenledger.service import oauth
 from tokenledger.service.cache import FollowedCache, HeadGatedCache
 from tokenledger.service.reading import Reader, valid
@@ -412,14 +412,17 @@ class TokenAnswers:
         level: Level | None = None,
     ) -> tuple[Verification, int]:
         """The answer ``verify`` would have given at ``moment``, and the log position it
-        reflects. The state is folded from the log up to that moment, so the answer holds for
-        the past even after the projections have moved on."""
+        reflects. The state then is read from the temporal projection (intervals of who held
+        what, ``projections.temporal_view``), so the answer holds for the past even after the
+        current projections have moved on, and costs a few index lookups however long the
+        log."""
         if resource is not None:
             resource = valid(resource_path, resource)
         wanted = level if level is not None else Level.READ
         moment = ensure_utc(moment)
-        state, position = state_at(self._store, moment)
-        return verify_secret(state, secret, moment, resource=resource, level=wanted), position
+        with view_at(self._store, moment) as view:
+            answer = verify_secret(view, secret, moment, resource=resource, level=wanted)
+            return answer, view.position
 
     def authenticate(self, secret: str, *, read_through: bool = False) -> Actor:
         """The actor a presented ledger token stands for (``TOKENLEDGER_TOKEN``, a Bearer

@@ -39,9 +39,10 @@ from tokenledger.domain.model import (
 )
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.domain.usage import check_usage_interval
+from tokenledger.domain.who_can import WhoCan
 from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explanation
-from tokenledger.service import audit, oauth, queries, roles, token_selection
+from tokenledger.service import audit, oauth, queries, roles, temporal, token_selection
 from tokenledger.service.answers import DEFAULT_VERIFY_STALENESS, TokenAnswers
 from tokenledger.service.commands import (
     CommandPreview,
@@ -53,6 +54,7 @@ from tokenledger.service.commands import (
 )
 from tokenledger.service.oauth import DEFAULT_ACCESS_TOKEN_LIFETIME
 from tokenledger.service.queries import GrantSource, Identity
+from tokenledger.service.temporal import LiveToken
 from tokenledger.service.usage import UsageRecorder
 from tokenledger.store import DEFAULT_DATABASE_URL, EventStore, open_event_store
 from tokenledger.store.readers import ReadConnections
@@ -661,3 +663,22 @@ class Ledger:
 
     def blast_radius(self, actor: Actor, token_id: str) -> BlastRadius:
         return audit.blast_radius(self, actor, token_id)
+
+    def who_can(
+        self, actor: Actor, resource: str, level: Level, *, at: datetime | None = None
+    ) -> tuple[WhoCan, int]:
+        """Who could do ``level`` on ``resource`` at ``at`` (now by default), each with the
+        grant path that allows it, and the log position the answer reflects."""
+        return temporal.who_can_at(self, actor, resource, level, at)
+
+    def live_tokens(
+        self,
+        actor: Actor,
+        start: datetime,
+        end: datetime,
+        *,
+        principal: str | None = None,
+        resource: str | None = None,
+    ) -> list[LiveToken]:
+        """The tokens usable at some moment of ``[start, end]``."""
+        return temporal.live_tokens(self, actor, start, end, principal=principal, resource=resource)

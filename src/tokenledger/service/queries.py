@@ -30,10 +30,10 @@ from tokenledger.domain.model import (
     Actor,
     ClientCredentialView,
     IssuerTrustView,
-    LedgerView,
     ResourceView,
     ServiceAccountView,
     SessionView,
+    StandingView,
     TokenView,
     UserView,
     is_machine_principal,
@@ -54,6 +54,7 @@ from tokenledger.domain.permissions import Grant
 from tokenledger.errors import NotFound, PermissionDenied
 from tokenledger.projections import SqlLedgerView
 from tokenledger.projections.history import state_at
+from tokenledger.projections.temporal_view import view_at
 from tokenledger.service.reading import Reader, valid, valid_org
 
 _T = TypeVar("_T")
@@ -197,13 +198,13 @@ def tokens_of(
         require_token_access(view, actor, principal, reader.now())
         if at is None:
             return _listed(view.tokens_of(principal), view, actor, moment, include_inactive)
-    state = state_at(reader.store, moment)[0]  # the tokens as they stood then
-    return _listed(state.tokens_of(principal), state, actor, moment, include_inactive)
+    with view_at(reader.store, moment) as then:  # the tokens as they stood then
+        return _listed(then.tokens_of(principal), then, actor, moment, include_inactive)
 
 
 def _listed(
     tokens: Sequence[TokenView],
-    view: LedgerView,
+    view: StandingView,
     actor: Actor,
     moment: datetime,
     include_inactive: bool,

@@ -1,19 +1,23 @@
-"""``/v2/audit``, ``/v2/tokens/{token_id}/explain`` and ``/v2/audit/blast-radius/{token_id}``
-(and its ``/revoke``): who did what, when and why, what a token reached, and revoking what of
-it is live."""
+"""``/v2/audit``, ``/v2/tokens/{token_id}/explain``, ``/v2/audit/blast-radius/{token_id}``
+(and its ``/revoke``) and ``/v2/audit/who-can``: who did what, when and why, what a token
+reached, revoking what of it is live, and who could do what at a moment."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
+import msgspec
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenledger.api.deps import ERRORS, Correlation, State, command_out, moment, run
+from tokenledger.api.routes.tokens import level_param
 from tokenledger.api.schemas import CommandOut
 from tokenledger.api.security import CurrentActor
 from tokenledger.errors import NotFound
 from tokenledger.projections.audit_queries import AuditEntry, AuditQuery
+from tokenledger.store.chain import format_timestamp
 
 __all__ = ["RevokeRadiusIn", "router"]
 
@@ -116,3 +120,24 @@ def revoke_blast_radius(
     if command is None:
         raise NotFound(f"nothing live in the blast radius of {token_id}: nothing to revoke")
     return command_out(run(state, command, actor, correlation, response))
+
+
+@router.get("/v2/audit/who-can", response_model=dict[str, Any])
+def who_can(
+    actor: CurrentActor,
+    state: State,
+    resource: str = Query(max_length=400, description="A resource path."),
+    level: str = Query(max_length=100, description="read, append, write or admin."),
+    at: str | None = Query(default=None, max_length=64, description="ISO 8601; default now."),
+) -> dict[str, Any]:
+    """Every principal and every usable token that could do ``level`` on ``resource`` at
+    ``at`` (now by default), each with the grant path that allows it, as ``tokenledger
+    audit who-can``: for an operator and whoever may read the resource's whole org."""
+    when = moment(at, "at")
+    answer, position = state.ledger.who_can(actor, resource, level_param(level), at=when)
+    shown_at = when if when is not None else state.ledger.now()
+    return {
+        **msgspec.to_builtins(answer, builtin_types=(datetime,)),
+        "at": format_timestamp(shown_at),
+        "as_of_position": position,
+    }

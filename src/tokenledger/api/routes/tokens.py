@@ -45,7 +45,7 @@ from tokenledger.domain.state import issued_token
 from tokenledger.errors import NotFound, ValidationError
 from tokenledger.store.chain import format_timestamp
 
-__all__ = ["principal_tokens_router", "router"]
+__all__ = ["level_param", "principal_tokens_router", "router"]
 
 router = APIRouter(prefix="/v2/tokens", tags=["tokens"], responses=ERRORS)
 
@@ -196,6 +196,28 @@ def principal_tokens_router(prefix: str, parameter: str, tag: str) -> APIRouter:
     return tokens
 
 
+@router.get("/live", response_model=list[dict[str, Any]])
+def live_tokens(
+    actor: CurrentActor,
+    state: State,
+    start: str = Query(alias="from", max_length=64, description="ISO 8601: the window's start."),
+    end: str = Query(alias="to", max_length=64, description="ISO 8601: the window's end."),
+    principal: str | None = Query(default=None, max_length=400),
+    resource: str | None = Query(default=None, max_length=400),
+) -> list[dict[str, Any]]:
+    """The tokens usable at any moment of ``[from, to]`` (of ``principal``; allowing at least
+    read on ``resource``), each as it stood when it first was and that moment
+    (``usable_at``), as ``tokenledger tokens live --during FROM..TO``. (Declared before
+    ``/{token_id}``, which would take ``live`` for an id.)"""
+    window_start, window_end = moment(start, "from"), moment(end, "to")
+    assert window_start is not None  # required
+    assert window_end is not None
+    found = state.ledger.live_tokens(
+        actor, window_start, window_end, principal=principal, resource=resource
+    )
+    return [msgspec.to_builtins(live, builtin_types=(datetime,)) for live in found]
+
+
 @router.get("/{token_id}", response_model=TokenOut)
 def get_token(token_id: str, actor: CurrentActor, state: State) -> TokenOut:
     """One token by its public id, whoever it belongs to (if the caller may see it)."""
@@ -228,7 +250,7 @@ def verify(
 ) -> VerificationOut:
     """Is ``token`` active, and does it allow ``level`` (default read) on ``resource``? As
     ``tokenledger tokens verify``: a no says why (``reason``); with ``at``, the answer as of
-    that past time, folded from the log.
+    that past time, read from the temporal projection.
 
     Any active credential may ask, as for introspection; so may the token itself (presented
     as the Bearer), whatever its state: its holder may always learn why it is refused.
@@ -237,7 +259,7 @@ def verify(
         current_actor(credentials, state)
     if body.level is not None and body.resource is None:
         raise ValidationError("level needs resource")
-    wanted = _level(body.level) if body.level is not None else None
+    wanted = level_param(body.level) if body.level is not None else None
     when = moment(body.at, "at")
     if when is None:
         answer, position = state.ledger.answers.verify_at_least(
@@ -257,7 +279,8 @@ def verify(
     )
 
 
-def _level(text: str) -> Level:
+def level_param(text: str) -> Level:
+    """A level named in a request; an unknown one is a 400 naming the levels."""
     try:
         return Level.parse(text)
     except ValueError:

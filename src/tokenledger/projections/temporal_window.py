@@ -1,0 +1,113 @@
+"""Questions about a window of time, read from the temporal projection: the tokens alive
+during it, and the moments within it when a token may have become usable.
+
+A token's answer changes only when an interval it reads begins or ends (its life, a
+suspension, its principal's grants, memberships, roles, permission, suspension, active
+life) and, between two such moments, can only turn from usable to unusable (an expiry
+passes). So it was usable at some moment of a window exactly when it was usable at the
+window's start or at one of those moments inside it (``change_moments``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from tokenledger.domain.model import is_role_principal, role_of_principal
+from tokenledger.domain.permissions import org_of
+from tokenledger.projections.schema import (
+    account_suspensions,
+    held_grants,
+    held_memberships,
+    held_permissions,
+    held_roles,
+    held_users,
+    token_expiries,
+    token_grants,
+    token_lives,
+    token_suspensions,
+    tokens,
+)
+from tokenledger.store.schema import events
+
+__all__ = ["change_moments", "first_recorded_at", "tokens_alive_during"]
+
+
+def first_recorded_at(connection: Connection) -> datetime | None:
+    """When the log's first event was recorded (None: the log is empty)."""
+    return connection.execute(
+        sa.select(events.c.recorded_at).where(events.c.position == 1)
+    ).scalar_one_or_none()
+
+
+def tokens_alive_during(
+    connection: Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    principals: Sequence[str] | None = None,
+    resources: Sequence[str] | None = None,
+) -> list[tuple[str, str]]:
+    """(token id, principal) of the tokens issued by ``end`` and not revoked by ``start``,
+    by id: of ``principals`` when given; with ``resources`` (a path and its ancestors), only
+    those holding a grant on one of them, or keys of a role of their org (a role key holds
+    its role's grants, whatever they were then)."""
+    conditions: list[ColumnElement[bool]] = [
+        token_lives.c.from_time <= end,
+        sa.or_(token_lives.c.to_time.is_(None), token_lives.c.to_time > start),
+    ]
+    if principals is not None:
+        conditions.append(tokens.c.principal.in_(principals))
+    if resources is not None:
+        holding = sa.select(token_grants.c.token_id).where(token_grants.c.resource.in_(resources))
+        org = org_of(resources[0])
+        conditions.append(
+            sa.or_(
+                token_lives.c.token_id.in_(holding),
+                # ``ORG:ROLE`` (``role_principal``): an index range, as ``below`` in view.py.
+                sa.and_(tokens.c.principal >= org + ":", tokens.c.principal < org + ";"),
+            )
+        )
+    rows = connection.execute(
+        sa.select(token_lives.c.token_id, tokens.c.principal)
+        .join(tokens, tokens.c.token_id == token_lives.c.token_id)
+        .where(*conditions)
+        .order_by(token_lives.c.token_id)
+    )
+    return [(token_id, principal) for token_id, principal in rows]
+
+
+def change_moments(
+    connection: Connection, start: datetime, end: datetime, token_id: str, principal: str
+) -> list[datetime]:
+    """The moments in ``(start, end]`` when an interval the token's answer reads began or
+    ended, in order (a superset of those when it may have become usable)."""
+    keyed: list[tuple[sa.Table, ColumnElement[bool]]] = [
+        (token_lives, token_lives.c.token_id == token_id),
+        (token_suspensions, token_suspensions.c.token_id == token_id),
+        (token_expiries, token_expiries.c.token_id == token_id),
+        (held_users, held_users.c.email == principal),
+        (held_grants, held_grants.c.principal == principal),
+        (held_memberships, held_memberships.c.email == principal),
+        (held_permissions, held_permissions.c.account_id == principal),
+        (account_suspensions, account_suspensions.c.account_id == principal),
+    ]
+    if is_role_principal(principal):
+        org, role = role_of_principal(principal)
+        keyed.append((held_roles, sa.and_(held_roles.c.org == org, held_roles.c.role == role)))
+    else:
+        # The roles of every org the user belonged to (a superset of those that mattered).
+        orgs = sa.select(held_memberships.c.org).where(held_memberships.c.email == principal)
+        keyed.append((held_roles, held_roles.c.org.in_(orgs)))
+    found: set[datetime] = set()
+    for table, key in keyed:
+        for column in (table.c.from_time, table.c.to_time):
+            rows = connection.execute(
+                sa.select(column).where(key, column > start, column <= end).distinct()
+            )
+            found.update(rows.scalars())
+    return sorted(found)
