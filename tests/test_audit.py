@@ -284,8 +284,20 @@ def test_verify_at_a_past_time(story: Story) -> None:
         secret, T0 + timedelta(days=1, hours=1), resource="acme/alpha", level=Level.WRITE
     )
     assert (narrowed.active, narrowed.reason) == (True, "not_allowed")
-    before, _ = story.ledger.verify_at(secret, T0 - timedelta(days=1))
-    assert before.reason == "unknown"
+    # A moment the log cannot answer for is refused, saying which side it falls on.
+    with pytest.raises(ValidationError, match="is before the first event"):
+        story.ledger.verify_at(secret, T0 - timedelta(days=1))
+    with pytest.raises(ValidationError, match="is after now"):
+        story.ledger.verify_at(secret, story.ledger.now() + timedelta(days=1))
+    for moment, said in (
+        (T0 - timedelta(days=1), "before the first event"),
+        (T0 + timedelta(days=3650), "after now"),
+    ):
+        for args in (("tokens", "verify"), ("tokens", "list", "--principal", SA)):
+            refused = run(story.url, *args, "--at", moment.isoformat(), stdin=secret)
+            assert refused.exit_code == 2, refused.output
+            assert said in refused.stderr
+            assert "Traceback" not in refused.output
 
     cli_answer = run(
         story.url,

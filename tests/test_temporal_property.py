@@ -62,7 +62,8 @@ class TemporalMachine(LedgerMachine):
         self, which: int, offset: timedelta, resource: str | None, level: Level
     ) -> None:
         moments = self._moments()
-        moment = min(moments[which % len(moments)] + offset, self.ledger.now())
+        # Within the log: a moment before its first event or after now is refused.
+        moment = min(max(moments[which % len(moments)] + offset, moments[0]), self.ledger.now())
         folded, position = state_at(self.ledger.store, moment)
         for token_id, secret in self.secrets.items():
             expected = verify_secret(folded, secret, moment, resource=resource, level=level)

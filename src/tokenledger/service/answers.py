@@ -28,7 +28,7 @@ from tokenledger.projections import SqlLedgerView
 from tokenledger.projections.temporal_view import view_at
 from tokenledger.service import oauth
 from tokenledger.service.cache import FollowedCache, HeadGatedCache
-from tokenledger.service.reading import Reader, valid
+from tokenledger.service.reading import Reader, valid, within_log
 from tokenledger.service.usage import recording_uses
 from tokenledger.store import EventStore
 from tokenledger.store.eventstore import read_head
@@ -419,7 +419,7 @@ class TokenAnswers:
         if resource is not None:
             resource = valid(resource_path, resource)
         wanted = level if level is not None else Level.READ
-        moment = ensure_utc(moment)
+        moment = within_log(self._reader, ensure_utc(moment), "the moment")
         with view_at(self._store, moment) as view:
             answer = verify_secret(view, secret, moment, resource=resource, level=wanted)
             return answer, view.position

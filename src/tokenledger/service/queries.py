@@ -55,7 +55,7 @@ from tokenledger.errors import NotFound, PermissionDenied
 from tokenledger.projections import SqlLedgerView
 from tokenledger.projections.history import state_at
 from tokenledger.projections.temporal_view import view_at
-from tokenledger.service.reading import Reader, valid, valid_org
+from tokenledger.service.reading import Reader, valid, valid_org, within_log
 
 _T = TypeVar("_T")
 
@@ -192,7 +192,7 @@ def tokens_of(
     at: datetime | None = None,
 ) -> list[TokenView]:
     principal = valid(check_principal, principal)
-    moment = reader.now() if at is None else ensure_utc(at)
+    moment = reader.now() if at is None else within_log(reader, ensure_utc(at), "the moment")
     with reader.view() as view:
         require_principal_visible(view, actor, principal, reader.now())
         require_token_access(view, actor, principal, reader.now())

@@ -12,7 +12,7 @@ from tokenledger.errors import ValidationError
 from tokenledger.projections import SqlLedgerView
 from tokenledger.store import EventStore
 
-__all__ = ["Reader", "valid", "valid_org"]
+__all__ = ["Reader", "valid", "valid_org", "within_log"]
 
 
 class Reader(Protocol):
@@ -36,3 +36,23 @@ def valid(check: Callable[[str], str], value: str) -> str:
 
 def valid_org(value: str) -> str:
     return valid(lambda v: check_name(v, "org name"), value)
+
+
+def within_log(reader: Reader, moment: datetime, what: str) -> datetime:
+    """``moment``, when the log can answer for it: not before its first event (nothing was
+    yet, and an answer of "unknown" would hide a mistyped year), not after now (the log
+    cannot answer for what has not happened). ``ValidationError`` saying which otherwise."""
+    from tokenledger.projections.temporal_window import first_recorded_at
+
+    now = reader.now()
+    if moment > now:
+        raise ValidationError(f"{what} {moment.isoformat()} is after now ({now.isoformat()})")
+    with reader.store.engine.connect() as connection:
+        first = first_recorded_at(connection)
+    if first is None:
+        raise ValidationError(f"{what} {moment.isoformat()}: the log holds no event yet")
+    if moment < first:
+        raise ValidationError(
+            f"{what} {moment.isoformat()} is before the first event ({first.isoformat()})"
+        )
+    return moment

@@ -25,12 +25,8 @@ from tokenledger.domain.permissions import Level
 from tokenledger.domain.who_can import WhoCan, ancestors, who_can
 from tokenledger.errors import ValidationError
 from tokenledger.projections.temporal_view import view_at, view_on
-from tokenledger.projections.temporal_window import (
-    change_moments,
-    first_recorded_at,
-    tokens_alive_during,
-)
-from tokenledger.service.reading import Reader, valid
+from tokenledger.projections.temporal_window import change_moments, tokens_alive_during
+from tokenledger.service.reading import Reader, valid, within_log
 
 __all__ = ["LiveToken", "live_tokens", "who_can_at"]
 
@@ -56,7 +52,7 @@ def who_can_at(
         authorise_who_can(view, actor, resource, now)
         if view.resource(resource) is None:
             raise ValidationError(f"unknown resource {resource}")
-    moment = now if at is None else _within_log(reader, ensure_utc(at), "the moment")
+    moment = now if at is None else within_log(reader, ensure_utc(at), "the moment")
     with view_at(reader.store, moment) as then:
         return who_can(then, resource, level, moment), then.position
 
@@ -85,8 +81,8 @@ def live_tokens(
         authorise_token_window(view, actor, principal, resource, now)
         if resource is not None and view.resource(resource) is None:
             raise ValidationError(f"unknown resource {resource}")
-    _within_log(reader, start, "window start")
-    _within_log(reader, end, "window end")
+    within_log(reader, start, "window start")
+    within_log(reader, end, "window end")
     with reader.store.engine.connect() as connection:
         found = []
         for token_id, holder in _candidates(connection, start, end, principal, resource):
@@ -138,19 +134,3 @@ def _first_usable(
             continue
         return LiveToken(token=as_listed([token], then)[0], usable_at=moment)
     return None
-
-
-def _within_log(reader: Reader, moment: datetime, what: str) -> datetime:
-    """``moment``, when the log can answer for it: not before its first event, not after now."""
-    now = reader.now()
-    if moment > now:
-        raise ValidationError(f"{what} {moment.isoformat()} is after now ({now.isoformat()})")
-    with reader.store.engine.connect() as connection:
-        first = first_recorded_at(connection)
-    if first is None:
-        raise ValidationError(f"{what} {moment.isoformat()}: the log holds no event yet")
-    if moment < first:
-        raise ValidationError(
-            f"{what} {moment.isoformat()} is before the first event ({first.isoformat()})"
-        )
-    return moment
