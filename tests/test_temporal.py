@@ -245,6 +245,34 @@ def test_replay_rebuilds_the_same_intervals(history: History) -> None:
     assert cli_run(history.url, "replay", "--check").exit_code == 0
 
 
+def test_who_can_and_live_answer_for_a_resource_deleted_since(history: History) -> None:
+    """An incident is often about a resource gone by the time it is looked into: who could
+    write it, and which tokens could read it, while it existed."""
+    moment = iso(T0 + timedelta(hours=1, minutes=30))
+    before = cli_json(history.url, "audit", "who-can", "acme/alpha/raw", "write", "--at", moment)
+    with freeze_time(T0 + timedelta(hours=6)):
+        _run(history.url, "resources", "delete", "acme/alpha/raw")
+    with freeze_time(T0 + timedelta(hours=7)):
+        after = cli_json(history.url, "audit", "who-can", "acme/alpha/raw", "write", "--at", moment)
+        assert after == before
+        assert {p["principal"] for p in after["principals"]} == {ANN, BOB, CI, "acme:admin"}
+        window = f"{moment}..{iso(T0 + timedelta(hours=2))}"
+        live = cli_json(
+            history.url, "tokens", "live", "--during", window, "--resource", "acme/alpha/raw"
+        )
+        assert {t["principal"] for t in live} == {ANN, BOB, CI}
+        # Now, and at a moment or over a window after the deletion, it is unknown.
+        head = cli_head(history.url)
+        for args in (
+            ("audit", "who-can", "acme/alpha/raw", "read"),
+            ("audit", "who-can", "acme/alpha/raw", "read", "--at", iso(T0 + timedelta(hours=6))),
+            ("tokens", "live", "--during", f"{iso(T0 + timedelta(hours=6))}.."
+             f"{iso(T0 + timedelta(hours=7))}", "--resource", "acme/alpha/raw"),
+        ):  # fmt: skip
+            assert_one_line_error(cli_run(history.url, *args), 2, "unknown resource")
+        assert cli_head(history.url) == head
+
+
 # -- HTTP --------------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from tokenledger.projections.temporal_view import view_at, view_on
 from tokenledger.projections.temporal_window import (
     change_moments,
     first_recorded_at,
+    resource_existed,
     tokens_alive_during,
 )
 from tokenledger.service.reading import Reader, valid
@@ -54,10 +55,13 @@ def who_can_at(
     now = reader.now()
     with reader.view() as view:
         authorise_who_can(view, actor, resource, now)
-        if view.resource(resource) is None:
-            raise ValidationError(f"unknown resource {resource}")
+        exists_now = view.resource(resource) is not None
+    if at is None and not exists_now:
+        raise ValidationError(f"unknown resource {resource}")
     moment = now if at is None else _within_log(reader, ensure_utc(at), "the moment")
     with view_at(reader.store, moment) as then:
+        if not exists_now:
+            _require_existed(then.connection, resource, then.position, then.position)
         return who_can(then, resource, level, moment), then.position
 
 
@@ -83,11 +87,14 @@ def live_tokens(
     now = reader.now()
     with reader.view() as view:
         authorise_token_window(view, actor, principal, resource, now)
-        if resource is not None and view.resource(resource) is None:
-            raise ValidationError(f"unknown resource {resource}")
+        # A resource that exists no more: asked about only for a window when it did.
+        gone = resource if resource is not None and view.resource(resource) is None else None
     _within_log(reader, start, "window start")
     _within_log(reader, end, "window end")
     with reader.store.engine.connect() as connection:
+        if gone is not None:
+            first, last = view_on(connection, start).position, view_on(connection, end).position
+            _require_existed(connection, gone, first, last)
         found = []
         for token_id, holder in _candidates(connection, start, end, principal, resource):
             live = _first_usable(connection, token_id, holder, start, end, resource)
@@ -138,6 +145,13 @@ def _first_usable(
             continue
         return LiveToken(token=as_listed([token], then)[0], usable_at=moment)
     return None
+
+
+def _require_existed(connection: Connection, resource: str, first: int, last: int) -> None:
+    """A resource that exists no more is asked about only for when it did: an incident is
+    often looked into after the resource is gone."""
+    if not resource_existed(connection, resource, first, last):
+        raise ValidationError(f"unknown resource {resource}")
 
 
 def _within_log(reader: Reader, moment: datetime, what: str) -> datetime:
