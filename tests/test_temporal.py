@@ -54,6 +54,7 @@ def history(database_url: str) -> Iterator[History]:
             ("orgs", "create", "other"),
             ("resources", "create", "acme/alpha"),
             ("resources", "create", "acme/alpha/raw"),
+            ("resources", "create", "other/secret-plans"),
             ("users", "create", ANN),
             ("users", "create", BOB),
             ("users", "create", DAN),
@@ -209,6 +210,36 @@ def test_live_on_a_resource_is_for_readers_of_the_whole_org(history: History) ->
         history.url, "tokens", "live", "--during", window, token=history.secrets["ann"]
     )
     assert_one_line_error(everything, 4, "give a principal or a resource")
+
+
+def test_live_on_a_resource_shows_no_grant_outside_what_its_caller_may_read(
+    history: History,
+) -> None:
+    """A reader of acme sees which tokens could read acme/alpha, but not the resources of
+    another org that such a token also holds (here the other org's admin's): those are the
+    other org's to show. The principal itself, and an operator, see the whole token."""
+    with freeze_time(T0 + timedelta(hours=6)):
+        _run(history.url, "orgs", "add-member", "acme", DAN)
+        _run(history.url, "grants", "set", DAN, "acme/alpha", "read")
+        issued = cli_json(
+            history.url, "tokens", "create", "--principal", DAN, "--resource", "acme/alpha",
+            "--level", "read", "--resource", "other/secret-plans", "--level", "admin",
+        )  # fmt: skip
+    with freeze_time(T0 + timedelta(hours=7)):
+        window = f"{iso(T0 + timedelta(hours=6))}..{iso(T0 + timedelta(hours=7))}"
+
+        def shown(*args: str, token: str | None) -> list[dict[str, str]]:
+            live = cli_json(history.url, "tokens", "live", "--during", window, *args, token=token)
+            return next(t["grants"] for t in live if t["token_id"] == issued["token_id"])
+
+        by_acme = shown("--resource", "acme/alpha", token=history.secrets["ann"])
+        assert by_acme == [{"resource": "acme/alpha", "level": "read"}]
+        whole = [
+            {"resource": "acme/alpha", "level": "read"},
+            {"resource": "other/secret-plans", "level": "admin"},
+        ]
+        assert shown("--resource", "acme/alpha", token=None) == whole
+        assert shown("--principal", DAN, token=history.secrets["dan"]) == whole
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from tokenledger.clock import ensure_utc
 from tokenledger.domain.authority import (
     as_listed,
+    as_seen_by,
     authorise_token_window,
     authorise_who_can,
     judge_token,
@@ -100,7 +101,11 @@ def live_tokens(
             live = _first_usable(connection, token_id, holder, start, end, resource)
             if live is not None:
                 found.append(live)
-        return found
+    with reader.view() as view:
+        return [
+            msgspec.structs.replace(live, token=as_seen_by(view, actor, live.token, now))
+            for live in found
+        ]
 
 
 def _candidates(
