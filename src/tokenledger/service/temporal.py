@@ -103,8 +103,9 @@ def live_tokens(
                 found.append(live)
     with reader.view() as view:
         return [
-            msgspec.structs.replace(live, token=as_seen_by(view, actor, live.token, now))
+            msgspec.structs.replace(live, token=seen)
             for live in found
+            if (seen := as_seen_by(view, actor, live.token, now)) is not None
         ]
 
 
