@@ -981,8 +981,20 @@ def _cross_org_action(api: Api, hijacked: dict[str, Any], action: str) -> Any:
         "explain-acme-session": lambda: api.client.get(
             f"/v2/tokens/{acme_session}/explain", headers=token
         ),
+        "who-can-in-acme": lambda: api.client.get(
+            "/v2/audit/who-can", params={"resource": "acme", "level": "read"}, headers=token
+        ),
+        "tokens-live": lambda: api.client.get(
+            "/v2/tokens/live", params={**_whole_log(api), "principal": ANN}, headers=token
+        ),
     }
     return calls[action]()
+
+
+def _whole_log(api: Api) -> dict[str, str]:
+    """The window from the log's first event to now."""
+    first = next(iter(api.ledger.store.read_all(until_position=1))).recorded_at
+    return {"from": first.isoformat(), "to": api.ledger.now().isoformat()}
 
 
 @pytest.mark.parametrize(
@@ -996,6 +1008,8 @@ def _cross_org_action(api: Api, hijacked: dict[str, Any], action: str) -> Any:
         "list-sessions",
         "audit",
         "explain-acme-session",
+        "who-can-in-acme",
+        "tokens-live",
     ],
 )
 def test_a_session_through_another_orgs_provider_cannot_reach_the_user_in_acme(

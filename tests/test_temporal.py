@@ -54,6 +54,7 @@ def history(database_url: str) -> Iterator[History]:
             ("orgs", "create", "other"),
             ("resources", "create", "acme/alpha"),
             ("resources", "create", "acme/alpha/raw"),
+            ("resources", "create", "other/secret-plans"),
             ("users", "create", ANN),
             ("users", "create", BOB),
             ("users", "create", DAN),
@@ -211,6 +212,36 @@ def test_live_on_a_resource_is_for_readers_of_the_whole_org(history: History) ->
     assert_one_line_error(everything, 4, "give a principal or a resource")
 
 
+def test_live_on_a_resource_shows_no_grant_outside_what_its_caller_may_read(
+    history: History,
+) -> None:
+    """A reader of acme sees which tokens could read acme/alpha, but not the resources of
+    another org that such a token also holds (here the other org's admin's): those are the
+    other org's to show. The principal itself, and an operator, see the whole token."""
+    with freeze_time(T0 + timedelta(hours=6)):
+        _run(history.url, "orgs", "add-member", "acme", DAN)
+        _run(history.url, "grants", "set", DAN, "acme/alpha", "read")
+        issued = cli_json(
+            history.url, "tokens", "create", "--principal", DAN, "--resource", "acme/alpha",
+            "--level", "read", "--resource", "other/secret-plans", "--level", "admin",
+        )  # fmt: skip
+    with freeze_time(T0 + timedelta(hours=7)):
+        window = f"{iso(T0 + timedelta(hours=6))}..{iso(T0 + timedelta(hours=7))}"
+
+        def shown(*args: str, token: str | None) -> list[dict[str, str]]:
+            live = cli_json(history.url, "tokens", "live", "--during", window, *args, token=token)
+            return next(t["grants"] for t in live if t["token_id"] == issued["token_id"])
+
+        by_acme = shown("--resource", "acme/alpha", token=history.secrets["ann"])
+        assert by_acme == [{"resource": "acme/alpha", "level": "read"}]
+        whole = [
+            {"resource": "acme/alpha", "level": "read"},
+            {"resource": "other/secret-plans", "level": "admin"},
+        ]
+        assert shown("--resource", "acme/alpha", token=None) == whole
+        assert shown("--principal", DAN, token=history.secrets["dan"]) == whole
+
+
 @pytest.mark.parametrize(
     ("window", "fragment"),
     [
@@ -243,6 +274,34 @@ def test_replay_rebuilds_the_same_intervals(history: History) -> None:
     after = cli_json(history.url, "audit", "who-can", "acme/alpha", "write", "--at", moment)
     assert after == before
     assert cli_run(history.url, "replay", "--check").exit_code == 0
+
+
+def test_who_can_and_live_answer_for_a_resource_deleted_since(history: History) -> None:
+    """An incident is often about a resource gone by the time it is looked into: who could
+    write it, and which tokens could read it, while it existed."""
+    moment = iso(T0 + timedelta(hours=1, minutes=30))
+    before = cli_json(history.url, "audit", "who-can", "acme/alpha/raw", "write", "--at", moment)
+    with freeze_time(T0 + timedelta(hours=6)):
+        _run(history.url, "resources", "delete", "acme/alpha/raw")
+    with freeze_time(T0 + timedelta(hours=7)):
+        after = cli_json(history.url, "audit", "who-can", "acme/alpha/raw", "write", "--at", moment)
+        assert after == before
+        assert {p["principal"] for p in after["principals"]} == {ANN, BOB, CI, "acme:admin"}
+        window = f"{moment}..{iso(T0 + timedelta(hours=2))}"
+        live = cli_json(
+            history.url, "tokens", "live", "--during", window, "--resource", "acme/alpha/raw"
+        )
+        assert {t["principal"] for t in live} == {ANN, BOB, CI}
+        # Now, and at a moment or over a window after the deletion, it is unknown.
+        head = cli_head(history.url)
+        for args in (
+            ("audit", "who-can", "acme/alpha/raw", "read"),
+            ("audit", "who-can", "acme/alpha/raw", "read", "--at", iso(T0 + timedelta(hours=6))),
+            ("tokens", "live", "--during", f"{iso(T0 + timedelta(hours=6))}.."
+             f"{iso(T0 + timedelta(hours=7))}", "--resource", "acme/alpha/raw"),
+        ):  # fmt: skip
+            assert_one_line_error(cli_run(history.url, *args), 2, "unknown resource")
+        assert cli_head(history.url) == head
 
 
 # -- HTTP --------------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ __all__ = [
     "admitting_trust",
     "answer_token",
     "as_listed",
+    "as_seen_by",
     "authorise_issue",
     "authorise_issuer",
     "authorise_lifting",
@@ -926,6 +927,20 @@ def _require_role_key_access(
         return
     org, name = role_of_principal(role)
     authorise_role_management(view, actor, org, now, f"{verb} the keys of role {name} of {org}")
+
+
+def as_seen_by(view: LedgerView, actor: Actor, token: TokenView, now: datetime) -> TokenView | None:
+    """``token`` as shown to ``actor``: whole to whoever may see its principal's tokens
+    (``require_token_access``), unless it is that principal acting through a session of
+    another org (``may_see_token``: then not at all, None); to anyone else (a reader of an
+    org, shown which tokens could act on its resources) with only its grants on what the
+    actor may read, so that another org's resources are never named to it."""
+    try:
+        require_token_access(view, actor, token.principal, now, token_id=token.token_id)
+    except (PermissionDenied, NotFound):
+        seen = tuple(g for g in token.grants if may_see(view, actor, g.resource, now))
+        return msgspec.structs.replace(token, grants=seen)
+    return token if may_see_token(actor, token) else None
 
 
 def may_see_account(

@@ -21,6 +21,7 @@ from tokenledger.domain.model import is_role_principal, role_of_principal
 from tokenledger.domain.permissions import org_of
 from tokenledger.projections.schema import (
     account_suspensions,
+    audit_index,
     held_grants,
     held_memberships,
     held_permissions,
@@ -34,7 +35,7 @@ from tokenledger.projections.schema import (
 )
 from tokenledger.store.schema import events
 
-__all__ = ["change_moments", "first_recorded_at", "tokens_alive_during"]
+__all__ = ["change_moments", "first_recorded_at", "resource_existed", "tokens_alive_during"]
 
 
 def first_recorded_at(connection: Connection) -> datetime | None:
@@ -42,6 +43,34 @@ def first_recorded_at(connection: Connection) -> datetime | None:
     return connection.execute(
         sa.select(events.c.recorded_at).where(events.c.position == 1)
     ).scalar_one_or_none()
+
+
+def resource_existed(connection: Connection, path: str, first: int, last: int) -> bool:
+    """Whether resource ``path`` existed at some position of ``[first, last]``: created at or
+    before ``first`` and not deleted since, or created after it up to ``last``. Read off the
+    audit index's (subject, position) key, which keeps a deleted resource's history where
+    the resources table keeps only those that exist now."""
+    created, deleted = "ResourceCreated", "ResourceDeleted"
+    about = sa.and_(audit_index.c.subject == path, audit_index.c.event_type.in_((created, deleted)))
+    standing = connection.execute(
+        sa.select(audit_index.c.event_type)
+        .where(about, audit_index.c.position <= first)
+        .order_by(audit_index.c.position.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if standing == created:
+        return True
+    created_later = connection.execute(
+        sa.select(audit_index.c.position)
+        .where(
+            about,
+            audit_index.c.event_type == created,
+            audit_index.c.position > first,
+            audit_index.c.position <= last,
+        )
+        .limit(1)
+    ).first()
+    return created_later is not None
 
 
 def tokens_alive_during(

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from tokenledger.clock import ensure_utc
 from tokenledger.domain.authority import (
     as_listed,
+    as_seen_by,
     authorise_token_window,
     authorise_who_can,
     judge_token,
@@ -25,7 +26,11 @@ from tokenledger.domain.permissions import Level
 from tokenledger.domain.who_can import WhoCan, ancestors, who_can
 from tokenledger.errors import ValidationError
 from tokenledger.projections.temporal_view import view_at, view_on
-from tokenledger.projections.temporal_window import change_moments, tokens_alive_during
+from tokenledger.projections.temporal_window import (
+    change_moments,
+    resource_existed,
+    tokens_alive_during,
+)
 from tokenledger.service.reading import Reader, valid, within_log
 
 __all__ = ["LiveToken", "live_tokens", "who_can_at"]
@@ -50,10 +55,13 @@ def who_can_at(
     now = reader.now()
     with reader.view() as view:
         authorise_who_can(view, actor, resource, now)
-        if view.resource(resource) is None:
-            raise ValidationError(f"unknown resource {resource}")
+        exists_now = view.resource(resource) is not None
+    if at is None and not exists_now:
+        raise ValidationError(f"unknown resource {resource}")
     moment = now if at is None else within_log(reader, ensure_utc(at), "the moment")
     with view_at(reader.store, moment) as then:
+        if not exists_now:
+            _require_existed(then.connection, resource, then.position, then.position)
         return who_can(then, resource, level, moment), then.position
 
 
@@ -79,17 +87,25 @@ def live_tokens(
     now = reader.now()
     with reader.view() as view:
         authorise_token_window(view, actor, principal, resource, now)
-        if resource is not None and view.resource(resource) is None:
-            raise ValidationError(f"unknown resource {resource}")
+        # A resource that exists no more: asked about only for a window when it did.
+        gone = resource if resource is not None and view.resource(resource) is None else None
     within_log(reader, start, "window start")
     within_log(reader, end, "window end")
     with reader.store.engine.connect() as connection:
+        if gone is not None:
+            first, last = view_on(connection, start).position, view_on(connection, end).position
+            _require_existed(connection, gone, first, last)
         found = []
         for token_id, holder in _candidates(connection, start, end, principal, resource):
             live = _first_usable(connection, token_id, holder, start, end, resource)
             if live is not None:
                 found.append(live)
-        return found
+    with reader.view() as view:
+        return [
+            msgspec.structs.replace(live, token=seen)
+            for live in found
+            if (seen := as_seen_by(view, actor, live.token, now)) is not None
+        ]
 
 
 def _candidates(
@@ -134,3 +150,10 @@ def _first_usable(
             continue
         return LiveToken(token=as_listed([token], then)[0], usable_at=moment)
     return None
+
+
+def _require_existed(connection: Connection, resource: str, first: int, last: int) -> None:
+    """A resource that exists no more is asked about only for when it did: an incident is
+    often looked into after the resource is gone."""
+    if not resource_existed(connection, resource, first, last):
+        raise ValidationError(f"unknown resource {resource}")
