@@ -292,6 +292,9 @@ def _token_issued(event: TokenIssued, writes: Writes, record: RecordedEvent) -> 
         "parent_id": event.parent_id,
         "revoked_at": None,
         "revoked_reason": None,
+        "issued_position": record.position,
+        "revoked_position": None,
+        "issued_expires_at": event.expires_at,
     }
     writes.insert_if_absent(tokens, [row])
     # A set: the same grant listed twice is one row (the key is the whole row).
@@ -308,7 +311,11 @@ def _token_revoked(event: TokenRevoked, writes: Writes, record: RecordedEvent) -
     writes.update(
         tokens,
         {"token_id": event.token_id},
-        {"revoked_at": record.recorded_at, "revoked_reason": event.reason},
+        {
+            "revoked_at": record.recorded_at,
+            "revoked_reason": event.reason,
+            "revoked_position": record.position,
+        },
         only_if_null=("revoked_at",),
     )
 
@@ -338,7 +345,11 @@ def _client_credential_revoked(
     writes.update(
         client_credentials,
         {"client_id": event.client_id},
-        {"revoked_at": record.recorded_at, "revoked_reason": event.reason},
+        {
+            "revoked_at": record.recorded_at,
+            "revoked_reason": event.reason,
+            "revoked_position": record.position,
+        },
         only_if_null=("revoked_at",),
     )
 
@@ -406,7 +417,11 @@ def _session_ended(event: SessionEnded, writes: Writes, record: RecordedEvent) -
     writes.update(
         sessions,
         {"session_id": event.session_id},
-        {"revoked_at": record.recorded_at, "revoked_reason": event.reason},
+        {
+            "revoked_at": record.recorded_at,
+            "revoked_reason": event.reason,
+            "revoked_position": record.position,
+        },
         only_if_null=("revoked_at",),
     )
 
@@ -431,7 +446,11 @@ def _issuer_untrusted(event: IssuerUntrusted, writes: Writes, record: RecordedEv
     writes.update(
         issuer_trusts,
         {"trust_id": event.trust_id},
-        {"revoked_at": record.recorded_at, "revoked_reason": event.reason},
+        {
+            "revoked_at": record.recorded_at,
+            "revoked_reason": event.reason,
+            "revoked_position": record.position,
+        },
         only_if_null=("revoked_at",),
     )
 

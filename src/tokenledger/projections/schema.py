@@ -51,7 +51,6 @@ __all__ = [
     "sessions",
     "token_expiries",
     "token_grants",
-    "token_lives",
     "token_suspensions",
     "token_uses",
     "tokens",
@@ -166,6 +165,14 @@ tokens = sa.Table(
     sa.Column("parent_id", _identifier(), nullable=True),
     sa.Column("revoked_at", UTCDateTime, nullable=True),
     sa.Column("revoked_reason", sa.String(100), nullable=True),
+    # The token's life in the log, for questions about a past moment
+    # (``projections.temporal_view``): the positions of its issue and of its first
+    # revocation, and its expiry as issued (``expires_at`` follows rotations and shortenings,
+    # kept as intervals in ``token_expiries``). Kept here, not as a table of intervals, because
+    # a rebuild writes a row per token issue: one row rather than two.
+    sa.Column("issued_position", sa.BigInteger, nullable=False),
+    sa.Column("revoked_position", sa.BigInteger, nullable=True),
+    sa.Column("issued_expires_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("secret_hash", name="uq_tokens_secret_hash"),
 )
 sa.Index("ix_tokens_principal", tokens.c.principal)
@@ -431,20 +438,6 @@ account_suspensions = sa.Table(
     info={"interval_key": ("account_id",)},
 )
 
-# A token's life, from its issue to its revocation (``revoked_reason``); its expiry as issued
-# (a rotation or a shortening opens a row of ``token_expiries``). Its principal is the
-# ``tokens`` row's (indexed there): a rebuild writes one of these rows per token issue, so
-# it carries nothing more than the life.
-token_lives = sa.Table(
-    "token_lives",
-    metadata,
-    sa.Column("token_id", _identifier(), primary_key=True),
-    sa.Column("expires_at", UTCDateTime, nullable=True),
-    sa.Column("revoked_reason", sa.String(100), nullable=True),
-    *_interval_columns(),
-    info={"interval_key": ("token_id",)},
-)
-
 token_expiries = sa.Table(
     "token_expiries",
     metadata,
@@ -482,7 +475,6 @@ TEMPORAL_TABLES: tuple[sa.Table, ...] = (
     held_users,
     held_permissions,
     account_suspensions,
-    token_lives,
     token_expiries,
     token_suspensions,
     token_uses,

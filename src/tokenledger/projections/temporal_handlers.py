@@ -4,10 +4,12 @@ Every fact a token's answer depends on (``domain.state.TOKEN_ANSWER_EVENTS``) is
 intervals ``[from_position, to_position)`` with the ``recorded_at`` of both ends
 (``projections.schema``, ``TEMPORAL_TABLES``): a user's direct grants, memberships, roles'
 grants, users' active lives, service accounts' permissions and suspensions, and each token's
-life, later expiries, suspensions and last recorded uses. An event that changes a fact
-closes the fact's open interval at its own position and, unless it ends the fact, opens the
-next one there. Nothing is ever rewritten otherwise, so the state at any position is a
-lookup of the rows whose interval holds it (``projections.temporal_view``).
+later expiries, suspensions and last recorded uses. A token's life itself (the positions of
+its issue and revocation) is kept on its ``tokens`` row by the main projection. An event
+that changes a fact closes the fact's open interval at its own position and, unless it ends
+the fact, opens the next one there. Nothing is ever rewritten otherwise, so the state at
+any position is a lookup of the rows whose interval holds it
+(``projections.temporal_view``).
 
 Like the other handlers these only state row operations and read nothing. They are
 idempotent: a close reaches only an interval opened before the closing event, and an
@@ -33,7 +35,6 @@ from tokenledger.projections.schema import (
     held_roles,
     held_users,
     token_expiries,
-    token_lives,
     token_suspensions,
     token_uses,
 )
@@ -180,24 +181,6 @@ def _(event: e.ServiceAccountDisabled, at: _Interval) -> None:
 @_handle.register
 def _(event: e.ServiceAccountEnabled, at: _Interval) -> None:
     at.close(account_suspensions, {"account_id": event.account_id})
-
-
-@_handle.register
-def _(event: e.TokenIssued, at: _Interval) -> None:
-    at.open(
-        token_lives,
-        {
-            "token_id": event.token_id,
-            "expires_at": event.expires_at,
-            "revoked_reason": None,
-        },
-    )
-
-
-@_handle.register
-def _(event: e.TokenRevoked, at: _Interval) -> None:
-    # Only the first revocation closes the life: a later one finds nothing open.
-    at.close(token_lives, {"token_id": event.token_id}, revoked_reason=event.reason)
 
 
 @_handle.register(e.TokenRotated)

@@ -43,7 +43,6 @@ from tokenledger.projections.schema import (
     orgs,
     service_accounts,
     token_expiries,
-    token_lives,
     token_suspensions,
     token_uses,
     tokens,
@@ -52,7 +51,7 @@ from tokenledger.projections.schema import (
 from tokenledger.store import EventStore
 from tokenledger.store.schema import events
 
-__all__ = ["TemporalView", "holds", "view_at", "view_on"]
+__all__ = ["TemporalView", "holds", "position_on", "view_at", "view_on"]
 
 _grants_decoder = msgspec.json.Decoder(tuple[Grant, ...])
 #: Bound on the values of one "IN (...)" list.
@@ -242,8 +241,8 @@ class TemporalView:
     def tokens_of_any(self, principals: Iterable[str]) -> Sequence[TokenView]:
         """The tokens of every principal named, by id."""
         # Their ids first, off the tokens table's principal index, then the tokens by id: a
-        # join filtered on the principal lets PostgreSQL's planner hash the whole of
-        # token_lives (a million rows) where a few index lookups do.
+        # join filtered on the principal lets PostgreSQL's planner hash whole tables of
+        # intervals where a few index lookups do.
         ids = self.connection.execute(
             sa.select(tokens.c.token_id).where(tokens.c.principal.in_(sorted(set(principals))))
         ).scalars()
@@ -267,10 +266,10 @@ class TemporalView:
                 tokens.c.grants,
                 tokens.c.issued_at,
                 tokens.c.parent_id,
-                token_lives.c.expires_at,
-                token_lives.c.to_position,
-                token_lives.c.to_time,
-                token_lives.c.revoked_reason,
+                tokens.c.issued_expires_at,
+                tokens.c.revoked_position,
+                tokens.c.revoked_at,
+                tokens.c.revoked_reason,
                 expiry.c.expires_at.label("later_expiry"),
                 suspension.c.from_time.label("disabled_at"),
                 suspension.c.disabled_by,
@@ -278,11 +277,10 @@ class TemporalView:
                 use.c.last_used_at,
             )
             .select_from(tokens)
-            .join(token_lives, token_lives.c.token_id == tokens.c.token_id)
             .outerjoin(expiry, self._holding_for_token(expiry))
             .outerjoin(suspension, self._holding_for_token(suspension))
             .outerjoin(use, self._holding_for_token(use))
-            .where(condition, token_lives.c.from_position <= self.position)
+            .where(condition, tokens.c.issued_position <= self.position)
             .order_by(tokens.c.token_id)
         )
         return [self._token(row) for row in self.connection.execute(query)]
@@ -340,13 +338,18 @@ def view_at(store: EventStore, moment: datetime) -> Iterator[TemporalView]:
 def view_on(connection: Connection, moment: datetime) -> TemporalView:
     """``view_at`` on a connection of the caller's."""
     moment = ensure_utc(moment)
-    # The last event at or before ``moment``, read backwards off the log's recorded_at index
-    # (SQLite's ends in the position: one entry; PostgreSQL's sorts the events sharing that
-    # time, one transaction's): ``max(position)`` would read every earlier entry.
+    return TemporalView(connection, position_on(connection, moment), moment)
+
+
+def position_on(connection: Connection, moment: datetime) -> int:
+    """The last position recorded at or before ``moment`` (0: the log starts later)."""
+    # Read backwards off the log's recorded_at index (SQLite's ends in the position: one
+    # entry; PostgreSQL's sorts the events sharing that time, one transaction's):
+    # ``max(position)`` would read every earlier entry.
     position = connection.execute(
         sa.select(events.c.position)
-        .where(events.c.recorded_at <= moment)
+        .where(events.c.recorded_at <= ensure_utc(moment))
         .order_by(events.c.recorded_at.desc(), events.c.position.desc())
         .limit(1)
     ).scalar_one_or_none()
-    return TemporalView(connection, int(position or 0), moment)
+    return int(position or 0)

@@ -29,10 +29,10 @@ from tokenledger.projections.schema import (
     held_users,
     token_expiries,
     token_grants,
-    token_lives,
     token_suspensions,
     tokens,
 )
+from tokenledger.projections.temporal_view import position_on
 from tokenledger.store.schema import events
 
 __all__ = ["change_moments", "first_recorded_at", "resource_existed", "tokens_alive_during"]
@@ -85,9 +85,12 @@ def tokens_alive_during(
     by id: of ``principals`` when given; with ``resources`` (a path and its ancestors), only
     those holding a grant on one of them, or keys of a role of their org (a role key holds
     its role's grants, whatever they were then)."""
+    # As positions: ``recorded_at`` never goes backwards along the log, so an event was
+    # recorded by a moment exactly when its position is at most the moment's position.
+    first, last = position_on(connection, start), position_on(connection, end)
     conditions: list[ColumnElement[bool]] = [
-        token_lives.c.from_time <= end,
-        sa.or_(token_lives.c.to_time.is_(None), token_lives.c.to_time > start),
+        tokens.c.issued_position <= last,
+        sa.or_(tokens.c.revoked_position.is_(None), tokens.c.revoked_position > first),
     ]
     if principals is not None:
         conditions.append(tokens.c.principal.in_(principals))
@@ -96,16 +99,15 @@ def tokens_alive_during(
         org = org_of(resources[0])
         conditions.append(
             sa.or_(
-                token_lives.c.token_id.in_(holding),
+                tokens.c.token_id.in_(holding),
                 # ``ORG:ROLE`` (``role_principal``): an index range, as ``below`` in view.py.
                 sa.and_(tokens.c.principal >= org + ":", tokens.c.principal < org + ";"),
             )
         )
     rows = connection.execute(
-        sa.select(token_lives.c.token_id, tokens.c.principal)
-        .join(tokens, tokens.c.token_id == token_lives.c.token_id)
+        sa.select(tokens.c.token_id, tokens.c.principal)
         .where(*conditions)
-        .order_by(token_lives.c.token_id)
+        .order_by(tokens.c.token_id)
     )
     return [(token_id, principal) for token_id, principal in rows]
 
@@ -115,8 +117,8 @@ def change_moments(
 ) -> list[datetime]:
     """The moments in ``(start, end]`` when an interval the token's answer reads began or
     ended, in order (a superset of those when it may have become usable)."""
+    found: set[datetime] = set(_life_moments(connection, start, end, token_id))
     keyed: list[tuple[sa.Table, ColumnElement[bool]]] = [
-        (token_lives, token_lives.c.token_id == token_id),
         (token_suspensions, token_suspensions.c.token_id == token_id),
         (token_expiries, token_expiries.c.token_id == token_id),
         (held_users, held_users.c.email == principal),
@@ -132,7 +134,6 @@ def change_moments(
         # The roles of every org the user belonged to (a superset of those that mattered).
         orgs = sa.select(held_memberships.c.org).where(held_memberships.c.email == principal)
         keyed.append((held_roles, held_roles.c.org.in_(orgs)))
-    found: set[datetime] = set()
     for table, key in keyed:
         for column in (table.c.from_time, table.c.to_time):
             rows = connection.execute(
@@ -140,3 +141,24 @@ def change_moments(
             )
             found.update(rows.scalars())
     return sorted(found)
+
+
+def _life_moments(
+    connection: Connection, start: datetime, end: datetime, token_id: str
+) -> list[datetime]:
+    """When the token's issue and first revocation were recorded, those in ``(start, end]``."""
+    life = sa.select(tokens.c.issued_position, tokens.c.revoked_position).where(
+        tokens.c.token_id == token_id
+    )
+    row = connection.execute(life).first()
+    positions = [p for p in row or () if p is not None]
+    if not positions:
+        return []
+    moments = connection.execute(
+        sa.select(events.c.recorded_at).where(
+            events.c.position.in_(positions),
+            events.c.recorded_at > start,
+            events.c.recorded_at <= end,
+        )
+    )
+    return list(moments.scalars())

@@ -18,7 +18,7 @@ a decision emits the same events in the same order against either view.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -186,11 +186,24 @@ def _client_credential(row: Any) -> ClientCredentialView:
     )
 
 
-def _by_key(table: sa.Table, **where: sa.Column[Any]) -> DriverStatement:
-    """``SELECT * FROM table WHERE column = :name ...``, run on the driver's cursor."""
+def _by_key(table: sa.Table | Sequence[sa.Column[Any]], **where: sa.Column[Any]) -> DriverStatement:
+    """``SELECT * FROM table WHERE column = :name ...`` (or the columns given), run on the
+    driver's cursor."""
+    selected = (table,) if isinstance(table, sa.Table) else tuple(table)
     return DriverStatement(
-        sa.select(table).where(*(column == sa.bindparam(name) for name, column in where.items()))
+        sa.select(*selected).where(
+            *(column == sa.bindparam(name) for name, column in where.items())
+        )
     )
+
+
+# What a ``TokenView`` is built of (``_token``): the tokens table but for the token's life in
+# the log, which only questions about the past read (``projections.temporal_view``).
+_TOKEN_VIEW_COLUMNS = [
+    column
+    for column in tokens.columns
+    if column.name not in ("issued_position", "revoked_position", "issued_expires_at")
+]
 
 
 # The lookups decisions and verifications make on every call (see ``store.driver``).
@@ -214,18 +227,18 @@ _DIRECT_GRANTS = DriverStatement(
     .order_by(user_grants.c.resource)
 )
 _SERVICE_ACCOUNT = _by_key(service_accounts, account_id=service_accounts.c.account_id)
-_TOKEN = _by_key(tokens, token_id=tokens.c.token_id)
-_TOKEN_BY_HASH = _by_key(tokens, secret_hash=tokens.c.secret_hash)
+_TOKEN = _by_key(_TOKEN_VIEW_COLUMNS, token_id=tokens.c.token_id)
+_TOKEN_BY_HASH = _by_key(_TOKEN_VIEW_COLUMNS, secret_hash=tokens.c.secret_hash)
 _TOKENS_OF = DriverStatement(
-    sa.select(tokens)
+    sa.select(*_TOKEN_VIEW_COLUMNS)
     .where(tokens.c.principal == sa.bindparam("principal"))
     .order_by(tokens.c.token_id)
 )
 # What a token's answer reads of it: every column but its last use, which no answer needs
 # (and which SQLite would parse on each verification).
-_ANSWERED_COLUMNS = [column for column in tokens.columns if column.name != "last_used_at"]
+_ANSWERED_COLUMNS = [column for column in _TOKEN_VIEW_COLUMNS if column.name != "last_used_at"]
 _TOKEN_COLUMNS = len(_ANSWERED_COLUMNS)
-_LAST_USED_AT = [column.name for column in tokens.columns].index("last_used_at")
+_LAST_USED_AT = [column.name for column in _TOKEN_VIEW_COLUMNS].index("last_used_at")
 # ``token_candidates``' statements, one per set of criteria given (by their bind names).
 _CANDIDATES: dict[frozenset[str], DriverStatement] = {}
 
@@ -248,7 +261,7 @@ def _candidates_statement(binds: frozenset[str]) -> DriverStatement:
     if "unused_before" in binds:
         last_active = sa.func.coalesce(tokens.c.last_used_at, tokens.c.issued_at)
         conditions.append(last_active < bind("unused_before"))
-    query = sa.select(tokens).where(*conditions).order_by(tokens.c.token_id)
+    query = sa.select(*_TOKEN_VIEW_COLUMNS).where(*conditions).order_by(tokens.c.token_id)
     # Planned for the values given each time: how selective a criterion is varies.
     found = _CANDIDATES[binds] = DriverStatement(query, prepare=False)
     return found
@@ -549,7 +562,7 @@ class SqlLedgerView(LoginViews, EndpointViews, PolicyViews, WebhookViews):
         return remembered[(kind, key)]
 
     def _tokens(self, *conditions: ColumnElement[bool]) -> list[TokenView]:
-        query = sa.select(tokens).where(*conditions).order_by(tokens.c.token_id)
+        query = sa.select(*_TOKEN_VIEW_COLUMNS).where(*conditions).order_by(tokens.c.token_id)
         return [_token(row) for row in self.connection.execute(query)]
 
 
