@@ -709,6 +709,8 @@ def test_a_proof_bundle_verifies_with_the_module_and_refuses_a_changed_entry(
     ("document", "reason"),
     [
         ([], "FAILED: the bundle .* is not a JSON object"),
+        ("[" * 100_000, "FAILED: the bundle .* is not JSON"),
+        ('{"entry": ' + "9" * 5000 + "}", "FAILED: the bundle .* is not JSON"),
         ({"inclusion": {}, "checkpoint": ""}, "FAILED: the bundle's 'entry' is not a base64"),
         ({"entry": "", "checkpoint": ""}, "FAILED: the bundle's 'inclusion' is not a JSON"),
         ({"entry": "", "inclusion": {}}, "FAILED: the bundle's 'checkpoint' is not a string"),
@@ -718,7 +720,10 @@ def test_malformed_bundles_fail_with_the_reason(
     document: object, reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bundle = tmp_path / "bundle.json"
-    bundle.write_text(json.dumps(document))
+    if isinstance(document, str):
+        bundle.write_text(document)  # not JSON, or JSON that json.dumps would not write
+    else:
+        bundle.write_text(json.dumps(document))
     assert logproof.main(["bundle", str(bundle), "--key", log_vkey()]) == 6
     assert re.fullmatch(reason + ".*\n", capsys.readouterr().out)
 

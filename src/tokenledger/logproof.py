@@ -553,7 +553,7 @@ def _read_text(path: str, what: str) -> str:
 def _read_json(path: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(_read_text(path, what))
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also an integer of too many digits
         raise ProofError(f"the {what} {path} is not JSON") from None
     if not isinstance(value, dict):
         raise ProofError(f"the {what} {path} is not a JSON object")
