@@ -486,7 +486,9 @@ def test_upgrading_moves_each_token_life_onto_its_row(database_url: str) -> None
 
     def answers() -> list[Any]:
         return [
-            cli_json(database_url, "tokens", "list", "--principal", account, "--all", "--at", moment)
+            cli_json(
+                database_url, "tokens", "list", "--principal", account, "--all", "--at", moment
+            )
             for moment in moments
         ]
 

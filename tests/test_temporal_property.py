@@ -4,8 +4,9 @@ fold of the log's prefix, at random moments of random histories, on SQLite and P
 The histories are the state machine's (every command, valid and invalid, with time passing:
 tests/test_state_machine.py); between steps a random moment of the log so far is asked
 about: every token's answer (``tokens verify --at``, with and without a resource) and every
-principal's tokens as listed then (``tokens list --all --at``) must be exactly what folding
-the log up to that moment (``projections.history.state_at``) gives; and a random window:
+principal's tokens as listed then (``tokens list --all --at``) and who could do the level on
+the resource then (``audit who-can --at``) must be exactly what folding the log up to that
+moment (``projections.history.state_at``) gives; and a random window:
 the tokens usable during it (``tokens live``) must be those the fold finds usable at one of
 its moments.
 """
@@ -13,7 +14,7 @@ its moments.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ from test_state_machine import OPERATOR, LedgerMachine
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import as_listed, judge_token, verify_secret
 from tokenledger.domain.model import is_role_principal
-from tokenledger.domain.permissions import Level
+from tokenledger.domain.permissions import Grant, Level
+from tokenledger.domain.state import LedgerState
+from tokenledger.domain.who_can import who_can
 from tokenledger.projections.history import state_at
 from tokenledger.store.schema import events
 
@@ -70,6 +73,10 @@ class TemporalMachine(LedgerMachine):
             answer, at = self.ledger.verify_at(secret, moment, resource=resource, level=level)
             assert at == position
             assert answer == expected, (token_id, moment)
+        if resource is not None:
+            found, at = self.ledger.who_can(OPERATOR, resource, level, at=moment)
+            assert at == position
+            assert found == who_can(_EveryCandidate(folded), resource, level, moment), moment
         # A role's keys are listed through the role's own commands, not by principal.
         principals = sorted(
             {t.principal for t in folded.tokens.values() if not is_role_principal(t.principal)}
@@ -102,6 +109,37 @@ class TemporalMachine(LedgerMachine):
             }
         found = self.ledger.live_tokens(OPERATOR, start, end)
         assert {live.token.token_id for live in found} == expected, (start, end)
+
+
+class _EveryCandidate:
+    """The folded state as ``who_can`` reads it, offering every user and service account as
+    a candidate: the temporal view's indexed search for candidates must miss none that the
+    rule admits."""
+
+    def __init__(self, state: LedgerState) -> None:
+        self.state = state
+
+    def __getattr__(self, name: str) -> Any:  # the standing questions: the fold's own
+        return getattr(self.state, name)
+
+    def grant_holders(self, resources: Sequence[str]) -> Sequence[str]:
+        return sorted(self.state.users)
+
+    def accounts_on(self, resources: Sequence[str]) -> Sequence[str]:
+        return sorted(self.state.accounts)
+
+    def members(self, org: str) -> dict[str, str]:
+        return self.state.members(org)
+
+    def roles_of(self, org: str) -> dict[str, tuple[Grant, ...]]:
+        return self.state.roles_of(org)
+
+    def tokens_of_any(self, principals: Sequence[str]) -> Sequence[Any]:
+        wanted = set(principals)
+        return [t for _, t in sorted(self.state.tokens.items()) if t.principal in wanted]
+
+    def read_ahead(self, principals: Sequence[str]) -> None:
+        pass
 
 
 def run_machine(new_url: Callable[[], str], examples: int, steps: int) -> None:

@@ -40,6 +40,11 @@ class WhoCanView(StandingView, Protocol):
 
     def tokens_of_any(self, principals: Sequence[str]) -> Sequence[TokenView]: ...
 
+    def read_ahead(self, principals: Sequence[str]) -> None:
+        """Read at once what the standing of each of ``principals`` reads (a view may do
+        nothing here): each candidate's standing is asked next."""
+        ...
+
 
 class Path(msgspec.Struct, frozen=True, kw_only=True):
     """A grant that allows the level, and where it comes from."""
@@ -88,6 +93,7 @@ def who_can(view: WhoCanView, resource: str, level: Level, now: datetime) -> Who
     }
     holders: dict[str, tuple[Path, ...]] = {}
     standings: dict[str, tuple[Grant, ...]] = {}
+    view.read_ahead(sorted(candidates))
     for principal in sorted(candidates):
         found = standing_paths(view, principal)
         paths = _allowing(found, resource, level)

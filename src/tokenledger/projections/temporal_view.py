@@ -30,6 +30,7 @@ from tokenledger.domain.model import (
     ServiceAccountView,
     TokenView,
     UserView,
+    is_service_account_id,
     predefined_role_grants,
 )
 from tokenledger.domain.permissions import Grant
@@ -75,6 +76,54 @@ class TemporalView:
     position: int
     moment: datetime
     _orgs: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+    # What ``read_ahead`` read for many principals at once, answered from here after.
+    _ahead: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def read_ahead(self, principals: Sequence[str]) -> None:
+        """Read in a few statements what a principal's standing reads of each of
+        ``principals`` (``domain.authority.standing_paths``), for the questions that follow:
+        who-can asks it of every candidate, one by one."""
+        accounts = sorted(p for p in principals if is_service_account_id(p))
+        emails = sorted(p for p in principals if not is_service_account_id(p) and "@" in p)
+        for start in range(0, max(len(accounts), len(emails)), _IN_CHUNK):
+            self._read_accounts_ahead(accounts[start : start + _IN_CHUNK])
+            self._read_users_ahead(emails[start : start + _IN_CHUNK])
+
+    def _read_accounts_ahead(self, accounts: Sequence[str]) -> None:
+        if not accounts:
+            return
+        latest: dict[str, Any] = {}
+        for row in self.connection.execute(
+            self._account_query(service_accounts.c.account_id.in_(accounts))
+        ):
+            latest.setdefault(row[0], row)  # newest interval first
+        for account_id in accounts:
+            newest = latest.get(account_id)
+            self._ahead[("account", account_id)] = None if newest is None else self._account(newest)
+
+    def _read_users_ahead(self, emails: Sequence[str]) -> None:
+        if not emails:
+            return
+        found = {row[0]: row for row in self.connection.execute(self._user_query(emails))}
+        grants: dict[str, list[Grant]] = {email: [] for email in emails}
+        for principal, resource, level in self.connection.execute(
+            sa.select(held_grants.c.principal, held_grants.c.resource, held_grants.c.level).where(
+                held_grants.c.principal.in_(emails), holds(held_grants, self.position)
+            )
+        ):
+            grants[principal].append(Grant(resource, level))
+        roles: dict[str, dict[str, str]] = {email: {} for email in emails}
+        for email, org, role in self.connection.execute(
+            sa.select(held_memberships.c.email, held_memberships.c.org, held_memberships.c.role)
+            .where(held_memberships.c.email.in_(emails), holds(held_memberships, self.position))
+            .order_by(held_memberships.c.email, held_memberships.c.org)
+        ):
+            roles[email][org] = role
+        for email in emails:
+            row = found.get(email)
+            self._ahead[("user", email)] = None if row is None else self._user(row)
+            self._ahead[("grants", email)] = sorted(grants[email])
+            self._ahead[("memberships", email)] = roles[email]
 
     # -- principals ---------------------------------------------------------------------------
 
@@ -90,16 +139,26 @@ class TemporalView:
         return known
 
     def user(self, email: str) -> UserView | None:
-        row = self.connection.execute(
+        if ("user", email) in self._ahead:
+            return self._ahead[("user", email)]  # type: ignore[no-any-return]
+        row = self.connection.execute(self._user_query([email])).first()
+        return None if row is None else self._user(row)
+
+    def _user_query(self, emails: Sequence[str]) -> sa.Select[Any]:
+        return (
             sa.select(
-                users.c.name, users.c.created_at, users.c.account_id, held_users.c.to_position
+                users.c.email,
+                users.c.name,
+                users.c.created_at,
+                users.c.account_id,
+                held_users.c.to_position,
             )
             .join(held_users, held_users.c.email == users.c.email)
-            .where(users.c.email == email, held_users.c.from_position <= self.position)
-        ).first()
-        if row is None:
-            return None
-        name, created_at, account_id, ended = row
+            .where(users.c.email.in_(emails), held_users.c.from_position <= self.position)
+        )
+
+    def _user(self, row: Any) -> UserView:
+        email, name, created_at, account_id, ended = row
         return UserView(
             email=email,
             name=name,
@@ -109,6 +168,8 @@ class TemporalView:
         )
 
     def direct_grants(self, email: str) -> Sequence[Grant]:
+        if ("grants", email) in self._ahead:
+            return self._ahead[("grants", email)]  # type: ignore[no-any-return]
         rows = self.connection.execute(
             sa.select(held_grants.c.resource, held_grants.c.level).where(
                 held_grants.c.principal == email, holds(held_grants, self.position)
@@ -117,6 +178,8 @@ class TemporalView:
         return sorted(Grant(resource, level) for resource, level in rows)
 
     def memberships(self, email: str) -> dict[str, str]:
+        if ("memberships", email) in self._ahead:
+            return dict(self._ahead[("memberships", email)])
         rows = self.connection.execute(
             sa.select(held_memberships.c.org, held_memberships.c.role).where(
                 held_memberships.c.email == email, holds(held_memberships, self.position)
@@ -130,6 +193,8 @@ class TemporalView:
         predefined = predefined_role_grants(org, name)
         if predefined is not None:
             return predefined
+        if ("roles", org) in self._ahead:  # read by ``roles_of``
+            return self._ahead[("roles", org)].get(name)  # type: ignore[no-any-return]
         stored = self.connection.execute(
             sa.select(held_roles.c.grants).where(
                 held_roles.c.org == org,
@@ -140,12 +205,20 @@ class TemporalView:
         return None if stored is None else _grants_decoder.decode(stored)
 
     def service_account(self, account_id: str) -> ServiceAccountView | None:
-        # The account's latest permission up to the position (open while it lives, closed
-        # once it was deleted; none when the account was created later) and its suspension
-        # then, in one statement.
+        if ("account", account_id) in self._ahead:
+            return self._ahead[("account", account_id)]  # type: ignore[no-any-return]
+        query = self._account_query(service_accounts.c.account_id == account_id).limit(1)
+        row = self.connection.execute(query).first()
+        return None if row is None else self._account(row)
+
+    def _account_query(self, which: ColumnElement[bool]) -> sa.Select[Any]:
+        """Each account's permissions up to the position, newest first (the newest is open
+        while it lives, closed once it was deleted; none when the account was created later),
+        with its suspension then."""
         suspension = account_suspensions
-        row = self.connection.execute(
+        return (
             sa.select(
+                service_accounts.c.account_id,
                 service_accounts.c.org,
                 service_accounts.c.name,
                 service_accounts.c.created_at,
@@ -163,16 +236,12 @@ class TemporalView:
                     holds(suspension, self.position),
                 ),
             )
-            .where(
-                service_accounts.c.account_id == account_id,
-                held_permissions.c.from_position <= self.position,
-            )
-            .order_by(held_permissions.c.from_position.desc())
-            .limit(1)
-        ).first()
-        if row is None:
-            return None
-        org, name, created_at, resource, level, ended, disabled_at, disabled_by = row
+            .where(which, held_permissions.c.from_position <= self.position)
+            .order_by(service_accounts.c.account_id, held_permissions.c.from_position.desc())
+        )
+
+    def _account(self, row: Any) -> ServiceAccountView:
+        account_id, org, name, created_at, resource, level, ended, disabled_at, disabled_by = row
         return ServiceAccountView(
             account_id=account_id,
             org=org,
@@ -219,6 +288,7 @@ class TemporalView:
             )
         )
         found = {name: _grants_decoder.decode(grants) for name, grants in rows}
+        self._ahead[("roles", org)] = dict(found)
         for name in PREDEFINED_ROLES:
             grants = predefined_role_grants(org, name)
             assert grants is not None  # a predefined role exists with its org
