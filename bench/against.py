@@ -33,8 +33,9 @@ MEASURE = {
     "W2": ("events_per_second", True),
     "W3": ("events_per_second", True),
     "W4": ("cold_p50_us", False),
+    "W7": ("revoke_seconds", False),
 }
-DEFAULT_SIZE = {"W1": 2_000, "W2": 1_000, "W3": 100_000, "W4": 10_000}
+DEFAULT_SIZE = {"W1": 2_000, "W2": 1_000, "W3": 100_000, "W4": 10_000, "W7": 100_000}
 
 
 def _run(checkout: Path, workload: str, target: Target, size: int) -> dict[str, Any]:
