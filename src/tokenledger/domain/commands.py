@@ -653,7 +653,7 @@ AccessKeyIds = Annotated[
 
 def _trust_id(value: str) -> str:
     if re.fullmatch(r"wif_[0-9a-f]{24}", value) is None:
-        raise ValueError(f"invalid issuer trust id {value[:40]!r}: expected wif_ and 24 hex digits")
+        raise ValueError(f"invalid issuer trust id {shown(value)}: expected wif_ and 24 hex digits")
     return value
 
 
