@@ -15,6 +15,12 @@ log records as acted through one of them (the events' ``via``), and what those c
 changed: grants, roles, accounts and credentials, each judged live or not against the
 current state. Which events exist is read by the caller (``Acted``, ``issued_through``);
 what they amount to is decided here.
+
+What the answer shows is what the caller could see through the ordinary listings (the rules
+of ``domain.authority``, asked, not restated); the rest is counted. Of what is shown and live,
+what a removal command withdraws is a ``Withdrawal`` (``--revoke`` runs them all in one
+command), judged by that command's own decision; the changes still in force that it leaves
+(grants, roles, accounts, an identity provider) carry how to undo each by hand.
 """
 
 from __future__ import annotations
