@@ -31,7 +31,7 @@ from freezegun.api import FrozenDateTimeFactory
 from helpers import assert_one_line_error, cli_run, tamper
 from tokenledger.api import ApiSettings, create_asgi_app
 from tokenledger.domain import commands as c
-from tokenledger.domain.model import AccessVia, Actor
+from tokenledger.domain.model import AccessVia, Actor, ActorKind
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import LedgerError
 from tokenledger.service import Ledger
@@ -580,6 +580,26 @@ def test_what_the_caller_may_not_see_is_counted_and_never_revoked(world: World) 
     assert revoked_names(world, done) == ({"root", "derived"}, [])
     assert f"{hidden} more credential(s) you may not see" in done["not_withdrawn"]
     assert live_in_radius(world) == sorted(LIVE_TOKENS - {"root", "derived"} | {*LIVE_CREDENTIALS})
+
+
+def test_one_reached_through_a_credential_hidden_from_the_caller_does_not_name_it(
+    world: World,
+) -> None:
+    # A token of ann's the log records as issued through ci's token (an operator's hand):
+    # ann, no longer an admin, sees it but not ci's token, whose id is not shown.
+    ledger = world.ledger
+    through_ci = Actor(kind=ActorKind.OPERATOR, principal="root", token_id=world.ids["ci"])
+    world.ids["via ci"], _ = _issue(ledger, through_ci, ANN, "acme:read")
+    ledger.execute(c.AddMember(org="acme", email=ANN, role="member"), OPERATOR)
+    shown = world.cli("audit", "blast-radius", world.ids["root"])
+    found = {world.name_of(r["id"]): (r["source"], r["how"]) for r in shown["credentials"]}
+    assert found["via ci"] == (None, "issued through one you may not see")
+    text = cli_run(
+        world.url, "audit", "blast-radius", world.ids["root"], token=world.secrets["root"]
+    )
+    assert world.ids["via ci"] in text.stdout
+    assert world.ids["ci"] not in text.stdout
+    assert "via one you may not see" in text.stdout
 
 
 @pytest.mark.parametrize("refused_one", ["client", "s3"])

@@ -78,6 +78,8 @@ CLIENT_CREDENTIAL = "client credential"
 S3_CREDENTIALS = "S3 credentials"
 ISSUER_TRUST = "issuer trust"
 WEBHOOK = "webhook"
+#: What stands for a credential the caller may not see, where one is named.
+HIDDEN_CREDENTIAL = "one you may not see"
 ENDPOINT_TRUST = "endpoint trust"
 
 
@@ -152,8 +154,8 @@ class Change:
     event_type: str
     summary: str
     kind: str
-    """``grant``, ``role``, ``account``, ``credential``, ``webhook``, ``identity provider``
-    or ``other``."""
+    """``grant``, ``role``, ``account``, ``credential``, ``webhook``, ``endpoint trust``,
+    ``identity provider`` or ``other``."""
     live: bool | None
     """Whether it still holds (None: not something that can: a removal, a deletion)."""
     undo: str | None = None
@@ -542,6 +544,11 @@ def blast_radius(
         level = [c.credential_id for c in following if c.kind != S3_CREDENTIALS]  # never act
     ordered = sorted(commands.values(), key=lambda c: c.changes[0].position)
     shown = _shown(lookups, actor, list(reached.values()))
+    shown_ids = {r.credential_id for r in shown}
+    ordered = [
+        command if command.via in shown_ids else dataclasses.replace(command, via=HIDDEN_CREDENTIAL)
+        for command in ordered
+    ]
     return BlastRadius(
         token_id=root.token_id,
         credentials=shown,
@@ -563,7 +570,7 @@ def _shown(lookups: _Lookups, actor: Actor, reached: list[Reached]) -> list[Reac
     return [
         r
         if r.source is None or r.source in ids
-        else dataclasses.replace(r, source=None, how=f"{r.how} one you may not see")
+        else dataclasses.replace(r, source=None, how=f"{r.how} {HIDDEN_CREDENTIAL}")
         for r in shown
     ]
 
