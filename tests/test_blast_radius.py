@@ -579,6 +579,9 @@ def test_what_the_caller_may_not_see_is_counted_and_never_revoked(world: World) 
     done = world.cli("audit", "blast-radius", world.ids["root"], "--revoke", "--yes")
     assert revoked_names(world, done) == ({"root", "derived"}, [])
     assert f"{hidden} more credential(s) you may not see" in done["not_withdrawn"]
+    args = ["audit", "blast-radius", world.ids["root"], "--revoke", "--yes"]
+    again = cli_run(world.url, *args, token=world.secrets["other"])
+    assert "that you may withdraw: nothing to revoke" in again.stdout
     assert live_in_radius(world) == sorted(LIVE_TOKENS - {"root", "derived"} | {*LIVE_CREDENTIALS})
 
 

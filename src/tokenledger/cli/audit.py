@@ -211,6 +211,11 @@ def _revoke_radius(
             echo_json(
                 {"token_id": found.token_id, "count": 0, **withdrawn_ids(()), "not_withdrawn": left}
             )
+        elif any(w.refused for w in found.withdrawals) or found.hidden_credentials:
+            click.echo(
+                f"nothing live in the blast radius of {found.token_id} that you may withdraw: "
+                "nothing to revoke (what is left is listed above)"
+            )
         else:
             click.echo(f"nothing live in the blast radius of {found.token_id}: nothing to revoke")
         return
