@@ -31,7 +31,7 @@ from freezegun.api import FrozenDateTimeFactory
 from helpers import assert_one_line_error, cli_run, tamper
 from tokenledger.api import ApiSettings, create_asgi_app
 from tokenledger.domain import commands as c
-from tokenledger.domain.model import AccessVia, Actor
+from tokenledger.domain.model import AccessVia, Actor, ActorKind
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import LedgerError
 from tokenledger.service import Ledger
@@ -248,7 +248,11 @@ def test_the_text_is_a_tree_of_what_it_reached(world: World) -> None:
     assert "granted" in result.stdout
     assert "[live]" in result.stdout
     assert f"S3 credentials {ids['s3']}  {CI}  active" in result.stdout
-    assert lines[-1] == "live: 4 token(s), 2 other credential(s)"
+    assert "live: 4 token(s), 2 other credential(s)" in lines
+    # What --revoke leaves in force, each with the command undoing it by hand.
+    left = lines[lines.index("not withdrawn by --revoke:") + 1 :]
+    assert f"(by hand: tokenledger grants set {BOB} acme/beta none)" in left[0]
+    assert f"(by hand: tokenledger orgs add-member acme {BOB} --role member)" in left[1]
 
 
 def test_a_leaf_token_reaches_nothing_but_itself(world: World) -> None:
@@ -436,8 +440,13 @@ def test_the_commands_shown_are_only_those_the_caller_may_see_of_the_log(world: 
     assert len(everything["commands"]) == 10  # the world's commands through the radius
     shown = world.cli("audit", "blast-radius", root, who="elsewhere")
     assert shown["commands"] == []
-    # The walk is whole all the same: what was reached is listed (and what --revoke takes).
-    assert shown["credentials"] == everything["credentials"]
+    changed = sum(len(command["changes"]) for command in everything["commands"])
+    assert (shown["hidden_changes"], everything["hidden_changes"]) == (changed, 0)
+    # The walk is whole all the same: of what was reached she is shown her own tokens, as
+    # her token list would show them, and told how many more there are.
+    own = [r for r in everything["credentials"] if r["principal"] == ANN]
+    assert shown["credentials"] == own
+    assert shown["hidden_credentials"] == len(everything["credentials"]) - len(own)
     assert world.cli("audit", "--actor", CI, who="elsewhere") == []
 
 
@@ -503,12 +512,17 @@ def test_a_second_revoke_finds_nothing_to_revoke(world: World) -> None:
     world.cli("audit", "blast-radius", root, "--revoke", "--yes", who=None)
     head = world.head()
     again = world.cli("audit", "blast-radius", root, "--revoke", "--yes", who=None)
-    assert again == {
-        "token_id": root,
-        "count": 0,
+    assert again["count"] == 0
+    assert again["token_id"] == root
+    withdrawn = {key: value for key, value in again.items() if isinstance(value, list)}
+    assert withdrawn.pop("not_withdrawn")  # the grants and roles changed through it
+    assert withdrawn == {
         "revoked": [],
         "revoked_client_ids": [],
         "revoked_access_key_ids": [],
+        "withdrawn_trust_ids": [],
+        "deleted_webhook_ids": [],
+        "untrusted_endpoints": [],
     }
     text = cli_run(world.url, "audit", "blast-radius", root, "--revoke", "--yes")
     assert text.exit_code == 0, text.output
@@ -542,21 +556,53 @@ def test_what_is_no_longer_live_when_it_runs_is_skipped(world: World) -> None:
     assert result.outcome.revoked_access_key_ids == (world.ids["s3"],)
 
 
-def test_revoke_is_refused_whole_when_one_live_credential_may_not_be_revoked(
+def test_what_the_caller_may_not_see_is_counted_and_never_revoked(world: World) -> None:
+    # No longer an admin of acme, ann still sees her token's radius, but of the service
+    # account's credentials in it (which her token list would no longer show her) only how
+    # many there are: --revoke revokes her own tokens and leaves those, saying so.
+    world.ledger.execute(c.AddMember(org="acme", email=ANN, role="member"), OPERATOR)
+    hidden = len(EXPECTED) - 2  # all but root and derived
+    shown = world.cli("audit", "blast-radius", world.ids["root"])
+    assert {world.name_of(r["id"]) for r in shown["credentials"]} == {"root", "derived"}
+    assert shown["hidden_credentials"] == hidden
+    text = cli_run(
+        world.url,
+        "audit",
+        "blast-radius",
+        world.ids["root"],
+        "--revoke",
+        token=world.secrets["root"],
+    )
+    assert f"({hidden} more credential(s) you may not see)" in text.stdout
+    assert world.ids["ci"] not in text.stdout
+
+    done = world.cli("audit", "blast-radius", world.ids["root"], "--revoke", "--yes")
+    assert revoked_names(world, done) == ({"root", "derived"}, [])
+    assert f"{hidden} more credential(s) you may not see" in done["not_withdrawn"]
+    args = ["audit", "blast-radius", world.ids["root"], "--revoke", "--yes"]
+    again = cli_run(world.url, *args, token=world.secrets["other"])
+    assert "that you may withdraw: nothing to revoke" in again.stdout
+    assert live_in_radius(world) == sorted(LIVE_TOKENS - {"root", "derived"} | {*LIVE_CREDENTIALS})
+
+
+def test_one_reached_through_a_credential_hidden_from_the_caller_does_not_name_it(
     world: World,
 ) -> None:
-    # No longer an admin of acme, ann still sees her token's radius but may not revoke the
-    # service account's credentials in it: nothing is revoked, not even her own token, and
-    # the refusal is the one revoking that credential alone gives.
-    world.ledger.execute(c.AddMember(org="acme", email=ANN, role="member"), OPERATOR)
-    assert world.cli("audit", "blast-radius", world.ids["root"])["live_tokens"]
-    alone = cli_run(world.url, "tokens", "revoke", world.ids["ci"], token=world.secrets["root"])
-    assert alone.exit_code == 4
-    message = alone.output.strip()
-    for extra in ([], ["--yes"], ["--yes", "--dry-run"]):
-        args = ["audit", "blast-radius", world.ids["root"], "--revoke", *extra]
-        world.refused(4, args, message, who="root")
-    assert live_in_radius(world) == sorted([*LIVE_TOKENS, *LIVE_CREDENTIALS])
+    # A token of ann's the log records as issued through ci's token (an operator's hand):
+    # ann, no longer an admin, sees it but not ci's token, whose id is not shown.
+    ledger = world.ledger
+    through_ci = Actor(kind=ActorKind.OPERATOR, principal="root", token_id=world.ids["ci"])
+    world.ids["via ci"], _ = _issue(ledger, through_ci, ANN, "acme:read")
+    ledger.execute(c.AddMember(org="acme", email=ANN, role="member"), OPERATOR)
+    shown = world.cli("audit", "blast-radius", world.ids["root"])
+    found = {world.name_of(r["id"]): (r["source"], r["how"]) for r in shown["credentials"]}
+    assert found["via ci"] == (None, "issued through one you may not see")
+    text = cli_run(
+        world.url, "audit", "blast-radius", world.ids["root"], token=world.secrets["root"]
+    )
+    assert world.ids["via ci"] in text.stdout
+    assert world.ids["ci"] not in text.stdout
+    assert "via one you may not see" in text.stdout
 
 
 @pytest.mark.parametrize("refused_one", ["client", "s3"])
@@ -687,20 +733,16 @@ def test_http_revokes_the_whole_radius_in_one_call(world: World, http: TestClien
     assert world.head() == head
 
 
-def test_http_revoke_is_refused_whole_when_one_may_not_be_revoked(
-    world: World, http: TestClient
-) -> None:
+def test_http_revoke_leaves_what_the_caller_may_not_see(world: World, http: TestClient) -> None:
     world.ledger.execute(c.AddMember(org="acme", email=ANN, role="member"), OPERATOR)
     headers = bearer(world, "root")
     path = f"/v2/audit/blast-radius/{world.ids['root']}/revoke"
     before = world.head()
-    for params in ({}, {"dry_run": "true"}):
-        refused = http.post(path, params=params, headers=headers)
-        assert refused.status_code == 403, refused.text
-        assert refused.json()["error"] == "insufficient_scope"
-        assert "\n" not in refused.json()["error_description"]
-    assert world.head() == before
     assert http.post(path, headers=bearer(world, "carol")).status_code == 403
     bad = http.post(path, json={"reason": "x", "other": 1}, headers=headers)
     assert bad.status_code in (400, 422), bad.text
     assert world.head() == before
+    done = http.post(path, headers=headers)
+    assert done.status_code == 200, done.text
+    assert revoked_names(world, done.json()) == ({"root", "derived"}, [])
+    assert live_in_radius(world) == sorted(LIVE_TOKENS - {"root", "derived"} | {*LIVE_CREDENTIALS})

@@ -111,6 +111,20 @@ def _seed(ledger: Ledger) -> dict[str, str]:
     _, ann_secret = issue(ANN, ORG, "admin")
     ci_token, _ = issue(CI, "acme/alpha", "write")
     bob_token, bob_secret = issue(BOB, "acme/alpha", "write")
+    # A token through which an issuer trust, an endpoint trust (with S3 credentials there)
+    # and a webhook were made: its blast radius withdraws them all.
+    leaked, _ = issue(ANN, ORG, "admin")
+    through_leaked = Actor.through_token(ANN, leaked)
+    ledger.execute(c.CreateEndpoint(name="depot", url="http://depot.test"), OPERATOR)
+    for made in (
+        c.TrustEndpoint(account_id=CI, endpoint="depot"),
+        c.IssueS3Credential(account_id=CI, endpoint="depot"),
+        c.TrustIssuer(
+            account_id=CI, issuer="https://build.example", subject="repo:acme/*", audience="x"
+        ),
+        c.CreateWebhook(org=ORG, url="https://hooks.example/leak", events=("token.issued",)),
+    ):
+        ledger.execute(made, through_leaked)
     ledger.execute(
         c.StartSession(
             session_id=SESSION,
@@ -127,6 +141,7 @@ def _seed(ledger: Ledger) -> dict[str, str]:
         "bob_token": bob_token,
         "bob_secret": bob_secret,
         "ann_secret": ann_secret,
+        "leaked": leaked,
     }
 
 
@@ -256,6 +271,7 @@ APPENDING: list[Case] = [
     case("tokens", "revoke", "--all", "--principal", LOADER),
     case("tokens", "create", "--principal", LOADER, save={"fourth": "token_id"}),
     case("audit", "blast-radius", "{fourth}", "--revoke", "--yes"),
+    case("audit", "blast-radius", "{leaked}", "--revoke", "--yes", cascade=True),
     case("orgs", "policy", "set", ORG, "--max-live-tokens", "50"),
     case("orgs", "policy", "clear", ORG),
     case("sessions", "end", SESSION),

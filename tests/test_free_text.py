@@ -245,6 +245,10 @@ TEXT_FIELDS: dict[str, list[Any]] = {
     "token_ids": [[MIXED], MIXED],  # a list, or one text separated by commas
     "client_ids": [[CLIENT], CLIENT],
     "access_key_ids": [[MIXED], [LOWER], "AKIA0000," + LOWER],
+    "trust_ids": [[MIXED], "wif_" + LOWER],
+    "webhook_ids": [[MIXED], LOWER],
+    "endpoint_trusts": [[("ci@acme.service.tokenledger", MIXED)], [(LOWER, "ep_" + "0" * 24)]],
+    "radius_of": [MIXED, LOWER],
 }
 
 #: Fields whose every value is free text.

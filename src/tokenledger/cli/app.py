@@ -74,7 +74,6 @@ SERVER_ENV = "TOKENLEDGER_SERVER"
 #: itself, its log, its projections, its keys or the operator. ``audit export`` is refused
 #: where it asks for the operator (``require_operator``).
 DATABASE_ONLY: dict[str, frozenset[str] | None] = {
-    "audit": frozenset({"blast-radius"}),
     "db": None,
     "demo": None,
     "events": None,

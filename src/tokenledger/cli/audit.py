@@ -18,7 +18,6 @@ from tokenledger.errors import ValidationError
 if TYPE_CHECKING:
     from tokenledger.domain import commands as c
     from tokenledger.domain.blast_radius import BlastRadius
-    from tokenledger.domain.outcome import Outcome
     from tokenledger.projections.audit_queries import AuditEntry
 
 __all__ = ["audit"]
@@ -158,10 +157,11 @@ def _write(stream: IO[str], entries: Iterable[AuditEntry], output_format: str, s
 @click.option(
     "--revoke",
     is_flag=True,
-    help="Revoke every live credential of the radius (tokens, client credentials, S3 "
-    "credentials) in one command: lists them; revokes only with --yes.",
+    help="Withdraw every live thing of the radius in one command (its tokens, client and S3 "
+    "credentials, issuer trusts, and the webhooks and endpoint trusts made through it): "
+    "lists them; withdraws only with --yes.",
 )
-@click.option("--yes", is_flag=True, help="With --revoke: revoke what it lists.")
+@click.option("--yes", is_flag=True, help="With --revoke: withdraw what it lists.")
 @click.option("--reason", help="With --revoke: why (recorded in the log).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @dry_run_option
@@ -171,7 +171,8 @@ def blast_radius_command(
 ) -> None:
     """Everything done through TOKEN_ID, transitively: the tokens and credentials it issued
     (for anyone) or derived, what those issued in turn, the commands acted through any of
-    them and what they changed, and which of it is still live."""
+    them and what they changed, and which of it is still live. What the caller may not see
+    is counted, not shown."""
     from tokenledger.cli.tokens import token_id_arg
 
     if (yes or reason is not None) and not revoke:
@@ -186,7 +187,7 @@ def blast_radius_command(
         return
     # Refused before anything is shown when the walk was cut short (nothing revoked in part).
     command = found.revocation(reason)
-    if not as_json:  # the radius first, then what revoking it does
+    if not as_json:  # the radius first (and what --revoke leaves), then what revoking does
         for line in found.lines():
             click.echo(line)
         click.echo("")
@@ -200,37 +201,45 @@ def _revoke_radius(
     yes: bool,
     as_json: bool,
 ) -> None:
-    """``--revoke``: the preview (without ``yes``), the dry run or the revocation."""
-    ledger = obj.ledger()
-    if command is None:
-        # Nothing left to revoke is an answer, not an error: a second run ends here.
-        if as_json:
-            from tokenledger.domain.outcome import Outcome
+    """``--revoke``: the preview (without ``yes``), the dry run or the withdrawal."""
+    from tokenledger.domain.blast_radius import withdrawn_ids, withdrawn_lines
 
-            echo_json({"token_id": found.token_id, "count": 0, **_revoked_ids(Outcome())})
+    left = list(found.left_lines())
+    if command is None:
+        # Nothing left to withdraw is an answer, not an error: a second run ends here.
+        if as_json:
+            echo_json(
+                {"token_id": found.token_id, "count": 0, **withdrawn_ids(()), "not_withdrawn": left}
+            )
+        elif any(w.refused for w in found.withdrawals) or found.hidden_credentials:
+            click.echo(
+                f"nothing live in the blast radius of {found.token_id} that you may withdraw: "
+                "nothing to revoke (what is left is listed above)"
+            )
         else:
             click.echo(f"nothing live in the blast radius of {found.token_id}: nothing to revoke")
         return
     if not yes and not obj.dry_run:
-        # The decision itself, on a read snapshot: the list is what --yes revokes (the
+        # The decision itself, on a read snapshot: the list is what --yes withdraws (the
         # tokens derived from the radius's included), and a refusal comes now, alike.
-        outcome = ledger.preview(command, obj.actor()).outcome
+        events = obj.ledger().preview(command, obj.actor()).events
         if as_json:
-            count = sum(len(ids) for ids in _revoked_ids(outcome).values())
+            withdrawn = withdrawn_ids(events)
             echo_json(
                 {
                     "token_id": found.token_id,
                     "dry_run": True,
-                    "count": count,
-                    **_revoked_ids(outcome),
+                    "count": sum(len(ids) for ids in withdrawn.values()),
+                    **withdrawn,
+                    "not_withdrawn": left,
                 }
             )
             return
         click.echo(
-            "these live credentials would be revoked; nothing was revoked "
-            "(add --yes to revoke them):"
+            "these would be withdrawn (credentials and trusts revoked, webhooks deleted); "
+            "nothing was revoked (add --yes to revoke them):"
         )
-        for line in _revoked_lines(outcome):
+        for line in withdrawn_lines(events):
             click.echo(f"  {line}")
         return
     result = obj.execute(command)
@@ -238,28 +247,15 @@ def _revoke_radius(
         echo_json(
             {
                 "token_id": found.token_id,
-                **_revoked_ids(result.outcome),
+                **withdrawn_ids(result.events),
                 "correlation_id": result.correlation_id,
+                "not_withdrawn": left,
             }
         )
         return
     click.echo(f"revoked (correlation {result.correlation_id}):")
-    for line in _revoked_lines(result.outcome):
+    for line in withdrawn_lines(result.events):
         click.echo(f"  {line}")
-
-
-def _revoked_ids(outcome: Outcome) -> dict[str, list[str]]:
-    return {
-        "revoked": list(outcome.revoked),
-        "revoked_client_ids": list(outcome.revoked_client_ids),
-        "revoked_access_key_ids": list(outcome.revoked_access_key_ids),
-    }
-
-
-def _revoked_lines(outcome: Outcome) -> Iterable[str]:
-    yield from (f"token {token_id}" for token_id in outcome.revoked)
-    yield from (f"client credential {client_id}" for client_id in outcome.revoked_client_ids)
-    yield from (f"S3 credentials {key}" for key in outcome.revoked_access_key_ids)
 
 
 def _add_who_can() -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -49,7 +49,10 @@ from tokenledger.domain.model import (
     is_service_account_id,
 )
 from tokenledger.domain.permissions import Grant
-from tokenledger.errors import PermissionDenied, ValidationError
+from tokenledger.errors import LedgerError, PermissionDenied, ValidationError
+
+if TYPE_CHECKING:
+    from tokenledger.domain.blast_radius import BlastRadius
 
 __all__ = ["Client", "GrantSpec"]
 
@@ -397,3 +400,24 @@ class Client:
     def explain_token(self, token_id: str) -> TokenStory:
         """The token's story and the root cause of its revocation."""
         return token_story(self.call("GET", f"/v2/tokens/{path_segment(token_id)}/explain"))
+
+    def blast_radius(self, token_id: str) -> BlastRadius:
+        """Everything done through the token, transitively, as far as the caller may see it
+        (what it may not see counted): the credentials reached, the commands acted through
+        them and what they changed, what is live, and what ``revoke_blast_radius`` would
+        withdraw or leave (``BlastRadius.withdrawals``, ``BlastRadius.by_hand``)."""
+        from tokenledger.domain.blast_radius import BlastRadius
+
+        answer = self.call("GET", f"/v2/audit/blast-radius/{path_segment(token_id)}")
+        try:
+            return BlastRadius.from_dict(answer)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise LedgerError(f"the server's answer is not a blast radius: {exc}") from None
+
+    def revoke_blast_radius(self, token_id: str, *, reason: str | None = None) -> Receipt:
+        """Withdraw every live thing of the token's blast radius the caller may withdraw, in
+        one command (all or nothing): its tokens, client and S3 credentials and issuer
+        trusts, and the webhooks and endpoint trusts made through it. ``NotFound`` when
+        nothing is left to withdraw."""
+        path = f"/v2/audit/blast-radius/{path_segment(token_id)}/revoke"
+        return receipt_of(self.call("POST", path, json={"reason": reason}))

@@ -34,6 +34,7 @@ from tokenledger.client.urls import path_segment
 from tokenledger.client.webhooks import WebhookCalls, webhook_route
 from tokenledger.domain import commands as c
 from tokenledger.domain.authority import Verification
+from tokenledger.domain.blast_radius import BlastRadius
 from tokenledger.domain.model import (
     Actor,
     ActorKind,
@@ -99,9 +100,8 @@ class RemoteLedger(DataPlaneCalls, PolicyCalls, WebhookCalls):
     def store(self) -> NoReturn:
         raise PermissionDenied("this needs the database (--db): it cannot run against a server")
 
-    def blast_radius(self, actor: Actor, token_id: str) -> NoReturn:
-        # The command line refuses it first (``DATABASE_ONLY``); HTTP callers use the route.
-        raise PermissionDenied("this needs the database (--db): it cannot run against a server")
+    def blast_radius(self, actor: Actor, token_id: str) -> BlastRadius:
+        return self.client.blast_radius(token_id)
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -212,6 +212,10 @@ class RemoteLedger(DataPlaneCalls, PolicyCalls, WebhookCalls):
             case c.RevokeAllTokens():
                 path = f"{principal_path(command.principal)}/tokens"
                 return _Call("DELETE", path, params={"reason": command.reason})
+            case c.RevokeCredentials(radius_of=str(token_id)):
+                # The server withdraws the radius as it finds it (the same the preview read).
+                path = f"/v2/audit/blast-radius/{path_segment(token_id)}/revoke"
+                return _Call("POST", path, {"reason": command.reason})
             case c.RevokeTokensWhere():
                 where = command.where.model_dump(mode="json", exclude_none=True)
                 return _Call(

@@ -15,18 +15,30 @@ log records as acted through one of them (the events' ``via``), and what those c
 changed: grants, roles, accounts and credentials, each judged live or not against the
 current state. Which events exist is read by the caller (``Acted``, ``issued_through``);
 what they amount to is decided here.
+
+What the answer shows is what the caller could see through the ordinary listings (the rules
+of ``domain.authority``, asked, not restated); the rest is counted. Of what is shown and live,
+what a removal command withdraws is a ``Withdrawal`` (``--revoke`` runs them all in one
+command), judged by that command's own decision; the changes still in force that it leaves
+(grants, roles, accounts, an identity provider) carry how to undo each by hand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from tokenledger.domain import events as e
-from tokenledger.domain.model import LedgerView, TokenView
-from tokenledger.errors import ValidationError
+from tokenledger.domain.authority import (
+    may_see_token,
+    require_principal_visible,
+    require_token_access,
+)
+from tokenledger.domain.model import Actor, LedgerView, TokenView
+from tokenledger.errors import NotFound, PermissionDenied, ValidationError
 
 if TYPE_CHECKING:
     from tokenledger.domain import commands as c
@@ -38,7 +50,10 @@ __all__ = [
     "BlastRadius",
     "Change",
     "Reached",
+    "Withdrawal",
     "blast_radius",
+    "withdrawn_ids",
+    "withdrawn_lines",
 ]
 
 #: The events that bring a credential into being; each names what its issuer acted through
@@ -62,6 +77,10 @@ TOKEN = "token"
 CLIENT_CREDENTIAL = "client credential"
 S3_CREDENTIALS = "S3 credentials"
 ISSUER_TRUST = "issuer trust"
+WEBHOOK = "webhook"
+#: What stands for a credential the caller may not see, where one is named.
+HIDDEN_CREDENTIAL = "one you may not see"
+ENDPOINT_TRUST = "endpoint trust"
 
 
 class _Credential(Protocol):
@@ -114,6 +133,18 @@ class Reached:
             "live": self.live,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reached:
+        return cls(
+            credential_id=data["id"],
+            kind=data["kind"],
+            principal=data["principal"],
+            source=data["source"],
+            how=data["how"],
+            status=data["status"],
+            live=data["live"],
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Change:
@@ -123,10 +154,15 @@ class Change:
     event_type: str
     summary: str
     kind: str
-    """``grant``, ``role``, ``account``, ``credential``, ``webhook``, ``identity provider``
-    or ``other``."""
+    """``grant``, ``role``, ``account``, ``credential``, ``webhook``, ``endpoint trust``,
+    ``identity provider`` or ``other``."""
     live: bool | None
     """Whether it still holds (None: not something that can: a removal, a deletion)."""
+    undo: str | None = None
+    """While it holds and ``--revoke`` does not withdraw it: how to undo it by hand."""
+    target: str | None = None
+    """What ``--revoke`` withdraws while it holds (a webhook's id; an endpoint trust's
+    ``ACCOUNT ENDPOINT_ID``), or None."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,7 +171,57 @@ class Change:
             "summary": self.summary,
             "kind": self.kind,
             "live": self.live,
+            "undo": self.undo,
+            "target": self.target,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Change:
+        return cls(
+            position=data["position"],
+            event_type=data["event_type"],
+            summary=data["summary"],
+            kind=data["kind"],
+            live=data["live"],
+            undo=data.get("undo"),
+            target=data.get("target"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """A live thing of the radius, shown to the caller, that a removal command withdraws:
+    a credential (revoked), an issuer trust or endpoint trust (withdrawn), a webhook
+    (deleted)."""
+
+    kind: str
+    target: str
+    """Its id; an endpoint trust's is ``ACCOUNT ENDPOINT_ID``."""
+    refused: str | None = None
+    """Why the caller may not withdraw it, as its removal refuses (None: ``--revoke`` does)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "id": self.target, "refused": self.refused}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Withdrawal:
+        return cls(kind=data["kind"], target=data["id"], refused=data["refused"])
+
+    def command_fields(self) -> dict[str, list[Any]]:
+        """Its part of the command withdrawing it (``RevokeCredentials``)."""
+        if self.kind == ENDPOINT_TRUST:
+            return {"endpoint_trusts": [tuple(self.target.split(" ", 1))]}
+        return {_COMMAND_FIELD[self.kind]: [self.target]}
+
+
+#: The field of ``RevokeCredentials`` naming each kind of withdrawal.
+_COMMAND_FIELD = {
+    TOKEN: "token_ids",
+    CLIENT_CREDENTIAL: "client_ids",
+    S3_CREDENTIALS: "access_key_ids",
+    ISSUER_TRUST: "trust_ids",
+    WEBHOOK: "webhook_ids",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,16 +245,36 @@ class ActedCommand:
             "changes": [change.to_dict() for change in self.changes],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ActedCommand:
+        recorded_at = data["recorded_at"]
+        return cls(
+            via=data["via"],
+            command_id=data["command_id"],
+            correlation_id=data["correlation_id"],
+            actor=data["actor"],
+            recorded_at=(
+                datetime.fromisoformat(recorded_at) if isinstance(recorded_at, str) else recorded_at
+            ),
+            changes=[Change.from_dict(change) for change in data["changes"]],
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class BlastRadius:
     token_id: str
     credentials: list[Reached]
-    """The token first, then what it reached, breadth first."""
+    """The token first, then what it reached, breadth first: those the caller may see."""
     commands: list[ActedCommand]
     """In log order."""
     truncated: bool = False
     """The walk stopped at ``MAX_CREDENTIALS``."""
+    hidden_credentials: int = 0
+    """The credentials reached that the caller may not see (never withdrawn by it)."""
+    hidden_changes: int = 0
+    """The changes made through the radius that the caller may not see of the log."""
+    withdrawals: list[Withdrawal] = field(default_factory=list)
+    """What ``--revoke`` withdraws (those not ``refused``), in the order shown."""
 
     @property
     def live_token_ids(self) -> list[str]:
@@ -180,13 +286,25 @@ class BlastRadius:
         """The live client and S3 credentials and issuer trusts of the radius."""
         return [r for r in self.credentials if r.kind != TOKEN and r.live]
 
+    @property
+    def by_hand(self) -> list[Change]:
+        """The changes still in force that ``--revoke`` leaves: grants, roles and accounts
+        (undoing them could take away legitimate access), and what no command removes (an
+        org's identity provider); each with how to undo it by hand."""
+        return [change for change in self._changes() if change.live and change.undo]
+
+    def _changes(self) -> Iterator[Change]:
+        for command in self.commands:
+            yield from command.changes
+
     def _live_ids(self, kind: str) -> list[str]:
         return sorted(r.credential_id for r in self.credentials if r.kind == kind and r.live)
 
     def revocation(self, reason: str | None) -> c.RevokeCredentials | None:
-        """The command revoking every live credential of the radius (``--revoke``): its
-        tokens (and the tokens derived from them), client credentials and S3 credentials,
-        all in one; None when nothing in it is live.
+        """The command withdrawing every live thing of the radius the caller may withdraw
+        (``--revoke``): its tokens (and the tokens derived from them), client credentials
+        and S3 credentials, issuer trusts, the webhooks and endpoint trusts made through it,
+        all in one; None when nothing in it is left to withdraw.
 
         A walk cut short leaves credentials unseen (the last reached: often the newest, the
         live ones of a token that minted one per job for years): revoking the rest would
@@ -200,15 +318,14 @@ class BlastRadius:
                 "credentials, so its live ones are not all known: nothing was revoked; "
                 "revoke by filter ('tokens revoke --where') instead"
             )
-
-        ids = {
-            "token_ids": self._live_ids(TOKEN),
-            "client_ids": self._live_ids(CLIENT_CREDENTIAL),
-            "access_key_ids": self._live_ids(S3_CREDENTIALS),
-        }
-        if not any(ids.values()):
+        fields: dict[str, list[Any]] = {}
+        for withdrawal in self.withdrawals:
+            if withdrawal.refused is None:
+                for name, ids in withdrawal.command_fields().items():
+                    fields.setdefault(name, []).extend(ids)
+        if not fields:
             return None
-        return c.build(c.RevokeCredentials, **ids, reason=reason)
+        return c.build(c.RevokeCredentials, **fields, reason=reason, radius_of=self.token_id)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -218,17 +335,43 @@ class BlastRadius:
             "live_tokens": self.live_token_ids,
             "live_credentials": [r.credential_id for r in self.live_other_credentials],
             "truncated": self.truncated,
+            "hidden_credentials": self.hidden_credentials,
+            "hidden_changes": self.hidden_changes,
+            "withdrawals": [withdrawal.to_dict() for withdrawal in self.withdrawals],
+            "by_hand": [
+                {"position": change.position, "summary": change.summary, "undo": change.undo}
+                for change in self.by_hand
+            ],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BlastRadius:
+        """The radius ``to_dict`` gave (as a server answers it)."""
+        return cls(
+            token_id=data["token_id"],
+            credentials=[Reached.from_dict(r) for r in data["credentials"]],
+            commands=[ActedCommand.from_dict(command) for command in data["commands"]],
+            truncated=data["truncated"],
+            hidden_credentials=data.get("hidden_credentials", 0),
+            hidden_changes=data.get("hidden_changes", 0),
+            withdrawals=[Withdrawal.from_dict(w) for w in data.get("withdrawals", ())],
+        )
+
     def lines(self) -> Iterator[str]:
-        """The radius as a tree of credentials, then the commands acted through them."""
+        """The radius as a tree of credentials, then the commands acted through them, then
+        what ``--revoke`` would leave."""
         children: dict[str | None, list[Reached]] = {}
         for reached in self.credentials:
             children.setdefault(reached.source, []).append(reached)
 
         def branch(reached: Reached, prefix: str, last: bool, top: bool) -> Iterator[str]:
             joint = "" if top else ("└─ " if last else "├─ ")
-            how = "" if top else f"  ({reached.how} {reached.source})"
+            if reached.how == "root":
+                how = ""
+            elif reached.source is None:
+                how = f"  ({reached.how})"
+            else:
+                how = f"  ({reached.how} {reached.source})"
             kind = "" if reached.kind == TOKEN else f"{reached.kind} "
             yield (
                 f"{prefix}{joint}{kind}{reached.credential_id}  {reached.principal}  "
@@ -240,9 +383,14 @@ class BlastRadius:
                 yield from branch(child, inner, index == len(below) - 1, False)
 
         yield from branch(self.credentials[0], "", True, True)
+        # Reached through one the caller may not see: shown on their own, not under it.
+        for orphan in children.get(None, [])[1:]:
+            yield from branch(orphan, "", True, True)
+        if self.hidden_credentials:
+            yield f"({self.hidden_credentials} more credential(s) you may not see)"
         if self.truncated:
             yield f"(cut short at {MAX_CREDENTIALS} credentials)"
-        if self.commands:
+        if self.commands or self.hidden_changes:
             yield ""
             yield f"commands acted through them ({len(self.commands)}):"
         for command in self.commands:
@@ -253,12 +401,75 @@ class BlastRadius:
             for change in command.changes:
                 state = "" if change.live is None else ("  [live]" if change.live else "  [gone]")
                 yield f"    #{change.position:<6} {change.summary}{state}"
+        if self.hidden_changes:
+            yield f"  ({self.hidden_changes} more change(s) you may not see)"
         others = self.live_other_credentials
         yield ""
         yield (
             f"live: {len(self.live_token_ids)} token(s)"
             + (f", {len(others)} other credential(s)" if others else "")
         )
+        left = list(self.left_lines())
+        if left:
+            yield ""
+            yield "not withdrawn by --revoke:"
+            yield from (f"  {line}" for line in left)
+
+    def left_lines(self) -> Iterator[str]:
+        """What ``--revoke`` leaves, and why: what the caller may not withdraw or see, and
+        the changes still in force with how to undo each by hand."""
+        for withdrawal in self.withdrawals:
+            if withdrawal.refused is not None:
+                yield f"{withdrawal.kind} {withdrawal.target}: {withdrawal.refused}"
+        if self.hidden_credentials:
+            yield f"{self.hidden_credentials} more credential(s) you may not see"
+        if self.hidden_changes:
+            yield f"{self.hidden_changes} more change(s) you may not see"
+        for change in self.by_hand:
+            yield f"#{change.position} {change.summary}  (by hand: {change.undo})"
+
+
+def withdrawn_ids(events: Iterable[e.Event]) -> dict[str, list[Any]]:
+    """What a withdrawal's events withdrew, by kind (the answer of ``--revoke``)."""
+    found: dict[str, list[Any]] = {
+        "revoked": [],
+        "revoked_client_ids": [],
+        "revoked_access_key_ids": [],
+        "withdrawn_trust_ids": [],
+        "deleted_webhook_ids": [],
+        "untrusted_endpoints": [],
+    }
+    for event in events:
+        match event:
+            case e.TokenRevoked():
+                found["revoked"].append(event.token_id)
+            case e.ClientCredentialRevoked():
+                found["revoked_client_ids"].append(event.client_id)
+            case e.S3CredentialRevoked():
+                found["revoked_access_key_ids"].append(event.access_key_id)
+            case e.IssuerUntrusted():
+                found["withdrawn_trust_ids"].append(event.trust_id)
+            case e.WebhookDeleted():
+                found["deleted_webhook_ids"].append(event.webhook_id)
+            case e.EndpointUntrusted():
+                found["untrusted_endpoints"].append(
+                    {"account_id": event.account_id, "endpoint_id": event.endpoint_id}
+                )
+    return found
+
+
+def withdrawn_lines(events: Iterable[e.Event]) -> Iterator[str]:
+    """A line per thing a withdrawal's events withdrew."""
+    found = withdrawn_ids(events)
+    yield from (f"token {token_id}" for token_id in found["revoked"])
+    yield from (f"client credential {client_id}" for client_id in found["revoked_client_ids"])
+    yield from (f"S3 credentials {key}" for key in found["revoked_access_key_ids"])
+    yield from (f"issuer trust {trust_id}" for trust_id in found["withdrawn_trust_ids"])
+    yield from (f"webhook {webhook_id}" for webhook_id in found["deleted_webhook_ids"])
+    yield from (
+        f"endpoint trust {pair['account_id']} {pair['endpoint_id']}"
+        for pair in found["untrusted_endpoints"]
+    )
 
 
 def _when(moment: datetime) -> str:
@@ -273,20 +484,25 @@ def blast_radius(
     acted_through: Callable[[Sequence[str]], Sequence[Acted]],
     issued_through: Callable[[str, str], Sequence[e.Event]],
     visible: Callable[[e.Event], bool],
+    actor: Actor,
 ) -> BlastRadius:
     """The radius of ``root``: ``acted_through(ids)`` gives the events of every command acted
     through any of ``ids``, in log order; ``issued_through(id, principal)`` the issue events
     (``ISSUE_EVENTS``) whose ``issued_by`` is ``id``, among those ``principal`` recorded,
     in log order (events recorded before the log kept ``via`` are found this way too).
 
-    The walk follows every event, so that the credentials reached (and revoked with
-    ``--revoke``) are all of them; the commands shown hold only the events ``visible`` lets
-    the caller see of the log, as an audit search would show them."""
+    The walk follows every event, so that the credentials reached are all of them; what is
+    shown is what ``actor`` could see through the ordinary listings: the credentials whose
+    principal's tokens it may see (``require_token_access``), the events ``visible`` lets
+    it see of the log (as an audit search would show them); the rest is counted. Of what is
+    shown and live, each thing a removal command withdraws is a ``Withdrawal``, judged by
+    that command's own decision (``decide_bulk.withdrawal_refusal``)."""
     lookups = _Lookups(view, now)
     reached = {
         root.token_id: _as_reached(root, TOKEN, root.token_id, root.principal, None, "root", now)
     }
     commands: dict[str, ActedCommand] = {}
+    hidden_changes = 0
     level = [root.token_id]
     truncated = False
     while level and not truncated:
@@ -295,6 +511,7 @@ def blast_radius(
             if isinstance(one.event, REACHING_EVENTS):
                 issued_in.setdefault(one.via, []).append(one.event)
             if not visible(one.event):
+                hidden_changes += 1
                 continue
             command = commands.get(one.command_id)
             if command is None:
@@ -326,12 +543,80 @@ def blast_radius(
                 following.append(child)
         level = [c.credential_id for c in following if c.kind != S3_CREDENTIALS]  # never act
     ordered = sorted(commands.values(), key=lambda c: c.changes[0].position)
+    shown = _shown(lookups, actor, list(reached.values()))
+    shown_ids = {r.credential_id for r in shown}
+    ordered = [
+        command if command.via in shown_ids else dataclasses.replace(command, via=HIDDEN_CREDENTIAL)
+        for command in ordered
+    ]
     return BlastRadius(
         token_id=root.token_id,
-        credentials=list(reached.values()),
+        credentials=shown,
         commands=ordered,
         truncated=truncated,
+        hidden_credentials=len(reached) - len(shown),
+        hidden_changes=hidden_changes,
+        withdrawals=_withdrawals(view, actor, now, shown, ordered),
     )
+
+
+def _shown(lookups: _Lookups, actor: Actor, reached: list[Reached]) -> list[Reached]:
+    """The credentials of ``reached`` that ``actor`` may see, the root first (the caller was
+    let see it). One reached through a credential it may not see is shown on its own, so
+    that the hidden one's id is not named."""
+    root, rest = reached[0], reached[1:]
+    shown = [root, *(r for r in rest if _may_see(lookups, actor, r))]
+    ids = {r.credential_id for r in shown}
+    return [
+        r
+        if r.source is None or r.source in ids
+        else dataclasses.replace(r, source=None, how=f"{r.how} {HIDDEN_CREDENTIAL}")
+        for r in shown
+    ]
+
+
+def _may_see(lookups: _Lookups, actor: Actor, reached: Reached) -> bool:
+    """Whether ``actor`` sees ``reached`` in its principal's listing (``tokens list``,
+    ``service-accounts credentials``, ``trusts``, ``s3-credentials``): the rules those
+    listings ask, here asked again, never restated."""
+    view, now = lookups.view, lookups.now
+    try:
+        if reached.kind != TOKEN:
+            require_principal_visible(view, actor, reached.principal, now)
+        require_token_access(view, actor, reached.principal, now, token_id=reached.credential_id)
+    except (PermissionDenied, NotFound):
+        return False
+    if reached.kind == TOKEN:
+        token = lookups.credential(TOKEN, reached.credential_id)
+        return isinstance(token, TokenView) and may_see_token(actor, token)
+    return True
+
+
+def _withdrawals(
+    view: LedgerView,
+    actor: Actor,
+    now: datetime,
+    shown: list[Reached],
+    commands: list[ActedCommand],
+) -> list[Withdrawal]:
+    """Each live thing shown that a removal command withdraws, with the refusal that
+    command would give ``actor`` for it alone (None: it may)."""
+    from tokenledger.domain import commands as c  # pydantic loads with a command only
+    from tokenledger.domain.decide import Context
+    from tokenledger.domain.decide_bulk import withdrawal_refusal
+
+    found = [Withdrawal(r.kind, r.credential_id) for r in shown if r.live]
+    for command in commands:
+        for change in command.changes:
+            if change.live and change.target is not None:
+                found.append(Withdrawal(change.kind, change.target))
+    ctx = Context(actor=actor, now=now)
+    judged: list[Withdrawal] = []
+    for withdrawal in dict.fromkeys(found):
+        alone = c.build(c.RevokeCredentials, **withdrawal.command_fields())
+        refused = withdrawal_refusal(alone, view, ctx)
+        judged.append(dataclasses.replace(withdrawal, refused=refused))
+    return judged
 
 
 def _issued(
@@ -430,7 +715,58 @@ def _change(lookups: _Lookups, acted: Acted) -> Change:
         summary=acted.summary,
         kind=kind,
         live=live,
+        undo=_undo(acted.event) if live else None,
+        target=_target(acted.event),
     )
+
+
+def _target(event: e.Event) -> str | None:
+    """What a removal command withdraws of what ``event`` made (``Withdrawal.target``)."""
+    match event:
+        case e.WebhookCreated():
+            return event.webhook_id
+        case e.EndpointTrusted():
+            return f"{event.account_id} {event.endpoint_id}"
+    return None
+
+
+def _undo(event: e.Event) -> str | None:
+    """How to undo by hand a change ``--revoke`` leaves in force. Grants, roles and
+    accounts are not undone by it: the change may since carry legitimate access."""
+    match event:
+        case e.GrantSet():
+            return f"tokenledger grants set {event.principal} {event.grant.resource} none"
+        case e.MemberAdded():
+            return f"tokenledger orgs remove-member {event.org} {event.email}"
+        case e.MemberRoleChanged():
+            return (
+                f"tokenledger orgs add-member {event.org} {event.email} "
+                f"--role {event.previous_role}"
+            )
+        case e.RoleCreated():
+            return f"tokenledger roles delete {event.org}:{event.role}"
+        case e.RolePolicyAdded():
+            return (
+                f"tokenledger roles policy delete {event.org}:{event.role} {event.grant.resource}"
+            )
+        case e.UserCreated():
+            return f"tokenledger users disable {event.email}"
+        case e.ServiceAccountCreated():
+            return f"tokenledger service-accounts delete {event.account_id}"
+        case e.ServiceAccountPermissionMoved() | e.ServiceAccountPermissionLevelChanged():
+            previous = event.previous
+            return (
+                f"tokenledger service-accounts set-permission {event.account_id} "
+                f"{previous.resource} {previous.level}"
+            )
+        case e.WebhookSecretRotated():  # a webhook made elsewhere: its secret is known
+            return f"tokenledger webhooks rotate-secret {event.webhook_id}"
+        case e.IdentityProviderSet():
+            return (
+                f"no command removes a provider: set the one {event.org} should have with "
+                f"tokenledger orgs set-idp {event.org} --issuer ISSUER --client-id CLIENT_ID"
+            )
+    return None
 
 
 def _judged(lookups: _Lookups, event: e.Event) -> tuple[str, bool | None]:
@@ -482,6 +818,11 @@ def _judged(lookups: _Lookups, event: e.Event) -> tuple[str, bool | None]:
             )
         case e.WebhookDeleted():
             return "webhook", None
+        case e.EndpointTrusted():
+            trusted = view.trusted_endpoints_of(event.account_id)
+            return ENDPOINT_TRUST, any(t.endpoint_id == event.endpoint_id for t in trusted)
+        case e.EndpointUntrusted():
+            return ENDPOINT_TRUST, None
         case e.IdentityProviderSet():
             provider = view.identity_provider(event.org)
             return "identity provider", (

@@ -21,6 +21,7 @@ from tokenledger.domain.names import (
     check_account_name,
     check_client_id,
     check_email,
+    check_endpoint_id,
     check_endpoint_url,
     check_issuer,
     check_name,
@@ -650,20 +651,60 @@ AccessKeyIds = Annotated[
 ]
 
 
+def _trust_id(value: str) -> str:
+    if re.fullmatch(r"wif_[0-9a-f]{24}", value) is None:
+        raise ValueError(f"invalid issuer trust id {shown(value)}: expected wif_ and 24 hex digits")
+    return value
+
+
+TrustIds = Annotated[
+    frozenset[Annotated[str, AfterValidator(_trust_id)]],
+    BeforeValidator(_id_list),
+    Field(max_length=MAX_SELECTED_IDS),
+]
+WebhookIds = Annotated[
+    frozenset[Annotated[str, AfterValidator(check_webhook_id)]],
+    BeforeValidator(_id_list),
+    Field(max_length=MAX_SELECTED_IDS),
+]
+#: (service account, endpoint id) pairs: an endpoint on an account's trusted list.
+EndpointTrusts = Annotated[
+    frozenset[tuple[AccountId, Annotated[str, AfterValidator(check_endpoint_id)]]],
+    Field(max_length=MAX_SELECTED_IDS),
+]
+
+
 class RevokeCredentials(Command):
-    """Revoke exactly these tokens (and the tokens derived from them), client credentials
-    and S3 credentials, in one command: one correlation id, all or nothing. Those no longer
+    """Withdraw exactly these things, in one command: one correlation id, all or nothing.
+    Tokens are revoked (and the tokens derived from them), client credentials and S3
+    credentials revoked, issuer trusts withdrawn, webhooks deleted and endpoints taken off
+    an account's trusted list, each as its own removal command decides it. Those no longer
     live are skipped. What ``audit blast-radius --revoke`` runs on a radius's live ones."""
 
     token_ids: TokenIds = frozenset()
     client_ids: ClientIds = frozenset()
     access_key_ids: AccessKeyIds = frozenset()
+    trust_ids: TrustIds = frozenset()
+    webhook_ids: WebhookIds = frozenset()
+    endpoint_trusts: EndpointTrusts = frozenset()
     reason: Reason | None = None
+    radius_of: TokenId | None = None
+    """The token whose blast radius these are, when they are one (a server recomputes it)."""
 
     @pydantic.model_validator(mode="after")
     def _some_id(self) -> RevokeCredentials:
-        if not (self.token_ids or self.client_ids or self.access_key_ids):
-            raise ValueError("name at least one token, client credential or S3 credentials")
+        if not (
+            self.token_ids
+            or self.client_ids
+            or self.access_key_ids
+            or self.trust_ids
+            or self.webhook_ids
+            or self.endpoint_trusts
+        ):
+            raise ValueError(
+                "name at least one token, client credential, S3 credentials, issuer trust, "
+                "webhook or endpoint trust"
+            )
         return self
 
 

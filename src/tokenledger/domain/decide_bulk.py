@@ -1,6 +1,6 @@
 """The decisions on revoking many credentials in one command: tokens by filter (``tokens
-revoke --where``) and named tokens, client credentials and S3 credentials together (what
-``audit blast-radius --revoke`` runs).
+revoke --where``) and named tokens, client credentials, S3 credentials, issuer trusts,
+webhooks and endpoint trusts together (what ``audit blast-radius --revoke`` runs).
 
 Registered on ``decide`` (``domain.decide`` imports this module). Which tokens a filter
 revokes is ``revocable_tokens`` (``domain.token_filter``): the preview a caller is shown
@@ -11,7 +11,7 @@ revocation's own check (``managed_token``, ``managed_credential``,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from tokenledger.domain import commands as c
@@ -26,9 +26,9 @@ from tokenledger.domain.model import (
     TokenView,
 )
 from tokenledger.domain.token_filter import revocable_tokens
-from tokenledger.errors import NotFound
+from tokenledger.errors import NotFound, PermissionDenied
 
-__all__: list[str] = []
+__all__ = ["withdrawal_refusal"]
 
 Credential = TypeVar("Credential", TokenView, ClientCredentialView, S3CredentialView)
 
@@ -43,11 +43,14 @@ def _revoke_where(cmd: c.RevokeTokensWhere, view: LedgerView, ctx: Context) -> l
 
 @decide.register
 def _revoke_credentials(cmd: c.RevokeCredentials, view: LedgerView, ctx: Context) -> list[Event]:
-    """The named credentials still live, each of which the actor must be allowed to revoke
-    as its own revocation would: one the actor may not revoke refuses the whole command with
-    that revocation's message, so that no one believes more was revoked than was. The ids
-    come from a preview read a moment before: one revoked or expired since is skipped (as
-    the bulk ``ids`` criterion skips it), and nothing live at all is ``NotFound``."""
+    """The named things still live, each of which the actor must be allowed to withdraw as
+    its own removal would: one the actor may not withdraw refuses the whole command with
+    that removal's message, so that no one believes more was withdrawn than was. Issuer
+    trusts, webhooks and endpoint trusts are decided by their own commands' decisions
+    (``UntrustIssuer``, ``DeleteWebhook``, ``UntrustEndpoint``), called here, never
+    restated. The ids come from a preview read a moment before: one withdrawn or expired
+    since is skipped (as the bulk ``ids`` criterion skips it), and nothing live at all is
+    ``NotFound``."""
     tokens = [
         managed_token(view, ctx, token.token_id, None)
         for token in _live(view.token, cmd.token_ids, ctx)
@@ -59,10 +62,11 @@ def _revoke_credentials(cmd: c.RevokeCredentials, view: LedgerView, ctx: Context
     s3 = _live(view.s3_credential, cmd.access_key_ids, ctx)
     for credential in s3:
         s3_credentials_manager(view, ctx, credential.account_id)
-    if not (tokens or clients or s3):
-        raise NotFound("none of the credentials named is live: nothing to revoke")
+    removals = [decide(removal, view, ctx) for removal in _removals(cmd, view, ctx)]
+    if not (tokens or clients or s3 or removals):
+        raise NotFound("none of what was named is live: nothing to withdraw")
     reason = RevocationReason.REQUESTED
-    return [
+    events = [
         *_revoke(view, tokens, reason, cmd.reason, ctx),
         *(
             ClientCredentialRevoked(
@@ -74,7 +78,66 @@ def _revoke_credentials(cmd: c.RevokeCredentials, view: LedgerView, ctx: Context
             for credential in clients
         ),
         *revoke_s3_credentials(s3, reason, cmd.reason),
+        *(event for decided in removals for event in decided),
     ]
+    return _once(events)
+
+
+def _removals(cmd: c.RevokeCredentials, view: LedgerView, ctx: Context) -> Iterator[c.Command]:
+    """The removal command of each named trust, webhook and endpoint trust still in force."""
+    for trust_id in sorted(cmd.trust_ids):
+        trust = view.issuer_trust(trust_id)
+        if trust is not None and trust.live(ctx.now):
+            yield c.build(
+                c.UntrustIssuer,
+                account_id=trust.account_id,
+                issuer=trust.issuer,
+                subject=trust.subject,  # this trust alone: one per issuer and subject is live
+                reason=cmd.reason,
+            )
+    for webhook_id in sorted(cmd.webhook_ids):
+        webhook = view.webhook(webhook_id)
+        if webhook is not None and not webhook.deleted:
+            yield c.build(c.DeleteWebhook, webhook_id=webhook_id)
+    for account_id, endpoint_id in sorted(cmd.endpoint_trusts):
+        trusted = {t.endpoint_id for t in view.trusted_endpoints_of(account_id)}
+        if endpoint_id in trusted:
+            yield c.build(
+                c.UntrustEndpoint, account_id=account_id, endpoint=endpoint_id, reason=cmd.reason
+            )
+
+
+def _once(events: list[Event]) -> list[Event]:
+    """``events`` without a second withdrawal of the same thing: S3 credentials named and
+    also held at an endpoint taken off the trusted list are revoked once, as named."""
+    seen: set[tuple[str, str]] = set()
+    kept: list[Event] = []
+    for event in events:
+        key = _withdrawn_key(event)
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(event)
+    return kept
+
+
+def _withdrawn_key(event: Event) -> tuple[str, str] | None:
+    for name in ("token_id", "client_id", "access_key_id", "trust_id", "webhook_id"):
+        value = getattr(event, name, None)
+        if isinstance(value, str):
+            return type(event).__name__, value
+    return None
+
+
+def withdrawal_refusal(cmd: c.RevokeCredentials, view: LedgerView, ctx: Context) -> str | None:
+    """Why the actor may not run ``cmd`` (the decision's own refusal), or None: what a
+    preview says of each thing it would not withdraw."""
+    try:
+        decide(cmd, view, ctx)
+    except (PermissionDenied, NotFound) as refused:
+        return str(refused)
+    return None
 
 
 def _live(

@@ -84,8 +84,9 @@ def explain_token(reader: Reader, actor: Actor, token_id: str) -> Explanation:
 
 def blast_radius(reader: Reader, actor: Actor, token_id: str) -> radius.BlastRadius:
     """Everything done through a token, transitively (``domain.blast_radius``), for whoever
-    may see the token (as its story, ``explain_token``); of the commands acted through it,
-    the events the caller may see of the log (``visible_events``)."""
+    may see the token (as its story, ``explain_token``): of the credentials reached, those
+    the caller may see; of the commands acted through them, the events the caller may see of
+    the log (``visible_events``); the rest counted."""
     queries.get_token(reader, actor, token_id)
     with visible_events(reader, actor) as may_see_it, reader.view() as view:
         root = view.token(token_id)
@@ -98,6 +99,7 @@ def blast_radius(reader: Reader, actor: Actor, token_id: str) -> radius.BlastRad
             acted_through=lambda ids: audit_queries.acted_through(view.connection, ids),
             issued_through=audit_queries.IssuedThrough(view.connection),
             visible=may_see_it,
+            actor=actor,
         )
 
 

@@ -91,8 +91,10 @@ def blast_radius(token_id: str, actor: CurrentActor, state: State) -> dict[str, 
     """Everything done through the token, transitively: the tokens and credentials it issued
     (for anyone) or derived and what those reached in turn (``credentials``, each with its
     ``source`` and ``live``), the commands acted through any of them and what they changed
-    (``commands``), and the live ones (``live_tokens``, ``live_credentials``): ``POST
-    .../revoke`` revokes them. For whoever may see the token, as its story."""
+    (``commands``), and the live ones (``live_tokens``, ``live_credentials``); what ``POST
+    .../revoke`` withdraws (``withdrawals``) and leaves (``by_hand``). For whoever may see the
+    token, as its story; of it, what the caller could see through the listings, the rest
+    counted (``hidden_credentials``, ``hidden_changes``)."""
     return state.ledger.blast_radius(actor, token_id).to_dict()
 
 
@@ -111,10 +113,11 @@ def revoke_blast_radius(
     response: Response,
     body: RevokeRadiusIn | None = None,
 ) -> CommandOut:
-    """Revoke every live credential of the token's blast radius in one command (one
-    correlation id, all or nothing): its tokens and the tokens derived from them, its client
-    credentials and its S3 credentials. ``?dry_run=true`` answers the events it would append.
-    One the caller may not revoke refuses the whole call (403); nothing live is 404."""
+    """Withdraw every live thing of the token's blast radius the caller may withdraw, in one
+    command (one correlation id, all or nothing): its tokens and the tokens derived from them,
+    its client and S3 credentials and issuer trusts, the webhooks and endpoint trusts made
+    through it. ``?dry_run=true`` answers the events it would append. What the caller may not
+    see or withdraw is left (the ``GET`` lists it); nothing left is 404."""
     found = state.ledger.blast_radius(actor, token_id)
     command = found.revocation(body.reason if body is not None else None)
     if command is None:
