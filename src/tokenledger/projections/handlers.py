@@ -345,11 +345,7 @@ def _client_credential_revoked(
     writes.update(
         client_credentials,
         {"client_id": event.client_id},
-        {
-            "revoked_at": record.recorded_at,
-            "revoked_reason": event.reason,
-            "revoked_position": record.position,
-        },
+        {"revoked_at": record.recorded_at, "revoked_reason": event.reason},
         only_if_null=("revoked_at",),
     )
 
@@ -417,11 +413,7 @@ def _session_ended(event: SessionEnded, writes: Writes, record: RecordedEvent) -
     writes.update(
         sessions,
         {"session_id": event.session_id},
-        {
-            "revoked_at": record.recorded_at,
-            "revoked_reason": event.reason,
-            "revoked_position": record.position,
-        },
+        {"revoked_at": record.recorded_at, "revoked_reason": event.reason},
         only_if_null=("revoked_at",),
     )
 
@@ -446,11 +438,7 @@ def _issuer_untrusted(event: IssuerUntrusted, writes: Writes, record: RecordedEv
     writes.update(
         issuer_trusts,
         {"trust_id": event.trust_id},
-        {
-            "revoked_at": record.recorded_at,
-            "revoked_reason": event.reason,
-            "revoked_position": record.position,
-        },
+        {"revoked_at": record.recorded_at, "revoked_reason": event.reason},
         only_if_null=("revoked_at",),
     )
 
