@@ -46,7 +46,9 @@ from tokenledger.domain.model import (
     ClientCredentialView,
     ServiceAccountView,
     TokenView,
+    is_role_principal,
     is_service_account_id,
+    role_of_principal,
 )
 from tokenledger.domain.permissions import Grant
 from tokenledger.errors import PermissionDenied, ValidationError
@@ -84,6 +86,14 @@ def principal_path(principal: str) -> str:
     """``/v2/users/{email}`` or ``/v2/service_accounts/{id}``."""
     kind = "service_accounts" if is_service_account_id(principal) else "users"
     return f"/v2/{kind}/{path_segment(principal)}"
+
+
+def _tokens_path(principal: str) -> str:
+    """A user's or service account's tokens; a role's (``ORG:ROLE``) are its keys."""
+    if is_role_principal(principal):
+        org, role = role_of_principal(principal)
+        return f"/v2/orgs/{path_segment(org)}/roles/{path_segment(role)}/keys"
+    return f"{principal_path(principal)}/tokens"
 
 
 class Client:
@@ -192,7 +202,7 @@ class Client:
         as they stood then."""
         answer = self.call(
             "GET",
-            f"{principal_path(principal)}/tokens",
+            _tokens_path(principal),
             params={"all": include_inactive, "at": _time(at)},
         )
         return list(convert(answer, list[TokenView], "a list of tokens"))

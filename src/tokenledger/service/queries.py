@@ -47,6 +47,7 @@ from tokenledger.domain.names import (
     check_principal,
     check_service_account_id,
     check_session_id,
+    check_token_holder,
     check_token_id,
     resource_path,
 )
@@ -191,7 +192,7 @@ def tokens_of(
     include_inactive: bool = False,
     at: datetime | None = None,
 ) -> list[TokenView]:
-    principal = valid(check_principal, principal)
+    principal = valid(check_token_holder, principal)
     moment = reader.now() if at is None else within_log(reader, ensure_utc(at), "the moment")
     with reader.view() as view:
         require_principal_visible(view, actor, principal, reader.now())
