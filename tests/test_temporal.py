@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
-from api_helpers import Api, make_api
+from api_helpers import ISSUER, Api, InProcess, make_api
 from helpers import assert_one_line_error, cli_head, cli_json, cli_run
+from tokenledger.client import Auth, Client
+from tokenledger.client.remote import REMOTE_CALLER, RemoteLedger
 
 ANN, BOB, DAN = "ann@acme.io", "bob@acme.io", "dan@other.io"
 CI = "ci@acme.service.tokenledger"
@@ -410,6 +412,14 @@ def test_live_and_list_name_a_role_over_http(api: Api) -> None:
     )
     assert bad.status_code == 400
     assert "invalid role name" in bad.json()["error_description"]
+    # The command line against a server asks the same calls.
+    remote = RemoteLedger(Client(ISSUER, Auth(token=api.ann), transport=InProcess(api.client)))
+    moment = datetime.fromisoformat(window["to"])
+    for at in (None, moment):
+        keys = remote.tokens_of(REMOTE_CALLER, "acme:dev", at=at)
+        assert [k.token_id for k in keys] == [issued.token_id]
+    live_then = remote.live_tokens(REMOTE_CALLER, first, moment, principal="acme:dev")
+    assert [t.token.token_id for t in live_then] == [issued.token_id]
     early = api.client.get(
         "/v2/orgs/acme/roles/dev/keys", params={"at": "2000-01-01T00:00:00Z"}, headers=api.admin
     )
