@@ -95,6 +95,7 @@ class OldServer:
         ({"status": "ok", "head_position": 7}, "unknown"),
         ({"status": "ok", "head_position": 7, "version": "1.4.0", "features": []}, "1.4.0"),
         (None, "unknown"),  # older than the health check itself
+        ({"version": "2\n\x1b[31m" + "9" * 60}, "2??[31m" + "9" * 33),  # one printable line
     ],
 )
 def test_a_server_that_does_not_say_so_is_sent_nothing(

@@ -13,6 +13,11 @@ The OAuth 2.0 protocol endpoints (``/oauth2/...``: tokens, revocation, logging i
 callback, logging out) have no dry run: given one, they refuse with 400 before anything runs,
 never carrying the call out. Introspection, which changes nothing, answers as usual (as its fast
 path in front of the app does anyway).
+
+Every answer to a dry run carries ``TokenLedger-Dry-Run: true``, and ``/healthz`` lists the
+``dry_run`` feature: a client (``client/dry_run.py``) sends a dry run only to a server that
+lists it and takes an answer for a preview only with the header, since a server that does not
+know the parameter would ignore it and make the change.
 """
 
 from __future__ import annotations

@@ -37,7 +37,9 @@ class ServerFeatures:
         self.server = server
         body = answer if isinstance(answer, Mapping) else {}
         version, features = body.get("version"), body.get("features")
-        self.version = version if isinstance(version, str) and version else "unknown"
+        # Shown in a one-line error: only printable characters, and not many.
+        text = version if isinstance(version, str) else ""
+        self.version = "".join(c if c.isprintable() else "?" for c in text[:40]) or "unknown"
         listed = features if isinstance(features, list) else []
         self.features = frozenset(f for f in listed if isinstance(f, str))
 
@@ -45,7 +47,7 @@ class ServerFeatures:
         if DRY_RUN_FEATURE not in self.features:
             raise ValidationError(
                 f"the server at {self.server} does not support dry runs "
-                f"(version {self.version[:40]}): nothing was sent"
+                f"(version {self.version}): nothing was sent"
             )
 
 
