@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from fastapi.testclient import TestClient
 
 from tokenledger.api import ApiSettings, create_asgi_app
@@ -132,6 +133,21 @@ def make_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(ledger=ledger, keys=keys, client=client, **secrets)
     ledger.close()
+
+
+class InProcess(httpx.BaseTransport):
+    """The app behind a TestClient as the transport of a ``tokenledger.client.Client`` of its
+    own (``Client(ISSUER, auth, transport=InProcess(api.client))``), each request noted."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.app = client._transport
+        self.requests: list[tuple[str, str]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, request.url.path))
+        answer = self.app.handle_request(request)
+        answer.read()
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
 
 
 #: An inactive token's introspection answer, byte for byte.

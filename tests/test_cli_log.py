@@ -130,3 +130,26 @@ def test_events_reports_a_corrupt_payload(ledger: EventStore, database_url: str)
     result = run(database_url, "events")
     assert_one_line_error(result, 6, "position 2", "corrupt payload")
     assert [json.loads(x)["position"] for x in result.stdout.splitlines()] == [1]
+
+
+def test_a_dry_run_shows_each_event_as_the_events_command_prints_it(
+    ledger: EventStore, database_url: str
+) -> None:
+    """One shape for a recorded event in JSON: the preview of a command and the line
+    ``events`` prints once it ran differ only in what is drawn anew for each append (ids, time,
+    and the hash that covers them)."""
+    from freezegun import freeze_time
+
+    with freeze_time("2026-06-01T12:00:00Z"):
+        previewed = run(database_url, "orgs", "create", "acme", "--dry-run", "--json")
+        assert previewed.exit_code == 0, previewed.output
+        assert run(database_url, "orgs", "create", "acme").exit_code == 0
+    shown = json.loads(previewed.stdout)["events"]
+    printed = [json.loads(line) for line in run(database_url, "events").stdout.splitlines()]
+    assert [list(event) for event in shown] == [list(line) for line in printed]
+    drawn_anew = {"event_id", "command_id", "correlation_id", "hash"}
+    for event, line in zip(shown, printed, strict=True):
+        assert {k: v for k, v in event.items() if k not in drawn_anew} == {
+            k: v for k, v in line.items() if k not in drawn_anew
+        }
+    assert printed[0]["recorded_at"] == "2026-06-01T12:00:00.000000Z"

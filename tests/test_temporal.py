@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
-from api_helpers import Api, make_api
+from api_helpers import ISSUER, Api, InProcess, make_api
 from helpers import assert_one_line_error, cli_head, cli_json, cli_run
+from tokenledger.client import Auth, Client
+from tokenledger.client.remote import REMOTE_CALLER, RemoteLedger
 
 ANN, BOB, DAN = "ann@acme.io", "bob@acme.io", "dan@other.io"
 CI = "ci@acme.service.tokenledger"
@@ -242,6 +244,51 @@ def test_live_on_a_resource_shows_no_grant_outside_what_its_caller_may_read(
         assert shown("--principal", DAN, token=history.secrets["dan"]) == whole
 
 
+def test_live_and_list_name_a_role_for_its_keys(history: History) -> None:
+    """A role's keys act as ``ORG:ROLE``: ``tokens live`` and ``tokens list`` take it as
+    they take a user or a service account, by one parsing rule."""
+    with freeze_time(T0 + timedelta(hours=6)):
+        _run(history.url, "roles", "create", "acme:dev", "--grant", "acme/alpha=read")
+        key = cli_json(history.url, "roles", "key", "new", "acme:dev", "--json")["access"]
+    with freeze_time(T0 + timedelta(hours=7)):
+        _run(history.url, "roles", "key", "revoke", "acme:dev", key)
+    with freeze_time(T0 + timedelta(hours=8)):
+        while_live = (T0 + timedelta(hours=5, minutes=30), T0 + timedelta(hours=6, minutes=30))
+        assert _live(history, *while_live, "--principal", "acme:dev") == {key}
+        after = (T0 + timedelta(hours=7, minutes=30), T0 + timedelta(hours=8))
+        assert _live(history, *after, "--principal", "acme:dev") == set()
+        by_admin = cli_json(
+            history.url, "tokens", "live", "--during",
+            f"{iso(while_live[0])}..{iso(while_live[1])}", "--principal", "acme:dev",
+            token=history.secrets["ann"],
+        )  # fmt: skip
+        assert [t["token_id"] for t in by_admin] == [key]
+        then = cli_json(
+            history.url, "tokens", "list", "--principal", "acme:dev", "--at", iso(while_live[1])
+        )
+        assert [t["token_id"] for t in then] == [key]
+        assert cli_json(history.url, "tokens", "list", "--principal", "acme:dev") == []
+
+        head = cli_head(history.url)
+        window = f"{iso(while_live[0])}..{iso(while_live[1])}"
+        for args, code, fragment in (
+            (("--principal", "acme:"), 2, "invalid role name"),
+            (("--principal", "Acme:dev"), 2, "invalid org name"),
+            (("--principal", "acme:nope"), 3, "no role acme:nope"),
+        ):
+            result = cli_run(history.url, "tokens", "live", "--during", window, *args)
+            assert_one_line_error(result, code, fragment)
+            listed = cli_run(history.url, "tokens", "list", *args)
+            assert_one_line_error(listed, code, fragment)
+        # Seen as the role's keys are: by the org's admins, not by a member.
+        refused = cli_run(
+            history.url, "tokens", "live", "--during", window, "--principal", "acme:dev",
+            token=history.secrets["bob"],
+        )  # fmt: skip
+        assert_one_line_error(refused, 4, "may not see acme:dev")
+        assert cli_head(history.url) == head
+
+
 @pytest.mark.parametrize(
     ("window", "fragment"),
     [
@@ -337,6 +384,48 @@ def test_who_can_and_live_over_http(api: Api) -> None:
     )
     assert on_alpha.status_code == 200, on_alpha.text
     assert len(on_alpha.json()) == 3  # ann's, bob's and ci's
+
+
+def test_live_and_list_name_a_role_over_http(api: Api) -> None:
+    from tokenledger.domain import commands as c
+    from tokenledger.domain.model import Actor
+
+    operator = Actor.operator("root")
+    api.ledger.execute(c.CreateRole(org="acme", role="dev", grants=[]), operator)
+    issued = api.ledger.execute(c.IssueRoleKey(org="acme", role="dev"), operator).issued
+    assert issued is not None
+    first = next(iter(api.ledger.store.read_all(until_position=1))).recorded_at
+    window = {"from": first.isoformat(), "to": api.ledger.now().isoformat()}
+    live = api.client.get(
+        "/v2/tokens/live", params={**window, "principal": "acme:dev"}, headers=api.admin
+    )
+    assert live.status_code == 200, live.text
+    assert [t["token"]["token_id"] for t in live.json()] == [issued.token_id]
+    then = api.client.get(
+        "/v2/orgs/acme/roles/dev/keys", params={"at": window["to"]}, headers=api.admin
+    )
+    assert then.status_code == 200, then.text
+    assert [t["token_id"] for t in then.json()] == [issued.token_id]
+    head = api.ledger.store.head().position
+    bad = api.client.get(
+        "/v2/tokens/live", params={**window, "principal": "acme:"}, headers=api.admin
+    )
+    assert bad.status_code == 400
+    assert "invalid role name" in bad.json()["error_description"]
+    # The command line against a server asks the same calls.
+    remote = RemoteLedger(Client(ISSUER, Auth(token=api.ann), transport=InProcess(api.client)))
+    moment = datetime.fromisoformat(window["to"])
+    for at in (None, moment):
+        keys = remote.tokens_of(REMOTE_CALLER, "acme:dev", at=at)
+        assert [k.token_id for k in keys] == [issued.token_id]
+    live_then = remote.live_tokens(REMOTE_CALLER, first, moment, principal="acme:dev")
+    assert [t.token.token_id for t in live_then] == [issued.token_id]
+    early = api.client.get(
+        "/v2/orgs/acme/roles/dev/keys", params={"at": "2000-01-01T00:00:00Z"}, headers=api.admin
+    )
+    assert early.status_code == 400
+    assert "before the first event" in early.json()["error_description"]
+    assert api.ledger.store.head().position == head
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,11 @@ The OAuth 2.0 protocol endpoints (``/oauth2/...``: tokens, revocation, logging i
 callback, logging out) have no dry run: given one, they refuse with 400 before anything runs,
 never carrying the call out. Introspection, which changes nothing, answers as usual (as its fast
 path in front of the app does anyway).
+
+Every answer to a dry run carries ``TokenLedger-Dry-Run: true``, and ``/healthz`` lists the
+``dry_run`` feature: a client (``client/dry_run.py``) sends a dry run only to a server that
+lists it and takes an answer for a preview only with the header, since a server that does not
+know the parameter would ignore it and make the change.
 """
 
 from __future__ import annotations
@@ -22,14 +27,19 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tokenledger.api.problems import error_body
+from tokenledger.client.dry_run import DRY_RUN_FEATURE, DRY_RUN_HEADER, DRY_RUN_PARAMETER
 from tokenledger.service.commands import PreviewReady, previews_only
 
-__all__ = ["DRY_RUN_PARAMETER", "DryRunMiddleware", "dry_run_requested", "preview_answer"]
-
-DRY_RUN_PARAMETER = "dry_run"
+__all__ = [
+    "DRY_RUN_FEATURE",
+    "DRY_RUN_PARAMETER",
+    "DryRunMiddleware",
+    "dry_run_requested",
+    "preview_answer",
+]
 
 #: Where a dry run is refused, whatever the method: the protocol endpoints, whose answers
 #: (tokens, sessions, redirects) a preview cannot stand in for.
@@ -113,9 +123,26 @@ class DryRunMiddleware:
         token = _requested.set(True)
         try:
             with previews_only():
-                await self.app(scope, receive, send)
+                await self.app(scope, receive, _saying_dry_run(send))
         finally:
             _requested.reset(token)
+
+
+def _saying_dry_run(send: Send) -> Send:
+    """``send``, each answer saying it answers a dry run (``TokenLedger-Dry-Run: true``): a
+    client takes an answer for a preview only with it, since a server that does not know
+    the parameter answers the same call having made the change."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [*message.get("headers", ()), (_HEADER_NAME, b"true")]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
+
+
+_HEADER_NAME = DRY_RUN_HEADER.lower().encode("latin-1")
 
 
 async def preview_answer(request: Request, exc: Exception) -> JSONResponse:

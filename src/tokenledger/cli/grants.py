@@ -11,7 +11,7 @@ from tokenledger.cli.app import CliContext
 from tokenledger.cli.common import checked
 from tokenledger.cli.dry_run import dry_run_option
 from tokenledger.cli.output import echo_json
-from tokenledger.domain.names import check_name, check_principal, shown
+from tokenledger.domain.names import check_name, check_principal, check_token_holder, shown
 from tokenledger.domain.names import resource_path as _resource_path
 from tokenledger.domain.permissions import Grant, Level
 from tokenledger.errors import ValidationError
@@ -24,12 +24,18 @@ __all__ = [
     "parse_level",
     "principal_id",
     "resource_path",
+    "token_holder",
 ]
 
 
 def principal_id(value: str) -> str:
     """A user's email (normalised) or a service-account id, checked like a command's field."""
     return checked(check_principal, value)
+
+
+def token_holder(value: str) -> str:
+    """Whose tokens: a user's email, a service account id, or a role (``ORG:ROLE``)."""
+    return checked(check_token_holder, value)
 
 
 def resource_path(value: str) -> str:

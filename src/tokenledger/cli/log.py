@@ -12,7 +12,7 @@ import msgspec
 from tokenledger.cli.app import EXIT_CODES, CliContext, fail
 from tokenledger.cli.output import echo_json, format_timestamp, json_line
 from tokenledger.domain.names import shown
-from tokenledger.errors import CorruptEvent, IntegrityViolation, ValidationError
+from tokenledger.errors import IntegrityViolation, ValidationError
 
 if TYPE_CHECKING:
     from tokenledger.store import Head, RecordedEvent
@@ -113,30 +113,6 @@ def verify_command(obj: CliContext, head_file: str | None, as_json: bool) -> Non
         raise SystemExit(EXIT_CODES[IntegrityViolation])
 
 
-def event_dict(record: RecordedEvent) -> dict[str, object]:
-    """A stored event as a JSON-ready dict; raises ``CorruptEvent`` for an undecodable payload."""
-    try:
-        data = msgspec.json.decode(record.data)
-    except msgspec.DecodeError as exc:
-        raise CorruptEvent(record.position, str(exc)) from exc
-    return {
-        "position": record.position,
-        "stream_id": record.stream_id,
-        "stream_version": record.stream_version,
-        "event_id": record.event_id,
-        "event_type": record.event_type,
-        "schema_version": record.schema_version,
-        "recorded_at": record.recorded_at,
-        "actor": record.actor,
-        "command_id": record.command_id,
-        "correlation_id": record.correlation_id,
-        "via": record.via,
-        "data": data,
-        "prev_hash": record.prev_hash,
-        "hash": record.hash,
-    }
-
-
 @click.command("events")
 @click.option(
     "--from",
@@ -159,6 +135,8 @@ def events_command(
 ) -> None:
     """Print the log as JSON lines, one event each, in log order (the operator's: admins and
     auditors read their org's events with 'audit')."""
+    from tokenledger.store.record_json import record_dict
+
     obj.require_operator("read the whole log")
     if follow:
         if stream_id is not None:
@@ -172,7 +150,7 @@ def events_command(
     else:
         records = store.read_all(from_position=from_position)
     for count, record in enumerate(records, start=1):
-        click.echo(json_line(event_dict(record)).decode())
+        click.echo(json_line(record_dict(record)).decode())
         if limit is not None and count >= limit:
             break
 
@@ -181,12 +159,13 @@ def _follow(obj: CliContext, from_position: int, limit: int | None) -> None:
     """Print from ``from_position`` on, then each event as it is committed; Ctrl-C ends it
     quietly."""
     from tokenledger.service.subscription import Subscription
+    from tokenledger.store.record_json import record_dict
 
     printed = 0
     try:
         with Subscription(obj.store(), after=from_position - 1) as subscription:
             for record in subscription:
-                click.echo(json_line(event_dict(record)).decode())
+                click.echo(json_line(record_dict(record)).decode())
                 printed += 1
                 if limit is not None and printed >= limit:
                     return

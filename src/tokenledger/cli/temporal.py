@@ -11,7 +11,7 @@ import msgspec
 
 from tokenledger.cli.app import CliContext
 from tokenledger.cli.common import parse_timestamp
-from tokenledger.cli.grants import grant_dicts, parse_level, principal_id
+from tokenledger.cli.grants import grant_dicts, parse_level, token_holder
 from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.errors import ValidationError
 
@@ -78,7 +78,11 @@ def parse_window(text: str, option: str = "--during") -> tuple[datetime, datetim
 
 @click.command("live")
 @click.option("--during", required=True, metavar="FROM..TO", help="The window (ISO 8601 times).")
-@click.option("--principal", help="Only this user's or service account's tokens.")
+@click.option(
+    "--principal",
+    help="Only this principal's tokens: a user's email, a service account's id or a role"
+    " (ORG:ROLE) for its keys.",
+)
 @click.option("--resource", help="Only tokens allowing at least read on this resource.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
@@ -95,7 +99,7 @@ def live_tokens_command(
         obj.actor(),
         start,
         end,
-        principal=principal_id(principal) if principal is not None else None,
+        principal=token_holder(principal) if principal is not None else None,
         resource=resource,
     )
     if as_json:

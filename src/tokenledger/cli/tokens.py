@@ -19,7 +19,7 @@ import msgspec
 from tokenledger.cli.app import TOKEN_ENV, CliContext
 from tokenledger.cli.common import checked, parse_timestamp
 from tokenledger.cli.dry_run import dry_run_option
-from tokenledger.cli.grants import grant_dicts, grants_text, parse_level, principal_id
+from tokenledger.cli.grants import grant_dicts, grants_text, parse_level, token_holder
 from tokenledger.cli.lazy import LazyCommand, LazyGroup
 from tokenledger.cli.output import echo_json, format_timestamp
 from tokenledger.domain.names import check_token_id, shown
@@ -374,7 +374,11 @@ def _token_line(token: TokenView, now: datetime) -> str:
 
 
 @tokens.command("list")
-@click.option("--principal", required=True, help="The user's email or the service account's id.")
+@click.option(
+    "--principal",
+    required=True,
+    help="The user's email, the service account's id, or a role (ORG:ROLE) for its keys.",
+)
 @click.option("--all", "include_all", is_flag=True, help="Include revoked and expired tokens.")
 @click.option("--at", "at_time", metavar="TIME", help="As they stood at this past time (ISO 8601).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
@@ -386,7 +390,7 @@ def list_command(
     ledger = obj.ledger()
     at = parse_timestamp(at_time, "--at") if at_time is not None else None
     found = ledger.tokens_of(
-        obj.actor(), principal_id(principal), include_inactive=include_all, at=at
+        obj.actor(), token_holder(principal), include_inactive=include_all, at=at
     )
     now = at or ledger.now()
     if as_json:

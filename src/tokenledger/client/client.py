@@ -24,9 +24,11 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import msgspec
 
 from tokenledger.client.auth import Auth
+from tokenledger.client.dry_run import DRY_RUN_PARAMETER, ServerFeatures, require_confirmed
 from tokenledger.client.http import DEFAULT_TIMEOUT, Http
 from tokenledger.client.results import (
     AuditRecord,
@@ -46,10 +48,12 @@ from tokenledger.domain.model import (
     ClientCredentialView,
     ServiceAccountView,
     TokenView,
+    is_role_principal,
     is_service_account_id,
+    role_of_principal,
 )
 from tokenledger.domain.permissions import Grant
-from tokenledger.errors import LedgerError, PermissionDenied, ValidationError
+from tokenledger.errors import LedgerError, NotFound, PermissionDenied, ValidationError
 
 if TYPE_CHECKING:
     from tokenledger.domain.blast_radius import BlastRadius
@@ -89,6 +93,14 @@ def principal_path(principal: str) -> str:
     return f"/v2/{kind}/{path_segment(principal)}"
 
 
+def _tokens_path(principal: str) -> str:
+    """A user's or service account's tokens; a role's (``ORG:ROLE``) are its keys."""
+    if is_role_principal(principal):
+        org, role = role_of_principal(principal)
+        return f"/v2/orgs/{path_segment(org)}/roles/{path_segment(role)}/keys"
+    return f"{principal_path(principal)}/tokens"
+
+
 class Client:
     """The management calls of one server. ``server`` defaults to ``auth``'s (its parameter,
     ``TOKENLEDGER_SERVER``, or the credentials file's); ``auth`` defaults to ``Auth()``."""
@@ -99,6 +111,7 @@ class Client:
         auth: Auth | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.auth = auth if auth is not None else Auth(server=server, timeout=timeout)
         chosen = server_url(server) if server is not None else self.auth.server
@@ -108,7 +121,8 @@ class Client:
                 "'tokenledger auth login --server URL'"
             )
         self.server = chosen
-        self._http = Http(chosen, timeout=timeout)
+        self._http = Http(chosen, timeout=timeout, transport=transport)
+        self._features: ServerFeatures | None = None
 
     def __repr__(self) -> str:
         return f"Client(server={self.server!r}, auth={self.auth!r})"
@@ -140,8 +154,20 @@ class Client:
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         """One authenticated call; its decoded JSON answer."""
+        response = self._send(method, path, json=json, params=params, headers=headers)
+        return self._http.decoded(response, method, path)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
         try:
-            return self._http.call(
+            return self._http.send(
                 method, path, bearer=self.auth.token, json=json, params=params, headers=headers
             )
         except PermissionDenied as refused:
@@ -151,6 +177,33 @@ class Client:
                     f"{refused}: the session has ended; log in again with 'tokenledger auth login'"
                 ) from None
             raise
+
+    def features(self) -> ServerFeatures:
+        """What the server says of itself (``GET /healthz``), asked once per client."""
+        if self._features is None:
+            try:
+                answer = self._http.call("GET", "/healthz")
+            except NotFound:  # a server older than its health check
+                answer = None
+            self._features = ServerFeatures(self.server, answer)
+        return self._features
+
+    def dry_run(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """A mutating call as a dry run (``?dry_run=true``): sent only to a server that says
+        it honours one, and its answer taken only when it says it was one."""
+        self.features().require_dry_run()
+        asked = {**(params or {}), DRY_RUN_PARAMETER: "true"}
+        response = self._send(method, path, json=json, params=asked, headers=headers)
+        require_confirmed(self.server, response.headers)
+        return self._http.decoded(response, method, path)
 
     def whoami(self) -> dict[str, Any]:
         """``GET /v2/whoami``: who the server takes the caller for."""
@@ -195,7 +248,7 @@ class Client:
         as they stood then."""
         answer = self.call(
             "GET",
-            f"{principal_path(principal)}/tokens",
+            _tokens_path(principal),
             params={"all": include_inactive, "at": _time(at)},
         )
         return list(convert(answer, list[TokenView], "a list of tokens"))

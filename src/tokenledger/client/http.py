@@ -161,7 +161,10 @@ class Http:
 
     def call(self, method: str, path: str, **options: Any) -> Any:
         """The decoded JSON of a successful answer (None for an empty one)."""
-        response = self.send(method, path, **options)
+        return self.decoded(self.send(method, path, **options), method, path)
+
+    def decoded(self, response: httpx.Response, method: str, path: str) -> Any:
+        """The decoded JSON of a successful answer (None for an empty one)."""
         if not response.content:
             return None
         try:

@@ -173,9 +173,7 @@ def dry_run_call(
     headers: dict[str, str] | None = None,
 ) -> NoReturn:
     """Make a mutating call as a dry run (``?dry_run=true``) and raise its ``PreviewReady``."""
-    answer = client.call(
-        method, path, json=json, params={**(params or {}), "dry_run": "true"}, headers=headers
-    )
+    answer = client.dry_run(method, path, json=json, params=params, headers=headers)
     raise PreviewReady(preview_of(answer))
 
 

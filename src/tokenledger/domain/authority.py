@@ -39,6 +39,7 @@ from tokenledger.domain.model import (
     StandingView,
     TokenView,
     UserView,
+    is_machine_principal,
     is_role_principal,
     is_service_account_id,
     role_of_principal,
@@ -983,17 +984,17 @@ def require_principal_visible(
     view: LedgerView, actor: Actor, principal: str, now: datetime
 ) -> None:
     """``NotFound`` for a missing principal only to whoever could see it if it existed: an
-    operator, the principal itself, readers of a service account's org, and readers of an org
-    a user belongs to. Anyone else is refused alike whether it exists or not, so that a token
-    cannot tell another org's users and accounts from missing ones."""
+    operator, the principal itself, readers of a service account's or a role's org, and
+    readers of an org a user belongs to. Anyone else is refused alike whether it exists or
+    not, so that a token cannot tell another org's users and accounts from missing ones."""
     if actor.kind is ActorKind.OPERATOR or actor.principal == principal:
         if not _exists(view, principal):
             raise NotFound(f"no {_kind(principal)} {principal}")
         return
-    if is_service_account_id(principal):
-        if may(view, actor, service_account_org(principal), Level.READ, now):
+    if is_machine_principal(principal):
+        if may(view, actor, _machine_org(principal), Level.READ, now):
             if not _exists(view, principal):
-                raise NotFound(f"no service account {principal}")
+                raise NotFound(f"no {_kind(principal)} {principal}")
             return
     elif any(may(view, actor, org, Level.READ, now) for org in view.memberships(principal)):
         return
@@ -1021,11 +1022,25 @@ def require_account_visible(
 def _exists(view: LedgerView, principal: str) -> bool:
     if is_service_account_id(principal):
         return view.service_account(principal) is not None
+    if is_role_principal(principal):
+        # A role deleted since still names the keys it had: their story stays askable.
+        return view.role(*role_of_principal(principal)) is not None or bool(
+            view.tokens_of(principal)
+        )
     return view.user(principal) is not None
 
 
+def _machine_org(principal: str) -> str:
+    """The one org a service account or a role (its keys' principal) belongs to."""
+    if is_service_account_id(principal):
+        return service_account_org(principal)
+    return role_of_principal(principal)[0]
+
+
 def _kind(principal: str) -> str:
-    return "service account" if is_service_account_id(principal) else "user"
+    if is_service_account_id(principal):
+        return "service account"
+    return "role" if is_role_principal(principal) else "user"
 
 
 def sees_every_event(actor: Actor) -> bool:

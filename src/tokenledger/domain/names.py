@@ -12,7 +12,7 @@ import re
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from tokenledger.domain.model import SERVICE_ACCOUNT_DOMAIN
+from tokenledger.domain.model import SERVICE_ACCOUNT_DOMAIN, is_role_principal
 from tokenledger.domain.secrets import TokenKind, contains_secret, is_token_id
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "check_service_account_id",
     "check_session_id",
     "check_subject_pattern",
+    "check_token_holder",
     "check_token_id",
     "check_token_principal",
     "check_webhook_id",
@@ -173,6 +174,18 @@ def check_principal(value: str) -> str:
     if value.strip().endswith("." + SERVICE_ACCOUNT_DOMAIN):
         return check_service_account_id(value.strip())
     return check_email(value)
+
+
+def check_token_holder(value: str) -> str:
+    """Whose tokens a question names: a user's email, a service account id, or a role as
+    ``ORG:ROLE``, the principal its keys act as (``model.role_principal``)."""
+    text = value.strip()
+    if is_role_principal(text):
+        org, _, role = text.partition(":")
+        check_name(org, "org name")
+        check_name(role, "role name")
+        return text
+    return check_principal(value)
 
 
 #: A client id: ``cid_`` and 16 base62 characters, public like a token id.

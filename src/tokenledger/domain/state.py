@@ -38,7 +38,14 @@ from tokenledger.domain.webhooks import WebhookView
 if TYPE_CHECKING:
     from tokenledger.domain.token_filter import TokenFilter
 
-__all__ = ["TOKEN_ANSWER_EVENTS", "LedgerState", "evolve", "fold", "issued_token"]
+__all__ = [
+    "RESOURCE_EVENTS",
+    "TOKEN_ANSWER_EVENTS",
+    "LedgerState",
+    "evolve",
+    "fold",
+    "issued_token",
+]
 
 
 @dataclass
@@ -273,6 +280,20 @@ TOKEN_ANSWER_EVENTS: frozenset[type[e.Event]] = frozenset(
         e.ServiceAccountEnabled,
         e.TokenRotated,
         e.TokenExpiryShortened,
+    }
+)
+
+#: The events ``LedgerState.resource`` reads: an org's creation (an org is a resource), a
+#: resource's creation and deletion, its license and data class. Each names the path it is
+#: about, and no fold of them reads anything else: a state folded from a path's own events
+#: of these kinds holds that resource exactly as the whole log's does.
+RESOURCE_EVENTS: frozenset[type[e.Event]] = frozenset(
+    {
+        e.OrgCreated,
+        e.ResourceCreated,
+        e.ResourceDeleted,
+        e.ResourceLicenseSet,
+        e.ResourceDataClassSet,
     }
 )
 

@@ -30,8 +30,8 @@ from tokenledger.projections import Projector, SqlLedgerView
 from tokenledger.projections.gc_pause import gc_paused
 from tokenledger.store import EventStore, RecordedEvent, WriteTransaction
 from tokenledger.store.backend import Backend, WriteStrategy
-from tokenledger.store.chain import format_timestamp
 from tokenledger.store.mapper import to_pending
+from tokenledger.store.record_json import record_dict
 from tokenledger.store.records import uuid7
 
 if TYPE_CHECKING:
@@ -170,26 +170,7 @@ class CommandPreview(msgspec.Struct, frozen=True, kw_only=True):
     def event_dicts(self) -> list[dict[str, Any]]:
         """The records as JSON-ready dicts, each field as the log holds it (``data`` the
         event itself), times written as the hash chain writes them."""
-        return [_record_dict(record) for record in self.records]
-
-
-def _record_dict(record: RecordedEvent) -> dict[str, Any]:
-    return {
-        "position": record.position,
-        "stream_id": record.stream_id,
-        "stream_version": record.stream_version,
-        "event_id": record.event_id,
-        "event_type": record.event_type,
-        "schema_version": record.schema_version,
-        "recorded_at": format_timestamp(record.recorded_at),
-        "actor": record.actor,
-        "command_id": record.command_id,
-        "correlation_id": record.correlation_id,
-        "via": record.via,
-        "data": msgspec.json.decode(record.data),
-        "prev_hash": record.prev_hash,
-        "hash": record.hash,
-    }
+        return [record_dict(record) for record in self.records]
 
 
 class _WritesNothing:

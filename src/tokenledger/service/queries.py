@@ -47,13 +47,14 @@ from tokenledger.domain.names import (
     check_principal,
     check_service_account_id,
     check_session_id,
+    check_token_holder,
     check_token_id,
     resource_path,
 )
 from tokenledger.domain.permissions import Grant
 from tokenledger.errors import NotFound, PermissionDenied
 from tokenledger.projections import SqlLedgerView
-from tokenledger.projections.history import state_at
+from tokenledger.projections.history import resource_at
 from tokenledger.projections.temporal_view import view_at
 from tokenledger.service.reading import Reader, valid, valid_org, within_log
 
@@ -122,18 +123,19 @@ def get_resource(
     reader: Reader, actor: Actor, path: str, *, at: datetime | None = None
 ) -> ResourceView:
     """One resource (its license and data class included) for whoever may read it; with
-    ``at``, as it stood then (who may read it is judged now, as for tokens). A resource the
-    actor may not read is not found, whether it exists or not."""
+    ``at``, as it stood then (who may read it is judged now, as for tokens), folded from its
+    own events. A resource the actor may not read is not found, whether it exists or not."""
     path = valid(resource_path, path)
+    moment = within_log(reader, ensure_utc(at), "the moment") if at is not None else None
     with reader.view() as view:
         visible = may_see(view, actor, path, reader.now())
         found = view.resource(path)
     if not visible:
         raise NotFound(f"no resource {path} that {actor.label} may read")
-    if at is not None:
-        found = state_at(reader.store, ensure_utc(at))[0].resource(path)
+    if moment is not None:
+        found = resource_at(reader.store, path, moment)
     if found is None:
-        raise NotFound(f"no resource {path}" + (f" at {ensure_utc(at).isoformat()}" if at else ""))
+        raise NotFound(f"no resource {path}" + (f" at {moment.isoformat()}" if moment else ""))
     return found
 
 
@@ -191,7 +193,7 @@ def tokens_of(
     include_inactive: bool = False,
     at: datetime | None = None,
 ) -> list[TokenView]:
-    principal = valid(check_principal, principal)
+    principal = valid(check_token_holder, principal)
     moment = reader.now() if at is None else within_log(reader, ensure_utc(at), "the moment")
     with reader.view() as view:
         require_principal_visible(view, actor, principal, reader.now())

@@ -21,7 +21,7 @@ from tokenledger.domain.authority import (
     judge_token,
 )
 from tokenledger.domain.model import Actor, TokenView
-from tokenledger.domain.names import check_principal, resource_path
+from tokenledger.domain.names import check_token_holder, resource_path
 from tokenledger.domain.permissions import Level
 from tokenledger.domain.who_can import WhoCan, ancestors, who_can
 from tokenledger.errors import ValidationError
@@ -76,7 +76,7 @@ def live_tokens(
 ) -> list[LiveToken]:
     """The tokens usable at some moment of ``[start, end]`` (of ``principal``; allowing at
     least read on ``resource``), by id, each as it stood when it first was."""
-    principal = valid(check_principal, principal) if principal is not None else None
+    principal = valid(check_token_holder, principal) if principal is not None else None
     resource = valid(resource_path, resource) if resource is not None else None
     start, end = ensure_utc(start), ensure_utc(end)
     if end <= start:

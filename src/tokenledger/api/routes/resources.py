@@ -94,7 +94,8 @@ def get_resource(
         default=None, max_length=64, description="As it stood at this past time."
     ),
 ) -> ResourceOut:
-    """One resource the token may read (with ``at``, as it stood then, folded from the log)."""
+    """One resource the token may read (with ``at``, as it stood then, folded from its own
+    events)."""
     return resource_out(state.ledger.get_resource(actor, path, at=moment(at, "at")))
 
 

@@ -6,10 +6,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, model_validator
 
-from tokenledger.api.deps import ERRORS, Correlation, State, command_fields, command_out, run
+from tokenledger.api.deps import (
+    ERRORS,
+    Correlation,
+    State,
+    command_fields,
+    command_out,
+    moment,
+    run,
+)
 from tokenledger.api.schemas import CommandOut, Text, TokenOut, _In, token_out
 from tokenledger.api.security import CurrentActor
 from tokenledger.domain import commands as c
+from tokenledger.domain.model import role_principal
 from tokenledger.domain.names import resource_urn
 from tokenledger.domain.permissions import Grant
 from tokenledger.domain.policies import parse_policy, policy_resource, policy_text
@@ -111,9 +120,19 @@ def list_role_keys(
     actor: CurrentActor,
     state: State,
     all: bool = Query(default=False, description="Revoked keys too."),
+    at: str | None = Query(
+        default=None, max_length=64, description="As they stood at this past time."
+    ),
 ) -> list[TokenOut]:
-    now = state.ledger.now()
-    keys = state.ledger.role_keys(actor, org, role, include_inactive=all)
+    """The role's keys; with ``at``, as they stood then (``tokens list --principal
+    ORG:ROLE --at``: the keys are the tokens of the principal the role's keys act as)."""
+    when = moment(at, "at")
+    if when is None:
+        keys = state.ledger.role_keys(actor, org, role, include_inactive=all)
+    else:
+        principal = role_principal(org, role)
+        keys = state.ledger.tokens_of(actor, principal, include_inactive=all, at=when)
+    now = when or state.ledger.now()
     return [token_out(key, now) for key in keys]
 
 

@@ -6,10 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
+from tokenledger import __version__
 from tokenledger.api.deps import State
+from tokenledger.api.dry_run import DRY_RUN_FEATURE
 from tokenledger.api.routes.oauth import GRANT_TYPES
 from tokenledger.api.schemas import ErrorOut
 from tokenledger.errors import LedgerError
@@ -25,6 +27,16 @@ _PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 class HealthOut(BaseModel):
     status: str
     head_position: int
+    version: str = Field(description="The server's TokenLedger version.")
+    features: list[str] = Field(
+        description="What this server honours beyond the calls themselves: `dry_run` "
+        "(`?dry_run=true` on every mutating call; a client sends one only to a server "
+        "listing it)."
+    )
+
+
+#: What ``/healthz`` says this server honours.
+FEATURES = (DRY_RUN_FEATURE,)
 
 
 @router.get(
@@ -33,8 +45,14 @@ class HealthOut(BaseModel):
     responses={503: {"model": ErrorOut, "description": "The database cannot be used."}},
 )
 def healthz(state: State) -> HealthOut:
-    """Ready when the database answers; reports the log's head position."""
-    return HealthOut(status="ok", head_position=state.ledger.store.head().position)
+    """Ready when the database answers; reports the log's head position, the server's
+    version and the features it honours."""
+    return HealthOut(
+        status="ok",
+        head_position=state.ledger.store.head().position,
+        version=__version__,
+        features=list(FEATURES),
+    )
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
