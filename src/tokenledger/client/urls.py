@@ -58,5 +58,13 @@ def _display(url: str) -> str:
 
 
 def path_segment(value: str, *, slashes: bool = False) -> str:
-    """``value`` quoted for a URL path (resource paths keep their ``/`` when ``slashes``)."""
-    return quote(value, safe="@/" if slashes else "@")
+    """``value`` quoted for a URL path (resource paths keep their ``/`` when ``slashes``).
+
+    A segment that is ``.`` or ``..`` is sent with its dots escaped: as written, the URL would
+    drop it before sending (RFC 3986's dot segments), so ``/v2/audit/blast-radius/..`` would
+    ask another route (the audit search) instead of being refused as an id."""
+    quoted = quote(value, safe="@/" if slashes else "@")
+    return "/".join(_DOTS.get(segment, segment) for segment in quoted.split("/"))
+
+
+_DOTS = {".": "%2E", "..": "%2E%2E"}
