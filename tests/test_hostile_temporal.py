@@ -182,31 +182,14 @@ def _unknown(url: str, *args: str) -> None:
     assert cli_head(url) == head
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="who-can --at checks the resource existed at the moment only when it does not "
-    "exist now (service/temporal.who_can_at: 'if not exists_now'): before its creation it "
-    "answers, naming the org's admins and ann's acme:admin token as able to act on it",
-)
 def test_who_can_before_the_resource_was_created_is_unknown_resource(late_resource: str) -> None:
     _unknown(late_resource, "audit", "who-can", "acme/late", "read", "--at", iso(T0 + HOUR))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="as above: a moment between its deletion and its creation again is answered as "
-    "if it existed",
-)
 def test_who_can_while_the_resource_was_deleted_is_unknown_resource(late_resource: str) -> None:
     _unknown(late_resource, "audit", "who-can", "acme/late", "read", "--at", iso(T0 + 5 * HOUR))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tokens live --resource checks the resource existed during the window only when it "
-    "does not exist now (service/temporal.live_tokens: 'gone'): a window before its "
-    "creation lists ann's acme:admin token as usable on it",
-)
 def test_live_before_the_resource_was_created_is_unknown_resource(late_resource: str) -> None:
     window = f"{iso(T0 + 30 * timedelta(minutes=1))}..{iso(T0 + HOUR)}"
     _unknown(late_resource, "tokens", "live", "--during", window, "--resource", "acme/late")
@@ -217,3 +200,13 @@ def test_who_can_while_the_resource_existed_answers(late_resource: str) -> None:
         late_resource, "audit", "who-can", "acme/late", "write", "--at", iso(T0 + 3 * HOUR)
     )
     assert BOB in {p["principal"] for p in then["principals"]}
+
+
+def test_who_can_on_an_org_root_answers_at_any_moment_since_the_org(late_resource: str) -> None:
+    """An org's root is the subject of every event in the org (a child's deletion among
+    them): it exists from the org's creation on, whatever happened below it."""
+    for hours in (1, 5, 7):
+        then = cli_json(
+            late_resource, "audit", "who-can", "acme", "admin", "--at", iso(T0 + hours * HOUR)
+        )
+        assert ANN in {p["principal"] for p in then["principals"]}, hours

@@ -47,9 +47,22 @@ def first_recorded_at(connection: Connection) -> datetime | None:
 
 def resource_existed(connection: Connection, path: str, first: int, last: int) -> bool:
     """Whether resource ``path`` existed at some position of ``[first, last]``: created at or
-    before ``first`` and not deleted since, or created after it up to ``last``. Read off the
-    audit index's (subject, position) key, which keeps a deleted resource's history where
-    the resources table keeps only those that exist now."""
+    before ``first`` and not deleted since, or created after it up to ``last``; an org's
+    root from the org's creation on. Read off the audit index's (subject, position) key,
+    which keeps a deleted resource's history where the resources table keeps only those
+    that exist now (an org's root is the subject of every event in the org, hence its own
+    case)."""
+    if "/" not in path:  # an org's root: it exists from the org's creation on, for good
+        org_created = connection.execute(
+            sa.select(audit_index.c.position)
+            .where(
+                audit_index.c.subject == path,
+                audit_index.c.event_type == "OrgCreated",
+                audit_index.c.position <= last,
+            )
+            .limit(1)
+        ).first()
+        return org_created is not None
     created, deleted = "ResourceCreated", "ResourceDeleted"
     about = sa.and_(audit_index.c.subject == path, audit_index.c.event_type.in_((created, deleted)))
     standing = connection.execute(

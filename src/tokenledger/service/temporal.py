@@ -25,7 +25,7 @@ from tokenledger.domain.names import check_token_holder, resource_path
 from tokenledger.domain.permissions import Level
 from tokenledger.domain.who_can import WhoCan, ancestors, who_can
 from tokenledger.errors import ValidationError
-from tokenledger.projections.temporal_view import view_at, view_on
+from tokenledger.projections.temporal_view import position_on, view_at, view_on
 from tokenledger.projections.temporal_window import (
     change_moments,
     resource_existed,
@@ -60,7 +60,7 @@ def who_can_at(
         raise ValidationError(f"unknown resource {resource}")
     moment = now if at is None else within_log(reader, ensure_utc(at), "the moment")
     with view_at(reader.store, moment) as then:
-        if not exists_now:
+        if at is not None:  # asked about a past moment: when the resource existed then
             _require_existed(then.connection, resource, then.position, then.position)
         return who_can(then, resource, level, moment), then.position
 
@@ -87,14 +87,12 @@ def live_tokens(
     now = reader.now()
     with reader.view() as view:
         authorise_token_window(view, actor, principal, resource, now)
-        # A resource that exists no more: asked about only for a window when it did.
-        gone = resource if resource is not None and view.resource(resource) is None else None
     within_log(reader, start, "window start")
     within_log(reader, end, "window end")
     with reader.store.engine.connect() as connection:
-        if gone is not None:
-            first, last = view_on(connection, start).position, view_on(connection, end).position
-            _require_existed(connection, gone, first, last)
+        if resource is not None:  # whether it exists now or not: it must have during the window
+            first, last = position_on(connection, start), position_on(connection, end)
+            _require_existed(connection, resource, first, last)
         found = []
         for token_id, holder in _candidates(connection, start, end, principal, resource):
             live = _first_usable(connection, token_id, holder, start, end, resource)
@@ -153,7 +151,8 @@ def _first_usable(
 
 
 def _require_existed(connection: Connection, resource: str, first: int, last: int) -> None:
-    """A resource that exists no more is asked about only for when it did: an incident is
-    often looked into after the resource is gone."""
+    """A resource is asked about only for when it existed: before its creation, or between a
+    deletion and its creation again, it is unknown. One deleted since may be asked about for
+    when it existed: an incident is often looked into after the resource is gone."""
     if not resource_existed(connection, resource, first, last):
         raise ValidationError(f"unknown resource {resource}")
