@@ -20,7 +20,6 @@ from tokenledger.errors import IntegrityViolation, ValidationError
 
 if TYPE_CHECKING:
     from tokenledger.service.log_proofs import LogSigner
-    from tokenledger.store import RecordedEvent
 
 __all__ = ["checkpoint_command", "key_command", "prove", "verify_tree"]
 
@@ -79,18 +78,11 @@ def _print_proof(document: dict[str, Any], heading: str, as_json: bool) -> None:
 @click.pass_obj
 def inclusion_command(obj: CliContext, position: int, size: int | None, as_json: bool) -> None:
     """The inclusion proof of the event at a position, with its canonical bytes."""
-    from tokenledger.service.audit import visible_events
-    from tokenledger.service.log_proofs import inclusion
-    from tokenledger.store.mapper import decode_event
+    from tokenledger.service.log_proofs import inclusion, visible_records
 
     ledger = obj.ledger()
-    store = obj.store()
-    with visible_events(ledger, obj.actor()) as visible:  # type: ignore[arg-type]
-
-        def may_see(record: RecordedEvent) -> bool:
-            return visible(decode_event(record))
-
-        document = inclusion(store, position, size, may_see=may_see)
+    with visible_records(ledger, obj.actor()) as may_see:  # type: ignore[arg-type]
+        document = inclusion(obj.store(), position, size, may_see=may_see)
     heading = (
         f"position {document['position']} (index {document['index']}) in the tree of "
         f"{document['tree_size']}\nentry {document['entry']}"

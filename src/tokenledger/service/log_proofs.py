@@ -17,7 +17,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,8 +27,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tokenledger import logproof
+from tokenledger.domain.authority import sees_every_event
+from tokenledger.domain.model import Actor
 from tokenledger.errors import IntegrityViolation, NotFound, ValidationError
+from tokenledger.service.audit import visible_events
 from tokenledger.service.keys import KeyStore
+from tokenledger.service.reading import Reader
 from tokenledger.store import EventStore, RecordedEvent
 from tokenledger.store.eventstore import EVENT_COLUMNS, read_head, to_record
 from tokenledger.store.logtree import (
@@ -38,6 +43,7 @@ from tokenledger.store.logtree import (
     first_mismatch,
     stored_nodes,
 )
+from tokenledger.store.mapper import decode_event
 from tokenledger.store.schema import events
 
 __all__ = [
@@ -52,6 +58,7 @@ __all__ = [
     "sign_checkpoint",
     "verify_extends",
     "verify_stored_tree",
+    "visible_records",
 ]
 
 #: Names the log in its checkpoints (and its key); see the module docstring for the default.
@@ -147,6 +154,17 @@ def _tree_size(connection: Any, size: int | None) -> int:
     if not 0 <= size <= head:
         raise ValidationError(f"size {size} is not between 0 and the log's size {head}")
     return size
+
+
+@contextmanager
+def visible_records(reader: Reader, actor: Actor) -> Iterator[Callable[[RecordedEvent], bool]]:
+    """Whether ``actor`` may see a stored event: the audit's rule (``visible_events``), on the
+    record as stored; the operator's answer needs no decoding."""
+    if sees_every_event(actor):
+        yield lambda record: True
+        return
+    with visible_events(reader, actor) as visible:
+        yield lambda record: visible(decode_event(record))
 
 
 def inclusion(
