@@ -432,3 +432,47 @@ def test_http_serves_the_key_checkpoints_and_proofs(database_url: str, tmp_path:
             assert response.status_code == 400, (url, params, response.text)
             assert response.json()["error"] == "invalid_request"
         assert store.head() == head
+
+
+def test_audit_explain_proves_each_event_it_cites(
+    ledger: EventStore, database_url: str, tmp_path: Path
+) -> None:
+    from tokenledger.domain import commands as c
+    from tokenledger.domain.model import Actor
+    from tokenledger.domain.permissions import Level
+    from tokenledger.service import Ledger
+
+    operator = Actor.operator("root")
+    service = Ledger(ledger)
+    for command in (
+        c.CreateOrg(org="acme"),
+        c.CreateResource(path="acme/alpha"),
+        c.CreateUser(email="bob@acme.io"),
+        c.AddMember(org="acme", email="bob@acme.io"),
+        c.SetGrant(principal="bob@acme.io", resource="acme/alpha", level=Level.WRITE),
+    ):
+        service.execute(command, operator)
+    grants = [{"resource": "acme/alpha", "level": "read"}]
+    issued = service.execute(c.IssueToken(principal="bob@acme.io", grants=grants), operator)
+    assert issued.issued is not None
+    token_id = issued.issued.token_id
+    for number in range(20):  # events after it: the proofs span more than one block
+        service.execute(c.CreateUser(email=f"u{number}@acme.io"), operator)
+    service.execute(c.DisableUser(email="bob@acme.io"), operator)
+
+    document = json.loads(ok(run(database_url, "audit", "explain", token_id, "--proof")))
+    cited = {entry["position"] for entry in document["story"]}
+    cited |= {document[key]["position"] for key in ("revocation", "root_cause")}
+    assert {bundle["position"] for bundle in document["proofs"]} == cited
+    vkey = ok(run(database_url, "log", "key")).strip()
+    entries = entries_of(ledger)
+    for bundle in document["proofs"]:
+        bundle_file = write(tmp_path, f"{bundle['position']}.json", json.dumps(bundle))
+        assert logproof.main(["bundle", bundle_file, "--key", vkey]) == 0
+        index = bundle["position"] - 1
+        assert base64.b64decode(bundle["entry"]) == entries[index]
+        assert bundle["inclusion"]["hashes"] == b64(path(index, entries))
+        # Another event's bytes under this proof: refused.
+        forged = {**bundle, "entry": base64.b64encode(entries[index - 1]).decode()}
+        forged_file = write(tmp_path, "forged.json", json.dumps(forged))
+        assert logproof.main(["bundle", forged_file, "--key", vkey]) == 6

@@ -19,9 +19,11 @@ from tokenledger.cli.output import echo_json
 from tokenledger.errors import IntegrityViolation, ValidationError
 
 if TYPE_CHECKING:
+    from tokenledger.domain.model import Actor
+    from tokenledger.projections.audit_queries import Explanation
     from tokenledger.service.log_proofs import LogSigner
 
-__all__ = ["checkpoint_command", "key_command", "prove", "verify_tree"]
+__all__ = ["checkpoint_command", "cited_event_bundles", "key_command", "prove", "verify_tree"]
 
 
 def _signer(obj: CliContext) -> LogSigner:
@@ -145,3 +147,19 @@ def verify_tree(obj: CliContext, checkpoint_file: str | None, vkey: str | None) 
                 raise ValidationError(f"--key: {error}") from None
         lines.append(verify_extends(store, note, vkey, origin))
     return lines
+
+
+def cited_event_bundles(
+    obj: CliContext, actor: Actor, explanation: Explanation
+) -> list[dict[str, Any]]:
+    """``audit explain --proof``: a proof bundle of each event the explanation cites (its
+    story, revocation and root cause), each checked by ``logproof bundle``."""
+    from tokenledger.service.log_proofs import proof_bundles, visible_records
+
+    cited = [entry.record.position for entry in explanation.story]
+    for entry in (explanation.revocation, explanation.root_cause):
+        if entry is not None:
+            cited.append(entry.record.position)
+    store = obj.store()  # the log itself: against a server, refused as the log commands are
+    with visible_records(obj.ledger(), actor) as may_see:  # type: ignore[arg-type]
+        return proof_bundles(store, _signer(obj), sorted(set(cited)), may_see=may_see)

@@ -55,6 +55,7 @@ __all__ = [
     "inclusion",
     "log_origin",
     "log_signer",
+    "proof_bundles",
     "sign_checkpoint",
     "verify_extends",
     "verify_stored_tree",
@@ -271,3 +272,32 @@ def verify_stored_tree(store: EventStore) -> str:
             raise IntegrityViolation(f"Merkle tree broken: {mismatch}")
         root = StoredTree(connection).root(size)
     return f"tree ok: {len(expected)} stored nodes, root {root.hex()} at size {size}"
+
+
+def proof_bundles(
+    store: EventStore,
+    signer: LogSigner,
+    positions: list[int],
+    *,
+    may_see: Callable[[RecordedEvent], bool] | None = None,
+) -> list[dict[str, Any]]:
+    """For each position, logproof's proof bundle (the event's bytes, its inclusion proof,
+    the signed checkpoint) against one checkpoint of the log as it is now, plus
+    ``position``."""
+    checkpoint = sign_checkpoint(store, signer)
+    bundles = []
+    for position in dict.fromkeys(positions):
+        proof = inclusion(store, position, checkpoint.size, may_see=may_see)
+        bundles.append(
+            {
+                "position": position,
+                "entry": proof["entry"],
+                "inclusion": logproof.inclusion_json(
+                    proof["index"],
+                    proof["tree_size"],
+                    [base64.b64decode(h) for h in proof["hashes"]],
+                ),
+                "checkpoint": checkpoint.note,
+            }
+        )
+    return bundles
