@@ -271,7 +271,7 @@ def test_out_of_range_positions_and_sizes_are_one_line_errors(
 
 
 def test_a_tampered_node_is_caught_by_verify_and_replay_check_and_repaired_by_replay(
-    ledger: EventStore, database_url: str
+    ledger: EventStore, database_url: str, tmp_path: Path
 ) -> None:
     from tokenledger.domain import commands as c
     from tokenledger.domain.model import Actor
@@ -292,6 +292,10 @@ def test_a_tampered_node_is_caught_by_verify_and_replay_check_and_repaired_by_re
     assert run(database_url, "replay").exit_code == 0
     assert "tree ok" in ok(run(database_url, "log", "verify"))
     assert ok(run(database_url, "replay", "--check"))
+    # A past state built elsewhere carries its tree too.
+    target = f"sqlite:///{tmp_path / 'past.db'}"
+    ok(run(database_url, "replay", "--until-position", "35", "--into", target, "--batch-size", "7"))
+    assert "tree ok: 2 stored nodes" in ok(run(target, "log", "verify"))
 
     alter(ledger.engine, 'DELETE FROM merkle_nodes WHERE level = 4 AND "index" = 0')
     assert_one_line_error(run(database_url, "log", "verify"), 6, "index 0", "missing")

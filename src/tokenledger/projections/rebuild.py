@@ -44,6 +44,7 @@ from tokenledger.store.backends import backend_for
 from tokenledger.store.chain import ChainVerifier
 from tokenledger.store.logtree import Node as TreeNode
 from tokenledger.store.logtree import TreeBuilder, entry_bytes, first_mismatch, stored_nodes
+from tokenledger.store.logtree import add_nodes as add_tree_nodes
 from tokenledger.store.logtree import replace_nodes as replace_tree_nodes
 from tokenledger.store.mapper import decode_event
 from tokenledger.store.schema import events
@@ -188,10 +189,15 @@ def build_into(
     )
     # The target's tree is built from position 1: the prefix it holds is read again.
     records = (record for record in tree.fed(verified) if record.position > head.position)
+    written = None  # the target's nodes are replaced once, then only added to
     for page in _pages(records, batch_size):
         with gc_paused(), target.engine.begin() as connection:
             connection.execute(events.insert(), [msgspec.structs.asdict(r) for r in page])
-            replace_tree_nodes(connection, tree.sorted())
+            if written is None:
+                replace_tree_nodes(connection, tree.nodes)
+            elif len(tree.nodes) > written:
+                add_tree_nodes(connection, tree.nodes[written:])
+            written = len(tree.nodes)
             pairs = [(r, decode_event(r)) for r in page]
             projector.apply(connection, pairs, strategy=WriteStrategy.BATCHED)
         folded += len(page)

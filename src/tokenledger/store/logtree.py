@@ -35,6 +35,7 @@ __all__ = [
     "NodeMismatch",
     "StoredTree",
     "TreeBuilder",
+    "add_nodes",
     "entry_bytes",
     "extend",
     "first_mismatch",
@@ -310,6 +311,10 @@ def _complete_upper(
 def replace_nodes(connection: Connection, nodes: Iterable[Node]) -> None:
     """Make ``nodes`` the table's rows (in the caller's transaction)."""
     connection.execute(merkle_nodes.delete())
+    add_nodes(connection, nodes)
+
+
+def add_nodes(connection: Connection, nodes: Iterable[Node]) -> None:
     batch: list[dict[str, object]] = []
     for level, index, hash_ in nodes:
         batch.append({"level": level, "index": index, "hash": hash_})
