@@ -130,6 +130,32 @@ def test_writers_in_several_processes_keep_the_tree_exact(database_url: str) -> 
         second.engine.dispose()
 
 
+def test_commands_in_turn_from_two_ledgers_keep_the_tree_exact(database_url: str) -> None:
+    """Commands as a server runs them (on PostgreSQL, in a pipeline) from two ledgers, so that
+    each append often finds another's events after its cached block and reads them back,
+    past 256 events (a level-8 node from stored level-4 ones)."""
+    from tokenledger.domain import commands as c
+    from tokenledger.domain.model import Actor
+    from tokenledger.service import Ledger
+
+    operator = Actor.operator("root")
+    ledgers = [Ledger(open_event_store(database_url, auto_upgrade=True)) for _ in range(2)]
+    try:
+        for number in range(270):
+            ledger = ledgers[(number // 3) % 2]
+            ledger.execute(c.CreateUser(email=f"u{number}@acme.io"), operator)
+        store = ledgers[0].store
+        entries = entries_of(store)
+        assert len(entries) == 270
+        with store.engine.connect() as connection:
+            assert StoredTree(connection).root(270) == mth(entries)
+            assert (8, 0) in {node[:2] for node in stored_nodes(connection)}
+        assert verify_stored_tree(store).startswith("tree ok: 17 stored nodes")
+    finally:
+        for ledger in ledgers:
+            ledger.close()
+
+
 def _append_then_fail(store: EventStore) -> None:
     with store.transaction(actor="t") as tx:
         tx.append(pending("rolled-back", 20))

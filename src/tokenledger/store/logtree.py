@@ -20,6 +20,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -27,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from tokenledger.logproof import leaf_hash, node_hash
 from tokenledger.store import merkle
 from tokenledger.store.chain import canonical_envelope
+from tokenledger.store.driver import DriverStatement
 from tokenledger.store.records import Head, RecordedEvent
 from tokenledger.store.schema import events
 
@@ -68,6 +70,14 @@ _HASH = merkle_nodes.c["hash"]
 Node = tuple[int, int, bytes]
 
 
+#: The events' columns in ``RecordedEvent``'s order (a row builds one).
+_EVENT_COLUMNS = tuple(events.c[name] for name in RecordedEvent.__struct_fields__)
+
+
+def _record(row: Any) -> RecordedEvent:
+    return RecordedEvent(*row)
+
+
 def is_stored_level(level: int) -> bool:
     return level >= STRATUM and level % STRATUM == 0
 
@@ -95,10 +105,8 @@ def _read_leaves(connection: Connection, positions: Iterable[int]) -> dict[int, 
     wanted = sorted(set(positions))
     if not wanted:
         return {}
-    from tokenledger.store.eventstore import EVENT_COLUMNS, to_record  # it imports this module
-
-    rows = connection.execute(sa.select(*EVENT_COLUMNS).where(events.c.position.in_(wanted)))
-    records = [to_record(row) for row in rows]
+    rows = connection.execute(sa.select(*_EVENT_COLUMNS).where(events.c.position.in_(wanted)))
+    records = [_record(row) for row in rows]
     return {record.position: leaf_hash(entry_bytes(record)) for record in records}
 
 
@@ -253,6 +261,32 @@ _BLOCKS: weakref.WeakKeyDictionary[Engine, tuple[Head, list[bytes]]] = weakref.W
 
 _BLOCK = 1 << STRATUM
 
+# The append's statements run on the driver's cursor (``store.driver``): inside a command's
+# PostgreSQL pipeline a read through SQLAlchemy's result layer would find no rows, while the
+# driver's fetch syncs the pipeline and answers.
+_EVENTS_BETWEEN = DriverStatement(
+    sa.select(*_EVENT_COLUMNS)
+    .where(events.c.position > sa.bindparam("after"), events.c.position <= sa.bindparam("upto"))
+    .order_by(events.c.position),
+    prepare=False,
+)
+_NODES_BETWEEN = DriverStatement(
+    sa.select(_INDEX, _HASH)
+    .where(
+        sa.bindparam("level") == _LEVEL,
+        sa.bindparam("first") <= _INDEX,
+        sa.bindparam("end") > _INDEX,
+    )
+    .order_by(_INDEX),
+    prepare=False,
+)
+_INSERT_NODE = DriverStatement(
+    merkle_nodes.insert().values(
+        level=sa.bindparam("level"), index=sa.bindparam("index"), hash=sa.bindparam("hash")
+    ),
+    column_keys=("level", "index", "hash"),
+)
+
 
 def extend(connection: Connection, before: Head, after: Head, leaves: Sequence[bytes]) -> None:
     """Write the stored-level nodes that the leaves appended after ``before`` complete.
@@ -260,17 +294,16 @@ def extend(connection: Connection, before: Head, after: Head, leaves: Sequence[b
     Called by the append, in its transaction, under the write lock: ``leaves`` are the leaf
     hashes of positions ``before.position + 1 .. after.position``."""
     start = before.position
-    end = start + len(leaves)
     engine = connection.engine
     cached = _BLOCKS.get(engine)
     block_start = start - start % _BLOCK
     if cached is not None and cached[0] == before and len(cached[1]) == start - block_start:
-        block = cached[1]
+        block = list(cached[1])
     elif start == block_start:
         block = []
     else:
-        read = _read_leaves(connection, range(block_start + 1, start + 1))
-        block = [read[p] for p in range(block_start + 1, start + 1)]
+        rows = _EVENTS_BETWEEN.all(connection, {"after": block_start, "upto": start})
+        block = [leaf_hash(entry_bytes(_record(row))) for row in rows]
     new_nodes: dict[tuple[int, int], bytes] = {}
     position = start
     for leaf in leaves:
@@ -282,11 +315,10 @@ def extend(connection: Connection, before: Head, after: Head, leaves: Sequence[b
             _complete_upper(connection, position, new_nodes)
     _BLOCKS[engine] = (after, block)
     if new_nodes:
-        connection.execute(
-            merkle_nodes.insert(),
+        _INSERT_NODE.executemany(
+            connection,
             [{"level": lv, "index": ix, "hash": h} for (lv, ix), h in new_nodes.items()],
         )
-    assert position == end
 
 
 def _complete_upper(
@@ -296,12 +328,16 @@ def _complete_upper(
     level = 2 * STRATUM
     while size % (1 << level) == 0:
         below = level - STRATUM
-        last = size // (1 << below)
-        keys = [(below, i) for i in range(last - _BLOCK, last)]
-        missing = [k for k in keys if k not in new_nodes]
-        found = _read_nodes(connection, missing)
-        children = [new_nodes[k] if k in new_nodes else found[k] for k in keys]
-        new_nodes[(level, size // (1 << level) - 1)] = _fold(children)
+        end = size >> below
+        first = end - _BLOCK
+        stored = {
+            index: bytes(hash_)
+            for index, hash_ in _NODES_BETWEEN.all(
+                connection, {"level": below, "first": first, "end": end}
+            )
+        }
+        children = [new_nodes.get((below, i)) or stored[i] for i in range(first, end)]
+        new_nodes[(level, (size >> level) - 1)] = _fold(children)
         level += STRATUM
 
 
