@@ -83,6 +83,15 @@ def b64(values: list[bytes]) -> list[str]:
 # -- the stored tree -----------------------------------------------------------------------
 
 
+def test_the_stored_tree_hashes_as_the_verifier_does() -> None:
+    from tokenledger.store import logtree
+
+    for entry in (b"", b"\x00", b"\x01" * 64, bytes(range(256))):
+        assert logtree.leaf_hash(entry) == logproof.leaf_hash(entry) == _h(b"\x00" + entry)
+    left, right = _h(b"l"), _h(b"r")
+    assert logtree.node_hash(left, right) == logproof.node_hash(left, right)
+
+
 def test_the_stored_tree_gives_the_rfc_roots_and_proofs(store: EventStore) -> None:
     """Appends of every size (single events, blocks crossing 16 and 256 leaves, one bulk
     append): the tree the strata and events give is RFC 9162's, at every size asked."""

@@ -42,8 +42,14 @@ def _fill_from_the_log() -> None:
     from tokenledger.store.schema import events
 
     connection = op.get_bind()
-    # The columns this revision knows, in RecordedEvent's order (``via`` is the last).
-    columns = [events.c[name] for name in RecordedEvent.__struct_fields__]
+    # The columns this revision knows, in RecordedEvent's order (``via`` is the last): named
+    # here, so that a column a later revision adds is not asked of this one's table.
+    names = (
+        "position", "stream_id", "stream_version", "event_id", "event_type", "schema_version",
+        "data", "recorded_at", "actor", "command_id", "correlation_id", "prev_hash", "hash",
+        "via",
+    )  # fmt: skip
+    columns = [events.c[name] for name in names]
     builder = TreeBuilder()
     position = 0
     while True:

@@ -35,7 +35,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tokenledger.errors import Conflict
-from tokenledger.logproof import leaf_hash
 from tokenledger.projections.gc_pause import gc_paused
 from tokenledger.projections.projector import PROJECTIONS, Projection, Projector, projection_tables
 from tokenledger.store import EventStore, RecordedEvent
@@ -43,7 +42,13 @@ from tokenledger.store.backend import WRITE_OPTION, Shadow, WriteStrategy
 from tokenledger.store.backends import backend_for
 from tokenledger.store.chain import ChainVerifier
 from tokenledger.store.logtree import Node as TreeNode
-from tokenledger.store.logtree import TreeBuilder, entry_bytes, first_mismatch, stored_nodes
+from tokenledger.store.logtree import (
+    TreeBuilder,
+    entry_bytes,
+    first_mismatch,
+    leaf_hash,
+    stored_nodes,
+)
 from tokenledger.store.logtree import add_nodes as add_tree_nodes
 from tokenledger.store.logtree import replace_nodes as replace_tree_nodes
 from tokenledger.store.mapper import decode_event

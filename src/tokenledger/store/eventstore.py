@@ -25,7 +25,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from tokenledger.clock import Clock, SystemClock, ensure_utc
 from tokenledger.errors import IntegrityViolation, ValidationError, WrongExpectedVersion
-from tokenledger.logproof import leaf_hash
 from tokenledger.store import logtree
 from tokenledger.store.backend import WRITE_OPTION, Backend, WriteStrategy, write_strategy
 from tokenledger.store.backends import backend_for
@@ -314,7 +313,7 @@ class WriteTransaction:
                 via=self.via,
             )
             hash_ = chain_hash(prev_hash, envelope)
-            leaves.append(leaf_hash(envelope))
+            leaves.append(logtree.leaf_hash(envelope))
             recorded.append(
                 RecordedEvent(
                     position=position,

@@ -17,6 +17,7 @@ migration that fills the table, ``replay`` (which rebuilds it) and the checks co
 
 from __future__ import annotations
 
+import hashlib
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,8 +26,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from tokenledger.logproof import leaf_hash, node_hash
-from tokenledger.store import merkle
 from tokenledger.store.chain import canonical_envelope
 from tokenledger.store.driver import DriverStatement
 from tokenledger.store.records import Head, RecordedEvent
@@ -42,7 +41,9 @@ __all__ = [
     "extend",
     "first_mismatch",
     "is_stored_level",
+    "leaf_hash",
     "merkle_nodes",
+    "node_hash",
     "replace_nodes",
     "stored_nodes",
 ]
@@ -68,6 +69,20 @@ _HASH = merkle_nodes.c["hash"]
 
 #: (level, index, hash) of one complete aligned subtree.
 Node = tuple[int, int, bytes]
+
+
+# RFC 9162 §2.1.1's two hashes, as ``logproof`` (the verifier) has them. Written out here
+# rather than imported: every command opens the event store, and the verifier brings in
+# ``cryptography``, which a command that signs nothing should not pay to import.
+# ``tests/test_log_tree.py`` holds them to ``logproof``'s.
+
+
+def leaf_hash(entry: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + entry).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
 
 
 #: The events' columns in ``RecordedEvent``'s order (a row builds one).
@@ -189,14 +204,20 @@ class StoredTree:
     # -- what the proofs ask for ----------------------------------------------------------
 
     def root(self, size: int) -> bytes:
+        from tokenledger.store import merkle
+
         self.prepare(_plan(lambda s: merkle.root(size, s)))
         return merkle.root(size, self.subtree)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        from tokenledger.store import merkle
+
         self.prepare(_plan(lambda s: merkle.inclusion_proof(index, size, s)))
         return merkle.inclusion_proof(index, size, self.subtree)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        from tokenledger.store import merkle
+
         self.prepare(_plan(lambda s: merkle.consistency_proof(old_size, new_size, s)))
         return merkle.consistency_proof(old_size, new_size, self.subtree)
 
