@@ -86,10 +86,24 @@ def _line(entry: AuditEntry) -> str:
 @audit.command("explain")
 @click.argument("token_id")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option(
+    "--proof",
+    is_flag=True,
+    help="Attach to the JSON document ('proofs') an inclusion proof bundle of each event "
+    "cited, against a signed checkpoint of the log now (implies --json).",
+)
 @click.pass_obj
-def explain_command(obj: CliContext, token_id: str, as_json: bool) -> None:
+def explain_command(obj: CliContext, token_id: str, as_json: bool, proof: bool) -> None:
     """A token's whole story: its issue, every change since, and why it was revoked."""
-    explanation = obj.ledger().explain_token(obj.actor(), token_id)
+    actor = obj.actor()
+    explanation = obj.ledger().explain_token(actor, token_id)
+    if proof:
+        from tokenledger.cli.log_proofs import cited_event_bundles
+
+        document = explanation.to_dict()
+        document["proofs"] = cited_event_bundles(obj, actor, explanation)
+        echo_json(document)
+        return
     if as_json:
         echo_json(explanation.to_dict())
         return

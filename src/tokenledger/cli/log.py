@@ -10,6 +10,7 @@ import click
 import msgspec
 
 from tokenledger.cli.app import EXIT_CODES, CliContext, fail
+from tokenledger.cli.log_proofs import checkpoint_command, key_command, prove, verify_tree
 from tokenledger.cli.output import echo_json, format_timestamp, json_line
 from tokenledger.domain.names import shown
 from tokenledger.errors import IntegrityViolation, ValidationError
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
 @click.group()
 def log() -> None:
     """Inspect the event log and prove it has not been altered."""
+
+
+for _command in (key_command, checkpoint_command, prove):
+    log.add_command(_command)
 
 
 def _head_dict(head: Head) -> dict[str, object]:
@@ -83,12 +88,29 @@ def head_command(obj: CliContext, as_json: bool) -> None:
     metavar="FILE",
     help="A head saved earlier with 'log head --json': also detect truncation or rewriting.",
 )
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    metavar="FILE",
+    help="A checkpoint saved earlier with 'log checkpoint': prove the log extends it.",
+)
+@click.option(
+    "--key", "vkey", metavar="VKEY", help="The checkpoint's verifier key (default: this log's)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
-def verify_command(obj: CliContext, head_file: str | None, as_json: bool) -> None:
-    """Recompute the hash chain; exit non-zero naming the first bad position."""
+def verify_command(
+    obj: CliContext,
+    head_file: str | None,
+    checkpoint_file: str | None,
+    vkey: str | None,
+    as_json: bool,
+) -> None:
+    """Recompute the hash chain and the Merkle tree; exit non-zero naming the first bad
+    position or node."""
     expected = _load_head(Path(head_file)) if head_file is not None else None
     report = obj.store().verify_chain(expected_head=expected)
+    tree = verify_tree(obj, checkpoint_file, vkey) if report.ok else []
     if as_json:
         echo_json(
             {
@@ -97,6 +119,7 @@ def verify_command(obj: CliContext, head_file: str | None, as_json: bool) -> Non
                 "head": _head_dict(report.head),
                 "first_bad_position": report.first_bad_position,
                 "problem": report.problem,
+                "tree": tree,
             }
         )
     elif report.ok:
@@ -104,6 +127,8 @@ def verify_command(obj: CliContext, head_file: str | None, as_json: bool) -> Non
             f"chain ok: {report.events_checked} events, head position {report.head.position} "
             f"hash {report.head.hash}"
         )
+        for line in tree:
+            click.echo(line)
     if not report.ok:
         if not as_json:
             fail(

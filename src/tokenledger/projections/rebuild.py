@@ -41,6 +41,16 @@ from tokenledger.store import EventStore, RecordedEvent
 from tokenledger.store.backend import WRITE_OPTION, Shadow, WriteStrategy
 from tokenledger.store.backends import backend_for
 from tokenledger.store.chain import ChainVerifier
+from tokenledger.store.logtree import Node as TreeNode
+from tokenledger.store.logtree import (
+    TreeBuilder,
+    entry_bytes,
+    first_mismatch,
+    leaf_hash,
+    stored_nodes,
+)
+from tokenledger.store.logtree import add_nodes as add_tree_nodes
+from tokenledger.store.logtree import replace_nodes as replace_tree_nodes
 from tokenledger.store.mapper import decode_event
 from tokenledger.store.schema import events
 
@@ -102,13 +112,16 @@ def rebuild(
     """Rebuild every projection from position 1 and swap the result in atomically."""
     started = time.perf_counter()
     chain = _chain_verifier()
+    tree = _TreeNodes()
     with _shadow(store) as shadow:
-        folded = _fold_into_shadow(store, shadow, batch_size, progress, projections, chain)
+        folded = _fold_into_shadow(store, shadow, batch_size, progress, projections, chain, tree)
         shadow.finish(projection_tables(projections))
         with _locked(shadow.connection):
-            folded += _catch_up(store, shadow, projections, chain)
+            folded += _catch_up(store, shadow, projections, chain, tree)
             position = store.head().position
             shadow.swap_in(projection_tables(projections))
+            with _untranslated(shadow.connection) as connection:
+                replace_tree_nodes(connection, tree.sorted())
     return RebuildReport(events=folded, position=position, seconds=time.perf_counter() - started)
 
 
@@ -123,14 +136,21 @@ def check(
     """Rebuild beside the live tables and report every row that differs (up to ``limit``)."""
     started = time.perf_counter()
     chain = _chain_verifier()
+    tree = _TreeNodes()
     with _shadow(store) as shadow:
-        folded = _fold_into_shadow(store, shadow, batch_size, progress, projections, chain)
+        folded = _fold_into_shadow(store, shadow, batch_size, progress, projections, chain, tree)
         with _locked(shadow.connection), store.engine.connect() as live:
-            folded += _catch_up(store, shadow, projections, chain)
+            folded += _catch_up(store, shadow, projections, chain, tree)
             position = store.head().position
             differences, truncated = _compare(
                 shadow.connection, live, projection_tables(projections), limit
             )
+            if len(differences) < limit:
+                mismatch = _tree_difference(live, tree)
+                if mismatch is not None:
+                    differences.append(mismatch)
+            else:
+                truncated = True
     return CheckReport(
         events=folded,
         position=position,
@@ -168,13 +188,21 @@ def build_into(
     total = until_position - head.position
     folded = 0
     projector = Projector()
+    tree = _TreeNodes()
     verified = store.read_verified(
         _chain_verifier(), until_position=until_position, batch_size=batch_size
     )
-    records = (record for record in verified if record.position > head.position)
+    # The target's tree is built from position 1: the prefix it holds is read again.
+    records = (record for record in tree.fed(verified) if record.position > head.position)
+    written = None  # the target's nodes are replaced once, then only added to
     for page in _pages(records, batch_size):
         with gc_paused(), target.engine.begin() as connection:
             connection.execute(events.insert(), [msgspec.structs.asdict(r) for r in page])
+            if written is None:
+                replace_tree_nodes(connection, tree.nodes)
+            elif len(tree.nodes) > written:
+                add_tree_nodes(connection, tree.nodes[written:])
+            written = len(tree.nodes)
             pairs = [(r, decode_event(r)) for r in page]
             projector.apply(connection, pairs, strategy=WriteStrategy.BATCHED)
         folded += len(page)
@@ -265,11 +293,13 @@ def _fold_into_shadow(
     progress: Progress | None,
     projections: Sequence[Projection],
     chain: ChainVerifier,
+    tree: _TreeNodes,
 ) -> int:
     total = store.head().position
     folded = 0
     projector = Projector(projections)
-    for page in _pages(store.read_verified(chain, batch_size=batch_size), batch_size):
+    verified = tree.fed(store.read_verified(chain, batch_size=batch_size))
+    for page in _pages(verified, batch_size):
         with gc_paused(), shadow.connection.begin():
             pairs = [(r, decode_event(r)) for r in page]
             projector.apply_in_bulk(shadow.connection, pairs)
@@ -280,13 +310,17 @@ def _fold_into_shadow(
 
 
 def _catch_up(
-    store: EventStore, shadow: Shadow, projections: Sequence[Projection], chain: ChainVerifier
+    store: EventStore,
+    shadow: Shadow,
+    projections: Sequence[Projection],
+    chain: ChainVerifier,
+    tree: _TreeNodes,
 ) -> int:
     """Fold what was appended since the first pass (called under the write lock). That pass
     folded exactly the events ``chain`` verified, so reading on from where the chain stands
     both continues the fold and keeps the chain checked up to the head."""
     projector = Projector(projections)
-    records = list(store.read_verified(chain))
+    records = list(tree.fed(store.read_verified(chain)))
     projector.apply(shadow.connection, [(r, decode_event(r)) for r in records])
     return len(records)
 
@@ -300,3 +334,52 @@ def _pages(records: Iterator[RecordedEvent], size: int) -> Iterator[list[Recorde
             page = []
     if page:
         yield page
+
+
+# -- the log's Merkle tree -------------------------------------------------------------
+#
+# The tree's stored nodes (``store.logtree``) are rebuilt in the same pass over the log as
+# the projections: each verified event's leaf is folded in, and the nodes (about one per 15
+# events) are kept in memory and written under the write lock, replacing the table's rows.
+
+
+class _TreeNodes:
+    def __init__(self) -> None:
+        self.builder = TreeBuilder()
+        self.nodes: list[TreeNode] = []
+
+    def fed(self, records: Iterator[RecordedEvent]) -> Iterator[RecordedEvent]:
+        for record in records:
+            self.nodes.extend(self.builder.append(leaf_hash(entry_bytes(record))))
+            yield record
+
+    def sorted(self) -> list[TreeNode]:
+        return sorted(self.nodes, key=lambda node: node[:2])
+
+
+@contextmanager
+def _untranslated(connection: Connection) -> Iterator[Connection]:
+    """The shadow's connection (and its transaction, which holds the lock) writing to the live
+    tables for a while: the tree is not a projection and has no shadow copy."""
+    translated = connection.get_execution_options().get("schema_translate_map")
+    connection.execution_options(schema_translate_map=None)
+    try:
+        yield connection
+    finally:
+        connection.execution_options(schema_translate_map=translated)
+
+
+def _tree_difference(connection: Connection, tree: _TreeNodes) -> Difference | None:
+    """The first stored node that is not what the events make it, as a row difference."""
+    mismatch = first_mismatch(stored_nodes(connection), tree.sorted())
+    if mismatch is None:
+        return None
+    key = (mismatch.level, mismatch.index)
+    stored = {n[:2]: n[2] for n in stored_nodes(connection)}
+    expected = {n[:2]: n[2] for n in tree.nodes}
+    return Difference(
+        "merkle_nodes",
+        key,
+        (stored[key].hex(),) if key in stored else None,
+        (expected[key].hex(),) if key in expected else None,
+    )

@@ -98,6 +98,9 @@ class _KeyFile(msgspec.Struct, kw_only=True):
     webhook_key: str | None = None
     """The key webhooks' signing secrets are derived from (base64url, 32 bytes): made once,
     never rotated, since every webhook's secret depends on it."""
+    log_key: str | None = None
+    """The Ed25519 private key (base64url of its 32-byte seed) signing the log's checkpoints:
+    made once, never rotated, since verifiers pin its public half."""
 
 
 def _encode_other(value: object) -> object:
@@ -200,11 +203,13 @@ class KeyRing:
         provider_secrets: Mapping[str, str] | None = None,
         s3_key: str | None = None,
         webhook_key: str | None = None,
+        log_key: str | None = None,
     ) -> None:
         self.keys = tuple(keys)
         self.provider_secrets: Mapping[str, str] = dict(provider_secrets or {})
         self.s3_key = base64.urlsafe_b64decode(s3_key + "==") if s3_key else None
         self.webhook_key = base64.urlsafe_b64decode(webhook_key + "==") if webhook_key else None
+        self.log_key = base64.urlsafe_b64decode(log_key + "==") if log_key else None
         active = [k for k in self.keys if k.active]
         self.active = max(active, key=lambda k: k.created_at) if active else None
         self._public: dict[str, Ed25519PublicKey] = {}
@@ -361,7 +366,11 @@ class KeyStore:
             if self._ring is None or signature != self._signature:
                 content = self._read_file()
                 self._ring = KeyRing(
-                    content.keys, content.provider_secrets, content.s3_key, content.webhook_key
+                    content.keys,
+                    content.provider_secrets,
+                    content.s3_key,
+                    content.webhook_key,
+                    content.log_key,
                 )
                 self._signature = signature
             return self._ring
@@ -418,6 +427,14 @@ class KeyStore:
         """The key webhooks' secrets are derived from, made (and kept in the file) on first
         use."""
         return self._kept_key("webhook_key", "webhook key")
+
+    def log_key(self) -> Ed25519PrivateKey:
+        """The key signing the log's checkpoints, made (and kept in the file) on first use."""
+        seed = self._kept_key("log_key", "log key")
+        try:
+            return Ed25519PrivateKey.from_private_bytes(seed)
+        except ValueError:
+            raise StorageError(f"the log key in {self.describe()} is not an Ed25519 key") from None
 
     def _kept_key(self, field: str, what: str) -> bytes:
         current = getattr(self.ring(), field)

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from tokenledger.clock import Clock, SystemClock, ensure_utc
 from tokenledger.errors import IntegrityViolation, ValidationError, WrongExpectedVersion
+from tokenledger.store import logtree
 from tokenledger.store.backend import WRITE_OPTION, Backend, WriteStrategy, write_strategy
 from tokenledger.store.backends import backend_for
 from tokenledger.store.chain import (
@@ -290,6 +291,7 @@ class WriteTransaction:
                 raise WrongExpectedVersion(stream_id, expected, actual)
         position, prev_hash = self._head.position, self._head.hash
         recorded: list[RecordedEvent] = []
+        leaves: list[bytes] = []  # the Merkle tree's leaves: the same bytes the chain hashes
         for event in pending:
             if not event.stream_id:
                 raise ValidationError("an event needs a stream id")
@@ -311,6 +313,7 @@ class WriteTransaction:
                 via=self.via,
             )
             hash_ = chain_hash(prev_hash, envelope)
+            leaves.append(logtree.leaf_hash(envelope))
             recorded.append(
                 RecordedEvent(
                     position=position,
@@ -336,7 +339,12 @@ class WriteTransaction:
         # Every append goes through here: subscribers elsewhere hear of it at commit.
         self.backend.announce_head(self.connection, position)
         self._stream_versions.update(versions)
+        before = self._head
         self._head = Head(position=position, hash=prev_hash, recorded_at=self.recorded_at)
+        # The tree's new nodes, in this transaction: a preview (``preview_command``) builds
+        # its records here too, on a read transaction that must write nothing.
+        if self.connection.get_execution_options().get(WRITE_OPTION):
+            logtree.extend(self.connection, before, self._head, leaves)
         return recorded
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tokenledger import __version__
 from tokenledger.api.deps import State
 from tokenledger.api.dry_run import DRY_RUN_FEATURE
+from tokenledger.api.routes import log as log_routes
 from tokenledger.api.routes.oauth import GRANT_TYPES
 from tokenledger.api.schemas import ErrorOut
 from tokenledger.errors import LedgerError
@@ -79,6 +80,12 @@ def jwks(state: State) -> JSONResponse:
     return JSONResponse(keys, headers={"Cache-Control": "public, max-age=60"})
 
 
+@router.get("/.well-known/tokenledger-log-key", response_class=PlainTextResponse)
+def log_key(state: State) -> PlainTextResponse:
+    """The verifier key of the log's signed checkpoints, beside the JWKS (as ``/v2/log/key``)."""
+    return log_routes.verifier_key_text(state)
+
+
 @router.get("/.well-known/oauth-authorization-server")
 def authorization_server_metadata(request: Request, state: State) -> dict[str, Any]:
     """RFC 8414 metadata: the endpoints, grants and methods this server supports."""
@@ -106,3 +113,7 @@ def authorization_server_metadata(request: Request, state: State) -> dict[str, A
         "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
         "subject_token_types_supported": sorted(SUBJECT_TOKEN_TYPES),
     }
+
+
+# The log's checkpoints and proofs: served with the rest of what discovery points at.
+router.include_router(log_routes.router)

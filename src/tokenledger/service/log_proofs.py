@@ -1,0 +1,303 @@
+"""The log's signed checkpoints and its proofs, as the CLI and the HTTP API hand them out.
+
+A checkpoint is a C2SP signed note of (origin, size, root) signed with the log key, an
+Ed25519 key kept in the key file beside the access-token signing keys (``KeyStore.log_key``),
+never in the log. The origin names the log: ``TOKENLEDGER_LOG_ORIGIN`` when set; else, when
+the server has an issuer URL of its own, its host and path followed by ``/log``; else
+``tokenledger/`` and the first 8 hex digits of SHA-256 of the log key's public half, which is
+this database's own (the key file is per database). The origin is also the key's name in the
+note, so that a verifier key says which log it verifies.
+
+Positions start at 1; the tree's leaf index of position N is N - 1, and a tree of size S holds
+positions 1 to S.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tokenledger import logproof
+from tokenledger.domain.authority import sees_every_event
+from tokenledger.domain.model import Actor
+from tokenledger.errors import IntegrityViolation, NotFound, ValidationError
+from tokenledger.service.audit import visible_events
+from tokenledger.service.keys import KeyStore
+from tokenledger.service.reading import Reader
+from tokenledger.store import EventStore, RecordedEvent
+from tokenledger.store.eventstore import EVENT_COLUMNS, read_head, to_record
+from tokenledger.store.logtree import (
+    StoredTree,
+    TreeBuilder,
+    TreeMissing,
+    entry_bytes,
+    first_mismatch,
+    stored_nodes,
+)
+from tokenledger.store.mapper import decode_event
+from tokenledger.store.schema import events
+
+__all__ = [
+    "DEFAULT_ISSUER",
+    "LOG_ORIGIN_ENV",
+    "LogSigner",
+    "SignedCheckpoint",
+    "consistency",
+    "inclusion",
+    "log_origin",
+    "log_signer",
+    "proof_bundles",
+    "sign_checkpoint",
+    "verify_extends",
+    "verify_stored_tree",
+    "visible_records",
+]
+
+#: Names the log in its checkpoints (and its key); see the module docstring for the default.
+LOG_ORIGIN_ENV = "TOKENLEDGER_LOG_ORIGIN"
+#: The issuer when none is configured: it names no server, so the origin does not use it.
+DEFAULT_ISSUER = "tokenledger"
+
+
+@dataclass(frozen=True)
+class LogSigner:
+    origin: str
+    private_key: Ed25519PrivateKey
+
+    @property
+    def verifier_key(self) -> str:
+        return logproof.verifier_key(self.origin, self.private_key.public_key())
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        logproof.verifier_key(name, Ed25519PrivateKey.from_private_bytes(bytes(32)).public_key())
+    except ValueError:
+        return False
+    return len(name) <= 200
+
+
+def log_origin(issuer: str, private_key: Ed25519PrivateKey) -> str:
+    configured = os.environ.get(LOG_ORIGIN_ENV, "").strip()
+    if configured:
+        if not _valid_name(configured):
+            raise ValidationError(
+                f"${LOG_ORIGIN_ENV} must be a name without spaces or '+', of at most 200 characters"
+            )
+        return configured
+    if issuer and issuer != DEFAULT_ISSUER:
+        parts = urlsplit(issuer)
+        named = (parts.netloc + parts.path).rstrip("/") if parts.netloc else issuer.rstrip("/")
+        candidate = f"{named}/log"
+        if _valid_name(candidate):
+            return candidate
+    public = private_key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return f"tokenledger/{hashlib.sha256(public).hexdigest()[:8]}"
+
+
+def log_signer(keys: KeyStore, issuer: str) -> LogSigner:
+    """The log key (made on first need) and the origin it signs as."""
+    private_key = keys.log_key()
+    return LogSigner(log_origin(issuer, private_key), private_key)
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    origin: str
+    size: int
+    root_hash: bytes
+    note: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "size": self.size,
+            "root_hash": base64.b64encode(self.root_hash).decode("ascii"),
+            "note": self.note,
+        }
+
+
+def _tree_failure(error: TreeMissing) -> IntegrityViolation:
+    return IntegrityViolation(
+        f"the stored Merkle tree is incomplete ({error}): 'tokenledger log verify' checks it "
+        "and 'tokenledger replay' rebuilds it"
+    )
+
+
+def sign_checkpoint(store: EventStore, signer: LogSigner) -> SignedCheckpoint:
+    """A checkpoint of the whole log as it is now, signed with the log key."""
+    with store.engine.connect() as connection:
+        size = read_head(connection).position
+        try:
+            root = StoredTree(connection).root(size)
+        except TreeMissing as error:
+            raise _tree_failure(error) from None
+    body = logproof.format_checkpoint(logproof.Checkpoint(signer.origin, size, root))
+    note = logproof.sign_note(body, signer.origin, signer.private_key)
+    return SignedCheckpoint(signer.origin, size, root, note)
+
+
+def _tree_size(connection: Any, size: int | None) -> int:
+    head = read_head(connection).position
+    if size is None:
+        return head
+    if not 0 <= size <= head:
+        raise ValidationError(f"size {size} is not between 0 and the log's size {head}")
+    return size
+
+
+@contextmanager
+def visible_records(reader: Reader, actor: Actor) -> Iterator[Callable[[RecordedEvent], bool]]:
+    """Whether ``actor`` may see a stored event: the audit's rule (``visible_events``), on the
+    record as stored; the operator's answer needs no decoding."""
+    if sees_every_event(actor):
+        yield lambda record: True
+        return
+    with visible_events(reader, actor) as visible:
+        yield lambda record: visible(decode_event(record))
+
+
+def inclusion(
+    store: EventStore,
+    position: int,
+    size: int | None = None,
+    *,
+    may_see: Callable[[RecordedEvent], bool] | None = None,
+) -> dict[str, Any]:
+    """The inclusion proof of the event at ``position`` in the tree of ``size`` (default: the
+    whole log), with the event's canonical bytes: logproof's inclusion shape plus ``entry``
+    (base64) and ``position``. ``may_see``: whether the caller may read that event."""
+    with store.engine.connect() as connection:
+        tree_size = _tree_size(connection, size)
+        if not 1 <= position <= tree_size:
+            raise ValidationError(
+                f"position {position} is not in a tree of {tree_size} events (1 to {tree_size})"
+            )
+        row = connection.execute(
+            events.select().with_only_columns(*EVENT_COLUMNS).where(events.c.position == position)
+        ).first()
+        if row is None:
+            raise IntegrityViolation(f"position {position} is missing from the log")
+        record = to_record(row)
+        if may_see is not None and not may_see(record):
+            raise NotFound(f"no event at position {position} that you may see")
+        try:
+            hashes = StoredTree(connection).inclusion_proof(position - 1, tree_size)
+        except TreeMissing as error:
+            raise _tree_failure(error) from None
+    document = logproof.inclusion_json(position - 1, tree_size, hashes)
+    document["position"] = position
+    document["entry"] = base64.b64encode(entry_bytes(record)).decode("ascii")
+    return document
+
+
+def consistency(store: EventStore, old_size: int, new_size: int | None = None) -> dict[str, Any]:
+    """The consistency proof from the tree of ``old_size`` to that of ``new_size`` (default:
+    the whole log), in logproof's consistency shape."""
+    with store.engine.connect() as connection:
+        new = _tree_size(connection, new_size)
+        if not 0 <= old_size <= new:
+            raise ValidationError(
+                f"no consistency proof from size {old_size} to {new}: "
+                f"the old size must be between 0 and {new}"
+            )
+        try:
+            hashes = StoredTree(connection).consistency_proof(old_size, new)
+        except TreeMissing as error:
+            raise _tree_failure(error) from None
+    return logproof.consistency_json(old_size, new, hashes)
+
+
+def verify_extends(store: EventStore, note: str, vkey: str, origin: str) -> str:
+    """That the log now extends the signed checkpoint ``note``: its signature by ``vkey`` for
+    ``origin``, the log no shorter than it, the root at its size equal to its root, and a
+    consistency proof from it to now that verifies. Raises ``IntegrityViolation`` naming what
+    failed; returns a one-line report."""
+    try:
+        old = logproof.open_checkpoint(note, vkey, origin)
+    except logproof.ProofError as error:
+        raise IntegrityViolation(f"the checkpoint does not verify: {error}") from None
+    with store.engine.connect() as connection:
+        head = read_head(connection).position
+        if head < old.size:
+            raise IntegrityViolation(
+                f"the log holds {head} events but the checkpoint is of {old.size}: "
+                "the log was truncated"
+            )
+        tree = StoredTree(connection)
+        try:
+            then = tree.root(old.size)
+            now = tree.root(head)
+            proof = tree.consistency_proof(old.size, head)
+        except TreeMissing as error:
+            raise _tree_failure(error) from None
+    if then != old.root_hash:
+        raise IntegrityViolation(
+            f"the log's root at size {old.size} is not the checkpoint's: history was rewritten"
+        )
+    try:
+        logproof.verify_consistency(old.size, head, old.root_hash, now, proof)
+    except logproof.ProofError as error:
+        raise IntegrityViolation(f"the log does not extend the checkpoint: {error}") from None
+    return (
+        f"checkpoint ok: {origin} at size {head} (root {now.hex()}) extends the checkpoint "
+        f"at size {old.size} (root {old.root_hash.hex()})"
+    )
+
+
+def verify_stored_tree(store: EventStore) -> str:
+    """Recompute the tree's stored nodes from the events (up to the head as first read) and
+    compare them with the table; ``IntegrityViolation`` naming the first that differs."""
+    size = store.head().position
+    builder = TreeBuilder()
+    expected = []
+    for record in store.read_all(until_position=size):
+        expected.extend(builder.append(logproof.leaf_hash(entry_bytes(record))))
+    expected.sort(key=lambda node: node[:2])
+    with store.engine.connect() as connection:
+        stored = [node for node in stored_nodes(connection) if (node[1] + 1) << node[0] <= size]
+        mismatch = first_mismatch(stored, expected)
+        if mismatch is not None:
+            raise IntegrityViolation(f"Merkle tree broken: {mismatch}")
+        root = StoredTree(connection).root(size)
+    return f"tree ok: {len(expected)} stored nodes, root {root.hex()} at size {size}"
+
+
+def proof_bundles(
+    store: EventStore,
+    signer: LogSigner,
+    positions: list[int],
+    *,
+    may_see: Callable[[RecordedEvent], bool] | None = None,
+) -> list[dict[str, Any]]:
+    """For each position, logproof's proof bundle (the event's bytes, its inclusion proof,
+    the signed checkpoint) against one checkpoint of the log as it is now, plus
+    ``position``."""
+    checkpoint = sign_checkpoint(store, signer)
+    bundles = []
+    for position in dict.fromkeys(positions):
+        proof = inclusion(store, position, checkpoint.size, may_see=may_see)
+        bundles.append(
+            {
+                "position": position,
+                "entry": proof["entry"],
+                "inclusion": logproof.inclusion_json(
+                    proof["index"],
+                    proof["tree_size"],
+                    [base64.b64decode(h) for h in proof["hashes"]],
+                ),
+                "checkpoint": checkpoint.note,
+            }
+        )
+    return bundles
