@@ -39,13 +39,6 @@ def _bearer(world: World, who: str) -> dict[str, str]:  # noqa: F811
 # -- another org -----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a known leak: a token of another org is refused naming its principal and resource "
-    "(exit 4, HTTP 403) where an unknown id is 'no token' (exit 3, HTTP 404), as for every "
-    "command that names a token (tokens get, revoke, audit explain); the permission matrix "
-    "(docs/permissions.md) is built on that refusal",
-)
 @pytest.mark.parametrize("name", ["root", "ci"])
 def test_another_orgs_token_reads_as_one_that_does_not_exist(
     world: World,  # noqa: F811

@@ -91,6 +91,7 @@ __all__ = [
     "may_see_grant",
     "may_see_session",
     "may_see_token",
+    "missing_unless_seen",
     "principal_grants",
     "reached_orgs",
     "refuse_service_account",
@@ -889,6 +890,33 @@ def require_token_access(
     if actor.principal == principal:
         return
     _require_account_admin(view, actor, principal, now, f"see the tokens of {principal}")
+
+
+def missing_unless_seen(
+    view: LedgerView,
+    actor: Actor,
+    principal: str,
+    check: Callable[[], None],
+    missing: str,
+) -> None:
+    """Run ``check`` (seeing or managing a credential named by its id) and, when it refuses
+    an actor that shares no org with the credential's principal, answer ``NotFound(missing)``
+    as for an id that does not exist: the refusal would tell another org that the id exists
+    and whose it is. An actor of the principal's org is told why it is refused."""
+    try:
+        check()
+    except PermissionDenied:
+        if not _orgs_of(view, actor.principal) & _orgs_of(view, principal):
+            raise NotFound(missing) from None
+        raise
+
+
+def _orgs_of(view: LedgerView, principal: str) -> set[str]:
+    """The orgs a principal belongs to: a service account's or role's one, a user's
+    memberships."""
+    if is_machine_principal(principal):
+        return {_machine_org(principal)}
+    return set(view.memberships(principal))
 
 
 def authorise_who_can(view: LedgerView, actor: Actor, resource: str, now: datetime) -> None:

@@ -25,6 +25,7 @@ from tokenledger.domain.authority import (
     authorise_role_management,
     authorise_token_management,
     forbid_service_accounts,
+    missing_unless_seen,
     principal_grants,
     reached_orgs,
     refuse_service_account,
@@ -703,8 +704,14 @@ def managed_token(view: LedgerView, ctx: Context, token_id: str, owner: str | No
     token = view.token(token_id)
     if token is None or owner not in (None, token.principal):
         raise NotFound(f"no token {token_id}" + _of(owner))
-    authorise_token_management(
-        view, ctx.actor, token.principal, ctx.now, token_orgs(token), token_id=token.token_id
+    missing_unless_seen(
+        view,
+        ctx.actor,
+        token.principal,
+        lambda: authorise_token_management(
+            view, ctx.actor, token.principal, ctx.now, token_orgs(token), token_id=token.token_id
+        ),
+        f"no token {token_id}" + _of(owner),
     )
     return token
 
@@ -804,12 +811,18 @@ def managed_credential(
     credential = view.client_credential(client_id)
     if credential is None or owner not in (None, credential.account_id):
         raise NotFound(f"no client credential {client_id}" + _of(owner))
-    authorise_token_management(
+    missing_unless_seen(
         view,
         ctx.actor,
         credential.account_id,
-        ctx.now,
-        (service_account_org(credential.account_id),),
+        lambda: authorise_token_management(
+            view,
+            ctx.actor,
+            credential.account_id,
+            ctx.now,
+            (service_account_org(credential.account_id),),
+        ),
+        f"no client credential {client_id}" + _of(owner),
     )
     return credential
 

@@ -19,6 +19,7 @@ from tokenledger.domain.authority import (
     may_see_grant,
     may_see_session,
     may_see_token,
+    missing_unless_seen,
     require_known_org,
     require_operator,
     require_principal_visible,
@@ -225,7 +226,14 @@ def get_token(
         token = view.token(token_id)
         if token is None or owner not in (None, token.principal):
             raise NotFound(f"no token {token_id}" + (f" of {owner}" if owner else ""))
-        require_token_access(view, actor, token.principal, reader.now(), token_id=token_id)
+        now = reader.now()
+        missing_unless_seen(
+            view,
+            actor,
+            token.principal,
+            lambda: require_token_access(view, actor, token.principal, now, token_id=token_id),
+            f"no token {token_id}" + (f" of {owner}" if owner else ""),
+        )
         if not may_see_token(actor, token):
             raise PermissionDenied(f"{actor.label} may not see {token_id}: it lies outside its org")
         return as_listed([token], view)[0]
