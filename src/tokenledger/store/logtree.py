@@ -128,11 +128,22 @@ def _read_leaves(connection: Connection, positions: Iterable[int]) -> dict[int, 
 def _read_nodes(
     connection: Connection, keys: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], bytes]:
-    wanted = sorted(set(keys))
-    if not wanted:
+    by_level: dict[int, set[int]] = {}
+    for level, index in keys:
+        by_level.setdefault(level, set()).add(index)
+    if not by_level:
         return {}
+    # One "level = L AND index IN (...)" per level: each a range of the primary key on both
+    # backends, where SQLite scans the whole table for a row-value IN list.
     rows = connection.execute(
-        sa.select(_LEVEL, _INDEX, _HASH).where(sa.tuple_(_LEVEL, _INDEX).in_(wanted))
+        sa.select(_LEVEL, _INDEX, _HASH).where(
+            sa.or_(
+                *(
+                    sa.and_(_LEVEL == level, _INDEX.in_(sorted(indexes)))  # noqa: SIM300
+                    for level, indexes in sorted(by_level.items())
+                )
+            )
+        )
     ).all()
     return {(row[0], row[1]): bytes(row[2]) for row in rows}
 
