@@ -40,6 +40,7 @@ __all__ = [
     "canonical_envelope",
     "chain_hash",
     "format_timestamp",
+    "record_envelope",
     "saved_head_problem",
 ]
 
@@ -92,6 +93,25 @@ def canonical_envelope(
     if via is not None:  # absent: the envelope as it was before ``via`` was kept
         fields.append(via)
     return _encode(fields) + b"\n" + data
+
+
+def record_envelope(record: RecordedEvent, position: int | None = None) -> bytes:
+    """The bytes the chain hashes (and the Merkle tree's leaf) for a stored record, at
+    ``position`` (by default its own)."""
+    return canonical_envelope(
+        position=record.position if position is None else position,
+        stream_id=record.stream_id,
+        stream_version=record.stream_version,
+        event_id=record.event_id,
+        event_type=record.event_type,
+        schema_version=record.schema_version,
+        recorded_at=record.recorded_at,
+        actor=record.actor,
+        command_id=record.command_id,
+        correlation_id=record.correlation_id,
+        data=record.data,
+        via=record.via,
+    )
 
 
 def chain_hash(prev_hash: str, envelope: bytes) -> str:
@@ -182,20 +202,9 @@ class ChainVerifier:
             and (record.via is None or type(record.via) is str)
         ):
             raise ChainBroken(position, _type_problem(record))
-        envelope = canonical_envelope(
-            position=position,
-            stream_id=record.stream_id,
-            stream_version=record.stream_version,
-            event_id=record.event_id,
-            event_type=record.event_type,
-            schema_version=record.schema_version,
-            recorded_at=record.recorded_at,
-            actor=record.actor,
-            command_id=record.command_id,
-            correlation_id=record.correlation_id,
-            data=record.data,
-            via=record.via,
-        )
+        # At the position the chain expects, not the one the row claims: a row moved to
+        # another position does not verify.
+        envelope = record_envelope(record, position)
         if chain_hash(self.hash, envelope) != record.hash:
             if not _is_digest(record.hash):
                 raise ChainBroken(position, f"hash holds {_described(record.hash)}, not a SHA-256")

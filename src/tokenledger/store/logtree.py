@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from tokenledger.store.chain import canonical_envelope
+from tokenledger.store.chain import record_envelope
 from tokenledger.store.driver import DriverStatement
 from tokenledger.store.records import Head, RecordedEvent
 from tokenledger.store.schema import events
@@ -99,20 +99,7 @@ def is_stored_level(level: int) -> bool:
 
 def entry_bytes(record: RecordedEvent) -> bytes:
     """The leaf's bytes: exactly what the hash chain hashes for this event."""
-    return canonical_envelope(
-        position=record.position,
-        stream_id=record.stream_id,
-        stream_version=record.stream_version,
-        event_id=record.event_id,
-        event_type=record.event_type,
-        schema_version=record.schema_version,
-        recorded_at=record.recorded_at,
-        actor=record.actor,
-        command_id=record.command_id,
-        correlation_id=record.correlation_id,
-        data=record.data,
-        via=record.via,
-    )
+    return record_envelope(record)
 
 
 def _read_leaves(connection: Connection, positions: Iterable[int]) -> dict[int, bytes]:
