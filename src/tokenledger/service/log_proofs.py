@@ -34,6 +34,7 @@ from tokenledger.service.audit import visible_events
 from tokenledger.service.keys import KeyStore
 from tokenledger.service.reading import Reader
 from tokenledger.store import EventStore, RecordedEvent
+from tokenledger.store.backends import backend_for
 from tokenledger.store.eventstore import EVENT_COLUMNS, read_head, to_record
 from tokenledger.store.logtree import (
     StoredTree,
@@ -128,6 +129,18 @@ class SignedCheckpoint:
         }
 
 
+@contextmanager
+def _reading(store: EventStore) -> Iterator[Any]:
+    """A connection for a checkpoint or a proof. What they read of a tree of a given size
+    (its nodes, its events) never changes once written, so they need no snapshot across
+    statements: where a read snapshot is each statement's own anyway (PostgreSQL), each reads
+    in autocommit, without the round trips of a transaction's ``BEGIN`` and ``ROLLBACK``."""
+    with store.engine.connect() as connection:
+        if not backend_for(store.engine).snapshots_span_statements:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
+
+
 def _tree_failure(error: TreeMissing) -> IntegrityViolation:
     return IntegrityViolation(
         f"the stored Merkle tree is incomplete ({error}): 'tokenledger log verify' checks it "
@@ -137,7 +150,7 @@ def _tree_failure(error: TreeMissing) -> IntegrityViolation:
 
 def sign_checkpoint(store: EventStore, signer: LogSigner) -> SignedCheckpoint:
     """A checkpoint of the whole log as it is now, signed with the log key."""
-    with store.engine.connect() as connection:
+    with _reading(store) as connection:
         size = read_head(connection).position
         try:
             root = StoredTree(connection).root(size)
@@ -178,7 +191,7 @@ def inclusion(
     """The inclusion proof of the event at ``position`` in the tree of ``size`` (default: the
     whole log), with the event's canonical bytes: logproof's inclusion shape plus ``entry``
     (base64) and ``position``. ``may_see``: whether the caller may read that event."""
-    with store.engine.connect() as connection:
+    with _reading(store) as connection:
         tree_size = _tree_size(connection, size)
         if not 1 <= position <= tree_size:
             raise ValidationError(
@@ -205,7 +218,7 @@ def inclusion(
 def consistency(store: EventStore, old_size: int, new_size: int | None = None) -> dict[str, Any]:
     """The consistency proof from the tree of ``old_size`` to that of ``new_size`` (default:
     the whole log), in logproof's consistency shape."""
-    with store.engine.connect() as connection:
+    with _reading(store) as connection:
         new = _tree_size(connection, new_size)
         if not 0 <= old_size <= new:
             raise ValidationError(

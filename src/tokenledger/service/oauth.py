@@ -32,7 +32,7 @@ from tokenledger.domain.model import (
 from tokenledger.domain.names import check_client_id, check_path, resource_path
 from tokenledger.domain.permissions import Grant, Level, level_at
 from tokenledger.domain.secrets import TokenKind, hash_secret, parse_secret
-from tokenledger.errors import Conflict, PermissionDenied, ValidationError
+from tokenledger.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from tokenledger.service.commands import CommandResult
 from tokenledger.service.reading import Reader, valid
 
@@ -309,6 +309,11 @@ def revoke_presented(
         return execute(command, actor, correlation_id=correlation_id)
     except Conflict:  # revoked concurrently: the outcome the caller asked for
         return None
+    except NotFound:
+        # Another org's token, which a revocation by id calls unknown so as not to confirm
+        # it: its secret is presented here, so it is known to exist, and RFC 7009 refuses a
+        # caller who may not revoke it.
+        raise PermissionDenied(f"{actor.label} may not revoke the token presented") from None
 
 
 def _scope_grants(scope: str) -> tuple[Grant, ...]:
