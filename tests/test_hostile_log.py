@@ -7,6 +7,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,3 +127,51 @@ def test_tampered_checkpoints_are_refused_in_one_line(
         run(database_url, "log", "verify", "--checkpoint", str(tmp_path / "extra.txt"))
     )
     assert ledger.head() == head
+
+
+def _append_until(store: EventStore, stop: threading.Event) -> None:
+    while not stop.is_set():
+        store.append(pending("w", 3), actor="t")
+
+
+def test_proofs_asked_while_others_append_verify_against_the_checkpoint_of_their_size(
+    database_url: str, tmp_path: Path
+) -> None:
+    import base64
+
+    from api_helpers import make_api
+    from tokenledger import logproof
+
+    for api in make_api(database_url, tmp_path):
+        client, store = api.client, api.ledger.store
+        vkey = client.get("/v2/log/key").text.strip()
+        stop = threading.Event()
+
+        writer = threading.Thread(target=_append_until, args=(store, stop))
+        writer.start()
+        try:
+            previous = logproof.open_checkpoint(
+                client.get("/v2/log/checkpoint").json()["note"], vkey
+            )
+            for _ in range(15):
+                note = client.get("/v2/log/checkpoint").json()["note"]
+                checkpoint = logproof.open_checkpoint(note, vkey)
+                size = checkpoint.size
+                proof = client.get("/v2/log/proof/inclusion", params={"position": 1, "size": size},
+                                   headers=api.admin).json()  # fmt: skip
+                assert proof["tree_size"] == size
+                logproof.verify_inclusion(
+                    logproof.leaf_hash(base64.b64decode(proof["entry"])), 0, size,
+                    [base64.b64decode(h) for h in proof["hashes"]], checkpoint.root_hash,
+                )  # fmt: skip
+                step = client.get("/v2/log/proof/consistency",
+                                  params={"from": previous.size, "to": size}).json()  # fmt: skip
+                logproof.verify_consistency(
+                    previous.size, size, previous.root_hash, checkpoint.root_hash,
+                    [base64.b64decode(h) for h in step["hashes"]],
+                )  # fmt: skip
+                previous = checkpoint
+        finally:
+            stop.set()
+            writer.join()
+        assert previous.size > 16
