@@ -110,13 +110,21 @@ def consistency_command(
 
 def _read_text(path: str, what: str) -> str:
     from tokenledger.domain.names import shown
+    from tokenledger.logproof import MAX_NOTE_BYTES
 
     try:
-        data = Path(path).read_bytes()
+        # Bounded: the path may name a device or a file of any size (/dev/zero), and no note
+        # beyond this is accepted anyway.
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_NOTE_BYTES + 1)
     except OSError as exc:
         raise ValidationError(f"cannot read the {what} {shown(path)}: {exc.strerror}") from exc
     except ValueError as exc:  # a NUL byte in the path
         raise ValidationError(f"cannot read the {what} {shown(path)}: {exc}") from exc
+    if len(data) > MAX_NOTE_BYTES:
+        raise IntegrityViolation(
+            f"the {what} {shown(path)} is larger than a note may be ({MAX_NOTE_BYTES} bytes)"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -37,6 +37,7 @@ from tokenledger.store import EventStore, RecordedEvent
 from tokenledger.store.backends import backend_for
 from tokenledger.store.eventstore import EVENT_COLUMNS, read_head, to_record
 from tokenledger.store.logtree import (
+    NodeMismatch,
     StoredTree,
     TreeBuilder,
     TreeMissing,
@@ -279,7 +280,15 @@ def verify_stored_tree(store: EventStore) -> str:
         expected.extend(builder.append(logproof.leaf_hash(entry_bytes(record))))
     expected.sort(key=lambda node: node[:2])
     with store.engine.connect() as connection:
-        stored = [node for node in stored_nodes(connection) if (node[1] + 1) << node[0] <= size]
+        nodes = list(stored_nodes(connection))
+        # The head read after the nodes covers every node an append stored with its events, so
+        # a node beyond it covers no event: it would make the append that reaches it fail.
+        head = read_head(connection).position
+        orphan = next((node for node in nodes if (node[1] + 1) << node[0] > head), None)
+        if orphan is not None:
+            beyond = NodeMismatch(orphan[0], orphan[1], f"stored beyond the log's {head} events")
+            raise IntegrityViolation(f"Merkle tree broken: {beyond}")
+        stored = [node for node in nodes if (node[1] + 1) << node[0] <= size]
         mismatch = first_mismatch(stored, expected)
         if mismatch is not None:
             raise IntegrityViolation(f"Merkle tree broken: {mismatch}")
