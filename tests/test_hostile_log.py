@@ -8,44 +8,21 @@ import resource
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
 
 from helpers import assert_one_line_error, pending
-from tokenledger.cli import cli
-from tokenledger.store import EventStore, open_event_store
+from test_log_tree import ledger, ok, run  # noqa: F401 (ledger: a fixture)
+from tokenledger.store import EventStore
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 
-def run(database_url: str, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--db", database_url, *args])
-
-
-@pytest.fixture
-def ledger(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[EventStore]:
-    monkeypatch.setenv("TOKENLEDGER_KEYS_FILE", str(tmp_path / "keys.json"))
-    monkeypatch.delenv("TOKENLEDGER_LOG_ORIGIN", raising=False)
-    monkeypatch.delenv("TOKENLEDGER_ISSUER", raising=False)
-    assert run(database_url, "db", "upgrade").exit_code == 0
-    store = open_event_store(database_url)
-    yield store
-    store.engine.dispose()
-
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
 def test_a_node_planted_beyond_the_head_is_caught_by_verify(
-    ledger: EventStore, database_url: str
+    ledger: EventStore,  # noqa: F811
+    database_url: str,
 ) -> None:
     """A stored node covering positions the log does not hold yet: verify used to ignore it
     ("tree ok"), and the append that reaches position 16 then fails on it."""
@@ -120,7 +97,9 @@ def _tampered(note: str) -> dict[str, str]:
 
 
 def test_tampered_checkpoints_are_refused_in_one_line(
-    ledger: EventStore, database_url: str, tmp_path: Path
+    ledger: EventStore,  # noqa: F811
+    database_url: str,
+    tmp_path: Path,
 ) -> None:
     ledger.append(pending("a", 7), actor="t")
     note = ok(run(database_url, "log", "checkpoint"))
