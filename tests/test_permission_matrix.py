@@ -70,6 +70,14 @@ class World:
     client_id: str = ""
     counter: itertools.count[int] = field(default_factory=itertools.count)
 
+    def acme_created(self) -> int:
+        """The position of acme's creation: an event of the org as a whole."""
+        return next(
+            r.position
+            for r in self.ledger.store.read_all()
+            if r.event_type == "OrgCreated" and r.stream_id.endswith("acme")
+        )
+
     def issue(self, kind: str, command: c.IssueToken) -> str:
         result = self.ledger.execute(command, OPERATOR)
         assert result.secret is not None
@@ -541,6 +549,18 @@ OPERATIONS: dict[str, tuple[Cli, Http | None]] = {
         lambda w, k: ["orgs", "policy", "get", "acme"],
         lambda w, k: ("GET", "/v2/orgs/acme/policy", None),
     ),
+    "log checkpoint": (
+        lambda w, k: ["log", "checkpoint"],
+        lambda w, k: ("GET", "/v2/log/checkpoint", None),
+    ),
+    "log prove consistency": (
+        lambda w, k: ["log", "prove", "consistency", "--from", "3"],
+        lambda w, k: ("GET", "/v2/log/proof/consistency?from=3", None),
+    ),
+    "log prove inclusion (an event of acme)": (
+        lambda w, k: ["log", "prove", "inclusion", "--position", str(w.acme_created())],
+        lambda w, k: ("GET", f"/v2/log/proof/inclusion?position={w.acme_created()}", None),
+    ),
 }
 
 
@@ -565,10 +585,14 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
     world.ledger.close()
 
 
-def _check(expected: str, operation: str, kind: str, ok: bool, refused: bool, output: str) -> None:
+def _check(
+    expected: str, operation: str, kind: str, ok: bool, refused: bool, hidden: bool, output: str
+) -> None:
     where = f"{operation} by {kind}"
     if expected == "refused":
         assert refused, f"{where} should be refused: {output[:300]}"
+    elif expected == "hidden":
+        assert hidden, f"{where} should be answered as not found: {output[:300]}"
     else:
         assert ok, f"{where} should be {expected}: {output[:300]}"
         if expected == "filtered":
@@ -588,12 +612,13 @@ def test_through_the_cli(world: World, kind: str, monkeypatch: pytest.MonkeyPatc
         expected = MATRIX[operation][kind]
         before = world.ledger.store.head()
         result = cli_run(world.url, *cli(world, kind), token=token)
-        refused = result.exit_code == 4
-        if refused:
+        refused, hidden = result.exit_code == 4, result.exit_code == 3
+        if refused or hidden:
             lines = result.stderr.strip().splitlines()
             assert len(lines) == 1, (operation, kind, result.stderr)
             assert world.ledger.store.head() == before, f"{operation} by {kind} wrote"
-        _check(expected, operation, kind, result.exit_code == 0, refused, result.output)
+        ok = result.exit_code == 0
+        _check(expected, operation, kind, ok, refused, hidden, result.output)
 
 
 @pytest.mark.parametrize("kind", [k for k in ACTORS if k != "operator"])
@@ -608,9 +633,9 @@ def test_over_http(world: World, kind: str) -> None:
             method, path, body = http(world, kind)
             before = world.ledger.store.head()
             response = client.request(method, path, json=body, headers=headers)
-            refused = response.status_code == 403
-            if refused:
+            refused, hidden = response.status_code == 403, response.status_code == 404
+            if refused or hidden:
                 assert "\n" not in response.json()["error_description"]
                 assert world.ledger.store.head() == before, f"{operation} by {kind} wrote"
             ok = 200 <= response.status_code < 300
-            _check(expected, operation, kind, ok, refused, response.text)
+            _check(expected, operation, kind, ok, refused, hidden, response.text)
