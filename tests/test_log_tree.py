@@ -119,6 +119,28 @@ def test_the_stored_tree_gives_the_rfc_roots_and_proofs(store: EventStore) -> No
     assert verify_stored_tree(store).startswith("tree ok")
 
 
+def test_proofs_needing_more_reads_than_one_statement_asks_for(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proof whose nodes and events fall in more runs than a read has slots (a log far
+    larger than a test writes) sends several reads, and still gives RFC 9162's answers."""
+    from tokenledger.store import logtree
+
+    monkeypatch.setattr(logtree, "_NODE_RANGES", 1)
+    monkeypatch.setattr(logtree, "_NODES_IN_RANGES", logtree._nodes_in_ranges(1))
+    monkeypatch.setattr(logtree, "_EVENT_RANGES", 1)
+    monkeypatch.setattr(logtree, "_EVENTS_IN_RANGES", logtree._events_in_ranges(1))
+    store.append(pending("s", 1300), actor="t")
+    entries = entries_of(store)
+    with store.engine.connect() as connection:
+        tree = StoredTree(connection)
+        for size in (17, 300, 1299):
+            assert tree.root(size) == mth(entries[:size]), size
+            assert tree.inclusion_proof(size - 2, size) == path(size - 2, entries[:size])
+            assert tree.consistency_proof(size // 3, size) == proof(size // 3, entries[:size])
+            assert tree.record(size - 1).position == size - 1
+
+
 def test_writers_in_several_processes_keep_the_tree_exact(database_url: str) -> None:
     """Two stores (two engines, as two processes have) appending in turn, and a transaction
     rolled back after its append: each append completes its block from what is committed."""

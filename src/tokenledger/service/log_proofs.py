@@ -35,7 +35,7 @@ from tokenledger.service.keys import KeyStore
 from tokenledger.service.reading import Reader
 from tokenledger.store import EventStore, RecordedEvent
 from tokenledger.store.backends import backend_for
-from tokenledger.store.eventstore import EVENT_COLUMNS, read_head, to_record
+from tokenledger.store.eventstore import read_head
 from tokenledger.store.logtree import (
     NodeMismatch,
     StoredTree,
@@ -46,7 +46,6 @@ from tokenledger.store.logtree import (
     stored_nodes,
 )
 from tokenledger.store.mapper import decode_event
-from tokenledger.store.schema import events
 
 __all__ = [
     "DEFAULT_ISSUER",
@@ -198,18 +197,14 @@ def inclusion(
             raise ValidationError(
                 f"position {position} is not in a tree of {tree_size} events (1 to {tree_size})"
             )
-        row = connection.execute(
-            events.select().with_only_columns(*EVENT_COLUMNS).where(events.c.position == position)
-        ).first()
-        if row is None:
-            raise IntegrityViolation(f"position {position} is missing from the log")
-        record = to_record(row)
-        if may_see is not None and not may_see(record):
-            raise NotFound(f"no event at position {position} that you may see")
+        tree = StoredTree(connection)
         try:
-            hashes = StoredTree(connection).inclusion_proof(position - 1, tree_size)
+            hashes = tree.inclusion_proof(position - 1, tree_size)
+            record = tree.record(position)
         except TreeMissing as error:
             raise _tree_failure(error) from None
+    if may_see is not None and not may_see(record):
+        raise NotFound(f"no event at position {position} that you may see")
     document = logproof.inclusion_json(position - 1, tree_size, hashes)
     document["position"] = position
     document["entry"] = base64.b64encode(entry_bytes(record)).decode("ascii")

@@ -126,6 +126,24 @@ class DriverStatement:
             return [tuple(row) for row in rows]
         return [_read(compiled, row) for row in rows]
 
+    def all_later(
+        self, connection: Connection, params: Mapping[str, Any] | None = None
+    ) -> Callable[[], list[tuple[Any, ...]]]:
+        """Send the statement now and read its rows when the returned function is called:
+        inside a pipeline, statements sent one after another are answered in one round
+        trip."""
+        compiled = self._compile(connection)
+        cursor = self._execute(connection, compiled, params)
+
+        def rows() -> list[tuple[Any, ...]]:
+            try:
+                fetched = cursor.fetchall()
+            finally:
+                cursor.close()
+            return [_read(compiled, row) for row in fetched]
+
+        return rows
+
     def first(
         self, connection: Connection, params: Mapping[str, Any] | None = None
     ) -> tuple[Any, ...] | None:

@@ -8,8 +8,9 @@ one per 4096 and so on, about one row per 15 events. Everything else is folded o
 * a subtree below level 4 from its at most 15 events, read back and hashed;
 * a subtree between two strata from the at most 8 stored nodes of the stratum below.
 
-So a proof needs O(log n) stored nodes plus the few events at the tree's right edge; they are
-read with one query for the nodes and one for the events (``StoredTree.prepare``). The append
+So a proof needs O(log n) stored nodes plus at most two blocks of 16 events (its leaf's and
+the tree's right edge); ``StoredTree.prepare`` reads them with one statement for the nodes and
+one for the events, sent together (one round trip on PostgreSQL). The append
 writes, in its transaction and under the write lock, the nodes its events complete
 (``extend``); ``TreeBuilder`` computes the same nodes from a stream of events, for the
 migration that fills the table, ``replay`` (which rebuilds it) and the checks comparing it.
@@ -26,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from tokenledger.store.backends import backend_for
 from tokenledger.store.chain import record_envelope
 from tokenledger.store.driver import DriverStatement
 from tokenledger.store.records import Head, RecordedEvent
@@ -102,37 +104,78 @@ def entry_bytes(record: RecordedEvent) -> bytes:
     return record_envelope(record)
 
 
-def _read_leaves(connection: Connection, positions: Iterable[int]) -> dict[int, bytes]:
-    """Leaf hashes of the events at ``positions``, by position (one query)."""
-    wanted = sorted(set(positions))
-    if not wanted:
-        return {}
-    rows = connection.execute(sa.select(*_EVENT_COLUMNS).where(events.c.position.in_(wanted)))
-    records = [_record(row) for row in rows]
-    return {record.position: leaf_hash(entry_bytes(record)) for record in records}
+#: Slots of the fixed-shape reads below: a read asks for at most this many ranges, and a
+#: slot left unused asks for an empty one.
+_EVENT_RANGES = 2
+_NODE_RANGES = 8
 
 
-def _read_nodes(
-    connection: Connection, keys: Iterable[tuple[int, int]]
-) -> dict[tuple[int, int], bytes]:
-    by_level: dict[int, set[int]] = {}
-    for level, index in keys:
-        by_level.setdefault(level, set()).add(index)
-    if not by_level:
-        return {}
-    # One "level = L AND index IN (...)" per level: each a range of the primary key on both
-    # backends, where SQLite scans the whole table for a row-value IN list.
-    rows = connection.execute(
-        sa.select(_LEVEL, _INDEX, _HASH).where(
+def _events_in_ranges(slots: int) -> DriverStatement:
+    """The events of ``slots`` ranges of positions: ``eafterK < position <= euptoK``."""
+    return DriverStatement(
+        sa.select(*_EVENT_COLUMNS).where(
             sa.or_(
                 *(
-                    sa.and_(_LEVEL == level, _INDEX.in_(sorted(indexes)))  # noqa: SIM300
-                    for level, indexes in sorted(by_level.items())
+                    sa.and_(
+                        events.c.position > sa.bindparam(f"eafter{k}"),
+                        events.c.position <= sa.bindparam(f"eupto{k}"),
+                    )
+                    for k in range(slots)
                 )
             )
         )
-    ).all()
-    return {(row[0], row[1]): bytes(row[2]) for row in rows}
+    )
+
+
+def _nodes_in_ranges(slots: int) -> DriverStatement:
+    """The nodes of ``slots`` ranges: ``level = levelK AND firstK <= index < endK``."""
+    return DriverStatement(
+        sa.select(_LEVEL, _INDEX, _HASH).where(
+            sa.or_(
+                *(
+                    sa.and_(
+                        sa.bindparam(f"level{k}") == _LEVEL,
+                        sa.bindparam(f"first{k}") <= _INDEX,
+                        sa.bindparam(f"end{k}") > _INDEX,
+                    )
+                    for k in range(slots)
+                )
+            )
+        )
+    )
+
+
+# The reads of a proof have a fixed shape, compiled once and run on the driver's cursor: a
+# proof needs its nodes in a few runs of 16 siblings and its events in at most two blocks
+# of 16 (its leaf's and the tree's right edge), and a statement built anew for each proof
+# (an IN list of its own length) costs more to build and plan than to run.
+_EVENTS_IN_RANGES = _events_in_ranges(_EVENT_RANGES)
+_NODES_IN_RANGES = _nodes_in_ranges(_NODE_RANGES)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _event_params(blocks: Sequence[int]) -> dict[str, int]:
+    """Each of ``blocks`` (block b: positions 16b + 1 .. 16b + 16) in a slot."""
+    params = {}
+    for k in range(_EVENT_RANGES):
+        block = blocks[k] if k < len(blocks) else None
+        params[f"eafter{k}"] = 0 if block is None else block * _BLOCK
+        params[f"eupto{k}"] = 0 if block is None else (block + 1) * _BLOCK
+    return params
+
+
+def _node_params(groups: Sequence[tuple[int, int]]) -> dict[str, int]:
+    """Each of ``groups`` ((level, g): that level's indexes 16g .. 16g + 15) in a slot."""
+    params = {}
+    for k in range(_NODE_RANGES):
+        level, group = groups[k] if k < len(groups) else (-1, 0)
+        params[f"level{k}"], params[f"first{k}"] = level, group * _BLOCK
+        params[f"end{k}"] = (group + 1) * _BLOCK
+    return params
 
 
 def _fold(hashes: Sequence[bytes]) -> bytes:
@@ -158,23 +201,50 @@ class StoredTree:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self._nodes: dict[tuple[int, int], bytes] = {}
+        self._records: dict[int, RecordedEvent] = {}
         self._leaves: dict[int, bytes] = {}
 
-    def prepare(self, *plans: Iterable[tuple[int, int]]) -> None:
-        node_keys: list[tuple[int, int]] = []
-        positions: list[int] = []
+    def prepare(self, *plans: Iterable[tuple[int, int]], positions: Iterable[int] = ()) -> None:
+        """Read what the subtrees of ``plans`` need, and the events at ``positions``
+        (``record``): whole blocks of 16 events and runs of 16 nodes, all sent at once (one
+        round trip where the backend has pipelines)."""
+        blocks = {(position - 1) // _BLOCK for position in positions}
+        groups: set[tuple[int, int]] = set()
         for plan in plans:
             for start, end in plan:
                 level = (end - start).bit_length() - 1
                 if level < STRATUM:
-                    positions.extend(range(start + 1, end + 1))
+                    blocks.add(start // _BLOCK)
                 elif is_stored_level(level):
-                    node_keys.append((level, start >> level))
+                    groups.add((level, (start >> level) // _BLOCK))
                 else:
                     below = level - level % STRATUM
-                    node_keys.extend((below, i) for i in range(start >> below, end >> below))
-        self._nodes.update(_read_nodes(self.connection, node_keys))
-        self._leaves.update(_read_leaves(self.connection, positions))
+                    # At most 8 nodes of the stratum below, all children of one node above.
+                    groups.add((below, (start >> below) // _BLOCK))
+        connection = self.connection
+        with backend_for(connection).pipeline(connection):
+            node_reads = [
+                _NODES_IN_RANGES.all_later(connection, _node_params(chunk))
+                for chunk in _chunks(sorted(groups), _NODE_RANGES)
+            ]
+            event_reads = [
+                _EVENTS_IN_RANGES.all_later(connection, _event_params(chunk))
+                for chunk in _chunks(sorted(blocks), _EVENT_RANGES)
+            ]
+            for read in node_reads:
+                self._nodes.update(((level, index), bytes(h)) for level, index, h in read())
+            for read in event_reads:
+                for row in read():
+                    record = _record(row)
+                    self._records[record.position] = record
+                    self._leaves[record.position] = leaf_hash(entry_bytes(record))
+
+    def record(self, position: int) -> RecordedEvent:
+        """The event at ``position``, read by ``prepare``."""
+        try:
+            return self._records[position]
+        except KeyError:
+            raise TreeMissing(f"the event at position {position} is missing") from None
 
     def subtree(self, start: int, end: int) -> bytes:
         level = (end - start).bit_length() - 1
@@ -208,9 +278,10 @@ class StoredTree:
         return merkle.root(size, self.subtree)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """The proof of leaf ``index``; its event is then ``record(index + 1)``."""
         from tokenledger.store import merkle
 
-        self.prepare(_plan(lambda s: merkle.inclusion_proof(index, size, s)))
+        self.prepare(_plan(lambda s: merkle.inclusion_proof(index, size, s)), positions=[index + 1])
         return merkle.inclusion_proof(index, size, self.subtree)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
