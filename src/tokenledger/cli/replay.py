@@ -176,7 +176,15 @@ def _print(
         )
     if isinstance(report, CheckReport) and not report.ok:
         more = " (and more)" if report.truncated else ""
-        message = f"projections differ from the log: {len(report.differences)} row(s){more}"
+        tree = [d for d in report.differences if d.table == "merkle_nodes"]
+        rows = len(report.differences) - len(tree)
+        problems = [f"projections differ from the log: {rows} row(s){more}"] if rows else []
+        if tree:
+            # The tree is the log's own, not a projection: say so, and what mends it.
+            problems.append(
+                "the stored Merkle tree differs from the log ('tokenledger replay' rebuilds it)"
+            )
+        message = "; ".join(problems)
         if as_json:
             raise SystemExit(EXIT_CODES[IntegrityViolation])
         fail(message, EXIT_CODES[IntegrityViolation])

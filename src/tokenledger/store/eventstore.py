@@ -14,7 +14,7 @@ Guarantees (see ``docs/architecture.md``):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -335,16 +335,24 @@ class WriteTransaction:
             prev_hash = hash_
         if strategy is None:
             strategy = self.write_strategy(len(recorded))
-        self.backend.insert_events(self.connection, recorded, bulk=strategy is WriteStrategy.BULK)
-        # Every append goes through here: subscribers elsewhere hear of it at commit.
-        self.backend.announce_head(self.connection, position)
-        self._stream_versions.update(versions)
         before = self._head
-        self._head = Head(position=position, hash=prev_hash, recorded_at=self.recorded_at)
-        # The tree's new nodes, in this transaction: a preview (``preview_command``) builds
-        # its records here too, on a read transaction that must write nothing.
-        if self.connection.get_execution_options().get(WRITE_OPTION):
-            logtree.extend(self.connection, before, self._head, leaves)
+        after = Head(position=position, hash=prev_hash, recorded_at=self.recorded_at)
+        # The events, the announcement and the tree's nodes need no answer before the commit:
+        # one round trip for all of them where the write is pipelined (inside a command's
+        # pipeline this adds nothing).
+        pipelined = strategy is WriteStrategy.PIPELINED
+        with self.backend.pipeline(self.connection) if pipelined else nullcontext():
+            self.backend.insert_events(
+                self.connection, recorded, bulk=strategy is WriteStrategy.BULK
+            )
+            # Every append goes through here: subscribers elsewhere hear of it at commit.
+            self.backend.announce_head(self.connection, position)
+            # The tree's new nodes, in this transaction: a preview (``preview_command``)
+            # builds its records here too, on a read transaction that must write nothing.
+            if self.connection.get_execution_options().get(WRITE_OPTION):
+                logtree.extend(self.connection, before, after, leaves)
+        self._stream_versions.update(versions)
+        self._head = after
         return recorded
 
 
