@@ -7,16 +7,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
-from api_helpers import OPERATOR, SA, Api, make_api
-from login_helpers import register_provider
-from oidc_provider import OidcProvider
 
-from tokenledger.domain import commands as c
-from tokenledger.domain.permissions import Level
+from api_helpers import Api, make_api
+from oidc_provider import OidcProvider
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

@@ -9,7 +9,7 @@ refuses (``web.ConsoleRoute`` turns the ledger's errors into pages).
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse
@@ -120,7 +120,9 @@ def token_page(request: Request, token_id: str) -> Response:
                 oldest_first=True,
             ),
         )
-        command = [entry for entry in same if entry.record.command_id == revocation.record.command_id]
+        command = [
+            entry for entry in same if entry.record.command_id == revocation.record.command_id
+        ]
         cascade = cascade_of(explanation, command)
     return page(
         "token.html",
@@ -140,7 +142,7 @@ def account_page(request: Request, account_id: str) -> Response:
     return _account(request, actor, account_id)
 
 
-def _account(request: Request, actor: Actor, account_id: str, **extra: object) -> HTMLResponse:
+def _account(request: Request, actor: Actor, account_id: str, **extra: Any) -> HTMLResponse:
     ledger = console_state(request).ledger
     account = ledger.get_service_account(actor, account_id)
     now = ledger.now()
@@ -311,7 +313,7 @@ def log_verify(request: Request, csrf: CsrfField = None) -> Response:
     return _log(request, report=report, tree=tree)
 
 
-def _log(request: Request, **extra: object) -> HTMLResponse:
+def _log(request: Request, **extra: Any) -> HTMLResponse:
     state = console_state(request)
     store = state.ledger.store
     checkpoint = problem = None

@@ -28,10 +28,10 @@ from tokenledger.service.sessions import SessionTokens
 
 __all__ = [
     "check_csrf",
-    "login_in_progress",
     "logged_in",
-    "secure_cookies",
+    "login_in_progress",
     "sealer",
+    "secure_cookies",
     "set_login",
     "sign_in",
     "signed_in",

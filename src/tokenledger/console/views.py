@@ -113,9 +113,7 @@ def _revoked_item(event: e.Event, current: str) -> CascadeItem | None:
             current=event.token_id == current,
         )
     if isinstance(event, e.ClientCredentialRevoked):
-        return CascadeItem(
-            "Client credentials", event.client_id, _account_href(event.account_id)
-        )
+        return CascadeItem("Client credentials", event.client_id, _account_href(event.account_id))
     if isinstance(event, e.S3CredentialRevoked):
         return CascadeItem("S3 credentials", event.access_key_id, _account_href(event.account_id))
     if isinstance(event, e.IssuerUntrusted):

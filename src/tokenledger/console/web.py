@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -87,7 +87,7 @@ class PendingCookie:
         # The login cookie goes with the identity provider's redirect back (a navigation
         # begun on another site), which a SameSite=Strict cookie would not: it is Lax, and
         # holds nothing that acts for anyone.
-        samesite = "lax" if self.name.endswith("_login") else "strict"
+        samesite: Literal["lax", "strict"] = "lax" if self.name.endswith("_login") else "strict"
         response.set_cookie(
             self.name,
             self.value,
@@ -115,6 +115,7 @@ def console_state(request: Request) -> ApiState:
 def page(
     template: str,
     status: int = 200,
+    /,
     *,
     request: Request | None = None,
     **context: Any,
