@@ -213,6 +213,10 @@ def test_every_console_answer_carries_the_security_headers(api: Api) -> None:
     assert missing.status_code == from_api.status_code
     assert from_api.json()["error_description"] in missing.text
     assert_console_headers(missing)
+    unknown = api.client.get("/console/nothing/here")
+    assert unknown.status_code == 404
+    assert "no console page &#39;/console/nothing/here&#39;" in unknown.text
+    assert_console_headers(unknown)
     css = api.client.get("/console/static/console.css")
     assert css.status_code == 200
     assert css.headers["content-type"].startswith("text/css")

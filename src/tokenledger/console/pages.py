@@ -12,17 +12,18 @@ from importlib.resources import files
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from tokenledger.api.deps import moment
 from tokenledger.api.routes.log import signer
 from tokenledger.api.routes.tokens import level_param
 from tokenledger.console.session import check_csrf, logged_in
 from tokenledger.console.views import STATUSES, TokenFilterForm, TokenRow, cascade_of, status_word
-from tokenledger.console.web import ConsoleRoute, console_state, page
+from tokenledger.console.web import ConsoleRoute, console_state, error_page, page
 from tokenledger.domain import commands as c
 from tokenledger.domain import events as e
 from tokenledger.domain.model import Actor, TokenView
+from tokenledger.domain.names import shown
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import IntegrityViolation, NotFound, PermissionDenied, StorageError
 from tokenledger.projections.audit_queries import MAX_LIMIT, AuditQuery
@@ -330,3 +331,12 @@ def _log(request: Request, **extra: Any) -> HTMLResponse:
         checkpoint_problem=problem,
         **extra,
     )
+
+
+@router.get("/{unknown:path}", response_class=HTMLResponse)
+def no_such_page(request: Request, unknown: str) -> Response:
+    """Any other address under ``/console``: a page saying so, with the console's headers
+    (the API's own 404 is JSON). Last of the console's routes."""
+    if not unknown:
+        return RedirectResponse("/console", status_code=303)
+    return error_page(404, f"no console page {shown('/console/' + unknown)}", request)

@@ -24,12 +24,14 @@ from tokenledger.errors import LedgerError
 
 __all__ = [
     "LOGIN_PATH",
+    "NO_STORE",
     "SECURITY_HEADERS",
     "ConsoleRoute",
     "CsrfRefused",
     "LoginRequired",
     "PendingCookie",
     "console_state",
+    "error_page",
     "page",
     "pending_cookies",
 ]
