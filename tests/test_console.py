@@ -119,6 +119,9 @@ def test_the_session_cookie_is_secure_over_https(api: Api) -> None:
         form = client.get("/console/login")
         login = next(c for c in set_cookies(form) if c.startswith("tokenledger_console_login="))
         assert "secure" in login.lower()
+        # It comes back with the identity provider's redirect, begun on another site.
+        assert "samesite=lax" in login.lower()
+        assert "httponly" in login.lower()
         answer = client.post(
             "/console/login",
             data={"token": api.ann, "csrf": csrf_of(form)},

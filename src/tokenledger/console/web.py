@@ -73,30 +73,39 @@ class CsrfRefused(Exception):
 
 
 class PendingCookie:
-    """A cookie to set (``value``) or clear (``None``) on the answer, whatever it is."""
+    """A cookie to set (``value``) or clear (``None``) on the answer, whatever it is: always
+    ``HttpOnly`` and under ``/console``."""
 
-    def __init__(self, name: str, value: str | None, *, secure: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        value: str | None,
+        *,
+        secure: bool,
+        samesite: Literal["lax", "strict"] = "strict",
+    ) -> None:
         self.name = name
         self.value = value
         self.secure = secure
+        self.samesite: Literal["lax", "strict"] = samesite
 
     def apply(self, response: Response) -> None:
         if self.value is None:
             response.delete_cookie(
-                self.name, path="/console", secure=self.secure, httponly=True, samesite="strict"
+                self.name,
+                path="/console",
+                secure=self.secure,
+                httponly=True,
+                samesite=self.samesite,
             )
             return
-        # The login cookie goes with the identity provider's redirect back (a navigation
-        # begun on another site), which a SameSite=Strict cookie would not: it is Lax, and
-        # holds nothing that acts for anyone.
-        samesite: Literal["lax", "strict"] = "lax" if self.name.endswith("_login") else "strict"
         response.set_cookie(
             self.name,
             self.value,
             path="/console",
             secure=self.secure,
             httponly=True,
-            samesite=samesite,
+            samesite=self.samesite,
         )
 
 
