@@ -418,6 +418,27 @@ def test_a_bad_level_is_a_one_line_error_page(api: Api) -> None:
     assert "unknown level" in answer.text
 
 
+def test_hostile_addresses_and_values_are_error_pages_never_500(api: Api) -> None:
+    logged_in(api, api.ann)
+    before = head(api)
+    for path, params in (
+        ("/console/orgs/a%00b", {}),
+        ("/console/tokens/" + "x" * 5000, {}),
+        ("/console/tokens/tok_%00", {}),
+        ("/console/service-accounts/%00", {}),
+        ("/console/audit", {"subject": "a\x00b"}),
+        ("/console/audit", {"limit": "many"}),
+        ("/console/who-can", {"resource": "acme/alpha", "level": "read", "at": "\x00"}),
+        ("/console/orgs/acme", {"status": "x" * 1000}),
+    ):
+        answer = api.client.get(path, params=params)
+        assert 400 <= answer.status_code < 500, (path, params, answer.status_code)
+        assert_console_headers(answer)
+        assert "Traceback" not in answer.text
+        assert '<p class="error" role="alert">' in answer.text
+    assert head(api) == before
+
+
 def test_audit_search_and_who_can(api: Api) -> None:
     logged_in(api, api.ann)
     found = api.client.get("/console/audit", params={"type": "TokenIssued", "limit": "2"})

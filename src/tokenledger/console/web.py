@@ -13,14 +13,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
 from fastapi import Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from tokenledger.api.problems import ApiError, error_response
+from tokenledger.api.problems import error_response
 from tokenledger.api.state import ApiState
-from tokenledger.errors import LedgerError
 
 __all__ = [
     "LOGIN_PATH",
@@ -178,7 +176,7 @@ class ConsoleRoute(APIRoute):
                     "session: reload the page and submit it again"
                 )
                 response = error_page(403, message, request)
-            except (LedgerError, ApiError, RequestValidationError) as exc:
+            except Exception as exc:  # the API's answer to it, as a page (logged if unforeseen)
                 response = await _as_page(request, exc)
             for cookie in pending_cookies(request):
                 cookie.apply(response)
