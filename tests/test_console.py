@@ -12,10 +12,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
 
 from api_helpers import OPERATOR, SA, Api, make_api
+from helpers import drop_immutability_triggers
 from login_helpers import local, register_provider
 from oidc_provider import OidcProvider
 from tokenledger.console.cookies import CONSOLE_LIFETIME
@@ -477,6 +479,19 @@ def test_the_log_page_shows_the_head_and_checkpoint_and_checks_the_chain(api: Ap
     assert f"chain ok: {position} events, head position {position} hash" in checked.text
     assert checked.text.count(digest) >= 2
     assert head(api) == (position, digest)
+
+
+def test_the_log_check_names_the_first_bad_position(api: Api) -> None:
+    csrf = logged_in(api, api.ann)
+    drop_immutability_triggers(api.ledger.store.engine)
+    with api.ledger.store.engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE events SET actor = 'operator:mallory' WHERE position = 3")
+        )
+    checked = api.client.post("/console/log/verify", data={"csrf": csrf})
+    assert checked.status_code == 200
+    assert "chain broken at position 3" in checked.text
+    assert "chain ok" not in checked.text
 
 
 # -- logging in through the identity provider ----------------------------------------------

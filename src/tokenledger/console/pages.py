@@ -304,13 +304,12 @@ def log_verify(request: Request, csrf: CsrfField = None) -> Response:
     logged_in(state, request)
     store = state.ledger.store
     report = store.verify_chain()
-    tree = None
-    if report.ok:
-        try:
-            tree = verify_stored_tree(store)
-        except IntegrityViolation as exc:
-            tree = None
-            return _log(request, report=report, tree_problem=str(exc))
+    if not report.ok:
+        return _log(request, report=report)
+    try:
+        tree = verify_stored_tree(store)
+    except IntegrityViolation as exc:  # a tree node that is not what the events make
+        return _log(request, report=report, tree_problem=str(exc))
     return _log(request, report=report, tree=tree)
 
 
