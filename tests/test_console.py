@@ -4,9 +4,11 @@ content, the API's authorisation, moving a permission after its preview, and the
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -264,6 +266,68 @@ def test_the_login_form_needs_its_csrf_token(api: Api) -> None:
 # -- pages --------------------------------------------------------------------------------
 
 
+class Markup(HTMLParser):
+    """What the structural checks need of a page: its tags in order, its labels' targets,
+    its form fields' ids, its headings' levels."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.labelled: set[str] = set()
+        self.fields: list[str] = []
+        self.headings: list[int] = []
+        self.header_cells_without_scope = 0
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.tags.append(tag)
+        if tag == "label" and found.get("for"):
+            self.labelled.add(str(found["for"]))
+        if tag in ("input", "select", "textarea") and found.get("type") != "hidden":
+            self.fields.append(str(found.get("id")))
+        if re.fullmatch(r"h[1-6]", tag):
+            self.headings.append(int(tag[1]))
+        if tag == "th" and "scope" not in found:
+            self.header_cells_without_scope += 1
+
+
+def test_every_page_is_labelled_landmarked_and_in_heading_order(api: Api) -> None:
+    sa_token = token_id(api, api.sa_token)
+    pages = ["/console/login"]
+    logged_in(api, api.ann)
+    pages += [
+        "/console",
+        "/console/orgs/acme",
+        f"/console/tokens/{sa_token}",
+        f"/console/service-accounts/{SA}",
+        "/console/audit",
+        "/console/who-can?resource=acme/alpha&level=read",
+        "/console/log",
+        "/console/orgs/nowhere",
+    ]
+    for path in pages:
+        if path == "/console/login":
+            answer = TestClient(api.client.app).get(path)
+        else:
+            answer = api.client.get(path)
+        markup = Markup(answer.text)
+        assert markup.tags[:1] == ["html"], path
+        assert 'lang="en"' in answer.text, path
+        assert answer.text.index('class="skip" href="#main"') < answer.text.index("<main"), path
+        for landmark in ("header", "main"):
+            assert landmark in markup.tags, (path, landmark)
+        if path != "/console/login":
+            assert "nav" in markup.tags, path
+        for field in markup.fields:
+            assert field in markup.labelled, (path, field)
+        assert markup.headings[0] == 1, path
+        assert markup.headings.count(1) == 1, path
+        for before, after in itertools.pairwise(markup.headings):
+            assert after <= before + 1, (path, markup.headings)
+        assert markup.header_cells_without_scope == 0, path
+
+
 def issue_sa_token(api: Api, resource: str = "acme/alpha") -> str:
     """Another token of the service account ``ci``; its id."""
     issued = api.ledger.execute(
@@ -407,6 +471,45 @@ def test_a_member_cannot_move_what_the_api_would_not_let_them(api: Api) -> None:
     ):
         answer = api.client.post(path, data=move)
         assert answer.status_code == from_api.status_code, answer.text
+    assert head(api) == before
+
+
+def test_an_auditor_reads_what_the_api_lets_them_and_moves_nothing(api: Api) -> None:
+    for command in (
+        c.CreateUser(email="dora@acme.io"),
+        c.AddMember(org="acme", email="dora@acme.io", role="auditor"),
+    ):
+        api.ledger.execute(command, OPERATOR)
+    issued = api.ledger.execute(
+        c.IssueToken(principal="dora@acme.io", grants=[{"resource": "acme", "level": "read"}]),
+        OPERATOR,
+    )
+    assert issued.secret is not None
+    sa_token = token_id(api, api.sa_token)
+    csrf = logged_in(api, issued.secret)
+    org = api.client.get("/console/orgs/acme")
+    assert org.status_code == 200, org.text
+    assert '<th scope="row">dora@acme.io</th><td>auditor</td>' in org.text
+    # The API shows an auditor no one's token listing; neither does the console.
+    listing = api.client.get(f"/v2/service_accounts/{SA}/tokens", headers=api.bearer(issued.secret))
+    assert listing.status_code == 403
+    assert sa_token not in org.text
+    token_from_api = api.client.get(f"/v2/tokens/{sa_token}", headers=api.bearer(issued.secret))
+    assert api.client.get(f"/console/tokens/{sa_token}").status_code == token_from_api.status_code
+    # The log of the org is an auditor's to read.
+    audit = api.client.get("/console/audit", params={"subject": sa_token})
+    assert audit.status_code == 200
+    assert "<td>TokenIssued</td>" in audit.text
+    before = head(api)
+    move = {"csrf": csrf, "resource": "acme/beta", "level": "write"}
+    from_api = api.client.put(
+        f"/v2/service_accounts/{SA}/permission",
+        json={"resource": "acme/beta", "level": "write"},
+        headers=api.bearer(issued.secret),
+    )
+    refused = api.client.post(f"/console/service-accounts/{SA}/move", data=move)
+    assert refused.status_code == from_api.status_code == 403
+    assert from_api.json()["error_description"] in refused.text
     assert head(api) == before
 
 
