@@ -584,6 +584,20 @@ def test_the_log_page_shows_the_head_and_checkpoint_and_checks_the_chain(api: Ap
     assert head(api) == (position, digest)
 
 
+def test_a_second_log_check_while_one_runs_is_refused(api: Api) -> None:
+    """The check reads the whole log; a server runs one at a time."""
+    from tokenledger.console import pages
+
+    csrf = logged_in(api, api.ann)
+    with pages._CHAIN_CHECK:  # a check under way in another request
+        refused = api.client.post("/console/log/verify", data={"csrf": csrf})
+    assert refused.status_code == 409
+    assert "a check of the chain is already running" in refused.text
+    assert "chain ok" not in refused.text
+    again = api.client.post("/console/log/verify", data={"csrf": csrf})
+    assert "chain ok" in again.text
+
+
 def test_the_log_check_names_the_first_bad_position(api: Api) -> None:
     csrf = logged_in(api, api.ann)
     drop_immutability_triggers(api.ledger.store.engine)

@@ -8,6 +8,7 @@ refuses (``web.ConsoleRoute`` turns the ledger's errors into pages).
 
 from __future__ import annotations
 
+import threading
 from importlib.resources import files
 from typing import Annotated, Any
 
@@ -25,7 +26,13 @@ from tokenledger.domain import events as e
 from tokenledger.domain.model import Actor, TokenView
 from tokenledger.domain.names import shown
 from tokenledger.domain.permissions import Level
-from tokenledger.errors import IntegrityViolation, NotFound, PermissionDenied, StorageError
+from tokenledger.errors import (
+    Conflict,
+    IntegrityViolation,
+    NotFound,
+    PermissionDenied,
+    StorageError,
+)
 from tokenledger.projections.audit_queries import MAX_LIMIT, AuditQuery
 from tokenledger.service import Ledger
 from tokenledger.service.log_proofs import sign_checkpoint, verify_stored_tree
@@ -302,15 +309,25 @@ def log_verify(request: Request, csrf: CsrfField = None) -> Response:
     state = console_state(request)
     check_csrf(state, request, csrf)
     logged_in(state, request)
-    store = state.ledger.store
-    report = store.verify_chain()
-    if not report.ok:
-        return _log(request, report=report)
+    # The check reads the whole log: one at a time per server process, so that repeated
+    # clicks (or a member posting in a loop) cannot keep every worker reading it.
+    if not _CHAIN_CHECK.acquire(blocking=False):
+        raise Conflict("a check of the chain is already running here: try again when it ends")
     try:
-        tree = verify_stored_tree(store)
-    except IntegrityViolation as exc:  # a tree node that is not what the events make
-        return _log(request, report=report, tree_problem=str(exc))
-    return _log(request, report=report, tree=tree)
+        store = state.ledger.store
+        report = store.verify_chain()
+        if not report.ok:
+            return _log(request, report=report)
+        try:
+            tree = verify_stored_tree(store)
+        except IntegrityViolation as exc:  # a tree node that is not what the events make
+            return _log(request, report=report, tree_problem=str(exc))
+        return _log(request, report=report, tree=tree)
+    finally:
+        _CHAIN_CHECK.release()
+
+
+_CHAIN_CHECK = threading.Lock()
 
 
 def _log(request: Request, **extra: Any) -> HTMLResponse:
