@@ -1,0 +1,133 @@
+"""Fixtures of the browser tests: a seeded ledger behind a real ``tokenledger serve``, the
+org's OpenID provider, and headless Chromium driven by Playwright.
+
+The browser is Debian's ``chromium`` (``scripts/test`` installs it when missing; Playwright
+cannot download its own build here), launched through ``executable_path``; another binary
+may be named by ``TOKENLEDGER_CHROMIUM``. Without it the browser tests are skipped with the
+reason shown, except when ``CI=true``, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from browser_helpers import ARTIFACTS, watch
+from console_seed import SeededLedger, seed_console_ledger
+from live_server import LiveServer
+from playwright.sync_api import Browser, Page, Playwright, Route, sync_playwright
+
+from oidc_provider import OidcProvider
+from tokenledger.service import Ledger
+from tokenledger.service.keys import KeyStore
+from tokenledger.store import open_event_store
+
+CHROMIUM = Path(os.environ.get("TOKENLEDGER_CHROMIUM", "/usr/bin/chromium"))
+IN_CI = os.environ.get("CI", "").lower() == "true"
+#: Where the pages come from; anything else (a CDN, say) is refused, as offline.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+#: How long a locator waits for what it looks for before the test fails.
+EXPECT_TIMEOUT_MS = 10_000
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    if not CHROMIUM.exists():
+        reason = (
+            f"Chromium is not installed at {CHROMIUM} "
+            "(scripts/test installs Debian's chromium with apt, as root)"
+        )
+        if IN_CI:
+            pytest.fail(f"CI=true requires the browser tests. {reason}")
+        pytest.skip(reason)
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    # A fresh directory per run: what is there afterwards is this run's.
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+    yield chromium
+    chromium.close()
+
+
+def _loopback_only(route: Route) -> None:
+    if urlsplit(route.request.url).hostname in LOOPBACK_HOSTS:
+        route.continue_()
+    else:
+        route.abort()
+
+
+def new_page(browser: Browser, width: int, height: int, *, phone: bool = False) -> Page:
+    """A page in a fresh context (no cookies), watched for errors, offline but for loopback."""
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, is_mobile=phone, has_touch=phone
+    )
+    context.set_default_timeout(EXPECT_TIMEOUT_MS)
+    context.route("**/*", _loopback_only)
+    page = context.new_page()
+    watch(page)
+    return page
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A desktop-sized page, alone in its browser context."""
+    page = new_page(browser, 1280, 900)
+    yield page
+    page.context.close()
+
+
+@pytest.fixture
+def narrow_page(browser: Browser) -> Iterator[Page]:
+    """A phone-sized page (375 px wide), alone in its browser context."""
+    page = new_page(browser, 375, 812, phone=True)
+    yield page
+    page.context.close()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[OidcProvider]:
+    """The org's OpenID provider: a real one on a loopback port, for the whole run."""
+    with OidcProvider() as provider:
+        yield provider
+
+
+@pytest.fixture(scope="session")
+def console_ledger(
+    tmp_path_factory: pytest.TempPathFactory, oidc_provider: OidcProvider
+) -> Iterator[tuple[LiveServer, SeededLedger]]:
+    """The seeded ledger (see ``console_seed``) behind a real server, for the whole run."""
+    directory = tmp_path_factory.mktemp("console")
+    database_url = f"sqlite:///{directory / 'ledger.db'}"
+    keys_file = directory / "keys.json"
+    ledger = Ledger(open_event_store(database_url, auto_upgrade=True))
+    try:
+        seeded = seed_console_ledger(ledger, KeyStore(keys_file), oidc_provider.issuer)
+    finally:
+        ledger.close()
+    server = LiveServer(database_url, keys_file)
+    yield server, seeded
+    server.stop()
+
+
+@pytest.fixture
+def server(console_ledger: tuple[LiveServer, SeededLedger]) -> LiveServer:
+    return console_ledger[0]
+
+
+@pytest.fixture
+def seeded(console_ledger: tuple[LiveServer, SeededLedger]) -> SeededLedger:
+    return console_ledger[1]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if ARTIFACTS.is_dir() and any(ARTIFACTS.iterdir()):
+        terminalreporter.write_line(f"screenshots of the web console: {ARTIFACTS}")

@@ -1,0 +1,115 @@
+"""The ledger the browser tests look at through the web console.
+
+Org ``acme`` (projects alpha, beta, gamma) with its admin ``ann``, a member ``bob``, an
+auditor ``dora`` and a custom role ``analyst``; logins through the org's OpenID provider.
+
+Two service accounts:
+
+* ``ingest`` was moved from ``acme/alpha`` to ``acme/beta``: its token ``nightly`` was
+  revoked by that move, and ``nightly-child`` (derived from ``nightly``) by the revocation
+  of its parent. That is the cascade the tests follow from token to token. Its token
+  ``after-move`` is live.
+* ``deploy`` holds write on ``acme/alpha`` with the live tokens ``deploy-main`` and
+  ``deploy-canary``: the tests move it in the browser.
+
+Everything is done as the operator, through the same commands the CLI runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tokenledger.domain import commands as c
+from tokenledger.domain.model import Actor
+from tokenledger.domain.permissions import Level
+from tokenledger.service import Ledger
+from tokenledger.service.keys import KeyStore
+
+OPERATOR = Actor.operator("root")
+ORG = "acme"
+ADMIN = "ann@acme.io"
+MEMBER = "bob@acme.io"
+AUDITOR = "dora@acme.io"
+INGEST = "ingest@acme.service.tokenledger"
+DEPLOY = "deploy@acme.service.tokenledger"
+#: The ledger's client id at the test provider (the provider accepts any).
+OIDC_CLIENT = "tokenledger-console-test"
+
+
+@dataclass
+class SeededLedger:
+    """What the tests need to know of the seeded ledger: secrets (shown once, so kept here)
+    and the ids of the tokens by name."""
+
+    admin_secret: str
+    token_ids: dict[str, str] = field(default_factory=dict)
+    cascade_revoked: tuple[str, ...] = ()
+    """The token ids the move of ``ingest`` revoked: ``nightly`` and ``nightly-child``."""
+
+
+def seed_console_ledger(ledger: Ledger, keys: KeyStore, provider_issuer: str) -> SeededLedger:
+    def run(command: c.Command) -> None:
+        ledger.execute(command, OPERATOR)
+
+    for command in (
+        c.CreateOrg(org=ORG),
+        c.CreateResource(path="acme/alpha"),
+        c.CreateResource(path="acme/beta"),
+        c.CreateResource(path="acme/gamma"),
+        c.CreateUser(email=ADMIN, name="Ann"),
+        c.CreateUser(email=MEMBER, name="Bob"),
+        c.CreateUser(email=AUDITOR, name="Dora"),
+        c.AddMember(org=ORG, email=ADMIN, role="admin"),
+        c.AddMember(org=ORG, email=MEMBER),
+        c.AddMember(org=ORG, email=AUDITOR, role="auditor"),
+        c.SetGrant(principal=MEMBER, resource="acme/alpha", level=Level.WRITE),
+        c.build(
+            c.CreateRole, org=ORG, role="analyst", grants=[{"resource": "acme", "level": "read"}]
+        ),
+        c.CreateServiceAccount(name="ingest", org=ORG, resource="acme/alpha", level=Level.WRITE),
+        c.CreateServiceAccount(name="deploy", org=ORG, resource="acme/alpha", level=Level.WRITE),
+    ):
+        run(command)
+    keys.set_provider_secret(ORG, "provider-secret-of-acme")
+    run(
+        c.build(
+            c.SetIdentityProvider,
+            org=ORG,
+            issuer=provider_issuer,
+            oidc_client_id=OIDC_CLIENT,
+            client_secret=True,
+        )
+    )
+
+    token_ids: dict[str, str] = {}
+
+    def issue(name: str, principal: str, resource: str, parent: str | None = None) -> str:
+        grants = [{"resource": resource, "level": "write"}]
+        command = c.build(
+            c.IssueToken,
+            principal=principal,
+            grants=grants,
+            name=name,
+            parent_id=token_ids[parent] if parent else None,
+        )
+        result = ledger.execute(command, OPERATOR)
+        assert result.issued is not None
+        assert result.secret is not None
+        token_ids[name] = result.issued.token_id
+        return result.secret
+
+    admin_secret = issue("ann-console", ADMIN, "acme")
+    issue("bob-laptop", MEMBER, "acme/alpha")
+    issue("nightly", INGEST, "acme/alpha")
+    issue("nightly-child", INGEST, "acme/alpha", parent="nightly")
+    moved = ledger.execute(
+        c.SetServiceAccountPermission(account_id=INGEST, resource="acme/beta", level=Level.WRITE),
+        OPERATOR,
+    )
+    issue("after-move", INGEST, "acme/beta")
+    issue("deploy-main", DEPLOY, "acme/alpha")
+    issue("deploy-canary", DEPLOY, "acme/alpha")
+    run(c.IssueClientCredential(account_id=DEPLOY, name="ci-runner"))
+    return SeededLedger(
+        admin_secret=admin_secret, token_ids=token_ids, cascade_revoked=tuple(moved.revoked)
+    )
