@@ -19,7 +19,7 @@ import pytest
 from browser_helpers import ARTIFACTS, watch
 from console_seed import SeededLedger, seed_console_ledger
 from live_server import LiveServer
-from playwright.sync_api import Browser, Page, Playwright, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
 
 from oidc_provider import OidcProvider
 from tokenledger.service import Ledger
@@ -32,6 +32,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 #: How long a locator waits for what it looks for before the test fails.
 EXPECT_TIMEOUT_MS = 10_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="session")
