@@ -17,6 +17,7 @@ from tokenledger.api.fastpath import IntrospectionFastPath
 from tokenledger.api.metrics import MetricsMiddleware
 from tokenledger.api.problems import install_error_handlers
 from tokenledger.api.state import DEFAULT_ISSUER, ApiSettings, ApiState
+from tokenledger.console import router as console_router
 from tokenledger.domain.commands import parse_duration
 from tokenledger.domain.usage import DEFAULT_USAGE_INTERVAL, check_usage_interval
 from tokenledger.errors import ValidationError
@@ -115,6 +116,7 @@ def create_app(source: str | URL | Ledger, settings: ApiSettings | None = None) 
     app.include_router(routes.tokens.router)
     app.include_router(routes.rotation.router)
     app.include_router(routes.org_policies.router)
+    app.include_router(console_router)  # the web console at /console (tokenledger.console)
     return app
 
 

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CALLBACK_PATH",
     "CODE_PAGE_PATH",
+    "CONSOLE_CALLBACK_PATH",
     "LoginError",
     "begin_login",
     "finish_login",
@@ -53,6 +54,8 @@ __all__ = [
 CALLBACK_PATH = "/oauth2/callback"
 #: The page that shows the code to paste, for ``auth login --no-browser``.
 CODE_PAGE_PATH = "/oauth2/code"
+#: Where the web console (``tokenledger.console``), a client of the same flow, takes its code.
+CONSOLE_CALLBACK_PATH = "/console/login/callback"
 
 _STATE_TYPE = "login-state+jwt"
 _CODE_TYPE = "login-code+jwt"
@@ -279,9 +282,11 @@ def _decode(
 
 
 def _check_redirect_uri(redirect_uri: str, public_url: str) -> None:
-    """The command line's loopback address (RFC 8252 section 7.3: any port, http) or this
-    server's code page; nothing else, so a login is never sent to another site."""
-    if redirect_uri == public_url.rstrip("/") + CODE_PAGE_PATH:
+    """The command line's loopback address (RFC 8252 section 7.3: any port, http), this
+    server's code page or its web console's callback; nothing else, so a login is never sent
+    to another site."""
+    own_pages = (CODE_PAGE_PATH, CONSOLE_CALLBACK_PATH)
+    if redirect_uri in {public_url.rstrip("/") + path for path in own_pages}:
         return
     refused = LoginError(
         "invalid_request",

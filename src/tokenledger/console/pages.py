@@ -1,0 +1,330 @@
+"""The console's pages: home, an org, a token, a service account (and moving its
+permission), audit search, who-can, and the log.
+
+Every page acts as the logged-in actor through the same ``Ledger`` methods the API's routes
+call, so it shows exactly what the API would show that actor, and refuses as the API
+refuses (``web.ConsoleRoute`` turns the ledger's errors into pages).
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.responses import HTMLResponse
+
+from tokenledger.api.deps import moment
+from tokenledger.api.routes.log import signer
+from tokenledger.api.routes.tokens import level_param
+from tokenledger.console.session import check_csrf, logged_in
+from tokenledger.console.views import STATUSES, TokenFilterForm, TokenRow, cascade_of, status_word
+from tokenledger.console.web import ConsoleRoute, console_state, page
+from tokenledger.domain import commands as c
+from tokenledger.domain import events as e
+from tokenledger.domain.model import Actor, TokenView
+from tokenledger.domain.permissions import Level
+from tokenledger.errors import IntegrityViolation, NotFound, PermissionDenied, StorageError
+from tokenledger.projections.audit_queries import MAX_LIMIT, AuditQuery
+from tokenledger.service import Ledger
+from tokenledger.service.log_proofs import sign_checkpoint, verify_stored_tree
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+
+Text = Annotated[str, Query(max_length=400)]
+FormText = Annotated[str, Form(max_length=400)]
+#: Optional and unbounded here so that a missing or wrong token is the CSRF refusal (403),
+#: checked before any other field is read.
+CsrfField = Annotated[str | None, Form()]
+
+LEVELS = tuple(level.label for level in Level if level is not Level.NONE)
+
+_STYLESHEET = files("tokenledger.console").joinpath("static/console.css").read_bytes()
+
+
+@router.get("/static/console.css")
+def stylesheet() -> Response:
+    return Response(
+        _STYLESHEET,
+        media_type="text/css",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+@router.get("", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    state = console_state(request)
+    actor = logged_in(state, request)
+    orgs = state.ledger.list_orgs(actor)
+    return page("home.html", request=request, title="Organizations", orgs=orgs)
+
+
+@router.get("/orgs/{org}", response_class=HTMLResponse)
+def org_page(
+    request: Request, org: str, status: Text = "", holder: Text = "", text: Text = ""
+) -> Response:
+    state = console_state(request)
+    actor = logged_in(state, request)
+    ledger = state.ledger
+    members = ledger.members(actor, org)
+    accounts = ledger.service_accounts(actor, org)
+    now = ledger.now()
+    holders = [*members, *(account.account_id for account in accounts)]
+    rows = [
+        TokenRow(token, status_word(token, now))
+        for principal in holders
+        for token in _visible_tokens(ledger, actor, principal)
+    ]
+    wanted = TokenFilterForm(status=status, holder=holder, text=text.strip())
+    return page(
+        "org.html",
+        request=request,
+        title=f"Organization {org}",
+        org=org,
+        members=members,
+        accounts=accounts,
+        rows=[row for row in rows if wanted.keeps(row)],
+        all_rows=len(rows),
+        wanted=wanted,
+        statuses=STATUSES,
+        holders=holders,
+    )
+
+
+def _visible_tokens(ledger: Ledger, actor: Actor, principal: str) -> list[TokenView]:
+    """The tokens of ``principal`` the actor may see: the API's listing for that principal
+    (``GET /v2/users/{id}/tokens?all=true``), and none where the API would refuse it."""
+    try:
+        return ledger.tokens_of(actor, principal, include_inactive=True)
+    except (PermissionDenied, NotFound):
+        return []
+
+
+@router.get("/tokens/{token_id}", response_class=HTMLResponse)
+def token_page(request: Request, token_id: str) -> Response:
+    state = console_state(request)
+    actor = logged_in(state, request)
+    ledger = state.ledger
+    token = ledger.get_token(actor, token_id)
+    explanation = ledger.explain_token(actor, token_id)
+    cascade = None
+    revocation = explanation.revocation
+    if revocation is not None and revocation.record.correlation_id:
+        same = ledger.audit_search(
+            actor,
+            AuditQuery(
+                correlation_id=revocation.record.correlation_id,
+                limit=MAX_LIMIT,
+                oldest_first=True,
+            ),
+        )
+        command = [entry for entry in same if entry.record.command_id == revocation.record.command_id]
+        cascade = cascade_of(explanation, command)
+    return page(
+        "token.html",
+        request=request,
+        title=f"Token {token.token_id}",
+        token=token,
+        status=status_word(token, ledger.now()),
+        explanation=explanation,
+        cascade=cascade,
+    )
+
+
+@router.get("/service-accounts/{account_id}", response_class=HTMLResponse)
+def account_page(request: Request, account_id: str) -> Response:
+    state = console_state(request)
+    actor = logged_in(state, request)
+    return _account(request, actor, account_id)
+
+
+def _account(request: Request, actor: Actor, account_id: str, **extra: object) -> HTMLResponse:
+    ledger = console_state(request).ledger
+    account = ledger.get_service_account(actor, account_id)
+    now = ledger.now()
+    tokens = ledger.tokens_of(actor, account_id, include_inactive=True)
+    return page(
+        "account.html",
+        request=request,
+        title=f"Service account {account.account_id}",
+        account=account,
+        rows=[TokenRow(token, status_word(token, now)) for token in tokens],
+        credentials=ledger.client_credentials_of(actor, account_id, include_inactive=True),
+        s3_credentials=ledger.s3_credentials_of(actor, account_id, include_revoked=True),
+        endpoints=ledger.trusted_endpoints_of(actor, account_id),
+        trusts=ledger.issuer_trusts_of(actor, account_id, include_withdrawn=True),
+        now=now,
+        levels=LEVELS,
+        **extra,
+    )
+
+
+def _move_command(account_id: str, resource: str, level: str) -> c.SetServiceAccountPermission:
+    """The API's ``PUT /v2/service_accounts/{id}/permission`` command."""
+    return c.build(
+        c.SetServiceAccountPermission,
+        account_id=account_id,
+        resource=resource.strip(),
+        level=level_param(level),
+    )
+
+
+@router.post("/service-accounts/{account_id}/move", response_class=HTMLResponse)
+def move_preview(
+    request: Request,
+    account_id: str,
+    csrf: CsrfField = None,
+    resource: FormText = "",
+    level: FormText = "",
+) -> Response:
+    """The dry run of moving the account's permission: what it would revoke, and a form to
+    confirm. Nothing is appended."""
+    state = console_state(request)
+    check_csrf(state, request, csrf)
+    actor = logged_in(state, request)
+    account = state.ledger.get_service_account(actor, account_id)
+    command = _move_command(account_id, resource, level)
+    preview = state.ledger.preview(command, actor)
+    return page(
+        "move_preview.html",
+        request=request,
+        title=f"Move the permission of {account.account_id}?",
+        account=account,
+        resource=command.resource,
+        level=command.level.label,
+        outcome=preview.outcome,
+        events=len(preview.events),
+    )
+
+
+@router.post("/service-accounts/{account_id}/move/confirm", response_class=HTMLResponse)
+def move_confirm(
+    request: Request,
+    account_id: str,
+    csrf: CsrfField = None,
+    resource: FormText = "",
+    level: FormText = "",
+) -> Response:
+    """Move the account's permission, cascade included, as the API's route does."""
+    state = console_state(request)
+    check_csrf(state, request, csrf)
+    actor = logged_in(state, request)
+    result = state.ledger.execute(_move_command(account_id, resource, level), actor)
+    return _account(request, actor, account_id, moved=result)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(
+    request: Request,
+    actor_filter: Annotated[str, Query(alias="actor", max_length=400)] = "",
+    subject: Text = "",
+    event_type: Annotated[str, Query(alias="type", max_length=100)] = "",
+    since: Annotated[str, Query(max_length=64)] = "",
+    until: Annotated[str, Query(max_length=64)] = "",
+    correlation_id: Annotated[str, Query(max_length=64)] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    oldest_first: Annotated[str, Query(max_length=5)] = "",
+) -> Response:
+    """The API's ``GET /v2/audit`` with the same filters, as a table."""
+    state = console_state(request)
+    actor = logged_in(state, request)
+    query = AuditQuery(
+        actor=actor_filter.strip() or None,
+        subject=subject.strip() or None,
+        event_type=event_type or None,
+        since=moment(since or None, "since"),
+        until=moment(until or None, "until"),
+        correlation_id=correlation_id.strip() or None,
+        limit=limit,
+        oldest_first=bool(oldest_first),
+    )
+    return page(
+        "audit.html",
+        request=request,
+        title="Audit search",
+        entries=state.ledger.audit_search(actor, query),
+        form={
+            "actor": actor_filter,
+            "subject": subject,
+            "type": event_type,
+            "since": since,
+            "until": until,
+            "correlation_id": correlation_id,
+            "limit": limit,
+            "oldest_first": bool(oldest_first),
+        },
+        event_types=sorted(e.event_types()),
+    )
+
+
+@router.get("/who-can", response_class=HTMLResponse)
+def who_can_page(
+    request: Request,
+    resource: Text = "",
+    level: Annotated[str, Query(max_length=100)] = "read",
+    at: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
+    """The API's ``GET /v2/audit/who-can``: who could do a level on a resource at a time."""
+    state = console_state(request)
+    actor = logged_in(state, request)
+    answer = position = None
+    if resource.strip():
+        when = moment(at or None, "at")
+        answer, position = state.ledger.who_can(
+            actor, resource.strip(), level_param(level), at=when
+        )
+    return page(
+        "who_can.html",
+        request=request,
+        title="Who can",
+        answer=answer,
+        position=position,
+        form={"resource": resource, "level": level, "at": at},
+        levels=LEVELS,
+    )
+
+
+@router.get("/log", response_class=HTMLResponse)
+def log_page(request: Request) -> Response:
+    state = console_state(request)
+    logged_in(state, request)
+    return _log(request)
+
+
+@router.post("/log/verify", response_class=HTMLResponse)
+def log_verify(request: Request, csrf: CsrfField = None) -> Response:
+    """``tokenledger log verify``: the hash chain recomputed, then the stored Merkle tree."""
+    state = console_state(request)
+    check_csrf(state, request, csrf)
+    logged_in(state, request)
+    store = state.ledger.store
+    report = store.verify_chain()
+    tree = None
+    if report.ok:
+        try:
+            tree = verify_stored_tree(store)
+        except IntegrityViolation as exc:
+            tree = None
+            return _log(request, report=report, tree_problem=str(exc))
+    return _log(request, report=report, tree=tree)
+
+
+def _log(request: Request, **extra: object) -> HTMLResponse:
+    state = console_state(request)
+    store = state.ledger.store
+    checkpoint = problem = None
+    try:
+        checkpoint = sign_checkpoint(store, signer(state)).as_json()
+    except StorageError as exc:
+        problem = str(exc)
+    return page(
+        "log.html",
+        request=request,
+        title="The log",
+        head=store.head(),
+        checkpoint=checkpoint,
+        checkpoint_problem=problem,
+        **extra,
+    )
