@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -111,7 +112,9 @@ def console_ledger(
     keys_file = directory / "keys.json"
     ledger = Ledger(open_event_store(database_url, auto_upgrade=True))
     try:
-        seeded = seed_console_ledger(ledger, KeyStore(keys_file), oidc_provider.issuer)
+        seeded = seed_console_ledger(
+            ledger, KeyStore(keys_file), oidc_provider.issuer, datetime.now(UTC)
+        )
     finally:
         ledger.close()
     server = LiveServer(database_url, keys_file)
@@ -119,14 +122,33 @@ def console_ledger(
     server.stop()
 
 
+#: Where the server's log stood when a test began (its report shows what came after).
+LOG_START = pytest.StashKey[int]()
+
+
 @pytest.fixture
-def server(console_ledger: tuple[LiveServer, SeededLedger]) -> LiveServer:
-    return console_ledger[0]
+def server(
+    console_ledger: tuple[LiveServer, SeededLedger], request: pytest.FixtureRequest
+) -> LiveServer:
+    live = console_ledger[0]
+    request.node.stash[LOG_START] = len(live.log)
+    return live
 
 
 @pytest.fixture
 def seeded(console_ledger: tuple[LiveServer, SeededLedger]) -> SeededLedger:
     return console_ledger[1]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report shows what the server logged (a traceback behind a 500)."""
+    report: pytest.TestReport = yield
+    server: LiveServer | None = getattr(item, "funcargs", {}).get("server")
+    if report.when == "call" and report.failed and server is not None:
+        logged = "".join(server.log[item.stash.get(LOG_START, 0) :])
+        report.sections.append(("what the server logged during the test", logged))
+    return report
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -12,12 +12,18 @@ Two service accounts:
 * ``deploy`` holds write on ``acme/alpha`` with the live tokens ``deploy-main`` and
   ``deploy-canary``: the tests move it in the browser.
 
-Everything is done as the operator, through the same commands the CLI runs.
+Everything is done as the operator, through the same commands the CLI runs, at moments
+in the past: the org is made two hours before ``now``, the move an hour later, so that
+who-can has a moment before the move to answer about.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from freezegun import freeze_time
 
 from tokenledger.domain import commands as c
 from tokenledger.domain.model import Actor
@@ -42,12 +48,23 @@ class SeededLedger:
     and the ids of the tokens by name."""
 
     admin_secret: str
+    moved_at: datetime
+    """When ``ingest`` was moved (the org and its tokens are older, by an hour)."""
     token_ids: dict[str, str] = field(default_factory=dict)
     cascade_revoked: tuple[str, ...] = ()
     """The token ids the move of ``ingest`` revoked: ``nightly`` and ``nightly-child``."""
 
 
-def seed_console_ledger(ledger: Ledger, keys: KeyStore, provider_issuer: str) -> SeededLedger:
+def seed_console_ledger(
+    ledger: Ledger, keys: KeyStore, provider_issuer: str, now: datetime
+) -> SeededLedger:
+    with freeze_time(now - timedelta(hours=2)) as clock:
+        return _seed(ledger, keys, provider_issuer, lambda: clock.tick(timedelta(hours=1)))
+
+
+def _seed(
+    ledger: Ledger, keys: KeyStore, provider_issuer: str, an_hour_later: Callable[[], object]
+) -> SeededLedger:
     def run(command: c.Command) -> None:
         ledger.execute(command, OPERATOR)
 
@@ -83,14 +100,18 @@ def seed_console_ledger(ledger: Ledger, keys: KeyStore, provider_issuer: str) ->
 
     token_ids: dict[str, str] = {}
 
-    def issue(name: str, principal: str, resource: str, parent: str | None = None) -> str:
-        grants = [{"resource": resource, "level": "write"}]
+    def issue(
+        name: str, principal: str, resource: str, parent: str | None = None, level: str = "write"
+    ) -> str:
+        grants = [{"resource": resource, "level": level}]
         command = c.build(
             c.IssueToken,
             principal=principal,
             grants=grants,
             name=name,
             parent_id=token_ids[parent] if parent else None,
+            # A derived token lives an hour by default: longer, to be live at the move.
+            expires_in=timedelta(days=30),
         )
         result = ledger.execute(command, OPERATOR)
         assert result.issued is not None
@@ -98,10 +119,12 @@ def seed_console_ledger(ledger: Ledger, keys: KeyStore, provider_issuer: str) ->
         token_ids[name] = result.issued.token_id
         return result.secret
 
-    admin_secret = issue("ann-console", ADMIN, "acme")
+    admin_secret = issue("ann-console", ADMIN, "acme", level="admin")
     issue("bob-laptop", MEMBER, "acme/alpha")
     issue("nightly", INGEST, "acme/alpha")
     issue("nightly-child", INGEST, "acme/alpha", parent="nightly")
+    an_hour_later()
+    moved_at = ledger.now()
     moved = ledger.execute(
         c.SetServiceAccountPermission(account_id=INGEST, resource="acme/beta", level=Level.WRITE),
         OPERATOR,
@@ -111,5 +134,8 @@ def seed_console_ledger(ledger: Ledger, keys: KeyStore, provider_issuer: str) ->
     issue("deploy-canary", DEPLOY, "acme/alpha")
     run(c.IssueClientCredential(account_id=DEPLOY, name="ci-runner"))
     return SeededLedger(
-        admin_secret=admin_secret, token_ids=token_ids, cascade_revoked=tuple(moved.revoked)
+        admin_secret=admin_secret,
+        token_ids=token_ids,
+        moved_at=moved_at,
+        cascade_revoked=tuple(moved.revoked),
     )
