@@ -147,7 +147,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     server: LiveServer | None = getattr(item, "funcargs", {}).get("server")
     if report.when == "call" and report.failed and server is not None:
         logged = "".join(server.log[item.stash.get(LOG_START, 0) :])
-        report.sections.append(("what the server logged during the test", logged))
+        if logged:
+            report.sections.append(("what the server logged during the test", logged))
     return report
 
 

