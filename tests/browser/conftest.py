@@ -36,7 +36,16 @@ EXPECT_TIMEOUT_MS = 10_000
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
+def fresh_artifacts() -> None:
+    """What the screenshot directory holds after a run is that run's."""
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+
+
+# The browser, the provider and the server last a module each: they are gone before the
+# rest of the suite runs (Playwright's sync API keeps an event loop of its own meanwhile).
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
         reason = (
@@ -50,11 +59,8 @@ def playwright() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    # A fresh directory per run: what is there afterwards is this run's.
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
     chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
     yield chromium
     chromium.close()
@@ -95,18 +101,18 @@ def narrow_page(browser: Browser) -> Iterator[Page]:
     page.context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def oidc_provider() -> Iterator[OidcProvider]:
-    """The org's OpenID provider: a real one on a loopback port, for the whole run."""
+    """The org's OpenID provider: a real one on a loopback port."""
     with OidcProvider() as provider:
         yield provider
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console_ledger(
     tmp_path_factory: pytest.TempPathFactory, oidc_provider: OidcProvider
 ) -> Iterator[tuple[LiveServer, SeededLedger]]:
-    """The seeded ledger (see ``console_seed``) behind a real server, for the whole run."""
+    """The seeded ledger (see ``console_seed``) behind a real server."""
     directory = tmp_path_factory.mktemp("console")
     database_url = f"sqlite:///{directory / 'ledger.db'}"
     keys_file = directory / "keys.json"

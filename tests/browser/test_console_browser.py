@@ -72,6 +72,29 @@ def test_a_wrong_token_is_refused_on_the_login_page(page: Page, server: LiveServ
     check_page(page, "login-refused")
 
 
+def test_log_out(page: Page, server: LiveServer, seeded: SeededLedger) -> None:
+    log_in_with_token(page, server, seeded.admin_secret)
+    page.get_by_role("button", name="Log out").click()
+    heading(page, "Log in")
+    page.goto(f"{server.base}/console/log")
+    expect(page).to_have_url(re.compile(re.escape(f"{server.base}/console/login")))
+    expect(page.get_by_role("button", name="Log out")).to_have_count(0)
+
+
+def test_an_unknown_token_is_a_page_saying_so(
+    page: Page, server: LiveServer, seeded: SeededLedger
+) -> None:
+    log_in_with_token(page, server, seeded.admin_secret)
+    response = page.goto(f"{server.base}/console/tokens/tok_0000000000000000")
+    assert response is not None
+    assert response.status == 404
+    heading(page, "Not found")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("tok_0000000000000000")
+    assert "\n" not in (alert.text_content() or "").strip()
+    check_page(page, "token-not-found")
+
+
 def test_log_in_through_the_org_provider(
     page: Page, server: LiveServer, oidc_provider: OidcProvider
 ) -> None:
