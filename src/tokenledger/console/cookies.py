@@ -165,9 +165,7 @@ class Sealer:
             return None
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-            plain = self._cipher.decrypt(
-                raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], purpose.encode()
-            )
+            plain = self._cipher.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], purpose.encode())
             data = json.loads(plain)
         except (ValueError, InvalidTag):
             return None
@@ -181,7 +179,8 @@ class Sealer:
     def csrf_valid(self, binding: str | None, token: str | None) -> bool:
         if not binding or not token:
             return False
-        return hmac.compare_digest(self.csrf_token(binding), token)
+        # Bytes: compare_digest refuses a str holding anything but ASCII.
+        return hmac.compare_digest(self.csrf_token(binding).encode(), token.encode())
 
 
 def _derived(keys: KeyRing, purpose: str) -> bytes:

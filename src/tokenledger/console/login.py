@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tokenledger.api.routes.login import public_url
 from tokenledger.api.security import authenticate_bearer
-from tokenledger.console.cookies import ConsoleLogin
+from tokenledger.console.cookies import LOGIN_COOKIE, ConsoleLogin
 from tokenledger.console.session import (
     check_csrf,
     login_in_progress,
@@ -24,7 +24,14 @@ from tokenledger.console.session import (
     sign_out,
     signed_in,
 )
-from tokenledger.console.web import LOGIN_PATH, NO_STORE, ConsoleRoute, console_state, page
+from tokenledger.console.web import (
+    LOGIN_PATH,
+    NO_STORE,
+    ConsoleRoute,
+    CsrfRefused,
+    console_state,
+    page,
+)
 from tokenledger.domain.pkce import code_challenge, new_code_verifier
 from tokenledger.errors import InvalidGrant, PermissionDenied
 from tokenledger.service.login import CONSOLE_CALLBACK_PATH, LoginError
@@ -35,7 +42,8 @@ __all__ = ["router"]
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 
 Field = Annotated[str, Form(max_length=4000)]
-CsrfField = Annotated[str, Form(max_length=200)]
+#: Optional so that a missing token is the CSRF refusal (403), checked before anything else.
+CsrfField = Annotated[str | None, Form()]
 OptionalParam = Annotated[str | None, Query(max_length=4000)]
 
 
@@ -58,18 +66,18 @@ def _login_page(
     )
 
 
-def _check_login_csrf(request: Request, token: str) -> None:
+def _check_login_csrf(request: Request, token: str | None) -> None:
     """The login forms' CSRF token binds the login cookie's value (there is no session
     yet); the same check as every other form's."""
     state = console_state(request)
-    if not sealer(state).csrf_valid(request.cookies.get("tokenledger_console_login"), token):
-        from tokenledger.console.web import CsrfRefused
-
+    if not sealer(state).csrf_valid(request.cookies.get(LOGIN_COOKIE), token):
         raise CsrfRefused
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, ended: Annotated[str | None, Query(max_length=5)] = None) -> Response:
+def login_form(
+    request: Request, ended: Annotated[str | None, Query(max_length=5)] = None
+) -> Response:
     state = console_state(request)
     if signed_in(state, request) is not None:
         return RedirectResponse("/console", status_code=303, headers=NO_STORE)
@@ -77,7 +85,7 @@ def login_form(request: Request, ended: Annotated[str | None, Query(max_length=5
 
 
 @router.post("/login", response_class=HTMLResponse)
-def login_with_token(request: Request, token: Field, csrf: CsrfField) -> Response:
+def login_with_token(request: Request, csrf: CsrfField = None, token: Field = "") -> Response:
     """A ledger token (or an access token), checked as the API checks a bearer token."""
     _check_login_csrf(request, csrf)
     state = console_state(request)
@@ -94,7 +102,9 @@ def login_with_token(request: Request, token: Field, csrf: CsrfField) -> Respons
 
 
 @router.post("/login/idp", response_class=HTMLResponse)
-async def login_with_provider(request: Request, org: Field, csrf: CsrfField) -> Response:
+async def login_with_provider(
+    request: Request, csrf: CsrfField = None, org: Field = ""
+) -> Response:
     """Begin a login through ``org``'s identity provider: the browser goes on to it.
 
     Answered with a page that sends the browser on rather than with a redirect: a form's
@@ -149,7 +159,7 @@ async def login_callback(
         login is None
         or login.state is None
         or login.verifier is None
-        or not hmac.compare_digest(login.state, state_)
+        or not hmac.compare_digest(login.state.encode(), state_.encode())
     ):
         # Not the login this browser began: a forged or stale answer is never redeemed.
         return _login_page(request, 400, "this login was not begun in this browser: start again")
@@ -182,7 +192,7 @@ async def login_callback(
 
 
 @router.post("/logout", response_class=HTMLResponse)
-def logout(request: Request, csrf: CsrfField) -> Response:
+def logout(request: Request, csrf: CsrfField = None) -> Response:
     """Clear the session cookie; a login through the identity provider also ends its
     ledger session (``SessionEnded``, ``logged_out``)."""
     state = console_state(request)

@@ -9,20 +9,21 @@ refuses (``web.ConsoleRoute`` turns the ledger's errors into pages).
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from tokenledger.api.deps import moment
 from tokenledger.api.routes.log import signer
 from tokenledger.api.routes.tokens import level_param
 from tokenledger.console.session import check_csrf, logged_in
 from tokenledger.console.views import STATUSES, TokenFilterForm, TokenRow, cascade_of, status_word
-from tokenledger.console.web import ConsoleRoute, console_state, page
+from tokenledger.console.web import ConsoleRoute, console_state, error_page, page
 from tokenledger.domain import commands as c
 from tokenledger.domain import events as e
 from tokenledger.domain.model import Actor, TokenView
+from tokenledger.domain.names import shown
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import IntegrityViolation, NotFound, PermissionDenied, StorageError
 from tokenledger.projections.audit_queries import MAX_LIMIT, AuditQuery
@@ -120,7 +121,9 @@ def token_page(request: Request, token_id: str) -> Response:
                 oldest_first=True,
             ),
         )
-        command = [entry for entry in same if entry.record.command_id == revocation.record.command_id]
+        command = [
+            entry for entry in same if entry.record.command_id == revocation.record.command_id
+        ]
         cascade = cascade_of(explanation, command)
     return page(
         "token.html",
@@ -140,7 +143,7 @@ def account_page(request: Request, account_id: str) -> Response:
     return _account(request, actor, account_id)
 
 
-def _account(request: Request, actor: Actor, account_id: str, **extra: object) -> HTMLResponse:
+def _account(request: Request, actor: Actor, account_id: str, **extra: Any) -> HTMLResponse:
     ledger = console_state(request).ledger
     account = ledger.get_service_account(actor, account_id)
     now = ledger.now()
@@ -301,17 +304,16 @@ def log_verify(request: Request, csrf: CsrfField = None) -> Response:
     logged_in(state, request)
     store = state.ledger.store
     report = store.verify_chain()
-    tree = None
-    if report.ok:
-        try:
-            tree = verify_stored_tree(store)
-        except IntegrityViolation as exc:
-            tree = None
-            return _log(request, report=report, tree_problem=str(exc))
+    if not report.ok:
+        return _log(request, report=report)
+    try:
+        tree = verify_stored_tree(store)
+    except IntegrityViolation as exc:  # a tree node that is not what the events make
+        return _log(request, report=report, tree_problem=str(exc))
     return _log(request, report=report, tree=tree)
 
 
-def _log(request: Request, **extra: object) -> HTMLResponse:
+def _log(request: Request, **extra: Any) -> HTMLResponse:
     state = console_state(request)
     store = state.ledger.store
     checkpoint = problem = None
@@ -328,3 +330,12 @@ def _log(request: Request, **extra: object) -> HTMLResponse:
         checkpoint_problem=problem,
         **extra,
     )
+
+
+@router.get("/{unknown:path}", response_class=HTMLResponse)
+def no_such_page(request: Request, unknown: str) -> Response:
+    """Any other address under ``/console``: a page saying so, with the console's headers
+    (the API's own 404 is JSON). Last of the console's routes."""
+    if not unknown:
+        return RedirectResponse("/console", status_code=303)
+    return error_page(404, f"no console page {shown('/console/' + unknown)}", request)

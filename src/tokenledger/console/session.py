@@ -7,9 +7,9 @@ as the API authenticates a bearer token, and the CSRF check of every form.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Literal
 
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 
 from tokenledger.api.security import authenticate_bearer
 from tokenledger.api.state import ApiState
@@ -28,12 +28,13 @@ from tokenledger.service.sessions import SessionTokens
 
 __all__ = [
     "check_csrf",
-    "login_in_progress",
     "logged_in",
-    "secure_cookies",
+    "login_in_progress",
     "sealer",
+    "secure_cookies",
     "set_login",
     "sign_in",
+    "sign_out",
     "signed_in",
 ]
 
@@ -128,10 +129,6 @@ def logged_in(state: ApiState, request: Request) -> Actor:
     return actor
 
 
-async def logged_in_async(state: ApiState, request: Request) -> Actor:
-    return await run_in_threadpool(logged_in, state, request)
-
-
 def check_csrf(state: ApiState, request: Request, token: str | None) -> None:
     """A form's ``csrf`` field against the browser's session cookie; refused before the
     form does anything."""
@@ -169,6 +166,12 @@ def _needs_renewal(state: ApiState, login: SignedIn) -> bool:
 
 
 def _set(request: Request, state: ApiState, name: str, value: str | None) -> None:
+    # The login cookie must come back with the identity provider's redirect (a navigation
+    # begun on another site), which a SameSite=Strict cookie would not: it is Lax, and acts
+    # for no one. The session cookie is Strict.
+    samesite: Literal["lax", "strict"] = "lax" if name == LOGIN_COOKIE else "strict"
     cookies = pending_cookies(request)
     cookies[:] = [cookie for cookie in cookies if cookie.name != name]
-    cookies.append(PendingCookie(name, value, secure=secure_cookies(state, request)))
+    cookies.append(
+        PendingCookie(name, value, secure=secure_cookies(state, request), samesite=samesite)
+    )

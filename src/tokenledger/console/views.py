@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import quote
 
 from tokenledger.domain import events as e
 from tokenledger.domain.model import TokenView
@@ -109,13 +110,11 @@ def _revoked_item(event: e.Event, current: str) -> CascadeItem | None:
         return CascadeItem(
             "Tokens",
             event.token_id,
-            f"/console/tokens/{event.token_id}",
+            f"/console/tokens/{quote(event.token_id, safe='')}",
             current=event.token_id == current,
         )
     if isinstance(event, e.ClientCredentialRevoked):
-        return CascadeItem(
-            "Client credentials", event.client_id, _account_href(event.account_id)
-        )
+        return CascadeItem("Client credentials", event.client_id, _account_href(event.account_id))
     if isinstance(event, e.S3CredentialRevoked):
         return CascadeItem("S3 credentials", event.access_key_id, _account_href(event.account_id))
     if isinstance(event, e.IssuerUntrusted):
@@ -126,4 +125,4 @@ def _revoked_item(event: e.Event, current: str) -> CascadeItem | None:
 
 
 def _account_href(account_id: str) -> str:
-    return f"/console/service-accounts/{account_id}"
+    return f"/console/service-accounts/{quote(account_id, safe='')}"

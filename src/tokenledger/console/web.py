@@ -10,26 +10,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from tokenledger.api.problems import ApiError, error_response
+from tokenledger.api.problems import error_response
 from tokenledger.api.state import ApiState
-from tokenledger.errors import LedgerError
 
 __all__ = [
     "LOGIN_PATH",
+    "NO_STORE",
     "SECURITY_HEADERS",
     "ConsoleRoute",
     "CsrfRefused",
     "LoginRequired",
     "PendingCookie",
     "console_state",
+    "error_page",
     "page",
     "pending_cookies",
 ]
@@ -71,30 +71,39 @@ class CsrfRefused(Exception):
 
 
 class PendingCookie:
-    """A cookie to set (``value``) or clear (``None``) on the answer, whatever it is."""
+    """A cookie to set (``value``) or clear (``None``) on the answer, whatever it is: always
+    ``HttpOnly`` and under ``/console``."""
 
-    def __init__(self, name: str, value: str | None, *, secure: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        value: str | None,
+        *,
+        secure: bool,
+        samesite: Literal["lax", "strict"] = "strict",
+    ) -> None:
         self.name = name
         self.value = value
         self.secure = secure
+        self.samesite: Literal["lax", "strict"] = samesite
 
     def apply(self, response: Response) -> None:
         if self.value is None:
             response.delete_cookie(
-                self.name, path="/console", secure=self.secure, httponly=True, samesite="strict"
+                self.name,
+                path="/console",
+                secure=self.secure,
+                httponly=True,
+                samesite=self.samesite,
             )
             return
-        # The login cookie goes with the identity provider's redirect back (a navigation
-        # begun on another site), which a SameSite=Strict cookie would not: it is Lax, and
-        # holds nothing that acts for anyone.
-        samesite = "lax" if self.name.endswith("_login") else "strict"
         response.set_cookie(
             self.name,
             self.value,
             path="/console",
             secure=self.secure,
             httponly=True,
-            samesite=samesite,
+            samesite=self.samesite,
         )
 
 
@@ -115,6 +124,7 @@ def console_state(request: Request) -> ApiState:
 def page(
     template: str,
     status: int = 200,
+    /,
     *,
     request: Request | None = None,
     **context: Any,
@@ -166,7 +176,7 @@ class ConsoleRoute(APIRoute):
                     "session: reload the page and submit it again"
                 )
                 response = error_page(403, message, request)
-            except (LedgerError, ApiError, RequestValidationError) as exc:
+            except Exception as exc:  # the API's answer to it, as a page (logged if unforeseen)
                 response = await _as_page(request, exc)
             for cookie in pending_cookies(request):
                 cookie.apply(response)
