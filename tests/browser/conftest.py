@@ -17,15 +17,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from browser_helpers import ARTIFACTS, watch
-from console_seed import SeededLedger, seed_console_ledger
-from live_server import LiveServer
 from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
 
 from oidc_provider import OidcProvider
 from tokenledger.service import Ledger
 from tokenledger.service.keys import KeyStore
 from tokenledger.store import open_event_store
+
+from .browser_helpers import ARTIFACTS, watch
+from .console_seed import SeededLedger, seed_console_ledger
+from .live_server import LiveServer
 
 CHROMIUM = Path(os.environ.get("TOKENLEDGER_CHROMIUM", "/usr/bin/chromium"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -36,11 +37,16 @@ EXPECT_TIMEOUT_MS = 10_000
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
+#: Set once a browser test of this run has started (the screenshots are then this run's).
+SCREENSHOTS_KEPT = pytest.StashKey[bool]()
+
+
 @pytest.fixture(scope="session", autouse=True)
-def fresh_artifacts() -> None:
+def fresh_artifacts(request: pytest.FixtureRequest) -> None:
     """What the screenshot directory holds after a run is that run's."""
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
+    request.config.stash[SCREENSHOTS_KEPT] = True
 
 
 # The browser, the provider and the server last a module each: they are gone before the
@@ -158,6 +164,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if ARTIFACTS.is_dir() and any(ARTIFACTS.iterdir()):
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    if config.stash.get(SCREENSHOTS_KEPT, False) and any(ARTIFACTS.iterdir()):
         terminalreporter.write_line(f"screenshots of the web console: {ARTIFACTS}")

@@ -5,10 +5,11 @@ Content Security Policy fails its check."""
 from __future__ import annotations
 
 import pytest
-from browser_helpers import ARTIFACTS, assert_accessible, check_page, screenshot
-from console_seed import SeededLedger
-from live_server import LiveServer
 from playwright.sync_api import Page, Route, expect
+
+from .browser_helpers import ARTIFACTS, assert_accessible, check_page, screenshot
+from .console_seed import SeededLedger
+from .live_server import LiveServer
 
 #: A page of no server: the test's own route answers it.
 FAKE = "http://127.0.0.1:9/page"

@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from browser_helpers import check_page
-from console_seed import ADMIN, DEPLOY, INGEST, MEMBER, ORG, SeededLedger
-from live_server import LiveServer
 from playwright.sync_api import Page, expect
 
 from oidc_provider import OidcProvider
+
+from .browser_helpers import check_page
+from .console_seed import ADMIN, DEPLOY, INGEST, MEMBER, ORG, SeededLedger
+from .live_server import LiveServer
 
 #: How many presses of Tab may pass before the keyboard reaches the token field.
 MAX_TABS = 20
