@@ -72,6 +72,35 @@ def assert_accessible(page: Page) -> None:
     assert not blocking, f"accessibility violations on {page.url}:\n{describe_violations(blocking)}"
 
 
+#: Words of at most this many characters (a status, a column's name) are never to be broken
+#: across lines; longer ones (ids, hashes) may wrap where a narrow screen needs it.
+SHORT_WORD = 12
+
+_BROKEN_WORDS = """(root, longest) => {
+  const broken = [];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const match of node.data.matchAll(/[^\\s-]+/g)) {
+      if (match[0].length > longest) continue;
+      const range = document.createRange();
+      range.setStart(node, match.index);
+      range.setEnd(node, match.index + match[0].length);
+      const lines = new Set([...range.getClientRects()].map((rect) => Math.round(rect.top)));
+      if (lines.size > 1) broken.push(match[0]);
+    }
+  }
+  return broken;
+}"""
+
+
+def broken_words(page: Page, selector: str = "main") -> list[str]:
+    """The short words inside ``selector`` that the layout splits over two lines or more
+    (what a table squeezed into a narrow screen does to "revoked": r / e / v ...). A hyphen
+    is a fair place to break, so the parts between hyphens count as the words."""
+    words: list[str] = page.locator(selector).evaluate(_BROKEN_WORDS, SHORT_WORD)
+    return words
+
+
 _problems: WeakKeyDictionary[Page, list[str]] = WeakKeyDictionary()
 
 

@@ -7,7 +7,13 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from .browser_helpers import ARTIFACTS, assert_accessible, check_page, screenshot
+from .browser_helpers import (
+    ARTIFACTS,
+    assert_accessible,
+    broken_words,
+    check_page,
+    screenshot,
+)
 from .console_seed import SeededLedger
 from .live_server import LiveServer
 
@@ -65,6 +71,13 @@ def test_a_page_that_breaks_its_own_csp_fails_its_check(page: Page) -> None:
     serve(page, inline, csp="default-src 'self'; script-src 'self'")
     with pytest.raises(AssertionError, match="Content Security Policy"):
         check_page(page, "harness-csp-broken")
+
+
+def test_words_split_by_a_squeezed_layout_are_found(page: Page) -> None:
+    wrapped = "<p>" + "a sentence that wraps between words, as it should; " * 20 + "</p>"
+    squeezed = "<div style='width: 2ch; word-break: break-all'>revoked</div>"
+    serve(page, f"<!doctype html><html lang='en'><body><main>{wrapped}{squeezed}</main></body>")
+    assert broken_words(page) == ["revoked"]
 
 
 def test_the_seeded_move_revoked_a_cascade(seeded: SeededLedger) -> None:

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from oidc_provider import OidcProvider
 
-from .browser_helpers import check_page
+from .browser_helpers import broken_words, check_page
 from .console_seed import ADMIN, DEPLOY, INGEST, MEMBER, ORG, SeededLedger
 from .live_server import LiveServer
 
@@ -143,6 +143,7 @@ def test_find_a_token_and_follow_its_cascade(
     members = page.get_by_role("table", name=f"Members of {ORG} and their roles")
     expect(members).to_contain_text(MEMBER)
     check_page(page, "org")
+    assert broken_words(page) == []
     child, parent = seeded.token_ids["nightly-child"], seeded.token_ids["nightly"]
     # The filter narrows the org's tokens to the one looked for.
     page.get_by_label("Text in id, name or grants", exact=True).fill("nightly-child")
@@ -283,3 +284,6 @@ def test_the_org_page_on_a_narrow_screen(
         "document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth"
     )
     assert overflow <= 0, f"the org page is {overflow}px wider than a 375px screen"
+    # ... and its tables stay readable: no status or column name split letter by letter.
+    broken = broken_words(narrow_page)
+    assert not broken, f"words broken across lines on a 375px screen: {sorted(set(broken))}"
