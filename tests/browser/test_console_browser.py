@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from oidc_provider import OidcProvider
 
-from .browser_helpers import broken_words, check_page
+from .browser_helpers import broken_words, check_page, screenshot
 from .console_seed import ADMIN, DEPLOY, INGEST, MEMBER, ORG, SeededLedger
 from .live_server import LiveServer
 
@@ -77,6 +77,7 @@ def test_log_out(page: Page, server: LiveServer, seeded: SeededLedger) -> None:
     log_in_with_token(page, server, seeded.admin_secret)
     page.get_by_role("button", name="Log out").click()
     heading(page, "Log in")
+    check_page(page, "logged-out")
     page.goto(f"{server.base}/console/log")
     expect(page).to_have_url(re.compile(re.escape(f"{server.base}/console/login")))
     expect(page.get_by_role("button", name="Log out")).to_have_count(0)
@@ -106,6 +107,7 @@ def test_log_in_through_the_org_provider(
     # The console's page sends the browser on to the provider's own login form (not the
     # console's: it gets no accessibility check here).
     expect(page).to_have_url(re.compile("^" + re.escape(oidc_provider.issuer + "/")))
+    screenshot(page, "provider-login-form")
     page.get_by_placeholder("sub").fill(ADMIN)
     page.get_by_role("button", name="Authorize").click()
     expect(page).to_have_url(f"{server.base}/console")
@@ -143,7 +145,6 @@ def test_find_a_token_and_follow_its_cascade(
     members = page.get_by_role("table", name=f"Members of {ORG} and their roles")
     expect(members).to_contain_text(MEMBER)
     check_page(page, "org")
-    assert broken_words(page) == []
     child, parent = seeded.token_ids["nightly-child"], seeded.token_ids["nightly"]
     # The filter narrows the org's tokens to the one looked for.
     page.get_by_label("Text in id, name or grants", exact=True).fill("nightly-child")
@@ -167,6 +168,7 @@ def test_find_a_token_and_follow_its_cascade(
     # ... and from the token to its holder, the service account that was moved.
     page.get_by_role("main").get_by_role("link", name=INGEST).first.click()
     heading(page, f"Service account {INGEST}")
+    check_page(page, "service-account-moved-by-seed")
 
 
 def test_move_a_service_account_after_the_preview(
@@ -192,6 +194,7 @@ def test_move_a_service_account_after_the_preview(
     page.get_by_role("link", name=main).click()
     heading(page, f"Token {main}")
     expect(page.get_by_role("main")).not_to_contain_text("revoked")
+    check_page(page, "token-before-move")
     page.go_back()
     page.get_by_role("button", name="Confirm the move").click()
     heading(page, f"Service account {DEPLOY}")
@@ -270,6 +273,16 @@ def test_who_can_now_and_before_a_move(
     tokens = page.get_by_role("table", name="Usable tokens that could write on acme/alpha")
     expect(tokens.get_by_role("link", name=seeded.token_ids["nightly"])).to_be_visible()
     check_page(page, "who-can-before-move")
+
+
+def test_the_org_page_keeps_short_words_whole(
+    page: Page, server: LiveServer, seeded: SeededLedger
+) -> None:
+    log_in_with_token(page, server, seeded.admin_secret)
+    open_org_page(page)
+    check_page(page, "org-desktop")
+    broken = broken_words(page)
+    assert not broken, f"words broken across lines at 1280px: {sorted(set(broken))}"
 
 
 def test_the_org_page_on_a_narrow_screen(
