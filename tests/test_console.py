@@ -420,6 +420,47 @@ def test_the_token_page_tells_its_story_and_draws_its_cascade(api: Api) -> None:
     assert '<ul class="tree"' not in direct_page
 
 
+def test_a_tokens_story_downloads_with_proofs_an_auditor_checks_offline(
+    api: Api, tmp_path: Path
+) -> None:
+    from tokenledger import logproof
+
+    sa_token = token_id(api, api.sa_token)
+    api.ledger.execute(
+        c.SetServiceAccountPermission(account_id=SA, resource="acme/beta", level=Level.WRITE),
+        OPERATOR,
+    )
+    logged_in(api, api.ann)
+    page = api.client.get(f"/console/tokens/{sa_token}").text
+    link = f"/console/tokens/{sa_token}/proofs.json"
+    assert f'href="{link}"' in page
+    before = head(api)
+    download = api.client.get(link)
+    assert download.status_code == 200, download.text
+    assert download.headers["content-type"] == "application/json"
+    assert download.headers["content-disposition"] == (
+        f'attachment; filename="{sa_token}-proofs.json"'
+    )
+    document = download.json()
+    assert document["revocation"]["event_type"] == "TokenRevoked"
+    cited = {entry["position"] for entry in document["story"]}
+    assert {bundle["position"] for bundle in document["proofs"]} >= cited
+    assert head(api) == before
+    # What the console hands out is checked without it, against the published key.
+    key = api.client.get("/v2/log/key").text.strip()
+    saved = tmp_path / "proofs.json"
+    saved.write_text(download.text)
+    assert logproof.main(["bundle", str(saved), "--key", key]) == 0
+    # Another org's admin, in another browser, gets the token page's refusal and no proof.
+    other = TestClient(api.client.app)
+    form = other.get("/console/login")
+    other.post("/console/login", data={"token": api.carol, "csrf": csrf_of(form)})
+    refused = other.get(link)
+    assert refused.status_code == other.get(f"/console/tokens/{sa_token}").status_code
+    assert refused.status_code in (403, 404)
+    assert "proofs" not in refused.text
+
+
 def test_the_service_account_page_previews_a_move_then_performs_it(api: Api) -> None:
     sa_token = token_id(api, api.sa_token)
     client_id, _ = api.credential()

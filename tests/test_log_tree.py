@@ -540,3 +540,49 @@ def test_audit_explain_proves_each_event_it_cites(
         forged = {**bundle, "entry": base64.b64encode(entries[index - 1]).decode()}
         forged_file = write(tmp_path, "forged.json", json.dumps(forged))
         assert logproof.main(["bundle", forged_file, "--key", vkey]) == 6
+    # The whole document is checked at once: every bundle in it, or it fails.
+    whole = write(tmp_path, "explained.json", json.dumps(document))
+    assert logproof.main(["bundle", whole, "--key", vkey]) == 0
+    document["proofs"][-1]["entry"] = document["proofs"][0]["entry"]
+    tampered = write(tmp_path, "tampered.json", json.dumps(document))
+    assert logproof.main(["bundle", tampered, "--key", vkey]) == 6
+
+    # Against a server: the same story, proved with the server's log key.
+    from test_api_serve import Server
+
+    service.execute(c.CreateUser(email="ann@acme.io"), operator)
+    service.execute(c.AddMember(org="acme", email="ann@acme.io", role="admin"), operator)
+    ann_grants = [{"resource": "acme", "level": "admin"}]
+    ann = service.execute(c.IssueToken(principal="ann@acme.io", grants=ann_grants), operator)
+    assert ann.secret is not None
+    assert ann.issued is not None
+    server = Server(database_url, tmp_path / "server-keys.json")
+    try:
+        remote = CliRunner().invoke(
+            cli,
+            ["--server", server.base, "audit", "explain", ann.issued.token_id, "--proof"],
+            env={"TOKENLEDGER_TOKEN": ann.secret},
+        )
+        assert remote.exit_code == 0, remote.output
+        served = json.loads(remote.stdout)
+        local = json.loads(ok(run(database_url, "audit", "explain", ann.issued.token_id, "--json")))
+        assert served["story"] == local["story"]
+        assert {b["position"] for b in served["proofs"]} == {
+            entry["position"] for entry in served["story"]
+        }
+        import httpx
+
+        server_key = httpx.get(f"{server.base}/v2/log/key").text.strip()
+        assert server_key != vkey  # the server's own key file
+        from_server = write(tmp_path, "from-server.json", remote.stdout)
+        assert logproof.main(["bundle", from_server, "--key", server_key]) == 0
+        assert logproof.main(["bundle", from_server, "--key", vkey]) == 6
+        # Without a usable token: no story and no proof.
+        refused = httpx.get(
+            f"{server.base}/v2/tokens/{ann.issued.token_id}/explain",
+            params={"proof": "true"},
+            headers={"Authorization": f"Bearer {ann.secret}x"},
+        )
+        assert refused.status_code == 401
+    finally:
+        server.stop()

@@ -43,7 +43,9 @@ must be the two checkpoints' sizes. ``--index`` may repeat the proof's index; it
      "inclusion": {"index": 5, "tree_size": 8, "hashes": [...]},
      "checkpoint": "<the signed checkpoint note, as text>"}
 
-Other keys in a bundle are ignored and not verified.
+Other keys in a bundle are ignored and not verified. ``bundle`` also takes a whole
+``audit explain --proof`` document (a ``proofs`` list of bundles) and succeeds only if every
+bundle in it verifies, printing one ``OK`` line each.
 """
 
 from __future__ import annotations
@@ -655,15 +657,30 @@ def _run_consistency(args: argparse.Namespace) -> str:
 
 
 def _run_bundle(args: argparse.Namespace) -> str:
-    bundle = _read_json(args.bundle, "bundle")
+    document = _read_json(args.bundle, "bundle")
+    if "proofs" not in document:
+        return _check_bundle(document, args, "the bundle")
+    # A whole ``audit explain --proof`` document: every bundle in it must verify.
+    bundles = document["proofs"]
+    if not isinstance(bundles, list) or not bundles:
+        raise ProofError("the document's 'proofs' is not a non-empty list of bundles")
+    lines = []
+    for number, bundle in enumerate(bundles, 1):
+        if not isinstance(bundle, dict):
+            raise ProofError(f"proof {number} of the document is not a JSON object")
+        lines.append(_check_bundle(bundle, args, f"proof {number}"))
+    return "\n".join(lines)
+
+
+def _check_bundle(bundle: dict[str, Any], args: argparse.Namespace, what: str) -> str:
     entry, inclusion, note = (bundle.get(k) for k in ("entry", "inclusion", "checkpoint"))
     if not isinstance(entry, str):
-        raise ProofError("the bundle's 'entry' is not a base64 string")
+        raise ProofError(f"{what}'s 'entry' is not a base64 string")
     if not isinstance(inclusion, dict):
-        raise ProofError("the bundle's 'inclusion' is not a JSON object")
+        raise ProofError(f"{what}'s 'inclusion' is not a JSON object")
     if not isinstance(note, str):
-        raise ProofError("the bundle's 'checkpoint' is not a string")
-    leaf = leaf_hash(_b64decode(entry, "the bundle's entry"))
+        raise ProofError(f"{what}'s 'checkpoint' is not a string")
+    leaf = leaf_hash(_b64decode(entry, f"{what}'s entry"))
     checkpoint = open_checkpoint(note, args.key, _origin(args, args.key))
     return _check_inclusion(leaf, _inclusion_from_json(inclusion), checkpoint, None)
 

@@ -96,7 +96,13 @@ def _line(entry: AuditEntry) -> str:
 def explain_command(obj: CliContext, token_id: str, as_json: bool, proof: bool) -> None:
     """A token's whole story: its issue, every change since, and why it was revoked."""
     actor = obj.actor()
-    explanation = obj.ledger().explain_token(actor, token_id)
+    ledger = obj.ledger()
+    if proof and obj.remote:
+        # The server tells the story and proves it in one answer, against its own log key.
+        story, proofs = ledger.explain_token_with_proofs(actor, token_id)  # type: ignore[union-attr]
+        echo_json({**story.to_dict(), "proofs": proofs})
+        return
+    explanation = ledger.explain_token(actor, token_id)
     if proof:
         from tokenledger.cli.log_proofs import cited_event_bundles
 

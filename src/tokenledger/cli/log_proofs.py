@@ -160,14 +160,10 @@ def verify_tree(obj: CliContext, checkpoint_file: str | None, vkey: str | None) 
 def cited_event_bundles(
     obj: CliContext, actor: Actor, explanation: Explanation
 ) -> list[dict[str, Any]]:
-    """``audit explain --proof``: a proof bundle of each event the explanation cites (its
-    story, revocation and root cause), each checked by ``logproof bundle``."""
-    from tokenledger.service.log_proofs import proof_bundles, visible_records
+    """``audit explain --proof`` on this database: a proof bundle of each event the
+    explanation cites (``service.log_proofs.explanation_proofs``)."""
+    from tokenledger.service.log_proofs import explanation_proofs
 
-    cited = [entry.record.position for entry in explanation.story]
-    for entry in (explanation.revocation, explanation.root_cause):
-        if entry is not None:
-            cited.append(entry.record.position)
-    store = obj.store()  # the log itself: against a server, refused as the log commands are
-    with visible_records(obj.ledger(), actor) as may_see:  # type: ignore[arg-type]
-        return proof_bundles(store, _signer(obj), sorted(set(cited)), may_see=may_see)
+    store = obj.store()
+    ledger = obj.ledger()
+    return explanation_proofs(ledger, store, _signer(obj), actor, explanation)  # type: ignore[arg-type]

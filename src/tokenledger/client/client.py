@@ -450,9 +450,12 @@ class Client:
         )
         return [audit_record(entry) for entry in convert(answer, list, "audit entries")]
 
-    def explain_token(self, token_id: str) -> TokenStory:
-        """The token's story and the root cause of its revocation."""
-        return token_story(self.call("GET", f"/v2/tokens/{path_segment(token_id)}/explain"))
+    def explain_token(self, token_id: str, *, proof: bool = False) -> TokenStory:
+        """The token's story and the root cause of its revocation; with ``proof``, also a
+        proof bundle of each event cited (``TokenStory.proofs``), against a signed checkpoint
+        of the server's log."""
+        path = f"/v2/tokens/{path_segment(token_id)}/explain"
+        return token_story(self.call("GET", path, params={"proof": "true"} if proof else None))
 
     def blast_radius(self, token_id: str) -> BlastRadius:
         """Everything done through the token, transitively, as far as the caller may see it

@@ -29,7 +29,13 @@ from tokenledger.client.auth import Auth
 from tokenledger.client.client import Client, principal_path
 from tokenledger.client.data_plane import DataPlaneCalls, data_plane_route
 from tokenledger.client.policy_calls import PolicyCalls, policy_route
-from tokenledger.client.results import AuditRecord, convert, dry_run_call, receipt_of
+from tokenledger.client.results import (
+    AuditRecord,
+    TokenStory,
+    convert,
+    dry_run_call,
+    receipt_of,
+)
 from tokenledger.client.urls import path_segment
 from tokenledger.client.webhooks import WebhookCalls, webhook_route
 from tokenledger.domain import commands as c
@@ -523,17 +529,27 @@ class RemoteLedger(DataPlaneCalls, PolicyCalls, WebhookCalls):
         return convert(answer, list[LiveToken], "a list of usable tokens")
 
     def explain_token(self, actor: Actor, token_id: str) -> Explanation:
-        story = self.client.explain_token(token_id)
-        return Explanation(
-            token_id=story.token_id,
-            principal=story.principal,
-            story=[_entry(record) for record in story.story],
-            revocation=_entry(story.revocation) if story.revocation is not None else None,
-            root_cause=_entry(story.root_cause) if story.root_cause is not None else None,
-            siblings=list(story.revoked_with_it),
-            rotated_from=list(story.rotated_from),
-            rotated_to=list(story.rotated_to),
-        )
+        return _explanation(self.client.explain_token(token_id))
+
+    def explain_token_with_proofs(
+        self, actor: Actor, token_id: str
+    ) -> tuple[Explanation, list[dict[str, Any]]]:
+        """``audit explain --proof``: the story and a proof bundle of each event it cites."""
+        story = self.client.explain_token(token_id, proof=True)
+        return _explanation(story), list(story.proofs)
+
+
+def _explanation(story: TokenStory) -> Explanation:
+    return Explanation(
+        token_id=story.token_id,
+        principal=story.principal,
+        story=[_entry(record) for record in story.story],
+        revocation=_entry(story.revocation) if story.revocation is not None else None,
+        root_cause=_entry(story.root_cause) if story.root_cause is not None else None,
+        siblings=list(story.revoked_with_it),
+        rotated_from=list(story.rotated_from),
+        rotated_to=list(story.rotated_to),
+    )
 
 
 class _Provider(msgspec.Struct):

@@ -298,6 +298,9 @@ class TokenStory(msgspec.Struct, frozen=True, kw_only=True):
     """The tokens it succeeded by rotation, oldest first."""
     rotated_to: tuple[str, ...] = ()
     """The tokens that succeeded it by rotation, in order."""
+    proofs: tuple[dict[str, Any], ...] = ()
+    """Asked with ``proof=True``: a proof bundle of each event cited (``logproof bundle``
+    checks each against the server's log key)."""
 
 
 def token_story(answer: Any) -> TokenStory:
@@ -318,4 +321,5 @@ def token_story(answer: Any) -> TokenStory:
         revoked_with_it=tuple(convert(answer.get("revoked_with_it"), list[str], "token ids")),
         rotated_from=tuple(convert(answer.get("rotated_from", []), list[str], "token ids")),
         rotated_to=tuple(convert(answer.get("rotated_to", []), list[str], "token ids")),
+        proofs=tuple(convert(answer.get("proofs", []), list[dict[str, Any]], "proof bundles")),
     )

@@ -8,6 +8,7 @@ refuses (``web.ConsoleRoute`` turns the ledger's errors into pages).
 
 from __future__ import annotations
 
+import json
 import threading
 from importlib.resources import files
 from typing import Annotated, Any
@@ -35,7 +36,11 @@ from tokenledger.errors import (
 )
 from tokenledger.projections.audit_queries import MAX_LIMIT, AuditQuery
 from tokenledger.service import Ledger
-from tokenledger.service.log_proofs import sign_checkpoint, verify_stored_tree
+from tokenledger.service.log_proofs import (
+    explanation_proofs,
+    sign_checkpoint,
+    verify_stored_tree,
+)
 
 __all__ = ["router"]
 
@@ -141,6 +146,30 @@ def token_page(request: Request, token_id: str) -> Response:
         explanation=explanation,
         cascade=cascade,
     )
+
+
+@router.get("/tokens/{token_id}/proofs.json")
+def token_proofs(request: Request, token_id: str) -> Response:
+    """The token's story with a proof bundle of each event it cites, as ``tokenledger audit
+    explain --proof`` prints it: a file for ``logproof bundle``, checked against the log's
+    published key without trusting this server."""
+    state = console_state(request)
+    actor = logged_in(state, request)
+    ledger = state.ledger
+    explanation = ledger.explain_token(actor, token_id)
+    proofs = explanation_proofs(ledger, ledger.store, signer(state), actor, explanation)
+    body = json.dumps({**explanation.to_dict(), "proofs": proofs}, indent=2) + "\n"
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{_file_name(token_id)}"'},
+    )
+
+
+def _file_name(token_id: str) -> str:
+    # Only what a file name and a quoted header value can hold; ids are of these anyway.
+    safe = "".join(ch for ch in token_id if ch.isascii() and (ch.isalnum() or ch in "_-"))
+    return f"{safe or 'token'}-proofs.json"
 
 
 @router.get("/service-accounts/{account_id}", response_class=HTMLResponse)

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
@@ -47,12 +47,17 @@ from tokenledger.store.logtree import (
 )
 from tokenledger.store.mapper import decode_event
 
+if TYPE_CHECKING:
+    from tokenledger.projections.audit_queries import Explanation
+
 __all__ = [
     "DEFAULT_ISSUER",
     "LOG_ORIGIN_ENV",
     "LogSigner",
     "SignedCheckpoint",
+    "cited_positions",
     "consistency",
+    "explanation_proofs",
     "inclusion",
     "log_origin",
     "log_signer",
@@ -318,3 +323,23 @@ def proof_bundles(
             }
         )
     return bundles
+
+
+def cited_positions(explanation: Explanation) -> list[int]:
+    """The positions of the events a token's explanation cites: its story, its revocation
+    and the revocation's root cause."""
+    cited = [entry.record.position for entry in explanation.story]
+    for entry in (explanation.revocation, explanation.root_cause):
+        if entry is not None:
+            cited.append(entry.record.position)
+    return sorted(set(cited))
+
+
+def explanation_proofs(
+    reader: Reader, store: EventStore, signer: LogSigner, actor: Actor, explanation: Explanation
+) -> list[dict[str, Any]]:
+    """``audit explain --proof``: a proof bundle (``logproof bundle`` checks it) of each event
+    the explanation cites, against one signed checkpoint of the log now; each only if
+    ``actor`` may see it, as an inclusion proof is."""
+    with visible_records(reader, actor) as may_see:
+        return proof_bundles(store, signer, cited_positions(explanation), may_see=may_see)

@@ -12,11 +12,13 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenledger.api.deps import ERRORS, Correlation, State, command_out, moment, run
+from tokenledger.api.routes.log import signer
 from tokenledger.api.routes.tokens import level_param
 from tokenledger.api.schemas import CommandOut
 from tokenledger.api.security import CurrentActor
 from tokenledger.errors import NotFound
 from tokenledger.projections.audit_queries import AuditEntry, AuditQuery
+from tokenledger.service.log_proofs import explanation_proofs
 from tokenledger.store.chain import format_timestamp
 
 __all__ = ["RevokeRadiusIn", "router"]
@@ -74,16 +76,33 @@ def search(
 
 
 @router.get("/v2/tokens/{token_id}/explain", response_model=dict[str, Any])
-def explain(token_id: str, actor: CurrentActor, state: State) -> dict[str, Any]:
+def explain(
+    token_id: str,
+    actor: CurrentActor,
+    state: State,
+    proof: Annotated[
+        bool,
+        Query(
+            description="Also a proof bundle of each event cited ('proofs'), against a signed "
+            "checkpoint of the log now, for 'logproof bundle'."
+        ),
+    ] = False,
+) -> dict[str, Any]:
     """Who issued the token with which grants, what changed since, and why it was revoked."""
     explanation = state.ledger.explain_token(actor, token_id)
     revocation, cause = explanation.revocation, explanation.root_cause
-    return {
+    document = {
         **explanation.to_dict(),
         "story": [entry_out(entry) for entry in explanation.story],
         "revocation": entry_out(revocation) if revocation is not None else None,
         "root_cause": entry_out(cause) if cause is not None else None,
     }
+    if proof:
+        ledger = state.ledger
+        document["proofs"] = explanation_proofs(
+            ledger, ledger.store, signer(state), actor, explanation
+        )
+    return document
 
 
 @router.get("/v2/audit/blast-radius/{token_id}", response_model=dict[str, Any])
