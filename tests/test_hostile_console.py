@@ -313,6 +313,28 @@ def test_a_login_form_posted_from_another_browser_is_refused(api: Api) -> None:
     assert api.client.get("/console", follow_redirects=False).status_code == 303
 
 
+def test_no_parameter_or_address_sends_the_browser_off_the_console(api: Api) -> None:
+    """The console's redirects have fixed targets: a ``next``, a doubled slash or an
+    encoded one never makes it an open redirect."""
+    form = api.client.get("/console/login", params={"next": "https://evil.example/"})
+    assert form.status_code == 200
+    answer = api.client.post(
+        "/console/login?next=https://evil.example/",
+        data={"token": api.ann, "csrf": csrf_of(form), "next": "//evil.example"},
+        follow_redirects=False,
+    )
+    assert answer.headers["location"] == "/console"
+    for path in (
+        "/console//evil.example/",
+        "/console/%2F%2Fevil.example",
+        "/console/\\evil.example",
+    ):
+        away = api.client.get(path, follow_redirects=False)
+        assert away.status_code == 404, path
+        assert "location" not in away.headers
+    assert api.client.get("/console/", follow_redirects=False).headers["location"] == "/console"
+
+
 # -- cookies --------------------------------------------------------------------------------
 
 
