@@ -404,6 +404,29 @@ def test_an_access_tokens_console_login_ends_with_the_access_token(api: Api) -> 
         assert answer.headers["location"] == "/console/login?ended=1"
 
 
+def test_a_derived_tokens_login_acts_as_that_token_and_ends_with_its_parent(api: Api) -> None:
+    bob_token = token_id(api, api.bob)
+    derived = api.ledger.execute(
+        c.IssueToken(parent_id=bob_token, grants=[{"resource": "acme/alpha", "level": "read"}]),
+        OPERATOR,
+    )
+    assert derived.secret is not None
+    csrf = logged_in(api, derived.secret)
+    move = {"csrf": csrf, "resource": "acme/beta", "level": "read"}
+    from_api = api.client.put(
+        f"/v2/service_accounts/{SA}/permission",
+        json={"resource": "acme/beta", "level": "read"},
+        headers=api.bearer(derived.secret),
+    )
+    refused = api.client.post(f"/console/service-accounts/{SA}/move", data=move)
+    assert refused.status_code == from_api.status_code
+    assert 400 <= refused.status_code < 500
+    api.ledger.execute(c.DisableToken(token_id=bob_token), OPERATOR)
+    answer = api.client.get("/console", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/login?ended=1"
+
+
 # -- the identity provider's answer ----------------------------------------------------------
 
 
