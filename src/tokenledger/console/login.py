@@ -53,24 +53,32 @@ def _login_page(
     """The login page, with a login cookie whose value its forms' CSRF token binds."""
     state = console_state(request)
     login = login_in_progress(state, request) or ConsoleLogin.new(state.ledger.now())
-    value = set_login(state, request, login)
-    assert value is not None
+    set_login(state, request, login)
     return page(
         "login.html",
         status,
         request=request,
         title="Log in",
-        login_csrf=sealer(state).csrf_token(value),
+        login_csrf=sealer(state).csrf_token(_LOGIN_BINDING + login.nonce),
         error=error,
         ended=ended,
     )
 
 
+#: Sets the login forms' CSRF tokens apart from the session's (which bind a cookie value).
+_LOGIN_BINDING = "login "
+
+
 def _check_login_csrf(request: Request, token: str | None) -> None:
-    """The login forms' CSRF token binds the login cookie's value (there is no session
-    yet); the same check as every other form's."""
+    """The login forms' CSRF token binds the random value sealed in the login cookie (there
+    is no session yet), not the cookie's sealed text: every login page seals the cookie
+    afresh, and a login page opened in another tab (or by another site's link) must not
+    make this one's form stale. An expired login still binds its forms: only its identity
+    provider's answer is refused once it has expired."""
     state = console_state(request)
-    if not sealer(state).csrf_valid(request.cookies.get(LOGIN_COOKIE), token):
+    data = sealer(state).open(LOGIN_COOKIE, request.cookies.get(LOGIN_COOKIE))
+    nonce = data.get("nonce") if data is not None else None
+    if not isinstance(nonce, str) or not sealer(state).csrf_valid(_LOGIN_BINDING + nonce, token):
         raise CsrfRefused
 
 

@@ -15,10 +15,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
 
 from tokenledger.api.deps import moment
 from tokenledger.api.routes.log import signer
 from tokenledger.api.routes.tokens import level_param
+from tokenledger.console import login
 from tokenledger.console.session import check_csrf, logged_in
 from tokenledger.console.views import STATUSES, TokenFilterForm, TokenRow, cascade_of, status_word
 from tokenledger.console.web import ConsoleRoute, console_state, error_page, page
@@ -378,10 +380,38 @@ def _log(request: Request, **extra: Any) -> HTMLResponse:
     )
 
 
-@router.get("/{unknown:path}", response_class=HTMLResponse)
-def no_such_page(request: Request, unknown: str) -> Response:
-    """Any other address under ``/console``: a page saying so, with the console's headers
-    (the API's own 404 is JSON). Last of the console's routes."""
-    if not unknown:
+#: Every method a browser or a script may send: the console answers each with a page.
+_ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@router.api_route("", methods=[m for m in _ANY_METHOD if m != "GET"], response_class=HTMLResponse)
+@router.api_route("/{unknown:path}", methods=_ANY_METHOD, response_class=HTMLResponse)
+def no_such_page(request: Request, unknown: str = "") -> Response:
+    """Any other address or method under ``/console``: a page saying so, with the console's
+    headers (the API's own 404 and 405 are JSON). Last of the console's routes, so that it
+    only answers what no page takes: an address no page has is 404; one a page has, asked
+    with a method that page does not take (a GET of a form's POST address), 405."""
+    if not unknown and request.method == "GET":
         return RedirectResponse("/console", status_code=303)
-    return error_page(404, f"no console page {shown('/console/' + unknown)}", request)
+    address = request.scope["path"]
+    allowed = _methods_at(address)
+    if not allowed:
+        return error_page(404, f"no console page {shown(address)}", request)
+    answer = error_page(
+        405, f"{shown(address)} takes {' and '.join(sorted(allowed))} only", request
+    )
+    answer.headers["Allow"] = ", ".join(sorted(allowed))
+    return answer
+
+
+def _methods_at(path: str) -> set[str]:
+    """The methods the console's pages take at ``path`` (none: no page there)."""
+    found: set[str] = set()
+    for route in (*login.router.routes, *router.routes):
+        if (
+            isinstance(route, APIRoute)
+            and route.endpoint is not no_such_page
+            and route.path_regex.match(path)
+        ):
+            found |= route.methods or set()
+    return found

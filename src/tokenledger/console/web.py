@@ -143,6 +143,7 @@ def error_page(status: int, message: str, request: Request) -> HTMLResponse:
         401: "Not logged in",
         403: "Not allowed",
         404: "Not found",
+        405: "Method not allowed",
         409: "Conflict",
     }
     title = titles.get(status, "Unavailable" if status == 503 else "Error")
