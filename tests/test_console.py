@@ -731,10 +731,15 @@ def test_a_session_access_token_is_renewed_once_expired(api: Api, provider: Oidc
         for _ in range(3):
             assert api.client.get("/console").status_code == 200
         assert head(api) == before  # page views write nothing
+        open_form = csrf_of(api.client.get("/console/log"))  # a form left open in a tab
         frozen.tick(timedelta(hours=1, minutes=1))
         assert api.client.get("/console").status_code == 200
         refreshed = api.ledger.audit_search(OPERATOR, AuditQuery(event_type="SessionRefreshed"))
         assert len(refreshed) == 1
+        # The renewal sealed a new cookie; the form opened before it still posts.
+        checked = api.client.post("/console/log/verify", data={"csrf": open_form})
+        assert checked.status_code == 200, checked.text
+        assert "chain ok" in checked.text
         assert api.client.get("/console").status_code == 200
         assert (
             len(api.ledger.audit_search(OPERATOR, AuditQuery(event_type="SessionRefreshed"))) == 1

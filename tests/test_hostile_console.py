@@ -554,3 +554,14 @@ def test_no_page_shows_a_secret_or_its_hash(api: Api) -> None:
             assert secret[4:20] not in page.text, (str(page.url), secret[:10])
         for cookie in set_cookies(page):
             assert all(secret not in cookie for secret in forms)
+
+
+@pytest.mark.parametrize("query", ["dry_run", "dry_run=maybe", "dry-run=1", "dry_run=true"])
+def test_a_dry_run_parameter_means_nothing_to_a_console_page(api: Api, query: str) -> None:
+    """The API's ``dry_run`` is the API's: a console page answers as without it, as a page."""
+    logged_in(api, api.ann)
+    page = api.client.get(f"/console/log?{query}")
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert_console_headers(page)
+    assert "tokenledger-dry-run" not in {name.lower() for name in page.headers}

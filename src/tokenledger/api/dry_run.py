@@ -48,6 +48,10 @@ _NO_DRY_RUN_PREFIX = "/oauth2/"
 #: The protocol endpoint that changes nothing, answered as usual.
 _INTROSPECTION = "/oauth2/introspect"
 
+#: The web console's pages, left alone: a console page previews its own way (a move's
+#: preview page before its confirm) and answers every error as a page of its own.
+_CONSOLE = "/console"
+
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 
 _requested: ContextVar[bool] = ContextVar("tokenledger_dry_run", default=False)
@@ -100,7 +104,8 @@ class DryRunMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path == _CONSOLE or path.startswith(_CONSOLE + "/"):
             await self.app(scope, receive, send)
             return
         query = scope.get("query_string", b"").decode("latin-1")
@@ -110,7 +115,6 @@ class DryRunMiddleware:
             answer = _refusal(str(refused))
             await answer(scope, receive, send)
             return
-        path = scope["path"]
         if dry_run and path.startswith(_NO_DRY_RUN_PREFIX) and path != _INTROSPECTION:
             answer = _refusal("dry_run is not offered by the OAuth 2.0 protocol endpoints")
             await answer(scope, receive, send)

@@ -27,10 +27,12 @@ The sealed text carries its own end (``exp``): a console login lasts at most
 
 CSRF
 ----
-Every form carries a token that is the HMAC-SHA256, under another derived key, of the
-session cookie's value (or, on the login page, of the login cookie's random value): an
-attacker's page can make a browser post a form but cannot read either cookie, so it
-cannot make the token. It is compared in constant time before the form is looked at.
+Every form carries a token that is the HMAC-SHA256, under another derived key, of a random
+value sealed in the session cookie at login (on the login page, of the one sealed in the
+login cookie): an attacker's page can make a browser post a form but can neither read nor
+open either cookie, so it cannot make the token. The value outlives the cookie's renewals,
+so a form left open in another tab stays good while the login lasts. It is compared in
+constant time before the form is looked at.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class SignedIn:
     ``refresh_token``, ``access_expires``); ``expires``: the console login's end."""
 
     expires: datetime
+    #: Random, made at login and kept across renewals: what the session's CSRF tokens bind.
+    nonce: str
     secret: str | None = None
     access_token: str | None = None
     refresh_token: str | None = None
@@ -93,6 +97,7 @@ class SignedIn:
     def to_dict(self) -> dict[str, Any]:
         return {
             "exp": self.expires.timestamp(),
+            "nonce": self.nonce,
             "secret": self.secret,
             "access_token": self.access_token,
             "refresh_token": self.refresh_token,
@@ -104,6 +109,7 @@ class SignedIn:
         access_exp = data.get("access_exp")
         return cls(
             expires=datetime.fromtimestamp(float(data["exp"]), tz),
+            nonce=str(data["nonce"]),
             secret=data.get("secret"),
             access_token=data.get("access_token"),
             refresh_token=data.get("refresh_token"),

@@ -6,7 +6,8 @@ as the API authenticates a bearer token, and the CSRF check of every form.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import secrets
+from datetime import timedelta
 from typing import Literal
 
 from fastapi import Request
@@ -74,25 +75,26 @@ def sign_in(
     *,
     secret: str | None = None,
     tokens: SessionTokens | None = None,
-    expires: datetime | None = None,
-) -> str:
+    renewing: SignedIn | None = None,
+) -> SignedIn:
     """Set the session cookie for a ledger token's ``secret`` or a login session's
-    ``tokens``; the cookie's value (what the forms' CSRF tokens are made from)."""
+    ``tokens`` (``renewing``: the login whose tokens these renew, whose end and CSRF value
+    they keep); what the cookie holds."""
     now = state.ledger.now()
-    end = expires or now + CONSOLE_LIFETIME
+    end = renewing.expires if renewing is not None else now + CONSOLE_LIFETIME
+    nonce = renewing.nonce if renewing is not None else secrets.token_urlsafe(24)
     if tokens is not None:
-        end = min(end, tokens.session_expires_at)
         login = SignedIn(
-            expires=end,
+            expires=min(end, tokens.session_expires_at),
+            nonce=nonce,
             access_token=tokens.access_token,
             refresh_token=tokens.refresh_token,
             access_expires=tokens.expires_at,
         )
     else:
-        login = SignedIn(expires=end, secret=secret)
-    value = sealer(state).seal(SESSION_COOKIE, login.to_dict())
-    _set(request, state, SESSION_COOKIE, value)
-    return value
+        login = SignedIn(expires=end, nonce=nonce, secret=secret)
+    _set(request, state, SESSION_COOKIE, sealer(state).seal(SESSION_COOKIE, login.to_dict()))
+    return login
 
 
 def sign_out(state: ApiState, request: Request) -> None:
@@ -110,29 +112,30 @@ def logged_in(state: ApiState, request: Request) -> Actor:
             sign_out(state, request)
             raise LoginRequired("your console login has ended: log in again")
         raise LoginRequired()
-    cookie = request.cookies[SESSION_COOKIE]
     try:
         if login.refresh_token is not None and _needs_renewal(state, login):
             tokens = state.ledger.refresh_session(
                 login.refresh_token, state.signing_keys(), issuer=state.settings.issuer
             )
-            cookie = sign_in(state, request, tokens=tokens, expires=login.expires)
-            login = SignedIn(
-                expires=login.expires, access_token=tokens.access_token, refresh_token=None
-            )
+            login = sign_in(state, request, tokens=tokens, renewing=login)
         actor = authenticate_bearer(state, login.bearer)
     except PermissionDenied as exc:
         sign_out(state, request)
         raise LoginRequired(str(exc)) from None
     request.state.console_actor = actor
-    request.state.console_csrf = sealer(state).csrf_token(cookie)
+    request.state.console_csrf = sealer(state).csrf_token(_SESSION_BINDING + login.nonce)
     return actor
 
 
+#: Sets the session forms' CSRF tokens apart from the login page's.
+_SESSION_BINDING = "session "
+
+
 def check_csrf(state: ApiState, request: Request, token: str | None) -> None:
-    """A form's ``csrf`` field against the browser's session cookie; refused before the
-    form does anything."""
-    if not sealer(state).csrf_valid(request.cookies.get(SESSION_COOKIE), token):
+    """A form's ``csrf`` field against the random value sealed in the browser's session
+    cookie; refused before the form does anything."""
+    login = signed_in(state, request)
+    if login is None or not sealer(state).csrf_valid(_SESSION_BINDING + login.nonce, token):
         raise CsrfRefused
 
 
