@@ -52,6 +52,15 @@ def csrf_of(page: httpx.Response) -> str:
     return match.group(1)
 
 
+def begin_provider_login(client: TestClient) -> str:
+    """Begin a login through acme's provider in ``client``; the provider's address."""
+    form = client.get("/console/login")
+    begun = client.post("/console/login/idp", data={"org": "acme", "csrf": csrf_of(form)})
+    target = re.search(r'<a href="([^"]+)">Continue</a>', begun.text)
+    assert target is not None, begun.text
+    return target.group(1).replace("&amp;", "&")
+
+
 def log_in(api: Api, secret: str) -> httpx.Response:
     """Log the test client in with ``secret`` through the login form."""
     form = api.client.get("/console/login")
@@ -660,12 +669,7 @@ def test_login_through_the_identity_provider_and_logout_ends_the_session(
 ) -> None:
     register_provider(api, provider)
     provider.set_user("ann", email="ann@acme.io", email_verified=True)
-    form = api.client.get("/console/login")
-    begun = api.client.post("/console/login/idp", data={"org": "acme", "csrf": csrf_of(form)})
-    assert begun.status_code == 200, begun.text
-    target = re.search(r'<a href="([^"]+)">Continue</a>', begun.text)
-    assert target is not None
-    authorization_url = target.group(1).replace("&amp;", "&")
+    authorization_url = begin_provider_login(api.client)
     assert authorization_url.startswith(provider.issuer)
 
     to_server = provider.login(authorization_url, "ann")
@@ -693,13 +697,8 @@ def test_a_login_answer_not_begun_in_this_browser_is_refused(
 ) -> None:
     register_provider(api, provider)
     provider.set_user("ann", email="ann@acme.io", email_verified=True)
-    form = api.client.get("/console/login")
-    begun = api.client.post("/console/login/idp", data={"org": "acme", "csrf": csrf_of(form)})
-    target = re.search(r'<a href="([^"]+)">Continue</a>', begun.text)
-    assert target is not None
     back = api.client.get(
-        local(provider.login(target.group(1).replace("&amp;", "&"), "ann")),
-        follow_redirects=False,
+        local(provider.login(begin_provider_login(api.client), "ann")), follow_redirects=False
     )
     before = head(api)
     other = TestClient(api.client.app)  # another browser, without this login's cookie
@@ -720,11 +719,7 @@ def test_a_session_access_token_is_renewed_once_expired(api: Api, provider: Oidc
     register_provider(api, provider)
     provider.set_user("ann", email="ann@acme.io", email_verified=True)
     with freeze_time(datetime.now(UTC)) as frozen:
-        form = api.client.get("/console/login")
-        begun = api.client.post("/console/login/idp", data={"org": "acme", "csrf": csrf_of(form)})
-        target = re.search(r'<a href="([^"]+)">Continue</a>', begun.text)
-        assert target is not None
-        to_server = provider.login(target.group(1).replace("&amp;", "&"), "ann")
+        to_server = provider.login(begin_provider_login(api.client), "ann")
         back = api.client.get(local(to_server), follow_redirects=False)
         api.client.get(local(back.headers["location"]))
         before = head(api)

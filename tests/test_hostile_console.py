@@ -21,6 +21,7 @@ from login_helpers import local, register_provider
 from oidc_provider import OidcProvider
 from test_console import (
     assert_console_headers,
+    begin_provider_login,
     csrf_of,
     head,
     log_in,
@@ -56,15 +57,6 @@ def assert_inert(page: httpx.Response) -> None:
 def browser(api: Api) -> TestClient:
     """Another browser: a client of the same server with cookies of its own."""
     return TestClient(api.client.app, raise_server_exceptions=False)
-
-
-def begin_provider_login(client: TestClient) -> str:
-    """Begin a login through acme's provider in ``client``; the provider's address."""
-    form = client.get("/console/login")
-    begun = client.post("/console/login/idp", data={"org": "acme", "csrf": csrf_of(form)})
-    target = re.search(r'<a href="([^"]+)">Continue</a>', begun.text)
-    assert target is not None, begun.text
-    return target.group(1).replace("&amp;", "&")
 
 
 def provider_answer(api: Api, provider: OidcProvider, client: TestClient) -> str:
