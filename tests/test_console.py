@@ -546,6 +546,12 @@ def test_an_auditor_reads_what_the_api_lets_them_and_moves_nothing(api: Api) -> 
     assert sa_token not in org.text
     token_from_api = api.client.get(f"/v2/tokens/{sa_token}", headers=api.bearer(issued.secret))
     assert api.client.get(f"/console/tokens/{sa_token}").status_code == token_from_api.status_code
+    # The account is theirs to see (as the API shows it); its listings the API refuses them
+    # are left out with the API's reason, not the page.
+    account = api.client.get(f"/console/service-accounts/{SA}")
+    assert account.status_code == 200, account.text
+    assert f"Not shown: {listing.json()['error_description']}" in account.text
+    assert sa_token not in account.text
     # The log of the org is an auditor's to read.
     audit = api.client.get("/console/audit", params={"subject": sa_token})
     assert audit.status_code == 200
@@ -646,6 +652,23 @@ def test_a_second_log_check_while_one_runs_is_refused(api: Api) -> None:
     assert "chain ok" not in refused.text
     again = api.client.post("/console/log/verify", data={"csrf": csrf})
     assert "chain ok" in again.text
+
+
+def test_a_tree_missing_a_node_is_reported_on_the_log_page_not_signed(api: Api) -> None:
+    for number in range(20):  # past a block of 16: a stored node to lose
+        api.ledger.execute(c.CreateUser(email=f"u{number}@acme.io"), OPERATOR)
+    csrf = logged_in(api, api.ann)
+    with api.ledger.store.engine.begin() as connection:
+        connection.execute(sa.text('DELETE FROM merkle_nodes WHERE level = 4 AND "index" = 0'))
+    page = api.client.get("/console/log")
+    assert page.status_code == 200, page.text
+    assert "the stored Merkle tree is incomplete" in page.text
+    assert '<pre class="note">' not in page.text
+    checked = api.client.post("/console/log/verify", data={"csrf": csrf})
+    assert checked.status_code == 200, checked.text
+    assert "Merkle tree broken" in checked.text
+    assert "no checkpoint is shown over a log that failed its check" in checked.text
+    assert '<pre class="note">' not in checked.text
 
 
 def test_the_log_check_names_the_first_bad_position(api: Api) -> None:

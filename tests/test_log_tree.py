@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -498,6 +499,33 @@ def test_http_serves_the_key_checkpoints_and_proofs(database_url: str, tmp_path:
         assert store.head() == head
 
 
+def assert_forgeries_fail(document: dict[str, Any], tmp_path: Path, vkey: str) -> None:
+    """A story that says what its proofs do not, or cites what they do not prove: refused."""
+    import copy
+
+    def refused(forged: dict[str, Any], reason: str) -> None:
+        forged_file = write(tmp_path, "forged-story.json", json.dumps(forged))
+        assert logproof.main(["bundle", forged_file, "--key", vkey]) == 6, reason
+
+    last = len(document["story"]) - 1
+    forged = copy.deepcopy(document)
+    forged["story"][last]["actor"] = "operator:someone-else"
+    refused(forged, "the story names another actor")
+    forged = copy.deepcopy(document)
+    forged["story"][last]["event_type"] = "TokenIssued"
+    refused(forged, "the story names another event type")
+    forged = copy.deepcopy(document)
+    forged["proofs"] = forged["proofs"][1:]
+    refused(forged, "an event of the story has no proof")
+    forged = copy.deepcopy(document)
+    forged["proofs"][-1]["entry"] = forged["proofs"][0]["entry"]
+    refused(forged, "a proof of another event's bytes")
+    forged = copy.deepcopy(document)
+    # A genuine proof of another event, moved under this position's number.
+    forged["proofs"][-1] = {**forged["proofs"][0], "position": forged["proofs"][-1]["position"]}
+    refused(forged, "a proof of another position")
+
+
 def test_audit_explain_proves_each_event_it_cites(
     ledger: EventStore, database_url: str, tmp_path: Path
 ) -> None:
@@ -540,12 +568,10 @@ def test_audit_explain_proves_each_event_it_cites(
         forged = {**bundle, "entry": base64.b64encode(entries[index - 1]).decode()}
         forged_file = write(tmp_path, "forged.json", json.dumps(forged))
         assert logproof.main(["bundle", forged_file, "--key", vkey]) == 6
-    # The whole document is checked at once: every bundle in it, or it fails.
+    # The whole document is checked at once: every event it cites, or it fails.
     whole = write(tmp_path, "explained.json", json.dumps(document))
     assert logproof.main(["bundle", whole, "--key", vkey]) == 0
-    document["proofs"][-1]["entry"] = document["proofs"][0]["entry"]
-    tampered = write(tmp_path, "tampered.json", json.dumps(document))
-    assert logproof.main(["bundle", tampered, "--key", vkey]) == 6
+    assert_forgeries_fail(document, tmp_path, vkey)
 
     # Against a server: the same story, proved with the server's log key.
     from test_api_serve import Server
@@ -586,3 +612,44 @@ def test_audit_explain_proves_each_event_it_cites(
         assert refused.status_code == 401
     finally:
         server.stop()
+
+
+def test_a_member_gets_the_proofs_of_the_story_they_are_told(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The proofs follow the story: a member told their token's story (its grant's resource
+    since deleted by the operator, an event of the org they may not read in the audit) is
+    given a proof of every event it cites, which the verifier ties to the story."""
+    from api_helpers import OPERATOR, SA, make_api
+    from tokenledger.domain import commands as c
+    from tokenledger.domain.permissions import Level
+
+    for api in make_api(database_url, tmp_path):
+        bob_token = api.client.get("/v2/whoami", headers=api.bearer(api.bob)).json()["token_id"]
+        api.ledger.execute(
+            c.SetGrant(principal="bob@acme.io", resource="acme/beta", level=Level.WRITE), OPERATOR
+        )
+        beta = [{"resource": "acme/beta", "level": "write"}]
+        other = api.ledger.execute(c.IssueToken(principal="bob@acme.io", grants=beta), OPERATOR)
+        assert other.secret is not None
+        bob = api.bearer(other.secret)
+        api.ledger.execute(
+            c.SetServiceAccountPermission(account_id=SA, resource="acme/beta", level=Level.WRITE),
+            OPERATOR,
+        )
+        api.ledger.execute(c.DeleteResource(path="acme/alpha"), OPERATOR)
+        told = api.client.get(f"/v2/tokens/{bob_token}/explain", headers=bob)
+        assert told.status_code == 200, told.text
+        proved = api.client.get(
+            f"/v2/tokens/{bob_token}/explain", params={"proof": "true"}, headers=bob
+        )
+        assert proved.status_code == 200, proved.text
+        document = proved.json()
+        assert document["story"] == told.json()["story"]
+        cited = {entry["position"] for entry in document["story"]}
+        assert document["revocation"]["position"] in cited | {
+            bundle["position"] for bundle in document["proofs"]
+        }
+        vkey = api.client.get("/v2/log/key").text.strip()
+        saved = write(tmp_path, "bob.json", proved.text)
+        assert logproof.main(["bundle", saved, "--key", vkey]) == 0

@@ -44,8 +44,11 @@ must be the two checkpoints' sizes. ``--index`` may repeat the proof's index; it
      "checkpoint": "<the signed checkpoint note, as text>"}
 
 Other keys in a bundle are ignored and not verified. ``bundle`` also takes a whole
-``audit explain --proof`` document (a ``proofs`` list of bundles) and succeeds only if every
-bundle in it verifies, printing one ``OK`` line each.
+``audit explain --proof`` document (its ``story``, ``revocation`` and ``root_cause`` entries
+and a ``proofs`` list of bundles, each with its ``position``) and succeeds only if every event
+the document cites has a bundle that verifies, all against one checkpoint, and each entry says
+of its event what the proven bytes say (position, stream, event id, type, time, actor, command,
+correlation, ``via``), printing one ``OK`` line per event.
 """
 
 from __future__ import annotations
@@ -660,19 +663,83 @@ def _run_bundle(args: argparse.Namespace) -> str:
     document = _read_json(args.bundle, "bundle")
     if "proofs" not in document:
         return _check_bundle(document, args, "the bundle")
-    # A whole ``audit explain --proof`` document: every bundle in it must verify.
+    return _check_story(document, args)
+
+
+#: What a story entry says of its event, and where the event's canonical bytes say it: the
+#: first line of the bytes is a JSON array [position, stream_id, stream_version, event_id,
+#: event_type, schema_version, recorded_at, actor, command_id, correlation_id(, via)], the
+#: rest the payload as stored.
+_ENVELOPE_FIELDS = {
+    "position": 0,
+    "stream_id": 1,
+    "event_id": 3,
+    "event_type": 4,
+    "recorded_at": 6,
+    "actor": 7,
+    "command_id": 8,
+    "correlation_id": 9,
+}
+
+
+def _check_story(document: dict[str, Any], args: argparse.Namespace) -> str:
+    """A whole ``audit explain --proof`` document: every event its story, revocation and
+    root cause cite has a verifying bundle, all against one checkpoint, and says of its event
+    what the proven bytes say. The payload shown is the ledger's reading of the stored one
+    (which the bundle's entry carries), so it is not compared."""
     bundles = document["proofs"]
     if not isinstance(bundles, list) or not bundles:
         raise ProofError("the document's 'proofs' is not a non-empty list of bundles")
-    lines = []
+    by_position: dict[Any, dict[str, Any]] = {}
     for number, bundle in enumerate(bundles, 1):
         if not isinstance(bundle, dict):
             raise ProofError(f"proof {number} of the document is not a JSON object")
-        lines.append(_check_bundle(bundle, args, f"proof {number}"))
-    return "\n".join(lines)
+        by_position[bundle.get("position")] = bundle
+    if len({bundle.get("checkpoint") for bundle in bundles}) != 1:
+        raise ProofError("the document's proofs are not all against one checkpoint")
+    story = document.get("story")
+    if not isinstance(story, list):
+        raise ProofError("the document's 'story' is not a list")
+    cited = [*story, *(document.get(key) for key in ("revocation", "root_cause"))]
+    lines = []
+    for entry in cited:
+        if entry is None:
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("position"), int):
+            raise ProofError("an event the document cites has no position")
+        position = entry["position"]
+        bundle = by_position.get(position)
+        if bundle is None:
+            raise ProofError(f"the event at position {position} the story cites has no proof")
+        what = f"the proof of position {position}"
+        lines.append(_check_bundle(bundle, args, what, index=position - 1))
+        _check_envelope(entry, _b64decode(bundle["entry"], f"{what}'s entry"), position)
+    return "\n".join(dict.fromkeys(lines))
 
 
-def _check_bundle(bundle: dict[str, Any], args: argparse.Namespace, what: str) -> str:
+def _check_envelope(entry: dict[str, Any], proven: bytes, position: int) -> None:
+    try:
+        fields = json.loads(proven.split(b"\n", 1)[0])
+    except ValueError:
+        raise ProofError(f"the proven entry at position {position} is not an event") from None
+    if not isinstance(fields, list) or len(fields) < 10:
+        raise ProofError(f"the proven entry at position {position} is not an event")
+    claimed = {name: entry.get(name) for name in _ENVELOPE_FIELDS}
+    proven_fields = {name: fields[i] for name, i in _ENVELOPE_FIELDS.items()}
+    if "via" in entry:
+        claimed["via"] = entry["via"]
+        proven_fields["via"] = fields[10] if len(fields) > 10 else None
+    for name, value in claimed.items():
+        if value != proven_fields[name]:
+            raise ProofError(
+                f"the story says {name} {value!r} of position {position}, "
+                f"the proven event says {proven_fields[name]!r}"
+            )
+
+
+def _check_bundle(
+    bundle: dict[str, Any], args: argparse.Namespace, what: str, index: int | None = None
+) -> str:
     entry, inclusion, note = (bundle.get(k) for k in ("entry", "inclusion", "checkpoint"))
     if not isinstance(entry, str):
         raise ProofError(f"{what}'s 'entry' is not a base64 string")
@@ -682,7 +749,7 @@ def _check_bundle(bundle: dict[str, Any], args: argparse.Namespace, what: str) -
         raise ProofError(f"{what}'s 'checkpoint' is not a string")
     leaf = leaf_hash(_b64decode(entry, f"{what}'s entry"))
     checkpoint = open_checkpoint(note, args.key, _origin(args, args.key))
-    return _check_inclusion(leaf, _inclusion_from_json(inclusion), checkpoint, None)
+    return _check_inclusion(leaf, _inclusion_from_json(inclusion), checkpoint, index)
 
 
 def _parser() -> argparse.ArgumentParser:

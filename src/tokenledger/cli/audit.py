@@ -107,7 +107,7 @@ def explain_command(obj: CliContext, token_id: str, as_json: bool, proof: bool) 
         from tokenledger.cli.log_proofs import cited_event_bundles
 
         document = explanation.to_dict()
-        document["proofs"] = cited_event_bundles(obj, actor, explanation)
+        document["proofs"] = cited_event_bundles(obj, explanation)
         echo_json(document)
         return
     if as_json:

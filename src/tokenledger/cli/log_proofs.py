@@ -19,7 +19,6 @@ from tokenledger.cli.output import echo_json
 from tokenledger.errors import IntegrityViolation, ValidationError
 
 if TYPE_CHECKING:
-    from tokenledger.domain.model import Actor
     from tokenledger.projections.audit_queries import Explanation
     from tokenledger.service.log_proofs import LogSigner
 
@@ -157,13 +156,9 @@ def verify_tree(obj: CliContext, checkpoint_file: str | None, vkey: str | None) 
     return lines
 
 
-def cited_event_bundles(
-    obj: CliContext, actor: Actor, explanation: Explanation
-) -> list[dict[str, Any]]:
+def cited_event_bundles(obj: CliContext, explanation: Explanation) -> list[dict[str, Any]]:
     """``audit explain --proof`` on this database: a proof bundle of each event the
     explanation cites (``service.log_proofs.explanation_proofs``)."""
     from tokenledger.service.log_proofs import explanation_proofs
 
-    store = obj.store()
-    ledger = obj.ledger()
-    return explanation_proofs(ledger, store, _signer(obj), actor, explanation)  # type: ignore[arg-type]
+    return explanation_proofs(obj.store(), _signer(obj), explanation)

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from importlib.resources import files
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
 from tokenledger.api.deps import moment
+from tokenledger.api.routes.audit import explanation_out
 from tokenledger.api.routes.log import signer
 from tokenledger.api.routes.tokens import level_param
 from tokenledger.console import login
@@ -38,13 +40,11 @@ from tokenledger.errors import (
 )
 from tokenledger.projections.audit_queries import MAX_LIMIT, AuditQuery
 from tokenledger.service import Ledger
-from tokenledger.service.log_proofs import (
-    explanation_proofs,
-    sign_checkpoint,
-    verify_stored_tree,
-)
+from tokenledger.service.log_proofs import sign_checkpoint, verify_stored_tree
 
 __all__ = ["router"]
+
+T = TypeVar("T")
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 
@@ -111,10 +111,7 @@ def org_page(
 def _visible_tokens(ledger: Ledger, actor: Actor, principal: str) -> list[TokenView]:
     """The tokens of ``principal`` the actor may see: the API's listing for that principal
     (``GET /v2/users/{id}/tokens?all=true``), and none where the API would refuse it."""
-    try:
-        return ledger.tokens_of(actor, principal, include_inactive=True)
-    except (PermissionDenied, NotFound):
-        return []
+    return _listed({}, principal, lambda: ledger.tokens_of(actor, principal, include_inactive=True))
 
 
 @router.get("/tokens/{token_id}", response_class=HTMLResponse)
@@ -157,14 +154,15 @@ def token_proofs(request: Request, token_id: str) -> Response:
     published key without trusting this server."""
     state = console_state(request)
     actor = logged_in(state, request)
-    ledger = state.ledger
-    explanation = ledger.explain_token(actor, token_id)
-    proofs = explanation_proofs(ledger, ledger.store, signer(state), actor, explanation)
-    body = json.dumps({**explanation.to_dict(), "proofs": proofs}, indent=2) + "\n"
+    explanation = state.ledger.explain_token(actor, token_id)
+    body = json.dumps(explanation_out(state, explanation, proof=True), indent=2) + "\n"
     return Response(
         body,
         media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{_file_name(token_id)}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{_file_name(token_id)}"',
+            "Cache-Control": "no-store",
+        },
     )
 
 
@@ -185,21 +183,50 @@ def _account(request: Request, actor: Actor, account_id: str, **extra: Any) -> H
     ledger = console_state(request).ledger
     account = ledger.get_service_account(actor, account_id)
     now = ledger.now()
-    tokens = ledger.tokens_of(actor, account_id, include_inactive=True)
+    # Each listing as the API lists it to this actor; one the API would refuse (an auditor
+    # may see the account but not its tokens) is left out with the API's reason, not the page.
+    refused: dict[str, str] = {}
+    tokens = _listed(
+        refused, "tokens", lambda: ledger.tokens_of(actor, account_id, include_inactive=True)
+    )
     return page(
         "account.html",
         request=request,
         title=f"Service account {account.account_id}",
         account=account,
         rows=[TokenRow(token, status_word(token, now)) for token in tokens],
-        credentials=ledger.client_credentials_of(actor, account_id, include_inactive=True),
-        s3_credentials=ledger.s3_credentials_of(actor, account_id, include_revoked=True),
-        endpoints=ledger.trusted_endpoints_of(actor, account_id),
-        trusts=ledger.issuer_trusts_of(actor, account_id, include_withdrawn=True),
+        credentials=_listed(
+            refused,
+            "credentials",
+            lambda: ledger.client_credentials_of(actor, account_id, include_inactive=True),
+        ),
+        s3_credentials=_listed(
+            refused,
+            "s3_credentials",
+            lambda: ledger.s3_credentials_of(actor, account_id, include_revoked=True),
+        ),
+        endpoints=_listed(
+            refused, "endpoints", lambda: ledger.trusted_endpoints_of(actor, account_id)
+        ),
+        trusts=_listed(
+            refused,
+            "trusts",
+            lambda: ledger.issuer_trusts_of(actor, account_id, include_withdrawn=True),
+        ),
+        refused=refused,
         now=now,
         levels=LEVELS,
         **extra,
     )
+
+
+def _listed(refused: dict[str, str], name: str, listing: Callable[[], list[T]]) -> list[T]:
+    """``listing()``, or nothing with the ledger's refusal kept under ``name``."""
+    try:
+        return listing()
+    except (PermissionDenied, NotFound) as exc:
+        refused[name] = str(exc)
+        return []
 
 
 def _move_command(account_id: str, resource: str, level: str) -> c.SetServiceAccountPermission:
@@ -362,13 +389,19 @@ _CHAIN_CHECK = threading.Lock()
 
 
 def _log(request: Request, **extra: Any) -> HTMLResponse:
+    """The log page; after a check, its report. No checkpoint is signed over a log the check
+    found broken, nor over a tree missing a node (the page says why instead)."""
     state = console_state(request)
     store = state.ledger.store
     checkpoint = problem = None
-    try:
-        checkpoint = sign_checkpoint(store, signer(state)).as_json()
-    except StorageError as exc:
-        problem = str(exc)
+    report = extra.get("report")
+    if extra.get("tree_problem") or (report is not None and not report.ok):
+        problem = "no checkpoint is shown over a log that failed its check"
+    else:
+        try:
+            checkpoint = sign_checkpoint(store, signer(state)).as_json()
+        except (StorageError, IntegrityViolation) as exc:
+            problem = str(exc)
     return page(
         "log.html",
         request=request,

@@ -336,10 +336,13 @@ def cited_positions(explanation: Explanation) -> list[int]:
 
 
 def explanation_proofs(
-    reader: Reader, store: EventStore, signer: LogSigner, actor: Actor, explanation: Explanation
+    store: EventStore, signer: LogSigner, explanation: Explanation
 ) -> list[dict[str, Any]]:
     """``audit explain --proof``: a proof bundle (``logproof bundle`` checks it) of each event
-    the explanation cites, against one signed checkpoint of the log now; each only if
-    ``actor`` may see it, as an inclusion proof is."""
-    with visible_records(reader, actor) as may_see:
-        return proof_bundles(store, signer, cited_positions(explanation), may_see=may_see)
+    the explanation cites, against one signed checkpoint of the log now.
+
+    Whoever was given the explanation (``Ledger.explain_token`` decided they may see the
+    token's story) is given the proofs of the events it shows: a bundle carries those events'
+    stored bytes, which the story has already told them, and asking the audit's rule again
+    would refuse a story that cites an event of a resource since deleted."""
+    return proof_bundles(store, signer, cited_positions(explanation))

@@ -16,8 +16,9 @@ from tokenledger.api.routes.log import signer
 from tokenledger.api.routes.tokens import level_param
 from tokenledger.api.schemas import CommandOut
 from tokenledger.api.security import CurrentActor
+from tokenledger.api.state import ApiState
 from tokenledger.errors import NotFound
-from tokenledger.projections.audit_queries import AuditEntry, AuditQuery
+from tokenledger.projections.audit_queries import AuditEntry, AuditQuery, Explanation
 from tokenledger.service.log_proofs import explanation_proofs
 from tokenledger.store.chain import format_timestamp
 
@@ -90,6 +91,12 @@ def explain(
 ) -> dict[str, Any]:
     """Who issued the token with which grants, what changed since, and why it was revoked."""
     explanation = state.ledger.explain_token(actor, token_id)
+    return explanation_out(state, explanation, proof=proof)
+
+
+def explanation_out(state: ApiState, explanation: Explanation, *, proof: bool) -> dict[str, Any]:
+    """A token's explanation as the API answers it, each entry a whole record; with
+    ``proof``, a proof bundle of each event it cites (``proofs``)."""
     revocation, cause = explanation.revocation, explanation.root_cause
     document = {
         **explanation.to_dict(),
@@ -98,10 +105,7 @@ def explain(
         "root_cause": entry_out(cause) if cause is not None else None,
     }
     if proof:
-        ledger = state.ledger
-        document["proofs"] = explanation_proofs(
-            ledger, ledger.store, signer(state), actor, explanation
-        )
+        document["proofs"] = explanation_proofs(state.ledger.store, signer(state), explanation)
     return document
 
 
