@@ -69,6 +69,7 @@ __all__ = [
     "authorise_issue",
     "authorise_issuer",
     "authorise_lifting",
+    "authorise_log_check",
     "authorise_org_policy",
     "authorise_provider_setting",
     "authorise_resource_attributes",
@@ -1074,6 +1075,17 @@ def _kind(principal: str) -> str:
 def sees_every_event(actor: Actor) -> bool:
     """The operator reads the whole log; nobody else does."""
     return actor.kind is ActorKind.OPERATOR
+
+
+def authorise_log_check(view: LedgerView, actor: Actor, orgs: Iterable[str], now: datetime) -> None:
+    """Checking the whole chain reads every event: it is for the operator and for whoever
+    reads some org's events as a whole (its admins and auditors, ``may_see_event``). The
+    answer (intact, or the first bad position) reveals no event."""
+    if sees_every_event(actor) or any(may_see(view, actor, org, now) for org in orgs):
+        return
+    raise PermissionDenied(
+        "checking the log's chain is for the operator and an org's admins and auditors"
+    )
 
 
 def may_see_event(

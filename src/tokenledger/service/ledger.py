@@ -66,6 +66,7 @@ if TYPE_CHECKING:  # the commands (pydantic) and the signing keys load when firs
     from tokenledger.domain.sigv4 import ReceivedRequest
     from tokenledger.domain.webhooks import WebhookView
     from tokenledger.service.keys import KeyRing, KeyStore
+    from tokenledger.service.log_proofs import LogCheck
     from tokenledger.service.oidc import OidcClient
     from tokenledger.service.s3 import IssuedS3Credential
     from tokenledger.service.sessions import SessionTokens
@@ -663,6 +664,13 @@ class Ledger:
 
     def blast_radius(self, actor: Actor, token_id: str) -> BlastRadius:
         return audit.blast_radius(self, actor, token_id)
+
+    def check_log(self, actor: Actor) -> LogCheck:
+        """The whole log checked as ``tokenledger log verify`` checks it (its chain, then its
+        stored Merkle tree), for the operator and an org's admins and auditors."""
+        from tokenledger.service.log_proofs import check_log
+
+        return check_log(self, self.store, actor)
 
     def who_can(
         self, actor: Actor, resource: str, level: Level, *, at: datetime | None = None

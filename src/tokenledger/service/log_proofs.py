@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tokenledger import logproof
-from tokenledger.domain.authority import sees_every_event
+from tokenledger.domain.authority import authorise_log_check, sees_every_event
 from tokenledger.domain.model import Actor
 from tokenledger.errors import IntegrityViolation, NotFound, ValidationError
 from tokenledger.service.audit import visible_events
@@ -35,7 +35,7 @@ from tokenledger.service.keys import KeyStore
 from tokenledger.service.reading import Reader
 from tokenledger.store import EventStore, RecordedEvent
 from tokenledger.store.backends import backend_for
-from tokenledger.store.eventstore import read_head
+from tokenledger.store.eventstore import ChainReport, read_head
 from tokenledger.store.logtree import (
     NodeMismatch,
     StoredTree,
@@ -53,8 +53,10 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_ISSUER",
     "LOG_ORIGIN_ENV",
+    "LogCheck",
     "LogSigner",
     "SignedCheckpoint",
+    "check_log",
     "cited_positions",
     "consistency",
     "explanation_proofs",
@@ -346,3 +348,32 @@ def explanation_proofs(
     stored bytes, which the story has already told them, and asking the audit's rule again
     would refuse a story that cites an event of a resource since deleted."""
     return proof_bundles(store, signer, cited_positions(explanation))
+
+
+@dataclass(frozen=True)
+class LogCheck:
+    """The chain's report and, when the chain verified, the stored tree's: ``tree`` its
+    one-line report, or ``tree_problem`` the first node that is not what the events make."""
+
+    report: ChainReport
+    tree: str | None = None
+    tree_problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok and self.tree_problem is None
+
+
+def check_log(reader: Reader, store: EventStore, actor: Actor) -> LogCheck:
+    """``tokenledger log verify`` for ``actor`` (``authorise_log_check``): every event's hash
+    recomputed, then the stored Merkle tree against the events."""
+    now = reader.now()
+    with reader.view() as view:
+        authorise_log_check(view, actor, view.list_orgs(), now)
+    report = store.verify_chain()
+    if not report.ok:
+        return LogCheck(report)
+    try:
+        return LogCheck(report, tree=verify_stored_tree(store))
+    except IntegrityViolation as exc:
+        return LogCheck(report, tree_problem=str(exc))
