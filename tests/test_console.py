@@ -61,6 +61,16 @@ def begin_provider_login(client: TestClient) -> str:
     return target.group(1).replace("&amp;", "&")
 
 
+HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+def confirm_form(preview: httpx.Response) -> dict[str, str]:
+    """The hidden fields of a move's preview page: what its "Confirm" button posts."""
+    fields = dict(HIDDEN.findall(preview.text))
+    assert {"csrf", "resource", "level", "previewed"} <= set(fields), preview.text
+    return fields
+
+
 def log_in(api: Api, secret: str) -> httpx.Response:
     """Log the test client in with ``secret`` through the login form."""
     form = api.client.get("/console/login")
@@ -491,10 +501,21 @@ def test_the_service_account_page_previews_a_move_then_performs_it(api: Api) -> 
     assert "Confirm the move" in preview.text
     assert api.ledger.get_token(OPERATOR, sa_token).revoked_at is None
 
-    done = api.client.post(
-        f"/console/service-accounts/{SA}/move/confirm", data={**move, "csrf": csrf_of(preview)}
-    )
+    confirm = f"/console/service-accounts/{SA}/move/confirm"
+    form = confirm_form(preview)
+    assert (form["resource"], form["level"]) == ("acme/beta", "write")
+    # A token issued after the preview would be revoked unseen: the move is shown again.
+    later = issue_sa_token(api, "acme/alpha")
+    changed = api.client.post(confirm, data=form)
+    assert changed.status_code == 409, changed.text
+    assert "changed since its preview" in changed.text
+    assert f'href="/console/tokens/{later}"' in changed.text
+    assert api.ledger.get_token(OPERATOR, sa_token).revoked_at is None
+    assert api.ledger.get_service_account(OPERATOR, SA).permission.resource == "acme/alpha"
+    before = head(api)
+    done = api.client.post(confirm, data=confirm_form(changed))
     assert done.status_code == 200, done.text
+    assert api.ledger.get_token(OPERATOR, later).revoked_at is not None
     assert "The permission was moved" in done.text
     assert head(api)[0] > before[0]
     assert api.ledger.get_service_account(OPERATOR, SA).permission.resource == "acme/beta"

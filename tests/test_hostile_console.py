@@ -22,6 +22,7 @@ from oidc_provider import OidcProvider
 from test_console import (
     assert_console_headers,
     begin_provider_login,
+    confirm_form,
     csrf_of,
     head,
     log_in,
@@ -178,7 +179,8 @@ def test_the_chain_check_is_for_admins_and_auditors_and_writes_nothing(api: Api)
     before = head(api)
     refused = api.client.post("/console/log/verify", data={"csrf": csrf})
     assert refused.status_code == 403
-    assert "checking the log&#39;s chain is for the operator and an org&#39;s admins" in refused.text
+    said = "checking the log&#39;s chain is for the operator and an org&#39;s admins"
+    assert said in refused.text
     assert "chain ok" not in refused.text
     admin = browser(api)
     form = admin.get("/console/login")
@@ -532,8 +534,7 @@ def test_no_page_shows_a_secret_or_its_hash(api: Api) -> None:
         data={"csrf": csrf, "resource": "acme/beta", "level": "write"},
     )
     confirmed = api.client.post(
-        f"/console/service-accounts/{SA}/move/confirm",
-        data={"csrf": csrf_of(preview), "resource": "acme/beta", "level": "write"},
+        f"/console/service-accounts/{SA}/move/confirm", data=confirm_form(preview)
     )
     assert confirmed.status_code == 200, confirmed.text
     pages = [refused_login, preview, confirmed] + [

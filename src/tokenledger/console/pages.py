@@ -8,6 +8,8 @@ refuses (``web.ConsoleRoute`` turns the ledger's errors into pages).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 from collections.abc import Callable
@@ -30,6 +32,7 @@ from tokenledger.domain import commands as c
 from tokenledger.domain import events as e
 from tokenledger.domain.model import Actor, TokenView
 from tokenledger.domain.names import shown
+from tokenledger.domain.outcome import Outcome
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import (
     Conflict,
@@ -252,11 +255,25 @@ def move_preview(
     state = console_state(request)
     check_csrf(state, request, csrf)
     actor = logged_in(state, request)
-    account = state.ledger.get_service_account(actor, account_id)
+    return _move_preview(request, actor, account_id, resource, level)
+
+
+def _move_preview(
+    request: Request,
+    actor: Actor,
+    account_id: str,
+    resource: str,
+    level: str,
+    status: int = 200,
+    changed: bool = False,
+) -> HTMLResponse:
+    ledger = console_state(request).ledger
+    account = ledger.get_service_account(actor, account_id)
     command = _move_command(account_id, resource, level)
-    preview = state.ledger.preview(command, actor)
+    preview = ledger.preview(command, actor)
     return page(
         "move_preview.html",
+        status,
         request=request,
         title=f"Move the permission of {account.account_id}?",
         account=account,
@@ -264,7 +281,19 @@ def move_preview(
         level=command.level.label,
         outcome=preview.outcome,
         events=len(preview.events),
+        withdrawn=_withdrawn(preview.outcome),
+        changed=changed,
     )
+
+
+def _withdrawn(outcome: Outcome) -> str:
+    """What a move would withdraw, as one digest: the confirm form carries its preview's, so
+    that a move whose cascade changed since (a token issued meanwhile) is shown again
+    rather than run."""
+    withdrawn = sorted(
+        [*outcome.revoked, *outcome.revoked_client_ids, *outcome.revoked_access_key_ids]
+    )
+    return hashlib.sha256("\n".join(withdrawn).encode()).hexdigest()
 
 
 @router.post("/service-accounts/{account_id}/move/confirm", response_class=HTMLResponse)
@@ -274,12 +303,18 @@ def move_confirm(
     csrf: CsrfField = None,
     resource: FormText = "",
     level: FormText = "",
+    previewed: FormText = "",
 ) -> Response:
-    """Move the account's permission, cascade included, as the API's route does."""
+    """Move the account's permission, cascade included, as the API's route does, if it
+    withdraws what its preview showed; otherwise the new preview, to confirm again."""
     state = console_state(request)
     check_csrf(state, request, csrf)
     actor = logged_in(state, request)
-    result = state.ledger.execute(_move_command(account_id, resource, level), actor)
+    command = _move_command(account_id, resource, level)
+    now = _withdrawn(state.ledger.preview(command, actor).outcome)
+    if not hmac.compare_digest(now, previewed):
+        return _move_preview(request, actor, account_id, resource, level, 409, changed=True)
+    result = state.ledger.execute(command, actor)
     return _account(request, actor, account_id, moved=result)
 
 
