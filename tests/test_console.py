@@ -438,6 +438,23 @@ def test_the_token_page_tells_its_story_and_draws_its_cascade(api: Api) -> None:
     assert "Revoked directly by operator:root" in direct_page
     assert '<ul class="tree"' not in direct_page
 
+    # Revoked directly, with a token derived from it: its revocation heads the tree.
+    parent = issue_sa_token(api, "acme/beta")
+    child = api.ledger.execute(
+        c.IssueToken(parent_id=parent, grants=[{"resource": "acme/beta", "level": "read"}]),
+        OPERATOR,
+    ).issued
+    assert child is not None
+    api.ledger.execute(c.RevokeToken(token_id=parent), OPERATOR)
+    parent_page = api.client.get(f"/console/tokens/{parent}").text
+    assert "Revoked directly, and with it everything listed" in parent_page
+    parent_tree = parent_page[parent_page.index('<ul class="tree"') :]
+    assert "TokenRevoked" in parent_tree[: parent_tree.index("</span>")]
+    assert f'href="/console/tokens/{child.token_id}"' in parent_tree
+    child_page = api.client.get(f"/console/tokens/{child.token_id}").text
+    child_tree = child_page[child_page.index('<ul class="tree"') :]
+    assert f'href="/console/tokens/{parent}"' in child_tree
+
 
 def test_a_tokens_story_downloads_with_proofs_an_auditor_checks_offline(
     api: Api, tmp_path: Path

@@ -81,6 +81,8 @@ class Cascade:
 
     cause: AuditEntry
     items: list[CascadeItem] = field(default_factory=list)
+    #: The token's own revocation began it (a token revoked with those derived from it).
+    direct: bool = False
 
     def by_kind(self) -> list[tuple[str, list[CascadeItem]]]:
         groups: dict[str, list[CascadeItem]] = {}
@@ -91,17 +93,21 @@ class Cascade:
 
 def cascade_of(explanation: Explanation, command_events: list[AuditEntry]) -> Cascade | None:
     """The cascade that revoked the explained token, drawn from the events of the command
-    that revoked it (as the caller may see them); None when it was revoked directly."""
+    that revoked it (as the caller may see them): its cause, then everything revoked with
+    it. A token revoked directly has one only if something was revoked with it (the tokens
+    derived from it); otherwise None."""
     revocation, cause = explanation.revocation, explanation.root_cause
-    if revocation is None or cause is None:
-        return None
-    if cause.record.position == revocation.record.position:
+    if revocation is None:
         return None
     items: list[CascadeItem] = []
     for entry in command_events:
         item = _revoked_item(entry.event, explanation.token_id)
         if item is not None:
             items.append(item)
+    if cause is None or cause.record.position == revocation.record.position:
+        if all(item.current for item in items):
+            return None
+        return Cascade(cause=revocation, items=items, direct=True)
     return Cascade(cause=cause, items=items)
 
 
