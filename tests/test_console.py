@@ -360,6 +360,16 @@ def issue_sa_token(api: Api, resource: str = "acme/alpha") -> str:
 def test_the_org_page_shows_members_accounts_and_tokens_with_status(api: Api) -> None:
     revoked = issue_sa_token(api)
     api.ledger.execute(c.RevokeToken(token_id=revoked), OPERATOR)
+    # Ann's token for another org she belongs to is that org's, not acme's.
+    api.ledger.execute(c.AddMember(org="other", email="ann@acme.io"), OPERATOR)
+    api.ledger.execute(
+        c.SetGrant(principal="ann@acme.io", resource="other", level=Level.READ), OPERATOR
+    )
+    elsewhere = api.ledger.execute(
+        c.IssueToken(principal="ann@acme.io", grants=[{"resource": "other", "level": "read"}]),
+        OPERATOR,
+    ).issued
+    assert elsewhere is not None
     logged_in(api, api.ann)
     page = api.client.get("/console/orgs/acme")
     assert page.status_code == 200
@@ -375,6 +385,7 @@ def test_the_org_page_shows_members_accounts_and_tokens_with_status(api: Api) ->
     assert "status-live" in text
     # Carol's token (org other) is not in acme's listing.
     assert token_id(api, api.carol) not in text
+    assert elsewhere.token_id not in text
 
     only_revoked = api.client.get("/console/orgs/acme", params={"status": "revoked"}).text
     assert revoked in only_revoked

@@ -30,6 +30,7 @@ from tokenledger.console.views import STATUSES, TokenFilterForm, TokenRow, casca
 from tokenledger.console.web import ConsoleRoute, console_state, error_page, page
 from tokenledger.domain import commands as c
 from tokenledger.domain import events as e
+from tokenledger.domain.authority import token_orgs
 from tokenledger.domain.model import Actor, TokenView
 from tokenledger.domain.names import shown
 from tokenledger.domain.outcome import Outcome
@@ -54,7 +55,7 @@ router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schem
 Text = Annotated[str, Query(max_length=400)]
 FormText = Annotated[str, Form(max_length=400)]
 #: Optional and unbounded here so that a missing or wrong token is the CSRF refusal (403),
-#: checked before any other field is read.
+#: checked before the form does anything.
 CsrfField = Annotated[str | None, Form()]
 
 LEVELS = tuple(level.label for level in Level if level is not Level.NONE)
@@ -90,10 +91,12 @@ def org_page(
     accounts = ledger.service_accounts(actor, org)
     now = ledger.now()
     holders = [*members, *(account.account_id for account in accounts)]
+    # A member's tokens for other orgs are not this org's (the token's orgs: the domain's).
     rows = [
         TokenRow(token, status_word(token, now))
         for principal in holders
         for token in _visible_tokens(ledger, actor, principal)
+        if org in token_orgs(token)
     ]
     wanted = TokenFilterForm(status=status, holder=holder, text=text.strip())
     return page(
