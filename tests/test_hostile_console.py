@@ -463,17 +463,23 @@ def test_methods_a_page_does_not_take_are_console_pages_that_change_nothing(api:
         ("GET", "/console/logout", "POST"),
         ("GET", "/console/log/verify", "POST"),
         ("GET", f"/console/service-accounts/{SA}/move/confirm", "POST"),
-        ("POST", "/console/audit", "GET"),
-        ("POST", "/console", "GET"),
-        ("PUT", "/console/login", "GET, POST"),
-        ("DELETE", f"/console/service-accounts/{SA}", "GET"),
-        ("HEAD", "/console", "GET"),
+        ("POST", "/console/audit", "GET, HEAD"),
+        ("POST", "/console", "GET, HEAD"),
+        ("PUT", "/console/login", "GET, HEAD, POST"),
+        ("DELETE", f"/console/service-accounts/{SA}", "GET, HEAD"),
+        ("HEAD", "/console/log/verify", "POST"),
     ):
         answer = api.client.request(method, path, follow_redirects=False)
         assert answer.status_code == 405, (method, path)
         assert answer.headers["allow"] == allowed, (method, path)
         assert answer.headers["content-type"].startswith("text/html")
         assert answer.headers["cache-control"] == "no-store"
+        assert_console_headers(answer)
+    # A page answers HEAD as it answers GET: its status and headers, no body.
+    for path in ("/console", "/console/log", f"/console/service-accounts/{SA}"):
+        answer = api.client.head(path)
+        assert answer.status_code == 200, path
+        assert answer.content == b""
         assert_console_headers(answer)
     unknown = api.client.post("/console/nothing/here")
     assert unknown.status_code == 404
