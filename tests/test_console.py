@@ -541,7 +541,22 @@ def test_the_service_account_page_previews_a_move_then_performs_it(api: Api) -> 
     assert api.ledger.get_token(OPERATOR, sa_token).revoked_at is None
     assert api.ledger.get_service_account(OPERATOR, SA).permission.resource == "acme/alpha"
     before = head(api)
-    done = api.client.post(confirm, data=confirm_form(changed))
+    # So is an issuer trusted meanwhile, which the move would withdraw.
+    api.ledger.execute(
+        c.TrustIssuer(
+            account_id=SA,
+            issuer="https://token.actions.githubusercontent.com",
+            subject="repo:acme/app:*",
+            audience="ledger",
+        ),
+        OPERATOR,
+    )
+    again = api.client.post(confirm, data=confirm_form(changed))
+    assert again.status_code == 409, again.text
+    assert "IssuerUntrusted" in again.text
+    assert api.ledger.get_token(OPERATOR, sa_token).revoked_at is None
+    before = head(api)
+    done = api.client.post(confirm, data=confirm_form(again))
     assert done.status_code == 200, done.text
     assert api.ledger.get_token(OPERATOR, later).revoked_at is not None
     assert "The permission was moved" in done.text

@@ -10,6 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -524,6 +527,27 @@ def assert_forgeries_fail(document: dict[str, Any], tmp_path: Path, vkey: str) -
     # A genuine proof of another event, moved under this position's number.
     forged["proofs"][-1] = {**forged["proofs"][0], "position": forged["proofs"][-1]["position"]}
     refused(forged, "a proof of another position")
+    forged = copy.deepcopy(document)
+    issued = next(e for e in forged["story"] if e["event_type"] == "TokenIssued")
+    issued["data"]["grants"] = [{"resource": "acme", "level": "admin"}]
+    refused(forged, "the story shows other grants than the event holds")
+    forged = copy.deepcopy(document)
+    forged["story"][last]["stream_version"] = 99
+    refused(forged, "the story says another stream version")
+    forged = copy.deepcopy(document)
+    forged["story"], forged["revocation"], forged["root_cause"] = [], None, None
+    refused(forged, "a story citing nothing")
+    forged = copy.deepcopy(document)
+    forged["story"] = forged["story"][1:]
+    if forged["revocation"]["position"] != document["story"][0]["position"]:
+        refused(forged, "a proof of an event the story does not cite")
+    forged = copy.deepcopy(document)
+    forged["proofs"].append(forged["proofs"][0])
+    refused(forged, "a position proved twice")
+    for odd in (True, [1], {"a": 1}, "1"):
+        forged = copy.deepcopy(document)
+        forged["proofs"][0]["position"] = odd
+        refused(forged, f"a proof at position {odd!r}")
 
 
 def test_audit_explain_proves_each_event_it_cites(
@@ -584,12 +608,17 @@ def test_audit_explain_proves_each_event_it_cites(
     assert ann.issued is not None
     server = Server(database_url, tmp_path / "server-keys.json")
     try:
-        remote = CliRunner().invoke(
-            cli,
-            ["--server", server.base, "audit", "explain", ann.issued.token_id, "--proof"],
-            env={"TOKENLEDGER_TOKEN": ann.secret},
+        # The installed command, as a user runs it against a server (its own process).
+        command = [str(Path(sys.executable).with_name("tokenledger")), "--server", server.base]
+        remote = subprocess.run(
+            [*command, "audit", "explain", ann.issued.token_id, "--proof"],
+            env={**os.environ, "TOKENLEDGER_TOKEN": ann.secret},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
         )
-        assert remote.exit_code == 0, remote.output
+        assert remote.returncode == 0, remote.stderr
         served = json.loads(remote.stdout)
         local = json.loads(ok(run(database_url, "audit", "explain", ann.issued.token_id, "--json")))
         assert served["story"] == local["story"]

@@ -46,9 +46,11 @@ must be the two checkpoints' sizes. ``--index`` may repeat the proof's index; it
 Other keys in a bundle are ignored and not verified. ``bundle`` also takes a whole
 ``audit explain --proof`` document (its ``story``, ``revocation`` and ``root_cause`` entries
 and a ``proofs`` list of bundles, each with its ``position``) and succeeds only if every event
-the document cites has a bundle that verifies, all against one checkpoint, and each entry says
-of its event what the proven bytes say (position, stream, event id, type, time, actor, command,
-correlation, ``via``), printing one ``OK`` line per event.
+the document cites has exactly one bundle that verifies, every bundle is of a cited event, all
+are against one checkpoint, and each entry says of its event what the proven bytes say (its
+position, stream, event id, type, time, actor, command, correlation and ``via``, and each
+payload value the stored payload also holds), printing one ``OK`` line per event. Proofs of
+inclusion cannot show that a story leaves no event out.
 """
 
 from __future__ import annotations
@@ -673,6 +675,7 @@ def _run_bundle(args: argparse.Namespace) -> str:
 _ENVELOPE_FIELDS = {
     "position": 0,
     "stream_id": 1,
+    "stream_version": 2,
     "event_id": 3,
     "event_type": 4,
     "recorded_at": 6,
@@ -684,28 +687,35 @@ _ENVELOPE_FIELDS = {
 
 def _check_story(document: dict[str, Any], args: argparse.Namespace) -> str:
     """A whole ``audit explain --proof`` document: every event its story, revocation and
-    root cause cite has a verifying bundle, all against one checkpoint, and says of its event
-    what the proven bytes say. The payload shown is the ledger's reading of the stored one
-    (which the bundle's entry carries), so it is not compared."""
+    root cause cite has exactly one verifying bundle and every bundle is of a cited event,
+    all against one checkpoint, and each entry says of its event what the proven bytes say:
+    its envelope, and each value of its payload the stored payload also holds (the ledger
+    shows an event recorded under an older schema with the fields added since). What the
+    proofs cannot show: that the story leaves no event out, and its summaries' wording."""
     bundles = document["proofs"]
     if not isinstance(bundles, list) or not bundles:
         raise ProofError("the document's 'proofs' is not a non-empty list of bundles")
-    by_position: dict[Any, dict[str, Any]] = {}
+    by_position: dict[int, dict[str, Any]] = {}
     for number, bundle in enumerate(bundles, 1):
-        if not isinstance(bundle, dict):
-            raise ProofError(f"proof {number} of the document is not a JSON object")
-        by_position[bundle.get("position")] = bundle
-    if len({bundle.get("checkpoint") for bundle in bundles}) != 1:
+        if not isinstance(bundle, dict) or not _is_position(bundle.get("position")):
+            raise ProofError(f"proof {number} of the document is not a bundle with a position")
+        if not isinstance(bundle.get("checkpoint"), str):
+            raise ProofError(f"proof {number} of the document has no checkpoint note")
+        if bundle["position"] in by_position:
+            raise ProofError(f"the document proves position {bundle['position']} twice")
+        by_position[bundle["position"]] = bundle
+    if len({bundle["checkpoint"] for bundle in bundles}) != 1:
         raise ProofError("the document's proofs are not all against one checkpoint")
     story = document.get("story")
     if not isinstance(story, list):
         raise ProofError("the document's 'story' is not a list")
     cited = [*story, *(document.get(key) for key in ("revocation", "root_cause"))]
-    lines = []
+    cited = [entry for entry in cited if entry is not None]
+    if not cited:
+        raise ProofError("the document cites no event")
+    lines, proven = [], set()
     for entry in cited:
-        if entry is None:
-            continue
-        if not isinstance(entry, dict) or not isinstance(entry.get("position"), int):
+        if not isinstance(entry, dict) or not _is_position(entry.get("position")):
             raise ProofError("an event the document cites has no position")
         position = entry["position"]
         bundle = by_position.get(position)
@@ -713,27 +723,49 @@ def _check_story(document: dict[str, Any], args: argparse.Namespace) -> str:
             raise ProofError(f"the event at position {position} the story cites has no proof")
         what = f"the proof of position {position}"
         lines.append(_check_bundle(bundle, args, what, index=position - 1))
-        _check_envelope(entry, _b64decode(bundle["entry"], f"{what}'s entry"), position)
+        _check_entry(entry, _b64decode(bundle["entry"], f"{what}'s entry"), position)
+        proven.add(position)
+    uncited = sorted(set(by_position) - proven)
+    if uncited:
+        raise ProofError(
+            f"the document proves position {uncited[0]}, which its story does not cite"
+        )
     return "\n".join(dict.fromkeys(lines))
 
 
-def _check_envelope(entry: dict[str, Any], proven: bytes, position: int) -> None:
+def _is_position(value: Any) -> bool:
+    # bool is an int in Python, and true is no position.
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_entry(entry: dict[str, Any], proven: bytes, position: int) -> None:
+    envelope, _, payload_bytes = proven.partition(b"\n")
     try:
-        fields = json.loads(proven.split(b"\n", 1)[0])
-    except ValueError:
+        fields = json.loads(envelope)
+        payload = json.loads(payload_bytes)
+    except (ValueError, RecursionError):
         raise ProofError(f"the proven entry at position {position} is not an event") from None
-    if not isinstance(fields, list) or len(fields) < 10:
+    if not isinstance(fields, list) or len(fields) < 10 or not isinstance(payload, dict):
         raise ProofError(f"the proven entry at position {position} is not an event")
-    claimed = {name: entry.get(name) for name in _ENVELOPE_FIELDS}
-    proven_fields = {name: fields[i] for name, i in _ENVELOPE_FIELDS.items()}
-    if "via" in entry:
-        claimed["via"] = entry["via"]
-        proven_fields["via"] = fields[10] if len(fields) > 10 else None
-    for name, value in claimed.items():
-        if value != proven_fields[name]:
+    said = {name: fields[index] for name, index in _ENVELOPE_FIELDS.items()}
+    said["via"] = fields[10] if len(fields) > 10 else None
+    for name, value in said.items():
+        # stream_version only where the document gives it (the API's shape does).
+        if name == "stream_version" and name not in entry:
+            continue
+        if entry.get(name) != value:
             raise ProofError(
-                f"the story says {name} {value!r} of position {position}, "
-                f"the proven event says {proven_fields[name]!r}"
+                f"the story says {name} {entry.get(name)!r} of position {position}, "
+                f"the proven event says {value!r}"
+            )
+    shown = entry.get("data")
+    if not isinstance(shown, dict):
+        raise ProofError(f"the story shows no event data at position {position}")
+    for key in sorted(payload.keys() & shown.keys()):
+        if shown[key] != payload[key]:
+            raise ProofError(
+                f"the story shows {key} {shown[key]!r} at position {position}, "
+                f"the proven event holds {payload[key]!r}"
             )
 
 

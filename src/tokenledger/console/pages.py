@@ -33,7 +33,6 @@ from tokenledger.domain import events as e
 from tokenledger.domain.authority import token_orgs
 from tokenledger.domain.model import Actor, TokenView
 from tokenledger.domain.names import shown
-from tokenledger.domain.outcome import Outcome
 from tokenledger.domain.permissions import Level
 from tokenledger.errors import (
     Conflict,
@@ -44,6 +43,7 @@ from tokenledger.errors import (
 )
 from tokenledger.projections.audit_queries import MAX_LIMIT, AuditQuery
 from tokenledger.service import Ledger
+from tokenledger.service.commands import CommandPreview
 from tokenledger.service.log_proofs import sign_checkpoint
 
 __all__ = ["router"]
@@ -284,19 +284,19 @@ def _move_preview(
         level=command.level.label,
         outcome=preview.outcome,
         events=len(preview.events),
-        withdrawn=_withdrawn(preview.outcome),
+        records=preview.records,
+        withdrawn=_withdrawn(preview),
         changed=changed,
     )
 
 
-def _withdrawn(outcome: Outcome) -> str:
-    """What a move would withdraw, as one digest: the confirm form carries its preview's, so
-    that a move whose cascade changed since (a token issued meanwhile) is shown again
-    rather than run."""
-    withdrawn = sorted(
-        [*outcome.revoked, *outcome.revoked_client_ids, *outcome.revoked_access_key_ids]
-    )
-    return hashlib.sha256("\n".join(withdrawn).encode()).hexdigest()
+def _withdrawn(preview: CommandPreview) -> str:
+    """Everything a move would append (each event's type and stream: every token,
+    credential and trust it would revoke or withdraw), as one digest. The confirm form
+    carries its preview's, so that a move whose cascade changed since (a token issued or an
+    issuer trusted meanwhile) is shown again rather than run."""
+    appended = sorted(f"{record.event_type} {record.stream_id}" for record in preview.records)
+    return hashlib.sha256("\n".join(appended).encode()).hexdigest()
 
 
 @router.post("/service-accounts/{account_id}/move/confirm", response_class=HTMLResponse)
@@ -314,7 +314,7 @@ def move_confirm(
     check_csrf(state, request, csrf)
     actor = logged_in(state, request)
     command = _move_command(account_id, resource, level)
-    now = _withdrawn(state.ledger.preview(command, actor).outcome)
+    now = _withdrawn(state.ledger.preview(command, actor))
     if not hmac.compare_digest(now, previewed):
         return _move_preview(request, actor, account_id, resource, level, 409, changed=True)
     result = state.ledger.execute(command, actor)
