@@ -44,7 +44,7 @@ from tokenledger.errors import (
 from tokenledger.projections.audit_queries import MAX_LIMIT, AuditQuery
 from tokenledger.service import Ledger
 from tokenledger.service.commands import CommandPreview
-from tokenledger.service.log_proofs import sign_checkpoint
+from tokenledger.service.log_proofs import LogCheck, sign_checkpoint
 
 __all__ = ["router"]
 
@@ -413,20 +413,19 @@ def log_verify(request: Request, csrf: CsrfField = None) -> Response:
         check = state.ledger.check_log(actor)
     finally:
         _CHAIN_CHECK.release()
-    return _log(request, report=check.report, tree=check.tree, tree_problem=check.tree_problem)
+    return _log(request, check)
 
 
 _CHAIN_CHECK = threading.Lock()
 
 
-def _log(request: Request, **extra: Any) -> HTMLResponse:
+def _log(request: Request, check: LogCheck | None = None) -> HTMLResponse:
     """The log page; after a check, its report. No checkpoint is signed over a log the check
     found broken, nor over a tree missing a node (the page says why instead)."""
     state = console_state(request)
     store = state.ledger.store
     checkpoint = problem = None
-    report = extra.get("report")
-    if extra.get("tree_problem") or (report is not None and not report.ok):
+    if check is not None and not check.ok:
         problem = "no checkpoint is shown over a log that failed its check"
     else:
         try:
@@ -440,7 +439,7 @@ def _log(request: Request, **extra: Any) -> HTMLResponse:
         head=store.head(),
         checkpoint=checkpoint,
         checkpoint_problem=problem,
-        **extra,
+        check=check,
     )
 
 

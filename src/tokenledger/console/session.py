@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 from fastapi import Request
 
@@ -58,12 +58,21 @@ def secure_cookies(state: ApiState, request: Request) -> bool:
 
 def signed_in(state: ApiState, request: Request) -> SignedIn | None:
     """The unexpired console login the request's cookie holds, if any."""
-    data = sealer(state).open(SESSION_COOKIE, request.cookies.get(SESSION_COOKIE))
+    return _unexpired(state, request, SESSION_COOKIE, SignedIn)
+
+
+_Sealed = TypeVar("_Sealed", SignedIn, ConsoleLogin)
+
+
+def _unexpired(state: ApiState, request: Request, name: str, kind: type[_Sealed]) -> _Sealed | None:
+    """What the request's cookie ``name`` holds, read as ``kind``, if it opens and has not
+    expired; None for anything else."""
+    data = sealer(state).open(name, request.cookies.get(name))
     if data is None:
         return None
     now = state.ledger.now()
     try:
-        found = SignedIn.from_dict(data, now.tzinfo)
+        found = kind.from_dict(data, now.tzinfo)
     except (KeyError, TypeError, ValueError):
         return None
     return found if found.expires > now else None
@@ -141,15 +150,7 @@ def check_csrf(state: ApiState, request: Request, token: str | None) -> None:
 
 def login_in_progress(state: ApiState, request: Request) -> ConsoleLogin | None:
     """The login under way in this browser (its cookie), if unexpired."""
-    data = sealer(state).open(LOGIN_COOKIE, request.cookies.get(LOGIN_COOKIE))
-    if data is None:
-        return None
-    now = state.ledger.now()
-    try:
-        found = ConsoleLogin.from_dict(data, now.tzinfo)
-    except (KeyError, TypeError, ValueError):
-        return None
-    return found if found.expires > now else None
+    return _unexpired(state, request, LOGIN_COOKIE, ConsoleLogin)
 
 
 def set_login(state: ApiState, request: Request, login: ConsoleLogin | None) -> str | None:

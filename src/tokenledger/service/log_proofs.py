@@ -299,11 +299,7 @@ def verify_stored_tree(store: EventStore) -> str:
 
 
 def proof_bundles(
-    store: EventStore,
-    signer: LogSigner,
-    positions: list[int],
-    *,
-    may_see: Callable[[RecordedEvent], bool] | None = None,
+    store: EventStore, signer: LogSigner, positions: list[int]
 ) -> list[dict[str, Any]]:
     """For each position, logproof's proof bundle (the event's bytes, its inclusion proof,
     the signed checkpoint) against one checkpoint of the log as it is now, plus
@@ -311,16 +307,13 @@ def proof_bundles(
     checkpoint = sign_checkpoint(store, signer)
     bundles = []
     for position in dict.fromkeys(positions):
-        proof = inclusion(store, position, checkpoint.size, may_see=may_see)
+        proof = inclusion(store, position, checkpoint.size)
         bundles.append(
             {
                 "position": position,
                 "entry": proof["entry"],
-                "inclusion": logproof.inclusion_json(
-                    proof["index"],
-                    proof["tree_size"],
-                    [base64.b64decode(h) for h in proof["hashes"]],
-                ),
+                # ``inclusion`` answers in logproof's inclusion shape, plus these two.
+                "inclusion": {k: v for k, v in proof.items() if k not in ("entry", "position")},
                 "checkpoint": checkpoint.note,
             }
         )
